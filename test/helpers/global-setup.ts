@@ -1,0 +1,19 @@
+import type { TestProject } from 'vitest/node';
+import { startDynamoDbLocal, startSqsEmulator } from '../../local/emulators.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    dynamoEndpoint: string;
+    sqsEndpoint: string;
+  }
+}
+
+/** Starts the emulators once for the run and stops them afterwards. */
+export default async function setup(project: TestProject) {
+  const [dynamo, sqs] = await Promise.all([startDynamoDbLocal(), startSqsEmulator()]);
+  project.provide('dynamoEndpoint', dynamo.endpoint);
+  project.provide('sqsEndpoint', sqs.endpoint);
+  return async () => {
+    await Promise.all([dynamo.stop(), sqs.stop()]);
+  };
+}
