@@ -8,6 +8,8 @@ declare module 'vitest' {
   }
 }
 
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
 /** Starts the emulators once for the run and stops them afterwards. */
 export default async function setup(project: TestProject) {
   const [dynamo, sqs] = await Promise.all([startDynamoDbLocal(), startSqsEmulator()]);

@@ -1,0 +1,30 @@
+/**
+ * CloudWatch metric names and namespace, shared by the handlers (which emit them
+ * as EMF) and the Observability construct (which graphs and alarms on them).
+ */
+export const METRICS_NAMESPACE = 'BillingSuite';
+
+export const METRIC = {
+  /** Webhook requests that reached the handler. */
+  webhookReceived: 'WebhookReceived',
+  /** Webhook requests answered 4xx (bad signature, too large, malformed...). Dimension `reason`. */
+  webhookRejected: 'WebhookRejected',
+  /** Verified events safely in SQS (answered 2xx). */
+  webhookEnqueued: 'WebhookEnqueued',
+  /** Verified events that could not be enqueued (answered 5xx so Stripe retries). */
+  webhookEnqueueFailed: 'WebhookEnqueueFailed',
+  /** Events whose state change was committed. */
+  eventsProcessed: 'EventsProcessed',
+  /** Events already in the ledger: acknowledged, nothing changed. */
+  eventsDuplicate: 'EventsDuplicate',
+  /** Events older than the stored state of their object: recorded, state untouched. */
+  eventsOutOfOrder: 'EventsOutOfOrder',
+  /** Event types the consumer does not handle: acknowledged and counted. */
+  eventsIgnored: 'EventsIgnored',
+  /** Records reported as batch item failures (retried, then DLQ). */
+  eventsFailed: 'EventsFailed',
+  /** Milliseconds from SQS enqueue to commit. */
+  processingLag: 'ProcessingLag',
+  /** Milliseconds from Stripe's `created` to commit (includes Stripe's own delivery delay). */
+  endToEndLag: 'EndToEndLag',
+} as const;

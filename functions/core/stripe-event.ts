@@ -1,0 +1,315 @@
+/**
+ * Turns a raw Stripe event (any API version an account pins, 2020-era through
+ * 2025 "basil" and later) into the few facts the subscription domain needs.
+ * Shapes differ by version, so each fact is read from every place Stripe has put it:
+ * - billing period: `subscription.current_period_end` (old) or on each item (basil+);
+ * - an invoice's subscription: `invoice.subscription` (old),
+ *   `invoice.parent.subscription_details.subscription` (basil+);
+ * - a price: `item.price` (2018+) or `item.plan` (older).
+ */
+import { z } from 'zod';
+import { type PriceRef, type PriceTierMap, resolveTier, type Tier } from './tiers.ts';
+
+/** A payload of a handled event type that lacks what we need: retrying will not help. */
+export class MalformedEventError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'MalformedEventError';
+  }
+}
+
+export const SUBSCRIPTION_EVENT_TYPES = [
+  'checkout.session.completed',
+  'customer.created',
+  'customer.updated',
+  'customer.subscription.created',
+  'customer.subscription.updated',
+  'customer.subscription.deleted',
+  'invoice.paid',
+  'invoice.payment_failed',
+] as const;
+export type SubscriptionEventType = (typeof SUBSCRIPTION_EVENT_TYPES)[number];
+
+export type SubscriptionStatus =
+  | 'incomplete'
+  | 'incomplete_expired'
+  | 'trialing'
+  | 'active'
+  | 'past_due'
+  | 'canceled'
+  | 'unpaid'
+  | 'paused';
+
+/** Where an event sits in time; ties in `created` are broken by `rank`, then by event id. */
+export interface EventStamp {
+  eventId: string;
+  created: number;
+}
+
+interface EventBase extends EventStamp {
+  type: string;
+  customerId: string;
+}
+
+export interface CheckoutCompletedFact extends EventBase {
+  kind: 'checkout-completed';
+  userId: string | null;
+  subscriptionId: string | null;
+  mode: string;
+}
+
+export interface CustomerFact extends EventBase {
+  kind: 'customer';
+  userId: string | null;
+}
+
+export interface SubscriptionSnapshot {
+  subscriptionId: string;
+  status: SubscriptionStatus;
+  tier: Tier;
+  priceIds: string[];
+  currentPeriodEnd: number | null;
+  cancelAtPeriodEnd: boolean;
+  /** Stripe's `created` of the subscription object itself. */
+  createdAt: number;
+}
+
+export interface SubscriptionFact extends EventBase {
+  kind: 'subscription';
+  userId: string | null;
+  deleted: boolean;
+  snapshot: SubscriptionSnapshot;
+  unmappedPriceIds: string[];
+}
+
+export interface InvoiceFact extends EventBase {
+  kind: 'invoice';
+  invoiceId: string;
+  subscriptionId: string | null;
+  outcome: 'paid' | 'payment_failed';
+  /** The invoice object's own `created`: a later invoice supersedes an earlier one. */
+  invoiceCreated: number;
+  amountCents: number;
+  currency: string | null;
+}
+
+export type SubscriptionEventFact =
+  | CheckoutCompletedFact
+  | CustomerFact
+  | SubscriptionFact
+  | InvoiceFact;
+
+/** What every event envelope must carry, whatever its type. */
+const envelopeSchema = z.object({
+  id: z.string().startsWith('evt_'),
+  object: z.literal('event'),
+  type: z.string().min(1),
+  created: z.number().int().nonnegative(),
+  data: z.object({ object: z.record(z.string(), z.unknown()) }),
+});
+
+export type StripeEventEnvelope = z.infer<typeof envelopeSchema>;
+
+const idOrObject = z.union([z.string(), z.object({ id: z.string() }).passthrough()]);
+const metadataSchema = z.record(z.string(), z.string().nullable()).nullish();
+
+const priceSchema = z.object({ id: z.string(), metadata: metadataSchema }).passthrough();
+
+const subscriptionSchema = z
+  .object({
+    id: z.string().startsWith('sub_'),
+    customer: idOrObject,
+    status: z.enum([
+      'incomplete',
+      'incomplete_expired',
+      'trialing',
+      'active',
+      'past_due',
+      'canceled',
+      'unpaid',
+      'paused',
+    ]),
+    created: z.number().int(),
+    cancel_at_period_end: z.boolean().nullish(),
+    current_period_end: z.number().int().nullish(),
+    metadata: metadataSchema,
+    items: z.object({
+      data: z.array(
+        z
+          .object({
+            current_period_end: z.number().int().nullish(),
+            price: priceSchema.nullish(),
+            plan: priceSchema.nullish(),
+          })
+          .passthrough(),
+      ),
+    }),
+  })
+  .passthrough();
+
+const customerSchema = z
+  .object({ id: z.string().startsWith('cus_'), metadata: metadataSchema })
+  .passthrough();
+
+const checkoutSessionSchema = z
+  .object({
+    id: z.string(),
+    mode: z.string(),
+    customer: idOrObject.nullish(),
+    subscription: idOrObject.nullish(),
+    client_reference_id: z.string().nullish(),
+    metadata: metadataSchema,
+  })
+  .passthrough();
+
+const invoiceSchema = z
+  .object({
+    id: z.string(),
+    customer: idOrObject,
+    subscription: idOrObject.nullish(),
+    parent: z
+      .object({
+        subscription_details: z
+          .object({ subscription: idOrObject.nullish() })
+          .passthrough()
+          .nullish(),
+      })
+      .passthrough()
+      .nullish(),
+    created: z.number().int().nullish(),
+    amount_paid: z.number().nullish(),
+    amount_due: z.number().nullish(),
+    currency: z.string().nullish(),
+  })
+  .passthrough();
+
+function idOf(value: z.infer<typeof idOrObject> | null | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  return typeof value === 'string' ? value : value.id;
+}
+
+/** The app's user id, as our checkout and customer creation code stamps it. */
+function userIdFrom(
+  metadata: z.infer<typeof metadataSchema>,
+  ...fallbacks: Array<string | null | undefined>
+) {
+  const fromMetadata = metadata?.userId ?? metadata?.user_id;
+  const candidate = fromMetadata ?? fallbacks.find((value) => typeof value === 'string' && value);
+  return candidate ? candidate.trim() || null : null;
+}
+
+function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue?.path.join('.') || '(root)';
+    throw new MalformedEventError(`${what}: ${where}: ${issue?.message ?? 'invalid'}`);
+  }
+  return result.data;
+}
+
+/** Validates the envelope every Stripe event has. */
+export function parseEnvelope(value: unknown): StripeEventEnvelope {
+  return parseOrThrow(envelopeSchema, value, 'event envelope');
+}
+
+export function isSubscriptionEventType(type: string): type is SubscriptionEventType {
+  return (SUBSCRIPTION_EVENT_TYPES as readonly string[]).includes(type);
+}
+
+/**
+ * Extracts the domain facts from a handled event type. Throws MalformedEventError
+ * when a required field is missing; returns null for a checkout session with no
+ * customer (nothing to link).
+ */
+export function toSubscriptionFact(
+  event: StripeEventEnvelope & { type: SubscriptionEventType },
+  priceTierMap: PriceTierMap,
+): SubscriptionEventFact | null {
+  const stamp = { eventId: event.id, created: event.created, type: event.type };
+  const object = event.data.object;
+  switch (event.type) {
+    case 'checkout.session.completed': {
+      const session = parseOrThrow(checkoutSessionSchema, object, event.type);
+      const customerId = idOf(session.customer);
+      if (!customerId) return null;
+      return {
+        ...stamp,
+        kind: 'checkout-completed',
+        customerId,
+        userId: userIdFrom(session.metadata, session.client_reference_id),
+        subscriptionId: idOf(session.subscription),
+        mode: session.mode,
+      };
+    }
+    case 'customer.created':
+    case 'customer.updated': {
+      const customer = parseOrThrow(customerSchema, object, event.type);
+      return {
+        ...stamp,
+        kind: 'customer',
+        customerId: customer.id,
+        userId: userIdFrom(customer.metadata),
+      };
+    }
+    case 'customer.subscription.created':
+    case 'customer.subscription.updated':
+    case 'customer.subscription.deleted': {
+      const subscription = parseOrThrow(subscriptionSchema, object, event.type);
+      const customerId = idOf(subscription.customer);
+      if (!customerId) throw new MalformedEventError(`${event.type}: customer missing`);
+      const prices: PriceRef[] = [];
+      const itemPeriodEnds: number[] = [];
+      for (const item of subscription.items.data) {
+        const price = item.price ?? item.plan;
+        if (price) prices.push({ id: price.id, metadataTier: price.metadata?.tier ?? undefined });
+        if (typeof item.current_period_end === 'number')
+          itemPeriodEnds.push(item.current_period_end);
+      }
+      const { tier, unmappedPriceIds } = resolveTier(prices, priceTierMap);
+      // basil+: the period lives on items; with several items the subscription
+      // is paid up to the latest of them.
+      const currentPeriodEnd =
+        subscription.current_period_end ??
+        (itemPeriodEnds.length ? Math.max(...itemPeriodEnds) : null);
+      const deleted = event.type === 'customer.subscription.deleted';
+      return {
+        ...stamp,
+        kind: 'subscription',
+        customerId,
+        userId: userIdFrom(subscription.metadata),
+        deleted,
+        unmappedPriceIds,
+        snapshot: {
+          subscriptionId: subscription.id,
+          // A deleted subscription is over whatever status the payload shows.
+          status: deleted ? 'canceled' : subscription.status,
+          tier,
+          priceIds: prices.map((price) => price.id),
+          currentPeriodEnd,
+          cancelAtPeriodEnd: subscription.cancel_at_period_end ?? false,
+          createdAt: subscription.created,
+        },
+      };
+    }
+    case 'invoice.paid':
+    case 'invoice.payment_failed': {
+      const invoice = parseOrThrow(invoiceSchema, object, event.type);
+      const customerId = idOf(invoice.customer);
+      if (!customerId) throw new MalformedEventError(`${event.type}: customer missing`);
+      const paid = event.type === 'invoice.paid';
+      return {
+        ...stamp,
+        kind: 'invoice',
+        customerId,
+        invoiceId: invoice.id,
+        subscriptionId:
+          idOf(invoice.subscription) ?? idOf(invoice.parent?.subscription_details?.subscription),
+        outcome: paid ? 'paid' : 'payment_failed',
+        invoiceCreated: invoice.created ?? event.created,
+        amountCents: (paid ? invoice.amount_paid : invoice.amount_due) ?? 0,
+        currency: invoice.currency ?? null,
+      };
+    }
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * `GET /users/{userId}/subscription`: the user's tier and current subscription,
+ * from one DynamoDB key lookup of the profile item. No Stripe call.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { z } from 'zod';
+import { DynamoDbUserViewReader } from './adapters/dynamodb/dynamodb-subscription-store.ts';
+import { defaultDynamoDbClient } from './commons/aws-clients.ts';
+import { lazyEnv, requiredString } from './commons/env.ts';
+import { ENV } from './commons/env-names.ts';
+import {
+  BadRequestError,
+  type HttpResponse,
+  jsonResponse,
+  MethodNotAllowedError,
+  NotFoundError,
+  toHttpErrorResponse,
+} from './commons/http.ts';
+import { type BaseHandler, withPowertools } from './commons/middleware.ts';
+import { logger as sharedLogger } from './commons/powertools.ts';
+import type { UserSubscriptionView } from './core/customer-account.ts';
+import type { UserViewReader } from './core/ports.ts';
+
+export interface SubscriptionReadDeps {
+  reader: UserViewReader;
+  logger?: Logger;
+}
+
+/** App user ids: opaque, but bounded and free of characters that could alter a key. */
+const userIdSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9._:@|+-]+$/, 'may contain only letters, digits and . _ : @ | + -');
+
+/** The JSON the read API answers with. */
+export function toResponseBody(view: UserSubscriptionView) {
+  return {
+    userId: view.userId,
+    tier: view.tier,
+    status: view.status,
+    stripeCustomerId: view.stripeCustomerId,
+    subscriptionId: view.subscriptionId,
+    priceId: view.priceId,
+    currentPeriodEnd:
+      view.currentPeriodEnd === null ? null : new Date(view.currentPeriodEnd * 1000).toISOString(),
+    cancelAtPeriodEnd: view.cancelAtPeriodEnd,
+    latestInvoiceOutcome: view.latestInvoiceOutcome,
+  };
+}
+
+export function createSubscriptionReadHandler(
+  deps: SubscriptionReadDeps | (() => SubscriptionReadDeps),
+): BaseHandler<APIGatewayProxyEventV2, HttpResponse> {
+  const resolve = typeof deps === 'function' ? deps : () => deps;
+  return async (event) => {
+    const { reader, logger = sharedLogger } = resolve();
+    try {
+      const method = event.requestContext?.http?.method?.toUpperCase();
+      if (method !== 'GET') throw new MethodNotAllowedError(['GET']);
+      const parsed = userIdSchema.safeParse(event.pathParameters?.userId ?? '');
+      if (!parsed.success) {
+        throw new BadRequestError(`userId ${parsed.error.issues[0]?.message ?? 'is invalid'}`, {
+          code: 'invalid_user_id',
+        });
+      }
+      const view = await reader.getUserView(parsed.data);
+      if (!view) {
+        throw new NotFoundError(`No subscription is known for user ${parsed.data}.`, {
+          code: 'user_not_found',
+        });
+      }
+      return jsonResponse(200, toResponseBody(view), { 'cache-control': 'no-store' });
+    } catch (error) {
+      return toHttpErrorResponse(error, logger);
+    }
+  };
+}
+
+const readEnv = lazyEnv(z.object({ [ENV.billingTableName]: requiredString() }));
+
+let wired: SubscriptionReadDeps | undefined;
+
+function defaultDeps(): SubscriptionReadDeps {
+  if (!wired) {
+    const env = readEnv();
+    wired = {
+      reader: new DynamoDbUserViewReader({
+        client: defaultDynamoDbClient(),
+        billingTableName: env[ENV.billingTableName],
+      }),
+    };
+  }
+  return wired;
+}
+
+export const handler = withPowertools(createSubscriptionReadHandler(defaultDeps));

@@ -1,0 +1,143 @@
+/**
+ * The wired consumer handler against DynamoDB Local: realistic histories with
+ * duplicates and reordering, partial batch failures, unknown types, and faults.
+ */
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import type { Context, SQSBatchResponse } from 'aws-lambda';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  DynamoDbSubscriptionStore,
+  DynamoDbUserViewReader,
+} from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
+import { foldFacts, projectUserView } from '../../functions/core/customer-account.ts';
+import {
+  parseEnvelope,
+  type SubscriptionEventType,
+  toSubscriptionFact,
+} from '../../functions/core/stripe-event.ts';
+import { createSubscriptionConsumer } from '../../functions/subscription-consumer.ts';
+import { emulatorClients } from '../helpers/aws-clients.ts';
+import { createBillingTables } from '../helpers/billing-tables.ts';
+import { loadStripeEvent } from '../helpers/fixtures.ts';
+import { sqsBatch } from '../helpers/sqs-events.ts';
+import {
+  deliver,
+  type GeneratedHistory,
+  generateHistory,
+  HISTORY_PRICE_TIER_MAP,
+} from '../helpers/stripe-history.ts';
+
+const context = { functionName: 'subscription-consumer', awsRequestId: 'test' } as Context;
+const priceTierMap = HISTORY_PRICE_TIER_MAP;
+
+let tables: { billingTableName: string; eventsTableName: string };
+let dynamo: DynamoDBClient;
+
+beforeAll(async () => {
+  dynamo = emulatorClients().dynamo;
+  tables = await createBillingTables(dynamo);
+});
+
+const storeOn = (client: DynamoDBClient) => new DynamoDbSubscriptionStore({ client, ...tables });
+const reader = () => new DynamoDbUserViewReader({ client: dynamo, billingTableName: tables.billingTableName });
+
+function expectedView(history: GeneratedHistory) {
+  const facts = history.events.map((event) => {
+    const envelope = parseEnvelope(event);
+    return toSubscriptionFact({ ...envelope, type: envelope.type as SubscriptionEventType }, priceTierMap)!;
+  });
+  return projectUserView(foldFacts(history.customerId, facts));
+}
+
+const failedIds = (response: SQSBatchResponse) => response.batchItemFailures.map((f) => f.itemIdentifier);
+
+describe('subscription consumer on DynamoDB Local', () => {
+  it('applies duplicated, reordered histories exactly once, in batches of 10', async () => {
+    const histories = Array.from({ length: 12 }, (_, index) => generateHistory(9000 + index, { prefix: 'it' }));
+    const bodies = deliver(histories, 7, { duplicateRate: 0.3, reorderWindow: 8 });
+    const consumer = createSubscriptionConsumer({ store: storeOn(dynamo), priceTierMap });
+    for (let index = 0; index < bodies.length; index += 10) {
+      const response = await consumer(sqsBatch(bodies.slice(index, index + 10)), context);
+      expect(response.batchItemFailures).toEqual([]);
+    }
+    // Redelivering everything (an SQS or Stripe retry storm) changes nothing.
+    const replay = await consumer(sqsBatch(bodies.slice(0, 10)), context);
+    expect(replay.batchItemFailures).toEqual([]);
+
+    for (const history of histories) {
+      expect(await reader().getUserView(history.userId)).toEqual(expectedView(history));
+    }
+    const ledger = await dynamo.send(new ScanCommand({ TableName: tables.eventsTableName, Select: 'COUNT' }));
+    const unique = new Set(histories.flatMap((history) => history.events.map((event) => event.id)));
+    expect(ledger.Count).toBe(unique.size);
+  });
+
+  it('reports only the poison record, acknowledges unknown types, and applies the rest', async () => {
+    const history = generateHistory(4242, { prefix: 'poison' });
+    const good = history.events.map((event) => JSON.stringify(event));
+    const unknown = JSON.stringify({ ...loadStripeEvent('charge.refunded.stripe-sync-engine'), id: 'evt_unknown_type_1' });
+    const badSubscription = { ...history.events[2]!, id: 'evt_bad_status_1' } as { data: { object: Record<string, unknown> } };
+    badSubscription.data = { object: { ...badSubscription.data.object, status: 'not-a-status' } };
+    const batch = sqsBatch([...good, 'not json at all', unknown, JSON.stringify(badSubscription)]);
+    const consumer = createSubscriptionConsumer({ store: storeOn(dynamo), priceTierMap });
+
+    const response = await consumer(batch, context);
+    const records = batch.Records;
+    expect(failedIds(response).sort()).toEqual(
+      [records[good.length]!.messageId, records[good.length + 2]!.messageId].sort(),
+    );
+    expect(await reader().getUserView(history.userId)).toEqual(expectedView(history));
+  });
+
+  it('fails the batch records while DynamoDB is unreachable and loses nothing once it is back', async () => {
+    const history = generateHistory(777, { prefix: 'fault' });
+    const batch = sqsBatch(history.events.map((event) => JSON.stringify(event)));
+    const unreachable = new DynamoDBClient({
+      endpoint: 'http://127.0.0.1:9',
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+      maxAttempts: 1,
+    });
+    const down = await createSubscriptionConsumer({ store: storeOn(unreachable), priceTierMap })(batch, context);
+    expect(failedIds(down).sort()).toEqual(batch.Records.map((record) => record.messageId).sort());
+    expect(await reader().getUserView(history.userId)).toBeNull();
+
+    // SQS redelivers the same messages once the table answers again.
+    const up = await createSubscriptionConsumer({ store: storeOn(dynamo), priceTierMap })(batch, context);
+    expect(up.batchItemFailures).toEqual([]);
+    expect(await reader().getUserView(history.userId)).toEqual(expectedView(history));
+  });
+
+  it('rides out throttling through the SDK retry and still applies once', async () => {
+    const history = generateHistory(778, { prefix: 'throttle' });
+    const throttled = new DynamoDBClient({
+      endpoint: (dynamo.config as { endpoint?: unknown }).endpoint as never,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+      maxAttempts: 4,
+      retryMode: 'standard',
+    });
+    let injected = 0;
+    // Fault injection: the first two transactions are throttled by "the service".
+    throttled.middlewareStack.add(
+      (next, ctx) => async (args) => {
+        if (ctx.commandName === 'TransactWriteItemsCommand' && injected < 2) {
+          injected += 1;
+          const error = Object.assign(new Error('Rate of requests exceeds the allowed throughput.'), {
+            name: 'ThrottlingException',
+            $fault: 'client',
+            $metadata: { httpStatusCode: 400 },
+          });
+          throw error;
+        }
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'injectThrottling', priority: 'low' },
+    );
+    const batch = sqsBatch(history.events.map((event) => JSON.stringify(event)));
+    const response = await createSubscriptionConsumer({ store: storeOn(throttled), priceTierMap })(batch, context);
+    expect(injected).toBe(2);
+    expect(response.batchItemFailures).toEqual([]);
+    expect(await reader().getUserView(history.userId)).toEqual(expectedView(history));
+  });
+});
