@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
     // One DynamoDB Local and one SQS emulator for the whole run; each test file
     // creates its own uniquely named tables and queues on them.
     globalSetup: ['test/helpers/global-setup.ts'],

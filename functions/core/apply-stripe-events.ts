@@ -15,7 +15,7 @@ import {
   projectUserView,
   sameView,
 } from './customer-account.ts';
-import type { Clock, LedgerEntry, SubscriptionStore } from './ports.ts';
+import type { BatchState, Clock, LedgerEntry, StoredAccount, SubscriptionStore } from './ports.ts';
 import {
   isSubscriptionEventType,
   MalformedEventError,
@@ -96,13 +96,15 @@ export async function applyStripeEvents(
     });
   };
 
-  let processed: Set<string>;
+  let batchState: BatchState;
   try {
-    processed = await deps.store.findProcessedEventIds([...byEventId.keys()]);
+    const customerIds = new Set([...byEventId.values()].map((pending) => pending.fact.customerId));
+    batchState = await deps.store.loadBatchState([...byEventId.keys()], [...customerIds]);
   } catch (error) {
     for (const pending of byEventId.values()) settle(pending, failed(pending.fact, error));
     return outcomes;
   }
+  const processed = batchState.processedEventIds;
 
   const groups = new Map<string, PendingFact[]>();
   for (const pending of byEventId.values()) {
@@ -126,7 +128,9 @@ export async function applyStripeEvents(
     while (next < work.length) {
       const [customerId, group] = work[next++]!;
       for (const chunk of chunks(group, MAX_EVENTS_PER_COMMIT)) {
-        await commitCustomer(customerId, chunk, deps, settle);
+        await commitCustomer(customerId, chunk, batchState.accounts.get(customerId), deps, settle);
+        // A later chunk of the same customer must read what this one wrote.
+        batchState.accounts.delete(customerId);
       }
     }
   };
@@ -181,6 +185,7 @@ function parseRecord(
 async function commitCustomer(
   customerId: string,
   initial: PendingFact[],
+  prefetched: StoredAccount | undefined,
   deps: ApplyDeps,
   settle: (pending: PendingFact, outcome: RecordOutcome) => void,
 ): Promise<void> {
@@ -189,7 +194,9 @@ async function commitCustomer(
   let lastError: unknown = new Error('write conflict persisted');
   for (let attempt = 1; attempt <= maxAttempts && remaining.length > 0; attempt++) {
     try {
-      const stored = (await deps.store.loadAccounts([customerId])).get(customerId);
+      // The batch read already fetched the account; only a retry reads it again.
+      const stored =
+        attempt === 1 ? prefetched : (await deps.store.loadAccounts([customerId])).get(customerId);
       const before: CustomerAccount = stored?.account ?? emptyAccount(customerId);
       let after = before;
       const factOutcomes: FactOutcome[] = [];

@@ -41,7 +41,15 @@ export type CommitResult =
   /** The account changed since it was read. */
   | { status: 'revision-conflict' };
 
+/** What a batch needs to know before folding: seen event ids and current accounts. */
+export interface BatchState {
+  processedEventIds: Set<string>;
+  accounts: Map<string, StoredAccount>;
+}
+
 export interface SubscriptionStore {
+  /** Both reads of a batch in one round trip where the store allows it. */
+  loadBatchState(eventIds: readonly string[], customerIds: readonly string[]): Promise<BatchState>;
   /** Which of these event ids the ledger already holds. */
   findProcessedEventIds(eventIds: readonly string[]): Promise<Set<string>>;
   /** Reads accounts with strong consistency; missing ones are absent from the map. */

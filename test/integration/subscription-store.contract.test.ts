@@ -14,12 +14,19 @@ import {
   emptyAccount,
   type UserSubscriptionView,
 } from '../../functions/core/customer-account.ts';
-import type { AccountCommit, SubscriptionStore, UserViewReader } from '../../functions/core/ports.ts';
+import type {
+  AccountCommit,
+  SubscriptionStore,
+  UserViewReader,
+} from '../../functions/core/ports.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
 
 type Store = SubscriptionStore & UserViewReader;
 
+// DynamoDB Local runs TTL deletion: ledger entries must be stamped "now", or
+// they expire (and vanish) while the test reads them.
+const appliedAt = Date.now();
 let counter = 0;
 const fresh = (prefix: string) => `${prefix}${Date.now().toString(36)}${counter++}`;
 
@@ -57,7 +64,12 @@ function view(userId: string, customerId: string): UserSubscriptionView {
   };
 }
 
-function commitFor(customerId: string, expectedRevision: number, eventIds: string[], userId = fresh('user-')): AccountCommit {
+function commitFor(
+  customerId: string,
+  expectedRevision: number,
+  eventIds: string[],
+  userId = fresh('user-'),
+): AccountCommit {
   return {
     customerId,
     expectedRevision,
@@ -68,8 +80,8 @@ function commitFor(customerId: string, expectedRevision: number, eventIds: strin
       customerId,
       userId,
       outcome: 'applied',
-      receivedAt: 1_750_000_000_000,
-      appliedAt: 1_750_000_001_000,
+      receivedAt: appliedAt - 1_000,
+      appliedAt,
     })),
     view: view(userId, customerId),
     newSubscriptionIds: ['sub_1'],
@@ -89,15 +101,17 @@ function contract(name: string, make: () => Promise<Store>) {
       expect(await store.commit(commit)).toEqual({ status: 'committed' });
       const loaded = await store.loadAccounts([customerId]);
       expect(loaded.get(customerId)).toEqual({ account: commit.account, revision: 1 });
-      expect(await store.findProcessedEventIds([...commit.ledger.map((e) => e.eventId), 'evt_never'])).toEqual(
-        new Set(commit.ledger.map((e) => e.eventId)),
-      );
+      expect(
+        await store.findProcessedEventIds([...commit.ledger.map((e) => e.eventId), 'evt_never']),
+      ).toEqual(new Set(commit.ledger.map((e) => e.eventId)));
       expect(await store.getUserView(commit.view!.userId)).toEqual(commit.view);
     });
 
     it('refuses a commit on a stale revision and writes nothing of it', async () => {
       const customerId = fresh('cus_');
-      expect((await store.commit(commitFor(customerId, 0, [fresh('evt_')]))).status).toBe('committed');
+      expect((await store.commit(commitFor(customerId, 0, [fresh('evt_')]))).status).toBe(
+        'committed',
+      );
       const stale = commitFor(customerId, 0, [fresh('evt_stale')]);
       expect(await store.commit(stale)).toEqual({ status: 'revision-conflict' });
       expect(await store.findProcessedEventIds([stale.ledger[0]!.eventId])).toEqual(new Set());
@@ -141,6 +155,20 @@ function contract(name: string, make: () => Promise<Store>) {
       expect(await store.findProcessedEventIds(asked)).toEqual(new Set(eventIds));
     });
 
+    it('reads a batch state (seen events and accounts) in one call', async () => {
+      const customerId = fresh('cus_');
+      const seen = fresh('evt_seen');
+      const commit = commitFor(customerId, 0, [seen]);
+      await store.commit(commit);
+      const state = await store.loadBatchState(
+        [seen, fresh('evt_unseen')],
+        [customerId, 'cus_missing'],
+      );
+      expect(state.processedEventIds).toEqual(new Set([seen]));
+      expect([...state.accounts.keys()]).toEqual([customerId]);
+      expect(state.accounts.get(customerId)).toEqual({ account: commit.account, revision: 1 });
+    });
+
     it('answers null for a user it has never seen', async () => {
       expect(await store.getUserView(fresh('nobody-'))).toBeNull();
     });
@@ -153,7 +181,10 @@ contract('DynamoDB Local', async () => {
   const { dynamo } = emulatorClients();
   const tables = await createBillingTables(dynamo);
   const store = new DynamoDbSubscriptionStore({ client: dynamo, ...tables });
-  const reader = new DynamoDbUserViewReader({ client: dynamo, billingTableName: tables.billingTableName });
+  const reader = new DynamoDbUserViewReader({
+    client: dynamo,
+    billingTableName: tables.billingTableName,
+  });
   return Object.assign(store, { getUserView: reader.getUserView.bind(reader) });
 });
 
@@ -161,14 +192,18 @@ describe('DynamoDbSubscriptionStore items', () => {
   it('writes the ledger with a TTL and a subscription pointer', async () => {
     const { dynamo } = emulatorClients();
     const tables = await createBillingTables(dynamo);
-    const store = new DynamoDbSubscriptionStore({ client: dynamo, ...tables, ledgerRetentionDays: 10 });
+    const store = new DynamoDbSubscriptionStore({
+      client: dynamo,
+      ...tables,
+      ledgerRetentionDays: 10,
+    });
     const customerId = fresh('cus_');
     const commit = commitFor(customerId, 0, ['evt_ttl']);
     await store.commit(commit);
     const ledger = await dynamo.send(
       new GetItemCommand({ TableName: tables.eventsTableName, Key: { eventId: { S: 'evt_ttl' } } }),
     );
-    expect(Number(ledger.Item?.expiresAt?.N)).toBe(Math.floor(1_750_000_001_000 / 1000) + 10 * 86_400);
+    expect(Number(ledger.Item?.expiresAt?.N)).toBe(Math.floor(appliedAt / 1000) + 10 * 86_400);
     expect(ledger.Item?.outcome?.S).toBe('applied');
     const pointer = await dynamo.send(
       new GetItemCommand({

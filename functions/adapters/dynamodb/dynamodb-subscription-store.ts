@@ -10,6 +10,7 @@
 import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  type BatchGetCommandInput,
   DynamoDBDocumentClient,
   GetCommand,
   TransactWriteCommand,
@@ -18,6 +19,7 @@ import {
 import type { CustomerAccount, UserSubscriptionView } from '../../core/customer-account.ts';
 import type {
   AccountCommit,
+  BatchState,
   CommitResult,
   StoredAccount,
   SubscriptionStore,
@@ -59,6 +61,26 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
     this.#billingTable = options.billingTableName;
     this.#eventsTable = options.eventsTableName;
     this.#retentionDays = options.ledgerRetentionDays ?? 30;
+  }
+
+  async loadBatchState(eventIds: readonly string[], customerIds: readonly string[]): Promise<BatchState> {
+    // One BatchGetItem across both tables (100 keys a call): the ledger check and
+    // the accounts of a whole batch in a single round trip.
+    const requests: { table: string; key: Record<string, string>; projection?: string }[] = [
+      ...eventIds.map((eventId) => ({ table: this.#eventsTable, key: { eventId }, projection: 'eventId' })),
+      ...customerIds.map((customerId) => ({ table: this.#billingTable, key: keys.account(customerId) })),
+    ];
+    const state: BatchState = { processedEventIds: new Set(), accounts: new Map() };
+    for (let start = 0; start < requests.length; start += BATCH_GET_LIMIT) {
+      const chunk = requests.slice(start, start + BATCH_GET_LIMIT);
+      const found = await this.#batchGetMany(chunk);
+      for (const item of found[this.#eventsTable] ?? []) state.processedEventIds.add(item.eventId as string);
+      for (const item of found[this.#billingTable] ?? []) {
+        const stored = toStoredAccount(item);
+        state.accounts.set(stored.account.customerId, stored);
+      }
+    }
+    return state;
   }
 
   async findProcessedEventIds(eventIds: readonly string[]): Promise<Set<string>> {
@@ -185,31 +207,43 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
   }
 
   async #batchGet(
-    tableName: string,
+    table: string,
     keyList: Record<string, string>[],
     projection?: string,
   ): Promise<Record<string, unknown>[]> {
-    const found: Record<string, unknown>[] = [];
-    let pending: Record<string, unknown>[] = keyList;
+    const found = await this.#batchGetMany(
+      keyList.map((key) => ({ table, key, ...(projection ? { projection } : {}) })),
+    );
+    return found[table] ?? [];
+  }
+
+  /** At most 100 keys; strongly consistent; retries unprocessed keys with jittered backoff. */
+  async #batchGetMany(
+    requests: { table: string; key: Record<string, string>; projection?: string }[],
+  ): Promise<Record<string, Record<string, unknown>[]>> {
+    const found: Record<string, Record<string, unknown>[]> = {};
+    type RequestItems = NonNullable<BatchGetCommandInput['RequestItems']>;
+    let pending: RequestItems = {};
+    for (const request of requests) {
+      const entry = pending[request.table] ?? {
+        Keys: [],
+        ConsistentRead: true,
+        ...(request.projection ? { ProjectionExpression: request.projection } : {}),
+      };
+      entry.Keys!.push(request.key);
+      pending[request.table] = entry;
+    }
     // BatchGetItem may return some keys unprocessed under load: ask again, with backoff.
-    for (let attempt = 0; pending.length > 0; attempt++) {
+    for (let attempt = 0; Object.keys(pending).length > 0; attempt++) {
       if (attempt > 0) {
-        if (attempt > 5) throw new Error(`BatchGetItem left ${pending.length} keys unprocessed`);
+        if (attempt > 5) throw new Error('BatchGetItem left keys unprocessed after 5 retries');
         await new Promise((resolve) => setTimeout(resolve, 2 ** attempt * 25 * Math.random()));
       }
-      const response = await this.#documents.send(
-        new BatchGetCommand({
-          RequestItems: {
-            [tableName]: {
-              Keys: pending,
-              ConsistentRead: true,
-              ...(projection ? { ProjectionExpression: projection } : {}),
-            },
-          },
-        }),
-      );
-      found.push(...(response.Responses?.[tableName] ?? []));
-      pending = response.UnprocessedKeys?.[tableName]?.Keys ?? [];
+      const response = await this.#documents.send(new BatchGetCommand({ RequestItems: pending }));
+      for (const [table, items] of Object.entries(response.Responses ?? {})) {
+        (found[table] ??= []).push(...items);
+      }
+      pending = response.UnprocessedKeys ?? {};
     }
     return found;
   }

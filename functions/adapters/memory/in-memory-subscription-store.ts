@@ -6,6 +6,7 @@
 import type { UserSubscriptionView } from '../../core/customer-account.ts';
 import type {
   AccountCommit,
+  BatchState,
   CommitResult,
   LedgerEntry,
   StoredAccount,
@@ -20,6 +21,13 @@ export class InMemorySubscriptionStore implements SubscriptionStore, UserViewRea
   readonly subscriptionPointers = new Map<string, string>();
   /** Counts committed transactions, for assertions on write amplification. */
   commits = 0;
+
+  async loadBatchState(eventIds: readonly string[], customerIds: readonly string[]): Promise<BatchState> {
+    return {
+      processedEventIds: await this.findProcessedEventIds(eventIds),
+      accounts: await this.loadAccounts(customerIds),
+    };
+  }
 
   async findProcessedEventIds(eventIds: readonly string[]): Promise<Set<string>> {
     return new Set(eventIds.filter((eventId) => this.ledger.has(eventId)));
