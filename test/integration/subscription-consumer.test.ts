@@ -39,21 +39,28 @@ beforeAll(async () => {
 });
 
 const storeOn = (client: DynamoDBClient) => new DynamoDbSubscriptionStore({ client, ...tables });
-const reader = () => new DynamoDbUserViewReader({ client: dynamo, billingTableName: tables.billingTableName });
+const reader = () =>
+  new DynamoDbUserViewReader({ client: dynamo, billingTableName: tables.billingTableName });
 
 function expectedView(history: GeneratedHistory) {
   const facts = history.events.map((event) => {
     const envelope = parseEnvelope(event);
-    return toSubscriptionFact({ ...envelope, type: envelope.type as SubscriptionEventType }, priceTierMap)!;
+    return toSubscriptionFact(
+      { ...envelope, type: envelope.type as SubscriptionEventType },
+      priceTierMap,
+    )!;
   });
   return projectUserView(foldFacts(history.customerId, facts));
 }
 
-const failedIds = (response: SQSBatchResponse) => response.batchItemFailures.map((f) => f.itemIdentifier);
+const failedIds = (response: SQSBatchResponse) =>
+  response.batchItemFailures.map((f) => f.itemIdentifier);
 
 describe('subscription consumer on DynamoDB Local', () => {
   it('applies duplicated, reordered histories exactly once, in batches of 10', async () => {
-    const histories = Array.from({ length: 12 }, (_, index) => generateHistory(9000 + index, { prefix: 'it' }));
+    const histories = Array.from({ length: 12 }, (_, index) =>
+      generateHistory(9000 + index, { prefix: 'it' }),
+    );
     const bodies = deliver(histories, 7, { duplicateRate: 0.3, reorderWindow: 8 });
     const consumer = createSubscriptionConsumer({ store: storeOn(dynamo), priceTierMap });
     for (let index = 0; index < bodies.length; index += 10) {
@@ -67,7 +74,9 @@ describe('subscription consumer on DynamoDB Local', () => {
     for (const history of histories) {
       expect(await reader().getUserView(history.userId)).toEqual(expectedView(history));
     }
-    const ledger = await dynamo.send(new ScanCommand({ TableName: tables.eventsTableName, Select: 'COUNT' }));
+    const ledger = await dynamo.send(
+      new ScanCommand({ TableName: tables.eventsTableName, Select: 'COUNT' }),
+    );
     const unique = new Set(histories.flatMap((history) => history.events.map((event) => event.id)));
     expect(ledger.Count).toBe(unique.size);
   });
@@ -75,8 +84,13 @@ describe('subscription consumer on DynamoDB Local', () => {
   it('reports only the poison record, acknowledges unknown types, and applies the rest', async () => {
     const history = generateHistory(4242, { prefix: 'poison' });
     const good = history.events.map((event) => JSON.stringify(event));
-    const unknown = JSON.stringify({ ...loadStripeEvent('charge.refunded.stripe-sync-engine'), id: 'evt_unknown_type_1' });
-    const badSubscription = { ...history.events[2]!, id: 'evt_bad_status_1' } as { data: { object: Record<string, unknown> } };
+    const unknown = JSON.stringify({
+      ...loadStripeEvent('charge.refunded.stripe-sync-engine'),
+      id: 'evt_unknown_type_1',
+    });
+    const badSubscription = { ...history.events[2]!, id: 'evt_bad_status_1' } as {
+      data: { object: Record<string, unknown> };
+    };
     badSubscription.data = { object: { ...badSubscription.data.object, status: 'not-a-status' } };
     const batch = sqsBatch([...good, 'not json at all', unknown, JSON.stringify(badSubscription)]);
     const consumer = createSubscriptionConsumer({ store: storeOn(dynamo), priceTierMap });
@@ -98,12 +112,18 @@ describe('subscription consumer on DynamoDB Local', () => {
       credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
       maxAttempts: 1,
     });
-    const down = await createSubscriptionConsumer({ store: storeOn(unreachable), priceTierMap })(batch, context);
+    const down = await createSubscriptionConsumer({ store: storeOn(unreachable), priceTierMap })(
+      batch,
+      context,
+    );
     expect(failedIds(down).sort()).toEqual(batch.Records.map((record) => record.messageId).sort());
     expect(await reader().getUserView(history.userId)).toBeNull();
 
     // SQS redelivers the same messages once the table answers again.
-    const up = await createSubscriptionConsumer({ store: storeOn(dynamo), priceTierMap })(batch, context);
+    const up = await createSubscriptionConsumer({ store: storeOn(dynamo), priceTierMap })(
+      batch,
+      context,
+    );
     expect(up.batchItemFailures).toEqual([]);
     expect(await reader().getUserView(history.userId)).toEqual(expectedView(history));
   });
@@ -123,11 +143,14 @@ describe('subscription consumer on DynamoDB Local', () => {
       (next, ctx) => async (args) => {
         if (ctx.commandName === 'TransactWriteItemsCommand' && injected < 2) {
           injected += 1;
-          const error = Object.assign(new Error('Rate of requests exceeds the allowed throughput.'), {
-            name: 'ThrottlingException',
-            $fault: 'client',
-            $metadata: { httpStatusCode: 400 },
-          });
+          const error = Object.assign(
+            new Error('Rate of requests exceeds the allowed throughput.'),
+            {
+              name: 'ThrottlingException',
+              $fault: 'client',
+              $metadata: { httpStatusCode: 400 },
+            },
+          );
           throw error;
         }
         return next(args);
@@ -135,7 +158,10 @@ describe('subscription consumer on DynamoDB Local', () => {
       { step: 'finalizeRequest', name: 'injectThrottling', priority: 'low' },
     );
     const batch = sqsBatch(history.events.map((event) => JSON.stringify(event)));
-    const response = await createSubscriptionConsumer({ store: storeOn(throttled), priceTierMap })(batch, context);
+    const response = await createSubscriptionConsumer({ store: storeOn(throttled), priceTierMap })(
+      batch,
+      context,
+    );
     expect(injected).toBe(2);
     expect(response.batchItemFailures).toEqual([]);
     expect(await reader().getUserView(history.userId)).toEqual(expectedView(history));

@@ -30,7 +30,10 @@ beforeAll(async () => {
   const { dynamo } = emulatorClients();
   const tables = await createBillingTables(dynamo);
   read = createSubscriptionReadHandler({
-    reader: new DynamoDbUserViewReader({ client: dynamo, billingTableName: tables.billingTableName }),
+    reader: new DynamoDbUserViewReader({
+      client: dynamo,
+      billingTableName: tables.billingTableName,
+    }),
   });
   // Real payloads: a subscription-mode checkout links cus_IhGfebO16cMIGN (the
   // customer of the 2020-era subscription fixture) to user-read-1.
@@ -44,7 +47,10 @@ beforeAll(async () => {
     store: new DynamoDbSubscriptionStore({ client: dynamo, ...tables }),
     priceTierMap: { price_1IDQm5JDPojXS6LNM31hxKzp: 'bronze' },
   });
-  const response = await consumer(sqsBatch([JSON.stringify(checkout), JSON.stringify(subscription)]), context);
+  const response = await consumer(
+    sqsBatch([JSON.stringify(checkout), JSON.stringify(subscription)]),
+    context,
+  );
   expect(response.batchItemFailures).toEqual([]);
 });
 
