@@ -1,0 +1,87 @@
+/**
+ * Deploy-time configuration read from CDK context (`cdk.json` or `-c key=value`),
+ * validated at synth so a bad value fails `cdk synth` with one clear line instead of
+ * reaching a Lambda that would fail at its first event.
+ */
+import { type PriceTierMap, parsePriceTierMap, TIERS } from '../functions/core/tiers.ts';
+
+/** CDK context keys this app reads. */
+export const CONTEXT_KEYS = {
+  /** JSON object Stripe price id -> tier (free, bronze, silver, gold). Default `{}`. */
+  priceTierMap: 'priceTierMap',
+  /** Optional e-mail address subscribed to the alarm topic. */
+  alarmEmail: 'alarmEmail',
+  /** Days an events-ledger entry is kept before TTL removes it. Default 90. */
+  ledgerRetentionDays: 'ledgerRetentionDays',
+} as const;
+
+export const DEFAULT_LEDGER_RETENTION_DAYS = 90;
+
+/** A CDK context value is missing or invalid; the message names the key and the fix. */
+export class ConfigError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface BillingConfig {
+  priceTierMap: PriceTierMap;
+  alarmEmail?: string;
+  ledgerRetentionDays: number;
+}
+
+/**
+ * Validates the `priceTierMap` context value. The CLI hands `-c priceTierMap='{...}'`
+ * over as a string while `cdk.json` gives an object, so both are accepted. Validation
+ * is the handlers' own `parsePriceTierMap`, so synth and runtime cannot disagree.
+ */
+export function priceTierMapFromContext(value: unknown): PriceTierMap {
+  if (value === undefined || value === null) return {};
+  const json = typeof value === 'string' ? value : JSON.stringify(value);
+  try {
+    return parsePriceTierMap(json);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(
+      `Invalid CDK context "${CONTEXT_KEYS.priceTierMap}": ${reason}. Expected a JSON object of ` +
+        `Stripe price id to tier (${TIERS.join(', ')}), e.g. -c ${CONTEXT_KEYS.priceTierMap}='{"price_123":"gold"}'.`,
+      { cause: error },
+    );
+  }
+}
+
+/** Validates the optional `alarmEmail` context value (a single address). */
+export function alarmEmailFromContext(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string' || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value.trim())) {
+    throw new ConfigError(
+      `Invalid CDK context "${CONTEXT_KEYS.alarmEmail}": expected one e-mail address, got ${JSON.stringify(value)}.`,
+    );
+  }
+  return value.trim();
+}
+
+/** Validates `ledgerRetentionDays`: a whole number of days between 1 and 3650. */
+export function ledgerRetentionDaysFromContext(value: unknown): number {
+  if (value === undefined || value === null || value === '') return DEFAULT_LEDGER_RETENTION_DAYS;
+  const days = typeof value === 'string' ? Number(value) : value;
+  if (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > 3650) {
+    throw new ConfigError(
+      `Invalid CDK context "${CONTEXT_KEYS.ledgerRetentionDays}": expected a whole number of days from 1 to 3650, got ${JSON.stringify(value)}.`,
+    );
+  }
+  return days;
+}
+
+/** Reads and validates every context key this app uses. */
+export function readBillingConfig(tryGetContext: (key: string) => unknown): BillingConfig {
+  const alarmEmail = alarmEmailFromContext(tryGetContext(CONTEXT_KEYS.alarmEmail));
+  return {
+    priceTierMap: priceTierMapFromContext(tryGetContext(CONTEXT_KEYS.priceTierMap)),
+    ledgerRetentionDays: ledgerRetentionDaysFromContext(
+      tryGetContext(CONTEXT_KEYS.ledgerRetentionDays),
+    ),
+    ...(alarmEmail ? { alarmEmail } : {}),
+  };
+}
