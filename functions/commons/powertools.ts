@@ -1,0 +1,40 @@
+/**
+ * The one Logger, Metrics and Tracer shared by every function, so that all of them
+ * log the same JSON shape and publish into the same metrics namespace.
+ *
+ * Service name, log level and namespace come from the standard Powertools env
+ * (POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL, POWERTOOLS_METRICS_NAMESPACE) set
+ * by the function construct; the namespace falls back to METRICS_NAMESPACE so local
+ * runs and tests publish where the dashboard looks. Constructing these touches no
+ * network (the tracer only talks to the X-Ray daemon over UDP when a segment closes).
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Tracer } from '@aws-lambda-powertools/tracer';
+import { METRICS_NAMESPACE } from './metric-names.ts';
+
+const serviceName = process.env.POWERTOOLS_SERVICE_NAME || 'billing-suite';
+
+export const logger = new Logger({ serviceName });
+
+export const metrics = new Metrics({
+  serviceName,
+  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || METRICS_NAMESPACE,
+});
+
+export const tracer = new Tracer({ serviceName });
+
+/**
+ * Makes the Stripe event id the correlation id of every following log line (as
+ * `correlation_id`, plus `eventId` for queries that name it). The keys are temporary:
+ * the shared middleware resets them at the end of each invocation; a batch consumer
+ * that handles several events per invocation calls `clearEventCorrelation` between records.
+ */
+export function setEventCorrelation(eventId: string, target: Logger = logger): void {
+  target.appendKeys({ correlation_id: eventId, eventId });
+}
+
+/** Removes what `setEventCorrelation` added. */
+export function clearEventCorrelation(target: Logger = logger): void {
+  target.removeKeys(['correlation_id', 'eventId']);
+}

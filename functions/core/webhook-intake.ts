@@ -1,0 +1,171 @@
+/**
+ * Use case: accept one Stripe webhook delivery. Checks run cheapest-first and each
+ * guards the next: size (before touching the bytes), signature over the raw bytes
+ * (before parsing anything an attacker sent), then the minimal event envelope, and
+ * only then the event is handed to the queue. No AWS, Stripe or Lambda types here.
+ */
+// zod/mini keeps the webhook bundle small (cold starts); see commons/env.ts.
+import * as z from 'zod/mini';
+import { type Clock, systemClock } from './ports.ts';
+
+/**
+ * Largest accepted body: 240 KiB, so that the body plus the message attributes stay
+ * under SQS's 256 KiB message limit. Real Stripe events are far smaller.
+ */
+export const MAX_WEBHOOK_BODY_BYTES = 245_760;
+
+/** What the HTTP layer extracted from the delivery. */
+export interface WebhookDelivery {
+  /** The body exactly as Stripe sent it (already base64-decoded when needed). */
+  rawBody: Uint8Array;
+  /** The `Stripe-Signature` header, if present. */
+  signatureHeader: string | undefined;
+}
+
+/** The queue message for one verified event (the ingress → consumer contract). */
+export interface VerifiedStripeEvent {
+  /** The raw event JSON exactly as received. */
+  body: string;
+  eventId: string;
+  eventType: string;
+  /** Epoch ms at which the signature was verified. */
+  receivedAt: number;
+}
+
+export type SignatureFailure =
+  | 'missing_signature'
+  | 'malformed_signature'
+  | 'invalid_signature'
+  | 'expired_signature';
+
+/** The signature does not prove the body came from Stripe recently. Answer 400. */
+export class InvalidSignatureError extends Error {
+  readonly failure: SignatureFailure;
+
+  constructor(failure: SignatureFailure, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'InvalidSignatureError';
+    this.failure = failure;
+  }
+}
+
+/** The queue did not accept the event; nothing was acknowledged. Answer 5xx so Stripe retries. */
+export class EnqueueFailedError extends Error {
+  /** Set once the event was verified, so the failure can be correlated. */
+  readonly eventId: string | undefined;
+  readonly eventType: string | undefined;
+
+  constructor(message: string, options?: ErrorOptions & { eventId?: string; eventType?: string }) {
+    super(message, options);
+    this.name = 'EnqueueFailedError';
+    this.eventId = options?.eventId;
+    this.eventType = options?.eventType;
+  }
+}
+
+/** Checks a delivery's signature. Resolves when valid; otherwise throws `InvalidSignatureError`. */
+export interface SignatureVerifier {
+  /** `receivedAtMs` is "now" for the tolerance window. */
+  verify(
+    rawBody: Uint8Array,
+    signatureHeader: string | undefined,
+    receivedAtMs: number,
+  ): Promise<void>;
+}
+
+/** Durably hands a verified event to the consumers. Throws `EnqueueFailedError` when it could not. */
+export interface EventQueue {
+  enqueue(event: VerifiedStripeEvent): Promise<void>;
+}
+
+export interface WebhookIntakeDeps {
+  verifier: SignatureVerifier;
+  queue: EventQueue;
+  clock?: Clock;
+}
+
+export type RejectionReason = 'payload_too_large' | SignatureFailure | 'malformed_event';
+
+export type WebhookIntakeResult =
+  | { outcome: 'enqueued'; eventId: string; eventType: string; receivedAt: number }
+  | { outcome: 'rejected'; reason: RejectionReason; message: string };
+
+/**
+ * The fields every consumer relies on. Anything else in the payload is the
+ * consumers' business; the ingress only refuses what cannot be routed.
+ */
+const eventEnvelope = z.object({
+  id: z.string().check(z.startsWith('evt_'), z.maxLength(255)),
+  object: z.literal('event'),
+  type: z.string().check(z.minLength(1), z.maxLength(255)),
+  created: z.int().check(z.nonnegative()),
+  data: z.object({ object: z.looseObject({}) }),
+});
+
+// fatal: invalid UTF-8 is malformed, not silently replaced; ignoreBOM: keep a BOM so
+// the text round-trips to the exact bytes that were signed (and then fails JSON.parse).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+// Characters SQS refuses in a message body (outside #x9 #xA #xD #x20-#xD7FF
+// #xE000-#xFFFD #x10000-#x10FFFF). JSON text could carry U+FFFE/U+FFFF unescaped; a
+// body SQS will never take is a client error, not an outage worth retrying as 5xx.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: SQS's allowed set is defined by control characters.
+const SQS_FORBIDDEN_CHARS = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+
+function rejected(reason: RejectionReason, message: string): WebhookIntakeResult {
+  return { outcome: 'rejected', reason, message };
+}
+
+/**
+ * Accepts a Stripe webhook delivery: verifies, validates the envelope and enqueues.
+ * Rejections are returned (they are the caller's fault, answer 4xx); an
+ * `EnqueueFailedError` or a verifier infrastructure error is thrown (answer 5xx).
+ */
+export async function acceptStripeWebhook(
+  delivery: WebhookDelivery,
+  deps: WebhookIntakeDeps,
+): Promise<WebhookIntakeResult> {
+  const { rawBody, signatureHeader } = delivery;
+  if (rawBody.byteLength > MAX_WEBHOOK_BODY_BYTES) {
+    return rejected('payload_too_large', `Body exceeds ${MAX_WEBHOOK_BODY_BYTES} bytes.`);
+  }
+
+  const receivedAt = (deps.clock ?? systemClock).now();
+  try {
+    await deps.verifier.verify(rawBody, signatureHeader, receivedAt);
+  } catch (error) {
+    if (error instanceof InvalidSignatureError) return rejected(error.failure, error.message);
+    throw error;
+  }
+
+  let body: string;
+  let parsed: unknown;
+  try {
+    body = utf8.decode(rawBody);
+    parsed = JSON.parse(body);
+  } catch {
+    return rejected('malformed_event', 'Body is not valid UTF-8 JSON.');
+  }
+  const envelope = z.safeParse(eventEnvelope, parsed);
+  if (!envelope.success) {
+    const fields = [...new Set(envelope.error.issues.map((i) => i.path.join('.') || '(root)'))];
+    return rejected('malformed_event', `Not a Stripe event; invalid: ${fields.join(', ')}.`);
+  }
+  if (SQS_FORBIDDEN_CHARS.test(body)) {
+    return rejected('malformed_event', 'Body contains characters that cannot be queued.');
+  }
+
+  const { id: eventId, type: eventType } = envelope.data;
+  try {
+    await deps.queue.enqueue({ body, eventId, eventType, receivedAt });
+  } catch (error) {
+    // Whatever the adapter threw, the caller gets one typed error naming the event.
+    const known = error instanceof EnqueueFailedError;
+    throw new EnqueueFailedError(known ? error.message : 'Could not enqueue the event.', {
+      cause: known ? error.cause : error,
+      eventId,
+      eventType,
+    });
+  }
+  return { outcome: 'enqueued', eventId, eventType, receivedAt };
+}

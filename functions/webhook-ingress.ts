@@ -1,0 +1,190 @@
+/**
+ * Lambda behind `POST /webhooks/stripe` (HTTP API, payload v2): extracts the raw
+ * body and signature, runs `acceptStripeWebhook`, and answers 200 only once the
+ * event is in SQS. 4xx for what the caller got wrong, 503 when the queue or the
+ * secret is unavailable (Stripe retries non-2xx for days, so nothing is lost).
+ * Never calls Stripe's API or DynamoDB, and never logs the body, the signature or the secret.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import * as z from 'zod/mini';
+import {
+  WebhookSecretUnavailableError,
+  webhookSecretProviderFromConfig,
+} from './adapters/secrets/webhook-secret-provider.ts';
+import { SqsEventQueue } from './adapters/sqs/sqs-event-queue.ts';
+import { StripeSignatureVerifier } from './adapters/stripe/stripe-signature-verifier.ts';
+import { createSqsClient } from './commons/aws-clients.ts';
+import { lazyEnv } from './commons/env.ts';
+import { ENV } from './commons/env-names.ts';
+import {
+  BadRequestError,
+  getHeader,
+  type HttpError,
+  type HttpResponse,
+  jsonResponse,
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  rawBodyBytes,
+  ServiceUnavailableError,
+  toHttpErrorResponse,
+} from './commons/http.ts';
+import { METRIC } from './commons/metric-names.ts';
+import { type BaseHandler, withPowertools } from './commons/middleware.ts';
+import {
+  setEventCorrelation,
+  logger as sharedLogger,
+  metrics as sharedMetrics,
+} from './commons/powertools.ts';
+import type { Clock } from './core/ports.ts';
+import {
+  acceptStripeWebhook,
+  EnqueueFailedError,
+  type EventQueue,
+  MAX_WEBHOOK_BODY_BYTES,
+  type RejectionReason,
+  type SignatureVerifier,
+} from './core/webhook-intake.ts';
+
+export const WEBHOOK_PATH = '/webhooks/stripe';
+const ALLOWED_METHODS = ['POST'] as const;
+
+export interface WebhookIngressDeps {
+  verifier: SignatureVerifier;
+  queue: EventQueue;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Default: the shared Powertools logger. */
+  logger?: Logger;
+  /** Default: the shared Powertools metrics. */
+  metrics?: Metrics;
+}
+
+type RouteRejection = 'not_found' | 'method_not_allowed';
+
+/**
+ * The path the request was for. `routeKey` names the matched route ('POST /webhooks/stripe');
+ * behind a `$default` or `ANY` route, fall back to `rawPath`, which carries the stage
+ * name as a prefix on a non-default stage.
+ */
+function requestedPath(event: APIGatewayProxyEventV2): string {
+  const routePath = /^[A-Z]+ (\/.*)$/.exec(event.routeKey ?? '')?.[1];
+  if (routePath && !routePath.includes('{')) return routePath;
+  const rawPath = event.rawPath ?? event.requestContext?.http?.path ?? '';
+  const stage = event.requestContext?.stage;
+  if (stage && stage !== '$default' && rawPath.startsWith(`/${stage}/`)) {
+    return rawPath.slice(stage.length + 1);
+  }
+  return rawPath;
+}
+
+function routeError(event: APIGatewayProxyEventV2): [RouteRejection, HttpError] | undefined {
+  if (requestedPath(event) !== WEBHOOK_PATH) return ['not_found', new NotFoundError()];
+  const method = event.requestContext?.http?.method?.toUpperCase() ?? '';
+  if (!(ALLOWED_METHODS as readonly string[]).includes(method)) {
+    return ['method_not_allowed', new MethodNotAllowedError(ALLOWED_METHODS)];
+  }
+  return undefined;
+}
+
+function rejectionError(reason: RejectionReason, message: string): HttpError {
+  if (reason === 'payload_too_large') return new PayloadTooLargeError(MAX_WEBHOOK_BODY_BYTES);
+  return new BadRequestError(message, { code: reason });
+}
+
+/** The webhook handler over explicit dependencies (a getter defers building them to the first call). */
+export function createWebhookIngressHandler(
+  deps: WebhookIngressDeps | (() => WebhookIngressDeps),
+): BaseHandler<APIGatewayProxyEventV2, HttpResponse> {
+  const resolve = typeof deps === 'function' ? deps : () => deps;
+  return async (event) => {
+    const { verifier, queue, clock, logger = sharedLogger, metrics = sharedMetrics } = resolve();
+    metrics.addMetric(METRIC.webhookReceived, MetricUnit.Count, 1);
+
+    const reject = (reason: string, error: HttpError): HttpResponse => {
+      const single = metrics.singleMetric();
+      single.addDimension('reason', reason);
+      single.addMetric(METRIC.webhookRejected, MetricUnit.Count, 1);
+      return toHttpErrorResponse(error, logger);
+    };
+
+    const badRoute = routeError(event);
+    if (badRoute) return reject(...badRoute);
+
+    try {
+      const result = await acceptStripeWebhook(
+        {
+          rawBody: rawBodyBytes(event),
+          signatureHeader: getHeader(event.headers, 'stripe-signature'),
+        },
+        { verifier, queue, ...(clock ? { clock } : {}) },
+      );
+      if (result.outcome === 'rejected') {
+        return reject(result.reason, rejectionError(result.reason, result.message));
+      }
+      setEventCorrelation(result.eventId, logger);
+      metrics.addMetric(METRIC.webhookEnqueued, MetricUnit.Count, 1);
+      logger.info('Webhook enqueued', { eventType: result.eventType });
+      return jsonResponse(200, { received: true });
+    } catch (error) {
+      if (error instanceof EnqueueFailedError) {
+        if (error.eventId) setEventCorrelation(error.eventId, logger);
+        metrics.addMetric(METRIC.webhookEnqueueFailed, MetricUnit.Count, 1);
+        return toHttpErrorResponse(new ServiceUnavailableError({ cause: error }), logger);
+      }
+      if (error instanceof WebhookSecretUnavailableError) {
+        return toHttpErrorResponse(new ServiceUnavailableError({ cause: error }), logger);
+      }
+      return toHttpErrorResponse(error, logger);
+    }
+  };
+}
+
+const nonBlank = () => z.optional(z.string().check(z.trim(), z.minLength(1)));
+
+const ingressEnv = lazyEnv(
+  z
+    .object({
+      [ENV.eventQueueUrl]: z.url(),
+      [ENV.webhookSecretArn]: nonBlank(),
+      [ENV.webhookSecret]: nonBlank(),
+    })
+    .check(
+      z.refine((env) => Boolean(env[ENV.webhookSecretArn] || env[ENV.webhookSecret]), {
+        message: `set ${ENV.webhookSecretArn} (deployed) or ${ENV.webhookSecret} (local only)`,
+        path: [ENV.webhookSecretArn],
+        // Report this with any other problem at once, not after the others are fixed.
+        when: () => true,
+      }),
+    ),
+);
+
+let defaultDeps: WebhookIngressDeps | undefined;
+
+/** Dependencies from the environment, built on the first invocation and then reused. */
+export function webhookIngressDepsFromEnv(): WebhookIngressDeps {
+  if (defaultDeps) return defaultDeps;
+  const env = ingressEnv();
+  defaultDeps = {
+    verifier: new StripeSignatureVerifier(
+      webhookSecretProviderFromConfig({
+        secret: env[ENV.webhookSecret],
+        secretArn: env[ENV.webhookSecretArn],
+      }),
+    ),
+    queue: new SqsEventQueue({
+      queueUrl: env[ENV.eventQueueUrl],
+      // Stripe waits for the answer: keep the worst case (3 attempts) well inside it.
+      client: createSqsClient({
+        connectionTimeoutMs: 1_000,
+        requestTimeoutMs: 2_000,
+        maxAttempts: 3,
+      }),
+    }),
+  };
+  return defaultDeps;
+}
+
+export const handler = withPowertools(createWebhookIngressHandler(webhookIngressDepsFromEnv));

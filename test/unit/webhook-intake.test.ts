@@ -1,0 +1,314 @@
+import fc from 'fast-check';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  StaticWebhookSecretProvider,
+  type WebhookSecretProvider,
+  WebhookSecretUnavailableError,
+} from '../../functions/adapters/secrets/webhook-secret-provider.ts';
+import { StripeSignatureVerifier } from '../../functions/adapters/stripe/stripe-signature-verifier.ts';
+import {
+  acceptStripeWebhook,
+  EnqueueFailedError,
+  type EventQueue,
+  MAX_WEBHOOK_BODY_BYTES,
+  type SignatureVerifier,
+  type VerifiedStripeEvent,
+} from '../../functions/core/webhook-intake.ts';
+import { readStripeEventRaw, STRIPE_EVENT_FIXTURES, stripeEventWith } from '../helpers/fixtures.ts';
+import { signPayload, TEST_WEBHOOK_SECRET } from '../helpers/stripe-signing.ts';
+
+const NOW_MS = 1_750_000_000_123;
+const NOW_S = Math.floor(NOW_MS / 1000);
+const clock = { now: () => NOW_MS };
+
+class RecordingQueue implements EventQueue {
+  readonly sent: VerifiedStripeEvent[] = [];
+  async enqueue(event: VerifiedStripeEvent): Promise<void> {
+    this.sent.push(event);
+  }
+}
+
+function setup(
+  secrets: WebhookSecretProvider = new StaticWebhookSecretProvider(TEST_WEBHOOK_SECRET),
+) {
+  const queue = new RecordingQueue();
+  const verifier = new StripeSignatureVerifier(secrets);
+  return { queue, verifier, deps: { queue, verifier, clock } };
+}
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const signed = (text: string, timestamp = NOW_S, secret = TEST_WEBHOOK_SECRET) => ({
+  rawBody: bytes(text),
+  signatureHeader: signPayload(text, secret, { timestamp }),
+});
+
+/** A valid event whose JSON text is exactly `size` bytes (padding in metadata). */
+function eventOfSize(size: number): string {
+  const base = stripeEventWith('customer.created.WRAPPED.openapi-fixtures3', { id: 'evt_size' });
+  const withPad = (pad: string) => JSON.stringify({ ...base, padding: pad });
+  const text = withPad('x'.repeat(size - withPad('').length));
+  expect(Buffer.byteLength(text)).toBe(size);
+  return text;
+}
+
+describe('acceptStripeWebhook', () => {
+  it('enqueues a correctly signed event with its exact body, id, type and receive time', async () => {
+    const { queue, deps } = setup();
+    const raw = readStripeEventRaw('invoice.paid.stripe-sync-engine');
+
+    const result = await acceptStripeWebhook(signed(raw), deps);
+
+    expect(result).toEqual({
+      outcome: 'enqueued',
+      eventId: 'evt_1KJrGtJDPojXS6LN15fcthM3',
+      eventType: 'invoice.paid',
+      receivedAt: NOW_MS,
+    });
+    expect(queue.sent).toEqual([
+      {
+        body: raw,
+        eventId: 'evt_1KJrGtJDPojXS6LN15fcthM3',
+        eventType: 'invoice.paid',
+        receivedAt: NOW_MS,
+      },
+    ]);
+  });
+
+  it.each(STRIPE_EVENT_FIXTURES)('accepts the captured event %s', async (name) => {
+    const { queue, deps } = setup();
+    const raw = readStripeEventRaw(name);
+    const result = await acceptStripeWebhook(signed(raw), deps);
+    expect(result.outcome).toBe('enqueued');
+    expect(queue.sent.map((m) => m.body)).toEqual([raw]);
+  });
+
+  it('accepts a body of exactly MAX_WEBHOOK_BODY_BYTES and refuses one byte more with 413', async () => {
+    const atCap = setup();
+    const ok = await acceptStripeWebhook(signed(eventOfSize(MAX_WEBHOOK_BODY_BYTES)), atCap.deps);
+    expect(ok.outcome).toBe('enqueued');
+    expect(atCap.queue.sent).toHaveLength(1);
+
+    const overCap = setup();
+    const verify = vi.spyOn(overCap.verifier, 'verify');
+    const tooBig = await acceptStripeWebhook(
+      signed(eventOfSize(MAX_WEBHOOK_BODY_BYTES + 1)),
+      overCap.deps,
+    );
+    expect(tooBig).toMatchObject({ outcome: 'rejected', reason: 'payload_too_large' });
+    expect(verify).not.toHaveBeenCalled();
+    expect(overCap.queue.sent).toHaveLength(0);
+  });
+
+  it('counts bytes, not characters, against the cap', async () => {
+    const { queue, deps } = setup();
+    // 3-byte characters: fewer characters than the cap, more bytes.
+    const text = eventOfSize(MAX_WEBHOOK_BODY_BYTES - 10).replace('xxxxxx"', '€€€€€€"');
+    expect(text.length).toBeLessThan(MAX_WEBHOOK_BODY_BYTES);
+    expect(Buffer.byteLength(text)).toBeGreaterThan(MAX_WEBHOOK_BODY_BYTES);
+    const result = await acceptStripeWebhook(signed(text), deps);
+    expect(result).toMatchObject({ outcome: 'rejected', reason: 'payload_too_large' });
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  it.each([
+    ['absent', undefined],
+    ['empty', ''],
+    ['blank', '   '],
+  ])('rejects a %s signature header', async (_label, header) => {
+    const { queue, deps } = setup();
+    const raw = readStripeEventRaw('invoice.paid.stripe-sync-engine');
+    const result = await acceptStripeWebhook(
+      { rawBody: bytes(raw), signatureHeader: header },
+      deps,
+    );
+    expect(result).toMatchObject({ outcome: 'rejected', reason: 'missing_signature' });
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  it.each([
+    ['garbage', 'not-a-signature'],
+    ['no v1 scheme', `t=${NOW_S},v0=abc`],
+    ['no timestamp', 'v1=abc'],
+  ])('rejects a header with %s as malformed', async (_label, header) => {
+    const { queue, deps } = setup();
+    const raw = readStripeEventRaw('invoice.paid.stripe-sync-engine');
+    const result = await acceptStripeWebhook(
+      { rawBody: bytes(raw), signatureHeader: header },
+      deps,
+    );
+    expect(result).toMatchObject({ outcome: 'rejected', reason: 'malformed_signature' });
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  it('rejects a signature made with another secret', async () => {
+    const { queue, deps } = setup();
+    const raw = readStripeEventRaw('invoice.paid.stripe-sync-engine');
+    const result = await acceptStripeWebhook(signed(raw, NOW_S, 'whsec_someone_else'), deps);
+    expect(result).toMatchObject({ outcome: 'rejected', reason: 'invalid_signature' });
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  it('rejects a body changed after signing, even by whitespace', async () => {
+    const { queue, deps } = setup();
+    const raw = readStripeEventRaw('invoice.paid.stripe-sync-engine');
+    const { signatureHeader } = signed(raw);
+    for (const tampered of [`${raw} `, raw.replace('"invoice.paid"', '"invoice.void"')]) {
+      const result = await acceptStripeWebhook({ rawBody: bytes(tampered), signatureHeader }, deps);
+      expect(result).toMatchObject({ outcome: 'rejected', reason: 'invalid_signature' });
+    }
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  it('accepts a signature 300 s old and rejects one 301 s old (SDK tolerance)', async () => {
+    const raw = readStripeEventRaw('invoice.paid.stripe-sync-engine');
+    const fresh = setup();
+    expect((await acceptStripeWebhook(signed(raw, NOW_S - 300), fresh.deps)).outcome).toBe(
+      'enqueued',
+    );
+
+    const stale = setup();
+    const result = await acceptStripeWebhook(signed(raw, NOW_S - 301), stale.deps);
+    expect(result).toMatchObject({ outcome: 'rejected', reason: 'expired_signature' });
+    expect(stale.queue.sent).toHaveLength(0);
+  });
+
+  it('checks the signature before parsing: an unsigned malformed body is a signature error', async () => {
+    const { queue, deps } = setup();
+    const result = await acceptStripeWebhook(
+      { rawBody: bytes('{not json'), signatureHeader: `t=${NOW_S},v1=${'0'.repeat(64)}` },
+      deps,
+    );
+    expect(result).toMatchObject({ outcome: 'rejected', reason: 'invalid_signature' });
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  const validEvent = () => stripeEventWith('invoice.paid.stripe-sync-engine');
+  it.each<[string, string]>([
+    ['truncated JSON', readStripeEventRaw('invoice.paid.stripe-sync-engine').slice(0, 200)],
+    ['not JSON', 'hello'],
+    ['a JSON array', '[]'],
+    ['JSON null', 'null'],
+    ['an id without evt_', JSON.stringify({ ...validEvent(), id: 'ch_123' })],
+    ['a missing id', JSON.stringify({ ...validEvent(), id: undefined })],
+    ['object other than event', JSON.stringify({ ...validEvent(), object: 'v2.core.event' })],
+    ['a non-string type', JSON.stringify({ ...validEvent(), type: 42 })],
+    ['an empty type', JSON.stringify({ ...validEvent(), type: '' })],
+    ['a string created', JSON.stringify({ ...validEvent(), created: '1642649111' })],
+    ['data.object an array', JSON.stringify({ ...validEvent(), data: { object: [] } })],
+    ['data.object null', JSON.stringify({ ...validEvent(), data: { object: null } })],
+    ['no data', JSON.stringify({ ...validEvent(), data: undefined })],
+    ['a character SQS refuses', JSON.stringify({ ...validEvent(), note: '\uFFFF' })],
+  ])('rejects a correctly signed body with %s as malformed', async (_label, text) => {
+    const { queue, deps } = setup();
+    const result = await acceptStripeWebhook(signed(text), deps);
+    expect(result).toMatchObject({ outcome: 'rejected', reason: 'malformed_event' });
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  it('rejects a correctly signed body that is not valid UTF-8 as malformed', async () => {
+    const { queue, deps } = setup();
+    const rawBody = Buffer.concat([
+      Buffer.from('{"id":"evt_1","x":"'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from('"}'),
+    ]);
+    // Sign what Stripe's verifier will see, so only our own decoding can refuse it.
+    const signatureHeader = signPayload(rawBody, TEST_WEBHOOK_SECRET, { timestamp: NOW_S });
+    const result = await acceptStripeWebhook({ rawBody, signatureHeader }, deps);
+    expect(result).toMatchObject({ outcome: 'rejected', reason: 'malformed_event' });
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  it('never enqueues a signed body with a byte-order mark prepended', async () => {
+    const { queue, deps } = setup();
+    const raw = readStripeEventRaw('invoice.paid.stripe-sync-engine');
+    const { signatureHeader } = signed(raw);
+    // Stripe's verifier decodes (and drops) a BOM, so the signature still matches;
+    // the body would then not be the bytes that were signed.
+    const rawBody = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(raw)]);
+    const result = await acceptStripeWebhook({ rawBody, signatureHeader }, deps);
+    expect(result.outcome).toBe('rejected');
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  it('turns any queue failure into EnqueueFailedError naming the event', async () => {
+    const raw = readStripeEventRaw('invoice.paid.stripe-sync-engine');
+    const boom = new Error('socket hang up');
+    const queue: EventQueue = { enqueue: () => Promise.reject(boom) };
+    const { verifier } = setup();
+    const failure = acceptStripeWebhook(signed(raw), { queue, verifier, clock });
+    await expect(failure).rejects.toBeInstanceOf(EnqueueFailedError);
+    await expect(failure).rejects.toMatchObject({
+      eventId: 'evt_1KJrGtJDPojXS6LN15fcthM3',
+      eventType: 'invoice.paid',
+      cause: boom,
+    });
+  });
+
+  it('lets verifier infrastructure errors through (answered 5xx, not 400)', async () => {
+    const raw = readStripeEventRaw('invoice.paid.stripe-sync-engine');
+    const down = new WebhookSecretUnavailableError('down');
+    const verifier: SignatureVerifier = { verify: () => Promise.reject(down) };
+    const queue = new RecordingQueue();
+    await expect(acceptStripeWebhook(signed(raw), { verifier, queue, clock })).rejects.toBe(down);
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  it('refuses any single-byte change to a signed body (property)', async () => {
+    const raw = readStripeEventRaw('customer.created.WRAPPED.openapi-fixtures3');
+    const original = bytes(raw);
+    const { signatureHeader } = signed(raw);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat({ max: original.length - 1 }),
+        fc.integer({ min: 1, max: 255 }),
+        async (index, delta) => {
+          const { queue, deps } = setup();
+          const rawBody = Uint8Array.from(original);
+          rawBody[index] = (rawBody[index]! + delta) % 256;
+          const result = await acceptStripeWebhook({ rawBody, signatureHeader }, deps);
+          expect(result.outcome).toBe('rejected');
+          expect(queue.sent).toHaveLength(0);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('StripeSignatureVerifier with a rotated secret', () => {
+  const raw = readStripeEventRaw('invoice.paid.stripe-sync-engine');
+
+  function rotatingSecrets(cached: string, refreshed: string | undefined) {
+    return {
+      getSecret: vi.fn(async () => cached),
+      refreshSecret: vi.fn(async () => refreshed),
+    } satisfies WebhookSecretProvider;
+  }
+
+  it('re-reads the secret once when the cached one does not match, then accepts', async () => {
+    const secrets = rotatingSecrets('whsec_old', 'whsec_new');
+    const { queue, deps } = setup(secrets);
+    const result = await acceptStripeWebhook(signed(raw, NOW_S, 'whsec_new'), deps);
+    expect(result.outcome).toBe('enqueued');
+    expect(secrets.refreshSecret).toHaveBeenCalledTimes(1);
+    expect(queue.sent).toHaveLength(1);
+  });
+
+  it('answers 400 when the refreshed secret does not match either', async () => {
+    const secrets = rotatingSecrets('whsec_old', 'whsec_new');
+    const { queue, deps } = setup(secrets);
+    const result = await acceptStripeWebhook(signed(raw, NOW_S, 'whsec_forged'), deps);
+    expect(result).toMatchObject({ outcome: 'rejected', reason: 'invalid_signature' });
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  it('does not refresh for a missing, malformed or expired signature', async () => {
+    const secrets = rotatingSecrets(TEST_WEBHOOK_SECRET, 'whsec_new');
+    const { deps } = setup(secrets);
+    await acceptStripeWebhook({ rawBody: bytes(raw), signatureHeader: undefined }, deps);
+    await acceptStripeWebhook({ rawBody: bytes(raw), signatureHeader: 'junk' }, deps);
+    await acceptStripeWebhook(signed(raw, NOW_S - 400), deps);
+    expect(secrets.refreshSecret).not.toHaveBeenCalled();
+  });
+});
