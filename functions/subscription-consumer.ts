@@ -10,7 +10,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { DynamoDbSubscriptionStore } from './adapters/dynamodb/dynamodb-subscription-store.ts';
 import { defaultDynamoDbClient } from './commons/aws-clients.ts';
 import { lazyEnv, requiredString } from './commons/env.ts';
@@ -145,8 +145,9 @@ const consumerEnv = lazyEnv(
   z.object({
     [ENV.billingTableName]: requiredString(),
     [ENV.eventsTableName]: requiredString(),
-    [ENV.priceTierMap]: z.string().optional(),
-    [ENV.ledgerRetentionDays]: z.coerce.number().int().min(4).max(3650).optional(),
+    [ENV.priceTierMap]: z.optional(z.string()),
+    // Stripe retries for 3 days: a shorter ledger would let a late retry look new.
+    [ENV.ledgerRetentionDays]: z.optional(z.coerce.number().check(z.int(), z.gte(4), z.lte(3650))),
   }),
 );
 

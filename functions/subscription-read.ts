@@ -4,7 +4,7 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { DynamoDbUserViewReader } from './adapters/dynamodb/dynamodb-subscription-store.ts';
 import { defaultDynamoDbClient } from './commons/aws-clients.ts';
 import { lazyEnv, requiredString } from './commons/env.ts';
@@ -28,11 +28,10 @@ export interface SubscriptionReadDeps {
 }
 
 /** App user ids: opaque, but bounded and free of characters that could alter a key. */
+const USER_ID_RULE = 'must be 1-128 letters, digits or . _ : @ | + -';
 const userIdSchema = z
   .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9._:@|+-]+$/, 'may contain only letters, digits and . _ : @ | + -');
+  .check(z.minLength(1), z.maxLength(128), z.regex(/^[A-Za-z0-9._:@|+-]+$/));
 
 /** The JSON the read API answers with. */
 export function toResponseBody(view: UserSubscriptionView) {
@@ -59,11 +58,9 @@ export function createSubscriptionReadHandler(
     try {
       const method = event.requestContext?.http?.method?.toUpperCase();
       if (method !== 'GET') throw new MethodNotAllowedError(['GET']);
-      const parsed = userIdSchema.safeParse(event.pathParameters?.userId ?? '');
+      const parsed = z.safeParse(userIdSchema, event.pathParameters?.userId ?? '');
       if (!parsed.success) {
-        throw new BadRequestError(`userId ${parsed.error.issues[0]?.message ?? 'is invalid'}`, {
-          code: 'invalid_user_id',
-        });
+        throw new BadRequestError(`userId ${USER_ID_RULE}.`, { code: 'invalid_user_id' });
       }
       const view = await reader.getUserView(parsed.data);
       if (!view) {

@@ -7,7 +7,7 @@
  *   `invoice.parent.subscription_details.subscription` (basil+);
  * - a price: `item.price` (2018+) or `item.plan` (older).
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { type PriceRef, type PriceTierMap, resolveTier, type Tier } from './tiers.ts';
 
 /** A payload of a handled event type that lacks what we need: retrying will not help. */
@@ -101,87 +101,78 @@ export type SubscriptionEventFact =
 
 /** What every event envelope must carry, whatever its type. */
 const envelopeSchema = z.object({
-  id: z.string().startsWith('evt_'),
+  id: z.string().check(z.startsWith('evt_')),
   object: z.literal('event'),
-  type: z.string().min(1),
-  created: z.number().int().nonnegative(),
+  type: z.string().check(z.minLength(1)),
+  created: z.int().check(z.nonnegative()),
   data: z.object({ object: z.record(z.string(), z.unknown()) }),
 });
 
 export type StripeEventEnvelope = z.infer<typeof envelopeSchema>;
 
-const idOrObject = z.union([z.string(), z.object({ id: z.string() }).passthrough()]);
-const metadataSchema = z.record(z.string(), z.string().nullable()).nullish();
+// zod/mini: the consumer's cold start pays ~15 KB instead of ~450 KB for classic zod.
+// Loose objects: Stripe adds fields in every API version; we read only what we need.
+const idOrObject = z.union([z.string(), z.looseObject({ id: z.string() })]);
+const metadataSchema = z.nullish(z.record(z.string(), z.nullable(z.string())));
 
-const priceSchema = z.object({ id: z.string(), metadata: metadataSchema }).passthrough();
+const priceSchema = z.looseObject({ id: z.string(), metadata: metadataSchema });
 
-const subscriptionSchema = z
-  .object({
-    id: z.string().startsWith('sub_'),
-    customer: idOrObject,
-    status: z.enum([
-      'incomplete',
-      'incomplete_expired',
-      'trialing',
-      'active',
-      'past_due',
-      'canceled',
-      'unpaid',
-      'paused',
-    ]),
-    created: z.number().int(),
-    cancel_at_period_end: z.boolean().nullish(),
-    current_period_end: z.number().int().nullish(),
-    metadata: metadataSchema,
-    items: z.object({
-      data: z.array(
-        z
-          .object({
-            current_period_end: z.number().int().nullish(),
-            price: priceSchema.nullish(),
-            plan: priceSchema.nullish(),
-          })
-          .passthrough(),
-      ),
+const subscriptionSchema = z.looseObject({
+  id: z.string().check(z.startsWith('sub_')),
+  customer: idOrObject,
+  status: z.enum([
+    'incomplete',
+    'incomplete_expired',
+    'trialing',
+    'active',
+    'past_due',
+    'canceled',
+    'unpaid',
+    'paused',
+  ]),
+  created: z.int(),
+  cancel_at_period_end: z.nullish(z.boolean()),
+  current_period_end: z.nullish(z.int()),
+  metadata: metadataSchema,
+  items: z.object({
+    data: z.array(
+      z.looseObject({
+        current_period_end: z.nullish(z.int()),
+        price: z.nullish(priceSchema),
+        plan: z.nullish(priceSchema),
+      }),
+    ),
+  }),
+});
+
+const customerSchema = z.looseObject({
+  id: z.string().check(z.startsWith('cus_')),
+  metadata: metadataSchema,
+});
+
+const checkoutSessionSchema = z.looseObject({
+  id: z.string(),
+  mode: z.string(),
+  customer: z.nullish(idOrObject),
+  subscription: z.nullish(idOrObject),
+  client_reference_id: z.nullish(z.string()),
+  metadata: metadataSchema,
+});
+
+const invoiceSchema = z.looseObject({
+  id: z.string(),
+  customer: idOrObject,
+  subscription: z.nullish(idOrObject),
+  parent: z.nullish(
+    z.looseObject({
+      subscription_details: z.nullish(z.looseObject({ subscription: z.nullish(idOrObject) })),
     }),
-  })
-  .passthrough();
-
-const customerSchema = z
-  .object({ id: z.string().startsWith('cus_'), metadata: metadataSchema })
-  .passthrough();
-
-const checkoutSessionSchema = z
-  .object({
-    id: z.string(),
-    mode: z.string(),
-    customer: idOrObject.nullish(),
-    subscription: idOrObject.nullish(),
-    client_reference_id: z.string().nullish(),
-    metadata: metadataSchema,
-  })
-  .passthrough();
-
-const invoiceSchema = z
-  .object({
-    id: z.string(),
-    customer: idOrObject,
-    subscription: idOrObject.nullish(),
-    parent: z
-      .object({
-        subscription_details: z
-          .object({ subscription: idOrObject.nullish() })
-          .passthrough()
-          .nullish(),
-      })
-      .passthrough()
-      .nullish(),
-    created: z.number().int().nullish(),
-    amount_paid: z.number().nullish(),
-    amount_due: z.number().nullish(),
-    currency: z.string().nullish(),
-  })
-  .passthrough();
+  ),
+  created: z.nullish(z.int()),
+  amount_paid: z.nullish(z.number()),
+  amount_due: z.nullish(z.number()),
+  currency: z.nullish(z.string()),
+});
 
 function idOf(value: z.infer<typeof idOrObject> | null | undefined): string | null {
   if (value === null || value === undefined) return null;
@@ -198,12 +189,19 @@ function userIdFrom(
   return candidate ? candidate.trim() || null : null;
 }
 
-function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
-  const result = schema.safeParse(value);
+function parseOrThrow<T>(schema: z.ZodMiniType<T>, value: unknown, what: string): T {
+  const result = z.safeParse(schema, value);
   if (!result.success) {
     const issue = result.error.issues[0];
     const where = issue?.path.join('.') || '(root)';
-    throw new MalformedEventError(`${what}: ${where}: ${issue?.message ?? 'invalid'}`);
+    // zod/mini ships no locale: name the issue code and what was expected.
+    const expected =
+      issue && 'expected' in issue
+        ? ` (expected ${String(issue.expected)})`
+        : issue && 'values' in issue
+          ? ` (expected one of ${issue.values.join(', ')})`
+          : '';
+    throw new MalformedEventError(`${what}: ${where}: ${issue?.code ?? 'invalid'}${expected}`);
   }
   return result.data;
 }
