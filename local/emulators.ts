@@ -115,7 +115,9 @@ export interface RunningEmulator {
 }
 
 /** Starts DynamoDB Local and resolves once it answers `ListTables`. */
-export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<RunningEmulator> {
+export async function startDynamoDbLocal(
+  options: DynamoDbLocalOptions = {},
+): Promise<RunningEmulator> {
   await assertJavaAvailable();
   const port = options.port || (await findFreePort());
   await assertPortFree(port, 'DynamoDB Local', 'DYNAMODB_PORT');
@@ -163,7 +165,9 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
       } catch {
         if (Date.now() > deadline) {
           child.kill('SIGKILL');
-          throw new PrerequisiteError(`DynamoDB Local did not answer on ${endpoint} within the start timeout.`);
+          throw new PrerequisiteError(
+            `DynamoDB Local did not answer on ${endpoint} within the start timeout.`,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, 150));
       }
@@ -199,7 +203,9 @@ export interface RunningSqsEmulator extends RunningEmulator {
 }
 
 /** Starts the fauxqs SQS emulator in this process. */
-export async function startSqsEmulator(options: SqsEmulatorOptions = {}): Promise<RunningSqsEmulator> {
+export async function startSqsEmulator(
+  options: SqsEmulatorOptions = {},
+): Promise<RunningSqsEmulator> {
   const port = options.port ?? 0;
   await assertPortFree(port, 'SQS emulator', 'SQS_PORT');
   const server = await startFauxqs({ port, logger: false });

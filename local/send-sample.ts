@@ -1,0 +1,323 @@
+/**
+ * `npm run send-sample [fixture-name-or-path] [--url http://localhost:3000] [--user demo-user] [--tier silver]`
+ *
+ * Sends real Stripe webhook payloads (the captured fixtures in test/fixtures/stripe),
+ * re-stamped with fresh event ids and times and tied to one app user, signed exactly
+ * as Stripe signs them (the Stripe SDK's `generateTestHeaderString`), to the running
+ * local suite; then polls the read API until the user's state changes and prints it.
+ *
+ * Without a fixture it sends a subscription-mode `checkout.session.completed` and then
+ * `customer.subscription.created` for the demo user. The customer and subscription ids
+ * are derived from the user id, so a later `npm run send-sample
+ * customer.subscription.deleted.stripe-sync-engine` acts on the same subscription.
+ *
+ * The functions here are exported for the end-to-end tests.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Stripe from 'stripe';
+
+/**
+ * The local runtime's documented default secret (`DEFAULT_LOCAL_WEBHOOK_SECRET` in
+ * runtime.ts, not imported because that module loads the whole CDK app; an
+ * end-to-end test checks the two agree).
+ */
+export const SAMPLE_WEBHOOK_SECRET = 'whsec_local_development_secret';
+export const DEMO_USER_ID = 'demo-user';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const STRIPE_FIXTURES_DIR = join(REPO_ROOT, 'test', 'fixtures', 'stripe');
+const DEFAULT_SAMPLE = [
+  'checkout.session.completed.mode-subscription.WRAPPED.pay-rails',
+  'customer.subscription.created.stripe-sync-engine',
+];
+const PERIOD_SECONDS = 30 * 86_400;
+
+export interface StripeEventJson {
+  id: string;
+  object: string;
+  type: string;
+  created: number;
+  data: { object: Record<string, unknown>; previous_attributes?: Record<string, unknown> };
+  [key: string]: unknown;
+}
+
+/** The fixtures that can be sent (file names without `.json`). */
+export function listFixtures(dir = STRIPE_FIXTURES_DIR): string[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -'.json'.length))
+    .sort();
+}
+
+/**
+ * A fixture as a full event: by name (`customer.subscription.deleted.stripe-sync-engine`)
+ * or path. A data-only fixture (`{ object, previous_attributes? }`) is put in an event
+ * envelope whose type comes from the file name.
+ */
+export function loadFixtureEvent(nameOrPath: string, dir = STRIPE_FIXTURES_DIR): StripeEventJson {
+  const candidates = [nameOrPath, join(dir, nameOrPath), join(dir, `${nameOrPath}.json`)];
+  const file = candidates.find((c) => c.endsWith('.json') && existsSync(c));
+  if (!file) {
+    throw new Error(
+      `No fixture "${nameOrPath}". Available: ${listFixtures(dir).join(', ')} (or give a path to a .json file).`,
+    );
+  }
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  if (parsed.object === 'event') return parsed as StripeEventJson;
+  if (typeof parsed.object === 'object' && parsed.object !== null) {
+    const type = basename(file, '.json')
+      .split('.data-only')[0]!
+      .replace(/\.mode-[a-z]+$/, '');
+    return {
+      id: 'evt_placeholder',
+      object: 'event',
+      api_version: null,
+      created: 0,
+      livemode: false,
+      pending_webhooks: 1,
+      request: { id: null, idempotency_key: null },
+      type,
+      data: parsed as StripeEventJson['data'],
+    };
+  }
+  throw new Error(`${file} is neither a Stripe event nor an event's data member.`);
+}
+
+/** The customer and subscription ids the samples use for a user (stable across runs). */
+export function sampleIds(userId: string): { customerId: string; subscriptionId: string } {
+  const slug = userId.replace(/[^A-Za-z0-9]/g, '').slice(0, 40) || 'user';
+  return { customerId: `cus_local${slug}`, subscriptionId: `sub_local${slug}` };
+}
+
+export interface RestampOptions {
+  userId: string;
+  /** Event `created`, unix seconds. Default now. */
+  created?: number;
+  /** Sets `metadata.tier` on the subscription's prices (the consumer prefers it to the price map). */
+  tier?: string;
+  customerId?: string;
+  subscriptionId?: string;
+}
+
+function randomSuffix(): string {
+  return `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A copy of `event` with a fresh id and `created`, tied to `userId`: the object's
+ * customer (and subscription) ids become the user's sample ids and the user id goes
+ * where Stripe integrations put it (`metadata.userId`, `client_reference_id`).
+ */
+export function restampEvent(event: StripeEventJson, options: RestampOptions): StripeEventJson {
+  const created = options.created ?? Math.floor(Date.now() / 1000);
+  const ids = { ...sampleIds(options.userId), ...options };
+  const copy = structuredClone(event);
+  copy.id = `evt_local_${randomSuffix()}`;
+  copy.created = created;
+  const object = copy.data.object;
+  const withUser = () => ({
+    ...(isRecord(object.metadata) ? object.metadata : {}),
+    userId: options.userId,
+  });
+
+  switch (object.object) {
+    case 'checkout.session':
+      object.id = `cs_test_local_${randomSuffix()}`;
+      object.customer = ids.customerId;
+      if (object.mode === 'subscription') object.subscription = ids.subscriptionId;
+      object.client_reference_id = options.userId;
+      object.metadata = withUser();
+      object.created = created;
+      break;
+    case 'subscription': {
+      object.id = ids.subscriptionId;
+      object.customer = ids.customerId;
+      object.metadata = withUser();
+      object.created ??= created;
+      object.start_date = created;
+      object.billing_cycle_anchor = created;
+      object.current_period_start = created;
+      object.current_period_end = created + PERIOD_SECONDS;
+      const items =
+        isRecord(object.items) && Array.isArray(object.items.data) ? object.items.data : [];
+      for (const item of items as Record<string, unknown>[]) {
+        item.subscription = ids.subscriptionId;
+        // Newer API versions keep the period on each item.
+        if ('current_period_end' in item) {
+          item.current_period_start = created;
+          item.current_period_end = created + PERIOD_SECONDS;
+        }
+        if (options.tier && isRecord(item.price)) {
+          item.price.metadata = {
+            ...(isRecord(item.price.metadata) ? item.price.metadata : {}),
+            tier: options.tier,
+          };
+        }
+      }
+      break;
+    }
+    case 'customer':
+      object.id = ids.customerId;
+      object.metadata = withUser();
+      break;
+    case 'invoice':
+      object.id = `in_local_${randomSuffix()}`;
+      object.customer = ids.customerId;
+      if (typeof object.subscription === 'string') object.subscription = ids.subscriptionId;
+      if (isRecord(object.parent) && isRecord(object.parent.subscription_details)) {
+        object.parent.subscription_details.subscription = ids.subscriptionId;
+      }
+      break;
+    default:
+      if (typeof object.customer === 'string') object.customer = ids.customerId;
+  }
+  return copy;
+}
+
+/** The default sample: checkout completed, then the subscription it created. */
+export function buildDefaultSample(options: RestampOptions): StripeEventJson[] {
+  const created = options.created ?? Math.floor(Date.now() / 1000);
+  return DEFAULT_SAMPLE.map((name) =>
+    restampEvent(loadFixtureEvent(name), { ...options, created }),
+  );
+}
+
+export interface DeliveryResult {
+  status: number;
+  body: string;
+}
+
+/** POSTs the event as Stripe would: pretty JSON body, `Stripe-Signature` over exactly those bytes. */
+export async function deliverSignedEvent(
+  apiUrl: string,
+  event: StripeEventJson,
+  secret: string,
+): Promise<DeliveryResult> {
+  const payload = JSON.stringify(event, null, 2);
+  const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret });
+  const res = await fetch(new URL('/webhooks/stripe', apiUrl), {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      'stripe-signature': signature,
+      'user-agent': 'Stripe/1.0 (+https://stripe.com/docs/webhooks)',
+    },
+    body: payload,
+  });
+  return { status: res.status, body: await res.text() };
+}
+
+async function readSubscription(apiUrl: string, userId: string): Promise<DeliveryResult> {
+  const res = await fetch(new URL(`/users/${encodeURIComponent(userId)}/subscription`, apiUrl));
+  return { status: res.status, body: await res.text() };
+}
+
+function pretty(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
+  }
+}
+
+/** The suite is not listening: fetch's cause says ECONNREFUSED (or similar). */
+function isConnectionError(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: string } }).cause;
+  return (
+    error instanceof TypeError &&
+    ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH'].includes(cause?.code ?? '')
+  );
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      url: {
+        type: 'string',
+        default: process.env.API_URL ?? `http://localhost:${process.env.PORT ?? 3000}`,
+      },
+      user: { type: 'string', default: DEMO_USER_ID },
+      tier: { type: 'string', default: 'silver' },
+      timeout: { type: 'string', default: '20' },
+      list: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help || values.list) {
+    console.log(
+      'Usage: npm run send-sample [-- fixture-name-or-path] [--url URL] [--user ID] [--tier TIER] [--timeout SECONDS]',
+    );
+    console.log(`Fixtures (${STRIPE_FIXTURES_DIR}):\n  ${listFixtures().join('\n  ')}`);
+    return 0;
+  }
+  const secret = process.env.STRIPE_WEBHOOK_SECRET || SAMPLE_WEBHOOK_SECRET;
+  const userId = values.user;
+  const options: RestampOptions = { userId, ...(values.tier ? { tier: values.tier } : {}) };
+  const events = positionals[0]
+    ? [restampEvent(loadFixtureEvent(positionals[0]), options)]
+    : buildDefaultSample(options);
+  const apiUrl = values.url;
+
+  try {
+    const before = await readSubscription(apiUrl, userId);
+    for (const event of events) {
+      const result = await deliverSignedEvent(apiUrl, event, secret);
+      console.log(
+        `POST /webhooks/stripe ${event.type} (${event.id}) -> ${result.status} ${result.body}`,
+      );
+      if (result.status >= 300) {
+        if (result.status === 400 && result.body.includes('signature')) {
+          console.error(
+            `The signature was refused: is the suite using another STRIPE_WEBHOOK_SECRET? This sender used ${secret === SAMPLE_WEBHOOK_SECRET ? 'the local default' : 'STRIPE_WEBHOOK_SECRET'}.`,
+          );
+        }
+        return 1;
+      }
+    }
+
+    console.log(`\nWaiting for GET /users/${userId}/subscription to show the change...`);
+    const deadline = Date.now() + Number(values.timeout) * 1000;
+    for (;;) {
+      const now = await readSubscription(apiUrl, userId);
+      if (now.status === 200 && now.body !== before.body) {
+        console.log(`GET /users/${userId}/subscription -> ${now.status}\n${pretty(now.body)}`);
+        return 0;
+      }
+      if (Date.now() > deadline) {
+        console.log(
+          `No change after ${values.timeout} s (the event may not change this user's state). Current answer: ${now.status}\n${pretty(now.body)}`,
+        );
+        return now.status === 200 ? 0 : 1;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } catch (error) {
+    if (isConnectionError(error)) {
+      console.error(
+        `Nothing answers at ${apiUrl}. Start the suite first with \`npm start\` (in another terminal), or pass --url.`,
+      );
+      return 1;
+    }
+    throw error;
+  }
+}
+
+const invokedDirectly =
+  process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (invokedDirectly) {
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error((error as Error).message ?? error);
+      process.exit(1);
+    },
+  );
+}
