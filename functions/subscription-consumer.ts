@@ -38,8 +38,6 @@ export interface SubscriptionConsumerDeps {
   clock?: Clock;
   logger?: Logger;
   metrics?: Metrics;
-  /** Customer commits in flight at once. Default 8. */
-  concurrency?: number;
 }
 
 const OUTCOME_METRIC: Record<RecordOutcome['status'], string> = {
@@ -72,13 +70,11 @@ export function createSubscriptionConsumer(
       clock = systemClock,
       logger = sharedLogger,
       metrics = sharedMetrics,
-      concurrency,
     } = resolve();
     const applyDeps: ApplyDeps = {
       store,
       clock,
       priceTierMap,
-      ...(concurrency ? { concurrency } : {}),
       onUnmappedPrice: (priceIds, fact) => {
         // A configuration gap, not a bad event: the subscription is recorded on `free`
         // until PRICE_TIER_MAP (or the price's metadata.tier) names its tier.

@@ -15,7 +15,14 @@ import {
   projectUserView,
   sameView,
 } from './customer-account.ts';
-import type { BatchState, Clock, LedgerEntry, StoredAccount, SubscriptionStore } from './ports.ts';
+import type {
+  AccountCommit,
+  BatchState,
+  Clock,
+  CommitResult,
+  StoredAccount,
+  SubscriptionStore,
+} from './ports.ts';
 import {
   isSubscriptionEventType,
   MalformedEventError,
@@ -43,9 +50,7 @@ export interface ApplyDeps {
   clock: Clock;
   priceTierMap: PriceTierMap;
   ledgerRetentionDays?: number;
-  /** Commits in flight at once. Default 8. */
-  concurrency?: number;
-  /** Attempts per customer on a write race before its records fail. Default 4. */
+  /** Attempts on write races before the remaining records fail (and are redelivered). Default 6. */
   maxAttempts?: number;
   onUnmappedPrice?: (priceIds: string[], fact: SubscriptionEventFact) => void;
 }
@@ -121,20 +126,7 @@ export async function applyStripeEvents(
     groups.set(pending.fact.customerId, group);
   }
 
-  const work = [...groups.entries()];
-  const concurrency = Math.max(1, deps.concurrency ?? 8);
-  let next = 0;
-  const worker = async () => {
-    while (next < work.length) {
-      const [customerId, group] = work[next++]!;
-      for (const chunk of chunks(group, MAX_EVENTS_PER_COMMIT)) {
-        await commitCustomer(customerId, chunk, batchState.accounts.get(customerId), deps, settle);
-        // A later chunk of the same customer must read what this one wrote.
-        batchState.accounts.delete(customerId);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, work.length) }, worker));
+  await commitRounds(groups, batchState.accounts, deps, settle);
   return outcomes;
 }
 
@@ -182,83 +174,151 @@ function parseRecord(
   }
 }
 
-async function commitCustomer(
+interface PlannedCommit {
+  commit: AccountCommit;
+  facts: PendingFact[];
+  outcomes: FactOutcome[];
+}
+
+/** Folds one customer's facts over its stored account into a commit. Pure. */
+function planCommit(
   customerId: string,
-  initial: PendingFact[],
-  prefetched: StoredAccount | undefined,
-  deps: ApplyDeps,
-  settle: (pending: PendingFact, outcome: RecordOutcome) => void,
-): Promise<void> {
-  let remaining = initial;
-  const maxAttempts = deps.maxAttempts ?? 4;
-  let lastError: unknown = new Error('write conflict persisted');
-  for (let attempt = 1; attempt <= maxAttempts && remaining.length > 0; attempt++) {
-    try {
-      // The batch read already fetched the account; only a retry reads it again.
-      const stored =
-        attempt === 1 ? prefetched : (await deps.store.loadAccounts([customerId])).get(customerId);
-      const before: CustomerAccount = stored?.account ?? emptyAccount(customerId);
-      let after = before;
-      const factOutcomes: FactOutcome[] = [];
-      for (const pending of remaining) {
-        const step = applyFact(after, pending.fact);
-        after = step.account;
-        factOutcomes.push(step.outcome);
-      }
-      const appliedAt = deps.clock.now();
-      const ledger: LedgerEntry[] = remaining.map((pending, index) => ({
+  facts: PendingFact[],
+  stored: StoredAccount | undefined,
+  appliedAt: number,
+): PlannedCommit {
+  const before: CustomerAccount = stored?.account ?? emptyAccount(customerId);
+  let after = before;
+  const outcomes: FactOutcome[] = [];
+  for (const pending of facts) {
+    const step = applyFact(after, pending.fact);
+    after = step.account;
+    outcomes.push(step.outcome);
+  }
+  const viewBefore = projectUserView(before);
+  const viewAfter = projectUserView(after);
+  return {
+    facts,
+    outcomes,
+    commit: {
+      customerId,
+      expectedRevision: stored?.revision ?? 0,
+      account: after,
+      ledger: facts.map((pending, index) => ({
         eventId: pending.fact.eventId,
         type: pending.fact.type,
         customerId,
         userId: after.userId,
-        outcome: factOutcomes[index]!,
+        outcome: outcomes[index]!,
         receivedAt: pending.receivedAt,
         appliedAt,
-      }));
-      const viewBefore = projectUserView(before);
-      const viewAfter = projectUserView(after);
-      const result = await deps.store.commit({
+      })),
+      view: sameView(viewBefore, viewAfter) ? null : viewAfter,
+      newSubscriptionIds: Object.keys(after.subscriptions).filter(
+        (id) => !(id in before.subscriptions),
+      ),
+    },
+  };
+}
+
+/**
+ * Commits every customer's folded events; the store packs the commits of many
+ * customers into few transactions. A commit that lost a race (an event another
+ * consumer recorded first, or an account written since it was read) is re-read and
+ * re-folded; one that was only cancelled alongside a losing commit is resent as is.
+ */
+async function commitRounds(
+  groups: Map<string, PendingFact[]>,
+  accounts: Map<string, StoredAccount>,
+  deps: ApplyDeps,
+  settle: (pending: PendingFact, outcome: RecordOutcome) => void,
+): Promise<void> {
+  const pending = new Map(groups);
+  const maxAttempts = deps.maxAttempts ?? 6;
+  let lastError: unknown = new Error('write conflict persisted');
+  for (let attempt = 1; attempt <= maxAttempts && pending.size > 0; attempt++) {
+    const appliedAt = deps.clock.now();
+    const plans = [...pending].map(([customerId, facts]) =>
+      planCommit(
         customerId,
-        expectedRevision: stored?.revision ?? 0,
-        account: after,
-        ledger,
-        view: sameView(viewBefore, viewAfter) ? null : viewAfter,
-        newSubscriptionIds: Object.keys(after.subscriptions).filter(
-          (id) => !(id in before.subscriptions),
-        ),
-      });
-      if (result.status === 'committed') {
-        remaining.forEach((pending, index) => {
-          settle(pending, {
-            status: factOutcomes[index]!,
-            eventId: pending.fact.eventId,
-            type: pending.fact.type,
-          });
-        });
-        return;
-      }
-      if (result.status === 'duplicate-events') {
-        const duplicates = new Set(result.eventIds);
-        for (const pending of remaining) {
-          if (duplicates.has(pending.fact.eventId)) {
-            settle(pending, {
-              status: 'duplicate',
-              eventId: pending.fact.eventId,
-              type: pending.fact.type,
-            });
-          }
-        }
-        remaining = remaining.filter((pending) => !duplicates.has(pending.fact.eventId));
-      }
-      lastError = new Error(`write conflict on customer ${customerId}`);
+        facts.slice(0, MAX_EVENTS_PER_COMMIT),
+        accounts.get(customerId),
+        appliedAt,
+      ),
+    );
+    let results: CommitResult[];
+    try {
+      const commits = plans.map((plan) => plan.commit);
+      // First round: pack everything into few transactions. Retries go one customer
+      // per transaction, so a customer that keeps losing races cannot abort the rest.
+      results =
+        attempt === 1
+          ? await deps.store.commitAll(commits)
+          : await Promise.all(commits.map((commit) => deps.store.commit(commit)));
     } catch (error) {
-      // Infrastructure errors (throttling past the SDK's retries, emulator down):
-      // fail the records so the queue redelivers them; nothing was committed.
       lastError = error;
       break;
     }
+    const reload: string[] = [];
+    plans.forEach((plan, index) => {
+      const result = results[index]!;
+      const { customerId } = plan.commit;
+      const facts = pending.get(customerId)!;
+      const done = new Set<PendingFact>();
+      if (result.status === 'committed') {
+        plan.facts.forEach((fact, i) => {
+          settle(fact, {
+            status: plan.outcomes[i]!,
+            eventId: fact.fact.eventId,
+            type: fact.fact.type,
+          });
+          done.add(fact);
+        });
+        // Later chunks of this customer continue from what was just written.
+        accounts.set(customerId, {
+          account: plan.commit.account,
+          revision: plan.commit.expectedRevision + 1,
+        });
+      } else if (result.status === 'duplicate-events') {
+        const duplicates = new Set(result.eventIds);
+        for (const fact of plan.facts) {
+          if (!duplicates.has(fact.fact.eventId)) continue;
+          settle(fact, { status: 'duplicate', eventId: fact.fact.eventId, type: fact.fact.type });
+          done.add(fact);
+        }
+        reload.push(customerId);
+      } else if (result.status === 'revision-conflict') {
+        reload.push(customerId);
+      } else if (result.status === 'failed') {
+        // Infrastructure error (throttling past the SDK's retries, table down):
+        // fail these records so the queue redelivers them; nothing was committed.
+        for (const fact of facts) settle(fact, failed(fact.fact, result.error));
+        pending.delete(customerId);
+        return;
+      }
+      const left = facts.filter((fact) => !done.has(fact));
+      if (left.length > 0) pending.set(customerId, left);
+      else pending.delete(customerId);
+    });
+    lastError = new Error(`write conflicts persisted for ${pending.size} customer(s)`);
+    const stale = reload.filter((customerId) => pending.has(customerId));
+    if (stale.length > 0) {
+      try {
+        const fresh = await deps.store.loadAccounts(stale);
+        for (const customerId of stale) {
+          const stored = fresh.get(customerId);
+          if (stored) accounts.set(customerId, stored);
+          else accounts.delete(customerId);
+        }
+      } catch (error) {
+        lastError = error;
+        break;
+      }
+    }
   }
-  for (const pending of remaining) settle(pending, failed(pending.fact, lastError));
+  for (const facts of pending.values()) {
+    for (const fact of facts) settle(fact, failed(fact.fact, lastError));
+  }
 }
 
 function failed(fact: SubscriptionEventFact, error: unknown): RecordOutcome {
@@ -268,10 +328,6 @@ function failed(fact: SubscriptionEventFact, error: unknown): RecordOutcome {
     type: fact.type,
     error: error instanceof Error ? error : new Error(String(error)),
   };
-}
-
-function* chunks<T>(items: T[], size: number): Generator<T[]> {
-  for (let index = 0; index < items.length; index += size) yield items.slice(index, index + size);
 }
 
 /** The ledger TTL for an entry applied at `appliedAt` (epoch seconds, as DynamoDB TTL wants). */

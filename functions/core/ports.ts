@@ -39,7 +39,11 @@ export type CommitResult =
   /** Some events were already in the ledger (a concurrent duplicate won the race). */
   | { status: 'duplicate-events'; eventIds: string[] }
   /** The account changed since it was read. */
-  | { status: 'revision-conflict' };
+  | { status: 'revision-conflict' }
+  /** Not written because another commit sharing its transaction failed: resend as is. */
+  | { status: 'aborted' }
+  /** The store failed (unreachable, throttled past retries): nothing of it was written. */
+  | { status: 'failed'; error: Error };
 
 /** What a batch needs to know before folding: seen event ids and current accounts. */
 export interface BatchState {
@@ -55,6 +59,11 @@ export interface SubscriptionStore {
   /** Reads accounts with strong consistency; missing ones are absent from the map. */
   loadAccounts(customerIds: readonly string[]): Promise<Map<string, StoredAccount>>;
   commit(commit: AccountCommit): Promise<CommitResult>;
+  /**
+   * Commits many customers' changes, each atomically, packed into as few store
+   * transactions as the store allows; results in the order of `commits`.
+   */
+  commitAll(commits: readonly AccountCommit[]): Promise<CommitResult[]>;
 }
 
 /** The read model behind the read API. */

@@ -140,6 +140,28 @@ function contract(name: string, make: () => Promise<Store>) {
       expect(results.filter((r) => r.status === 'revision-conflict')).toHaveLength(1);
     });
 
+    it('commits many customers at once; a losing commit aborts at most its companions, which resend fine', async () => {
+      const seen = fresh('evt_seen');
+      const first = fresh('cus_');
+      await store.commit(commitFor(first, 0, [seen]));
+      const others = [fresh('cus_'), fresh('cus_')];
+      const commits = [
+        commitFor(others[0]!, 0, [fresh('evt_')]),
+        commitFor(fresh('cus_'), 0, [fresh('evt_'), seen]),
+        commitFor(others[1]!, 0, [fresh('evt_')]),
+      ];
+      const results = await store.commitAll(commits);
+      expect(results[1]).toEqual({ status: 'duplicate-events', eventIds: [seen] });
+      for (const index of [0, 2]) {
+        expect(['committed', 'aborted']).toContain(results[index]!.status);
+        if (results[index]!.status === 'aborted') {
+          expect(await store.commit(commits[index]!)).toEqual({ status: 'committed' });
+        }
+      }
+      const loaded = await store.loadAccounts(others);
+      expect([...loaded.values()].map((stored) => stored.revision)).toEqual([1, 1]);
+    });
+
     it('loads many accounts at once and leaves missing ones out', async () => {
       const ids = Array.from({ length: 3 }, () => fresh('cus_'));
       for (const id of ids) await store.commit(commitFor(id, 0, [fresh('evt_')]));
@@ -176,6 +198,7 @@ function contract(name: string, make: () => Promise<Store>) {
 }
 
 contract('in-memory', async () => new InMemorySubscriptionStore());
+contract('in-memory, packed', async () => new InMemorySubscriptionStore({ packed: true }));
 
 contract('DynamoDB Local', async () => {
   const { dynamo } = emulatorClients();

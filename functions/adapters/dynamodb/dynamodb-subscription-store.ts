@@ -31,6 +31,8 @@ export interface DynamoDbSubscriptionStoreOptions {
   eventsTableName: string;
   /** Ledger entries expire this many days after they were applied. Default 30 (Stripe retries for 3). */
   ledgerRetentionDays?: number;
+  /** Transactions in flight at once in `commitAll`. Default 4. */
+  concurrency?: number;
   client: DynamoDBClient;
 }
 
@@ -47,14 +49,18 @@ export const keys = {
 
 /** BatchGetItem takes at most 100 keys a call. */
 const BATCH_GET_LIMIT = 100;
+/** TransactWriteItems takes at most 100 items a call. */
+const MAX_TRANSACTION_ITEMS = 100;
 
 export class DynamoDbSubscriptionStore implements SubscriptionStore {
   readonly #documents: DynamoDBDocumentClient;
   readonly #billingTable: string;
   readonly #eventsTable: string;
   readonly #retentionDays: number;
+  readonly #concurrency: number;
 
   constructor(options: DynamoDbSubscriptionStoreOptions) {
+    this.#concurrency = Math.max(1, options.concurrency ?? 4);
     this.#documents = DynamoDBDocumentClient.from(options.client, {
       marshallOptions: { removeUndefinedValues: true },
     });
@@ -63,18 +69,29 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
     this.#retentionDays = options.ledgerRetentionDays ?? 30;
   }
 
-  async loadBatchState(eventIds: readonly string[], customerIds: readonly string[]): Promise<BatchState> {
+  async loadBatchState(
+    eventIds: readonly string[],
+    customerIds: readonly string[],
+  ): Promise<BatchState> {
     // One BatchGetItem across both tables (100 keys a call): the ledger check and
     // the accounts of a whole batch in a single round trip.
     const requests: { table: string; key: Record<string, string>; projection?: string }[] = [
-      ...eventIds.map((eventId) => ({ table: this.#eventsTable, key: { eventId }, projection: 'eventId' })),
-      ...customerIds.map((customerId) => ({ table: this.#billingTable, key: keys.account(customerId) })),
+      ...eventIds.map((eventId) => ({
+        table: this.#eventsTable,
+        key: { eventId },
+        projection: 'eventId',
+      })),
+      ...customerIds.map((customerId) => ({
+        table: this.#billingTable,
+        key: keys.account(customerId),
+      })),
     ];
     const state: BatchState = { processedEventIds: new Set(), accounts: new Map() };
     for (let start = 0; start < requests.length; start += BATCH_GET_LIMIT) {
       const chunk = requests.slice(start, start + BATCH_GET_LIMIT);
       const found = await this.#batchGetMany(chunk);
-      for (const item of found[this.#eventsTable] ?? []) state.processedEventIds.add(item.eventId as string);
+      for (const item of found[this.#eventsTable] ?? [])
+        state.processedEventIds.add(item.eventId as string);
       for (const item of found[this.#billingTable] ?? []) {
         const stored = toStoredAccount(item);
         state.accounts.set(stored.account.customerId, stored);
@@ -124,16 +141,93 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
   }
 
   async commit(commit: AccountCommit): Promise<CommitResult> {
+    const [result] = await this.commitAll([commit]);
+    return result!;
+  }
+
+  /**
+   * Packs the commits into TransactWriteItems calls of at most 100 items (and no
+   * item twice in one call), sent concurrently. DynamoDB cost is per item either
+   * way; the packing saves round trips, which is what limits throughput.
+   */
+  async commitAll(commits: readonly AccountCommit[]): Promise<CommitResult[]> {
+    const results: CommitResult[] = new Array(commits.length);
+    const packs: {
+      items: TransactItem[];
+      members: { index: number; first: number; count: number }[];
+    }[] = [];
+    let current: (typeof packs)[number] | undefined;
+    let keysInPack = new Set<string>();
+    commits.forEach((commit, index) => {
+      const items = this.#commitItems(commit);
+      const itemKeys = items.map(itemKey);
+      const clash = itemKeys.some((key) => keysInPack.has(key));
+      if (!current || clash || current.items.length + items.length > MAX_TRANSACTION_ITEMS) {
+        current = { items: [], members: [] };
+        packs.push(current);
+        keysInPack = new Set();
+      }
+      current.members.push({ index, first: current.items.length, count: items.length });
+      current.items.push(...items);
+      for (const key of itemKeys) keysInPack.add(key);
+    });
+
+    let next = 0;
+    const worker = async () => {
+      while (next < packs.length) {
+        const pack = packs[next++]!;
+        const outcome = await this.#send(pack.items);
+        for (const member of pack.members) {
+          const commit = commits[member.index]!;
+          results[member.index] =
+            outcome.status === 'failed'
+              ? outcome
+              : outcome.status === 'committed'
+                ? { status: 'committed' }
+                : memberResult(
+                    commit,
+                    outcome.reasons.slice(member.first, member.first + member.count),
+                  );
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, packs.length) }, worker));
+    return results;
+  }
+
+  async #send(
+    items: TransactItem[],
+  ): Promise<
+    | { status: 'committed' }
+    | { status: 'cancelled'; reasons: (string | undefined)[] }
+    | { status: 'failed'; error: Error }
+  > {
+    try {
+      await this.#documents.send(new TransactWriteCommand({ TransactItems: items }));
+      return { status: 'committed' };
+    } catch (error) {
+      if (error instanceof TransactionCanceledException) {
+        return {
+          status: 'cancelled',
+          reasons: (error.CancellationReasons ?? []).map((r) => r.Code),
+        };
+      }
+      return { status: 'failed', error: error instanceof Error ? error : new Error(String(error)) };
+    }
+  }
+
+  /** Ledger entries first, then the account, profile and pointers: `memberResult` relies on it. */
+  #commitItems(commit: AccountCommit): TransactItem[] {
     const expiresAt = (appliedAt: number) =>
       Math.floor(appliedAt / 1000) + this.#retentionDays * 86_400;
-    const ledgerItems: TransactItem[] = commit.ledger.map((entry) => ({
+    const items: TransactItem[] = commit.ledger.map((entry) => ({
       Put: {
         TableName: this.#eventsTable,
         Item: { ...entry, expiresAt: expiresAt(entry.appliedAt) },
         ConditionExpression: 'attribute_not_exists(eventId)',
       },
     }));
-    const accountItem: TransactItem = {
+    items.push({
       Put: {
         TableName: this.#billingTable,
         Item: {
@@ -150,8 +244,7 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
               ExpressionAttributeValues: { ':expected': commit.expectedRevision },
             }),
       },
-    };
-    const items: TransactItem[] = [...ledgerItems, accountItem];
+    });
     if (commit.view) items.push(this.#profileUpdate(commit.view, commit.ledger[0]?.appliedAt ?? 0));
     for (const subscriptionId of commit.newSubscriptionIds) {
       items.push({
@@ -165,25 +258,7 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
         },
       });
     }
-
-    try {
-      await this.#documents.send(new TransactWriteCommand({ TransactItems: items }));
-      return { status: 'committed' };
-    } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      const reasons = error.CancellationReasons ?? [];
-      const duplicates = commit.ledger
-        .filter((_, index) => reasons[index]?.Code === 'ConditionalCheckFailed')
-        .map((entry) => entry.eventId);
-      if (duplicates.length > 0) return { status: 'duplicate-events', eventIds: duplicates };
-      const codes = new Set(reasons.map((reason) => reason.Code));
-      // ConditionalCheckFailed on the account, or another transaction on the same
-      // items in flight: both mean "read again and retry".
-      if (codes.has('ConditionalCheckFailed') || codes.has('TransactionConflict')) {
-        return { status: 'revision-conflict' };
-      }
-      throw error;
-    }
+    return items;
   }
 
   #profileUpdate(view: UserSubscriptionView, appliedAt: number): TransactItem {
@@ -271,6 +346,28 @@ export class DynamoDbUserViewReader implements UserViewReader {
     );
     return (Item?.subscriptionView as UserSubscriptionView | undefined) ?? null;
   }
+}
+
+/** What a cancelled transaction means for one of the commits it carried. */
+function memberResult(commit: AccountCommit, reasons: (string | undefined)[]): CommitResult {
+  const duplicates = commit.ledger
+    .filter((_, index) => reasons[index] === 'ConditionalCheckFailed')
+    .map((entry) => entry.eventId);
+  if (duplicates.length > 0) return { status: 'duplicate-events', eventIds: duplicates };
+  // The account's revision check failed, or another transaction held its items.
+  if (reasons.some((code) => code === 'ConditionalCheckFailed' || code === 'TransactionConflict')) {
+    return { status: 'revision-conflict' };
+  }
+  // Every item of this commit was fine: another commit in the same call failed.
+  return { status: 'aborted' };
+}
+
+function itemKey(item: TransactItem): string {
+  const operation = item.Put ?? item.Update;
+  const key = item.Put
+    ? { pk: item.Put.Item?.pk, sk: item.Put.Item?.sk, eventId: item.Put.Item?.eventId }
+    : item.Update?.Key;
+  return `${operation?.TableName}|${JSON.stringify(key)}`;
 }
 
 function toStoredAccount(item: Record<string, unknown>): StoredAccount {

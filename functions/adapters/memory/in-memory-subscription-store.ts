@@ -22,7 +22,10 @@ export class InMemorySubscriptionStore implements SubscriptionStore, UserViewRea
   /** Counts committed transactions, for assertions on write amplification. */
   commits = 0;
 
-  async loadBatchState(eventIds: readonly string[], customerIds: readonly string[]): Promise<BatchState> {
+  async loadBatchState(
+    eventIds: readonly string[],
+    customerIds: readonly string[],
+  ): Promise<BatchState> {
     return {
       processedEventIds: await this.findProcessedEventIds(eventIds),
       accounts: await this.loadAccounts(customerIds),
@@ -43,12 +46,8 @@ export class InMemorySubscriptionStore implements SubscriptionStore, UserViewRea
   }
 
   async commit(commit: AccountCommit): Promise<CommitResult> {
-    const duplicates = commit.ledger
-      .filter((entry) => this.ledger.has(entry.eventId))
-      .map((entry) => entry.eventId);
-    if (duplicates.length > 0) return { status: 'duplicate-events', eventIds: duplicates };
-    const currentRevision = this.accounts.get(commit.customerId)?.revision ?? 0;
-    if (currentRevision !== commit.expectedRevision) return { status: 'revision-conflict' };
+    const refused = this.#check(commit);
+    if (refused) return refused;
 
     for (const entry of commit.ledger) this.ledger.set(entry.eventId, { ...entry });
     this.accounts.set(commit.customerId, {
@@ -61,6 +60,34 @@ export class InMemorySubscriptionStore implements SubscriptionStore, UserViewRea
     }
     this.commits += 1;
     return { status: 'committed' };
+  }
+
+  /**
+   * `packed: true` behaves like one DynamoDB transaction for all commits: if any
+   * fails, the others are `aborted`. Default: each commit stands alone.
+   */
+  constructor(private readonly options: { packed?: boolean } = {}) {}
+
+  async commitAll(commits: readonly AccountCommit[]): Promise<CommitResult[]> {
+    if (this.options.packed) {
+      const checks = commits.map((commit) => this.#check(commit));
+      if (checks.some((check) => check !== null)) {
+        return checks.map((check) => check ?? { status: 'aborted' });
+      }
+    }
+    const results: CommitResult[] = [];
+    for (const commit of commits) results.push(await this.commit(commit));
+    return results;
+  }
+
+  #check(commit: AccountCommit): CommitResult | null {
+    const duplicates = commit.ledger
+      .filter((entry) => this.ledger.has(entry.eventId))
+      .map((entry) => entry.eventId);
+    if (duplicates.length > 0) return { status: 'duplicate-events', eventIds: duplicates };
+    const currentRevision = this.accounts.get(commit.customerId)?.revision ?? 0;
+    if (currentRevision !== commit.expectedRevision) return { status: 'revision-conflict' };
+    return null;
   }
 
   async getUserView(userId: string): Promise<UserSubscriptionView | null> {
