@@ -3,6 +3,7 @@
  * from one DynamoDB key lookup of the profile item. No Stripe call.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { DynamoDbUserViewReader } from './adapters/dynamodb/dynamodb-subscription-store.ts';
@@ -17,14 +18,16 @@ import {
   NotFoundError,
   toHttpErrorResponse,
 } from './commons/http.ts';
+import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
-import { logger as sharedLogger } from './commons/powertools.ts';
+import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
 import type { UserSubscriptionView } from './core/customer-account.ts';
 import type { UserViewReader } from './core/ports.ts';
 
 export interface SubscriptionReadDeps {
   reader: UserViewReader;
   logger?: Logger;
+  metrics?: Metrics;
 }
 
 /** App user ids: opaque, but bounded and free of characters that could alter a key. */
@@ -54,7 +57,7 @@ export function createSubscriptionReadHandler(
 ): BaseHandler<APIGatewayProxyEventV2, HttpResponse> {
   const resolve = typeof deps === 'function' ? deps : () => deps;
   return async (event) => {
-    const { reader, logger = sharedLogger } = resolve();
+    const { reader, logger = sharedLogger, metrics = sharedMetrics } = resolve();
     try {
       const method = event.requestContext?.http?.method?.toUpperCase();
       if (method !== 'GET') throw new MethodNotAllowedError(['GET']);
@@ -64,10 +67,12 @@ export function createSubscriptionReadHandler(
       }
       const view = await reader.getUserView(parsed.data);
       if (!view) {
+        metrics.addMetric(METRIC.subscriptionReadMisses, MetricUnit.Count, 1);
         throw new NotFoundError(`No subscription is known for user ${parsed.data}.`, {
           code: 'user_not_found',
         });
       }
+      metrics.addMetric(METRIC.subscriptionReads, MetricUnit.Count, 1);
       return jsonResponse(200, toResponseBody(view), { 'cache-control': 'no-store' });
     } catch (error) {
       return toHttpErrorResponse(error, logger);

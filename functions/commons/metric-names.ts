@@ -23,6 +23,10 @@ export const METRIC = {
   eventsIgnored: 'EventsIgnored',
   /** Records reported as batch item failures (retried, then DLQ). */
   eventsFailed: 'EventsFailed',
+  /** Read API requests answered with a subscription. */
+  subscriptionReads: 'SubscriptionReads',
+  /** Read API requests for a user the store does not know. */
+  subscriptionReadMisses: 'SubscriptionReadMisses',
   /** Milliseconds from SQS enqueue to commit. */
   processingLag: 'ProcessingLag',
   /** Milliseconds from Stripe's `created` to commit (includes Stripe's own delivery delay). */

@@ -20,6 +20,8 @@ export const logger = new Logger({ serviceName });
 export const metrics = new Metrics({
   serviceName,
   namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || METRICS_NAMESPACE,
+  // Metrics' own warnings go through the JSON logger (and its level), not console.
+  logger,
 });
 
 export const tracer = new Tracer({ serviceName });
