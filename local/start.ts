@@ -59,6 +59,8 @@ function banner(runtime: LocalRuntime): string {
 }
 
 async function main(): Promise<void> {
+  // The pinned SDK supports Node 20; its notice is about releases after January 2027.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // Locally, EMF metric blobs would drown the handlers' logs; LOCAL_METRICS=1 shows them.
   if (process.env.LOCAL_METRICS !== '1') process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   const options = resolveRuntimeOptions();

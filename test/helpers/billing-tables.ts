@@ -1,4 +1,8 @@
-import { CreateTableCommand, type DynamoDBClient, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  type DynamoDBClient,
+  UpdateTimeToLiveCommand,
+} from '@aws-sdk/client-dynamodb';
 import { loadStackModel } from '../../local/stack-model.ts';
 import { uniqueName } from './aws-clients.ts';
 

@@ -7,7 +7,10 @@ let sequence = 0;
  * An SQS batch in Lambda's shape, built on the captured real record
  * (test/fixtures/aws/sqs.powertools.json), carrying the webhook's message attributes.
  */
-export function sqsBatch(bodies: readonly string[], options: { receivedAt?: number } = {}): SQSEvent {
+export function sqsBatch(
+  bodies: readonly string[],
+  options: { receivedAt?: number } = {},
+): SQSEvent {
   const template = loadAwsEvent('sqs.powertools').Records[0]!;
   const now = Date.now();
   return {
@@ -34,8 +37,18 @@ export function sqsBatch(bodies: readonly string[], options: { receivedAt?: numb
           ApproximateReceiveCount: '1',
         },
         messageAttributes: {
-          eventId: { stringValue: eventId, dataType: 'String', stringListValues: [], binaryListValues: [] },
-          eventType: { stringValue: eventType, dataType: 'String', stringListValues: [], binaryListValues: [] },
+          eventId: {
+            stringValue: eventId,
+            dataType: 'String',
+            stringListValues: [],
+            binaryListValues: [],
+          },
+          eventType: {
+            stringValue: eventType,
+            dataType: 'String',
+            stringListValues: [],
+            binaryListValues: [],
+          },
           receivedAt: {
             stringValue: String(options.receivedAt ?? now),
             dataType: 'Number',

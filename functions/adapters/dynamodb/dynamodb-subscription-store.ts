@@ -316,7 +316,7 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
       }
       const response = await this.#documents.send(new BatchGetCommand({ RequestItems: pending }));
       for (const [table, items] of Object.entries(response.Responses ?? {})) {
-        (found[table] ??= []).push(...items);
+        found[table] = [...(found[table] ?? []), ...items];
       }
       pending = response.UnprocessedKeys ?? {};
     }
