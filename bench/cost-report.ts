@@ -1,0 +1,171 @@
+/**
+ * Turns the measured figures into cost per million webhooks: requests, capacity
+ * and log bytes per webhook from the pipeline run (duplicates included, since Stripe
+ * bills nothing but AWS bills every delivery), Lambda durations from sequential warm
+ * invocations in a fresh process when the cold-start run has them (closest to one
+ * Lambda instance serving one request), else from the in-process runs, which share
+ * two cores between 16 concurrent calls and so overstate per-call time.
+ */
+import type { StackModel } from '../local/stack-model.ts';
+import type { FunctionColdStart } from './cold-start.ts';
+import {
+  costPerMillionWebhooks,
+  gbSeconds,
+  type PriceTable,
+  US_EAST_1_PRICES,
+  US_EAST_1_PRICES_PRE_NOV_2024,
+  type UsagePerWebhook,
+} from './cost-model.ts';
+import type { IngressResult } from './ingress.ts';
+import type { PipelineResult } from './pipeline.ts';
+import { subscriptionResources } from './provision.ts';
+import { type Figure, formatNumber, type Section } from './report.ts';
+
+export interface CostInputs {
+  model: StackModel;
+  ingress: IngressResult;
+  pipeline: PipelineResult;
+  coldStarts?: FunctionColdStart[];
+}
+
+export const COST_TARGET_USD_PER_MILLION = 3;
+
+export function usagePerWebhook(inputs: CostInputs): {
+  usage: UsagePerWebhook;
+  durationSource: string[];
+} {
+  const { pipeline, ingress, model } = inputs;
+  const { webhook, consumer } = subscriptionResources(model);
+  const webhooks = Math.max(1, pipeline.webhooksAcked);
+  const warm = (logicalId: string) =>
+    inputs.coldStarts?.find(
+      (c) => c.logicalId === logicalId && !c.error && (c.failedInvocations ?? 0) === 0,
+    )?.warmBilledDurationMs;
+  const webhookWarm = warm(webhook.logicalId);
+  const consumerWarm = warm(consumer.logicalId);
+  const webhookMs = webhookWarm ?? ingress.inProcess.billedDurationMs;
+  const consumerMs = consumerWarm ?? pipeline.consumer.billedDurationMs;
+  const durationSource = [
+    `webhook ${formatNumber(webhookMs)} ms/invocation (${webhookWarm !== undefined ? 'sequential warm invocations, fresh process' : 'in-process ingress run'}; in-process at ${ingress.concurrency} concurrent: ${formatNumber(ingress.inProcess.billedDurationMs)} ms)`,
+    `consumer ${formatNumber(consumerMs)} ms/invocation of ~${formatNumber(pipeline.consumer.meanRecordsPerInvocation)} records (${consumerWarm !== undefined ? 'sequential warm invocations, fresh process' : 'in-process pipeline run'}; in the pipeline: ${formatNumber(pipeline.consumer.billedDurationMs)} ms)`,
+  ];
+  const u = pipeline.usage;
+  return {
+    usage: {
+      apiRequests: 1,
+      lambdas: [
+        {
+          name: 'webhook',
+          memoryMb: webhook.memoryMb,
+          invocationsPerWebhook: 1,
+          billedDurationMs: webhookMs,
+        },
+        {
+          name: 'consumer',
+          memoryMb: consumer.memoryMb,
+          invocationsPerWebhook: pipeline.consumer.invocations / webhooks,
+          billedDurationMs: consumerMs,
+        },
+      ],
+      sqsBilledRequests: u.sqs.billedRequests / webhooks,
+      dynamoWru: u.dynamo.wru / webhooks,
+      dynamoRejectedWru: u.dynamo.rejectedWru / webhooks,
+      dynamoRru: u.dynamo.rru / webhooks,
+      logBytes: (pipeline.logBytes.webhook + pipeline.logBytes.consumer) / webhooks,
+    },
+    durationSource,
+  };
+}
+
+function priceNotes(prices: PriceTable): string {
+  return (
+    `Prices (us-east-1 list): API Gateway HTTP $${prices.apiGatewayHttpPerMillionRequests}/M requests; ` +
+    `Lambda $${prices.lambdaPerMillionRequests}/M requests + $${prices.lambdaArmPerGbSecond}/GB-s (arm64); ` +
+    `SQS standard $${prices.sqsStandardPerMillionRequests}/M requests (64 KiB chunks); ` +
+    `DynamoDB on-demand $${prices.dynamoPerMillionWru}/M WRU, $${prices.dynamoPerMillionRru}/M RRU ` +
+    `(before Nov 2024: $${US_EAST_1_PRICES_PRE_NOV_2024.dynamoPerMillionWru}/$${US_EAST_1_PRICES_PRE_NOV_2024.dynamoPerMillionRru}); ` +
+    `CloudWatch Logs ingestion $${prices.logsIngestionPerGb}/GB (10^9 bytes).`
+  );
+}
+
+export function costSection(inputs: CostInputs): Section {
+  const { usage, durationSource } = usagePerWebhook(inputs);
+  const current = costPerMillionWebhooks(usage, US_EAST_1_PRICES);
+  const before = costPerMillionWebhooks(usage, US_EAST_1_PRICES_PRE_NOV_2024);
+  const withoutRejected = costPerMillionWebhooks(
+    { ...usage, dynamoRejectedWru: 0 },
+    US_EAST_1_PRICES,
+  );
+  const figures: Figure[] = current.lines.map((line) => ({
+    id: `cost.${line.service.replace(/[^A-Za-z]+/g, '')}`,
+    label: line.service,
+    value: line.usdPerMillion,
+    unit: '$/M webhooks',
+    ratio: { value: line.usdPerMillion / current.totalUsdPerMillion, to: 'total' },
+  }));
+  figures.push(
+    {
+      id: 'cost.total',
+      label: 'TOTAL (current prices)',
+      value: current.totalUsdPerMillion,
+      unit: '$/M webhooks',
+      ratio: {
+        value: current.totalUsdPerMillion / COST_TARGET_USD_PER_MILLION,
+        to: `$${COST_TARGET_USD_PER_MILLION} aim`,
+      },
+      target: { op: '<', value: COST_TARGET_USD_PER_MILLION },
+    },
+    ...(usage.dynamoRejectedWru
+      ? [
+          {
+            id: 'cost.totalWithoutRejectedEstimate',
+            label: 'TOTAL without the rejected-write estimate',
+            value: withoutRejected.totalUsdPerMillion,
+            unit: '$/M webhooks',
+            ratio: {
+              value: withoutRejected.totalUsdPerMillion / COST_TARGET_USD_PER_MILLION,
+              to: `$${COST_TARGET_USD_PER_MILLION} aim`,
+            },
+          },
+        ]
+      : []),
+    {
+      id: 'cost.totalPreNov2024',
+      label: 'TOTAL (DynamoDB at pre-Nov-2024 prices)',
+      value: before.totalUsdPerMillion,
+      unit: '$/M webhooks',
+      ratio: { value: before.totalUsdPerMillion / current.totalUsdPerMillion, to: 'current total' },
+    },
+  );
+  const { webhook, consumer } = subscriptionResources(inputs.model);
+  const initNotes = (inputs.coldStarts ?? [])
+    .filter(
+      (c) =>
+        c.initMsMedian !== undefined &&
+        [webhook.logicalId, consumer.logicalId].includes(c.logicalId),
+    )
+    .map((c) => {
+      const perThousand =
+        gbSeconds(c.memoryMb, c.initMsMedian ?? 0) * 1000 * US_EAST_1_PRICES.lambdaArmPerGbSecond;
+      return `${c.entry} ${formatNumber(c.initMsMedian ?? 0)} ms = $${formatNumber(perThousand)} per 1,000 cold starts`;
+    });
+  const notes = [
+    priceNotes(US_EAST_1_PRICES),
+    ...current.lines.map((line) => `${line.service}: ${line.basis}`),
+    `Durations: ${durationSource.join('; ')}.`,
+    `Per webhook from the pipeline run (${inputs.pipeline.webhooksAcked} webhooks incl. ${inputs.pipeline.duplicates} duplicates): ` +
+      `batches as filled at saturation and at ${inputs.pipeline.pacedLoad * 100}% load; at a trickle the ${inputs.pipeline.consumer.batchingWindowSeconds} s window gathers fewer records per invocation.`,
+    'Log bytes = everything the handlers wrote (JSON logs + EMF metrics). Lambda START/END/REPORT lines are not counted: ' +
+      'the functions log JSON with system log level WARN, which drops them.',
+    `Not included: free tiers; INIT billing of cold starts (${initNotes.join('; ') || 'see cold start'}); ` +
+      'X-Ray traces; Secrets Manager (secret cached per instance); CloudWatch custom metrics from EMF ($0.30/metric-month, ' +
+      'independent of volume), alarms and dashboard; storage, PITR and backups; data transfer; idle event-source polling.',
+  ];
+  return {
+    id: 'cost',
+    title: 'Cost per million webhooks (us-east-1 list prices)',
+    figures,
+    notes,
+    detail: { usagePerWebhook: usage, current, preNov2024: before },
+  };
+}

@@ -1,0 +1,292 @@
+/**
+ * The emulators' own limits on this machine, measured with the same closed loop and
+ * concurrency as the scenarios, so every scenario figure can be read as a ratio:
+ * plain SendMessage/s on fauxqs, and on DynamoDB Local single-item PutItem/s,
+ * BatchWriteItem (25 items) items/s, and one 3-item TransactWriteItems per event —
+ * the "one transaction per event" baseline a consumer that does not batch would hit.
+ *
+ * Runs against suffixed copies of the model's table and queue so the real ones
+ * start empty for the scenarios.
+ */
+import {
+  BatchWriteItemCommand,
+  type DynamoDBClient,
+  PutItemCommand,
+  TransactWriteItemsCommand,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { StackModel } from '../local/stack-model.ts';
+import { type ClosedLoopOptions, type ClosedLoopResult, runClosedLoop } from './load.ts';
+import { provisionStack, subscriptionResources } from './provision.ts';
+import type { Figure, Section } from './report.ts';
+import { type LatencySummary, summarize } from './stats.ts';
+
+export interface RawProbeOptions {
+  model: StackModel;
+  clients: { dynamo: DynamoDBClient; sqs: SQSClient };
+  /** The message body to send: a realistic Stripe event, as ingress enqueues it. */
+  sampleBody: string;
+  /** Size of the payload in the account item, bytes: the size of a real account, so the baseline writes the same items. */
+  accountPayloadBytes: number;
+}
+
+export interface RawLimitsOptions {
+  /** Same as the ingress scenario's. */
+  concurrency: number;
+  durationMs: number;
+  warmupMs: number;
+  /** Recorded in the result; the probe was built with them. */
+  sampleBody: string;
+  accountPayloadBytes: number;
+  log: (message: string) => void;
+}
+
+export interface RawRate {
+  perSecond: number;
+  latency: LatencySummary;
+  failed: number;
+}
+
+export interface RawLimits {
+  concurrency: number;
+  accountPayloadBytes: number;
+  sendMessage: RawRate & { bodyBytes: number };
+  putItem: RawRate;
+  batchWrite: RawRate & { itemsPerSecond: number; itemsPerRequest: number };
+  transactWrite: RawRate & { itemsPerEvent: number };
+}
+
+const BATCH_ITEMS = 25;
+
+export function rate(result: ClosedLoopResult): RawRate {
+  if (result.completed === 0 && result.firstError) throw result.firstError;
+  return {
+    perSecond: result.perSecond,
+    latency: summarize(result.latenciesMs),
+    failed: result.failed,
+  };
+}
+
+/** The raw operations, each runnable on demand (the scenarios re-run some next to their own runs). */
+export interface RawProbe {
+  /** One SendMessage per call. */
+  sendMessage(loop: ClosedLoopOptions): Promise<ClosedLoopResult>;
+  putItem(loop: ClosedLoopOptions): Promise<ClosedLoopResult>;
+  /** One 25-item BatchWriteItem per call. */
+  batchWrite(loop: ClosedLoopOptions): Promise<ClosedLoopResult>;
+  /** One 3-item TransactWriteItems (one event) per call. */
+  transactWrite(loop: ClosedLoopOptions): Promise<ClosedLoopResult>;
+}
+
+/** Creates suffixed copies of the model's table and queue and returns the raw operations on them. */
+export async function createRawProbe(options: RawProbeOptions): Promise<RawProbe> {
+  const { clients } = options;
+  const resources = subscriptionResources(options.model);
+  const raw = await provisionStack(options.model, clients, `-raw${Date.now().toString(36)}`);
+  const queueUrl = raw.queueUrls[resources.queueLogicalId]!;
+  const billingTable = raw.tableNames[resources.billingTableLogicalId]!;
+  const eventsTable = raw.tableNames[resources.eventsTableLogicalId]!;
+  const payload = 'x'.repeat(options.accountPayloadBytes);
+  // Ids stay unique across repeated runs of the same probe.
+  let runs = 0;
+  const tag = () => `${Date.now().toString(36)}r${runs++}`;
+
+  return {
+    sendMessage: (loop) => {
+      const run = tag();
+      return runClosedLoop(async (i) => {
+        await clients.sqs.send(
+          new SendMessageCommand({
+            QueueUrl: queueUrl,
+            MessageBody: options.sampleBody,
+            MessageAttributes: {
+              eventId: { DataType: 'String', StringValue: `evt_raw_${run}_${i}` },
+              eventType: { DataType: 'String', StringValue: 'customer.subscription.updated' },
+              receivedAt: { DataType: 'Number', StringValue: String(Date.now()) },
+            },
+          }),
+        );
+      }, loop);
+    },
+    putItem: (loop) => {
+      const run = tag();
+      return runClosedLoop(async (i) => {
+        await clients.dynamo.send(
+          new PutItemCommand({
+            TableName: billingTable,
+            Item: accountItem(`put${run}${i}`, payload),
+          }),
+        );
+      }, loop);
+    },
+    batchWrite: (loop) => {
+      const run = tag();
+      return runClosedLoop(async (i) => {
+        let pending: WriteRequest[] = Array.from({ length: BATCH_ITEMS }, (_, j) => ({
+          PutRequest: { Item: accountItem(`batch${run}${i}x${j}`, payload) },
+        }));
+        // DynamoDB Local rarely leaves items unprocessed, but a limit that dropped them would flatter it.
+        while (pending.length > 0) {
+          const out = await clients.dynamo.send(
+            new BatchWriteItemCommand({ RequestItems: { [billingTable]: pending } }),
+          );
+          pending = out.UnprocessedItems?.[billingTable] ?? [];
+        }
+      }, loop);
+    },
+    transactWrite: (loop) => {
+      const run = tag();
+      return runClosedLoop(async (i) => {
+        const id = `tx${run}${i}`;
+        await clients.dynamo.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [
+              {
+                Put: {
+                  TableName: eventsTable,
+                  Item: ledgerItem(`evt_${id}`, id),
+                  ConditionExpression: 'attribute_not_exists(eventId)',
+                },
+              },
+              {
+                Put: {
+                  TableName: billingTable,
+                  Item: accountItem(id, payload),
+                  ConditionExpression: 'attribute_not_exists(pk)',
+                },
+              },
+              {
+                Update: {
+                  TableName: billingTable,
+                  Key: { pk: { S: `USER#user-${id}` }, sk: { S: 'PROFILE' } },
+                  UpdateExpression:
+                    'SET tier = :tier, stripeCustomerId = :customer, updatedAt = :at',
+                  ExpressionAttributeValues: {
+                    ':tier': { S: 'gold' },
+                    ':customer': { S: `cus_${id}` },
+                    ':at': { N: String(Date.now()) },
+                  },
+                },
+              },
+            ],
+          }),
+        );
+      }, loop);
+    },
+  };
+}
+
+export async function measureRawLimits(
+  probe: RawProbe,
+  options: RawLimitsOptions,
+): Promise<RawLimits> {
+  const { concurrency } = options;
+  const loop = { concurrency, durationMs: options.durationMs, warmupMs: options.warmupMs };
+  options.log(`raw SendMessage, ${concurrency} concurrent`);
+  const send = rate(await probe.sendMessage(loop));
+  options.log(`raw PutItem, ${concurrency} concurrent`);
+  const put = rate(await probe.putItem(loop));
+  options.log(`raw BatchWriteItem x${BATCH_ITEMS}, ${concurrency} concurrent`);
+  const batch = rate(await probe.batchWrite(loop));
+  options.log(`raw TransactWriteItems (3 items per event), ${concurrency} concurrent`);
+  const tx = rate(await probe.transactWrite(loop));
+  return {
+    concurrency,
+    accountPayloadBytes: options.accountPayloadBytes,
+    sendMessage: { ...send, bodyBytes: Buffer.byteLength(options.sampleBody) },
+    putItem: put,
+    batchWrite: {
+      ...batch,
+      itemsPerSecond: batch.perSecond * BATCH_ITEMS,
+      itemsPerRequest: BATCH_ITEMS,
+    },
+    transactWrite: { ...tx, itemsPerEvent: 3 },
+  };
+}
+
+function accountItem(id: string, payload: string) {
+  return {
+    pk: { S: `CUSTOMER#cus_${id}` },
+    sk: { S: 'ACCOUNT' },
+    customerId: { S: `cus_${id}` },
+    revision: { N: '1' },
+    account: { S: payload },
+  };
+}
+
+function ledgerItem(eventId: string, id: string) {
+  return {
+    eventId: { S: eventId },
+    type: { S: 'customer.subscription.updated' },
+    customerId: { S: `cus_${id}` },
+    outcome: { S: 'applied' },
+    receivedAt: { N: String(Date.now()) },
+    appliedAt: { N: String(Date.now()) },
+    expiresAt: { N: String(Math.floor(Date.now() / 1000) + 30 * 86_400) },
+  };
+}
+
+export function rawLimitsSection(raw: RawLimits): Section {
+  const figures: Figure[] = [
+    {
+      id: 'raw.sendMessage.perSecond',
+      label: 'SendMessage (fauxqs)',
+      value: raw.sendMessage.perSecond,
+      unit: 'msg/s',
+    },
+    {
+      id: 'raw.sendMessage.p50',
+      label: 'SendMessage latency p50',
+      value: raw.sendMessage.latency.p50Ms,
+      unit: 'ms',
+    },
+    {
+      id: 'raw.sendMessage.p99',
+      label: 'SendMessage latency p99',
+      value: raw.sendMessage.latency.p99Ms,
+      unit: 'ms',
+    },
+    {
+      id: 'raw.putItem.perSecond',
+      label: 'PutItem, 1 item',
+      value: raw.putItem.perSecond,
+      unit: 'items/s',
+    },
+    {
+      id: 'raw.batchWrite.itemsPerSecond',
+      label: `BatchWriteItem, ${raw.batchWrite.itemsPerRequest} items`,
+      value: raw.batchWrite.itemsPerSecond,
+      unit: 'items/s',
+      ratio: {
+        value: raw.batchWrite.itemsPerSecond / raw.putItem.perSecond,
+        to: 'PutItem items/s',
+      },
+    },
+    {
+      id: 'raw.transactWrite.eventsPerSecond',
+      label: 'TransactWriteItems, 3 items = 1 event',
+      value: raw.transactWrite.perSecond,
+      unit: 'events/s',
+      ratio: {
+        value: (raw.transactWrite.perSecond * 3) / raw.putItem.perSecond,
+        to: 'PutItem items/s (items, not events)',
+      },
+    },
+  ];
+  return {
+    id: 'raw',
+    title: `Raw emulator limits (closed loop, ${raw.concurrency} concurrent)`,
+    figures,
+    notes: [
+      `SendMessage body ${raw.sendMessage.bodyBytes} bytes (a real Stripe event) with the 3 contract attributes.`,
+      `Transaction per event: ledger Put (condition: new event id) + account Put (${raw.accountPayloadBytes}-byte payload, the size of a folded history) + profile Update, as a consumer without batching writes.`,
+      'Failed calls: ' +
+        [raw.sendMessage, raw.putItem, raw.batchWrite, raw.transactWrite]
+          .map((r) => r.failed)
+          .join('/') +
+        ' (send/put/batch/transact).',
+    ],
+    detail: raw,
+  };
+}
