@@ -212,8 +212,15 @@ function spawnDynamoDbLocal(port: number, dataDir: string | undefined): ChildPro
     ...(dataDir ? ['-dbPath', dataDir] : ['-inMemory']),
   ];
   // Background jobs of `sh -c` get /dev/null as stdin, so the pipe is kept on fd 3.
-  const watchdog =
-    'exec 3<&0; java "$@" </dev/null & pid=$!; (cat <&3 >/dev/null; kill $pid 2>/dev/null) & exec 3<&-; wait $pid';
+  // On TERM/INT the shell waits for Java to exit, so "stopped" means the port is free.
+  const watchdog = [
+    'exec 3<&0',
+    'java "$@" </dev/null & pid=$!',
+    `trap 'kill $pid 2>/dev/null; wait $pid; exit 0' TERM INT`,
+    '(cat <&3 >/dev/null; kill $pid 2>/dev/null) &',
+    'exec 3<&-',
+    'wait $pid',
+  ].join('\n');
   return spawn('sh', ['-c', watchdog, 'dynamodb-local', ...javaArgs], {
     cwd: libDir,
     detached: true,
