@@ -22,12 +22,6 @@ import {
   projectUserView,
   type UserSubscriptionView,
 } from '../functions/core/customer-account.ts';
-import {
-  parseEnvelope,
-  type SubscriptionEventFact,
-  type SubscriptionEventType,
-  toSubscriptionFact,
-} from '../functions/core/stripe-event.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators.ts';
 import { createLambdaContext } from '../local/lambda-context.ts';
 import { type SqsConsumerHandler, startQueuePoller } from '../local/queue-poller.ts';
@@ -36,7 +30,7 @@ import {
   deliver,
   type GeneratedHistory,
   generateHistory,
-  HISTORY_PRICE_TIER_MAP,
+  historyFacts,
 } from '../test/helpers/stripe-history.ts';
 import { signPayload } from '../test/helpers/stripe-signing.ts';
 import type { AwsUsage } from './aws-meter.ts';
@@ -134,19 +128,8 @@ export interface PipelineResult {
   sampleUserIds: string[];
 }
 
-/** The domain facts of a history, in order (events the domain ignores are skipped). */
-export function factsOf(history: GeneratedHistory): SubscriptionEventFact[] {
-  const facts: SubscriptionEventFact[] = [];
-  for (const event of history.events) {
-    const envelope = parseEnvelope(event);
-    const fact = toSubscriptionFact(
-      { ...envelope, type: envelope.type as SubscriptionEventType },
-      HISTORY_PRICE_TIER_MAP,
-    );
-    if (fact) facts.push(fact);
-  }
-  return facts;
-}
+/** The domain facts of a history, in order (shared with the tests). */
+export const factsOf = historyFacts;
 
 /** JSON with sorted keys: DynamoDB does not keep map key order. */
 function canonical(value: unknown): string {

@@ -13,16 +13,15 @@ import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
 } from '../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
-import { foldFacts, projectUserView } from '../functions/core/customer-account.ts';
 import { createSubscriptionConsumer } from '../functions/subscription-consumer.ts';
 import { toSqsRecord } from '../local/queue-poller.ts';
 import {
   deliver,
+  expectedView,
   generateHistory,
   HISTORY_PRICE_TIER_MAP,
 } from '../test/helpers/stripe-history.ts';
 import type { BenchContext } from './context.ts';
-import { factsOf } from './pipeline.ts';
 import { provisionStack, subscriptionResources } from './provision.ts';
 import { type RawProbe, rate } from './raw-limits.ts';
 import type { Section } from './report.ts';
@@ -113,7 +112,7 @@ export async function measureStoreStage(
   const reader = new DynamoDbUserViewReader({ client: ctx.harness.dynamo, billingTableName });
   let mismatches = 0;
   for (const history of generated) {
-    const expected = projectUserView(foldFacts(history.customerId, factsOf(history)));
+    const expected = expectedView(history);
     const actual = await reader.getUserView(history.userId);
     if (!isDeepStrictEqual(actual, expected)) mismatches += 1;
   }

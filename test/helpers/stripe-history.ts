@@ -6,6 +6,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import {
+  foldFacts,
+  projectUserView,
+  type UserSubscriptionView,
+} from '../../functions/core/customer-account.ts';
+import {
+  parseEnvelope,
+  type SubscriptionEventFact,
+  type SubscriptionEventType,
+  toSubscriptionFact,
+} from '../../functions/core/stripe-event.ts';
 
 const fixtureDir = fileURLToPath(new URL('../fixtures/stripe/', import.meta.url));
 const readJson = (name: string) => JSON.parse(readFileSync(`${fixtureDir}${name}`, 'utf8'));
@@ -305,4 +316,23 @@ export function deliver(
     [out[index], out[other]] = [out[other]!, out[index]!];
   }
   return out;
+}
+
+/** The domain facts of a history, in Stripe's order (events without a fact are skipped). */
+export function historyFacts(history: GeneratedHistory): SubscriptionEventFact[] {
+  const facts: SubscriptionEventFact[] = [];
+  for (const event of history.events) {
+    const envelope = parseEnvelope(event);
+    const fact = toSubscriptionFact(
+      { ...envelope, type: envelope.type as SubscriptionEventType },
+      HISTORY_PRICE_TIER_MAP,
+    );
+    if (fact) facts.push(fact);
+  }
+  return facts;
+}
+
+/** The user view of applying the history once, in order: what every delivery must converge to. */
+export function expectedView(history: GeneratedHistory): UserSubscriptionView | null {
+  return projectUserView(foldFacts(history.customerId, historyFacts(history)));
 }

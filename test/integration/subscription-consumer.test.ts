@@ -9,12 +9,6 @@ import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
 } from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
-import { foldFacts, projectUserView } from '../../functions/core/customer-account.ts';
-import {
-  parseEnvelope,
-  type SubscriptionEventType,
-  toSubscriptionFact,
-} from '../../functions/core/stripe-event.ts';
 import { createSubscriptionConsumer } from '../../functions/subscription-consumer.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
@@ -22,7 +16,7 @@ import { loadStripeEvent } from '../helpers/fixtures.ts';
 import { sqsBatch } from '../helpers/sqs-events.ts';
 import {
   deliver,
-  type GeneratedHistory,
+  expectedView,
   generateHistory,
   HISTORY_PRICE_TIER_MAP,
 } from '../helpers/stripe-history.ts';
@@ -41,17 +35,6 @@ beforeAll(async () => {
 const storeOn = (client: DynamoDBClient) => new DynamoDbSubscriptionStore({ client, ...tables });
 const reader = () =>
   new DynamoDbUserViewReader({ client: dynamo, billingTableName: tables.billingTableName });
-
-function expectedView(history: GeneratedHistory) {
-  const facts = history.events.map((event) => {
-    const envelope = parseEnvelope(event);
-    return toSubscriptionFact(
-      { ...envelope, type: envelope.type as SubscriptionEventType },
-      priceTierMap,
-    )!;
-  });
-  return projectUserView(foldFacts(history.customerId, facts));
-}
 
 const failedIds = (response: SQSBatchResponse) =>
   response.batchItemFailures.map((f) => f.itemIdentifier);

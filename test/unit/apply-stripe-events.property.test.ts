@@ -14,33 +14,16 @@ import {
   isTerminal,
   projectUserView,
 } from '../../functions/core/customer-account.ts';
-import {
-  parseEnvelope,
-  type SubscriptionEventFact,
-  type SubscriptionEventType,
-  toSubscriptionFact,
-} from '../../functions/core/stripe-event.ts';
+import type { SubscriptionEventFact } from '../../functions/core/stripe-event.ts';
 import {
   deliver,
-  type GeneratedHistory,
   generateHistory,
   HISTORY_PRICE_TIER_MAP,
+  historyFacts,
 } from '../helpers/stripe-history.ts';
 
 const priceTierMap = HISTORY_PRICE_TIER_MAP;
 const clock = { now: () => 1_750_000_000_000 };
-
-function factsOf(history: GeneratedHistory): SubscriptionEventFact[] {
-  return history.events.map((event) => {
-    const envelope = parseEnvelope(event);
-    const fact = toSubscriptionFact(
-      { ...envelope, type: envelope.type as SubscriptionEventType },
-      priceTierMap,
-    );
-    if (!fact) throw new Error('generated event without a fact');
-    return fact;
-  });
-}
 
 /** Last write wins, in history order, with no guard but "canceled is final". */
 function naiveInOrder(customerId: string, facts: SubscriptionEventFact[]): CustomerAccount {
@@ -118,7 +101,7 @@ describe('applyStripeEvents: exactly-once under at-least-once, out-of-order deli
 
         let uniqueEvents = 0;
         for (const history of histories) {
-          const facts = factsOf(history);
+          const facts = historyFacts(history);
           uniqueEvents += facts.length;
           const reference = foldFacts(history.customerId, facts);
           expect(store.accounts.get(history.customerId)?.account).toEqual(reference);
