@@ -237,6 +237,7 @@ function isConnectionError(error: unknown): boolean {
 }
 
 async function main(): Promise<number> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
