@@ -15,6 +15,7 @@ import { DynamoDbSubscriptionStore } from './adapters/dynamodb/dynamodb-subscrip
 import { defaultDynamoDbClient } from './commons/aws-clients.ts';
 import { lazyEnv, requiredString } from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
+import { lazy } from './commons/lazy.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import {
@@ -147,25 +148,20 @@ const consumerEnv = lazyEnv(
   }),
 );
 
-let wired: SubscriptionConsumerDeps | undefined;
-
 /** Production wiring from env, built on the first invocation and reused while warm. */
-function defaultDeps(): SubscriptionConsumerDeps {
-  if (!wired) {
-    const env = consumerEnv();
-    wired = {
-      store: new DynamoDbSubscriptionStore({
-        client: defaultDynamoDbClient(),
-        billingTableName: env[ENV.billingTableName],
-        eventsTableName: env[ENV.eventsTableName],
-        ...(env[ENV.ledgerRetentionDays]
-          ? { ledgerRetentionDays: env[ENV.ledgerRetentionDays] }
-          : {}),
-      }),
-      priceTierMap: parsePriceTierMap(env[ENV.priceTierMap]),
-    };
-  }
-  return wired;
-}
+const defaultDeps = lazy((): SubscriptionConsumerDeps => {
+  const env = consumerEnv();
+  return {
+    store: new DynamoDbSubscriptionStore({
+      client: defaultDynamoDbClient(),
+      billingTableName: env[ENV.billingTableName],
+      eventsTableName: env[ENV.eventsTableName],
+      ...(env[ENV.ledgerRetentionDays]
+        ? { ledgerRetentionDays: env[ENV.ledgerRetentionDays] }
+        : {}),
+    }),
+    priceTierMap: parsePriceTierMap(env[ENV.priceTierMap]),
+  };
+});
 
 export const handler = withPowertools(createSubscriptionConsumer(defaultDeps));

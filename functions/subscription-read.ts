@@ -18,6 +18,7 @@ import {
   NotFoundError,
   toHttpErrorResponse,
 } from './commons/http.ts';
+import { lazy } from './commons/lazy.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
@@ -82,19 +83,14 @@ export function createSubscriptionReadHandler(
 
 const readEnv = lazyEnv(z.object({ [ENV.billingTableName]: requiredString() }));
 
-let wired: SubscriptionReadDeps | undefined;
-
-function defaultDeps(): SubscriptionReadDeps {
-  if (!wired) {
-    const env = readEnv();
-    wired = {
-      reader: new DynamoDbUserViewReader({
-        client: defaultDynamoDbClient(),
-        billingTableName: env[ENV.billingTableName],
-      }),
-    };
-  }
-  return wired;
-}
+/** Production wiring from env, built on the first invocation and reused while warm. */
+const defaultDeps = lazy(
+  (): SubscriptionReadDeps => ({
+    reader: new DynamoDbUserViewReader({
+      client: defaultDynamoDbClient(),
+      billingTableName: readEnv()[ENV.billingTableName],
+    }),
+  }),
+);
 
 export const handler = withPowertools(createSubscriptionReadHandler(defaultDeps));

@@ -31,6 +31,7 @@ import {
   ServiceUnavailableError,
   toHttpErrorResponse,
 } from './commons/http.ts';
+import { lazy } from './commons/lazy.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import {
@@ -161,13 +162,10 @@ const ingressEnv = lazyEnv(
     ),
 );
 
-let defaultDeps: WebhookIngressDeps | undefined;
-
 /** Dependencies from the environment, built on the first invocation and then reused. */
-export function webhookIngressDepsFromEnv(): WebhookIngressDeps {
-  if (defaultDeps) return defaultDeps;
+export const webhookIngressDepsFromEnv = lazy((): WebhookIngressDeps => {
   const env = ingressEnv();
-  defaultDeps = {
+  return {
     verifier: new StripeSignatureVerifier(
       webhookSecretProviderFromConfig({
         secret: env[ENV.webhookSecret],
@@ -184,7 +182,6 @@ export function webhookIngressDepsFromEnv(): WebhookIngressDeps {
       }),
     }),
   };
-  return defaultDeps;
-}
+});
 
 export const handler = withPowertools(createWebhookIngressHandler(webhookIngressDepsFromEnv));

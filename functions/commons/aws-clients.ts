@@ -9,7 +9,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { lazy } from './lazy.ts';
 import { tracer } from './powertools.ts';
 
 export interface ClientTuning {
@@ -65,25 +65,8 @@ export function createSecretsManagerClient(tuning?: ClientTuning): SecretsManage
   return tracer.captureAWSv3Client(new SecretsManagerClient(clientConfig(tuning)));
 }
 
-/** Marshalls plain JS objects; empty strings stay empty strings and undefined attributes are dropped. */
-export function createDocumentClient(client: DynamoDBClient = defaultDynamoDbClient()) {
-  return DynamoDBDocumentClient.from(client, {
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
-  });
-}
-
-function lazy<T>(make: () => T): () => T {
-  let value: T | undefined;
-  return () => {
-    if (value === undefined) value = make();
-    return value;
-  };
-}
-
 /** The process-wide DynamoDB client (created on first call). */
 export const defaultDynamoDbClient = lazy(() => createDynamoDbClient());
-/** The process-wide DynamoDB document client over `defaultDynamoDbClient()`. */
-export const defaultDocumentClient = lazy(() => createDocumentClient(defaultDynamoDbClient()));
 /** The process-wide SQS client (created on first call). */
 export const defaultSqsClient = lazy(() => createSqsClient());
 /** The process-wide Secrets Manager client (created on first call). */

@@ -7,6 +7,7 @@
 // It parses classic schemas too, so callers may pass either.
 import * as z from 'zod/mini';
 import type { $ZodType, output } from 'zod/v4/core';
+import { lazy } from './lazy.ts';
 
 /** The environment does not satisfy a handler's schema. */
 export class EnvConfigError extends Error {
@@ -51,11 +52,7 @@ export function lazyEnv<S extends $ZodType>(
   schema: S,
   source: () => Record<string, string | undefined> = () => process.env,
 ): () => output<S> {
-  let cached: { value: output<S> } | undefined;
-  return () => {
-    if (!cached) cached = { value: readEnv(schema, source()) };
-    return cached.value;
-  };
+  return lazy(() => readEnv(schema, source()));
 }
 
 // zod/mini ships no locale, so its default message is a bare "Invalid input": add the issue code.

@@ -59,20 +59,6 @@ export class BadRequestError extends HttpError {
   }
 }
 
-export class UnauthorizedError extends HttpError {
-  constructor(message = 'Authentication required.', options?: ErrorOptions) {
-    super(401, 'unauthorized', message, options);
-    this.name = 'UnauthorizedError';
-  }
-}
-
-export class ForbiddenError extends HttpError {
-  constructor(message = 'Not allowed.', options?: ErrorOptions) {
-    super(403, 'forbidden', message, options);
-    this.name = 'ForbiddenError';
-  }
-}
-
 export class NotFoundError extends HttpError {
   constructor(message = 'Not found.', options?: ErrorOptions & { code?: string }) {
     super(404, options?.code ?? 'not_found', message, options);
@@ -91,24 +77,10 @@ export class MethodNotAllowedError extends HttpError {
   }
 }
 
-export class ConflictError extends HttpError {
-  constructor(message: string, options?: ErrorOptions & { code?: string }) {
-    super(409, options?.code ?? 'conflict', message, options);
-    this.name = 'ConflictError';
-  }
-}
-
 export class PayloadTooLargeError extends HttpError {
   constructor(maxBytes: number, options?: ErrorOptions) {
     super(413, 'payload_too_large', `Request body exceeds ${maxBytes} bytes.`, options);
     this.name = 'PayloadTooLargeError';
-  }
-}
-
-export class UnprocessableEntityError extends HttpError {
-  constructor(message: string, options?: ErrorOptions & { code?: string }) {
-    super(422, options?.code ?? 'unprocessable_entity', message, options);
-    this.name = 'UnprocessableEntityError';
   }
 }
 
@@ -185,15 +157,4 @@ export function rawBodyBytes(
   return event.isBase64Encoded
     ? Buffer.from(event.body, 'base64')
     : Buffer.from(event.body, 'utf8');
-}
-
-/** The request method and path of an HTTP API v2 event. */
-export function requestLine(event: Pick<APIGatewayProxyEventV2, 'requestContext' | 'rawPath'>): {
-  method: string;
-  path: string;
-} {
-  return {
-    method: event.requestContext?.http?.method?.toUpperCase() ?? '',
-    path: event.rawPath ?? event.requestContext?.http?.path ?? '',
-  };
 }

@@ -329,8 +329,3 @@ function failed(fact: SubscriptionEventFact, error: unknown): RecordOutcome {
     error: error instanceof Error ? error : new Error(String(error)),
   };
 }
-
-/** The ledger TTL for an entry applied at `appliedAt` (epoch seconds, as DynamoDB TTL wants). */
-export function ledgerExpiry(appliedAt: number, retentionDays: number): number {
-  return Math.floor(appliedAt / 1000) + retentionDays * 86_400;
-}

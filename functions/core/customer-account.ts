@@ -16,7 +16,7 @@ import type {
   SubscriptionSnapshot,
   SubscriptionStatus,
 } from './stripe-event.ts';
-import type { Tier } from './tiers.ts';
+import { type Tier, tierRank } from './tiers.ts';
 
 export interface Version {
   /** Stripe's event `created` (seconds). */
@@ -234,15 +234,11 @@ function ranksAbove(a: SubscriptionState, b: SubscriptionState): boolean {
   const bEntitled = isEntitled(b.status);
   if (aEntitled !== bEntitled) return aEntitled;
   if (aEntitled) {
-    const byTier = tierOrder(a.tier) - tierOrder(b.tier);
+    const byTier = tierRank(a.tier) - tierRank(b.tier);
     if (byTier !== 0) return byTier > 0;
   }
   if (a.createdAt !== b.createdAt) return a.createdAt > b.createdAt;
   return a.subscriptionId > b.subscriptionId;
-}
-
-function tierOrder(tier: Tier): number {
-  return ['free', 'bronze', 'silver', 'gold'].indexOf(tier);
 }
 
 /** The user's view, or null while the customer is not linked to a user. */

@@ -54,8 +54,6 @@ export interface BatchState {
 export interface SubscriptionStore {
   /** Both reads of a batch in one round trip where the store allows it. */
   loadBatchState(eventIds: readonly string[], customerIds: readonly string[]): Promise<BatchState>;
-  /** Which of these event ids the ledger already holds. */
-  findProcessedEventIds(eventIds: readonly string[]): Promise<Set<string>>;
   /** Reads accounts with strong consistency; missing ones are absent from the map. */
   loadAccounts(customerIds: readonly string[]): Promise<Map<string, StoredAccount>>;
   commit(commit: AccountCommit): Promise<CommitResult>;

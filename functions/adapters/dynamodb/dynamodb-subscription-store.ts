@@ -100,44 +100,22 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
     return state;
   }
 
+  /** Which of these event ids the ledger holds (for operators and the benchmark's checks). */
   async findProcessedEventIds(eventIds: readonly string[]): Promise<Set<string>> {
-    const found = new Set<string>();
-    for (let start = 0; start < eventIds.length; start += BATCH_GET_LIMIT) {
-      const items = await this.#batchGet(
-        this.#eventsTable,
-        eventIds.slice(start, start + BATCH_GET_LIMIT).map((eventId) => ({ eventId })),
-        'eventId',
-      );
-      for (const item of items) found.add(item.eventId as string);
-    }
-    return found;
+    return (await this.loadBatchState(eventIds, [])).processedEventIds;
   }
 
   async loadAccounts(customerIds: readonly string[]): Promise<Map<string, StoredAccount>> {
-    const accounts = new Map<string, StoredAccount>();
-    if (customerIds.length === 1) {
-      // One key: GetItem is cheaper to reason about and to retry than a batch.
-      const { Item } = await this.#documents.send(
-        new GetCommand({
-          TableName: this.#billingTable,
-          Key: keys.account(customerIds[0]!),
-          ConsistentRead: true,
-        }),
-      );
-      if (Item) accounts.set(customerIds[0]!, toStoredAccount(Item));
-      return accounts;
-    }
-    for (let start = 0; start < customerIds.length; start += BATCH_GET_LIMIT) {
-      const items = await this.#batchGet(
-        this.#billingTable,
-        customerIds.slice(start, start + BATCH_GET_LIMIT).map(keys.account),
-      );
-      for (const item of items) {
-        const stored = toStoredAccount(item);
-        accounts.set(stored.account.customerId, stored);
-      }
-    }
-    return accounts;
+    if (customerIds.length !== 1) return (await this.loadBatchState([], customerIds)).accounts;
+    // One key (a retry after a lost race): GetItem is the cheaper call.
+    const { Item } = await this.#documents.send(
+      new GetCommand({
+        TableName: this.#billingTable,
+        Key: keys.account(customerIds[0]!),
+        ConsistentRead: true,
+      }),
+    );
+    return new Map(Item ? [[customerIds[0]!, toStoredAccount(Item)]] : []);
   }
 
   async commit(commit: AccountCommit): Promise<CommitResult> {
@@ -279,17 +257,6 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
         },
       },
     };
-  }
-
-  async #batchGet(
-    table: string,
-    keyList: Record<string, string>[],
-    projection?: string,
-  ): Promise<Record<string, unknown>[]> {
-    const found = await this.#batchGetMany(
-      keyList.map((key) => ({ table, key, ...(projection ? { projection } : {}) })),
-    );
-    return found[table] ?? [];
   }
 
   /** At most 100 keys; strongly consistent; retries unprocessed keys with jittered backoff. */
