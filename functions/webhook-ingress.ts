@@ -127,7 +127,10 @@ export function createWebhookIngressHandler(
       }
       setEventCorrelation(result.eventId, logger);
       metrics.addMetric(METRIC.webhookEnqueued, MetricUnit.Count, 1);
-      logger.info('Webhook enqueued', { eventType: result.eventType });
+      // Debug, not info: the ledger records every event with its receivedAt, and a
+      // line per webhook would be the largest log cost of the suite. Rejections and
+      // failures always log; the DEBUG log level shows successes too.
+      logger.debug('Webhook enqueued', { eventType: result.eventType });
       return jsonResponse(200, { received: true });
     } catch (error) {
       if (error instanceof EnqueueFailedError) {

@@ -8,8 +8,8 @@ export const LEDGER_TTL_ATTRIBUTE = 'expiresAt';
 
 /**
  * The billing data: a single table for profiles, customers and subscriptions
- * (`pk`/`sk`), and the events ledger (`eventId`, TTL `expiresAt`) that makes event
- * effects exactly-once. Both on-demand, PITR on, AWS-managed encryption, deletion
+ * (`pk`/`sk`), and the events ledger (`customerId`/`revision`, TTL `expiresAt`): one
+ * page per account commit, listing the Stripe events that commit recorded. Both on-demand, PITR on, AWS-managed encryption, deletion
  * protection on and retained when the stack goes away: they hold money state.
  */
 export class BillingTables extends Construct {
@@ -27,7 +27,8 @@ export class BillingTables extends Construct {
     setLocalName(this.billing, 'billing');
 
     this.events = new Table(this, 'Events', {
-      partitionKey: { name: 'eventId', type: AttributeType.STRING },
+      partitionKey: { name: 'customerId', type: AttributeType.STRING },
+      sortKey: { name: 'revision', type: AttributeType.NUMBER },
       timeToLiveAttribute: LEDGER_TTL_ATTRIBUTE,
       ...STATEFUL_TABLE_DEFAULTS,
     });

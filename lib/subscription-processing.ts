@@ -58,14 +58,9 @@ export class SubscriptionProcessing extends Construct {
         'BatchGetItem',
         'PutItem',
         'UpdateItem',
-        'ConditionCheckItem',
       ])
-      .bindTable(ENV.eventsTableName, props.eventsTable, [
-        'GetItem',
-        'BatchGetItem',
-        'PutItem',
-        'ConditionCheckItem',
-      ])
+      // The consumer only appends ledger pages; operators read them.
+      .bindTable(ENV.eventsTableName, props.eventsTable, ['PutItem'])
       .setEnvironment(ENV.priceTierMap, JSON.stringify(props.priceTierMap))
       .setEnvironment(ENV.ledgerRetentionDays, String(props.ledgerRetentionDays));
 

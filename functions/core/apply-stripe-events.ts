@@ -3,10 +3,16 @@
  * exactly once.
  *
  * A batch's events are grouped per Stripe customer and folded in memory under the
- * order guard, so a burst of events for one customer costs one transaction (its
- * ledger entries, the account and, if it changed, the user's profile) instead of
- * one per event. Customers are independent, so their commits run concurrently.
+ * order guard, so a burst of events for one customer costs one transaction (one
+ * ledger page, the account and, if it changed, the user's profile) instead of one
+ * per event. Customers are independent, so their commits run concurrently.
+ *
+ * Exactly once rests on the order guard, not on a dedup lookup: applying an event
+ * whose effect the account already holds changes nothing (see customer-account.ts),
+ * so every event is folded, and the account's recent-events window only decides
+ * whether a no-op is labelled a duplicate (not recorded again) or stale (recorded).
  */
+import { createHash } from 'node:crypto';
 import {
   applyFact,
   type CustomerAccount,
@@ -17,9 +23,9 @@ import {
 } from './customer-account.ts';
 import type {
   AccountCommit,
-  BatchState,
   Clock,
   CommitResult,
+  LedgerEvent,
   StoredAccount,
   SubscriptionStore,
 } from './ports.ts';
@@ -49,7 +55,6 @@ export interface ApplyDeps {
   store: SubscriptionStore;
   clock: Clock;
   priceTierMap: PriceTierMap;
-  ledgerRetentionDays?: number;
   /** Attempts on write races before the remaining records fail (and are redelivered). Default 6. */
   maxAttempts?: number;
   onUnmappedPrice?: (priceIds: string[], fact: SubscriptionEventFact) => void;
@@ -101,37 +106,36 @@ export async function applyStripeEvents(
     });
   };
 
-  let batchState: BatchState;
-  try {
-    const customerIds = new Set([...byEventId.values()].map((pending) => pending.fact.customerId));
-    batchState = await deps.store.loadBatchState([...byEventId.keys()], [...customerIds]);
-  } catch (error) {
-    for (const pending of byEventId.values()) settle(pending, failed(pending.fact, error));
-    return outcomes;
-  }
-  const processed = batchState.processedEventIds;
-
   const groups = new Map<string, PendingFact[]>();
   for (const pending of byEventId.values()) {
-    if (processed.has(pending.fact.eventId)) {
-      settle(pending, {
-        status: 'duplicate',
-        eventId: pending.fact.eventId,
-        type: pending.fact.type,
-      });
-      continue;
-    }
     const group = groups.get(pending.fact.customerId) ?? [];
     group.push(pending);
     groups.set(pending.fact.customerId, group);
   }
+  let accounts: Map<string, StoredAccount>;
+  try {
+    accounts = await deps.store.loadAccounts([...groups.keys()]);
+  } catch (error) {
+    for (const pending of byEventId.values()) settle(pending, failed(pending.fact, error));
+    return outcomes;
+  }
 
-  await commitRounds(groups, batchState.accounts, deps, settle);
+  await commitRounds(groups, accounts, deps, settle);
   return outcomes;
 }
 
-/** DynamoDB transactions hold at most 100 items; leave room for account, profile and pointers. */
-const MAX_EVENTS_PER_COMMIT = 90;
+/** Events per commit: bounds a ledger page's size (about 100 bytes an event). */
+const MAX_EVENTS_PER_COMMIT = 100;
+/** Fingerprints kept per account: a customer's burst and its redeliveries fit easily. */
+export const RECENT_EVENT_WINDOW = 16;
+
+/**
+ * A short, stable fingerprint of an event id for the recent-events window: 48 bits of
+ * SHA-256, 8 characters. A collision could only mislabel a no-op as a duplicate.
+ */
+export function eventFingerprint(eventId: string): string {
+  return createHash('sha256').update(eventId).digest('base64url').slice(0, 8);
+}
 
 function parseRecord(
   event: QueuedEvent,
@@ -174,10 +178,14 @@ function parseRecord(
   }
 }
 
+type FoldOutcome = FactOutcome | 'duplicate';
+
 interface PlannedCommit {
-  commit: AccountCommit;
+  customerId: string;
   facts: PendingFact[];
-  outcomes: FactOutcome[];
+  outcomes: FoldOutcome[];
+  /** Null when every fact was a duplicate: nothing to write. */
+  commit: AccountCommit | null;
 }
 
 /** Folds one customer's facts over its stored account into a commit. Pure. */
@@ -188,31 +196,42 @@ function planCommit(
   appliedAt: number,
 ): PlannedCommit {
   const before: CustomerAccount = stored?.account ?? emptyAccount(customerId);
+  const recent = stored?.recentEvents ?? [];
+  const seen = new Set(recent);
   let after = before;
-  const outcomes: FactOutcome[] = [];
+  const outcomes: FoldOutcome[] = [];
+  const recorded: LedgerEvent[] = [];
+  const fingerprints: string[] = [];
   for (const pending of facts) {
     const step = applyFact(after, pending.fact);
+    const fingerprint = eventFingerprint(pending.fact.eventId);
+    // A change always wins over the window: a fingerprint can mislabel, never drop.
+    const outcome: FoldOutcome =
+      step.outcome === 'stale' && seen.has(fingerprint) ? 'duplicate' : step.outcome;
+    outcomes.push(outcome);
     after = step.account;
-    outcomes.push(step.outcome);
+    if (outcome === 'duplicate') continue;
+    recorded.push({
+      eventId: pending.fact.eventId,
+      type: pending.fact.type,
+      outcome,
+      receivedAt: pending.receivedAt,
+    });
+    fingerprints.push(fingerprint);
   }
+  if (recorded.length === 0) return { customerId, facts, outcomes, commit: null };
   const viewBefore = projectUserView(before);
   const viewAfter = projectUserView(after);
   return {
+    customerId,
     facts,
     outcomes,
     commit: {
       customerId,
       expectedRevision: stored?.revision ?? 0,
       account: after,
-      ledger: facts.map((pending, index) => ({
-        eventId: pending.fact.eventId,
-        type: pending.fact.type,
-        customerId,
-        userId: after.userId,
-        outcome: outcomes[index]!,
-        receivedAt: pending.receivedAt,
-        appliedAt,
-      })),
+      recentEvents: [...recent, ...fingerprints].slice(-RECENT_EVENT_WINDOW),
+      ledger: { appliedAt, events: recorded },
       view: sameView(viewBefore, viewAfter) ? null : viewAfter,
       newSubscriptionIds: Object.keys(after.subscriptions).filter(
         (id) => !(id in before.subscriptions),
@@ -223,9 +242,9 @@ function planCommit(
 
 /**
  * Commits every customer's folded events; the store packs the commits of many
- * customers into few transactions. A commit that lost a race (an event another
- * consumer recorded first, or an account written since it was read) is re-read and
- * re-folded; one that was only cancelled alongside a losing commit is resent as is.
+ * customers into few transactions. A commit that lost a race (the account was
+ * written since it was read) is re-read and re-folded; one that was only cancelled
+ * alongside a losing commit is resent as is.
  */
 async function commitRounds(
   groups: Map<string, PendingFact[]>,
@@ -235,17 +254,28 @@ async function commitRounds(
 ): Promise<void> {
   const pending = new Map(groups);
   const maxAttempts = deps.maxAttempts ?? 6;
+  const settleAll = (plan: PlannedCommit) =>
+    plan.facts.forEach((fact, i) => {
+      settle(fact, { status: plan.outcomes[i]!, eventId: fact.fact.eventId, type: fact.fact.type });
+    });
   let lastError: unknown = new Error('write conflict persisted');
   for (let attempt = 1; attempt <= maxAttempts && pending.size > 0; attempt++) {
     const appliedAt = deps.clock.now();
-    const plans = [...pending].map(([customerId, facts]) =>
-      planCommit(
-        customerId,
-        facts.slice(0, MAX_EVENTS_PER_COMMIT),
-        accounts.get(customerId),
-        appliedAt,
-      ),
-    );
+    const plans: (PlannedCommit & { commit: AccountCommit })[] = [];
+    for (const [customerId, facts] of pending) {
+      const chunk = facts.slice(0, MAX_EVENTS_PER_COMMIT);
+      const plan = planCommit(customerId, chunk, accounts.get(customerId), appliedAt);
+      if (plan.commit) {
+        plans.push({ ...plan, commit: plan.commit });
+        continue;
+      }
+      // Only redeliveries of what the account already holds: acknowledge, write nothing.
+      settleAll(plan);
+      const left = facts.slice(chunk.length);
+      if (left.length > 0) pending.set(customerId, left);
+      else pending.delete(customerId);
+    }
+    if (plans.length === 0) continue;
     let results: CommitResult[];
     try {
       const commits = plans.map((plan) => plan.commit);
@@ -262,31 +292,19 @@ async function commitRounds(
     const reload: string[] = [];
     plans.forEach((plan, index) => {
       const result = results[index]!;
-      const { customerId } = plan.commit;
+      const { customerId, commit } = plan;
       const facts = pending.get(customerId)!;
-      const done = new Set<PendingFact>();
       if (result.status === 'committed') {
-        plan.facts.forEach((fact, i) => {
-          settle(fact, {
-            status: plan.outcomes[i]!,
-            eventId: fact.fact.eventId,
-            type: fact.fact.type,
-          });
-          done.add(fact);
-        });
+        settleAll(plan);
         // Later chunks of this customer continue from what was just written.
         accounts.set(customerId, {
-          account: plan.commit.account,
-          revision: plan.commit.expectedRevision + 1,
+          account: commit.account,
+          revision: commit.expectedRevision + 1,
+          recentEvents: commit.recentEvents,
         });
-      } else if (result.status === 'duplicate-events') {
-        const duplicates = new Set(result.eventIds);
-        for (const fact of plan.facts) {
-          if (!duplicates.has(fact.fact.eventId)) continue;
-          settle(fact, { status: 'duplicate', eventId: fact.fact.eventId, type: fact.fact.type });
-          done.add(fact);
-        }
-        reload.push(customerId);
+        const left = facts.slice(plan.facts.length);
+        if (left.length > 0) pending.set(customerId, left);
+        else pending.delete(customerId);
       } else if (result.status === 'revision-conflict') {
         reload.push(customerId);
       } else if (result.status === 'failed') {
@@ -294,18 +312,14 @@ async function commitRounds(
         // fail these records so the queue redelivers them; nothing was committed.
         for (const fact of facts) settle(fact, failed(fact.fact, result.error));
         pending.delete(customerId);
-        return;
       }
-      const left = facts.filter((fact) => !done.has(fact));
-      if (left.length > 0) pending.set(customerId, left);
-      else pending.delete(customerId);
+      // 'aborted': unchanged, resent next round.
     });
     lastError = new Error(`write conflicts persisted for ${pending.size} customer(s)`);
-    const stale = reload.filter((customerId) => pending.has(customerId));
-    if (stale.length > 0) {
+    if (reload.length > 0) {
       try {
-        const fresh = await deps.store.loadAccounts(stale);
-        for (const customerId of stale) {
+        const fresh = await deps.store.loadAccounts(reload);
+        for (const customerId of reload) {
           const stored = fresh.get(customerId);
           if (stored) accounts.set(customerId, stored);
           else accounts.delete(customerId);

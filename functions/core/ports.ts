@@ -1,24 +1,42 @@
 /** Ports the subscription use cases depend on; adapters implement them. */
-import type { CustomerAccount, FactOutcome, UserSubscriptionView } from './customer-account.ts';
+import type { CustomerAccount, UserSubscriptionView } from './customer-account.ts';
 
 /** An account as stored, with the revision used for optimistic concurrency. */
 export interface StoredAccount {
   account: CustomerAccount;
   /** 0 when the account does not exist yet. */
   revision: number;
+  /**
+   * Fingerprints of the last events recorded for this customer (oldest first). Used
+   * only to tell a redelivered event ('duplicate') from an out-of-order one ('stale');
+   * both change nothing, so a fingerprint collision can mislabel, never lose, an event.
+   */
+  recentEvents: string[];
 }
 
-/** One events-ledger entry: written in the same transaction as the change it records. */
-export interface LedgerEntry {
+/** One event as the ledger records it. Duplicates are not recorded again. */
+export interface LedgerEvent {
   eventId: string;
   type: string;
-  customerId: string;
-  userId: string | null;
-  outcome: FactOutcome;
+  /** 'applied' changed state; 'stale' was older than what every object it touches holds. */
+  outcome: 'applied' | 'stale';
   /** Epoch ms the webhook verified the event (from the queue message), if known. */
   receivedAt: number | null;
+}
+
+/**
+ * One ledger page: the events one commit recorded for one customer, written in the
+ * same transaction as the state they produced, so "recorded" and "applied" can
+ * never disagree. Keyed by (customerId, revision): one page per account revision.
+ */
+export interface LedgerPage {
+  customerId: string;
+  /** The account revision this commit wrote. */
+  revision: number;
+  userId: string | null;
   /** Epoch ms of the commit. */
   appliedAt: number;
+  events: LedgerEvent[];
 }
 
 /** Everything one customer's events change, committed atomically or not at all. */
@@ -27,7 +45,9 @@ export interface AccountCommit {
   /** Revision read before folding; the commit fails if someone else wrote since. */
   expectedRevision: number;
   account: CustomerAccount;
-  ledger: LedgerEntry[];
+  /** The account's recent-events window after this commit. */
+  recentEvents: string[];
+  ledger: { appliedAt: number; events: LedgerEvent[] };
   /** Set when the user's view changed. */
   view: UserSubscriptionView | null;
   /** Subscriptions seen for the first time: their id → customer pointer is written. */
@@ -36,24 +56,14 @@ export interface AccountCommit {
 
 export type CommitResult =
   | { status: 'committed' }
-  /** Some events were already in the ledger (a concurrent duplicate won the race). */
-  | { status: 'duplicate-events'; eventIds: string[] }
-  /** The account changed since it was read. */
+  /** The account changed since it was read (a concurrent batch of the same customer won). */
   | { status: 'revision-conflict' }
   /** Not written because another commit sharing its transaction failed: resend as is. */
   | { status: 'aborted' }
   /** The store failed (unreachable, throttled past retries): nothing of it was written. */
   | { status: 'failed'; error: Error };
 
-/** What a batch needs to know before folding: seen event ids and current accounts. */
-export interface BatchState {
-  processedEventIds: Set<string>;
-  accounts: Map<string, StoredAccount>;
-}
-
 export interface SubscriptionStore {
-  /** Both reads of a batch in one round trip where the store allows it. */
-  loadBatchState(eventIds: readonly string[], customerIds: readonly string[]): Promise<BatchState>;
   /** Reads accounts with strong consistency; missing ones are absent from the map. */
   loadAccounts(customerIds: readonly string[]): Promise<Map<string, StoredAccount>>;
   commit(commit: AccountCommit): Promise<CommitResult>;
@@ -62,6 +72,12 @@ export interface SubscriptionStore {
    * transactions as the store allows; results in the order of `commits`.
    */
   commitAll(commits: readonly AccountCommit[]): Promise<CommitResult[]>;
+}
+
+/** The events ledger, read back for audits, operators and the benchmark's checks. */
+export interface LedgerReader {
+  /** A customer's ledger pages, oldest first. */
+  readLedger(customerId: string): Promise<LedgerPage[]>;
 }
 
 /** The read model behind the read API. */

@@ -54,9 +54,16 @@ describe('tables', () => {
     });
   });
 
-  it('the events ledger is keyed by eventId with TTL on expiresAt', () => {
+  it('the events ledger is keyed by customer and account revision, with TTL on expiresAt', () => {
     t.data.hasResourceProperties('AWS::DynamoDB::Table', {
-      KeySchema: [{ AttributeName: 'eventId', KeyType: 'HASH' }],
+      KeySchema: [
+        { AttributeName: 'customerId', KeyType: 'HASH' },
+        { AttributeName: 'revision', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: Match.arrayWith([
+        { AttributeName: 'customerId', AttributeType: 'S' },
+        { AttributeName: 'revision', AttributeType: 'N' },
+      ]),
       TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
     });
   });

@@ -33,7 +33,10 @@ describe('loadStackModel', () => {
       ],
     });
     expect(billing?.ttlAttribute).toBeUndefined();
-    expect(events?.create.KeySchema).toEqual([{ AttributeName: 'eventId', KeyType: 'HASH' }]);
+    expect(events?.create.KeySchema).toEqual([
+      { AttributeName: 'customerId', KeyType: 'HASH' },
+      { AttributeName: 'revision', KeyType: 'RANGE' },
+    ]);
     expect(events?.ttlAttribute).toBe('expiresAt');
   });
 

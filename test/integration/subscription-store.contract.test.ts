@@ -16,19 +16,20 @@ import {
 } from '../../functions/core/customer-account.ts';
 import type {
   AccountCommit,
+  LedgerReader,
   SubscriptionStore,
   UserViewReader,
 } from '../../functions/core/ports.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
 
-type Store = SubscriptionStore & UserViewReader;
+type Store = SubscriptionStore & LedgerReader & UserViewReader;
 
-/** The event ids of `eventIds` that the ledger holds, through the port's batch read. */
-const ledgerHas = async (store: Store, eventIds: string[]) =>
-  (await store.loadBatchState(eventIds, [])).processedEventIds;
+/** Every event id the customer's ledger pages record, in page order. */
+const ledgerIds = async (store: Store, customerId: string) =>
+  (await store.readLedger(customerId)).flatMap((page) => page.events.map((e) => e.eventId));
 
-// DynamoDB Local runs TTL deletion: ledger entries must be stamped "now", or
+// DynamoDB Local runs TTL deletion: ledger pages must be stamped "now", or
 // they expire (and vanish) while the test reads them.
 const appliedAt = Date.now();
 let counter = 0;
@@ -78,15 +79,16 @@ function commitFor(
     customerId,
     expectedRevision,
     account: accountFor(customerId, userId),
-    ledger: eventIds.map((eventId) => ({
-      eventId,
-      type: 'customer.subscription.updated',
-      customerId,
-      userId,
-      outcome: 'applied',
-      receivedAt: appliedAt - 1_000,
+    recentEvents: eventIds.map((eventId) => eventId.slice(-8)),
+    ledger: {
       appliedAt,
-    })),
+      events: eventIds.map((eventId) => ({
+        eventId,
+        type: 'customer.subscription.updated',
+        outcome: 'applied',
+        receivedAt: appliedAt - 1_000,
+      })),
+    },
     view: view(userId, customerId),
     newSubscriptionIds: ['sub_1'],
   };
@@ -99,39 +101,49 @@ function contract(name: string, make: () => Promise<Store>) {
       store = await make();
     });
 
-    it('commits an account, its ledger entries and the view atomically', async () => {
+    it('commits an account, its ledger page and the view atomically', async () => {
       const customerId = fresh('cus_');
       const commit = commitFor(customerId, 0, [fresh('evt_a'), fresh('evt_b')]);
       expect(await store.commit(commit)).toEqual({ status: 'committed' });
       const loaded = await store.loadAccounts([customerId]);
-      expect(loaded.get(customerId)).toEqual({ account: commit.account, revision: 1 });
-      expect(await ledgerHas(store, [...commit.ledger.map((e) => e.eventId), 'evt_never'])).toEqual(
-        new Set(commit.ledger.map((e) => e.eventId)),
-      );
+      expect(loaded.get(customerId)).toEqual({
+        account: commit.account,
+        revision: 1,
+        recentEvents: commit.recentEvents,
+      });
+      expect(await store.readLedger(customerId)).toEqual([
+        {
+          customerId,
+          revision: 1,
+          userId: commit.account.userId,
+          appliedAt,
+          events: commit.ledger.events,
+        },
+      ]);
       expect(await store.getUserView(commit.view!.userId)).toEqual(commit.view);
+    });
+
+    it('appends one ledger page per revision, oldest first', async () => {
+      const customerId = fresh('cus_');
+      const first = [fresh('evt_1')];
+      const second = [fresh('evt_2'), fresh('evt_3')];
+      expect((await store.commit(commitFor(customerId, 0, first))).status).toBe('committed');
+      expect((await store.commit(commitFor(customerId, 1, second))).status).toBe('committed');
+      const pages = await store.readLedger(customerId);
+      expect(pages.map((page) => page.revision)).toEqual([1, 2]);
+      expect(await ledgerIds(store, customerId)).toEqual([...first, ...second]);
+      expect(await store.readLedger(fresh('cus_none'))).toEqual([]);
     });
 
     it('refuses a commit on a stale revision and writes nothing of it', async () => {
       const customerId = fresh('cus_');
-      expect((await store.commit(commitFor(customerId, 0, [fresh('evt_')]))).status).toBe(
-        'committed',
-      );
+      const first = commitFor(customerId, 0, [fresh('evt_')]);
+      expect((await store.commit(first)).status).toBe('committed');
       const stale = commitFor(customerId, 0, [fresh('evt_stale')]);
       expect(await store.commit(stale)).toEqual({ status: 'revision-conflict' });
-      expect(await ledgerHas(store, [stale.ledger[0]!.eventId])).toEqual(new Set());
+      expect(await ledgerIds(store, customerId)).toEqual([first.ledger.events[0]!.eventId]);
       expect(await store.getUserView(stale.view!.userId)).toBeNull();
       expect((await store.loadAccounts([customerId])).get(customerId)?.revision).toBe(1);
-    });
-
-    it('names the events already in the ledger and writes nothing of the commit', async () => {
-      const customerId = fresh('cus_');
-      const seen = fresh('evt_seen');
-      expect((await store.commit(commitFor(customerId, 0, [seen]))).status).toBe('committed');
-      const other = fresh('cus_');
-      const retry = commitFor(other, 0, [fresh('evt_new'), seen]);
-      expect(await store.commit(retry)).toEqual({ status: 'duplicate-events', eventIds: [seen] });
-      expect(await store.loadAccounts([other])).toEqual(new Map());
-      expect(await ledgerHas(store, [retry.ledger[0]!.eventId])).toEqual(new Set());
     });
 
     it('lets exactly one of two racing commits on the same revision win', async () => {
@@ -142,20 +154,20 @@ function contract(name: string, make: () => Promise<Store>) {
       ]);
       expect(results.filter((r) => r.status === 'committed')).toHaveLength(1);
       expect(results.filter((r) => r.status === 'revision-conflict')).toHaveLength(1);
+      expect(await ledgerIds(store, customerId)).toHaveLength(1);
     });
 
     it('commits many customers at once; a losing commit aborts at most its companions, which resend fine', async () => {
-      const seen = fresh('evt_seen');
-      const first = fresh('cus_');
-      await store.commit(commitFor(first, 0, [seen]));
+      const taken = fresh('cus_');
+      await store.commit(commitFor(taken, 0, [fresh('evt_')]));
       const others = [fresh('cus_'), fresh('cus_')];
       const commits = [
         commitFor(others[0]!, 0, [fresh('evt_')]),
-        commitFor(fresh('cus_'), 0, [fresh('evt_'), seen]),
+        commitFor(taken, 0, [fresh('evt_late')]),
         commitFor(others[1]!, 0, [fresh('evt_')]),
       ];
       const results = await store.commitAll(commits);
-      expect(results[1]).toEqual({ status: 'duplicate-events', eventIds: [seen] });
+      expect(results[1]).toEqual({ status: 'revision-conflict' });
       for (const index of [0, 2]) {
         expect(['committed', 'aborted']).toContain(results[index]!.status);
         if (results[index]!.status === 'aborted') {
@@ -164,35 +176,15 @@ function contract(name: string, make: () => Promise<Store>) {
       }
       const loaded = await store.loadAccounts(others);
       expect([...loaded.values()].map((stored) => stored.revision)).toEqual([1, 1]);
+      expect(await ledgerIds(store, taken)).toHaveLength(1);
     });
 
-    it('loads many accounts at once and leaves missing ones out', async () => {
-      const ids = Array.from({ length: 3 }, () => fresh('cus_'));
-      for (const id of ids) await store.commit(commitFor(id, 0, [fresh('evt_')]));
+    it('commits and loads more accounts than one transaction or batch read holds', async () => {
+      const ids = Array.from({ length: 120 }, () => fresh('cus_many'));
+      const results = await store.commitAll(ids.map((id) => commitFor(id, 0, [fresh('evt_')])));
+      expect(results.every((result) => result.status === 'committed')).toBe(true);
       const loaded = await store.loadAccounts([...ids, 'cus_missing']);
       expect([...loaded.keys()].sort()).toEqual([...ids].sort());
-    });
-
-    it('checks more ledger ids than one batch read holds', async () => {
-      const customerId = fresh('cus_');
-      const eventIds = Array.from({ length: 60 }, () => fresh('evt_many'));
-      await store.commit(commitFor(customerId, 0, eventIds));
-      const asked = [...eventIds, ...Array.from({ length: 80 }, () => fresh('evt_none'))];
-      expect(await ledgerHas(store, asked)).toEqual(new Set(eventIds));
-    });
-
-    it('reads a batch state (seen events and accounts) in one call', async () => {
-      const customerId = fresh('cus_');
-      const seen = fresh('evt_seen');
-      const commit = commitFor(customerId, 0, [seen]);
-      await store.commit(commit);
-      const state = await store.loadBatchState(
-        [seen, fresh('evt_unseen')],
-        [customerId, 'cus_missing'],
-      );
-      expect(state.processedEventIds).toEqual(new Set([seen]));
-      expect([...state.accounts.keys()]).toEqual([customerId]);
-      expect(state.accounts.get(customerId)).toEqual({ account: commit.account, revision: 1 });
     });
 
     it('answers null for a user it has never seen', async () => {
@@ -216,7 +208,7 @@ contract('DynamoDB Local', async () => {
 });
 
 describe('DynamoDbSubscriptionStore items', () => {
-  it('writes the ledger with a TTL and a subscription pointer', async () => {
+  it('writes the ledger page with a TTL, and a subscription pointer', async () => {
     const { dynamo } = emulatorClients();
     const tables = await createBillingTables(dynamo);
     const store = new DynamoDbSubscriptionStore({
@@ -227,11 +219,15 @@ describe('DynamoDbSubscriptionStore items', () => {
     const customerId = fresh('cus_');
     const commit = commitFor(customerId, 0, ['evt_ttl']);
     await store.commit(commit);
-    const ledger = await dynamo.send(
-      new GetItemCommand({ TableName: tables.eventsTableName, Key: { eventId: { S: 'evt_ttl' } } }),
+    const page = await dynamo.send(
+      new GetItemCommand({
+        TableName: tables.eventsTableName,
+        Key: { customerId: { S: customerId }, revision: { N: '1' } },
+      }),
     );
-    expect(Number(ledger.Item?.expiresAt?.N)).toBe(Math.floor(appliedAt / 1000) + 10 * 86_400);
-    expect(ledger.Item?.outcome?.S).toBe('applied');
+    expect(Number(page.Item?.expiresAt?.N)).toBe(Math.floor(appliedAt / 1000) + 10 * 86_400);
+    expect(page.Item?.events?.L?.[0]?.M?.eventId?.S).toBe('evt_ttl');
+    expect(page.Item?.events?.L?.[0]?.M?.outcome?.S).toBe('applied');
     const pointer = await dynamo.send(
       new GetItemCommand({
         TableName: tables.billingTableName,

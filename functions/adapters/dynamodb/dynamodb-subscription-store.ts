@@ -5,7 +5,8 @@
  *   CUSTOMER#<cus>      / ACCOUNT       the customer's account (link, subscriptions, invoices) + revision
  *   USER#<userId>       / PROFILE       the user's profile; this adapter owns its subscription fields only
  *   SUBSCRIPTION#<sub>  / SUBSCRIPTION  subscription id -> customer pointer, written once
- * Events ledger table: one item per applied event id, with a TTL.
+ * Events ledger table (customerId / revision): one page per account commit, listing
+ * the events that commit recorded, with a TTL.
  */
 import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
@@ -13,14 +14,17 @@ import {
   type BatchGetCommandInput,
   DynamoDBDocumentClient,
   GetCommand,
+  QueryCommand,
+  type QueryCommandOutput,
   TransactWriteCommand,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import type { CustomerAccount, UserSubscriptionView } from '../../core/customer-account.ts';
 import type {
   AccountCommit,
-  BatchState,
   CommitResult,
+  LedgerPage,
+  LedgerReader,
   StoredAccount,
   SubscriptionStore,
   UserViewReader,
@@ -29,7 +33,7 @@ import type {
 export interface DynamoDbSubscriptionStoreOptions {
   billingTableName: string;
   eventsTableName: string;
-  /** Ledger entries expire this many days after they were applied. Default 30 (Stripe retries for 3). */
+  /** Ledger pages expire this many days after they were written. Default 30 (Stripe retries for 3). */
   ledgerRetentionDays?: number;
   /** Transactions in flight at once in `commitAll`. Default 4. */
   concurrency?: number;
@@ -52,7 +56,7 @@ const BATCH_GET_LIMIT = 100;
 /** TransactWriteItems takes at most 100 items a call. */
 const MAX_TRANSACTION_ITEMS = 100;
 
-export class DynamoDbSubscriptionStore implements SubscriptionStore {
+export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReader {
   readonly #documents: DynamoDBDocumentClient;
   readonly #billingTable: string;
   readonly #eventsTable: string;
@@ -69,53 +73,54 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
     this.#retentionDays = options.ledgerRetentionDays ?? 30;
   }
 
-  async loadBatchState(
-    eventIds: readonly string[],
-    customerIds: readonly string[],
-  ): Promise<BatchState> {
-    // One BatchGetItem across both tables (100 keys a call): the ledger check and
-    // the accounts of a whole batch in a single round trip.
-    const requests: { table: string; key: Record<string, string>; projection?: string }[] = [
-      ...eventIds.map((eventId) => ({
-        table: this.#eventsTable,
-        key: { eventId },
-        projection: 'eventId',
-      })),
-      ...customerIds.map((customerId) => ({
-        table: this.#billingTable,
-        key: keys.account(customerId),
-      })),
-    ];
-    const state: BatchState = { processedEventIds: new Set(), accounts: new Map() };
-    for (let start = 0; start < requests.length; start += BATCH_GET_LIMIT) {
-      const chunk = requests.slice(start, start + BATCH_GET_LIMIT);
-      const found = await this.#batchGetMany(chunk);
-      for (const item of found[this.#eventsTable] ?? [])
-        state.processedEventIds.add(item.eventId as string);
-      for (const item of found[this.#billingTable] ?? []) {
+  async loadAccounts(customerIds: readonly string[]): Promise<Map<string, StoredAccount>> {
+    const accounts = new Map<string, StoredAccount>();
+    if (customerIds.length === 1) {
+      // One key (a retry after a lost race): GetItem is the cheaper call.
+      const { Item } = await this.#documents.send(
+        new GetCommand({
+          TableName: this.#billingTable,
+          Key: keys.account(customerIds[0]!),
+          ConsistentRead: true,
+        }),
+      );
+      if (Item) accounts.set(customerIds[0]!, toStoredAccount(Item));
+      return accounts;
+    }
+    for (let start = 0; start < customerIds.length; start += BATCH_GET_LIMIT) {
+      const chunk = customerIds.slice(start, start + BATCH_GET_LIMIT);
+      for (const item of await this.#batchGet(chunk.map((id) => keys.account(id)))) {
         const stored = toStoredAccount(item);
-        state.accounts.set(stored.account.customerId, stored);
+        accounts.set(stored.account.customerId, stored);
       }
     }
-    return state;
+    return accounts;
   }
 
-  /** Which of these event ids the ledger holds (for operators and the benchmark's checks). */
-  async findProcessedEventIds(eventIds: readonly string[]): Promise<Set<string>> {
-    return (await this.loadBatchState(eventIds, [])).processedEventIds;
-  }
-
-  async loadAccounts(customerIds: readonly string[]): Promise<Map<string, StoredAccount>> {
-    if (customerIds.length !== 1) return (await this.loadBatchState([], customerIds)).accounts;
-    // One key (a retry after a lost race): GetItem is the cheaper call.
-    const { Item } = await this.#documents.send(
-      new GetCommand({
-        TableName: this.#billingTable,
-        Key: keys.account(customerIds[0]!),
-        ConsistentRead: true,
-      }),
-    );
-    return new Map(Item ? [[customerIds[0]!, toStoredAccount(Item)]] : []);
+  async readLedger(customerId: string): Promise<LedgerPage[]> {
+    const pages: LedgerPage[] = [];
+    let startKey: QueryCommandOutput['LastEvaluatedKey'];
+    do {
+      const page = await this.#documents.send(
+        new QueryCommand({
+          TableName: this.#eventsTable,
+          KeyConditionExpression: 'customerId = :customerId',
+          ExpressionAttributeValues: { ':customerId': customerId },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        pages.push({
+          customerId,
+          revision: Number(item.revision),
+          userId: (item.userId as string | undefined) ?? null,
+          appliedAt: Number(item.appliedAt),
+          events: item.events as LedgerPage['events'],
+        });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return pages;
   }
 
   async commit(commit: AccountCommit): Promise<CommitResult> {
@@ -156,16 +161,12 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
         const pack = packs[next++]!;
         const outcome = await this.#send(pack.items);
         for (const member of pack.members) {
-          const commit = commits[member.index]!;
           results[member.index] =
             outcome.status === 'failed'
               ? outcome
               : outcome.status === 'committed'
                 ? { status: 'committed' }
-                : memberResult(
-                    commit,
-                    outcome.reasons.slice(member.first, member.first + member.count),
-                  );
+                : memberResult(outcome.reasons.slice(member.first, member.first + member.count));
         }
       }
     };
@@ -194,36 +195,47 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
     }
   }
 
-  /** Ledger entries first, then the account, profile and pointers: `memberResult` relies on it. */
+  /** The account first, then ledger page, profile and pointers: `memberResult` relies on it. */
   #commitItems(commit: AccountCommit): TransactItem[] {
-    const expiresAt = (appliedAt: number) =>
-      Math.floor(appliedAt / 1000) + this.#retentionDays * 86_400;
-    const items: TransactItem[] = commit.ledger.map((entry) => ({
-      Put: {
-        TableName: this.#eventsTable,
-        Item: { ...entry, expiresAt: expiresAt(entry.appliedAt) },
-        ConditionExpression: 'attribute_not_exists(eventId)',
-      },
-    }));
-    items.push({
-      Put: {
-        TableName: this.#billingTable,
-        Item: {
-          ...keys.account(commit.customerId),
-          customerId: commit.customerId,
-          userId: commit.account.userId ?? undefined,
-          revision: commit.expectedRevision + 1,
-          account: commit.account,
+    const revision = commit.expectedRevision + 1;
+    const { appliedAt, events } = commit.ledger;
+    const items: TransactItem[] = [
+      {
+        Put: {
+          TableName: this.#billingTable,
+          Item: {
+            ...keys.account(commit.customerId),
+            customerId: commit.customerId,
+            userId: commit.account.userId ?? undefined,
+            revision,
+            account: commit.account,
+            recentEvents: commit.recentEvents,
+          },
+          ...(commit.expectedRevision === 0
+            ? { ConditionExpression: 'attribute_not_exists(pk)' }
+            : {
+                ConditionExpression: 'revision = :expected',
+                ExpressionAttributeValues: { ':expected': commit.expectedRevision },
+              }),
         },
-        ...(commit.expectedRevision === 0
-          ? { ConditionExpression: 'attribute_not_exists(pk)' }
-          : {
-              ConditionExpression: 'revision = :expected',
-              ExpressionAttributeValues: { ':expected': commit.expectedRevision },
-            }),
       },
-    });
-    if (commit.view) items.push(this.#profileUpdate(commit.view, commit.ledger[0]?.appliedAt ?? 0));
+      {
+        Put: {
+          TableName: this.#eventsTable,
+          Item: {
+            customerId: commit.customerId,
+            revision,
+            userId: commit.account.userId ?? undefined,
+            appliedAt,
+            expiresAt: Math.floor(appliedAt / 1000) + this.#retentionDays * 86_400,
+            events,
+          },
+          // The revision check above already makes the page unique; this says so.
+          ConditionExpression: 'attribute_not_exists(customerId)',
+        },
+      },
+    ];
+    if (commit.view) items.push(this.#profileUpdate(commit.view, appliedAt));
     for (const subscriptionId of commit.newSubscriptionIds) {
       items.push({
         Put: {
@@ -260,21 +272,12 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
   }
 
   /** At most 100 keys; strongly consistent; retries unprocessed keys with jittered backoff. */
-  async #batchGetMany(
-    requests: { table: string; key: Record<string, string>; projection?: string }[],
-  ): Promise<Record<string, Record<string, unknown>[]>> {
-    const found: Record<string, Record<string, unknown>[]> = {};
+  async #batchGet(keysToGet: Record<string, string>[]): Promise<Record<string, unknown>[]> {
+    const found: Record<string, unknown>[] = [];
     type RequestItems = NonNullable<BatchGetCommandInput['RequestItems']>;
-    let pending: RequestItems = {};
-    for (const request of requests) {
-      const entry = pending[request.table] ?? {
-        Keys: [],
-        ConsistentRead: true,
-        ...(request.projection ? { ProjectionExpression: request.projection } : {}),
-      };
-      entry.Keys!.push(request.key);
-      pending[request.table] = entry;
-    }
+    let pending: RequestItems = {
+      [this.#billingTable]: { Keys: keysToGet, ConsistentRead: true },
+    };
     // BatchGetItem may return some keys unprocessed under load: ask again, with backoff.
     for (let attempt = 0; Object.keys(pending).length > 0; attempt++) {
       if (attempt > 0) {
@@ -282,9 +285,7 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore {
         await new Promise((resolve) => setTimeout(resolve, 2 ** attempt * 25 * Math.random()));
       }
       const response = await this.#documents.send(new BatchGetCommand({ RequestItems: pending }));
-      for (const [table, items] of Object.entries(response.Responses ?? {})) {
-        found[table] = [...(found[table] ?? []), ...items];
-      }
+      found.push(...(response.Responses?.[this.#billingTable] ?? []));
       pending = response.UnprocessedKeys ?? {};
     }
     return found;
@@ -316,11 +317,7 @@ export class DynamoDbUserViewReader implements UserViewReader {
 }
 
 /** What a cancelled transaction means for one of the commits it carried. */
-function memberResult(commit: AccountCommit, reasons: (string | undefined)[]): CommitResult {
-  const duplicates = commit.ledger
-    .filter((_, index) => reasons[index] === 'ConditionalCheckFailed')
-    .map((entry) => entry.eventId);
-  if (duplicates.length > 0) return { status: 'duplicate-events', eventIds: duplicates };
+function memberResult(reasons: (string | undefined)[]): CommitResult {
   // The account's revision check failed, or another transaction held its items.
   if (reasons.some((code) => code === 'ConditionalCheckFailed' || code === 'TransactionConflict')) {
     return { status: 'revision-conflict' };
@@ -329,14 +326,19 @@ function memberResult(commit: AccountCommit, reasons: (string | undefined)[]): C
   return { status: 'aborted' };
 }
 
+/** Identifies an item across both tables (a transaction may not touch one item twice). */
 function itemKey(item: TransactItem): string {
-  const operation = item.Put ?? item.Update;
-  const key = item.Put
-    ? { pk: item.Put.Item?.pk, sk: item.Put.Item?.sk, eventId: item.Put.Item?.eventId }
-    : item.Update?.Key;
-  return `${operation?.TableName}|${JSON.stringify(key)}`;
+  if (item.Update) return `${item.Update.TableName}|${JSON.stringify(item.Update.Key)}`;
+  const put = item.Put?.Item ?? {};
+  // Billing items are keyed by pk/sk; ledger pages (no pk) by customerId/revision.
+  const key = put.pk !== undefined ? [put.pk, put.sk] : [put.customerId, put.revision];
+  return `${item.Put?.TableName}|${JSON.stringify(key)}`;
 }
 
 function toStoredAccount(item: Record<string, unknown>): StoredAccount {
-  return { account: item.account as CustomerAccount, revision: Number(item.revision ?? 0) };
+  return {
+    account: item.account as CustomerAccount,
+    revision: Number(item.revision ?? 0),
+    recentEvents: Array.isArray(item.recentEvents) ? (item.recentEvents as string[]) : [],
+  };
 }

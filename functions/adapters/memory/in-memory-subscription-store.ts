@@ -6,35 +6,28 @@
 import type { UserSubscriptionView } from '../../core/customer-account.ts';
 import type {
   AccountCommit,
-  BatchState,
   CommitResult,
-  LedgerEntry,
+  LedgerPage,
+  LedgerReader,
   StoredAccount,
   SubscriptionStore,
   UserViewReader,
 } from '../../core/ports.ts';
 
-export class InMemorySubscriptionStore implements SubscriptionStore, UserViewReader {
-  readonly ledger = new Map<string, LedgerEntry>();
+export class InMemorySubscriptionStore implements SubscriptionStore, LedgerReader, UserViewReader {
+  /** Ledger pages per customer, oldest first. */
+  readonly ledger = new Map<string, LedgerPage[]>();
   readonly accounts = new Map<string, StoredAccount>();
   readonly views = new Map<string, UserSubscriptionView>();
   readonly subscriptionPointers = new Map<string, string>();
   /** Counts committed transactions, for assertions on write amplification. */
   commits = 0;
 
-  async loadBatchState(
-    eventIds: readonly string[],
-    customerIds: readonly string[],
-  ): Promise<BatchState> {
-    return {
-      processedEventIds: await this.findProcessedEventIds(eventIds),
-      accounts: await this.loadAccounts(customerIds),
-    };
-  }
-
-  async findProcessedEventIds(eventIds: readonly string[]): Promise<Set<string>> {
-    return new Set(eventIds.filter((eventId) => this.ledger.has(eventId)));
-  }
+  /**
+   * `packed: true` behaves like one DynamoDB transaction for all commits: if any
+   * fails, the others are `aborted`. Default: each commit stands alone.
+   */
+  constructor(private readonly options: { packed?: boolean } = {}) {}
 
   async loadAccounts(customerIds: readonly string[]): Promise<Map<string, StoredAccount>> {
     const found = new Map<string, StoredAccount>();
@@ -45,14 +38,28 @@ export class InMemorySubscriptionStore implements SubscriptionStore, UserViewRea
     return found;
   }
 
+  async readLedger(customerId: string): Promise<LedgerPage[]> {
+    return structuredClone(this.ledger.get(customerId) ?? []);
+  }
+
   async commit(commit: AccountCommit): Promise<CommitResult> {
     const refused = this.#check(commit);
     if (refused) return refused;
 
-    for (const entry of commit.ledger) this.ledger.set(entry.eventId, { ...entry });
+    const revision = commit.expectedRevision + 1;
+    const pages = this.ledger.get(commit.customerId) ?? [];
+    pages.push({
+      customerId: commit.customerId,
+      revision,
+      userId: commit.account.userId,
+      appliedAt: commit.ledger.appliedAt,
+      events: structuredClone(commit.ledger.events),
+    });
+    this.ledger.set(commit.customerId, pages);
     this.accounts.set(commit.customerId, {
       account: structuredClone(commit.account),
-      revision: commit.expectedRevision + 1,
+      revision,
+      recentEvents: [...commit.recentEvents],
     });
     if (commit.view) this.views.set(commit.view.userId, { ...commit.view });
     for (const subscriptionId of commit.newSubscriptionIds) {
@@ -61,12 +68,6 @@ export class InMemorySubscriptionStore implements SubscriptionStore, UserViewRea
     this.commits += 1;
     return { status: 'committed' };
   }
-
-  /**
-   * `packed: true` behaves like one DynamoDB transaction for all commits: if any
-   * fails, the others are `aborted`. Default: each commit stands alone.
-   */
-  constructor(private readonly options: { packed?: boolean } = {}) {}
 
   async commitAll(commits: readonly AccountCommit[]): Promise<CommitResult[]> {
     if (this.options.packed) {
@@ -80,11 +81,12 @@ export class InMemorySubscriptionStore implements SubscriptionStore, UserViewRea
     return results;
   }
 
+  /** Every ledger page, all customers: for assertions on what was recorded. */
+  allLedgerEvents(): LedgerPage['events'] {
+    return [...this.ledger.values()].flatMap((pages) => pages.flatMap((page) => page.events));
+  }
+
   #check(commit: AccountCommit): CommitResult | null {
-    const duplicates = commit.ledger
-      .filter((entry) => this.ledger.has(entry.eventId))
-      .map((entry) => entry.eventId);
-    if (duplicates.length > 0) return { status: 'duplicate-events', eventIds: duplicates };
     const currentRevision = this.accounts.get(commit.customerId)?.revision ?? 0;
     if (currentRevision !== commit.expectedRevision) return { status: 'revision-conflict' };
     return null;
