@@ -3,7 +3,8 @@
  * units (computed by DynamoDB's sizing rules, and as DynamoDB Local reports them: every
  * request is sent with `ReturnConsumedCapacity: 'TOTAL'`), SQS billed
  * requests (64 KiB chunks), the wall time DynamoDB was busy, and which Stripe events a
- * write committed to the ledger (for the processing lag and the applied-twice check).
+ * successful write recorded in a ledger page (for the processing lag and the
+ * applied-twice check).
  *
  * It wraps `send` on the SDK's shared smithy `Client` prototype instead of adding a
  * middleware to particular clients: handlers wired with their default clients (as the
@@ -73,9 +74,16 @@ export interface AwsUsage {
   sqs: SqsUsage;
 }
 
+/** One event of a ledger page a successful write put. */
+export interface LedgerCommitEvent {
+  eventId: string;
+  /** 'applied' or 'stale'; undefined if the page did not say. */
+  outcome: string | undefined;
+}
+
 export interface AwsMeterHooks {
-  /** A successful DynamoDB write put these Stripe event ids into the ledger table. */
-  onLedgerCommit?: (eventIds: string[], atMs: number) => void;
+  /** A successful DynamoDB write put ledger pages recording these Stripe events. */
+  onLedgerCommit?: (events: LedgerCommitEvent[], atMs: number) => void;
   /** A ReceiveMessage returned these messages (eventId from the message attribute). */
   onReceive?: (messages: { eventId: string | undefined; sentTimestampMs: number }[]) => void;
 }
@@ -148,33 +156,54 @@ function attributeString(attributes: unknown, name: string): string | undefined 
   return attr?.StringValue;
 }
 
-/** Ledger event ids in a write request, for document-client and wire-format items alike. */
-function ledgerEventIds(
+/** A plain JS value from a document-client value or a wire-format AttributeValue. */
+function plain(value: unknown): unknown {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
+  const attr = value as Record<string, unknown>;
+  const tags = Object.keys(attr);
+  if (tags.length !== 1) return value;
+  if (typeof attr.S === 'string') return attr.S;
+  if (typeof attr.N === 'string') return Number(attr.N);
+  if (attr.NULL !== undefined) return null;
+  if (Array.isArray(attr.L)) return attr.L;
+  if (attr.M && typeof attr.M === 'object') return attr.M;
+  return value;
+}
+
+/**
+ * The events of the ledger pages a write request puts (`events` list of each page
+ * Put to the ledger table), for document-client and wire-format items alike.
+ */
+function ledgerEvents(
   operation: string,
   input: Record<string, unknown>,
   ledgerTable: string,
-): string[] {
-  const ids: string[] = [];
-  const fromItem = (item: unknown) => {
-    const raw = (item as Record<string, unknown> | undefined)?.eventId;
-    const id = typeof raw === 'string' ? raw : (raw as { S?: string } | undefined)?.S;
-    if (id) ids.push(id);
+): LedgerCommitEvent[] {
+  const found: LedgerCommitEvent[] = [];
+  const fromPage = (item: unknown) => {
+    const events = plain((item as Record<string, unknown> | undefined)?.events);
+    if (!Array.isArray(events)) return;
+    for (const entry of events) {
+      const event = plain(entry) as Record<string, unknown> | undefined;
+      const eventId = plain(event?.eventId);
+      const outcome = plain(event?.outcome);
+      if (typeof eventId === 'string')
+        found.push({ eventId, outcome: typeof outcome === 'string' ? outcome : undefined });
+    }
   };
-  if (operation === 'PutItem' && input.TableName === ledgerTable) fromItem(input.Item);
-  if (operation === 'UpdateItem' && input.TableName === ledgerTable) fromItem(input.Key);
+  if (operation === 'PutItem' && input.TableName === ledgerTable) fromPage(input.Item);
   if (operation === 'TransactWriteItems') {
     for (const entry of (input.TransactItems ?? []) as Record<string, Record<string, unknown>>[]) {
-      if (entry.Put?.TableName === ledgerTable) fromItem(entry.Put.Item);
-      if (entry.Update?.TableName === ledgerTable) fromItem(entry.Update.Key);
+      if (entry.Put?.TableName === ledgerTable) fromPage(entry.Put.Item);
     }
   }
   if (operation === 'BatchWriteItem') {
     const requests = (
       input.RequestItems as Record<string, { PutRequest?: { Item?: unknown } }[]>
     )?.[ledgerTable];
-    for (const request of requests ?? []) fromItem(request.PutRequest?.Item);
+    for (const request of requests ?? []) fromPage(request.PutRequest?.Item);
   }
-  return ids;
+  return found;
 }
 
 /** Meters every AWS SDK request made in this process, except the harness's own clients. */
@@ -184,7 +213,7 @@ export class AwsMeter {
   private inFlight = 0;
   private busySince = 0;
   private restore: (() => void) | undefined;
-  /** Name of the ledger table whose writes mark an event as committed. */
+  /** Name of the ledger table whose page writes mark an event as committed. */
   ledgerTable: string | undefined;
   hooks: AwsMeterHooks = {};
 
@@ -264,8 +293,8 @@ export class AwsMeter {
       current.wru += units.wru;
       current.rru += units.rru;
       if (DYNAMO_WRITES.has(operation) && this.ledgerTable && this.hooks.onLedgerCommit) {
-        const ids = ledgerEventIds(operation, input, this.ledgerTable);
-        if (ids.length > 0) this.hooks.onLedgerCommit(ids, Date.now());
+        const events = ledgerEvents(operation, input, this.ledgerTable);
+        if (events.length > 0) this.hooks.onLedgerCommit(events, Date.now());
       }
       return output;
     } catch (error) {

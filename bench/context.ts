@@ -30,6 +30,19 @@ export interface BenchSizes {
   duplicateRate: number;
   /** Each delivery may swap with one up to this many places ahead. */
   reorderWindow: number;
+  /**
+   * Bursty delivery order (`deliverInBursts`): customers live at once, each delivering
+   * its events while live, the next starting when one finishes.
+   */
+  activeCustomers: number;
+  /**
+   * Customers per isolated store-stage run. The uniform order spreads a batch of 50 over
+   * 36 (200 customers) to 38 (400) of them; with fewer, the mapping's concurrent batches
+   * share so many accounts that write races outlast the consumer's retries.
+   */
+  storeHistories: number;
+  /** Each baseline run (before and after) of an isolated store-stage measurement. */
+  storeBaselineMs: number;
   coldStartSamples: number;
   /** Invocations after the first in each cold-start process. */
   warmInvocations: number;
@@ -46,6 +59,9 @@ export const QUICK_SIZES: BenchSizes = {
   pacedLoad: 0.5,
   duplicateRate: 0.2,
   reorderWindow: 6,
+  activeCustomers: 8,
+  storeHistories: 200,
+  storeBaselineMs: 2_000,
   coldStartSamples: 3,
   warmInvocations: 5,
 };
@@ -61,6 +77,9 @@ export const FULL_SIZES: BenchSizes = {
   pacedLoad: 0.5,
   duplicateRate: 0.2,
   reorderWindow: 6,
+  activeCustomers: 8,
+  storeHistories: 400,
+  storeBaselineMs: 4_000,
   coldStartSamples: 10,
   warmInvocations: 10,
 };

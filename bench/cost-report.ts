@@ -20,12 +20,15 @@ import type { IngressResult } from './ingress.ts';
 import type { PipelineResult } from './pipeline.ts';
 import { subscriptionResources } from './provision.ts';
 import { type Figure, formatNumber, type Section } from './report.ts';
+import type { StoreStageResult } from './store-stage.ts';
 
 export interface CostInputs {
   model: StackModel;
   ingress: IngressResult;
   pipeline: PipelineResult;
   coldStarts?: FunctionColdStart[];
+  /** The isolated store stage's uniform-order run: its DynamoDB usage gives the worst-case total. */
+  storeWorstCase?: StoreStageResult;
 }
 
 export const COST_TARGET_USD_PER_MILLION = 3;
@@ -96,6 +99,29 @@ export function costSection(inputs: CostInputs): Section {
     { ...usage, dynamoRejectedWru: 0 },
     US_EAST_1_PRICES,
   );
+  const worst = inputs.storeWorstCase;
+  const worstCase = worst
+    ? costPerMillionWebhooks(
+        {
+          ...usage,
+          dynamoWru: worst.perDelivery.wru,
+          dynamoRejectedWru: worst.perDelivery.rejectedWru,
+          dynamoRru: worst.perDelivery.rru,
+        },
+        US_EAST_1_PRICES,
+      )
+    : undefined;
+  const worstCaseWithoutRejected = worst
+    ? costPerMillionWebhooks(
+        {
+          ...usage,
+          dynamoWru: worst.perDelivery.wru,
+          dynamoRejectedWru: 0,
+          dynamoRru: worst.perDelivery.rru,
+        },
+        US_EAST_1_PRICES,
+      )
+    : undefined;
   const figures: Figure[] = current.lines.map((line) => ({
     id: `cost.${line.service.replace(/[^A-Za-z]+/g, '')}`,
     label: line.service,
@@ -129,6 +155,20 @@ export function costSection(inputs: CostInputs): Section {
           },
         ]
       : []),
+    ...(worst && worstCase
+      ? [
+          {
+            id: 'cost.totalWorstCaseOrder',
+            label: 'TOTAL, worst-case order (informational)',
+            value: worstCase.totalUsdPerMillion,
+            unit: '$/M webhooks',
+            ratio: {
+              value: worstCase.totalUsdPerMillion / current.totalUsdPerMillion,
+              to: 'current total',
+            },
+          },
+        ]
+      : []),
     {
       id: 'cost.totalPreNov2024',
       label: 'TOTAL (DynamoDB at pre-Nov-2024 prices)',
@@ -153,8 +193,18 @@ export function costSection(inputs: CostInputs): Section {
     priceNotes(US_EAST_1_PRICES),
     ...current.lines.map((line) => `${line.service}: ${line.basis}`),
     `Durations: ${durationSource.join('; ')}.`,
-    `Per webhook from the pipeline run (${inputs.pipeline.webhooksAcked} webhooks incl. ${inputs.pipeline.duplicates} duplicates): ` +
+    `Per webhook from the pipeline run (${inputs.pipeline.webhooksAcked} webhooks incl. ${inputs.pipeline.duplicates} duplicates, bursty delivery order): ` +
       `batches as filled at saturation and at ${inputs.pipeline.pacedLoad * 100}% load; at a trickle the ${inputs.pipeline.consumer.batchingWindowSeconds} s window gathers fewer records per invocation.`,
+    ...(worst
+      ? [
+          `TOTAL, worst-case order: the same model with the DynamoDB lines taken from the isolated store stage's uniform-order run ` +
+            `(${formatNumber(worst.batchSpread.meanEventsPerCustomer)} events per customer per batch; per delivery ${formatNumber(worst.perDelivery.wru)} WRU, ` +
+            `${formatNumber(worst.perDelivery.rejectedWru)} rejected-write WRU (est.), ${formatNumber(worst.perDelivery.rru)} RRU, against ` +
+            `${formatNumber(usage.dynamoWru)} / ${formatNumber(usage.dynamoRejectedWru ?? 0)} / ${formatNumber(usage.dynamoRru)} in the bursty pipeline run); ` +
+            `${formatNumber(worstCase?.totalUsdPerMillion ?? Number.NaN)} $/M with the rejected-write estimate, ${formatNumber(worstCaseWithoutRejected?.totalUsdPerMillion ?? Number.NaN)} without it. ` +
+            "Lambda, SQS and logs stay the pipeline's, so the longer consumer invocations of that order are not in it. No target.",
+        ]
+      : []),
     'Log bytes = everything the handlers wrote (JSON logs + EMF metrics). Lambda START/END/REPORT lines are not counted: ' +
       'the functions log JSON with system log level WARN, which drops them.',
     `Not included: free tiers; INIT billing of cold starts (${initNotes.join('; ') || 'see cold start'}); ` +
@@ -166,6 +216,11 @@ export function costSection(inputs: CostInputs): Section {
     title: 'Cost per million webhooks (us-east-1 list prices)',
     figures,
     notes,
-    detail: { usagePerWebhook: usage, current, preNov2024: before },
+    detail: {
+      usagePerWebhook: usage,
+      current,
+      preNov2024: before,
+      ...(worstCase ? { worstCaseOrder: worstCase } : {}),
+    },
   };
 }

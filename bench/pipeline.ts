@@ -2,12 +2,13 @@
  * Pipeline, end to end: signed webhooks into the real webhook handler, through the
  * SQS emulator, polled with the stack model's event source mapping settings (the
  * local runtime's queue poller), into the real subscription consumer, committed to
- * DynamoDB Local. Deliveries are realistic customer histories, interleaved, with
- * duplicates and local reordering injected.
+ * DynamoDB Local. Deliveries are realistic customer histories in the bursty order
+ * (a few customers active at once, see delivery-order.ts), with duplicates and local
+ * reordering injected.
  *
  * Afterwards it checks the DESIGN §3 invariant on what DynamoDB holds: every account
  * and user view equals the pure fold of its history applied once, in order; every
- * event is in the ledger (0 lost); no event was committed twice (0 applied twice).
+ * event is in a ledger page (0 lost); none was applied twice (see ledger-check.ts).
  */
 import { performance } from 'node:perf_hooks';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -15,6 +16,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
+  encodeAccount,
 } from '../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
 import {
   type CustomerAccount,
@@ -27,7 +29,7 @@ import { createLambdaContext } from '../local/lambda-context.ts';
 import { type SqsConsumerHandler, startQueuePoller } from '../local/queue-poller.ts';
 import { stripeWebhookEvent } from '../test/helpers/apigw-events.ts';
 import {
-  deliver,
+  deliverInBursts,
   type GeneratedHistory,
   generateHistory,
   historyFacts,
@@ -36,8 +38,16 @@ import { signPayload } from '../test/helpers/stripe-signing.ts';
 import type { AwsUsage } from './aws-meter.ts';
 import type { BenchContext } from './context.ts';
 import { meanBilledDurationMs } from './cost-model.ts';
+import { type BatchSpread, customerOfEvent, SpreadMeter } from './delivery-order.ts';
 import { itemSize } from './dynamo-capacity.ts';
 import type { WebhookHandler } from './ingress.ts';
+import {
+  checkLedger,
+  countCommit,
+  emptyMeteredCommits,
+  type LedgerCheck,
+  type MeteredCommits,
+} from './ledger-check.ts';
 import { type ClosedLoopResult, runClosedLoop, runOpenLoop } from './load.ts';
 import { subscriptionResources } from './provision.ts';
 import type { RawLimits, RawRate } from './raw-limits.ts';
@@ -55,11 +65,14 @@ export interface PipelineOptions {
 export interface Correctness {
   customers: number;
   expectedEvents: number;
-  /** Expected events with a ledger entry. */
+  /** Expected events recorded in a ledger page. */
   inLedger: number;
   lost: number;
-  /** Events whose ledger entry was committed by more than one successful write. */
+  /** Events recorded as 'applied' in two pages, or committed as 'applied' by two successful writes. */
   appliedTwice: number;
+  /** Informational: events recorded in two pages or by two writes, whatever the outcome. */
+  recordedTwice: number;
+  ledger: LedgerCheck;
   accountMismatches: number;
   viewMismatches: number;
   /** Mean size of the stored account items, by DynamoDB's sizing rules. */
@@ -90,6 +103,8 @@ export interface PhaseResult {
   lag: LatencySummary;
   /** Set when the queue had not drained when the wait ended. */
   timedOut: boolean;
+  /** The consumer's batches in this phase: how many events of each customer one batch held. */
+  batchSpread: BatchSpread;
 }
 
 export interface PipelineResult {
@@ -99,6 +114,8 @@ export interface PipelineResult {
   /** Absent when the saturated phase did not drain: its rate is no basis for a load. */
   paced?: PhaseResult;
   pacedLoad: number;
+  /** Customers delivering at once in the bursty order. */
+  activeCustomers: number;
   /** Both phases. */
   uniqueEvents: number;
   webhooksAcked: number;
@@ -171,7 +188,8 @@ export async function measurePipeline(options: PipelineOptions): Promise<Pipelin
   const tag = Date.now().toString(36);
   const makeSet = (prefix: string, count: number, seed: number) => {
     const histories = Array.from({ length: count }, (_, i) => generateHistory(i + 1, { prefix }));
-    const deliveries = deliver(histories, seed, {
+    const deliveries = deliverInBursts(histories, seed, {
+      activeCustomers: sizes.activeCustomers,
       duplicateRate: sizes.duplicateRate,
       reorderWindow: sizes.reorderWindow,
     });
@@ -185,7 +203,13 @@ export async function measurePipeline(options: PipelineOptions): Promise<Pipelin
         eventIds: facts.map((f) => f.eventId),
       };
     });
-    return { histories, deliveries, expected, ids: new Set(expected.flatMap((e) => e.eventIds)) };
+    return {
+      histories,
+      deliveries,
+      expected,
+      ids: new Set(expected.flatMap((e) => e.eventIds)),
+      customerOf: customerOfEvent(histories),
+    };
   };
   const sets = {
     saturated: makeSet(`ps${tag}`, sizes.pipelineHistories, 42),
@@ -195,7 +219,7 @@ export async function measurePipeline(options: PipelineOptions): Promise<Pipelin
   // What the meter sees, keyed by event id.
   const firstSentAt = new Map<string, number>();
   const firstCommitAt = new Map<string, number>();
-  const commits = new Map<string, number>();
+  const commits: MeteredCommits = emptyMeteredCommits();
   ctx.meter.ledgerTable = eventsTable;
   ctx.meter.hooks = {
     onReceive: (messages) => {
@@ -206,19 +230,27 @@ export async function measurePipeline(options: PipelineOptions): Promise<Pipelin
           firstSentAt.set(eventId, sentTimestampMs);
       }
     },
-    onLedgerCommit: (ids, at) => {
-      for (const id of ids) {
-        commits.set(id, (commits.get(id) ?? 0) + 1);
-        if (!firstCommitAt.has(id)) firstCommitAt.set(id, at);
-      }
+    onLedgerCommit: (events, at) => {
+      countCommit(commits, events);
+      for (const { eventId } of events)
+        if (!firstCommitAt.has(eventId)) firstCommitAt.set(eventId, at);
     },
   };
 
   const consumerFn = resources.consumer;
   const consumerDurations: number[] = [];
   let consumerRecords = 0;
+  // The phase being fed: its batches' spread over customers is measured as they arrive.
+  let phaseSpread = new SpreadMeter();
+  let phaseCustomerOf: ReadonlyMap<string, string> = new Map();
   const wrappedConsumer: ConsumerHandler = (event, context) =>
     ctx.capture.run('consumer', async () => {
+      phaseSpread.add(
+        event.Records.map((record) => {
+          const eventId = record.messageAttributes.eventId?.stringValue;
+          return eventId === undefined ? undefined : phaseCustomerOf.get(eventId);
+        }),
+      );
       const started = performance.now();
       try {
         return await options.consumer(event, context);
@@ -283,6 +315,8 @@ export async function measurePipeline(options: PipelineOptions): Promise<Pipelin
         `${set.deliveries.length} webhooks (${sizes.duplicateRate * 100}% duplicated, reordered within ${sizes.reorderWindow})` +
         (targetWebhooksPerSecond ? ` at ${targetWebhooksPerSecond.toFixed(1)} webhooks/s` : ''),
     );
+    phaseSpread = new SpreadMeter();
+    phaseCustomerOf = set.customerOf;
     const feedStart = Date.now();
     const feed = await feedWith(sendWebhook, signed(set.deliveries));
     ctx.log(
@@ -343,6 +377,7 @@ export async function measurePipeline(options: PipelineOptions): Promise<Pipelin
       eventsAppliedPerSecond: committed / (elapsedMs / 1000),
       lag: summarize(lags),
       timedOut,
+      batchSpread: phaseSpread.summary(),
     };
   };
 
@@ -395,6 +430,7 @@ export async function measurePipeline(options: PipelineOptions): Promise<Pipelin
     saturated,
     ...(paced ? { paced } : {}),
     pacedLoad: sizes.pacedLoad,
+    activeCustomers: sizes.activeCustomers,
     uniqueEvents: expectedIds.size,
     webhooksAcked: saturated.feed.acked + (paced?.feed.acked ?? 0),
     duplicates: saturated.duplicates + (paced?.duplicates ?? 0),
@@ -443,7 +479,7 @@ async function verify(
     view: UserSubscriptionView | null;
   }[],
   expectedIds: Set<string>,
-  commits: Map<string, number>,
+  commits: MeteredCommits,
 ): Promise<Correctness> {
   const store = new DynamoDbSubscriptionStore({
     client: ctx.harness.dynamo,
@@ -454,8 +490,9 @@ async function verify(
     client: ctx.harness.dynamo,
     billingTableName: tables.billingTable,
   });
-  const inLedger = await store.findProcessedEventIds([...expectedIds]);
-  const accounts = await store.loadAccounts(expected.map((e) => e.history.customerId));
+  const customerIds = expected.map((e) => e.history.customerId);
+  const ledger = await checkLedger(store, customerIds, expectedIds, commits);
+  const accounts = await store.loadAccounts(customerIds);
   let accountMismatches = 0;
   let viewMismatches = 0;
   let accountBytes = 0;
@@ -465,13 +502,15 @@ async function verify(
         pk: `CUSTOMER#${customerId}`,
         sk: 'ACCOUNT',
         customerId,
+        ...(stored.account.userId ? { userId: stored.account.userId } : {}),
         revision: stored.revision,
-        account: stored.account,
+        account: encodeAccount(stored.account),
+        recentEvents: stored.recentEvents,
       },
       false,
     );
   }
-  const examples: string[] = [];
+  const examples: string[] = [...ledger.examples];
   await pool(expected, 16, async ({ history, account, view }) => {
     const stored = accounts.get(history.customerId)?.account ?? null;
     if (canonical(stored) !== canonical(account)) {
@@ -484,14 +523,14 @@ async function verify(
       if (examples.length < 5) examples.push(`view ${history.userId}`);
     }
   });
-  let appliedTwice = 0;
-  for (const count of commits.values()) if (count > 1) appliedTwice++;
   return {
     customers: expected.length,
     expectedEvents: expectedIds.size,
-    inLedger: inLedger.size,
-    lost: expectedIds.size - inLedger.size,
-    appliedTwice,
+    inLedger: ledger.inLedger,
+    lost: ledger.lost,
+    appliedTwice: ledger.appliedTwice,
+    recordedTwice: ledger.recordedTwice,
+    ledger,
     accountMismatches,
     viewMismatches,
     meanAccountItemBytes: accountBytes / Math.max(1, accounts.size),
@@ -559,13 +598,12 @@ export function pipelineSection(
       : []),
     {
       id: 'pipeline.store.eventsPerBusySecond',
-      label: 'consumer store stage',
+      label: 'consumer store stage, sharing the cores with the feed (target: isolated store stage)',
       value: result.store.eventsPerBusySecond,
       unit: 'events/s',
       ratio: {
         value: result.store.eventsPerBusySecond / rawTx,
         to: 'raw 1-tx-per-event events/s',
-        target: { op: '>=', value: 3 },
       },
     },
     {
@@ -581,6 +619,12 @@ export function pipelineSection(
       value: c.appliedTwice,
       unit: 'events',
       target: { op: '<', value: 1 },
+    },
+    {
+      id: 'pipeline.recordedTwice',
+      label: 'events recorded twice, any outcome (informational)',
+      value: c.recordedTwice,
+      unit: 'events',
     },
     {
       id: 'pipeline.stateMismatches',
@@ -647,8 +691,12 @@ export function pipelineSection(
       ? ` (target ${p.targetWebhooksPerSecond.toFixed(1)})`
       : ' (closed loop)') +
     (p.timedOut ? '; TIMED OUT draining, figures cover what finished' : '') +
-    '.';
+    `; its ${p.batchSpread.batches} consumer batches held ${p.batchSpread.meanEventsPerCustomer.toFixed(2)} events per customer ` +
+    `(${p.batchSpread.meanCustomers.toFixed(1)} customers per batch) on average.`;
+  const l = c.ledger;
   const notes = [
+    `Delivery order: bursty (${result.activeCustomers} customers active at once, each sending its events while active, the next starting when one finishes; ` +
+      'then duplicates and local reordering), as real Stripe traffic comes in per-customer bursts. The isolated store stage also runs the uniform (worst-case) order.',
     phaseNote('Saturated', sat),
     paced ? phaseNote('Paced', paced) : 'Paced phase skipped: the saturated phase did not drain.',
     `Mapping: batch ${result.consumer.batchSize}, window ${result.consumer.batchingWindowSeconds} s, max concurrency ${result.consumer.maximumConcurrency}; ` +
@@ -661,7 +709,10 @@ export function pipelineSection(
     "Request units are computed from each request and response by DynamoDB's sizing rules; DynamoDB Local's own ConsumedCapacity is shown for comparison (it counts one item per table in a transaction).",
     `SQS requests: ${JSON.stringify(u.sqs.requests)}; ${u.sqs.emptyReceives} empty receives.`,
     'Store stage = events committed / wall time with a consumer DynamoDB request in flight (reads + transactions).',
-    `Stored account items average ${c.meanAccountItemBytes.toFixed(0)} bytes.`,
+    `Stored account items average ${c.meanAccountItemBytes.toFixed(0)} bytes (compressed account and recent-events window included).`,
+    `Ledger: ${l.pages} pages for ${l.customers} customers, ${l.meanEventsPerPage.toFixed(2)} events per page, ` +
+      `${l.meanPageBytes.toFixed(0)} bytes per page on average (max ${l.maxPageBytes}); ${l.inLedger}/${l.expectedEvents} expected events recorded, ` +
+      `${l.recordedTwice} recorded twice (any outcome), ${l.unexpected} recorded events not among the expected.`,
   ];
   if (c.examples.length > 0) notes.push(`mismatches, e.g. ${c.examples.join(', ')}`);
   for (const line of [...result.errorLogs.webhook, ...result.errorLogs.consumer].slice(0, 2)) {

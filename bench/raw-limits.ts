@@ -145,8 +145,8 @@ export async function createRawProbe(options: RawProbeOptions): Promise<RawProbe
               {
                 Put: {
                   TableName: eventsTable,
-                  Item: ledgerItem(`evt_${id}`, id),
-                  ConditionExpression: 'attribute_not_exists(eventId)',
+                  Item: ledgerPage(`evt_${id}`, id),
+                  ConditionExpression: 'attribute_not_exists(customerId)',
                 },
               },
               {
@@ -215,15 +215,31 @@ function accountItem(id: string, payload: string) {
   };
 }
 
-function ledgerItem(eventId: string, id: string) {
+/**
+ * A ledger page (key customerId + revision) recording one event, as a consumer that
+ * commits each event on its own would write it: a customer id unique to the event,
+ * revision 1.
+ */
+function ledgerPage(eventId: string, id: string) {
+  const now = Date.now();
   return {
-    eventId: { S: eventId },
-    type: { S: 'customer.subscription.updated' },
     customerId: { S: `cus_${id}` },
-    outcome: { S: 'applied' },
-    receivedAt: { N: String(Date.now()) },
-    appliedAt: { N: String(Date.now()) },
-    expiresAt: { N: String(Math.floor(Date.now() / 1000) + 30 * 86_400) },
+    revision: { N: '1' },
+    userId: { S: `user-${id}` },
+    appliedAt: { N: String(now) },
+    expiresAt: { N: String(Math.floor(now / 1000) + 30 * 86_400) },
+    events: {
+      L: [
+        {
+          M: {
+            eventId: { S: eventId },
+            type: { S: 'customer.subscription.updated' },
+            outcome: { S: 'applied' },
+            receivedAt: { N: String(now) },
+          },
+        },
+      ],
+    },
   };
 }
 
@@ -280,7 +296,7 @@ export function rawLimitsSection(raw: RawLimits): Section {
     figures,
     notes: [
       `SendMessage body ${raw.sendMessage.bodyBytes} bytes (a real Stripe event) with the 3 contract attributes.`,
-      `Transaction per event: ledger Put (condition: new event id) + account Put (${raw.accountPayloadBytes}-byte payload, the size of a folded history) + profile Update, as a consumer without batching writes.`,
+      `Transaction per event: ledger page Put recording the one event (condition: new page) + account Put (${raw.accountPayloadBytes}-byte payload, the size of a folded history) + profile Update, as a consumer without batching writes.`,
       'Failed calls: ' +
         [raw.sendMessage, raw.putItem, raw.batchWrite, raw.transactWrite]
           .map((r) => r.failed)

@@ -242,9 +242,9 @@ function planCommit(
 
 /**
  * Commits every customer's folded events; the store packs the commits of many
- * customers into few transactions. A commit that lost a race (the account was
- * written since it was read) is re-read and re-folded; one that was only cancelled
- * alongside a losing commit is resent as is.
+ * customers into few transactions. After a round with lost races (an account
+ * written since it was read), every commit still pending is re-read and re-folded;
+ * the losers then go one per transaction, the rest packed again.
  */
 async function commitRounds(
   groups: Map<string, PendingFact[]>,
@@ -259,6 +259,8 @@ async function commitRounds(
       settle(fact, { status: plan.outcomes[i]!, eventId: fact.fact.eventId, type: fact.fact.type });
     });
   let lastError: unknown = new Error('write conflict persisted');
+  /** Customers whose last commit lost a race (re-read since). */
+  let lostRace = new Set<string>();
   for (let attempt = 1; attempt <= maxAttempts && pending.size > 0; attempt++) {
     const appliedAt = deps.clock.now();
     const plans: (PlannedCommit & { commit: AccountCommit })[] = [];
@@ -278,18 +280,12 @@ async function commitRounds(
     if (plans.length === 0) continue;
     let results: CommitResult[];
     try {
-      const commits = plans.map((plan) => plan.commit);
-      // First round: pack everything into few transactions. Retries go one customer
-      // per transaction, so a customer that keeps losing races cannot abort the rest.
-      results =
-        attempt === 1
-          ? await deps.store.commitAll(commits)
-          : await Promise.all(commits.map((commit) => deps.store.commit(commit)));
+      results = await commitPacked(plans, lostRace, deps.store);
     } catch (error) {
       lastError = error;
       break;
     }
-    const reload: string[] = [];
+    const losers: string[] = [];
     plans.forEach((plan, index) => {
       const result = results[index]!;
       const { customerId, commit } = plan;
@@ -306,17 +302,22 @@ async function commitRounds(
         if (left.length > 0) pending.set(customerId, left);
         else pending.delete(customerId);
       } else if (result.status === 'revision-conflict') {
-        reload.push(customerId);
+        losers.push(customerId);
       } else if (result.status === 'failed') {
         // Infrastructure error (throttling past the SDK's retries, table down):
         // fail these records so the queue redelivers them; nothing was committed.
         for (const fact of facts) settle(fact, failed(fact.fact, result.error));
         pending.delete(customerId);
       }
-      // 'aborted': unchanged, resent next round.
+      // 'aborted': cancelled alongside a loser; re-read and resent next round.
     });
     lastError = new Error(`write conflicts persisted for ${pending.size} customer(s)`);
-    if (reload.length > 0) {
+    lostRace = new Set(losers);
+    if (pending.size > 0) {
+      // Re-read every commit still pending, not only the losers: one that was merely
+      // cancelled alongside a loser may have been overtaken by a concurrent batch too,
+      // and resending it on a stale revision would cancel its new pack again.
+      const reload = [...pending.keys()];
       try {
         const fresh = await deps.store.loadAccounts(reload);
         for (const customerId of reload) {
@@ -333,6 +334,35 @@ async function commitRounds(
   for (const facts of pending.values()) {
     for (const fact of facts) settle(fact, failed(fact.fact, lastError));
   }
+}
+
+/**
+ * Sends the commits packed into few transactions, except those that just lost a
+ * race: each of those goes alone, so a customer that keeps losing (a hot account
+ * several consumers write at once) cannot cancel the others' pack again.
+ */
+async function commitPacked(
+  plans: readonly { customerId: string; commit: AccountCommit }[],
+  lostRace: ReadonlySet<string>,
+  store: SubscriptionStore,
+): Promise<CommitResult[]> {
+  const packed: number[] = [];
+  const alone: number[] = [];
+  plans.forEach((plan, index) => {
+    (lostRace.has(plan.customerId) ? alone : packed).push(index);
+  });
+  const [packedResults, aloneResults] = await Promise.all([
+    packed.length > 0 ? store.commitAll(packed.map((index) => plans[index]!.commit)) : [],
+    Promise.all(alone.map((index) => store.commit(plans[index]!.commit))),
+  ]);
+  const results: CommitResult[] = new Array(plans.length);
+  packed.forEach((index, position) => {
+    results[index] = packedResults[position]!;
+  });
+  alone.forEach((index, position) => {
+    results[index] = aloneResults[position]!;
+  });
+  return results;
 }
 
 function failed(fact: SubscriptionEventFact, error: unknown): RecordOutcome {

@@ -285,27 +285,81 @@ function invoiceObject(
   };
 }
 
+/** Duplicates and local reordering, as Stripe's retries and SQS's standard queue make them. */
+export interface DeliveryNoise {
+  /** Share of deliveries sent twice (back to back, before reordering). Default 0.2. */
+  duplicateRate?: number;
+  /** Each delivery may swap with one up to this many places ahead. Default 6. */
+  reorderWindow?: number;
+}
+
 /**
- * A delivery of several histories as Stripe and SQS might make it: interleaved,
- * with duplicates, and locally reordered. Returns event JSON strings.
+ * A delivery of several histories as Stripe and SQS might make it: interleaved
+ * evenly (the next event comes from a uniformly random one of all unfinished
+ * histories), with duplicates, and locally reordered. Returns event JSON strings.
  */
 export function deliver(
   histories: readonly GeneratedHistory[],
   seed: number,
-  options: { duplicateRate?: number; reorderWindow?: number } = {},
+  options: DeliveryNoise = {},
 ): string[] {
   const random = seededRandom(seed);
-  const duplicateRate = options.duplicateRate ?? 0.2;
-  const window = options.reorderWindow ?? 6;
   const cursors = histories.map(() => 0);
-  const out: string[] = [];
-  for (;;) {
+  return withNoise(random, options, () => {
     const live = cursors.flatMap((cursor, index) =>
       cursor < histories[index]!.events.length ? [index] : [],
     );
-    if (live.length === 0) break;
+    if (live.length === 0) return undefined;
     const pick = live[Math.floor(random() * live.length)]!;
+    return histories[pick]!.events[cursors[pick]!++]!;
+  });
+}
+
+/**
+ * A bursty delivery, closer to real Stripe traffic, where one customer action makes
+ * several events for that customer within seconds: customers start one after
+ * another, at most `activeCustomers` are live at once (when one finishes, the next
+ * starts), and the next event comes from a random live one. Then duplicates and
+ * local reordering exactly as `deliver` makes them. Returns event JSON strings.
+ */
+export function deliverInBursts(
+  histories: readonly GeneratedHistory[],
+  seed: number,
+  options: DeliveryNoise & { activeCustomers?: number } = {},
+): string[] {
+  const random = seededRandom(seed);
+  const activeCustomers = Math.max(1, Math.floor(options.activeCustomers ?? 8));
+  const cursors = histories.map(() => 0);
+  const live: number[] = [];
+  let nextToStart = 0;
+  return withNoise(random, options, () => {
+    while (live.length < activeCustomers && nextToStart < histories.length) {
+      const index = nextToStart++;
+      if (histories[index]!.events.length > 0) live.push(index);
+    }
+    if (live.length === 0) return undefined;
+    const slot = Math.floor(random() * live.length);
+    const pick = live[slot]!;
     const event = histories[pick]!.events[cursors[pick]!++]!;
+    if (cursors[pick]! >= histories[pick]!.events.length) live.splice(slot, 1);
+    return event;
+  });
+}
+
+/**
+ * Serialises the events `next` yields until it yields undefined, sending each
+ * twice at `duplicateRate`, then swaps each delivery with one up to
+ * `reorderWindow` places ahead. `next` draws from the same `random`, in turn.
+ */
+function withNoise(
+  random: () => number,
+  options: DeliveryNoise,
+  next: () => StripeEventJson | undefined,
+): string[] {
+  const duplicateRate = options.duplicateRate ?? 0.2;
+  const window = options.reorderWindow ?? 6;
+  const out: string[] = [];
+  for (let event = next(); event !== undefined; event = next()) {
     const body = JSON.stringify(event);
     out.push(body);
     if (random() < duplicateRate) out.push(body);

@@ -3,10 +3,13 @@
  * tests rely on must behave like the DynamoDB adapter on DynamoDB Local.
  */
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
+  decodeAccount,
+  keys,
 } from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
 import { InMemorySubscriptionStore } from '../../functions/adapters/memory/in-memory-subscription-store.ts';
 import {
@@ -235,5 +238,42 @@ describe('DynamoDbSubscriptionStore items', () => {
       }),
     );
     expect(pointer.Item?.customerId?.S).toBe(customerId);
+  });
+
+  it('stores the account compressed, within one 1 KB write unit, and still reads plain-map items', async () => {
+    const { dynamo } = emulatorClients();
+    const tables = await createBillingTables(dynamo);
+    const store = new DynamoDbSubscriptionStore({ client: dynamo, ...tables });
+    const customerId = fresh('cus_');
+    const commit = commitFor(customerId, 0, ['evt_small']);
+    await store.commit(commit);
+    const { Item } = await dynamo.send(
+      new GetItemCommand({
+        TableName: tables.billingTableName,
+        Key: { pk: { S: `CUSTOMER#${customerId}` }, sk: { S: 'ACCOUNT' } },
+      }),
+    );
+    const stored = Item?.account?.B;
+    expect(stored).toBeInstanceOf(Uint8Array);
+    expect(stored!.byteLength).toBeLessThan(JSON.stringify(commit.account).length);
+    expect(decodeAccount(stored)).toEqual(commit.account);
+
+    const legacy = fresh('cus_');
+    await DynamoDBDocumentClient.from(dynamo).send(
+      new PutCommand({
+        TableName: tables.billingTableName,
+        Item: {
+          ...keys.account(legacy),
+          customerId: legacy,
+          revision: 3,
+          account: accountFor(legacy, null),
+        },
+      }),
+    );
+    expect((await store.loadAccounts([legacy])).get(legacy)).toEqual({
+      account: accountFor(legacy, null),
+      revision: 3,
+      recentEvents: [],
+    });
   });
 });

@@ -2,12 +2,14 @@
  * DynamoDB implementation of the SubscriptionStore port.
  *
  * Billing table items (pk / sk):
- *   CUSTOMER#<cus>      / ACCOUNT       the customer's account (link, subscriptions, invoices) + revision
+ *   CUSTOMER#<cus>      / ACCOUNT       the customer's account (link, subscriptions, invoices) + revision;
+ *                                       `account` is brotli-compressed JSON (see encodeAccount)
  *   USER#<userId>       / PROFILE       the user's profile; this adapter owns its subscription fields only
  *   SUBSCRIPTION#<sub>  / SUBSCRIPTION  subscription id -> customer pointer, written once
  * Events ledger table (customerId / revision): one page per account commit, listing
  * the events that commit recorded, with a TTL.
  */
+import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
@@ -208,7 +210,7 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
             customerId: commit.customerId,
             userId: commit.account.userId ?? undefined,
             revision,
-            account: commit.account,
+            account: encodeAccount(commit.account),
             recentEvents: commit.recentEvents,
           },
           ...(commit.expectedRevision === 0
@@ -335,9 +337,32 @@ function itemKey(item: TransactItem): string {
   return `${item.Put?.TableName}|${JSON.stringify(key)}`;
 }
 
+/**
+ * The account as stored: brotli-compressed JSON. A folded account is 0.6-1.3 KB as a
+ * DynamoDB map and about 0.3 KB compressed, which keeps the item inside one 1 KB
+ * write unit (two in a transaction) on every commit. Decode by hand with
+ * `node -e "console.log(zlib.brotliDecompressSync(Buffer.from(process.argv[1], 'base64')).toString())" <base64>`.
+ */
+export function encodeAccount(account: CustomerAccount): Uint8Array {
+  return brotliCompressSync(JSON.stringify(account), {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: 5,
+      [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+    },
+  });
+}
+
+/** Reads `account` as `encodeAccount` wrote it, or as a plain map (items written before it). */
+export function decodeAccount(stored: unknown): CustomerAccount {
+  if (stored instanceof Uint8Array) {
+    return JSON.parse(brotliDecompressSync(stored).toString('utf8')) as CustomerAccount;
+  }
+  return stored as CustomerAccount;
+}
+
 function toStoredAccount(item: Record<string, unknown>): StoredAccount {
   return {
-    account: item.account as CustomerAccount,
+    account: decodeAccount(item.account),
     revision: Number(item.revision ?? 0),
     recentEvents: Array.isArray(item.recentEvents) ? (item.recentEvents as string[]) : [],
   };
