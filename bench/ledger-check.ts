@@ -53,6 +53,20 @@ export interface LedgerCheck {
   examples: string[];
 }
 
+/** Runs `work` over `items`, at most `concurrency` at a time. */
+export async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}
+
 export async function checkLedger(
   reader: LedgerReader,
   customerIds: readonly string[],
@@ -61,17 +75,12 @@ export async function checkLedger(
   concurrency = 16,
 ): Promise<LedgerCheck> {
   const pagesOf = new Map<string, LedgerPage[]>();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, customerIds.length) }, async () => {
-      while (next < customerIds.length) {
-        const customerId = customerIds[next++]!;
-        pagesOf.set(customerId, await reader.readLedger(customerId));
-      }
-    }),
-  );
-  const recorded = new Map<string, number>();
-  const applied = new Map<string, number>();
+  await pool(customerIds, concurrency, async (customerId) => {
+    pagesOf.set(customerId, await reader.readLedger(customerId));
+  });
+  // The pages counted like the meter counts writes: each page is one commit.
+  const inPages = emptyMeteredCommits();
+  const { recorded, applied } = inPages;
   let pages = 0;
   let events = 0;
   let bytes = 0;
@@ -83,11 +92,7 @@ export async function checkLedger(
       const size = pageBytes(page);
       bytes += size;
       maxPageBytes = Math.max(maxPageBytes, size);
-      for (const event of page.events) {
-        recorded.set(event.eventId, (recorded.get(event.eventId) ?? 0) + 1);
-        if (event.outcome === 'applied')
-          applied.set(event.eventId, (applied.get(event.eventId) ?? 0) + 1);
-      }
+      countCommit(inPages, page.events);
     }
   }
   const examples: string[] = [];

@@ -47,6 +47,7 @@ import {
   emptyMeteredCommits,
   type LedgerCheck,
   type MeteredCommits,
+  pool,
 } from './ledger-check.ts';
 import { type ClosedLoopResult, runClosedLoop, runOpenLoop } from './load.ts';
 import { subscriptionResources } from './provision.ts';
@@ -156,15 +157,6 @@ function canonical(value: unknown): string {
           Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)),
         )
       : v,
-  );
-}
-
-async function pool<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
   );
 }
 
