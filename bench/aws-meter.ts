@@ -16,7 +16,7 @@
 import { performance } from 'node:perf_hooks';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { rejectedWriteUnits, requestUnits } from './dynamo-capacity.ts';
+import { rejectedWriteUnits, requestUnits, writeUnitsByItemKind } from './dynamo-capacity.ts';
 
 const SQS_CHUNK_BYTES = 64 * 1024;
 
@@ -44,6 +44,11 @@ export interface DynamoUsage {
   requests: Record<string, number>;
   /** Write request units by DynamoDB's sizing rules (see dynamo-capacity.ts): what AWS would bill. */
   wru: number;
+  /**
+   * `wru` split by item kind (table, and the pk prefix on the billing table). A
+   * BatchWriteItem's unprocessed items are not subtracted here (they are from `wru`).
+   */
+  wruByItem: Record<string, number>;
   /** Read request units by DynamoDB's sizing rules. */
   rru: number;
   /** Write capacity DynamoDB Local reported (`ReturnConsumedCapacity: 'TOTAL'`); it under-reports transactions. */
@@ -91,11 +96,25 @@ export interface AwsMeterHooks {
 type Sendable = { config: object; send: (command: unknown, ...rest: unknown[]) => unknown };
 type CommandLike = { constructor: { name: string }; input?: Record<string, unknown> };
 
+/** `wruByItem` as "billing/CUSTOMER 2,040 (41%), ..." for a report note, largest first. */
+export function formatWruByItem(byItem: Record<string, number>): string {
+  const total = Object.values(byItem).reduce((sum, wru) => sum + wru, 0);
+  const entries = Object.entries(byItem).sort(([, a], [, b]) => b - a);
+  if (entries.length === 0) return 'none';
+  return entries
+    .map(
+      ([kind, wru]) =>
+        `${kind} ${wru.toLocaleString('en-US')} (${Math.round((100 * wru) / total)}%)`,
+    )
+    .join(', ');
+}
+
 function emptyUsage(): AwsUsage {
   return {
     dynamo: {
       requests: {},
       wru: 0,
+      wruByItem: {},
       rru: 0,
       reportedWcu: 0,
       reportedRcu: 0,
@@ -292,6 +311,11 @@ export class AwsMeter {
       const units = requestUnits(operation, input, output ?? {}, wire);
       current.wru += units.wru;
       current.rru += units.rru;
+      if (DYNAMO_WRITES.has(operation)) {
+        for (const [kind, wru] of Object.entries(writeUnitsByItemKind(operation, input, wire))) {
+          current.wruByItem[kind] = (current.wruByItem[kind] ?? 0) + wru;
+        }
+      }
       if (DYNAMO_WRITES.has(operation) && this.ledgerTable && this.hooks.onLedgerCommit) {
         const events = ledgerEvents(operation, input, this.ledgerTable);
         if (events.length > 0) this.hooks.onLedgerCommit(events, Date.now());

@@ -196,6 +196,45 @@ export function requestUnits(
   }
 }
 
+/**
+ * The write units of a successful write call, split by item kind: the table name, plus
+ * the prefix of a string `pk` before its first '#' (`billing/CUSTOMER`), so a report
+ * can say which items a commit's units go to.
+ */
+export function writeUnitsByItemKind(
+  operation: string,
+  input: Plain,
+  wire: boolean,
+): Record<string, number> {
+  const byKind: Record<string, number> = {};
+  const add = (table: unknown, item: unknown, units: number) => {
+    const pk = (item as Plain | undefined)?.pk;
+    const text = wire ? (pk as Plain | undefined)?.S : pk;
+    const kind = `${String(table)}${typeof text === 'string' ? `/${text.split('#')[0]}` : ''}`;
+    byKind[kind] = (byKind[kind] ?? 0) + units;
+  };
+  if (operation === 'TransactWriteItems') {
+    for (const action of (input.TransactItems ?? []) as Plain[]) {
+      const body = (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck) as
+        | Plain
+        | undefined;
+      add(body?.TableName, body?.Item ?? body?.Key, 2 * actionWriteUnits(action, wire));
+    }
+  } else if (operation === 'BatchWriteItem') {
+    for (const [table, actions] of Object.entries(
+      (input.RequestItems ?? {}) as Record<string, Plain[]>,
+    )) {
+      for (const action of actions) {
+        const request = (action.PutRequest ?? action.DeleteRequest) as Plain | undefined;
+        add(table, request?.Item ?? request?.Key, actionWriteUnits(action, wire));
+      }
+    }
+  } else if (operation === 'PutItem' || operation === 'UpdateItem' || operation === 'DeleteItem') {
+    add(input.TableName, input.Item ?? input.Key, requestUnits(operation, input, {}, wire).wru);
+  }
+  return byKind;
+}
+
 /** Estimated units a write rejected by its condition still consumed (DynamoDB bills it). */
 export function rejectedWriteUnits(operation: string, input: Plain, wire: boolean): number {
   if (operation === 'TransactWriteItems') {

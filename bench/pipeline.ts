@@ -35,7 +35,7 @@ import {
   historyFacts,
 } from '../test/helpers/stripe-history.ts';
 import { signPayload } from '../test/helpers/stripe-signing.ts';
-import type { AwsUsage } from './aws-meter.ts';
+import { type AwsUsage, formatWruByItem } from './aws-meter.ts';
 import type { BenchContext } from './context.ts';
 import { meanBilledDurationMs } from './cost-model.ts';
 import { type BatchSpread, customerOfEvent, SpreadMeter } from './delivery-order.ts';
@@ -698,6 +698,7 @@ export function pipelineSection(
         ? ` (mean of ${raw.transactWrite.perSecond.toFixed(1)} before and ${rawAfter.perSecond.toFixed(1)} right after the pipeline).`
         : '.'),
     `DynamoDB requests: ${JSON.stringify(u.dynamo.requests)}; ${u.dynamo.rejectedWrites} writes rejected (${JSON.stringify(u.dynamo.rejectedReasons)}; est. ${u.dynamo.rejectedWru} WRU, included in WRU/event).`,
+    `Committed WRU by item: ${formatWruByItem(u.dynamo.wruByItem)}.`,
     "Request units are computed from each request and response by DynamoDB's sizing rules; DynamoDB Local's own ConsumedCapacity is shown for comparison (it counts one item per table in a transaction).",
     `SQS requests: ${JSON.stringify(u.sqs.requests)}; ${u.sqs.emptyReceives} empty receives.`,
     'Store stage = events committed / wall time with a consumer DynamoDB request in flight (reads + transactions).',

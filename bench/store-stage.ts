@@ -27,7 +27,7 @@ import {
   HISTORY_PRICE_TIER_MAP,
   historyFacts,
 } from '../test/helpers/stripe-history.ts';
-import type { DynamoUsage } from './aws-meter.ts';
+import { type DynamoUsage, formatWruByItem } from './aws-meter.ts';
 import type { BenchContext } from './context.ts';
 import {
   type BatchSpread,
@@ -343,7 +343,7 @@ export function storeStageSection(results: StoreStageResult[]): Section {
         `${result.batchSpread.meanEventsPerCustomer.toFixed(2)} events per customer per batch, ${result.batchSpread.meanCustomers.toFixed(1)} customers per batch on average. ` +
         `Ledger: ${l.pages} pages, ${l.lost} lost, ${l.appliedTwice} applied twice, ${l.recordedTwice} recorded twice (any outcome). ` +
         `${result.dynamo.rejectedWrites} writes rejected (${JSON.stringify(result.dynamo.rejectedReasons)}; est. ${result.dynamo.rejectedWru} WRU, included in WRU/event; ` +
-        `${(result.dynamo.wru / Math.max(1, result.uniqueEvents)).toFixed(2)} WRU/event without it). ` +
+        `${(result.dynamo.wru / Math.max(1, result.uniqueEvents)).toFixed(2)} WRU/event without it; committed WRU by item: ${formatWruByItem(result.dynamo.wruByItem)}). ` +
         `${result.failedRecords} batch item failures (write races lost past the consumer's retries), each redelivered in a later batch as SQS does after the visibility timeout (the wait is skipped, the work is timed); ${result.deadLettered} records past the redrive policy's receive count (DLQ).`,
     );
   }

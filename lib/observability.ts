@@ -7,6 +7,7 @@ import {
   Dashboard,
   GraphWidget,
   type IMetric,
+  MathExpression,
   Metric,
   TextWidget,
   TreatMissingData,
@@ -126,9 +127,9 @@ export class Observability extends Construct {
       graph('Webhooks', [
         webhookMetric(METRIC.webhookReceived),
         webhookMetric(METRIC.webhookEnqueued),
-        webhookMetric(METRIC.webhookRejected),
         webhookMetric(METRIC.webhookEnqueueFailed),
       ]),
+      graph('Webhooks rejected (4xx), by reason', [rejectedByReason(props.webhook)]),
       graph('HTTP API responses', [
         props.httpApi.metricCount({ period: FIVE_MINUTES, statistic: 'Sum' }),
         api4xx,
@@ -217,6 +218,18 @@ function customMetric(metricName: string, fn: BillingFunction): Metric {
     dimensionsMap: { service: fn.serviceName },
     period: FIVE_MINUTES,
     statistic: 'Sum',
+  });
+}
+
+/**
+ * Rejections carry a `reason` dimension (bad signature, too large...), so a metric
+ * with the service dimension alone would have no data: search every reason instead.
+ */
+function rejectedByReason(fn: BillingFunction): MathExpression {
+  return new MathExpression({
+    expression: `SEARCH('{${METRICS_NAMESPACE},reason,service} MetricName="${METRIC.webhookRejected}" service="${fn.serviceName}"', 'Sum', 300)`,
+    label: '',
+    period: FIVE_MINUTES,
   });
 }
 

@@ -77,13 +77,13 @@ describe('every function', () => {
 });
 
 describe('subscription consumer', () => {
-  it('polls the event queue in batches of 50, 2 s window, max 5 concurrent, partial failures', () => {
+  it('polls the event queue in batches of 100, 2 s window, max 5 concurrent, partial failures', () => {
     const [consumerId] = functionByEntry(t.service, CONSUMER);
     const source = new Capture();
     t.service.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: consumerId },
       EventSourceArn: source,
-      BatchSize: 50,
+      BatchSize: 100,
       MaximumBatchingWindowInSeconds: 2,
       ScalingConfig: { MaximumConcurrency: 5 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
@@ -164,6 +164,7 @@ describe('least privilege', () => {
     expect(actionsOn({ 'Fn::GetAtt': [ids.billing, 'Arn'] })).toEqual(
       [
         'dynamodb:BatchGetItem',
+        'dynamodb:BatchWriteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
@@ -347,5 +348,17 @@ describe('observability', () => {
     const webhookUrl = new Capture();
     t.service.hasOutput('WebhookUrl', { Value: webhookUrl });
     expect(JSON.stringify(webhookUrl.asObject())).toContain('/webhooks/stripe');
+  });
+
+  it('graphs webhook rejections by the reason dimension they are published with', () => {
+    const [, dashboard] = onlyResource(t.service, 'AWS::CloudWatch::Dashboard');
+    const body = JSON.stringify(dashboard.Properties.DashboardBody);
+    const search =
+      /SEARCH\('\{(\w+),reason,service\} MetricName=\\+"(\w+)\\+" service=\\+"([\w-]+)/.exec(body);
+    expect(search?.slice(1)).toEqual([
+      METRICS_NAMESPACE,
+      METRIC.webhookRejected,
+      'webhook-ingress',
+    ]);
   });
 });

@@ -102,7 +102,7 @@ describe('loadStackModel', () => {
       {
         queueLogicalId: main?.logicalId,
         functionLogicalId: fn('functions/subscription-consumer.ts').logicalId,
-        batchSize: 50,
+        batchSize: 100,
         maximumBatchingWindowSeconds: 2,
         maximumConcurrency: 5,
         reportBatchItemFailures: true,

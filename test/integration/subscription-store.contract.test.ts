@@ -276,4 +276,45 @@ describe('DynamoDbSubscriptionStore items', () => {
       recentEvents: [],
     });
   });
+
+  it('puts subscription pointers before the transaction; when that fails, only the commits with new subscriptions fail, and nothing of them is written', async () => {
+    const { dynamo } = emulatorClients();
+    const tables = await createBillingTables(dynamo);
+    let failPointers = true;
+    dynamo.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (failPointers && /BatchWrite/.test(String(context.commandName))) {
+          throw Object.assign(new Error('injected: DynamoDB unavailable'), {
+            name: 'InternalServerError',
+            $fault: 'server',
+          });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'injectPointerFault' },
+    );
+    const store = new DynamoDbSubscriptionStore({ client: dynamo, ...tables });
+    const withSubscription = fresh('cus_');
+    const without = fresh('cus_');
+    const results = await store.commitAll([
+      commitFor(withSubscription, 0, [fresh('evt_')]),
+      { ...commitFor(without, 0, [fresh('evt_')]), newSubscriptionIds: [] },
+    ]);
+    expect(results[0]).toMatchObject({ status: 'failed' });
+    expect(results[1]).toEqual({ status: 'committed' });
+    expect((await store.loadAccounts([withSubscription])).size).toBe(0);
+    expect(await store.readLedger(withSubscription)).toEqual([]);
+
+    failPointers = false;
+    expect(await store.commit(commitFor(withSubscription, 0, [fresh('evt_')]))).toEqual({
+      status: 'committed',
+    });
+    const pointer = await dynamo.send(
+      new GetItemCommand({
+        TableName: tables.billingTableName,
+        Key: { pk: { S: 'SUBSCRIPTION#sub_1' }, sk: { S: 'SUBSCRIPTION' } },
+      }),
+    );
+    expect(pointer.Item?.customerId?.S).toBe(withSubscription);
+  });
 });

@@ -5,7 +5,9 @@
  *   CUSTOMER#<cus>      / ACCOUNT       the customer's account (link, subscriptions, invoices) + revision;
  *                                       `account` is brotli-compressed JSON (see encodeAccount)
  *   USER#<userId>       / PROFILE       the user's profile; this adapter owns its subscription fields only
- *   SUBSCRIPTION#<sub>  / SUBSCRIPTION  subscription id -> customer pointer, written once
+ *   SUBSCRIPTION#<sub>  / SUBSCRIPTION  subscription id -> customer pointer: an immutable fact,
+ *                                       put (batched, outside the transaction) before the commit
+ *                                       that first lists the subscription
  * Events ledger table (customerId / revision): one page per account commit, listing
  * the events that commit recorded, with a TTL.
  */
@@ -14,6 +16,8 @@ import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/clie
 import {
   BatchGetCommand,
   type BatchGetCommandInput,
+  BatchWriteCommand,
+  type BatchWriteCommandInput,
   DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
@@ -55,6 +59,12 @@ export const keys = {
 
 /** BatchGetItem takes at most 100 keys a call. */
 const BATCH_GET_LIMIT = 100;
+/** BatchWriteItem takes at most 25 puts a call. */
+const BATCH_WRITE_LIMIT = 25;
+/** Subscription pointers an instance remembers having put. */
+const POINTERS_REMEMBERED = 10_000;
+/** Retries of a batch call's unprocessed keys or items before giving up. */
+const BATCH_RETRIES = 5;
 /** TransactWriteItems takes at most 100 items a call. */
 const MAX_TRANSACTION_ITEMS = 100;
 
@@ -64,6 +74,8 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
   readonly #eventsTable: string;
   readonly #retentionDays: number;
   readonly #concurrency: number;
+  /** Pointers this instance has put: immutable facts, so never put twice (a lost race re-commits). */
+  readonly #pointersPut = new Set<string>();
 
   constructor(options: DynamoDbSubscriptionStoreOptions) {
     this.#concurrency = Math.max(1, options.concurrency ?? 4);
@@ -137,6 +149,10 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
    */
   async commitAll(commits: readonly AccountCommit[]): Promise<CommitResult[]> {
     const results: CommitResult[] = new Array(commits.length);
+    // Pointers first, so no committed account ever lists a subscription without one.
+    // A pointer only states which customer a subscription belongs to, so a plain put
+    // (one unit, not a transaction's two) is safe to repeat after a lost race.
+    const pointerError = await this.#putSubscriptionPointers(commits);
     const packs: {
       items: TransactItem[];
       members: { index: number; first: number; count: number }[];
@@ -144,6 +160,10 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
     let current: (typeof packs)[number] | undefined;
     let keysInPack = new Set<string>();
     commits.forEach((commit, index) => {
+      if (pointerError && commit.newSubscriptionIds.length > 0) {
+        results[index] = { status: 'failed', error: pointerError };
+        return;
+      }
       const items = this.#commitItems(commit);
       const itemKeys = items.map(itemKey);
       const clash = itemKeys.some((key) => keysInPack.has(key));
@@ -197,7 +217,53 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
     }
   }
 
-  /** The account first, then ledger page, profile and pointers: `memberResult` relies on it. */
+  /** Puts every commit's new subscription pointers; the error if some could not be written. */
+  async #putSubscriptionPointers(commits: readonly AccountCommit[]): Promise<Error | undefined> {
+    const pointers = new Map<string, Record<string, string>>();
+    for (const commit of commits) {
+      for (const subscriptionId of commit.newSubscriptionIds) {
+        if (this.#pointersPut.has(`${subscriptionId}|${commit.customerId}`)) continue;
+        pointers.set(subscriptionId, {
+          ...keys.subscription(subscriptionId),
+          subscriptionId,
+          customerId: commit.customerId,
+        });
+      }
+    }
+    const items = [...pointers.values()];
+    try {
+      for (let start = 0; start < items.length; start += BATCH_WRITE_LIMIT) {
+        const chunk = items.slice(start, start + BATCH_WRITE_LIMIT);
+        await this.#batchPut(chunk);
+        for (const item of chunk)
+          this.#rememberPointer(`${item.subscriptionId}|${item.customerId}`);
+      }
+      return undefined;
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
+  }
+
+  #rememberPointer(pointer: string): void {
+    // Bounded: a warm instance sees many customers; forgetting only costs a repeated put.
+    if (this.#pointersPut.size >= POINTERS_REMEMBERED) this.#pointersPut.clear();
+    this.#pointersPut.add(pointer);
+  }
+
+  /** At most 25 items; retries unprocessed items with jittered backoff. */
+  async #batchPut(items: Record<string, unknown>[]): Promise<void> {
+    type RequestItems = NonNullable<BatchWriteCommandInput['RequestItems']>;
+    let pending: RequestItems = {
+      [this.#billingTable]: items.map((Item) => ({ PutRequest: { Item } })),
+    };
+    for (let attempt = 0; Object.keys(pending).length > 0; attempt++) {
+      if (attempt > 0) await retryPause(attempt, 'BatchWriteItem left items unprocessed');
+      const response = await this.#documents.send(new BatchWriteCommand({ RequestItems: pending }));
+      pending = response.UnprocessedItems ?? {};
+    }
+  }
+
+  /** The account first, then the ledger page and the profile: `memberResult` relies on it. */
   #commitItems(commit: AccountCommit): TransactItem[] {
     const revision = commit.expectedRevision + 1;
     const { appliedAt, events } = commit.ledger;
@@ -238,18 +304,6 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
       },
     ];
     if (commit.view) items.push(this.#profileUpdate(commit.view, appliedAt));
-    for (const subscriptionId of commit.newSubscriptionIds) {
-      items.push({
-        Put: {
-          TableName: this.#billingTable,
-          Item: {
-            ...keys.subscription(subscriptionId),
-            subscriptionId,
-            customerId: commit.customerId,
-          },
-        },
-      });
-    }
     return items;
   }
 
@@ -282,10 +336,7 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
     };
     // BatchGetItem may return some keys unprocessed under load: ask again, with backoff.
     for (let attempt = 0; Object.keys(pending).length > 0; attempt++) {
-      if (attempt > 0) {
-        if (attempt > 5) throw new Error('BatchGetItem left keys unprocessed after 5 retries');
-        await new Promise((resolve) => setTimeout(resolve, 2 ** attempt * 25 * Math.random()));
-      }
+      if (attempt > 0) await retryPause(attempt, 'BatchGetItem left keys unprocessed');
       const response = await this.#documents.send(new BatchGetCommand({ RequestItems: pending }));
       found.push(...(response.Responses?.[this.#billingTable] ?? []));
       pending = response.UnprocessedKeys ?? {};
@@ -316,6 +367,12 @@ export class DynamoDbUserViewReader implements UserViewReader {
     );
     return (Item?.subscriptionView as UserSubscriptionView | undefined) ?? null;
   }
+}
+
+/** Waits before retry `attempt` (1-based) of a batch call's leftovers; throws past the limit. */
+async function retryPause(attempt: number, what: string): Promise<void> {
+  if (attempt > BATCH_RETRIES) throw new Error(`${what} after ${BATCH_RETRIES} retries`);
+  await new Promise((resolve) => setTimeout(resolve, 2 ** attempt * 25 * Math.random()));
 }
 
 /** What a cancelled transaction means for one of the commits it carried. */
