@@ -44,10 +44,7 @@ export interface DynamoUsage {
   requests: Record<string, number>;
   /** Write request units by DynamoDB's sizing rules (see dynamo-capacity.ts): what AWS would bill. */
   wru: number;
-  /**
-   * `wru` split by item kind (table, and the pk prefix on the billing table). A
-   * BatchWriteItem's unprocessed items are not subtracted here (they are from `wru`).
-   */
+  /** `wru` split by item kind (table, and the pk prefix on the billing table); sums to `wru`. */
   wruByItem: Record<string, number>;
   /** Read request units by DynamoDB's sizing rules. */
   rru: number;
@@ -308,13 +305,14 @@ export class AwsMeter {
       const reported = capacityOf(output?.ConsumedCapacity);
       if (DYNAMO_WRITES.has(operation)) current.reportedWcu += reported;
       else if (DYNAMO_READS.has(operation)) current.reportedRcu += reported;
-      const units = requestUnits(operation, input, output ?? {}, wire);
-      current.wru += units.wru;
-      current.rru += units.rru;
       if (DYNAMO_WRITES.has(operation)) {
-        for (const [kind, wru] of Object.entries(writeUnitsByItemKind(operation, input, wire))) {
+        const byKind = writeUnitsByItemKind(operation, input, output ?? {}, wire);
+        for (const [kind, wru] of Object.entries(byKind)) {
           current.wruByItem[kind] = (current.wruByItem[kind] ?? 0) + wru;
+          current.wru += wru;
         }
+      } else {
+        current.rru += requestUnits(operation, input, output ?? {}, wire).rru;
       }
       if (DYNAMO_WRITES.has(operation) && this.ledgerTable && this.hooks.onLedgerCommit) {
         const events = ledgerEvents(operation, input, this.ledgerTable);

@@ -133,30 +133,14 @@ export function requestUnits(
   output: Plain,
   wire: boolean,
 ): RequestUnits {
+  if (
+    WRITE_ACTION[operation] !== undefined ||
+    operation === 'BatchWriteItem' ||
+    operation === 'TransactWriteItems'
+  ) {
+    return { wru: sumUnits(writeUnitsByItemKind(operation, input, output, wire)), rru: 0 };
+  }
   switch (operation) {
-    case 'PutItem':
-      return { wru: writeUnits(itemSize(input.Item, wire)), rru: 0 };
-    case 'UpdateItem':
-      return { wru: writeUnits(updateSize(input, wire)), rru: 0 };
-    case 'DeleteItem':
-      return { wru: writeUnits(itemSize(input.Key, wire)), rru: 0 };
-    case 'BatchWriteItem': {
-      const sum = (requests: unknown) =>
-        Object.values((requests ?? {}) as Record<string, Plain[]>)
-          .flat()
-          .reduce((s, action) => s + actionWriteUnits(action, wire), 0);
-      return { wru: sum(input.RequestItems) - sum(output.UnprocessedItems), rru: 0 };
-    }
-    case 'TransactWriteItems':
-      return {
-        wru:
-          2 *
-          ((input.TransactItems ?? []) as Plain[]).reduce(
-            (s, a) => s + actionWriteUnits(a, wire),
-            0,
-          ),
-        rru: 0,
-      };
     case 'GetItem':
       return { wru: 0, rru: readUnits(itemSize(output.Item, wire), input.ConsistentRead === true) };
     case 'BatchGetItem': {
@@ -196,55 +180,56 @@ export function requestUnits(
   }
 }
 
+/** The single-item write operations, and the transaction action each one is sized like. */
+const WRITE_ACTION: Record<string, string> = {
+  PutItem: 'Put',
+  UpdateItem: 'Update',
+  DeleteItem: 'Delete',
+};
+
 /**
  * The write units of a successful write call, split by item kind: the table name, plus
  * the prefix of a string `pk` before its first '#' (`billing/CUSTOMER`), so a report
- * can say which items a commit's units go to.
+ * can say which items a commit's units go to. A BatchWriteItem's unprocessed items
+ * (in `output`) count negatively: they were not written. The one place writes are sized.
  */
 export function writeUnitsByItemKind(
   operation: string,
   input: Plain,
+  output: Plain,
   wire: boolean,
 ): Record<string, number> {
   const byKind: Record<string, number> = {};
-  const add = (table: unknown, item: unknown, units: number) => {
-    const pk = (item as Plain | undefined)?.pk;
+  const add = (table: unknown, action: Plain, factor: number) => {
+    const body = Object.values(action)[0] as Plain | undefined;
+    const pk = ((body?.Item ?? body?.Key) as Plain | undefined)?.pk;
     const text = wire ? (pk as Plain | undefined)?.S : pk;
-    const kind = `${String(table)}${typeof text === 'string' ? `/${text.split('#')[0]}` : ''}`;
-    byKind[kind] = (byKind[kind] ?? 0) + units;
+    const kind = `${String(table ?? body?.TableName)}${typeof text === 'string' ? `/${text.split('#')[0]}` : ''}`;
+    byKind[kind] = (byKind[kind] ?? 0) + factor * actionWriteUnits(action, wire);
   };
   if (operation === 'TransactWriteItems') {
-    for (const action of (input.TransactItems ?? []) as Plain[]) {
-      const body = (action.Put ?? action.Update ?? action.Delete ?? action.ConditionCheck) as
-        | Plain
-        | undefined;
-      add(body?.TableName, body?.Item ?? body?.Key, 2 * actionWriteUnits(action, wire));
-    }
+    for (const action of (input.TransactItems ?? []) as Plain[]) add(undefined, action, 2);
   } else if (operation === 'BatchWriteItem') {
-    for (const [table, actions] of Object.entries(
-      (input.RequestItems ?? {}) as Record<string, Plain[]>,
-    )) {
-      for (const action of actions) {
-        const request = (action.PutRequest ?? action.DeleteRequest) as Plain | undefined;
-        add(table, request?.Item ?? request?.Key, actionWriteUnits(action, wire));
+    const each = (requests: unknown, factor: number) => {
+      for (const [table, actions] of Object.entries((requests ?? {}) as Record<string, Plain[]>)) {
+        for (const action of actions) add(table, action, factor);
       }
-    }
-  } else if (operation === 'PutItem' || operation === 'UpdateItem' || operation === 'DeleteItem') {
-    add(input.TableName, input.Item ?? input.Key, requestUnits(operation, input, {}, wire).wru);
+    };
+    each(input.RequestItems, 1);
+    each(output.UnprocessedItems, -1);
+  } else if (WRITE_ACTION[operation]) {
+    add(input.TableName, { [WRITE_ACTION[operation]]: input }, 1);
   }
   return byKind;
 }
 
+function sumUnits(byKind: Record<string, number>): number {
+  return Object.values(byKind).reduce((sum, units) => sum + units, 0);
+}
+
 /** Estimated units a write rejected by its condition still consumed (DynamoDB bills it). */
 export function rejectedWriteUnits(operation: string, input: Plain, wire: boolean): number {
-  if (operation === 'TransactWriteItems') {
-    return (
-      2 *
-      ((input.TransactItems ?? []) as Plain[]).reduce((s, a) => s + actionWriteUnits(a, wire), 0)
-    );
-  }
-  if (operation === 'PutItem') return writeUnits(itemSize(input.Item, wire));
-  if (operation === 'UpdateItem') return writeUnits(updateSize(input, wire));
-  if (operation === 'DeleteItem') return writeUnits(itemSize(input.Key, wire));
-  return 0;
+  // A batch write has no condition to reject it.
+  if (operation === 'BatchWriteItem') return 0;
+  return sumUnits(writeUnitsByItemKind(operation, input, {}, wire));
 }

@@ -10,9 +10,11 @@ import {
 import {
   itemSize,
   readUnits,
+  rejectedWriteUnits,
   requestUnits,
   valueSize,
   writeUnits,
+  writeUnitsByItemKind,
 } from '../../bench/dynamo-capacity.ts';
 
 // Figures chosen so each line can be checked by hand.
@@ -108,6 +110,38 @@ describe('bench DynamoDB request units (DynamoDB Local under-reports them)', () 
       2,
     );
     expect(writeUnits(0)).toBe(1);
+  });
+
+  it('splits write units by table and pk prefix, and the split sums to the request units', () => {
+    const transaction = {
+      TransactItems: [
+        { Put: { TableName: 'billing', Item: { pk: 'CUSTOMER#c1', d: 'x'.repeat(1500) } } },
+        { Put: { TableName: 'events', Item: { customerId: 'c1', revision: 1 } } },
+        { Update: { TableName: 'billing', Key: { pk: 'USER#u1' } } },
+      ],
+    };
+    expect(writeUnitsByItemKind('TransactWriteItems', transaction, {}, false)).toEqual({
+      'billing/CUSTOMER': 4,
+      events: 2,
+      'billing/USER': 2,
+    });
+    expect(requestUnits('TransactWriteItems', transaction, {}, false).wru).toBe(8);
+    expect(rejectedWriteUnits('TransactWriteItems', transaction, false)).toBe(8);
+
+    // Wire values, and unprocessed batch items that were never written.
+    const pointer = (id: string) => ({
+      PutRequest: { Item: { pk: { S: `SUBSCRIPTION#${id}` }, sk: { S: 'SUBSCRIPTION' } } },
+    });
+    const batch = { RequestItems: { billing: [pointer('a'), pointer('b'), pointer('c')] } };
+    const output = { UnprocessedItems: { billing: [pointer('c')] } };
+    expect(writeUnitsByItemKind('BatchWriteItem', batch, output, true)).toEqual({
+      'billing/SUBSCRIPTION': 2,
+    });
+    expect(requestUnits('BatchWriteItem', batch, output, true).wru).toBe(2);
+    expect(rejectedWriteUnits('BatchWriteItem', batch, true)).toBe(0);
+    expect(
+      writeUnitsByItemKind('PutItem', { TableName: 't', Item: { id: 'x' } }, {}, false),
+    ).toEqual({ t: 1 });
   });
 
   it('charges the minimum read for batch keys that found nothing', () => {

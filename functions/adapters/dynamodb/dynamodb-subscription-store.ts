@@ -219,35 +219,28 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
 
   /** Puts every commit's new subscription pointers; the error if some could not be written. */
   async #putSubscriptionPointers(commits: readonly AccountCommit[]): Promise<Error | undefined> {
-    const pointers = new Map<string, Record<string, string>>();
-    for (const commit of commits) {
-      for (const subscriptionId of commit.newSubscriptionIds) {
-        if (this.#pointersPut.has(`${subscriptionId}|${commit.customerId}`)) continue;
-        pointers.set(subscriptionId, {
-          ...keys.subscription(subscriptionId),
-          subscriptionId,
-          customerId: commit.customerId,
-        });
+    // Keyed as remembered: subscription and customer, so a changed owner is put again.
+    const pending = new Map<string, Record<string, string>>();
+    for (const { customerId, newSubscriptionIds } of commits) {
+      for (const subscriptionId of newSubscriptionIds) {
+        const pointer = `${subscriptionId}|${customerId}`;
+        if (this.#pointersPut.has(pointer)) continue;
+        pending.set(pointer, { ...keys.subscription(subscriptionId), subscriptionId, customerId });
       }
     }
-    const items = [...pointers.values()];
+    const entries = [...pending];
     try {
-      for (let start = 0; start < items.length; start += BATCH_WRITE_LIMIT) {
-        const chunk = items.slice(start, start + BATCH_WRITE_LIMIT);
-        await this.#batchPut(chunk);
-        for (const item of chunk)
-          this.#rememberPointer(`${item.subscriptionId}|${item.customerId}`);
+      for (let start = 0; start < entries.length; start += BATCH_WRITE_LIMIT) {
+        const chunk = entries.slice(start, start + BATCH_WRITE_LIMIT);
+        await this.#batchPut(chunk.map(([, item]) => item));
+        // Bounded: a warm instance sees many customers; forgetting only costs a repeated put.
+        if (this.#pointersPut.size + chunk.length > POINTERS_REMEMBERED) this.#pointersPut.clear();
+        for (const [pointer] of chunk) this.#pointersPut.add(pointer);
       }
       return undefined;
     } catch (error) {
       return error instanceof Error ? error : new Error(String(error));
     }
-  }
-
-  #rememberPointer(pointer: string): void {
-    // Bounded: a warm instance sees many customers; forgetting only costs a repeated put.
-    if (this.#pointersPut.size >= POINTERS_REMEMBERED) this.#pointersPut.clear();
-    this.#pointersPut.add(pointer);
   }
 
   /** At most 25 items; retries unprocessed items with jittered backoff. */
