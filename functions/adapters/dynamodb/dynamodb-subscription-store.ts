@@ -219,16 +219,20 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
 
   /** Puts every commit's new subscription pointers; the error if some could not be written. */
   async #putSubscriptionPointers(commits: readonly AccountCommit[]): Promise<Error | undefined> {
-    // Keyed as remembered: subscription and customer, so a changed owner is put again.
-    const pending = new Map<string, Record<string, string>>();
+    // By subscription: one batch may not put an item twice. Remembered with the
+    // customer, so a pointer to another customer is still put.
+    const pending = new Map<string, [remembered: string, item: Record<string, string>]>();
     for (const { customerId, newSubscriptionIds } of commits) {
       for (const subscriptionId of newSubscriptionIds) {
-        const pointer = `${subscriptionId}|${customerId}`;
-        if (this.#pointersPut.has(pointer)) continue;
-        pending.set(pointer, { ...keys.subscription(subscriptionId), subscriptionId, customerId });
+        const remembered = `${subscriptionId}|${customerId}`;
+        if (this.#pointersPut.has(remembered)) continue;
+        pending.set(subscriptionId, [
+          remembered,
+          { ...keys.subscription(subscriptionId), subscriptionId, customerId },
+        ]);
       }
     }
-    const entries = [...pending];
+    const entries = [...pending.values()];
     try {
       for (let start = 0; start < entries.length; start += BATCH_WRITE_LIMIT) {
         const chunk = entries.slice(start, start + BATCH_WRITE_LIMIT);
