@@ -44,8 +44,13 @@ export function clientConfig(tuning: ClientTuning = {}) {
   } as const;
 }
 
+/** The client, instrumented for X-Ray where tracing is possible. */
+function traced<T>(client: T): T {
+  return tracer ? tracer.captureAWSv3Client(client) : client;
+}
+
 export function createDynamoDbClient(tuning?: ClientTuning): DynamoDBClient {
-  return tracer.captureAWSv3Client(new DynamoDBClient(clientConfig(tuning)));
+  return traced(new DynamoDBClient(clientConfig(tuning)));
 }
 
 /**
@@ -56,13 +61,11 @@ export function createDynamoDbClient(tuning?: ClientTuning): DynamoDBClient {
  * and the queue URL host are the same, so nothing changes there.
  */
 export function createSqsClient(tuning?: ClientTuning): SQSClient {
-  return tracer.captureAWSv3Client(
-    new SQSClient({ ...clientConfig(tuning), useQueueUrlAsEndpoint: false }),
-  );
+  return traced(new SQSClient({ ...clientConfig(tuning), useQueueUrlAsEndpoint: false }));
 }
 
 export function createSecretsManagerClient(tuning?: ClientTuning): SecretsManagerClient {
-  return tracer.captureAWSv3Client(new SecretsManagerClient(clientConfig(tuning)));
+  return traced(new SecretsManagerClient(clientConfig(tuning)));
 }
 
 /** The process-wide DynamoDB client (created on first call). */

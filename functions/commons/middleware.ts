@@ -2,7 +2,7 @@
  * The one middy stack every Lambda is wrapped in: Powertools logger context (with
  * per-invocation keys reset so a correlation id never leaks into the next
  * invocation), EMF metrics flushed at the end of each invocation with a ColdStart
- * metric, and an X-Ray subsegment around the handler.
+ * metric, and an X-Ray subsegment around the handler where tracing is possible.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -37,8 +37,13 @@ export function withPowertools<TEvent, TResult>(
   baseHandler: BaseHandler<TEvent, TResult>,
   options: WithPowertoolsOptions = {},
 ) {
-  return middy<TEvent, TResult>(baseHandler)
-    .use(captureLambdaHandler(tracer, { captureResponse: options.captureResponse ?? false }))
+  const wrapped = middy<TEvent, TResult>(baseHandler);
+  if (tracer) {
+    wrapped.use(
+      captureLambdaHandler(tracer, { captureResponse: options.captureResponse ?? false }),
+    );
+  }
+  return wrapped
     .use(logMetrics(options.metrics ?? metrics, { captureColdStartMetric: true }))
     .use(injectLambdaContext(options.logger ?? logger, { resetKeys: true }));
 }

@@ -10,7 +10,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { Tracer } from '@aws-lambda-powertools/tracer';
+import type { Tracer } from '@aws-lambda-powertools/tracer';
 import { METRICS_NAMESPACE } from './metric-names.ts';
 
 const serviceName = process.env.POWERTOOLS_SERVICE_NAME || 'billing-suite';
@@ -24,7 +24,28 @@ export const metrics = new Metrics({
   logger,
 });
 
-export const tracer = new Tracer({ serviceName });
+/**
+ * Whether a Tracer could trace here. Powertools' own rule disables it when
+ * POWERTOOLS_TRACE_ENABLED is "false" or outside Lambda (no AWS_EXECUTION_ENV); this
+ * is never stricter than that rule, so no trace the Tracer would send is lost.
+ */
+export function tracingPossible(env: Record<string, string | undefined>): boolean {
+  return (
+    (env.POWERTOOLS_TRACE_ENABLED ?? '').trim().toLowerCase() !== 'false' &&
+    (env.AWS_EXECUTION_ENV ?? '') !== ''
+  );
+}
+
+/**
+ * The Tracer where tracing is possible (deployed functions run with active tracing),
+ * otherwise undefined. Importing it loads the X-Ray SDK, whose cls-hooked context
+ * turns on async hooks for the whole process at import, traced or not: every await
+ * then costs about ten times more (`bench/` measures it). So where it cannot trace
+ * (tests, the local runtime, the benchmark) it is not imported at all.
+ */
+export const tracer: Tracer | undefined = tracingPossible(process.env)
+  ? new (await import('@aws-lambda-powertools/tracer')).Tracer({ serviceName })
+  : undefined;
 
 /**
  * Makes the Stripe event id the correlation id of every following log line (as

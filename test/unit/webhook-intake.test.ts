@@ -197,12 +197,57 @@ describe('acceptStripeWebhook', () => {
     ['data.object an array', JSON.stringify({ ...validEvent(), data: { object: [] } })],
     ['data.object null', JSON.stringify({ ...validEvent(), data: { object: null } })],
     ['no data', JSON.stringify({ ...validEvent(), data: undefined })],
-    ['a character SQS refuses', JSON.stringify({ ...validEvent(), note: '\uFFFF' })],
+    ['U+FFFF, which SQS refuses', JSON.stringify({ ...validEvent(), note: '\uFFFF' })],
+    ['U+FFFE, which SQS refuses', JSON.stringify({ ...validEvent(), note: 'a\uFFFEb' })],
   ])('rejects a correctly signed body with %s as malformed', async (_label, text) => {
     const { queue, deps } = setup();
     const result = await acceptStripeWebhook(signed(text), deps);
     expect(result).toMatchObject({ outcome: 'rejected', reason: 'malformed_event' });
     expect(queue.sent).toHaveLength(0);
+  });
+
+  // The intake checks only for U+FFFE/U+FFFF, relying on strict UTF-8 decoding and
+  // JSON.parse to rule out the rest of what SQS refuses; this pins that reasoning to
+  // SQS's documented character set.
+  it('enqueues a signed event exactly when its text parses and SQS accepts every character', async () => {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: SQS's allowed set is defined by control characters.
+    const SQS_REFUSES = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+    const rest = JSON.stringify(validEvent()).slice(1);
+    const awkward = fc.constantFrom(
+      '\uFFFE',
+      '\uFFFF',
+      '\uFFFD',
+      '\u0000',
+      '\u001F',
+      '\t',
+      '\u007F',
+      '\uD800',
+      '\uDFFF',
+      '\uD83D\uDE00',
+      '\uFEFF',
+    );
+    const raw = fc.array(fc.oneof(fc.string({ unit: 'binary', maxLength: 4 }), awkward), {
+      maxLength: 8,
+    });
+    await fc.assert(
+      fc.asyncProperty(raw, async (pieces) => {
+        // Raw (unescaped) characters inside a JSON string literal, as an attacker could send them.
+        const text = `{"note":"${pieces.join('')}",${rest}`;
+        const { queue, deps } = setup();
+        const result = await acceptStripeWebhook(signed(text), deps);
+        const decoded = Buffer.from(text, 'utf8').toString('utf8'); // lone surrogates become U+FFFD
+        let parses = true;
+        try {
+          JSON.parse(decoded);
+        } catch {
+          parses = false;
+        }
+        const acceptable = parses && !SQS_REFUSES.test(decoded);
+        expect(result.outcome).toBe(acceptable ? 'enqueued' : 'rejected');
+        expect(queue.sent).toHaveLength(acceptable ? 1 : 0);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('rejects a correctly signed body that is not valid UTF-8 as malformed', async () => {
