@@ -321,7 +321,9 @@ export function coldStartSection(results: FunctionColdStart[], samples: number):
   notes.unshift(
     `Median of ${samples} fresh \`node\` processes each (Node ${process.version} here; Lambda runs node22 on arm64 with ` +
       'CPU in proportion to memory: compare functions and runs with each other, not with Lambda figures). ' +
-      `Node's own bootstrap before the import: ${boot.length ? median(boot).toFixed(0) : 'n/a'} ms, not included.`,
+      `Node's own bootstrap before the import: ${boot.length ? median(boot).toFixed(0) : 'n/a'} ms, not included. ` +
+      'Tracing is off here (no X-Ray daemon, no AWS_EXECUTION_ENV), so the bundled Tracer and X-Ray SDK are not ' +
+      'evaluated at init; deployed functions, with active tracing, evaluate them too.',
   );
   return {
     id: 'coldStart',

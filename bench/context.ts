@@ -17,7 +17,12 @@ export interface BenchSizes {
   concurrency: number;
   rawDurationMs: number;
   ingressDurationMs: number;
-  /** Ingress time is split into this many rounds, each a raw SendMessage slice then a handler slice. */
+  /**
+   * Ingress time is split into this many rounds, each a raw SendMessage slice then a
+   * handler slice. Short slices, many of them: this machine's speed drifts by tens of
+   * percent within seconds (GC, the other core's load), and only fine interleaving
+   * makes both sides see the same drift. Each slice stays >= 10 round trips long.
+   */
   ingressRounds: number;
   warmupMs: number;
   /** Customer histories pushed through the pipeline at saturation (about 8 events each). */
@@ -52,7 +57,7 @@ export const QUICK_SIZES: BenchSizes = {
   concurrency: 16,
   rawDurationMs: 2_500,
   ingressDurationMs: 3_000,
-  ingressRounds: 2,
+  ingressRounds: 6,
   warmupMs: 500,
   pipelineHistories: 60,
   pacedHistories: 20,
@@ -70,7 +75,7 @@ export const FULL_SIZES: BenchSizes = {
   concurrency: 16,
   rawDurationMs: 10_000,
   ingressDurationMs: 15_000,
-  ingressRounds: 3,
+  ingressRounds: 20,
   warmupMs: 2_000,
   pipelineHistories: 400,
   pacedHistories: 100,

@@ -35,7 +35,13 @@ export interface IngressRun {
 export interface IngressResult {
   concurrency: number;
   /** Raw SendMessage measured in slices alternating with the handler's, on the same machine state. */
-  pairedRawSend?: { perSecond: number; latency: LatencySummary; rounds: number };
+  pairedRawSend?: {
+    perSecond: number;
+    latency: LatencySummary;
+    rounds: number;
+    /** Handler rate over raw rate in each round, to show how much the machine drifted. */
+    roundRatios: number[];
+  };
   inProcess: IngressRun & {
     /** Mean of per-invocation durations rounded up to 1 ms, as Lambda bills. */
     billedDurationMs: number;
@@ -74,6 +80,16 @@ export function mergeRuns(runs: readonly ClosedLoopResult[]): ClosedLoopResult {
     latenciesMs: latencies,
     ...(firstError === undefined ? {} : { firstError }),
   };
+}
+
+/** "min / median / max" of per-round ratios. */
+function spread(values: readonly number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return (
+    [sorted[0], at(0.5), sorted.at(-1)].map((v) => (v ?? Number.NaN).toFixed(2)).join(' / ') +
+    ' (min / median / max)'
+  );
 }
 
 function toRun(result: ClosedLoopResult): IngressRun {
@@ -193,6 +209,9 @@ export async function measureIngress(options: IngressOptions): Promise<IngressRe
             perSecond: pairedRaw.perSecond,
             latency: summarize(pairedRaw.latenciesMs),
             rounds,
+            roundRatios: handlerSlices.map(
+              (h, i) => h.perSecond / (rawSlices[i]?.perSecond ?? Number.NaN),
+            ),
           },
         }
       : {}),
@@ -289,7 +308,8 @@ export function ingressSection(result: IngressResult, raw: RawLimits | undefined
   if (result.pairedRawSend) {
     notes.push(
       `Ratios use raw SendMessage measured in ${result.pairedRawSend.rounds} slices alternating with the handler's: ` +
-        `${result.pairedRawSend.perSecond.toFixed(1)} msg/s, p50 ${result.pairedRawSend.latency.p50Ms.toFixed(1)} ms.`,
+        `${result.pairedRawSend.perSecond.toFixed(1)} msg/s, p50 ${result.pairedRawSend.latency.p50Ms.toFixed(1)} ms; ` +
+        `ratio per round ${spread(result.pairedRawSend.roundRatios)}.`,
     );
   }
   if (r.firstError) notes.push(`first failure: ${r.firstError}`);

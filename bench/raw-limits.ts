@@ -25,8 +25,11 @@ import { type LatencySummary, summarize } from './stats.ts';
 export interface RawProbeOptions {
   model: StackModel;
   clients: { dynamo: DynamoDBClient; sqs: SQSClient };
-  /** The message body to send: a realistic Stripe event, as ingress enqueues it. */
-  sampleBody: string;
+  /**
+   * The message bodies to send in turn: the Stripe events the ingress scenario's
+   * handler enqueues, so the raw sends and the handler's carry the same bytes.
+   */
+  sampleBodies: readonly string[];
   /** Size of the payload in the account item, bytes: the size of a real account, so the baseline writes the same items. */
   accountPayloadBytes: number;
 }
@@ -37,7 +40,7 @@ export interface RawLimitsOptions {
   durationMs: number;
   warmupMs: number;
   /** Recorded in the result; the probe was built with them. */
-  sampleBody: string;
+  sampleBodies: readonly string[];
   accountPayloadBytes: number;
   log: (message: string) => void;
 }
@@ -88,6 +91,8 @@ export async function createRawProbe(options: RawProbeOptions): Promise<RawProbe
   const billingTable = raw.tableNames[resources.billingTableLogicalId]!;
   const eventsTable = raw.tableNames[resources.eventsTableLogicalId]!;
   const payload = 'x'.repeat(options.accountPayloadBytes);
+  const bodies = options.sampleBodies;
+  if (bodies.length === 0) throw new Error('createRawProbe needs at least one sample body');
   // Ids stay unique across repeated runs of the same probe.
   let runs = 0;
   const tag = () => `${Date.now().toString(36)}r${runs++}`;
@@ -99,7 +104,7 @@ export async function createRawProbe(options: RawProbeOptions): Promise<RawProbe
         await clients.sqs.send(
           new SendMessageCommand({
             QueueUrl: queueUrl,
-            MessageBody: options.sampleBody,
+            MessageBody: bodies[i % bodies.length]!,
             MessageAttributes: {
               eventId: { DataType: 'String', StringValue: `evt_raw_${run}_${i}` },
               eventType: { DataType: 'String', StringValue: 'customer.subscription.updated' },
@@ -194,7 +199,7 @@ export async function measureRawLimits(
   return {
     concurrency,
     accountPayloadBytes: options.accountPayloadBytes,
-    sendMessage: { ...send, bodyBytes: Buffer.byteLength(options.sampleBody) },
+    sendMessage: { ...send, bodyBytes: meanBytes(options.sampleBodies) },
     putItem: put,
     batchWrite: {
       ...batch,
@@ -203,6 +208,10 @@ export async function measureRawLimits(
     },
     transactWrite: { ...tx, itemsPerEvent: 3 },
   };
+}
+
+function meanBytes(texts: readonly string[]): number {
+  return texts.reduce((n, text) => n + Buffer.byteLength(text), 0) / Math.max(1, texts.length);
 }
 
 function accountItem(id: string, payload: string) {
@@ -295,7 +304,7 @@ export function rawLimitsSection(raw: RawLimits): Section {
     title: `Raw emulator limits (closed loop, ${raw.concurrency} concurrent)`,
     figures,
     notes: [
-      `SendMessage body ${raw.sendMessage.bodyBytes} bytes (a real Stripe event) with the 3 contract attributes.`,
+      `SendMessage bodies: the ingress scenario's Stripe events in turn (mean ${Math.round(raw.sendMessage.bodyBytes)} bytes), with the 3 contract attributes.`,
       `Transaction per event: ledger page Put recording the one event (condition: new page) + account Put (${raw.accountPayloadBytes}-byte payload, the size of a folded history) + profile Update, as a consumer without batching writes.`,
       'Failed calls: ' +
         [raw.sendMessage, raw.putItem, raw.batchWrite, raw.transactWrite]

@@ -182,15 +182,13 @@ async function main(): Promise<void> {
       sections.push(section);
     };
 
-    const sampleBody = JSON.stringify(
-      templates.find((t) => t.type === 'customer.subscription.updated') ?? templates[0],
-    );
+    const sampleBodies = templates.map((t) => JSON.stringify(t));
     const accountPayloadBytes = sampleAccountBytes();
     // The raw operations, also re-run next to the scenarios so their ratios compare like with like.
     const probe = await createRawProbe({
       model,
       clients: harness,
-      sampleBody,
+      sampleBodies,
       accountPayloadBytes,
     });
     let raw: RawLimits | undefined;
@@ -200,7 +198,7 @@ async function main(): Promise<void> {
           concurrency: sizes.concurrency,
           durationMs: sizes.rawDurationMs,
           warmupMs: sizes.warmupMs,
-          sampleBody,
+          sampleBodies,
           accountPayloadBytes,
           log: progress,
         });
