@@ -56,8 +56,8 @@ export interface BenchSizes {
 export const QUICK_SIZES: BenchSizes = {
   concurrency: 16,
   rawDurationMs: 2_500,
-  ingressDurationMs: 3_000,
-  ingressRounds: 6,
+  ingressDurationMs: 6_000,
+  ingressRounds: 8,
   warmupMs: 500,
   pipelineHistories: 60,
   pacedHistories: 20,

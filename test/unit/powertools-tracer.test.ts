@@ -4,11 +4,14 @@
  * handler in a fresh Node process, since what is checked is process-wide state.
  */
 import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleLikeCdk } from '../../bench/cold-start.ts';
 import { tracingPossible } from '../../functions/commons/powertools.ts';
+import { loadStackModel } from '../../local/stack-model.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -32,19 +35,24 @@ describe('tracingPossible', () => {
   });
 });
 
-/** Imports the webhook handler in a fresh process and says what it loaded. */
-async function importWebhookIn(env: Record<string, string>) {
+const LAMBDA = { AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x' };
+const TRACING_OFF = { ...LAMBDA, POWERTOOLS_TRACE_ENABLED: 'false' };
+
+/**
+ * Imports a webhook module (the TypeScript source through tsx, or a bundle) in a fresh
+ * process and says what it loaded.
+ */
+async function importWebhookIn(env: Record<string, string>, bundle?: string) {
+  const entry = bundle ? pathToFileURL(bundle).href : './functions/webhook-ingress.ts';
   const script = `
-    const module = await import('./functions/webhook-ingress.ts');
-    const { tracer } = await import('./functions/commons/powertools.ts');
+    const module = await import(${JSON.stringify(entry)});
     console.log(JSON.stringify({
       handler: typeof module.handler,
-      tracer: tracer?.constructor?.name ?? null,
       xrayContext: Boolean(process.namespaces?.AWSXRay),
     }));`;
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ['--import', 'tsx', '--input-type=module', '-e', script],
+    [...(bundle ? [] : ['--import', 'tsx']), '--input-type=module', '-e', script],
     {
       cwd: repoRoot,
       env: {
@@ -61,15 +69,36 @@ async function importWebhookIn(env: Record<string, string>) {
 
 describe('the shared tracer', () => {
   it('is neither built nor imported where tracing is off, so no async hooks are on', async () => {
-    const loaded = await importWebhookIn({
-      AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
-      POWERTOOLS_TRACE_ENABLED: 'false',
-    });
-    expect(loaded).toEqual({ handler: 'function', tracer: null, xrayContext: false });
+    expect(await importWebhookIn(TRACING_OFF)).toEqual({ handler: 'function', xrayContext: false });
+    const { tracer } = await import('../../functions/commons/powertools.ts');
+    expect(tracer).toBeUndefined(); // the test runner sets POWERTOOLS_TRACE_ENABLED=false
   });
 
   it('is a Powertools Tracer, with the X-Ray context, in Lambda with tracing on', async () => {
-    const loaded = await importWebhookIn({ AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x' });
-    expect(loaded).toEqual({ handler: 'function', tracer: 'Tracer', xrayContext: true });
+    expect(await importWebhookIn(LAMBDA)).toEqual({ handler: 'function', xrayContext: true });
+  });
+
+  describe('in the deployed bundle (esbuild ESM, top-level await)', () => {
+    let bundle: Awaited<ReturnType<typeof bundleLikeCdk>>;
+    beforeAll(async () => {
+      const model = loadStackModel();
+      const fn = model.functions.find((f) => f.entry === 'functions/webhook-ingress.ts');
+      if (!fn) throw new Error('the stack model has no webhook function');
+      bundle = await bundleLikeCdk(repoRoot, fn);
+    });
+    afterAll(async () => {
+      await rm(dirname(bundle.file), { recursive: true, force: true });
+    });
+
+    it('loads the X-Ray SDK only when tracing is on', async () => {
+      expect(await importWebhookIn(TRACING_OFF, bundle.file)).toEqual({
+        handler: 'function',
+        xrayContext: false,
+      });
+      expect(await importWebhookIn(LAMBDA, bundle.file)).toEqual({
+        handler: 'function',
+        xrayContext: true,
+      });
+    });
   });
 });
