@@ -146,6 +146,18 @@ export async function measureIngress(options: IngressOptions): Promise<IngressRe
     const raw = body(nextBody++);
     return stripeWebhookEvent(raw, signPayload(raw, ctx.webhookSecret));
   };
+  const invoke = async (event: APIGatewayProxyEventV2) => {
+    const started = performance.now();
+    const response = await ctx.capture.run('webhook', () =>
+      handler(event, createLambdaContext(fn)),
+    );
+    if (measuring) durations.push(performance.now() - started);
+    if (response?.statusCode !== 200) {
+      throw new Error(
+        `webhook answered ${response?.statusCode}: ${JSON.stringify(response).slice(0, 200)}`,
+      );
+    }
+  };
   /**
    * One measured slice of the handler. Stripe builds and signs deliveries on its own
    * machines, so they are built before the slice starts (enough for 1.5x the raw rate
@@ -160,18 +172,6 @@ export async function measureIngress(options: IngressOptions): Promise<IngressRe
       slice,
       (i) => deliveries[i] ?? sign(),
     );
-  };
-  const invoke = async (event: APIGatewayProxyEventV2) => {
-    const started = performance.now();
-    const response = await ctx.capture.run('webhook', () =>
-      handler(event, createLambdaContext(fn)),
-    );
-    if (measuring) durations.push(performance.now() - started);
-    if (response?.statusCode !== 200) {
-      throw new Error(
-        `webhook answered ${response?.statusCode}: ${JSON.stringify(response).slice(0, 200)}`,
-      );
-    }
   };
 
   // Warm-up as its own run (it builds the clients and reads the secret), so the meter
