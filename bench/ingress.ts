@@ -20,7 +20,7 @@ import { type ClosedLoopOptions, type ClosedLoopResult, runClosedLoop } from './
 import { subscriptionResources } from './provision.ts';
 import type { RawLimits } from './raw-limits.ts';
 import type { Figure, Section } from './report.ts';
-import { type LatencySummary, summarize } from './stats.ts';
+import { type LatencySummary, median, summarize } from './stats.ts';
 
 export type WebhookHandler = LambdaHandler<APIGatewayProxyEventV2, { statusCode?: number }>;
 
@@ -84,12 +84,8 @@ export function mergeRuns(runs: readonly ClosedLoopResult[]): ClosedLoopResult {
 
 /** "min / median / max" of per-round ratios. */
 function spread(values: readonly number[]): string {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-  return (
-    [sorted[0], at(0.5), sorted.at(-1)].map((v) => (v ?? Number.NaN).toFixed(2)).join(' / ') +
-    ' (min / median / max)'
-  );
+  const figures = [Math.min(...values), median(values), Math.max(...values)];
+  return `${figures.map((v) => v.toFixed(2)).join(' / ')} (min / median / max)`;
 }
 
 function toRun(result: ClosedLoopResult): IngressRun {

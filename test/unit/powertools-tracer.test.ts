@@ -44,10 +44,15 @@ const TRACING_OFF = { ...LAMBDA, POWERTOOLS_TRACE_ENABLED: 'false' };
  */
 async function importWebhookIn(env: Record<string, string>, bundle?: string) {
   const entry = bundle ? pathToFileURL(bundle).href : './functions/webhook-ingress.ts';
+  // From source, also report the shared tracer itself (a bundle does not export it).
+  const tracerOf = bundle
+    ? 'undefined'
+    : "(await import('./functions/commons/powertools.ts')).tracer?.constructor?.name ?? null";
   const script = `
     const module = await import(${JSON.stringify(entry)});
     console.log(JSON.stringify({
       handler: typeof module.handler,
+      tracer: ${tracerOf},
       xrayContext: Boolean(process.namespaces?.AWSXRay),
     }));`;
   const { stdout } = await promisify(execFile)(
@@ -69,13 +74,21 @@ async function importWebhookIn(env: Record<string, string>, bundle?: string) {
 
 describe('the shared tracer', () => {
   it('is neither built nor imported where tracing is off, so no async hooks are on', async () => {
-    expect(await importWebhookIn(TRACING_OFF)).toEqual({ handler: 'function', xrayContext: false });
+    expect(await importWebhookIn(TRACING_OFF)).toEqual({
+      handler: 'function',
+      tracer: null,
+      xrayContext: false,
+    });
     const { tracer } = await import('../../functions/commons/powertools.ts');
     expect(tracer).toBeUndefined(); // the test runner sets POWERTOOLS_TRACE_ENABLED=false
   });
 
   it('is a Powertools Tracer, with the X-Ray context, in Lambda with tracing on', async () => {
-    expect(await importWebhookIn(LAMBDA)).toEqual({ handler: 'function', xrayContext: true });
+    expect(await importWebhookIn(LAMBDA)).toEqual({
+      handler: 'function',
+      tracer: 'Tracer',
+      xrayContext: true,
+    });
   });
 
   describe('in the deployed bundle (esbuild ESM, top-level await)', () => {
