@@ -9,7 +9,7 @@
  *   successful write, whatever the outcome. A redelivery the consumer no longer
  *   recognises is recorded again as 'stale': harmless, but it costs ledger bytes.
  */
-import type { LedgerPage, LedgerReader } from '../functions/core/ports.ts';
+import type { LedgerPage, LedgerReader } from '../functions/core/subscriptions/ports.ts';
 import { itemSize } from './dynamo-capacity.ts';
 
 /** Per event id, how many successful writes committed it (from the meter's hook). */

@@ -23,7 +23,7 @@ import {
   foldFacts,
   projectUserView,
   type UserSubscriptionView,
-} from '../functions/core/customer-account.ts';
+} from '../functions/core/subscriptions/customer-account.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators.ts';
 import { createLambdaContext } from '../local/lambda-context.ts';
 import { type SqsConsumerHandler, startQueuePoller } from '../local/queue-poller.ts';
@@ -476,7 +476,7 @@ async function verify(
   const store = new DynamoDbSubscriptionStore({
     client: ctx.harness.dynamo,
     billingTableName: tables.billingTable,
-    eventsTableName: tables.eventsTable,
+    ledgerTableName: tables.eventsTable,
   });
   const reader = new DynamoDbUserViewReader({
     client: ctx.harness.dynamo,

@@ -56,8 +56,8 @@ export function subscriptionResources(model: StackModel) {
   return {
     webhook,
     consumer,
-    queueLogicalId: boundResource(webhook, ENV.eventQueueUrl),
+    queueLogicalId: boundResource(webhook, ENV.subscriptionEventsQueueUrl),
     billingTableLogicalId: boundResource(consumer, ENV.billingTableName),
-    eventsTableLogicalId: boundResource(consumer, ENV.eventsTableName),
+    eventsTableLogicalId: boundResource(consumer, ENV.subscriptionLedgerTableName),
   };
 }

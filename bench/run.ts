@@ -12,7 +12,7 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { foldFacts } from '../functions/core/customer-account.ts';
+import { foldFacts } from '../functions/core/subscriptions/customer-account.ts';
 import {
   LOCAL_CREDENTIALS,
   type RunningEmulator,

@@ -93,7 +93,7 @@ export async function measureStoreStage(
   if (!mapping) throw new Error('no event source mapping for the consumer in the stack model');
   const tables = await provisionStack(ctx.model, ctx.harness, `-store${Date.now().toString(36)}`);
   const billingTableName = tables.tableNames[resources.billingTableLogicalId]!;
-  const eventsTableName = tables.tableNames[resources.eventsTableLogicalId]!;
+  const ledgerTableName = tables.tableNames[resources.eventsTableLogicalId]!;
   // Its own client, not the harness's: the meter counts what the consumer asks of DynamoDB.
   const consumerClient = new DynamoDBClient({
     endpoint: ctx.endpoints.dynamo,
@@ -104,7 +104,7 @@ export async function measureStoreStage(
     store: new DynamoDbSubscriptionStore({
       client: consumerClient,
       billingTableName,
-      eventsTableName,
+      ledgerTableName,
     }),
     priceTierMap: HISTORY_PRICE_TIER_MAP,
   });
@@ -146,7 +146,7 @@ export async function measureStoreStage(
   const commits = emptyMeteredCommits();
   const savedHooks = ctx.meter.hooks;
   const savedLedgerTable = ctx.meter.ledgerTable;
-  ctx.meter.ledgerTable = eventsTableName;
+  ctx.meter.ledgerTable = ledgerTableName;
   ctx.meter.hooks = { onLedgerCommit: (events) => countCommit(commits, events) };
   ctx.meter.reset();
   // Records the consumer reports as failed come back as SQS would bring them after
@@ -228,7 +228,7 @@ export async function measureStoreStage(
     new DynamoDbSubscriptionStore({
       client: ctx.harness.dynamo,
       billingTableName,
-      eventsTableName,
+      ledgerTableName,
     }),
     generated.map((history) => history.customerId),
     new Set(generated.flatMap((history) => historyFacts(history).map((fact) => fact.eventId))),

@@ -22,8 +22,9 @@ import { lazy } from './commons/lazy.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
-import type { UserSubscriptionView } from './core/customer-account.ts';
-import type { UserViewReader } from './core/ports.ts';
+import { USER_ID_RULE, userIdParam } from './commons/request-params.ts';
+import type { UserSubscriptionView } from './core/subscriptions/customer-account.ts';
+import type { UserViewReader } from './core/subscriptions/ports.ts';
 
 export interface SubscriptionReadDeps {
   reader: UserViewReader;
@@ -31,11 +32,7 @@ export interface SubscriptionReadDeps {
   metrics?: Metrics;
 }
 
-/** App user ids: opaque, but bounded and free of characters that could alter a key. */
-const USER_ID_RULE = 'must be 1-128 letters, digits or . _ : @ | + -';
-const userIdSchema = z
-  .string()
-  .check(z.minLength(1), z.maxLength(128), z.regex(/^[A-Za-z0-9._:@|+-]+$/));
+const userIdSchema = userIdParam();
 
 /** The JSON the read API answers with. */
 export function toResponseBody(view: UserSubscriptionView) {

@@ -17,7 +17,7 @@ import { SqsEventQueue } from './adapters/sqs/sqs-event-queue.ts';
 import { StripeSignatureVerifier } from './adapters/stripe/stripe-signature-verifier.ts';
 import { createSqsClient } from './commons/aws-clients.ts';
 import { lazyEnv } from './commons/env.ts';
-import { ENV } from './commons/env-names.ts';
+import { ENV, EVENT_QUEUE_URL_ENV } from './commons/env-names.ts';
 import {
   BadRequestError,
   getHeader,
@@ -39,7 +39,7 @@ import {
   logger as sharedLogger,
   metrics as sharedMetrics,
 } from './commons/powertools.ts';
-import type { Clock } from './core/ports.ts';
+import { WEBHOOK_PATH } from './commons/routes.ts';
 import {
   acceptStripeWebhook,
   EnqueueFailedError,
@@ -47,9 +47,10 @@ import {
   MAX_WEBHOOK_BODY_BYTES,
   type RejectionReason,
   type SignatureVerifier,
-} from './core/webhook-intake.ts';
+} from './core/intake/webhook-intake.ts';
+import type { Clock } from './core/shared/clock.ts';
+import type { EventFamilyName } from './core/shared/event-families.ts';
 
-export const WEBHOOK_PATH = '/webhooks/stripe';
 const ALLOWED_METHODS = ['POST'] as const;
 
 export interface WebhookIngressDeps {
@@ -126,6 +127,17 @@ export function createWebhookIngressHandler(
         return reject(result.reason, rejectionError(result.reason, result.message));
       }
       setEventCorrelation(result.eventId, logger);
+      if (result.families.length === 0) {
+        // No family consumes this type (an endpoint subscribed to more than we handle):
+        // acknowledged so Stripe stops retrying, counted so the gap is visible.
+        const single = metrics.singleMetric();
+        single.addDimension('eventType', result.eventType);
+        single.addMetric(METRIC.webhookUnrouted, MetricUnit.Count, 1);
+        logger.debug('Webhook acknowledged, no family consumes it', {
+          eventType: result.eventType,
+        });
+        return jsonResponse(200, { received: true });
+      }
       metrics.addMetric(METRIC.webhookEnqueued, MetricUnit.Count, 1);
       // Debug, not info: the ledger records every event with its receivedAt, and a
       // line per webhook would be the largest log cost of the suite. Rejections and
@@ -151,7 +163,8 @@ const nonBlank = () => z.optional(z.string().check(z.trim(), z.minLength(1)));
 const ingressEnv = lazyEnv(
   z
     .object({
-      [ENV.eventQueueUrl]: z.url(),
+      [EVENT_QUEUE_URL_ENV.subscriptions]: z.url(),
+      [EVENT_QUEUE_URL_ENV.payments]: z.url(),
       [ENV.webhookSecretArn]: nonBlank(),
       [ENV.webhookSecret]: nonBlank(),
     })
@@ -176,7 +189,10 @@ export const webhookIngressDepsFromEnv = lazy((): WebhookIngressDeps => {
       }),
     ),
     queue: new SqsEventQueue({
-      queueUrl: env[ENV.eventQueueUrl],
+      queueUrls: {
+        subscriptions: env[EVENT_QUEUE_URL_ENV.subscriptions],
+        payments: env[EVENT_QUEUE_URL_ENV.payments],
+      } satisfies Record<EventFamilyName, string>,
       // Stripe waits for the answer: keep the worst case (3 attempts) well inside it.
       client: createSqsClient({
         connectionTimeoutMs: 1_000,

@@ -59,10 +59,11 @@ export function createBillingApp(options: CreateBillingAppOptions = {}): Billing
   const config = readBillingConfig((key) => app.node.tryGetContext(key));
 
   const dataStack = new BillingDataStack(app, DATA_STACK_ID, {
-    description: 'Billing suite: tables, Stripe event queue and DLQ, webhook signing secret',
+    description:
+      'Billing suite: tables, one event queue and DLQ per event family, webhook signing secret',
   });
   const serviceStack = new BillingServiceStack(app, SERVICE_STACK_ID, {
-    description: 'Billing suite: webhook, consumer and read functions, HTTP API, alarms',
+    description: 'Billing suite: webhook, consumers and read functions, HTTP API, alarms',
     data: dataStack,
     priceTierMap: config.priceTierMap,
     ledgerRetentionDays: config.ledgerRetentionDays,

@@ -1,38 +1,55 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { EVENT_FAMILIES, type EventFamilyName } from '../functions/core/shared/event-families.ts';
 import { BillingTables } from './billing-tables.ts';
-import { StripeEventQueue } from './stripe-event-queue.ts';
-import {
-  SUBSCRIPTION_CONSUMER_BATCHING_WINDOW,
-  SUBSCRIPTION_CONSUMER_TIMEOUT,
-} from './subscription-processing.ts';
+import { EventFamilyQueue } from './event-family-queue.ts';
+import { PaymentTables } from './payment-tables.ts';
 import { WebhookSigningSecret } from './webhook-signing-secret.ts';
 
+/** Construct id (and output prefix) of each family's queue. */
+const QUEUE_IDS: Record<EventFamilyName, string> = {
+  subscriptions: 'SubscriptionEvents',
+  payments: 'PaymentEvents',
+};
+
 /**
- * The stateful half: tables, the event queue and its DLQ, and the signing secret.
- * Kept apart from the functions so redeploying code never risks replacing data.
+ * The stateful half: tables, one event queue (and DLQ) per event family, and the
+ * signing secret. Kept apart from the functions so redeploying code never risks
+ * replacing data.
  */
 export class BillingDataStack extends Stack {
   public readonly tables: BillingTables;
-  public readonly events: StripeEventQueue;
+  public readonly paymentTables: PaymentTables;
+  public readonly eventQueues: Readonly<Record<EventFamilyName, EventFamilyQueue>>;
   public readonly signingSecret: WebhookSigningSecret;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
     this.tables = new BillingTables(this, 'Tables');
-    this.events = new StripeEventQueue(this, 'StripeEvents', {
-      consumerTimeout: SUBSCRIPTION_CONSUMER_TIMEOUT,
-      consumerBatchingWindow: SUBSCRIPTION_CONSUMER_BATCHING_WINDOW,
-    });
+    this.paymentTables = new PaymentTables(this, 'PaymentTables');
+    this.eventQueues = Object.fromEntries(
+      EVENT_FAMILIES.map((family) => [
+        family,
+        new EventFamilyQueue(this, QUEUE_IDS[family], { family }),
+      ]),
+    ) as Record<EventFamilyName, EventFamilyQueue>;
     this.signingSecret = new WebhookSigningSecret(this, 'WebhookSigningSecret');
 
     new CfnOutput(this, 'WebhookSecretArn', {
       value: this.signingSecret.secret.secretArn,
       description: 'Put the Stripe signing secret (whsec_...) here after deploy',
     });
-    new CfnOutput(this, 'EventQueueUrl', { value: this.events.queue.queueUrl });
-    new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.events.deadLetterQueue.queueUrl });
+    for (const family of EVENT_FAMILIES) {
+      const events = this.eventQueues[family];
+      new CfnOutput(this, `${QUEUE_IDS[family]}QueueUrl`, { value: events.queue.queueUrl });
+      new CfnOutput(this, `${QUEUE_IDS[family]}DeadLetterQueueUrl`, {
+        value: events.deadLetterQueue.queueUrl,
+      });
+    }
     new CfnOutput(this, 'BillingTableName', { value: this.tables.billing.tableName });
-    new CfnOutput(this, 'EventsTableName', { value: this.tables.events.tableName });
+    new CfnOutput(this, 'SubscriptionLedgerTableName', {
+      value: this.tables.subscriptionLedger.tableName,
+    });
+    new CfnOutput(this, 'PaymentsTableName', { value: this.paymentTables.payments.tableName });
   }
 }

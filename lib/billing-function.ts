@@ -12,6 +12,7 @@ import {
   SystemLogLevel,
   Tracing,
 } from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -19,6 +20,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvName } from '../functions/commons/env-names.ts';
 import { METRICS_NAMESPACE } from '../functions/commons/metric-names.ts';
+import type { EventFamilyQueue } from './event-family-queue.ts';
 import { BUNDLE_CONTEXT_KEY, METADATA } from './metadata.ts';
 
 /** Repository root: entries are given relative to it and the lock file lives there. */
@@ -160,6 +162,32 @@ export class BillingFunction extends Construct {
     });
     // SSE-SQS needs no key grant; a customer-managed key would need kms:GenerateDataKey.
     queue.encryptionMasterKey?.grant(this.function, 'kms:GenerateDataKey', 'kms:Decrypt');
+    return this;
+  }
+
+  /**
+   * Makes this function the consumer of an event family's queue with the family's
+   * settings (batch size, window, maximum concurrency) and partial batch failures.
+   * Fails synth when the function may run longer than the queue's visibility
+   * timeout was derived for, so a batch is never handed out twice while running.
+   */
+  bindQueueConsumer(events: EventFamilyQueue): this {
+    const { consumer } = events;
+    const timeout = this.function.timeout?.toSeconds() ?? 3;
+    if (timeout > consumer.timeout.toSeconds()) {
+      throw new Error(
+        `${this.serviceName}: timeout ${timeout} s exceeds the ${consumer.timeout.toSeconds()} s ` +
+          `the ${events.family} queue's visibility timeout (${events.visibilityTimeout.toSeconds()} s) was derived from`,
+      );
+    }
+    this.function.addEventSource(
+      new SqsEventSource(events.queue, {
+        batchSize: consumer.batchSize,
+        maxBatchingWindow: consumer.maxBatchingWindow,
+        maxConcurrency: consumer.maxConcurrency,
+        reportBatchItemFailures: true,
+      }),
+    );
     return this;
   }
 

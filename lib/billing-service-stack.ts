@@ -1,9 +1,11 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import type { PriceTierMap } from '../functions/core/tiers.ts';
+import type { PriceTierMap } from '../functions/core/shared/tiers.ts';
 import type { BillingDataStack } from './billing-data-stack.ts';
 import { BillingHttpApi } from './billing-http-api.ts';
 import { Observability } from './observability.ts';
+import { PaymentProcessing } from './payment-processing.ts';
+import { PaymentReadApi } from './payment-read-api.ts';
 import { SubscriptionProcessing } from './subscription-processing.ts';
 import { SubscriptionReadApi } from './subscription-read-api.ts';
 import { WebhookIngress } from './webhook-ingress.ts';
@@ -15,42 +17,61 @@ export interface BillingServiceStackProps extends StackProps {
   readonly alarmEmail?: string;
 }
 
-/** The stateless half: functions, the HTTP API, the event source mapping, observability. */
+/** The stateless half: functions, the HTTP API, the event source mappings, observability. */
 export class BillingServiceStack extends Stack {
   public readonly api: BillingHttpApi;
   public readonly webhook: WebhookIngress;
   public readonly processing: SubscriptionProcessing;
+  public readonly paymentProcessing: PaymentProcessing;
   public readonly readApi: SubscriptionReadApi;
+  public readonly paymentReadApi: PaymentReadApi;
   public readonly observability: Observability;
 
   constructor(scope: Construct, id: string, props: BillingServiceStackProps) {
     super(scope, id, props);
     const { data } = props;
+    const { subscriptions, payments } = data.eventQueues;
 
     this.api = new BillingHttpApi(this, 'HttpApi');
     this.webhook = new WebhookIngress(this, 'WebhookIngress', {
       api: this.api,
-      queue: data.events.queue,
+      queues: Object.values(data.eventQueues),
       signingSecret: data.signingSecret.secret,
     });
     this.processing = new SubscriptionProcessing(this, 'SubscriptionProcessing', {
-      queue: data.events.queue,
-      queueVisibilityTimeout: data.events.visibilityTimeout,
+      events: subscriptions,
       billingTable: data.tables.billing,
-      eventsTable: data.tables.events,
+      ledgerTable: data.tables.subscriptionLedger,
       priceTierMap: props.priceTierMap,
+      ledgerRetentionDays: props.ledgerRetentionDays,
+    });
+    this.paymentProcessing = new PaymentProcessing(this, 'PaymentProcessing', {
+      events: payments,
+      paymentsTable: data.paymentTables.payments,
+      billingTable: data.tables.billing,
       ledgerRetentionDays: props.ledgerRetentionDays,
     });
     this.readApi = new SubscriptionReadApi(this, 'SubscriptionReadApi', {
       api: this.api,
       billingTable: data.tables.billing,
     });
+    this.paymentReadApi = new PaymentReadApi(this, 'PaymentReadApi', {
+      api: this.api,
+      paymentsTable: data.paymentTables.payments,
+    });
     this.observability = new Observability(this, 'Observability', {
-      functions: [this.webhook.handler, this.processing.handler, this.readApi.handler],
+      functions: [
+        this.webhook.handler,
+        this.processing.handler,
+        this.paymentProcessing.handler,
+        this.readApi.handler,
+        this.paymentReadApi.handler,
+      ],
       webhook: this.webhook.handler,
-      consumer: this.processing.handler,
-      queue: data.events.queue,
-      deadLetterQueue: data.events.deadLetterQueue,
+      consumers: [
+        { events: subscriptions, handler: this.processing.handler },
+        { events: payments, handler: this.paymentProcessing.handler },
+      ],
       httpApi: this.api.httpApi,
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
     });

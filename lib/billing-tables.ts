@@ -3,18 +3,20 @@ import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/
 import { Construct } from 'constructs';
 import { LOCAL_NAME_PREFIX, METADATA } from './metadata.ts';
 
-/** TTL attribute of the events ledger (epoch seconds), written by the consumer. */
+/** TTL attribute of the ledger tables (epoch seconds), written by the consumers. */
 export const LEDGER_TTL_ATTRIBUTE = 'expiresAt';
 
 /**
- * The billing data: a single table for profiles, customers and subscriptions
- * (`pk`/`sk`), and the events ledger (`customerId`/`revision`, TTL `expiresAt`): one
- * page per account commit, listing the Stripe events that commit recorded. Both on-demand, PITR on, AWS-managed encryption, deletion
- * protection on and retained when the stack goes away: they hold money state.
+ * The subscription data: a single table for profiles (shared with later contexts:
+ * credits stamp the same profile item), customer accounts and subscription pointers
+ * (`pk`/`sk`), and the subscription ledger (`customerId`/`revision`, TTL `expiresAt`):
+ * one page per account commit, listing the Stripe events that commit recorded. Both
+ * on-demand, PITR on, AWS-managed encryption, deletion protection on and retained
+ * when the stack goes away: they hold money state.
  */
 export class BillingTables extends Construct {
   public readonly billing: Table;
-  public readonly events: Table;
+  public readonly subscriptionLedger: Table;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -26,17 +28,18 @@ export class BillingTables extends Construct {
     });
     setLocalName(this.billing, 'billing');
 
-    this.events = new Table(this, 'Events', {
+    // Construct id 'Events' kept: a new logical id would replace the retained table.
+    this.subscriptionLedger = new Table(this, 'Events', {
       partitionKey: { name: 'customerId', type: AttributeType.STRING },
       sortKey: { name: 'revision', type: AttributeType.NUMBER },
       timeToLiveAttribute: LEDGER_TTL_ATTRIBUTE,
       ...STATEFUL_TABLE_DEFAULTS,
     });
-    setLocalName(this.events, 'events');
+    setLocalName(this.subscriptionLedger, 'subscription-ledger');
   }
 }
 
-const STATEFUL_TABLE_DEFAULTS = {
+export const STATEFUL_TABLE_DEFAULTS = {
   billingMode: BillingMode.PAY_PER_REQUEST,
   pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
   encryption: TableEncryption.AWS_MANAGED,
@@ -44,7 +47,7 @@ const STATEFUL_TABLE_DEFAULTS = {
   removalPolicy: RemovalPolicy.RETAIN,
 } as const;
 
-function setLocalName(table: Table, suffix: string): void {
+export function setLocalName(table: Table, suffix: string): void {
   (table.node.defaultChild as CfnResource).addMetadata(
     METADATA.localName,
     `${LOCAL_NAME_PREFIX}-${suffix}`,

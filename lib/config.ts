@@ -3,7 +3,12 @@
  * validated at synth so a bad value fails `cdk synth` with one clear line instead of
  * reaching a Lambda that would fail at its first event.
  */
-import { type PriceTierMap, parsePriceTierMap, TIERS } from '../functions/core/tiers.ts';
+import {
+  ConfigValueError,
+  LEDGER_RETENTION_DAYS,
+  parseLedgerRetentionDays,
+} from '../functions/core/shared/config-values.ts';
+import { type PriceTierMap, parsePriceTierMap, TIERS } from '../functions/core/shared/tiers.ts';
 
 /** CDK context keys this app reads. */
 export const CONTEXT_KEYS = {
@@ -11,11 +16,11 @@ export const CONTEXT_KEYS = {
   priceTierMap: 'priceTierMap',
   /** Optional e-mail address subscribed to the alarm topic. */
   alarmEmail: 'alarmEmail',
-  /** Days an events-ledger entry is kept before TTL removes it. Default 90. */
+  /** Days a ledger page is kept before TTL removes it. Default 90, 4 to 3650. */
   ledgerRetentionDays: 'ledgerRetentionDays',
 } as const;
 
-export const DEFAULT_LEDGER_RETENTION_DAYS = 90;
+export const DEFAULT_LEDGER_RETENTION_DAYS = LEDGER_RETENTION_DAYS.default;
 
 /** A CDK context value is missing or invalid; the message names the key and the fix. */
 export class ConfigError extends Error {
@@ -62,16 +67,17 @@ export function alarmEmailFromContext(value: unknown): string | undefined {
   return value.trim();
 }
 
-/** Validates `ledgerRetentionDays`: a whole number of days between 1 and 3650. */
+/** Validates `ledgerRetentionDays` with the handlers' own rule (functions/core/shared/config-values.ts). */
 export function ledgerRetentionDaysFromContext(value: unknown): number {
-  if (value === undefined || value === null || value === '') return DEFAULT_LEDGER_RETENTION_DAYS;
-  const days = typeof value === 'string' ? Number(value) : value;
-  if (typeof days !== 'number' || !Number.isInteger(days) || days < 1 || days > 3650) {
+  try {
+    return parseLedgerRetentionDays(value);
+  } catch (error) {
+    if (!(error instanceof ConfigValueError)) throw error;
     throw new ConfigError(
-      `Invalid CDK context "${CONTEXT_KEYS.ledgerRetentionDays}": expected a whole number of days from 1 to 3650, got ${JSON.stringify(value)}.`,
+      `Invalid CDK context "${CONTEXT_KEYS.ledgerRetentionDays}": ${error.message}.`,
+      { cause: error },
     );
   }
-  return days;
 }
 
 /** Reads and validates every context key this app uses. */

@@ -15,19 +15,23 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
-import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { METRIC, METRICS_NAMESPACE } from '../functions/commons/metric-names.ts';
 import type { BillingFunction } from './billing-function.ts';
+import type { EventFamilyQueue } from './event-family-queue.ts';
+
+/** An event family's queue and the function that consumes it. */
+export interface WatchedConsumer {
+  readonly events: EventFamilyQueue;
+  readonly handler: BillingFunction;
+}
 
 export interface ObservabilityProps {
   readonly functions: readonly BillingFunction[];
-  /** The function whose `EventsFailed` metric is alarmed on. */
-  readonly consumer: BillingFunction;
+  /** Every family's queue and consumer: each gets its alarms and widgets. */
+  readonly consumers: readonly WatchedConsumer[];
   /** The function that publishes the webhook metrics. */
   readonly webhook: BillingFunction;
-  readonly queue: IQueue;
-  readonly deadLetterQueue: IQueue;
   readonly httpApi: HttpApi;
   /** Age of the oldest queued event above which the backlog alarm fires. @default 300 s */
   readonly maxMessageAge?: Duration;
@@ -58,37 +62,38 @@ export class Observability extends Construct {
     }
 
     const maxMessageAge = props.maxMessageAge ?? Duration.seconds(300);
-    const dlqDepth = props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-      period: Duration.minutes(1),
-      statistic: 'Maximum',
-    });
-    const oldestAge = props.queue.metricApproximateAgeOfOldestMessage({
-      period: Duration.minutes(1),
-      statistic: 'Maximum',
-    });
-    const queueDepth = props.queue.metricApproximateNumberOfMessagesVisible({
-      period: Duration.minutes(1),
-      statistic: 'Maximum',
-    });
-    const eventsFailed = customMetric(METRIC.eventsFailed, props.consumer);
     const api5xx = props.httpApi.metricServerError({ period: FIVE_MINUTES, statistic: 'Sum' });
     const api4xx = props.httpApi.metricClientError({ period: FIVE_MINUTES, statistic: 'Sum' });
+    const watched = props.consumers.map((consumer) => {
+      const { events, handler } = consumer;
+      const perMinute = { period: Duration.minutes(1), statistic: 'Maximum' } as const;
+      return {
+        ...consumer,
+        title: capitalise(events.family),
+        dlqDepth: events.deadLetterQueue.metricApproximateNumberOfMessagesVisible(perMinute),
+        oldestAge: events.queue.metricApproximateAgeOfOldestMessage(perMinute),
+        queueDepth: events.queue.metricApproximateNumberOfMessagesVisible(perMinute),
+        eventsFailed: customMetric(METRIC.eventsFailed, handler),
+      };
+    });
 
-    this.alarm('DeadLetterQueueNotEmpty', dlqDepth, {
-      threshold: 0,
-      operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      description: 'Stripe events gave up after the maximum receives and wait in the DLQ.',
-    });
-    this.alarm('OldestMessageTooOld', oldestAge, {
-      threshold: maxMessageAge.toSeconds(),
-      operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 3,
-      description: `Oldest Stripe event has waited more than ${maxMessageAge.toSeconds()} s: the consumer is behind or failing.`,
-    });
-    this.alarm('ConsumerEventsFailed', eventsFailed, {
-      threshold: 1,
-      description: 'The consumer reported batch item failures (they are retried, then DLQ).',
-    });
+    for (const { title, dlqDepth, oldestAge, eventsFailed, handler } of watched) {
+      this.alarm(`${title}DeadLetterQueueNotEmpty`, dlqDepth, {
+        threshold: 0,
+        operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        description: `${title} events gave up after the maximum receives and wait in their DLQ.`,
+      });
+      this.alarm(`${title}OldestMessageTooOld`, oldestAge, {
+        threshold: maxMessageAge.toSeconds(),
+        operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 3,
+        description: `Oldest ${title.toLowerCase()} event has waited more than ${maxMessageAge.toSeconds()} s: ${handler.serviceName} is behind or failing.`,
+      });
+      this.alarm(`${title}EventsFailed`, eventsFailed, {
+        threshold: 1,
+        description: `${handler.serviceName} reported batch item failures (they are retried, then DLQ).`,
+      });
+    }
     this.alarm('Api5xx', api5xx, {
       threshold: 1,
       description: 'The HTTP API answered 5xx (Stripe retries webhooks; app reads failed).',
@@ -109,13 +114,13 @@ export class Observability extends Construct {
       defaultInterval: Duration.hours(3),
     });
     const webhookMetric = (name: string) => customMetric(name, props.webhook);
-    const consumerMetric = (name: string) => customMetric(name, props.consumer);
     const perFunction = (pick: (fn: BillingFunction) => IMetric) => props.functions.map(pick);
     this.dashboard.addWidgets(
       new TextWidget({
         markdown:
-          '# Billing suite\nStripe → HTTP API → webhook → SQS → consumer → DynamoDB. ' +
-          'A non-empty DLQ means events need a redrive after the cause is fixed.',
+          '# Billing suite\nStripe → HTTP API → webhook → one SQS queue per event family → ' +
+          "that family's consumer → DynamoDB. A non-empty DLQ means events need a redrive " +
+          'after the cause is fixed.',
         width: 24,
         height: 2,
       }),
@@ -129,7 +134,12 @@ export class Observability extends Construct {
         webhookMetric(METRIC.webhookEnqueued),
         webhookMetric(METRIC.webhookEnqueueFailed),
       ]),
-      graph('Webhooks rejected (4xx), by reason', [rejectedByReason(props.webhook)]),
+      graph('Webhooks no family consumes, by type', [
+        searchByDimension(props.webhook, METRIC.webhookUnrouted, 'eventType'),
+      ]),
+      graph('Webhooks rejected (4xx), by reason', [
+        searchByDimension(props.webhook, METRIC.webhookRejected, 'reason'),
+      ]),
       graph('HTTP API responses', [
         props.httpApi.metricCount({ period: FIVE_MINUTES, statistic: 'Sum' }),
         api4xx,
@@ -140,21 +150,24 @@ export class Observability extends Construct {
         props.httpApi.metricIntegrationLatency({ period: FIVE_MINUTES, statistic: 'p99' }),
       ]),
     );
-    this.dashboard.addWidgets(
-      graph('Events applied', [
-        consumerMetric(METRIC.eventsProcessed),
-        consumerMetric(METRIC.eventsDuplicate),
-        consumerMetric(METRIC.eventsOutOfOrder),
-        consumerMetric(METRIC.eventsIgnored),
-        eventsFailed,
-      ]),
-      graph('Processing lag (ms)', [
-        consumerMetric(METRIC.processingLag).with({ statistic: 'p50', label: 'lag p50' }),
-        consumerMetric(METRIC.processingLag).with({ statistic: 'p99', label: 'lag p99' }),
-        consumerMetric(METRIC.endToEndLag).with({ statistic: 'p99', label: 'end-to-end p99' }),
-      ]),
-      graph('Queue', [queueDepth, oldestAge, dlqDepth]),
-    );
+    for (const { title, handler, eventsFailed, queueDepth, oldestAge, dlqDepth } of watched) {
+      const consumerMetric = (name: string) => customMetric(name, handler);
+      this.dashboard.addWidgets(
+        graph(`${title}: events applied`, [
+          consumerMetric(METRIC.eventsProcessed),
+          consumerMetric(METRIC.eventsDuplicate),
+          consumerMetric(METRIC.eventsOutOfOrder),
+          consumerMetric(METRIC.eventsIgnored),
+          eventsFailed,
+        ]),
+        graph(`${title}: processing lag (ms)`, [
+          consumerMetric(METRIC.processingLag).with({ statistic: 'p50', label: 'lag p50' }),
+          consumerMetric(METRIC.processingLag).with({ statistic: 'p99', label: 'lag p99' }),
+          consumerMetric(METRIC.endToEndLag).with({ statistic: 'p99', label: 'end-to-end p99' }),
+        ]),
+        graph(`${title}: queue`, [queueDepth, oldestAge, dlqDepth]),
+      );
+    }
     this.dashboard.addWidgets(
       graph(
         'Lambda errors',
@@ -222,15 +235,24 @@ function customMetric(metricName: string, fn: BillingFunction): Metric {
 }
 
 /**
- * Rejections carry a `reason` dimension (bad signature, too large...), so a metric
- * with the service dimension alone would have no data: search every reason instead.
+ * A metric published with an extra dimension (a rejection's `reason`, an unrouted
+ * event's `eventType`) has no data under the service dimension alone: search every
+ * value of that dimension instead.
  */
-function rejectedByReason(fn: BillingFunction): MathExpression {
+function searchByDimension(
+  fn: BillingFunction,
+  metricName: string,
+  dimension: string,
+): MathExpression {
   return new MathExpression({
-    expression: `SEARCH('{${METRICS_NAMESPACE},reason,service} MetricName="${METRIC.webhookRejected}" service="${fn.serviceName}"', 'Sum', 300)`,
+    expression: `SEARCH('{${METRICS_NAMESPACE},${dimension},service} MetricName="${metricName}" service="${fn.serviceName}"', 'Sum', 300)`,
     label: '',
     period: FIVE_MINUTES,
   });
+}
+
+function capitalise(word: string): string {
+  return word.charAt(0).toUpperCase() + word.slice(1);
 }
 
 function graph(title: string, metrics: IMetric[]): GraphWidget {

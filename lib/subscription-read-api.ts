@@ -3,10 +3,9 @@ import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/commons/env-names.ts';
+import { SUBSCRIPTION_READ_PATH } from '../functions/commons/routes.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
-
-export const SUBSCRIPTION_READ_PATH = '/users/{userId}/subscription';
 
 export interface SubscriptionReadApiProps {
   readonly api: BillingHttpApi;

@@ -1,17 +1,16 @@
 import { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
-import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { ENV } from '../functions/commons/env-names.ts';
+import { ENV, EVENT_QUEUE_URL_ENV } from '../functions/commons/env-names.ts';
+import { WEBHOOK_PATH } from '../functions/commons/routes.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
-
-export const WEBHOOK_PATH = '/webhooks/stripe';
+import type { EventFamilyQueue } from './event-family-queue.ts';
 
 export interface WebhookIngressProps {
   readonly api: BillingHttpApi;
-  /** Where verified events go; the function may only SendMessage to it. */
-  readonly queue: IQueue;
+  /** Every family's queue: verified events go to those of the families that consume them. */
+  readonly queues: readonly EventFamilyQueue[];
   /** The Stripe signing secret; the function may only read it. */
   readonly signingSecret: ISecret;
   /** @default 100 requests/s, burst 200 (Stripe delivers in bursts after an outage) */
@@ -34,9 +33,11 @@ export class WebhookIngress extends Construct {
       entry: 'functions/webhook-ingress.ts',
       serviceName: 'webhook-ingress',
       description: 'Verifies Stripe webhooks and enqueues them',
-    })
-      .bindQueueSender(ENV.eventQueueUrl, props.queue)
-      .bindSecretReader(ENV.webhookSecretArn, props.signingSecret);
+    }).bindSecretReader(ENV.webhookSecretArn, props.signingSecret);
+    // The function may only SendMessage, and only to the family queues.
+    for (const events of props.queues) {
+      this.handler.bindQueueSender(EVENT_QUEUE_URL_ENV[events.family], events.queue);
+    }
 
     props.api.addRoute('StripeWebhook', {
       method: HttpMethod.POST,

@@ -181,6 +181,88 @@ export function restampEvent(event: StripeEventJson, options: RestampOptions): S
   return copy;
 }
 
+/** Ids of the sample payment of a user (fresh each run, so histories accumulate). */
+export function samplePaymentIds(): { paymentIntentId: string; chargeId: string } {
+  const suffix = randomSuffix();
+  return { paymentIntentId: `pi_local${suffix}`, chargeId: `ch_local${suffix}` };
+}
+
+/**
+ * A payment's life as Stripe reports it, from the captured fixtures re-pointed at one
+ * new PaymentIntent of the user: succeeded (the 2020-era shape with `charges`), a
+ * partial refund, the full refund, then a dispute. Amount 2000 (minor units) in usd,
+ * one second apart so the history reads in order.
+ */
+export function buildPaymentSample(options: RestampOptions): StripeEventJson[] {
+  const created = options.created ?? Math.floor(Date.now() / 1000);
+  const { customerId } = { ...sampleIds(options.userId), ...options };
+  const { paymentIntentId, chargeId } = samplePaymentIds();
+  const amount = 2000;
+  const stamp = (event: StripeEventJson, at: number) => {
+    const copy = structuredClone(event);
+    copy.id = `evt_local_${randomSuffix()}`;
+    copy.created = at;
+    return copy;
+  };
+  const charge = (amountRefunded: number) => ({
+    id: chargeId,
+    amount,
+    amount_refunded: amountRefunded,
+    refunded: amountRefunded >= amount,
+    currency: 'usd',
+    customer: customerId,
+    payment_intent: paymentIntentId,
+    invoice: null,
+    created,
+    status: 'succeeded',
+    metadata: { userId: options.userId },
+    // Stripe lists every refund of the charge; the full refund is a second one of the rest.
+    refunds: {
+      object: 'list',
+      data: [500, amount - 500]
+        .slice(0, amountRefunded === 0 ? 0 : amountRefunded < amount ? 1 : 2)
+        .map((refundAmount, index) => ({
+          id: `re_local${chargeId.slice(8)}${index}`,
+          object: 'refund',
+          amount: refundAmount,
+          charge: chargeId,
+          payment_intent: paymentIntentId,
+          created: created + 1 + index,
+          currency: 'usd',
+          status: 'succeeded',
+        })),
+    },
+  });
+
+  const succeeded = stamp(loadFixtureEvent('payment_intent.succeeded.stripe-ruby-mock'), created);
+  Object.assign(succeeded.data.object, {
+    id: paymentIntentId,
+    amount,
+    amount_received: amount,
+    currency: 'usd',
+    customer: customerId,
+    created,
+    metadata: { userId: options.userId },
+  });
+  const charges = succeeded.data.object.charges as { data: Record<string, unknown>[] };
+  charges.data = [{ ...charges.data[0], ...charge(0) }];
+
+  const refunded = (amountRefunded: number, at: number) => {
+    const event = stamp(loadFixtureEvent('charge.refunded.stripe-sync-engine'), at);
+    event.data.object = { ...event.data.object, ...charge(amountRefunded) };
+    return event;
+  };
+  const disputed = stamp(loadFixtureEvent('charge.dispute.created.zulip'), created + 3);
+  Object.assign(disputed.data.object, {
+    id: `du_local${chargeId.slice(8)}`,
+    amount,
+    charge: chargeId,
+    payment_intent: paymentIntentId,
+    created: created + 3,
+  });
+  return [succeeded, refunded(500, created + 1), refunded(amount, created + 2), disputed];
+}
+
 /** The default sample: checkout completed, then the subscription it created. */
 export function buildDefaultSample(options: RestampOptions): StripeEventJson[] {
   const created = options.created ?? Math.floor(Date.now() / 1000);
@@ -214,8 +296,8 @@ export async function deliverSignedEvent(
   return { status: res.status, body: await res.text() };
 }
 
-async function readSubscription(apiUrl: string, userId: string): Promise<DeliveryResult> {
-  const res = await fetch(new URL(`/users/${encodeURIComponent(userId)}/subscription`, apiUrl));
+async function readRoute(apiUrl: string, path: string): Promise<DeliveryResult> {
+  const res = await fetch(new URL(path, apiUrl));
   return { status: res.status, body: await res.text() };
 }
 
@@ -249,12 +331,16 @@ async function main(): Promise<number> {
       tier: { type: 'string', default: 'silver' },
       timeout: { type: 'string', default: '20' },
       list: { type: 'boolean', default: false },
+      payments: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help || values.list) {
     console.log(
-      'Usage: npm run send-sample [-- fixture-name-or-path] [--url URL] [--user ID] [--tier TIER] [--timeout SECONDS]',
+      'Usage: npm run send-sample [-- fixture-name-or-path | --payments] [--url URL] [--user ID] [--tier TIER] [--timeout SECONDS]',
+    );
+    console.log(
+      '  --payments  a payment history: succeeded, partial refund, full refund, dispute; then the payment routes',
     );
     console.log(`Fixtures (${STRIPE_FIXTURES_DIR}):\n  ${listFixtures().join('\n  ')}`);
     return 0;
@@ -262,13 +348,20 @@ async function main(): Promise<number> {
   const secret = process.env.STRIPE_WEBHOOK_SECRET || SAMPLE_WEBHOOK_SECRET;
   const userId = values.user;
   const options: RestampOptions = { userId, ...(values.tier ? { tier: values.tier } : {}) };
-  const events = positionals[0]
-    ? [restampEvent(loadFixtureEvent(positionals[0]), options)]
-    : buildDefaultSample(options);
+  const events = values.payments
+    ? buildPaymentSample(options)
+    : positionals[0]
+      ? [restampEvent(loadFixtureEvent(positionals[0]), options)]
+      : buildDefaultSample(options);
   const apiUrl = values.url;
+  const user = encodeURIComponent(userId);
+  // What to watch: the payment's route (it ends `disputed`), else the user's subscription.
+  const paymentId = values.payments ? String(events[0]?.data.object.id) : undefined;
+  const watched = paymentId ? `/payments/${paymentId}` : `/users/${user}/subscription`;
+  const settled = (body: string) => !paymentId || body.includes('"disputed"');
 
   try {
-    const before = await readSubscription(apiUrl, userId);
+    const before = await readRoute(apiUrl, watched);
     for (const event of events) {
       const result = await deliverSignedEvent(apiUrl, event, secret);
       console.log(
@@ -284,12 +377,23 @@ async function main(): Promise<number> {
       }
     }
 
-    console.log(`\nWaiting for GET /users/${userId}/subscription to show the change...`);
+    console.log(`\nWaiting for GET ${watched} to show the change...`);
     const deadline = Date.now() + Number(values.timeout) * 1000;
     for (;;) {
-      const now = await readSubscription(apiUrl, userId);
-      if (now.status === 200 && now.body !== before.body) {
-        console.log(`GET /users/${userId}/subscription -> ${now.status}\n${pretty(now.body)}`);
+      const now = await readRoute(apiUrl, watched);
+      if (now.status === 200 && now.body !== before.body && settled(now.body)) {
+        console.log(`GET ${watched} -> ${now.status}\n${pretty(now.body)}`);
+        if (paymentId) {
+          const today = new Date().toISOString().slice(0, 10);
+          for (const path of [
+            `/users/${user}/payments?limit=5`,
+            `/reports/refunds?from=${today}&to=${today}`,
+            `/reports/daily-summary?date=${today}`,
+          ]) {
+            const answer = await readRoute(apiUrl, path);
+            console.log(`\nGET ${path} -> ${answer.status}\n${pretty(answer.body)}`);
+          }
+        }
         return 0;
       }
       if (Date.now() > deadline) {

@@ -63,6 +63,10 @@ async function main(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // Locally, EMF metric blobs would drown the handlers' logs; LOCAL_METRICS=1 shows them.
   if (process.env.LOCAL_METRICS !== '1') process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  // The runtime prints one line per request and per batch; the handlers' own JSON logs
+  // appear for errors only, unless LOCAL_LOG_LEVEL=debug (or POWERTOOLS_LOG_LEVEL) asks.
+  process.env.POWERTOOLS_LOG_LEVEL ??=
+    process.env.LOCAL_LOG_LEVEL?.toLowerCase() === 'debug' ? 'DEBUG' : 'ERROR';
   const options = resolveRuntimeOptions();
   console.log(
     `Starting the billing suite (DynamoDB Local needs a few seconds the first time)${options.dataDir ? '' : ' in memory'}...`,

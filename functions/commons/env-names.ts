@@ -2,21 +2,33 @@
  * Environment variable names shared by the CDK constructs (lib/), the Lambda
  * handlers (functions/) and the local runtime (local/), so the three cannot drift.
  */
+import type { EventFamilyName } from '../core/shared/event-families.ts';
+
 export const ENV = {
-  /** Single table holding profiles, customers, subscription pointers. */
+  /** Single table holding profiles, customer accounts and subscription pointers (`pk`/`sk`). */
   billingTableName: 'BILLING_TABLE_NAME',
-  /** Events ledger table (pk `eventId`, TTL attribute `expiresAt`). */
-  eventsTableName: 'EVENTS_TABLE_NAME',
-  /** Standard SQS queue that the webhook Lambda feeds. */
-  eventQueueUrl: 'EVENT_QUEUE_URL',
+  /** The subscription ledger: one page per account commit (pk `customerId`, sk `revision`, TTL `expiresAt`). */
+  subscriptionLedgerTableName: 'SUBSCRIPTION_LEDGER_TABLE_NAME',
+  /** Payments, their charge pointers, ledger pages and daily summary shards (`pk`/`sk`). */
+  paymentsTableName: 'PAYMENTS_TABLE_NAME',
+  /** Standard SQS queue of the subscriptions family (fed by the webhook). */
+  subscriptionEventsQueueUrl: 'SUBSCRIPTION_EVENTS_QUEUE_URL',
+  /** Standard SQS queue of the payments family (fed by the webhook). */
+  paymentEventsQueueUrl: 'PAYMENT_EVENTS_QUEUE_URL',
   /** Secrets Manager secret ARN holding the Stripe signing secret (deployed). */
   webhookSecretArn: 'STRIPE_WEBHOOK_SECRET_ARN',
   /** Plain signing secret, local runtime and tests only; never set by the stack. */
   webhookSecret: 'STRIPE_WEBHOOK_SECRET',
   /** JSON object price id -> tier, used when a price has no `metadata.tier`. */
   priceTierMap: 'PRICE_TIER_MAP',
-  /** Days an events-ledger entry is kept before DynamoDB TTL removes it. */
+  /** Days a ledger page is kept before DynamoDB TTL removes it. */
   ledgerRetentionDays: 'LEDGER_RETENTION_DAYS',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];
+
+/** The variable that carries each event family's queue URL to the webhook. */
+export const EVENT_QUEUE_URL_ENV = {
+  subscriptions: ENV.subscriptionEventsQueueUrl,
+  payments: ENV.paymentEventsQueueUrl,
+} as const satisfies Record<EventFamilyName, EnvName>;

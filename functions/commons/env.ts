@@ -7,6 +7,7 @@
 // It parses classic schemas too, so callers may pass either.
 import * as z from 'zod/mini';
 import type { $ZodType, output } from 'zod/v4/core';
+import { parseLedgerRetentionDays } from '../core/shared/config-values.ts';
 import { lazy } from './lazy.ts';
 
 /** The environment does not satisfy a handler's schema. */
@@ -65,3 +66,24 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 /** A required, non-blank (after trimming) string variable; usable in classic and mini schemas. */
 export const requiredString = () =>
   z.string().check(z.trim(), z.minLength(1, { message: 'must not be empty' }));
+
+/**
+ * LEDGER_RETENTION_DAYS with the same rule synth applies to the CDK context
+ * (core/shared/config-values.ts); absent gives the default.
+ */
+export const ledgerRetentionDaysEnv = () =>
+  z.pipe(
+    z.optional(z.string()),
+    z.transform((value, ctx) => {
+      try {
+        return parseLedgerRetentionDays(value);
+      } catch (error) {
+        ctx.issues.push({
+          code: 'custom',
+          input: value,
+          message: error instanceof Error ? error.message : String(error),
+        });
+        return z.NEVER;
+      }
+    }),
+  );

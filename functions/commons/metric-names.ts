@@ -1,6 +1,8 @@
 /**
  * CloudWatch metric names and namespace, shared by the handlers (which emit them
- * as EMF) and the Observability construct (which graphs and alarms on them).
+ * as EMF) and the Observability construct (which graphs and alarms on them). The
+ * consumer outcome metrics (Events*, lags) are emitted by every event family's
+ * consumer; the `service` dimension tells the families apart.
  */
 export const METRICS_NAMESPACE = 'BillingSuite';
 
@@ -11,9 +13,11 @@ export const METRIC = {
   webhookRejected: 'WebhookRejected',
   /** Verified events safely in SQS (answered 2xx). */
   webhookEnqueued: 'WebhookEnqueued',
+  /** Verified events of a type no family consumes: acknowledged, not queued. Dimension `eventType`. */
+  webhookUnrouted: 'WebhookUnrouted',
   /** Verified events that could not be enqueued (answered 5xx so Stripe retries). */
   webhookEnqueueFailed: 'WebhookEnqueueFailed',
-  /** Events whose state change was committed. */
+  /** Events whose state change was committed (per consumer: `service` dimension). */
   eventsProcessed: 'EventsProcessed',
   /** Events already in the ledger: acknowledged, nothing changed. */
   eventsDuplicate: 'EventsDuplicate',
@@ -27,6 +31,8 @@ export const METRIC = {
   subscriptionReads: 'SubscriptionReads',
   /** Read API requests for a user the store does not know. */
   subscriptionReadMisses: 'SubscriptionReadMisses',
+  /** Payment lookups and reports answered 200. */
+  paymentReads: 'PaymentReads',
   /** Milliseconds from SQS enqueue to commit. */
   processingLag: 'ProcessingLag',
   /** Milliseconds from Stripe's `created` to commit (includes Stripe's own delivery delay). */

@@ -27,9 +27,9 @@ export async function createBillingTables(dynamo: DynamoDBClient) {
     names[table.localName] = name;
   }
   const billingTableName = names['billing-suite-billing'];
-  const eventsTableName = names['billing-suite-events'];
-  if (!billingTableName || !eventsTableName) {
+  const ledgerTableName = names['billing-suite-subscription-ledger'];
+  if (!billingTableName || !ledgerTableName) {
     throw new Error(`stack model tables changed: ${Object.keys(names).join(', ')}`);
   }
-  return { billingTableName, eventsTableName };
+  return { billingTableName, ledgerTableName };
 }

@@ -17,6 +17,13 @@ const FIXTURES_DIR = new URL('../fixtures/', import.meta.url);
 
 /** Full Stripe event envelopes (`object: "event"`). */
 export const STRIPE_EVENT_FIXTURES = [
+  'charge.dispute.closed.zulip',
+  'charge.dispute.created.stripe-ruby-mock',
+  'charge.dispute.created.zulip',
+  'charge.failed.zulip',
+  'charge.refund.updated.refund-failed.zulip',
+  'charge.refund.updated.stripe-ruby-mock',
+  'charge.succeeded.zulip',
   'charge.refunded.stripe-sync-engine',
   'checkout.session.completed.mode-payment.stripe-sync-engine',
   'checkout.session.completed.mode-subscription.WRAPPED.pay-rails',
@@ -25,12 +32,15 @@ export const STRIPE_EVENT_FIXTURES = [
   'customer.subscription.deleted.stripe-sync-engine',
   'customer.subscription.updated.stripe-sync-engine',
   'invoice.paid.stripe-sync-engine',
+  'payment_intent.created.stripe-ruby-mock',
   'payment_intent.payment_failed.stripe-sync-engine',
+  'payment_intent.succeeded.stripe-ruby-mock',
 ] as const;
 export type StripeEventFixture = (typeof STRIPE_EVENT_FIXTURES)[number];
 
 /** An event's `data` member only (`{ object, previous_attributes? }`), no envelope. */
 export const STRIPE_DATA_FIXTURES = [
+  'charge.refunded.partial.data-only.pay-rails',
   'checkout.session.completed.mode-subscription.data-only.pay-rails',
   'invoice.payment_failed.data-only.pay-rails',
 ] as const;

@@ -10,13 +10,13 @@ import {
   foldFacts,
   projectUserView,
   type UserSubscriptionView,
-} from '../../functions/core/customer-account.ts';
+} from '../../functions/core/subscriptions/customer-account.ts';
+import { parseEnvelope } from '../../functions/core/shared/stripe-envelope.ts';
 import {
-  parseEnvelope,
   type SubscriptionEventFact,
   type SubscriptionEventType,
   toSubscriptionFact,
-} from '../../functions/core/stripe-event.ts';
+} from '../../functions/core/subscriptions/subscription-facts.ts';
 
 const fixtureDir = fileURLToPath(new URL('../fixtures/stripe/', import.meta.url));
 const readJson = (name: string) => JSON.parse(readFileSync(`${fixtureDir}${name}`, 'utf8'));

@@ -1,9 +1,21 @@
-import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  PAYMENT_INDEX,
+  PAYMENT_INDEXES,
+  PAYMENT_TABLE_KEY,
+  PAYMENT_TTL_ATTRIBUTE,
+} from '../../functions/adapters/dynamodb/payment-table-schema.ts';
+import { EVENT_FAMILIES } from '../../functions/core/shared/event-families.ts';
+import { CONSUMER_SETTINGS } from '../../lib/event-family-queue.ts';
+import {
+  CONSUMER_ENTRY,
   type CfnResourceJson,
+  type DataIds,
+  dataIds,
   functionByEntry,
+  getAtt,
   onlyResource,
+  resolveImport,
   resources,
   statementsOf,
   synthTemplates,
@@ -11,56 +23,65 @@ import {
 } from './synth.ts';
 
 let t: Templates;
+let ids: DataIds;
 beforeAll(() => {
   t = synthTemplates();
+  ids = dataIds(t);
 });
 
-function queues(): { main: [string, CfnResourceJson]; dlq: [string, CfnResourceJson] } {
-  const all = Object.entries(resources(t.data, 'AWS::SQS::Queue'));
-  expect(all).toHaveLength(2);
-  const main = all.find(([, q]) => q.Properties.RedrivePolicy !== undefined);
-  const dlq = all.find(([, q]) => q.Properties.RedrivePolicy === undefined);
-  if (!main || !dlq) throw new Error('expected one queue with a redrive policy and one without');
-  return { main, dlq };
+function table(logicalId: string): CfnResourceJson {
+  const found = resources(t.data, 'AWS::DynamoDB::Table')[logicalId];
+  if (!found) throw new Error(`no table ${logicalId}`);
+  return found;
 }
 
+function queue(logicalId: string): CfnResourceJson {
+  const found = resources(t.data, 'AWS::SQS::Queue')[logicalId];
+  if (!found) throw new Error(`no queue ${logicalId}`);
+  return found;
+}
+
+const STATEFUL = {
+  BillingMode: 'PAY_PER_REQUEST',
+  PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+  SSESpecification: { SSEEnabled: true },
+  DeletionProtectionEnabled: true,
+};
+
 describe('tables', () => {
-  it('both tables are on-demand, PITR on, encrypted, deletion-protected and retained', () => {
-    const tables = Object.values(resources(t.data, 'AWS::DynamoDB::Table'));
-    expect(tables).toHaveLength(2);
-    for (const table of tables) {
-      expect(table.Properties).toMatchObject({
-        BillingMode: 'PAY_PER_REQUEST',
-        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-        SSESpecification: { SSEEnabled: true },
-        DeletionProtectionEnabled: true,
-      });
-      expect(table).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
-      expect(table.Properties.ProvisionedThroughput).toBeUndefined();
+  it('every table is on-demand, PITR on, encrypted, deletion-protected and retained', () => {
+    const tables = resources(t.data, 'AWS::DynamoDB::Table');
+    expect(Object.keys(tables)).toEqual(
+      expect.arrayContaining([ids.billing, ids.subscriptionLedger, ids.payments]),
+    );
+    for (const [id, resource] of Object.entries(tables)) {
+      expect(resource.Properties, id).toMatchObject(STATEFUL);
+      expect(resource, id).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+      expect(resource.Properties.ProvisionedThroughput, id).toBeUndefined();
     }
   });
 
   it('the billing table is keyed pk/sk (strings) with no TTL', () => {
-    t.data.hasResourceProperties('AWS::DynamoDB::Table', {
+    expect(table(ids.billing).Properties).toMatchObject({
       KeySchema: [
         { AttributeName: 'pk', KeyType: 'HASH' },
         { AttributeName: 'sk', KeyType: 'RANGE' },
       ],
-      AttributeDefinitions: Match.arrayWith([
+      AttributeDefinitions: expect.arrayContaining([
         { AttributeName: 'pk', AttributeType: 'S' },
         { AttributeName: 'sk', AttributeType: 'S' },
       ]),
-      TimeToLiveSpecification: Match.absent(),
     });
+    expect(table(ids.billing).Properties.TimeToLiveSpecification).toBeUndefined();
   });
 
-  it('the events ledger is keyed by customer and account revision, with TTL on expiresAt', () => {
-    t.data.hasResourceProperties('AWS::DynamoDB::Table', {
+  it('the subscription ledger is keyed by customer and account revision, with TTL on expiresAt', () => {
+    expect(table(ids.subscriptionLedger).Properties).toMatchObject({
       KeySchema: [
         { AttributeName: 'customerId', KeyType: 'HASH' },
         { AttributeName: 'revision', KeyType: 'RANGE' },
       ],
-      AttributeDefinitions: Match.arrayWith([
+      AttributeDefinitions: expect.arrayContaining([
         { AttributeName: 'customerId', AttributeType: 'S' },
         { AttributeName: 'revision', AttributeType: 'N' },
       ]),
@@ -69,40 +90,127 @@ describe('tables', () => {
   });
 });
 
-describe('queues', () => {
-  it('the event queue redrives to the DLQ after 5 receives', () => {
-    const { main, dlq } = queues();
-    expect(main[1].Properties.RedrivePolicy).toEqual({
-      deadLetterTargetArn: { 'Fn::GetAtt': [dlq[0], 'Arn'] },
-      maxReceiveCount: 5,
+describe('payments table', () => {
+  it('is on-demand, PITR on, encrypted, deletion-protected and retained, with TTL on expiresAt', () => {
+    const payments = table(ids.payments);
+    expect(payments.Properties).toMatchObject({
+      ...STATEFUL,
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+    });
+    // The adapter writes the TTL attribute under the name the schema module gives it.
+    expect(PAYMENT_TTL_ATTRIBUTE).toBe('expiresAt');
+    expect(payments).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+  });
+
+  it('is keyed by the schema module’s table key (strings)', () => {
+    const { partition, sort } = PAYMENT_TABLE_KEY;
+    expect(table(ids.payments).Properties).toMatchObject({
+      KeySchema: [
+        { AttributeName: partition, KeyType: 'HASH' },
+        { AttributeName: sort, KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: expect.arrayContaining([
+        { AttributeName: partition, AttributeType: 'S' },
+        { AttributeName: sort, AttributeType: 'S' },
+      ]),
     });
   });
 
-  it('the DLQ keeps messages 14 days', () => {
-    expect(queues().dlq[1].Properties.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+  it('has exactly the GSIs of the schema module, with its key schemas and projections', () => {
+    const gsis = table(ids.payments).Properties.GlobalSecondaryIndexes as Array<{
+      IndexName: string;
+      KeySchema: unknown;
+      Projection: { ProjectionType: string; NonKeyAttributes?: string[] };
+      ProvisionedThroughput?: unknown;
+    }>;
+    // Every index the adapter queries by name exists.
+    expect(gsis.map((gsi) => gsi.IndexName).sort()).toEqual(Object.values(PAYMENT_INDEX).sort());
+    for (const index of PAYMENT_INDEXES) {
+      const gsi = gsis.find((candidate) => candidate.IndexName === index.indexName);
+      expect(gsi, index.indexName).toBeDefined();
+      expect(gsi?.KeySchema, index.indexName).toEqual([
+        { AttributeName: index.partitionKey, KeyType: 'HASH' },
+        { AttributeName: index.sortKey, KeyType: 'RANGE' },
+      ]);
+      expect(gsi?.Projection.ProjectionType, index.indexName).toBe('INCLUDE');
+      expect([...(gsi?.Projection.NonKeyAttributes ?? [])].sort(), index.indexName).toEqual(
+        [...index.projected].sort(),
+      );
+      expect(gsi?.ProvisionedThroughput, index.indexName).toBeUndefined();
+    }
+    const definitions = table(ids.payments).Properties.AttributeDefinitions;
+    for (const index of PAYMENT_INDEXES) {
+      expect(definitions).toEqual(
+        expect.arrayContaining([
+          { AttributeName: index.partitionKey, AttributeType: 'S' },
+          { AttributeName: index.sortKey, AttributeType: 'S' },
+        ]),
+      );
+    }
+  });
+});
+
+describe.each(EVENT_FAMILIES)('the %s family queue', (family) => {
+  it('redrives to its own DLQ after 5 receives', () => {
+    const { queue: queueId, dlq } = ids.queues[family];
+    expect(queue(queueId).Properties.RedrivePolicy).toEqual({
+      deadLetterTargetArn: getAtt(dlq),
+      maxReceiveCount: 5,
+    });
+    // No other family's queue shares this DLQ.
+    for (const other of EVENT_FAMILIES.filter((f) => f !== family)) {
+      expect(ids.queues[other].dlq).not.toBe(dlq);
+    }
   });
 
-  it('visibility timeout is at least 6x the consumer timeout plus its batching window', () => {
-    const { main } = queues();
-    const [consumerId, consumer] = functionByEntry(t.service, 'functions/subscription-consumer.ts');
-    const [, mapping] = onlyResource(t.service, 'AWS::Lambda::EventSourceMapping');
-    expect(mapping.Properties.FunctionName).toEqual({ Ref: consumerId });
+  it('has a DLQ that keeps messages 14 days and redrives nowhere itself', () => {
+    const dlq = queue(ids.queues[family].dlq);
+    expect(dlq.Properties.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+    expect(dlq.Properties.RedrivePolicy).toBeUndefined();
+  });
+
+  it('and its DLQ are retained when the stack goes away', () => {
+    for (const id of [ids.queues[family].queue, ids.queues[family].dlq]) {
+      expect(queue(id), id).toMatchObject({
+        DeletionPolicy: 'Retain',
+        UpdateReplacePolicy: 'Retain',
+      });
+    }
+  });
+
+  it("has a visibility timeout of at least 6x its consumer's timeout plus batching window", () => {
+    const [consumerId, consumer] = functionByEntry(t.service, CONSUMER_ENTRY[family]);
+    const mapping = Object.values(resources(t.service, 'AWS::Lambda::EventSourceMapping')).find(
+      (m) => JSON.stringify(m.Properties.FunctionName) === JSON.stringify({ Ref: consumerId }),
+    );
+    if (!mapping) throw new Error(`no event source mapping for ${CONSUMER_ENTRY[family]}`);
+    expect(resolveImport(t.data, mapping.Properties.EventSourceArn)).toEqual(
+      getAtt(ids.queues[family].queue),
+    );
     const timeout = consumer.Properties.Timeout as number;
     const window = mapping.Properties.MaximumBatchingWindowInSeconds as number;
-    expect(timeout).toBeGreaterThan(0);
-    expect(main[1].Properties.VisibilityTimeout as number).toBeGreaterThanOrEqual(
+    expect(timeout).toBe(CONSUMER_SETTINGS[family].timeout.toSeconds());
+    expect(queue(ids.queues[family].queue).Properties.VisibilityTimeout as number).toBeGreaterThanOrEqual(
       6 * timeout + window,
     );
   });
+});
 
-  it('both queues use SSE-SQS and deny any request not made over TLS', () => {
+describe('queues', () => {
+  it('every queue uses SSE-SQS and denies any request not made over TLS', () => {
     const policies = Object.values(resources(t.data, 'AWS::SQS::QueuePolicy'));
-    for (const [id, queue] of Object.entries(resources(t.data, 'AWS::SQS::Queue'))) {
-      expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
+    const queues = resources(t.data, 'AWS::SQS::Queue');
+    expect(Object.keys(queues)).toEqual(
+      expect.arrayContaining(
+        EVENT_FAMILIES.flatMap((family) => [ids.queues[family].queue, ids.queues[family].dlq]),
+      ),
+    );
+    for (const [id, resource] of Object.entries(queues)) {
+      expect(resource.Properties.SqsManagedSseEnabled, id).toBe(true);
       const statements = policies
         .filter((p) => (p.Properties.Queues as Array<{ Ref?: string }>).some((q) => q.Ref === id))
         .flatMap((p) => statementsOf(p.Properties.PolicyDocument));
-      expect(statements).toContainEqual(
+      expect(statements, id).toContainEqual(
         expect.objectContaining({
           Effect: 'Deny',
           Action: ['sqs:*'],
@@ -145,11 +253,16 @@ describe('no hard-coded physical names', () => {
 });
 
 describe('outputs', () => {
-  it('export the queue, DLQ and secret for operators', () => {
-    const { main, dlq } = queues();
-    const [secretId] = onlyResource(t.data, 'AWS::SecretsManager::Secret');
-    t.data.hasOutput('EventQueueUrl', { Value: { Ref: main[0] } });
-    t.data.hasOutput('DeadLetterQueueUrl', { Value: { Ref: dlq[0] } });
-    t.data.hasOutput('WebhookSecretArn', { Value: { Ref: secretId } });
+  it("export each family's queue and DLQ, the tables and the secret for operators", () => {
+    const prefixes = { subscriptions: 'SubscriptionEvents', payments: 'PaymentEvents' } as const;
+    for (const family of EVENT_FAMILIES) {
+      const prefix = prefixes[family];
+      t.data.hasOutput(`${prefix}QueueUrl`, { Value: { Ref: ids.queues[family].queue } });
+      t.data.hasOutput(`${prefix}DeadLetterQueueUrl`, { Value: { Ref: ids.queues[family].dlq } });
+    }
+    t.data.hasOutput('WebhookSecretArn', { Value: { Ref: ids.secret } });
+    t.data.hasOutput('BillingTableName', { Value: { Ref: ids.billing } });
+    t.data.hasOutput('SubscriptionLedgerTableName', { Value: { Ref: ids.subscriptionLedger } });
+    t.data.hasOutput('PaymentsTableName', { Value: { Ref: ids.payments } });
   });
 });

@@ -1,55 +1,88 @@
 import { Capture, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENV } from '../../functions/commons/env-names.ts';
+import { ENV, EVENT_QUEUE_URL_ENV } from '../../functions/commons/env-names.ts';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
+import { PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
+import { EVENT_FAMILIES, type EventFamilyName } from '../../functions/core/shared/event-families.ts';
+import { CONSUMER_SETTINGS } from '../../lib/event-family-queue.ts';
 import {
   actionsOf,
+  allPolicyStatements,
   type CfnResourceJson,
+  CONSUMER_ENTRY,
+  type DataIds,
+  dataIds,
+  ENTRY,
   envOf,
   functionByEntry,
+  getAtt,
+  indexArns,
+  logicalIdOf,
   onlyResource,
   resolveImport,
+  resolveImports,
   resources,
   roleStatements,
   type Statement,
-  statementsOf,
+  sortedJson,
   synthTemplates,
   type Templates,
 } from './synth.ts';
 
-const WEBHOOK = 'functions/webhook-ingress.ts';
-const CONSUMER = 'functions/subscription-consumer.ts';
-const READ = 'functions/subscription-read.ts';
 const XRAY_ACTIONS = ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
+/** How each family is titled in the alarm ids (`<Family>DeadLetterQueueNotEmpty`...). */
+const FAMILY_TITLE: Record<EventFamilyName, string> = {
+  subscriptions: 'Subscriptions',
+  payments: 'Payments',
+};
 
 let t: Templates;
+let ids: DataIds;
 beforeAll(() => {
   t = synthTemplates();
+  ids = dataIds(t);
 });
 
-/** Logical ids of the data stack's resources, told apart by what they are, not by name. */
-function dataIds() {
-  const tables = Object.entries(resources(t.data, 'AWS::DynamoDB::Table'));
-  const billing = tables.find(([, r]) => r.Properties.TimeToLiveSpecification === undefined);
-  const events = tables.find(([, r]) => r.Properties.TimeToLiveSpecification !== undefined);
-  const queues = Object.entries(resources(t.data, 'AWS::SQS::Queue'));
-  const queue = queues.find(([, r]) => r.Properties.RedrivePolicy !== undefined);
-  const dlq = queues.find(([, r]) => r.Properties.RedrivePolicy === undefined);
-  const [secret] = onlyResource(t.data, 'AWS::SecretsManager::Secret');
-  if (!billing || !events || !queue || !dlq) throw new Error('data stack shape changed');
-  return { billing: billing[0], events: events[0], queue: queue[0], dlq: dlq[0], secret };
+/** A statement's resources with every cross-stack import followed back to the data stack. */
+function resolvedResources(statement: Statement): unknown[] {
+  return statement.Resource.map((r) => resolveImports(t.data, r));
 }
 
-/** Resolves a statement's resources through imports, e.g. `{ 'Fn::GetAtt': [queueId, 'Arn'] }`. */
-function resolvedResources(statement: Statement): unknown[] {
-  return statement.Resource.map((r) => resolveImport(t.data, r));
+/** The actions `statements` allow on exactly `resource` (compared as CloudFormation JSON). */
+function actionsOn(statements: Statement[], resource: unknown): string[] {
+  const wanted = JSON.stringify(resource);
+  return actionsOf(
+    statements.filter(
+      (s) =>
+        s.Effect === 'Allow' && resolvedResources(s).some((r) => JSON.stringify(r) === wanted),
+    ),
+  );
+}
+
+/** Every resource the statements allowing any of `prefix`'s actions name. */
+function resourcesOfService(statements: Statement[], prefix: string): string[] {
+  return sortedJson(
+    statements
+      .filter((s) => s.Effect === 'Allow' && s.Action.some((a) => a.startsWith(prefix)))
+      .flatMap(resolvedResources),
+  );
+}
+
+function mappingOf(consumerEntry: string): CfnResourceJson {
+  const [consumerId] = functionByEntry(t.service, consumerEntry);
+  const mappings = Object.values(resources(t.service, 'AWS::Lambda::EventSourceMapping')).filter(
+    (m) => JSON.stringify(m.Properties.FunctionName) === JSON.stringify({ Ref: consumerId }),
+  );
+  if (mappings.length !== 1) {
+    throw new Error(`expected one event source mapping on ${consumerEntry}, found ${mappings.length}`);
+  }
+  return mappings[0]!;
 }
 
 describe('every function', () => {
   it('runs Node.js 22 on arm64 with active tracing and JSON logs into a retained log group', () => {
     const functions = resources(t.service, 'AWS::Lambda::Function');
     const logGroups = resources(t.service, 'AWS::Logs::LogGroup');
-    expect(Object.keys(functions)).toHaveLength(3);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
@@ -72,41 +105,85 @@ describe('every function', () => {
       });
       return fn.Metadata?.['billing:entry'];
     });
-    expect(entries.sort()).toEqual([CONSUMER, READ, WEBHOOK].sort());
+    expect(entries.sort()).toEqual(Object.values(ENTRY).sort());
+  });
+
+  it('publishes its metrics under a service name of its own', () => {
+    const services = Object.values(resources(t.service, 'AWS::Lambda::Function')).map(
+      (fn) => envOf(fn).POWERTOOLS_SERVICE_NAME,
+    );
+    expect(new Set(services).size).toBe(services.length);
+  });
+});
+
+describe.each(EVENT_FAMILIES)('the %s consumer', (family) => {
+  it("polls its family's queue with the family's settings and partial batch failures", () => {
+    const settings = CONSUMER_SETTINGS[family];
+    const mapping = mappingOf(CONSUMER_ENTRY[family]);
+    expect(mapping.Properties).toMatchObject({
+      BatchSize: settings.batchSize,
+      MaximumBatchingWindowInSeconds: settings.maxBatchingWindow.toSeconds(),
+      ScalingConfig: { MaximumConcurrency: settings.maxConcurrency },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    expect(resolveImport(t.data, mapping.Properties.EventSourceArn)).toEqual(
+      getAtt(ids.queues[family].queue),
+    );
+  });
+
+  it("runs with the family's timeout and memory and the ledger retention in env", () => {
+    const [, consumer] = functionByEntry(t.service, CONSUMER_ENTRY[family]);
+    expect(consumer.Properties).toMatchObject({
+      Timeout: CONSUMER_SETTINGS[family].timeout.toSeconds(),
+      MemorySize: CONSUMER_SETTINGS[family].memorySize,
+    });
+    expect(Number(envOf(consumer)[ENV.ledgerRetentionDays])).toBeGreaterThan(0);
+  });
+
+  it('may consume its own queue only, and send to none', () => {
+    const [, consumer] = functionByEntry(t.service, CONSUMER_ENTRY[family]);
+    const statements = roleStatements(t.service, consumer);
+    const sqsActions = actionsOf(statements).filter((a) => a.startsWith('sqs:'));
+    expect(sqsActions).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']));
+    expect(sqsActions).not.toContain('sqs:SendMessage');
+    expect(resourcesOfService(statements, 'sqs:')).toEqual(
+      sortedJson([getAtt(ids.queues[family].queue)]),
+    );
+    expect(actionsOf(statements).some((a) => a.startsWith('secretsmanager:'))).toBe(false);
   });
 });
 
 describe('subscription consumer', () => {
-  it('polls the event queue in batches of 100, 2 s window, max 5 concurrent, partial failures', () => {
-    const [consumerId] = functionByEntry(t.service, CONSUMER);
+  it('polls its queue in batches of 100, 2 s window, max 5 concurrent, partial failures', () => {
     const source = new Capture();
     t.service.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      FunctionName: { Ref: consumerId },
+      FunctionName: { Ref: functionByEntry(t.service, ENTRY.subscriptionConsumer)[0] },
       EventSourceArn: source,
       BatchSize: 100,
       MaximumBatchingWindowInSeconds: 2,
       ScalingConfig: { MaximumConcurrency: 5 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
-    expect(resolveImport(t.data, source.asObject())).toEqual({
-      'Fn::GetAtt': [dataIds().queue, 'Arn'],
-    });
+    expect(resolveImport(t.data, source.asObject())).toEqual(
+      getAtt(ids.queues.subscriptions.queue),
+    );
   });
 
   it('has a 30 s timeout, 512 MB, and its tables, price map and ledger retention in env', () => {
-    const [, consumer] = functionByEntry(t.service, CONSUMER);
-    const ids = dataIds();
+    const [, consumer] = functionByEntry(t.service, ENTRY.subscriptionConsumer);
     expect(consumer.Properties).toMatchObject({ Timeout: 30, MemorySize: 512 });
     const env = envOf(consumer);
     expect(resolveImport(t.data, env[ENV.billingTableName])).toEqual({ Ref: ids.billing });
-    expect(resolveImport(t.data, env[ENV.eventsTableName])).toEqual({ Ref: ids.events });
+    expect(resolveImport(t.data, env[ENV.subscriptionLedgerTableName])).toEqual({
+      Ref: ids.subscriptionLedger,
+    });
     expect(env[ENV.priceTierMap]).toBe('{}');
     expect(Number(env[ENV.ledgerRetentionDays])).toBeGreaterThan(0);
   });
 
   it('passes the priceTierMap context through to PRICE_TIER_MAP', () => {
     const custom = synthTemplates({ priceTierMap: { price_gold: 'gold', price_b: 'bronze' } });
-    const [, consumer] = functionByEntry(custom.service, CONSUMER);
+    const [, consumer] = functionByEntry(custom.service, ENTRY.subscriptionConsumer);
     expect(JSON.parse(String(envOf(consumer)[ENV.priceTierMap]))).toEqual({
       price_gold: 'gold',
       price_b: 'bronze',
@@ -114,11 +191,24 @@ describe('subscription consumer', () => {
   });
 });
 
+describe('payment consumer', () => {
+  it('has the payments and billing tables and the ledger retention in env, no price map', () => {
+    const [, consumer] = functionByEntry(t.service, ENTRY.paymentConsumer);
+    const env = envOf(consumer);
+    expect(resolveImport(t.data, env[ENV.paymentsTableName])).toEqual({ Ref: ids.payments });
+    expect(resolveImport(t.data, env[ENV.billingTableName])).toEqual({ Ref: ids.billing });
+    expect(env[ENV.ledgerRetentionDays]).toBe(
+      envOf(functionByEntry(t.service, ENTRY.subscriptionConsumer)[1])[ENV.ledgerRetentionDays],
+    );
+    expect(env[ENV.subscriptionLedgerTableName]).toBeUndefined();
+    expect(env[ENV.priceTierMap]).toBeUndefined();
+  });
+});
+
 describe('least privilege', () => {
-  it('webhook: SendMessage on the event queue and read of the signing secret, nothing else', () => {
-    const [, webhook] = functionByEntry(t.service, WEBHOOK);
+  it('webhook: SendMessage to exactly the two family queues and read of the secret, nothing else', () => {
+    const [, webhook] = functionByEntry(t.service, ENTRY.webhook);
     const statements = roleStatements(t.service, webhook);
-    const ids = dataIds();
     expect(actionsOf(statements)).toEqual(
       [
         'secretsmanager:DescribeSecret',
@@ -127,41 +217,35 @@ describe('least privilege', () => {
         ...XRAY_ACTIONS,
       ].sort(),
     );
-    for (const statement of statements) {
-      if (statement.Action.some((a) => a.startsWith('sqs:'))) {
-        expect(resolvedResources(statement)).toEqual([{ 'Fn::GetAtt': [ids.queue, 'Arn'] }]);
-      }
-      if (statement.Action.some((a) => a.startsWith('secretsmanager:'))) {
-        expect(resolvedResources(statement)).toEqual([{ Ref: ids.secret }]);
-      }
-    }
+    expect(resourcesOfService(statements, 'sqs:')).toEqual(
+      sortedJson(EVENT_FAMILIES.map((family) => getAtt(ids.queues[family].queue))),
+    );
+    expect(resourcesOfService(statements, 'secretsmanager:')).toEqual(
+      sortedJson([{ Ref: ids.secret }]),
+    );
     const env = envOf(webhook);
-    expect(resolveImport(t.data, env[ENV.eventQueueUrl])).toEqual({ Ref: ids.queue });
+    for (const family of EVENT_FAMILIES) {
+      expect(resolveImport(t.data, env[EVENT_QUEUE_URL_ENV[family]]), family).toEqual({
+        Ref: ids.queues[family].queue,
+      });
+    }
     expect(resolveImport(t.data, env[ENV.webhookSecretArn])).toEqual({ Ref: ids.secret });
     expect(env[ENV.webhookSecret]).toBeUndefined();
   });
 
-  it('read API: GetItem on the billing table only', () => {
-    const [, read] = functionByEntry(t.service, READ);
+  it('subscription read API: GetItem on the billing table only', () => {
+    const [, read] = functionByEntry(t.service, ENTRY.subscriptionRead);
     const statements = roleStatements(t.service, read);
     expect(actionsOf(statements)).toEqual(['dynamodb:GetItem', ...XRAY_ACTIONS].sort());
-    const dynamo = statements.filter((s) => s.Action.includes('dynamodb:GetItem'));
-    expect(dynamo.flatMap(resolvedResources)).toEqual([
-      { 'Fn::GetAtt': [dataIds().billing, 'Arn'] },
-    ]);
+    expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
+      sortedJson([getAtt(ids.billing)]),
+    );
   });
 
-  it('consumer: the item actions of the contract on each table, and queue consumption', () => {
-    const [, consumer] = functionByEntry(t.service, CONSUMER);
+  it('subscription consumer: the item actions of the contract on each table, and queue consumption', () => {
+    const [, consumer] = functionByEntry(t.service, ENTRY.subscriptionConsumer);
     const statements = roleStatements(t.service, consumer);
-    const ids = dataIds();
-    const actionsOn = (resource: unknown) =>
-      actionsOf(
-        statements.filter((s) =>
-          resolvedResources(s).some((r) => JSON.stringify(r) === JSON.stringify(resource)),
-        ),
-      );
-    expect(actionsOn({ 'Fn::GetAtt': [ids.billing, 'Arn'] })).toEqual(
+    expect(actionsOn(statements, getAtt(ids.billing))).toEqual(
       [
         'dynamodb:BatchGetItem',
         'dynamodb:BatchWriteItem',
@@ -171,19 +255,65 @@ describe('least privilege', () => {
       ].sort(),
     );
     // Ledger pages are only appended by the consumer.
-    expect(actionsOn({ 'Fn::GetAtt': [ids.events, 'Arn'] })).toEqual(['dynamodb:PutItem']);
-    const sqsActions = actionsOf(statements).filter((a) => a.startsWith('sqs:'));
-    expect(sqsActions).not.toContain('sqs:SendMessage');
-    expect(sqsActions).toEqual(expect.arrayContaining(['sqs:ReceiveMessage', 'sqs:DeleteMessage']));
-    expect(actionsOf(statements).some((a) => a.startsWith('secretsmanager:'))).toBe(false);
+    expect(actionsOn(statements, getAtt(ids.subscriptionLedger))).toEqual(['dynamodb:PutItem']);
+    expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
+      sortedJson([getAtt(ids.billing), getAtt(ids.subscriptionLedger)]),
+    );
+  });
+
+  it('payment consumer: item actions on the payments table, BatchGetItem only on the billing table', () => {
+    const [, consumer] = functionByEntry(t.service, ENTRY.paymentConsumer);
+    const statements = roleStatements(t.service, consumer);
+    expect(actionsOn(statements, getAtt(ids.payments))).toEqual(
+      [
+        'dynamodb:BatchGetItem',
+        'dynamodb:BatchWriteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+      ].sort(),
+    );
+    // The customer → user link is the subscription consumer's: read in batches, never written.
+    expect(actionsOn(statements, getAtt(ids.billing))).toEqual(['dynamodb:BatchGetItem']);
+    // No other table (the subscription ledger least of all); the payments indexes are
+    // included by Table.grant.
+    expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
+      sortedJson([getAtt(ids.payments), indexArns(ids.payments), getAtt(ids.billing)]),
+    );
+    expect(actionsOf(statements).filter((a) => !a.startsWith('sqs:'))).toEqual(
+      [
+        'dynamodb:BatchGetItem',
+        'dynamodb:BatchWriteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        ...XRAY_ACTIONS,
+      ].sort(),
+    );
+  });
+
+  it('payment read API: GetItem, BatchGetItem and Query on the payments table and its indexes only', () => {
+    const [, read] = functionByEntry(t.service, ENTRY.paymentRead);
+    const statements = roleStatements(t.service, read);
+    const readActions = ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'];
+    expect(actionsOf(statements)).toEqual([...readActions, ...XRAY_ACTIONS].sort());
+    expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
+      sortedJson([getAtt(ids.payments), indexArns(ids.payments)]),
+    );
+    expect(actionsOn(statements, getAtt(ids.payments))).toEqual(readActions);
+    expect(actionsOn(statements, indexArns(ids.payments))).toEqual(readActions);
+  });
+
+  it('no policy anywhere allows Scan', () => {
+    const actions = allPolicyStatements(t.data, t.service)
+      .filter((s) => s.Effect === 'Allow')
+      .flatMap((s) => s.Action);
+    expect(actions.length).toBeGreaterThan(0);
+    expect(actions.filter((a) => /^dynamodb:(Scan|\*)$/i.test(a) || a === '*')).toEqual([]);
   });
 
   it('no DynamoDB or SQS action is allowed on a wildcard resource, and no action is a wildcard', () => {
-    const allows = [t.data, t.service].flatMap((template) =>
-      Object.values(resources(template, 'AWS::IAM::Policy'))
-        .flatMap((p: CfnResourceJson) => statementsOf(p.Properties.PolicyDocument))
-        .filter((s) => s.Effect === 'Allow'),
-    );
+    const allows = allPolicyStatements(t.data, t.service).filter((s) => s.Effect === 'Allow');
     expect(allows.length).toBeGreaterThan(0);
     for (const statement of allows) {
       expect(statement.Action.every((a) => !a.endsWith(':*') && a !== '*')).toBe(true);
@@ -219,22 +349,55 @@ describe('HTTP API', () => {
     return (integration.Properties.IntegrationUri as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
   }
 
+  function routeSettings(): Record<string, Record<string, number>> {
+    const [, stage] = onlyResource(t.service, 'AWS::ApiGatewayV2::Stage');
+    return stage.Properties.RouteSettings as Record<string, Record<string, number>>;
+  }
+
   it('POST /webhooks/stripe has no authorizer (Stripe signs) and reaches the webhook', () => {
     const webhookRoute = route('POST /webhooks/stripe');
     expect(webhookRoute.Properties.AuthorizationType).toBe('NONE');
     expect(webhookRoute.Properties.AuthorizerId).toBeUndefined();
-    expect(integrationFunction(webhookRoute)).toBe(functionByEntry(t.service, WEBHOOK)[0]);
+    expect(integrationFunction(webhookRoute)).toBe(functionByEntry(t.service, ENTRY.webhook)[0]);
   });
 
-  it('GET /users/{userId}/subscription requires IAM and reaches the read function', () => {
+  it('GET /users/{userId}/subscription requires IAM and reaches the subscription read function', () => {
     const readRoute = route('GET /users/{userId}/subscription');
     expect(readRoute.Properties.AuthorizationType).toBe('AWS_IAM');
-    expect(integrationFunction(readRoute)).toBe(functionByEntry(t.service, READ)[0]);
+    expect(integrationFunction(readRoute)).toBe(
+      functionByEntry(t.service, ENTRY.subscriptionRead)[0],
+    );
+  });
+
+  it.each(Object.entries(PAYMENT_ROUTES))(
+    'payment route %s (%s) is a throttled, IAM-authorised GET on the payment read function',
+    (_, path) => {
+      const key = `GET ${path}`;
+      const paymentRoute = route(key);
+      expect(paymentRoute.Properties.AuthorizationType).toBe('AWS_IAM');
+      expect(integrationFunction(paymentRoute)).toBe(
+        functionByEntry(t.service, ENTRY.paymentRead)[0],
+      );
+      expect(routeSettings()[key]?.ThrottlingRateLimit).toBeGreaterThan(0);
+      expect(routeSettings()[key]?.ThrottlingBurstLimit).toBeGreaterThan(0);
+      // Reads only: no other method on a payment path.
+      const methods = Object.values(resources(t.service, 'AWS::ApiGatewayV2::Route'))
+        .map((r) => String(r.Properties.RouteKey))
+        .filter((routeKey) => routeKey.endsWith(` ${path}`));
+      expect(methods).toEqual([key]);
+    },
+  );
+
+  it('every route except the Stripe webhook requires IAM', () => {
+    for (const r of Object.values(resources(t.service, 'AWS::ApiGatewayV2::Route'))) {
+      if (r.Properties.RouteKey === 'POST /webhooks/stripe') continue;
+      expect(r.Properties.AuthorizationType, String(r.Properties.RouteKey)).toBe('AWS_IAM');
+    }
   });
 
   it('throttles each route on the stage, which is deployed after the routes exist', () => {
     const [, stage] = onlyResource(t.service, 'AWS::ApiGatewayV2::Stage');
-    const settings = stage.Properties.RouteSettings as Record<string, Record<string, number>>;
+    const settings = routeSettings();
     const routeKeys = Object.values(resources(t.service, 'AWS::ApiGatewayV2::Route')).map(
       (r) => r.Properties.RouteKey as string,
     );
@@ -278,29 +441,62 @@ describe('observability', () => {
     );
   }
 
-  it('alarms when the DLQ has any message', () => {
-    const [alarm] = alarmOn('ApproximateNumberOfMessagesVisible', 'AWS/SQS');
-    expect(alarm?.Properties).toMatchObject({
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-    });
-    const dimension = (alarm?.Properties.Dimensions as Array<{ Value: unknown }> | undefined)?.[0]
-      ?.Value;
-    expect(resolveImport(t.data, dimension)).toEqual({
-      'Fn::GetAtt': [dataIds().dlq, 'QueueName'],
-    });
-  });
+  /** The alarm the Observability construct created under `id`. */
+  function alarm(id: string): CfnResourceJson {
+    const construct = t.stacks.service.observability.node.tryFindChild(id);
+    if (!construct) throw new Error(`no alarm ${id}`);
+    const found = resources(t.service, 'AWS::CloudWatch::Alarm')[logicalIdOf(construct)];
+    if (!found) throw new Error(`alarm ${id} is not in the template`);
+    return found;
+  }
 
-  it('alarms when the oldest event is older than 300 s', () => {
-    const [alarm] = alarmOn('ApproximateAgeOfOldestMessage', 'AWS/SQS');
-    expect(alarm?.Properties).toMatchObject({
-      Threshold: 300,
-      ComparisonOperator: 'GreaterThanThreshold',
+  function dimensions(a: CfnResourceJson): Array<{ Name: string; Value: unknown }> {
+    return (a.Properties.Dimensions as Array<{ Name: string; Value: unknown }>).map((d) => ({
+      Name: d.Name,
+      Value: resolveImport(t.data, d.Value),
+    }));
+  }
+
+  describe.each(EVENT_FAMILIES)('per family: %s', (family) => {
+    const title = FAMILY_TITLE[family];
+
+    it(`${title}DeadLetterQueueNotEmpty fires on any message in the family's DLQ`, () => {
+      const a = alarm(`${title}DeadLetterQueueNotEmpty`);
+      expect(a.Properties).toMatchObject({
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+      expect(dimensions(a)).toEqual([
+        { Name: 'QueueName', Value: getAtt(ids.queues[family].dlq, 'QueueName') },
+      ]);
     });
-    const dimension = (alarm?.Properties.Dimensions as Array<{ Value: unknown }> | undefined)?.[0]
-      ?.Value;
-    expect(resolveImport(t.data, dimension)).toEqual({
-      'Fn::GetAtt': [dataIds().queue, 'QueueName'],
+
+    it(`${title}OldestMessageTooOld fires when the family's oldest event waited over 300 s`, () => {
+      const a = alarm(`${title}OldestMessageTooOld`);
+      expect(a.Properties).toMatchObject({
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateAgeOfOldestMessage',
+        Threshold: 300,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+      expect(dimensions(a)).toEqual([
+        { Name: 'QueueName', Value: getAtt(ids.queues[family].queue, 'QueueName') },
+      ]);
+    });
+
+    it(`${title}EventsFailed watches the family consumer's EventsFailed with its service dimension`, () => {
+      const a = alarm(`${title}EventsFailed`);
+      const [, consumer] = functionByEntry(t.service, CONSUMER_ENTRY[family]);
+      expect(a.Properties).toMatchObject({
+        Namespace: METRICS_NAMESPACE,
+        MetricName: METRIC.eventsFailed,
+        Threshold: 1,
+      });
+      expect(dimensions(a)).toEqual([
+        { Name: 'service', Value: envOf(consumer).POWERTOOLS_SERVICE_NAME },
+      ]);
     });
   });
 
@@ -319,19 +515,10 @@ describe('observability', () => {
     }
   });
 
-  it("alarms on the consumer's EventsFailed metric with the service dimension it publishes", () => {
-    const [, consumer] = functionByEntry(t.service, CONSUMER);
-    t.service.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: METRICS_NAMESPACE,
-      MetricName: METRIC.eventsFailed,
-      Dimensions: [{ Name: 'service', Value: envOf(consumer).POWERTOOLS_SERVICE_NAME }],
-    });
-  });
-
   it('sends every alarm to the SNS topic, and e-mails it only when alarmEmail is set', () => {
     const [topicId] = onlyResource(t.service, 'AWS::SNS::Topic');
-    for (const alarm of alarms()) {
-      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
+    for (const a of alarms()) {
+      expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
     }
     t.service.resourceCountIs('AWS::SNS::Subscription', 0);
     const withEmail = synthTemplates({ alarmEmail: 'oncall@example.com' });

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../lib/billing-function.ts';
+import { ENTRY } from './synth.ts';
 
 const CDK_CLI = resolve(REPO_ROOT, 'node_modules/aws-cdk/bin/cdk');
 
@@ -49,7 +50,12 @@ describe('cdk synth (CLI) without AWS credentials', () => {
 
     const template = JSON.parse(
       readFileSync(join(outdir, 'BillingService.template.json'), 'utf8'),
-    ) as { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+    ) as {
+      Resources: Record<
+        string,
+        { Type: string; Properties: Record<string, unknown>; Metadata?: Record<string, unknown> }
+      >;
+    };
     const assets = JSON.parse(readFileSync(join(outdir, 'BillingService.assets.json'), 'utf8')) as {
       files: Record<string, { source: { path: string; packaging?: string } }>;
     };
@@ -58,7 +64,10 @@ describe('cdk synth (CLI) without AWS credentials', () => {
     const functions = Object.values(template.Resources).filter(
       (r) => r.Type === 'AWS::Lambda::Function',
     );
-    expect(functions).toHaveLength(3);
+    // Every handler is bundled, the payments consumer and read API included.
+    expect(functions.map((fn) => fn.Metadata?.['billing:entry']).sort()).toEqual(
+      Object.values(ENTRY).sort(),
+    );
     for (const fn of functions) {
       expect(fn.Properties.Handler).toBe('index.handler');
       const key = (fn.Properties.Code as { S3Key: string }).S3Key;

@@ -1,6 +1,14 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Duration } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { createBillingApp } from '../../lib/billing-app.ts';
+import * as z from 'zod/mini';
+import { EnvConfigError, ledgerRetentionDaysEnv, readEnv } from '../../functions/commons/env.ts';
+import { ENV } from '../../functions/commons/env-names.ts';
+import { LEDGER_RETENTION_DAYS } from '../../functions/core/shared/config-values.ts';
+import { type BillingApp, createBillingApp } from '../../lib/billing-app.ts';
 import {
   alarmEmailFromContext,
   ConfigError,
@@ -9,7 +17,8 @@ import {
   priceTierMapFromContext,
   readBillingConfig,
 } from '../../lib/config.ts';
-import { visibilityTimeoutFor } from '../../lib/stripe-event-queue.ts';
+import { visibilityTimeoutFor } from '../../lib/event-family-queue.ts';
+import { CONSUMER_ENTRY, envOf, functionByEntry } from './synth.ts';
 
 describe('priceTierMapFromContext', () => {
   it('accepts an object (cdk.json) or a JSON string (-c on the CLI)', () => {
@@ -53,7 +62,7 @@ describe('alarmEmailFromContext and ledgerRetentionDaysFromContext', () => {
     expect(() => alarmEmailFromContext(value)).toThrow(/Invalid CDK context "alarmEmail"/);
   });
 
-  it.each([[0], [1.5], ['ten'], [-3], [100_000]])('rejects ledgerRetentionDays %j', (value) => {
+  it.each([[0], [1], [2], [3], [1.5], ['ten'], [-3], [3651], [100_000]])('rejects ledgerRetentionDays %j', (value) => {
     expect(() => ledgerRetentionDaysFromContext(value)).toThrow(
       /Invalid CDK context "ledgerRetentionDays"/,
     );
@@ -83,10 +92,132 @@ describe('synth with invalid context', () => {
   });
 });
 
+/** Builds the app (no bundling) with `context` in a throw-away cloud assembly directory. */
+function withApp<T>(context: Record<string, unknown>, use: (app: BillingApp) => T): T {
+  const outdir = mkdtempSync(join(tmpdir(), 'billing-config-test-'));
+  try {
+    return use(createBillingApp({ bundle: false, validate: false, outdir, context }));
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+/** LEDGER_RETENTION_DAYS of every consumer, as synth writes it into the template. */
+function consumersRetentionEnv(app: BillingApp): string[] {
+  const service = Template.fromStack(app.serviceStack);
+  return Object.values(CONSUMER_ENTRY).map((entry) =>
+    String(envOf(functionByEntry(service, entry)[1])[ENV.ledgerRetentionDays]),
+  );
+}
+
+/** The consumers' own parse of LEDGER_RETENTION_DAYS (functions/commons/env.ts). */
+const consumerEnvSchema = z.object({ [ENV.ledgerRetentionDays]: ledgerRetentionDaysEnv() });
+
+type Verdict = { accepted: true; days: number } | { accepted: false };
+
+function synthVerdict(value: unknown): Verdict {
+  try {
+    return withApp({ ledgerRetentionDays: value }, (app) => {
+      const written = consumersRetentionEnv(app);
+      // Both consumers get the same value, whatever it is.
+      expect(new Set(written).size).toBe(1);
+      return { accepted: true, days: Number(written[0]) };
+    });
+  } catch (error) {
+    if (error instanceof ConfigError) return { accepted: false };
+    throw error;
+  }
+}
+
+function handlerVerdict(value: string | undefined): Verdict {
+  try {
+    const env = readEnv(consumerEnvSchema, { [ENV.ledgerRetentionDays]: value });
+    return { accepted: true, days: env[ENV.ledgerRetentionDays] };
+  } catch (error) {
+    if (error instanceof EnvConfigError) return { accepted: false };
+    throw error;
+  }
+}
+
+describe('ledger retention: one rule, 4 to 3650 days, for synth and handlers', () => {
+  it('the rule is the one the handlers share', () => {
+    expect(LEDGER_RETENTION_DAYS).toMatchObject({ min: 4, max: 3650 });
+  });
+
+  it.each([1, 2, 3, '3'])('synth rejects %j days (shorter than Stripe retries)', (value) => {
+    // createBillingApp({ bundle: false, context: { ledgerRetentionDays: value } }), in a temp outdir.
+    const error = captureError(() => withApp({ ledgerRetentionDays: value }, () => undefined));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toMatch(/^Invalid CDK context "ledgerRetentionDays": /);
+    expect(error.message).toContain('4 to 3650');
+  });
+
+  it.each([4, 3650, '4', '3650'])(
+    'synth accepts %j days and hands it to both consumers',
+    (value) => {
+      const written = withApp({ ledgerRetentionDays: value }, consumersRetentionEnv);
+      expect(written).toEqual(Object.values(CONSUMER_ENTRY).map(() => String(Number(value))));
+    },
+  );
+
+  it('defaults to 90 days at synth when the key is absent', () => {
+    expect(withApp({}, consumersRetentionEnv)).toEqual(
+      Object.values(CONSUMER_ENTRY).map(() => String(DEFAULT_LEDGER_RETENTION_DAYS)),
+    );
+  });
+
+  it('the consumers accept exactly the values synth accepts, and read the days synth wrote', () => {
+    const values = [
+      '0',
+      '1',
+      '3',
+      '4',
+      '5',
+      '90',
+      '3650',
+      '3651',
+      '1.5',
+      '4.5',
+      '-4',
+      'x',
+      '',
+      ' ',
+      ' 30 ',
+      '1e3',
+    ];
+    const verdicts = values.map((value) => ({
+      value,
+      synth: synthVerdict(value),
+      handler: handlerVerdict(value),
+    }));
+    for (const { value, synth, handler } of verdicts) {
+      expect(handler.accepted, `verdicts on ${JSON.stringify(value)}`).toBe(synth.accepted);
+      if (synth.accepted && handler.accepted) {
+        expect(handler.days, `days of ${JSON.stringify(value)}`).toBe(synth.days);
+        // What synth wrote into the template is itself a value the consumer accepts.
+        expect(handlerVerdict(String(synth.days))).toEqual(synth);
+      }
+    }
+    // The set exercises both verdicts, on both sides of each bound.
+    const accepted = verdicts.filter((v) => v.synth.accepted).map((v) => v.value);
+    expect(accepted).toEqual(expect.arrayContaining(['4', '3650', '90', '']));
+    expect(accepted).not.toEqual(expect.arrayContaining(['3']));
+    expect(accepted).not.toContain('3651');
+    expect(accepted).not.toContain('0');
+  });
+
+  it('a missing variable is the default for the consumers as it is for synth', () => {
+    expect(handlerVerdict(undefined)).toEqual({
+      accepted: true,
+      days: DEFAULT_LEDGER_RETENTION_DAYS,
+    });
+  });
+});
+
 describe('visibilityTimeoutFor', () => {
   it('is six times the consumer timeout plus the batching window', () => {
-    expect(visibilityTimeoutFor(Duration.seconds(30), Duration.seconds(2)).toSeconds()).toBe(182);
-    expect(visibilityTimeoutFor(Duration.minutes(1), Duration.seconds(0)).toSeconds()).toBe(360);
+    expect(visibilityTimeoutFor({ timeout: Duration.seconds(30), maxBatchingWindow: Duration.seconds(2) }).toSeconds()).toBe(182);
+    expect(visibilityTimeoutFor({ timeout: Duration.minutes(1), maxBatchingWindow: Duration.seconds(0) }).toSeconds()).toBe(360);
   });
 });
 

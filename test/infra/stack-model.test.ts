@@ -1,14 +1,30 @@
 import { describe, expect, it } from 'vitest';
-import { ENV } from '../../functions/commons/env-names.ts';
+import {
+  createPaymentsTableInput,
+  PAYMENT_TTL_ATTRIBUTE,
+} from '../../functions/adapters/dynamodb/payment-table-schema.ts';
+import { ENV, EVENT_QUEUE_URL_ENV } from '../../functions/commons/env-names.ts';
 import { METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
+import { PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
+import { EVENT_FAMILIES } from '../../functions/core/shared/event-families.ts';
+import { CONSUMER_SETTINGS } from '../../lib/event-family-queue.ts';
 import {
   type FunctionModel,
   loadStackModel,
+  type QueueModel,
   resolveEnvironment,
   StackModelError,
+  type TableModel,
 } from '../../local/stack-model.ts';
+import { CONSUMER_ENTRY, ENTRY } from './synth.ts';
 
 const model = loadStackModel();
+
+const TABLE = {
+  billing: 'billing-suite-billing',
+  subscriptionLedger: 'billing-suite-subscription-ledger',
+  payments: 'billing-suite-payments',
+} as const;
 
 function fn(entry: string): FunctionModel {
   const found = model.functions.find((f) => f.entry === entry);
@@ -16,110 +32,174 @@ function fn(entry: string): FunctionModel {
   return found;
 }
 
+function table(localName: string): TableModel {
+  const found = model.tables.find((t) => t.localName === localName);
+  if (!found) throw new Error(`no table ${localName}`);
+  return found;
+}
+
+function queue(localName: string): QueueModel {
+  const found = model.queues.find((q) => q.localName === localName);
+  if (!found) throw new Error(`no queue ${localName}`);
+  return found;
+}
+
+/** Each family's queue, named `billing-suite-<family>-events`, and its DLQ. */
+function familyQueues(family: string): { main: QueueModel; dlq: QueueModel } {
+  return {
+    main: queue(`billing-suite-${family}-events`),
+    dlq: queue(`billing-suite-${family}-events-dlq`),
+  };
+}
+
 describe('loadStackModel', () => {
-  it('finds the billing table and the events ledger with its TTL', () => {
-    expect(model.tables.map((t) => t.localName).sort()).toEqual([
-      'billing-suite-billing',
-      'billing-suite-events',
-    ]);
-    const billing = model.tables.find((t) => t.localName === 'billing-suite-billing');
-    const events = model.tables.find((t) => t.localName === 'billing-suite-events');
-    expect(billing?.create).toMatchObject({
-      TableName: 'billing-suite-billing',
+  it('finds the billing table, the subscription ledger with its TTL and the payments table', () => {
+    expect(model.tables.map((t) => t.localName).sort()).toEqual(Object.values(TABLE).sort());
+    expect(table(TABLE.billing).create).toMatchObject({
+      TableName: TABLE.billing,
       BillingMode: 'PAY_PER_REQUEST',
       KeySchema: [
         { AttributeName: 'pk', KeyType: 'HASH' },
         { AttributeName: 'sk', KeyType: 'RANGE' },
       ],
     });
-    expect(billing?.ttlAttribute).toBeUndefined();
-    expect(events?.create.KeySchema).toEqual([
+    expect(table(TABLE.billing).ttlAttribute).toBeUndefined();
+    expect(table(TABLE.subscriptionLedger).create.KeySchema).toEqual([
       { AttributeName: 'customerId', KeyType: 'HASH' },
       { AttributeName: 'revision', KeyType: 'RANGE' },
     ]);
-    expect(events?.ttlAttribute).toBe('expiresAt');
+    expect(table(TABLE.subscriptionLedger).ttlAttribute).toBe('expiresAt');
   });
 
-  it('finds the event queue and its DLQ link', () => {
-    expect(model.queues).toHaveLength(2);
-    const main = model.queues.find((q) => q.deadLetter);
-    const dlq = model.queues.find((q) => !q.deadLetter);
-    expect(main?.deadLetter).toEqual({ targetLogicalId: dlq?.logicalId, maxReceiveCount: 5 });
-    expect(main?.localName).toBe('billing-suite-stripe-events');
-    expect(Number(main?.attributes.VisibilityTimeout)).toBeGreaterThanOrEqual(6 * 30);
-    expect(main?.attributes.RedrivePolicy).toBeUndefined();
-    expect(dlq?.attributes.MessageRetentionPeriod).toBe(String(14 * 24 * 3600));
+  it('creates the payments table locally as the adapter’s own schema defines it', () => {
+    const payments = table(TABLE.payments);
+    const expected = createPaymentsTableInput(TABLE.payments);
+    const byName = <T extends { AttributeName?: string; IndexName?: string }>(items: T[] = []) =>
+      [...items].sort((a, b) =>
+        String(a.IndexName ?? a.AttributeName).localeCompare(String(b.IndexName ?? b.AttributeName)),
+      );
+    expect(payments.create).toMatchObject({
+      TableName: expected.TableName,
+      BillingMode: expected.BillingMode,
+      KeySchema: expected.KeySchema,
+    });
+    expect(byName(payments.create.AttributeDefinitions)).toEqual(
+      byName(expected.AttributeDefinitions),
+    );
+    expect(byName(payments.create.GlobalSecondaryIndexes)).toEqual(
+      byName(expected.GlobalSecondaryIndexes),
+    );
+    expect(payments.ttlAttribute).toBe(PAYMENT_TTL_ATTRIBUTE);
   });
 
-  it('finds the three functions with their entries, sizes and bound resources', () => {
-    expect(model.functions.map((f) => f.entry).sort()).toEqual([
-      'functions/subscription-consumer.ts',
-      'functions/subscription-read.ts',
-      'functions/webhook-ingress.ts',
-    ]);
-    const [main] = model.queues.filter((q) => q.deadLetter);
-    const webhook = fn('functions/webhook-ingress.ts');
+  it.each(EVENT_FAMILIES)('finds the %s queue and its own DLQ link', (family) => {
+    const { main, dlq } = familyQueues(family);
+    expect(main.deadLetter).toEqual({ targetLogicalId: dlq.logicalId, maxReceiveCount: 5 });
+    expect(Number(main.attributes.VisibilityTimeout)).toBeGreaterThanOrEqual(
+      6 * CONSUMER_SETTINGS[family].timeout.toSeconds() +
+        CONSUMER_SETTINGS[family].maxBatchingWindow.toSeconds(),
+    );
+    expect(main.attributes.RedrivePolicy).toBeUndefined();
+    expect(dlq.deadLetter).toBeUndefined();
+    expect(dlq.attributes.MessageRetentionPeriod).toBe(String(14 * 24 * 3600));
+  });
+
+  it('finds the five functions with their entries, sizes and bound resources', () => {
+    expect(model.functions.map((f) => f.entry).sort()).toEqual(Object.values(ENTRY).sort());
+    const webhook = fn(ENTRY.webhook);
     expect(webhook.exportName).toBe('handler');
-    expect(webhook.environment[ENV.eventQueueUrl]).toEqual({
-      kind: 'queueUrl',
-      queueLogicalId: main?.logicalId,
-    });
+    for (const family of EVENT_FAMILIES) {
+      expect(webhook.environment[EVENT_QUEUE_URL_ENV[family]], family).toEqual({
+        kind: 'queueUrl',
+        queueLogicalId: familyQueues(family).main.logicalId,
+      });
+    }
     expect(webhook.environment[ENV.webhookSecretArn]?.kind).toBe('secretArn');
-    const consumer = fn('functions/subscription-consumer.ts');
+
+    const tableRef = (localName: string) => ({
+      kind: 'tableName',
+      tableLogicalId: table(localName).logicalId,
+    });
+    const consumer = fn(ENTRY.subscriptionConsumer);
     expect(consumer).toMatchObject({ timeoutSeconds: 30, memoryMb: 512 });
-    const tableIds = Object.fromEntries(model.tables.map((t) => [t.localName, t.logicalId]));
-    expect(consumer.environment[ENV.billingTableName]).toEqual({
-      kind: 'tableName',
-      tableLogicalId: tableIds['billing-suite-billing'],
-    });
-    expect(consumer.environment[ENV.eventsTableName]).toEqual({
-      kind: 'tableName',
-      tableLogicalId: tableIds['billing-suite-events'],
-    });
+    expect(consumer.environment[ENV.billingTableName]).toEqual(tableRef(TABLE.billing));
+    expect(consumer.environment[ENV.subscriptionLedgerTableName]).toEqual(
+      tableRef(TABLE.subscriptionLedger),
+    );
     expect(consumer.environment[ENV.priceTierMap]).toEqual({ kind: 'literal', value: '{}' });
+
+    const paymentConsumer = fn(ENTRY.paymentConsumer);
+    expect(paymentConsumer).toMatchObject({
+      timeoutSeconds: CONSUMER_SETTINGS.payments.timeout.toSeconds(),
+      memoryMb: CONSUMER_SETTINGS.payments.memorySize,
+    });
+    expect(paymentConsumer.environment[ENV.paymentsTableName]).toEqual(tableRef(TABLE.payments));
+    expect(paymentConsumer.environment[ENV.billingTableName]).toEqual(tableRef(TABLE.billing));
+    expect(paymentConsumer.environment[ENV.ledgerRetentionDays]?.kind).toBe('literal');
+
+    expect(fn(ENTRY.subscriptionRead).environment[ENV.billingTableName]).toEqual(
+      tableRef(TABLE.billing),
+    );
+    expect(fn(ENTRY.paymentRead).environment[ENV.paymentsTableName]).toEqual(
+      tableRef(TABLE.payments),
+    );
   });
 
-  it('finds both routes with their authorization and throttle', () => {
+  it('finds all seven routes with their authorization, function and throttle', () => {
     const byKey = Object.fromEntries(model.routes.map((r) => [`${r.method} ${r.path}`, r]));
-    expect(Object.keys(byKey).sort()).toEqual([
-      'GET /users/{userId}/subscription',
-      'POST /webhooks/stripe',
-    ]);
+    const paymentKeys = Object.values(PAYMENT_ROUTES).map((path) => `GET ${path}`);
+    expect(Object.keys(byKey).sort()).toEqual(
+      ['POST /webhooks/stripe', 'GET /users/{userId}/subscription', ...paymentKeys].sort(),
+    );
+    const throttle = { rateLimit: expect.any(Number), burstLimit: expect.any(Number) };
     expect(byKey['POST /webhooks/stripe']).toMatchObject({
       authorization: 'NONE',
-      functionLogicalId: fn('functions/webhook-ingress.ts').logicalId,
-      throttle: { rateLimit: expect.any(Number), burstLimit: expect.any(Number) },
+      functionLogicalId: fn(ENTRY.webhook).logicalId,
+      throttle,
     });
     expect(byKey['GET /users/{userId}/subscription']).toMatchObject({
       authorization: 'AWS_IAM',
-      functionLogicalId: fn('functions/subscription-read.ts').logicalId,
+      functionLogicalId: fn(ENTRY.subscriptionRead).logicalId,
+      throttle,
     });
+    for (const key of paymentKeys) {
+      expect(byKey[key], key).toMatchObject({
+        authorization: 'AWS_IAM',
+        functionLogicalId: fn(ENTRY.paymentRead).logicalId,
+        throttle,
+      });
+    }
   });
 
-  it('finds the consumer mapping with its settings', () => {
-    const [main] = model.queues.filter((q) => q.deadLetter);
-    expect(model.queueConsumers).toEqual([
-      {
-        queueLogicalId: main?.logicalId,
-        functionLogicalId: fn('functions/subscription-consumer.ts').logicalId,
-        batchSize: 100,
-        maximumBatchingWindowSeconds: 2,
-        maximumConcurrency: 5,
+  it("finds both consumer mappings with their family's settings", () => {
+    const expected = EVENT_FAMILIES.map((family) => {
+      const settings = CONSUMER_SETTINGS[family];
+      return {
+        queueLogicalId: familyQueues(family).main.logicalId,
+        functionLogicalId: fn(CONSUMER_ENTRY[family]).logicalId,
+        batchSize: settings.batchSize,
+        maximumBatchingWindowSeconds: settings.maxBatchingWindow.toSeconds(),
+        maximumConcurrency: settings.maxConcurrency,
         reportBatchItemFailures: true,
-      },
-    ]);
+      };
+    });
+    const byQueue = (a: { queueLogicalId: string }, b: { queueLogicalId: string }) =>
+      a.queueLogicalId.localeCompare(b.queueLogicalId);
+    expect([...model.queueConsumers].sort(byQueue)).toEqual(expected.sort(byQueue));
   });
 
   it('is stable across calls and returns copies callers cannot corrupt', () => {
     const again = loadStackModel();
     expect(again).toEqual(model);
     again.functions.pop();
-    expect(loadStackModel().functions).toHaveLength(3);
+    again.queues.length = 0;
+    expect(loadStackModel().functions).toHaveLength(model.functions.length);
+    expect(loadStackModel().queues).toHaveLength(model.queues.length);
   });
 
   it('applies context (priceTierMap) when given', () => {
     const custom = loadStackModel({ context: { priceTierMap: { price_x: 'gold' } } });
-    const consumer = custom.functions.find((f) => f.entry === 'functions/subscription-consumer.ts');
+    const consumer = custom.functions.find((f) => f.entry === ENTRY.subscriptionConsumer);
     expect(consumer?.environment[ENV.priceTierMap]).toEqual({
       kind: 'literal',
       value: '{"price_x":"gold"}',
@@ -134,31 +214,42 @@ describe('resolveEnvironment', () => {
   );
 
   it('turns table and queue references into the local names and URLs', () => {
-    const env = resolveEnvironment(fn('functions/subscription-consumer.ts'), {
-      tableNames,
-      queueUrls,
-    });
+    const env = resolveEnvironment(fn(ENTRY.subscriptionConsumer), { tableNames, queueUrls });
     expect(env).toMatchObject({
-      [ENV.billingTableName]: 'billing-suite-billing',
-      [ENV.eventsTableName]: 'billing-suite-events',
+      [ENV.billingTableName]: TABLE.billing,
+      [ENV.subscriptionLedgerTableName]: TABLE.subscriptionLedger,
       [ENV.priceTierMap]: '{}',
       POWERTOOLS_SERVICE_NAME: 'subscription-consumer',
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     });
+    expect(resolveEnvironment(fn(ENTRY.paymentConsumer), { tableNames, queueUrls })).toMatchObject(
+      {
+        [ENV.paymentsTableName]: TABLE.payments,
+        [ENV.billingTableName]: TABLE.billing,
+        POWERTOOLS_SERVICE_NAME: 'payment-consumer',
+      },
+    );
+    expect(resolveEnvironment(fn(ENTRY.paymentRead), { tableNames, queueUrls })).toMatchObject({
+      [ENV.paymentsTableName]: TABLE.payments,
+      POWERTOOLS_SERVICE_NAME: 'payment-read',
+    });
   });
 
   it('replaces the secret ARN by the plain secret when one is given', () => {
-    const webhook = fn('functions/webhook-ingress.ts');
+    const webhook = fn(ENTRY.webhook);
     const env = resolveEnvironment(webhook, { tableNames, queueUrls, secretValue: 'whsec_x' });
     expect(env[ENV.webhookSecret]).toBe('whsec_x');
     expect(env[ENV.webhookSecretArn]).toBeUndefined();
-    expect(env[ENV.eventQueueUrl]).toBe(
-      'http://localhost:9324/000000000000/billing-suite-stripe-events',
+    expect(env[ENV.subscriptionEventsQueueUrl]).toBe(
+      'http://localhost:9324/000000000000/billing-suite-subscriptions-events',
+    );
+    expect(env[ENV.paymentEventsQueueUrl]).toBe(
+      'http://localhost:9324/000000000000/billing-suite-payments-events',
     );
     expect(resolveEnvironment(webhook, { tableNames, queueUrls })[ENV.webhookSecret]).toBe(
       undefined,
     );
-    const read = resolveEnvironment(fn('functions/subscription-read.ts'), {
+    const read = resolveEnvironment(fn(ENTRY.subscriptionRead), {
       tableNames,
       queueUrls,
       secretValue: 'whsec_x',
@@ -168,7 +259,10 @@ describe('resolveEnvironment', () => {
 
   it('fails clearly when a referenced table was not created', () => {
     expect(() =>
-      resolveEnvironment(fn('functions/subscription-read.ts'), { tableNames: {}, queueUrls }),
+      resolveEnvironment(fn(ENTRY.subscriptionRead), { tableNames: {}, queueUrls }),
     ).toThrow(StackModelError);
+    expect(() => resolveEnvironment(fn(ENTRY.paymentRead), { tableNames: {}, queueUrls })).toThrow(
+      StackModelError,
+    );
   });
 });

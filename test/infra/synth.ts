@@ -6,12 +6,43 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
+import { EVENT_FAMILIES, type EventFamilyName } from '../../functions/core/shared/event-families.ts';
 import { createBillingApp } from '../../lib/billing-app.ts';
+import type { BillingDataStack } from '../../lib/billing-data-stack.ts';
+import type { BillingServiceStack } from '../../lib/billing-service-stack.ts';
+
+/** Handler entries (`billing:entry` metadata) of the five functions. */
+export const ENTRY = {
+  webhook: 'functions/webhook-ingress.ts',
+  subscriptionConsumer: 'functions/subscription-consumer.ts',
+  subscriptionRead: 'functions/subscription-read.ts',
+  paymentConsumer: 'functions/payment-consumer.ts',
+  paymentRead: 'functions/payment-read.ts',
+} as const;
+
+/** The function that consumes each event family's queue. */
+export const CONSUMER_ENTRY: Record<EventFamilyName, string> = {
+  subscriptions: ENTRY.subscriptionConsumer,
+  payments: ENTRY.paymentConsumer,
+};
 
 export interface Templates {
   data: Template;
   service: Template;
+  /** The stacks the templates came from, to find a construct's logical id. */
+  stacks: { data: BillingDataStack; service: BillingServiceStack };
+}
+
+/** Logical ids of the data stack's resources, taken from the constructs that own them. */
+export interface DataIds {
+  billing: string;
+  subscriptionLedger: string;
+  payments: string;
+  secret: string;
+  queues: Record<EventFamilyName, { queue: string; dlq: string }>;
 }
 
 export interface CfnResourceJson {
@@ -39,10 +70,50 @@ export function synthTemplates(context?: Record<string, unknown>): Templates {
       outdir,
       ...(context ? { context } : {}),
     });
-    return { data: Template.fromStack(dataStack), service: Template.fromStack(serviceStack) };
+    return {
+      data: Template.fromStack(dataStack),
+      service: Template.fromStack(serviceStack),
+      stacks: { data: dataStack, service: serviceStack },
+    };
   } finally {
     rmSync(outdir, { recursive: true, force: true });
   }
+}
+
+/** The logical id of a construct's CloudFormation resource (an L2's default child). */
+export function logicalIdOf(construct: IConstruct): string {
+  const element = (construct.node.defaultChild ?? construct) as CfnElement;
+  return Stack.of(element).getLogicalId(element);
+}
+
+export function dataIds(t: Templates): DataIds {
+  const { tables, paymentTables, eventQueues, signingSecret } = t.stacks.data;
+  const queues = Object.fromEntries(
+    EVENT_FAMILIES.map((family) => [
+      family,
+      {
+        queue: logicalIdOf(eventQueues[family].queue),
+        dlq: logicalIdOf(eventQueues[family].deadLetterQueue),
+      },
+    ]),
+  ) as DataIds['queues'];
+  return {
+    billing: logicalIdOf(tables.billing),
+    subscriptionLedger: logicalIdOf(tables.subscriptionLedger),
+    payments: logicalIdOf(paymentTables.payments),
+    secret: logicalIdOf(signingSecret.secret),
+    queues,
+  };
+}
+
+/** `{ 'Fn::GetAtt': [logicalId, attribute] }` */
+export function getAtt(logicalId: string, attribute = 'Arn'): unknown {
+  return { 'Fn::GetAtt': [logicalId, attribute] };
+}
+
+/** The ARN pattern `Table.grant` adds for a table's indexes. */
+export function indexArns(tableId: string): unknown {
+  return { 'Fn::Join': ['', [getAtt(tableId), '/index/*']] };
 }
 
 export function resources(template: Template, type: string): Record<string, CfnResourceJson> {
@@ -67,6 +138,22 @@ export function functionByEntry(template: Template, entry: string): [string, Cfn
 export function envOf(fn: CfnResourceJson): Record<string, unknown> {
   const environment = fn.Properties.Environment as { Variables?: Record<string, unknown> };
   return environment?.Variables ?? {};
+}
+
+/**
+ * Like `resolveImport`, at any depth: `{ 'Fn::Join': ['', [{ 'Fn::ImportValue': … }, '/index/*']] }`
+ * becomes `{ 'Fn::Join': ['', [{ 'Fn::GetAtt': [tableId, 'Arn'] }, '/index/*']] }`.
+ */
+export function resolveImports(data: Template, value: unknown): unknown {
+  const resolved = resolveImport(data, value);
+  if (resolved !== value) return resolveImports(data, resolved);
+  if (Array.isArray(value)) return value.map((item) => resolveImports(data, item));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [key, resolveImports(data, item)]),
+    );
+  }
+  return value;
 }
 
 /**
@@ -106,4 +193,18 @@ export function statementsOf(document: unknown): Statement[] {
 
 export function actionsOf(statements: Statement[]): string[] {
   return [...new Set(statements.flatMap((s) => s.Action))].sort();
+}
+
+/** Every statement of every IAM policy in the given templates. */
+export function allPolicyStatements(...templates: Template[]): Statement[] {
+  return templates.flatMap((template) =>
+    Object.values(resources(template, 'AWS::IAM::Policy')).flatMap((p) =>
+      statementsOf(p.Properties.PolicyDocument),
+    ),
+  );
+}
+
+/** Order-insensitive comparison key for lists of CloudFormation values. */
+export function sortedJson(values: readonly unknown[]): string[] {
+  return values.map((value) => JSON.stringify(value)).sort();
 }

@@ -24,7 +24,7 @@ import {
 const context = { functionName: 'subscription-consumer', awsRequestId: 'test' } as Context;
 const priceTierMap = HISTORY_PRICE_TIER_MAP;
 
-let tables: { billingTableName: string; eventsTableName: string };
+let tables: { billingTableName: string; ledgerTableName: string };
 let dynamo: DynamoDBClient;
 
 beforeAll(async () => {
@@ -58,7 +58,7 @@ describe('subscription consumer on DynamoDB Local', () => {
       expect(await reader().getUserView(history.userId)).toEqual(expectedView(history));
     }
     // Every event recorded once across the ledger pages: redeliveries are not recorded again.
-    const pages = await dynamo.send(new ScanCommand({ TableName: tables.eventsTableName }));
+    const pages = await dynamo.send(new ScanCommand({ TableName: tables.ledgerTableName }));
     const recorded = (pages.Items ?? []).flatMap(
       (page) => page.events?.L?.map((event) => event.M?.eventId?.S) ?? [],
     );

@@ -5,24 +5,24 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { billingKeys as keys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
 import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
   decodeAccount,
-  keys,
 } from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
 import { InMemorySubscriptionStore } from '../../functions/adapters/memory/in-memory-subscription-store.ts';
 import {
   type CustomerAccount,
   emptyAccount,
   type UserSubscriptionView,
-} from '../../functions/core/customer-account.ts';
+} from '../../functions/core/subscriptions/customer-account.ts';
 import type {
   AccountCommit,
   LedgerReader,
   SubscriptionStore,
   UserViewReader,
-} from '../../functions/core/ports.ts';
+} from '../../functions/core/subscriptions/ports.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
 
@@ -224,7 +224,7 @@ describe('DynamoDbSubscriptionStore items', () => {
     await store.commit(commit);
     const page = await dynamo.send(
       new GetItemCommand({
-        TableName: tables.eventsTableName,
+        TableName: tables.ledgerTableName,
         Key: { customerId: { S: customerId }, revision: { N: '1' } },
       }),
     );

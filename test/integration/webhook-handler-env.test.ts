@@ -40,7 +40,8 @@ afterAll(async () => {
 
 describe('webhook ingress handler wired from the environment', () => {
   it('fails fast, naming the variables, when the environment is incomplete', async () => {
-    delete process.env[ENV.eventQueueUrl];
+    delete process.env[ENV.subscriptionEventsQueueUrl];
+    delete process.env[ENV.paymentEventsQueueUrl];
     delete process.env[ENV.webhookSecret];
     delete process.env[ENV.webhookSecretArn];
     const handler = await freshHandler();
@@ -48,7 +49,8 @@ describe('webhook ingress handler wired from the environment', () => {
     const failure = handler(stripeWebhookEvent(raw, signPayload(raw)), context);
     // A fresh module graph: compare by name, not by class identity.
     await expect(failure).rejects.toMatchObject({ name: EnvConfigError.name });
-    await expect(failure).rejects.toThrow(ENV.eventQueueUrl);
+    await expect(failure).rejects.toThrow(ENV.subscriptionEventsQueueUrl);
+    await expect(failure).rejects.toThrow(ENV.paymentEventsQueueUrl);
     await expect(failure).rejects.toThrow(ENV.webhookSecretArn);
   });
 
@@ -57,7 +59,9 @@ describe('webhook ingress handler wired from the environment', () => {
       new CreateQueueCommand({ QueueName: uniqueName('webhook-env') }),
     ));
     Object.assign(process.env, {
-      [ENV.eventQueueUrl]: queueUrl,
+      [ENV.subscriptionEventsQueueUrl]: queueUrl,
+      // Not read here: only a payment event or a checkout would go there.
+      [ENV.paymentEventsQueueUrl]: `${queueUrl}-payments`,
       [ENV.webhookSecret]: TEST_WEBHOOK_SECRET,
       AWS_ENDPOINT_URL_SQS: inject('sqsEndpoint'),
       AWS_REGION: LOCAL_REGION,

@@ -16,7 +16,12 @@ import { StaticWebhookSecretProvider } from '../../functions/adapters/secrets/we
 import { SqsEventQueue } from '../../functions/adapters/sqs/sqs-event-queue.ts';
 import { StripeSignatureVerifier } from '../../functions/adapters/stripe/stripe-signature-verifier.ts';
 import { withPowertools } from '../../functions/commons/middleware.ts';
-import { MAX_WEBHOOK_BODY_BYTES } from '../../functions/core/webhook-intake.ts';
+import { MAX_WEBHOOK_BODY_BYTES } from '../../functions/core/intake/webhook-intake.ts';
+import {
+  EVENT_FAMILIES,
+  type EventFamilyName,
+  familiesFor,
+} from '../../functions/core/shared/event-families.ts';
 import { createWebhookIngressHandler } from '../../functions/webhook-ingress.ts';
 import {
   findFreePort,
@@ -53,11 +58,27 @@ async function createQueue(client: SQSClient = sqs): Promise<string> {
   return QueueUrl!;
 }
 
-function handlerFor(queueUrl: string, client: SQSClient = sqs, logger?: Logger) {
+/** The payments family's queue for tests that read only the subscriptions queue. */
+let paymentsSink: string;
+beforeAll(async () => {
+  paymentsSink = await createQueue();
+});
+
+function handlerFor(
+  queueUrls: string | Record<EventFamilyName, string>,
+  client: SQSClient = sqs,
+  logger?: Logger,
+) {
   const verifier = new StripeSignatureVerifier(
     new StaticWebhookSecretProvider(TEST_WEBHOOK_SECRET),
   );
-  const queue = new SqsEventQueue({ queueUrl, client });
+  const queue = new SqsEventQueue({
+    queueUrls:
+      typeof queueUrls === 'string'
+        ? { subscriptions: queueUrls, payments: paymentsSink }
+        : queueUrls,
+    client,
+  });
   const handler = withPowertools(
     createWebhookIngressHandler({ verifier, queue, ...(logger ? { logger } : {}) }),
     logger ? { logger } : {},
@@ -106,15 +127,17 @@ afterAll(async () => {
 
 describe('webhook ingress → SQS', () => {
   let queueUrl: string;
+  let queues: Record<EventFamilyName, string>;
   let invoke: ReturnType<typeof handlerFor>;
 
   beforeAll(async () => {
-    queueUrl = await createQueue();
-    invoke = handlerFor(queueUrl);
+    queues = { subscriptions: await createQueue(), payments: await createQueue() };
+    queueUrl = queues.subscriptions;
+    invoke = handlerFor(queues);
   });
 
   afterEach(async () => {
-    await drain(queueUrl);
+    await Promise.all(Object.values(queues).map((url) => drain(url)));
   });
 
   it('puts exactly one message with the raw body and the contract attributes, then answers 200', async () => {
@@ -149,9 +172,26 @@ describe('webhook ingress → SQS', () => {
     const raw = readStripeEventRaw(name);
     const response = await invoke(stripeWebhookEvent(raw, signPayload(raw), { base64: true }));
     expect(response.statusCode).toBe(200);
-    const messages = await drain(queueUrl);
-    expect(messages.map((m) => m.Body)).toEqual([raw]);
-    expect(messages[0]!.MessageAttributes!.eventId!.StringValue).toBe(JSON.parse(raw).id);
+    // In the queue of every family that consumes the type, and in no other.
+    const targets = familiesFor(JSON.parse(raw).type);
+    expect(targets.length).toBeGreaterThan(0);
+    for (const family of EVENT_FAMILIES) {
+      const messages = await drain(queues[family]);
+      expect(messages.map((m) => m.Body)).toEqual(targets.includes(family) ? [raw] : []);
+      if (targets.includes(family)) {
+        expect(messages[0]!.MessageAttributes!.eventId!.StringValue).toBe(JSON.parse(raw).id);
+      }
+    }
+  });
+
+  it('acknowledges a type no family consumes and queues it nowhere', async () => {
+    const text = JSON.stringify({
+      ...stripeEventWith('invoice.paid.stripe-sync-engine', { id: uniqueEventId() }),
+      type: 'product.created',
+    });
+    const response = await invoke(stripeWebhookEvent(text, signPayload(text)));
+    expect(response.statusCode).toBe(200);
+    for (const url of Object.values(queues)) expect(await drain(url)).toEqual([]);
   });
 
   it('queues a body of exactly the cap (the message with attributes fits SQS)', async () => {

@@ -6,13 +6,13 @@ import {
   foldFacts,
   projectUserView,
   versionOf,
-} from '../../functions/core/customer-account.ts';
+} from '../../functions/core/subscriptions/customer-account.ts';
 import type {
   SubscriptionEventFact,
   SubscriptionFact,
   SubscriptionStatus,
-} from '../../functions/core/stripe-event.ts';
-import type { Tier } from '../../functions/core/tiers.ts';
+} from '../../functions/core/subscriptions/subscription-facts.ts';
+import type { Tier } from '../../functions/core/shared/tiers.ts';
 
 const customerId = 'cus_1';
 const link = (eventId: string, created: number, userId = 'user-1'): SubscriptionEventFact => ({

@@ -14,7 +14,7 @@ import {
   type EventQueue,
   MAX_WEBHOOK_BODY_BYTES,
   type VerifiedStripeEvent,
-} from '../../functions/core/webhook-intake.ts';
+} from '../../functions/core/intake/webhook-intake.ts';
 import { createWebhookIngressHandler } from '../../functions/webhook-ingress.ts';
 import { httpApiEvent, stripeWebhookEvent } from '../helpers/apigw-events.ts';
 import { readStripeEventRaw, stripeEventWith } from '../helpers/fixtures.ts';

@@ -13,7 +13,8 @@ import {
   MAX_WEBHOOK_BODY_BYTES,
   type SignatureVerifier,
   type VerifiedStripeEvent,
-} from '../../functions/core/webhook-intake.ts';
+} from '../../functions/core/intake/webhook-intake.ts';
+import { type EventFamilyName, familiesFor } from '../../functions/core/shared/event-families.ts';
 import { readStripeEventRaw, STRIPE_EVENT_FIXTURES, stripeEventWith } from '../helpers/fixtures.ts';
 import { signPayload, TEST_WEBHOOK_SECRET } from '../helpers/stripe-signing.ts';
 
@@ -23,8 +24,13 @@ const clock = { now: () => NOW_MS };
 
 class RecordingQueue implements EventQueue {
   readonly sent: VerifiedStripeEvent[] = [];
-  async enqueue(event: VerifiedStripeEvent): Promise<void> {
+  readonly families: EventFamilyName[] = [];
+  /** Families whose queue refuses the event. */
+  readonly failing = new Set<EventFamilyName>();
+  async enqueue(event: VerifiedStripeEvent, family: EventFamilyName): Promise<void> {
+    if (this.failing.has(family)) throw new Error(`${family} queue unavailable`);
     this.sent.push(event);
+    this.families.push(family);
   }
 }
 
@@ -63,7 +69,9 @@ describe('acceptStripeWebhook', () => {
       eventId: 'evt_1KJrGtJDPojXS6LN15fcthM3',
       eventType: 'invoice.paid',
       receivedAt: NOW_MS,
+      families: ['subscriptions'],
     });
+    expect(queue.families).toEqual(['subscriptions']);
     expect(queue.sent).toEqual([
       {
         body: raw,
@@ -79,7 +87,50 @@ describe('acceptStripeWebhook', () => {
     const raw = readStripeEventRaw(name);
     const result = await acceptStripeWebhook(signed(raw), deps);
     expect(result.outcome).toBe('enqueued');
-    expect(queue.sent.map((m) => m.body)).toEqual([raw]);
+    // Once per family that consumes the type: checkout reaches both families.
+    const families = familiesFor(JSON.parse(raw).type);
+    expect(families.length).toBeGreaterThan(0);
+    expect(queue.families).toEqual(families);
+    expect(queue.sent.map((m) => m.body)).toEqual(families.map(() => raw));
+  });
+
+  it('sends checkout.session.completed to both families and a payment event to payments only', async () => {
+    const checkout = setup();
+    await acceptStripeWebhook(
+      signed(readStripeEventRaw('checkout.session.completed.mode-payment.stripe-sync-engine')),
+      checkout.deps,
+    );
+    expect(checkout.queue.families.sort()).toEqual(['payments', 'subscriptions']);
+
+    const payment = setup();
+    const result = await acceptStripeWebhook(
+      signed(readStripeEventRaw('charge.succeeded.zulip')),
+      payment.deps,
+    );
+    expect(result).toMatchObject({ outcome: 'enqueued', families: ['payments'] });
+    expect(payment.queue.families).toEqual(['payments']);
+  });
+
+  it('acknowledges an event no family consumes without sending it anywhere', async () => {
+    const { queue, deps } = setup();
+    const text = JSON.stringify({
+      ...stripeEventWith('invoice.paid.stripe-sync-engine', { id: 'evt_unrouted' }),
+      type: 'product.created',
+    });
+    const result = await acceptStripeWebhook(signed(text), deps);
+    expect(result).toMatchObject({
+      outcome: 'enqueued',
+      eventType: 'product.created',
+      families: [],
+    });
+    expect(queue.sent).toHaveLength(0);
+  });
+
+  it('fails the whole delivery when one of the target queues refuses it, so Stripe retries', async () => {
+    const { queue, deps } = setup();
+    queue.failing.add('payments');
+    const raw = readStripeEventRaw('checkout.session.completed.mode-payment.stripe-sync-engine');
+    await expect(acceptStripeWebhook(signed(raw), deps)).rejects.toBeInstanceOf(EnqueueFailedError);
   });
 
   it('accepts a body of exactly MAX_WEBHOOK_BODY_BYTES and refuses one byte more with 413', async () => {

@@ -10,7 +10,7 @@ import { StripeSignatureVerifier } from '../../functions/adapters/stripe/stripe-
 import {
   acceptStripeWebhook,
   type VerifiedStripeEvent,
-} from '../../functions/core/webhook-intake.ts';
+} from '../../functions/core/intake/webhook-intake.ts';
 import { readStripeEventRaw } from '../helpers/fixtures.ts';
 import { signPayload } from '../helpers/stripe-signing.ts';
 

@@ -8,24 +8,23 @@
  *   SUBSCRIPTION#<sub>  / SUBSCRIPTION  subscription id -> customer pointer: an immutable fact,
  *                                       put (batched, outside the transaction) before the commit
  *                                       that first lists the subscription
- * Events ledger table (customerId / revision): one page per account commit, listing
+ * Subscription ledger table (customerId / revision): one page per account commit, listing
  * the events that commit recorded, with a TTL.
  */
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
-  BatchGetCommand,
-  type BatchGetCommandInput,
-  BatchWriteCommand,
-  type BatchWriteCommandInput,
   DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
   type QueryCommandOutput,
   TransactWriteCommand,
-  type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import type { CustomerAccount, UserSubscriptionView } from '../../core/customer-account.ts';
+import { LEDGER_RETENTION_DAYS } from '../../core/shared/config-values.ts';
+import type {
+  CustomerAccount,
+  UserSubscriptionView,
+} from '../../core/subscriptions/customer-account.ts';
 import type {
   AccountCommit,
   CommitResult,
@@ -34,44 +33,35 @@ import type {
   StoredAccount,
   SubscriptionStore,
   UserViewReader,
-} from '../../core/ports.ts';
+} from '../../core/subscriptions/ports.ts';
+import { billingKeys as keys } from './billing-table-keys.ts';
+import {
+  BATCH_WRITE_LIMIT,
+  batchGetAll,
+  batchPutAll,
+  TRANSACTION_ITEM_LIMIT,
+  type TransactItem,
+  transactItemKey,
+} from './dynamodb-batch.ts';
 
 export interface DynamoDbSubscriptionStoreOptions {
   billingTableName: string;
-  eventsTableName: string;
-  /** Ledger pages expire this many days after they were written. Default 30 (Stripe retries for 3). */
+  /** The subscription ledger table (customerId / revision). */
+  ledgerTableName: string;
+  /** Ledger pages expire this many days after they were written. Default 90 (Stripe retries for 3). */
   ledgerRetentionDays?: number;
   /** Transactions in flight at once in `commitAll`. Default 4. */
   concurrency?: number;
   client: DynamoDBClient;
 }
 
-type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
-
-export const keys = {
-  account: (customerId: string) => ({ pk: `CUSTOMER#${customerId}`, sk: 'ACCOUNT' }),
-  profile: (userId: string) => ({ pk: `USER#${userId}`, sk: 'PROFILE' }),
-  subscription: (subscriptionId: string) => ({
-    pk: `SUBSCRIPTION#${subscriptionId}`,
-    sk: 'SUBSCRIPTION',
-  }),
-};
-
-/** BatchGetItem takes at most 100 keys a call. */
-const BATCH_GET_LIMIT = 100;
-/** BatchWriteItem takes at most 25 puts a call. */
-const BATCH_WRITE_LIMIT = 25;
 /** Subscription pointers an instance remembers having put. */
 const POINTERS_REMEMBERED = 10_000;
-/** Retries of a batch call's unprocessed keys or items before giving up. */
-const BATCH_RETRIES = 5;
-/** TransactWriteItems takes at most 100 items a call. */
-const MAX_TRANSACTION_ITEMS = 100;
 
 export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReader {
   readonly #documents: DynamoDBDocumentClient;
   readonly #billingTable: string;
-  readonly #eventsTable: string;
+  readonly #ledgerTable: string;
   readonly #retentionDays: number;
   readonly #concurrency: number;
   /** Pointers this instance has put: immutable facts, so never put twice (a lost race re-commits). */
@@ -83,8 +73,8 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
       marshallOptions: { removeUndefinedValues: true },
     });
     this.#billingTable = options.billingTableName;
-    this.#eventsTable = options.eventsTableName;
-    this.#retentionDays = options.ledgerRetentionDays ?? 30;
+    this.#ledgerTable = options.ledgerTableName;
+    this.#retentionDays = options.ledgerRetentionDays ?? LEDGER_RETENTION_DAYS.default;
   }
 
   async loadAccounts(customerIds: readonly string[]): Promise<Map<string, StoredAccount>> {
@@ -101,12 +91,15 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
       if (Item) accounts.set(customerIds[0]!, toStoredAccount(Item));
       return accounts;
     }
-    for (let start = 0; start < customerIds.length; start += BATCH_GET_LIMIT) {
-      const chunk = customerIds.slice(start, start + BATCH_GET_LIMIT);
-      for (const item of await this.#batchGet(chunk.map((id) => keys.account(id)))) {
-        const stored = toStoredAccount(item);
-        accounts.set(stored.account.customerId, stored);
-      }
+    const { items } = await batchGetAll(this.#documents, {
+      tableName: this.#billingTable,
+      keys: customerIds.map((id) => keys.account(id)),
+      // The fold must start from the latest revision, or every commit loses its race.
+      consistentRead: true,
+    });
+    for (const item of items) {
+      const stored = toStoredAccount(item);
+      accounts.set(stored.account.customerId, stored);
     }
     return accounts;
   }
@@ -117,7 +110,7 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
     do {
       const page = await this.#documents.send(
         new QueryCommand({
-          TableName: this.#eventsTable,
+          TableName: this.#ledgerTable,
           KeyConditionExpression: 'customerId = :customerId',
           ExpressionAttributeValues: { ':customerId': customerId },
           ExclusiveStartKey: startKey,
@@ -165,9 +158,14 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
         return;
       }
       const items = this.#commitItems(commit);
-      const itemKeys = items.map(itemKey);
+      // Billing items are keyed by pk/sk, ledger pages by customerId/revision.
+      const itemKeys = items.map((item) =>
+        transactItemKey(item, (table) =>
+          table === this.#ledgerTable ? ['customerId', 'revision'] : ['pk', 'sk'],
+        ),
+      );
       const clash = itemKeys.some((key) => keysInPack.has(key));
-      if (!current || clash || current.items.length + items.length > MAX_TRANSACTION_ITEMS) {
+      if (!current || clash || current.items.length + items.length > TRANSACTION_ITEM_LIMIT) {
         current = { items: [], members: [] };
         packs.push(current);
         keysInPack = new Set();
@@ -236,7 +234,11 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
     try {
       for (let start = 0; start < entries.length; start += BATCH_WRITE_LIMIT) {
         const chunk = entries.slice(start, start + BATCH_WRITE_LIMIT);
-        await this.#batchPut(chunk.map(([, item]) => item));
+        await batchPutAll(
+          this.#documents,
+          this.#billingTable,
+          chunk.map(([, item]) => item),
+        );
         // Bounded: a warm instance sees many customers; forgetting only costs a repeated put.
         if (this.#pointersPut.size + chunk.length > POINTERS_REMEMBERED) this.#pointersPut.clear();
         for (const [pointer] of chunk) this.#pointersPut.add(pointer);
@@ -244,19 +246,6 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
       return undefined;
     } catch (error) {
       return error instanceof Error ? error : new Error(String(error));
-    }
-  }
-
-  /** At most 25 items; retries unprocessed items with jittered backoff. */
-  async #batchPut(items: Record<string, unknown>[]): Promise<void> {
-    type RequestItems = NonNullable<BatchWriteCommandInput['RequestItems']>;
-    let pending: RequestItems = {
-      [this.#billingTable]: items.map((Item) => ({ PutRequest: { Item } })),
-    };
-    for (let attempt = 0; Object.keys(pending).length > 0; attempt++) {
-      if (attempt > 0) await retryPause(attempt, 'BatchWriteItem left items unprocessed');
-      const response = await this.#documents.send(new BatchWriteCommand({ RequestItems: pending }));
-      pending = response.UnprocessedItems ?? {};
     }
   }
 
@@ -286,7 +275,7 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
       },
       {
         Put: {
-          TableName: this.#eventsTable,
+          TableName: this.#ledgerTable,
           Item: {
             customerId: commit.customerId,
             revision,
@@ -323,23 +312,6 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
       },
     };
   }
-
-  /** At most 100 keys; strongly consistent; retries unprocessed keys with jittered backoff. */
-  async #batchGet(keysToGet: Record<string, string>[]): Promise<Record<string, unknown>[]> {
-    const found: Record<string, unknown>[] = [];
-    type RequestItems = NonNullable<BatchGetCommandInput['RequestItems']>;
-    let pending: RequestItems = {
-      [this.#billingTable]: { Keys: keysToGet, ConsistentRead: true },
-    };
-    // BatchGetItem may return some keys unprocessed under load: ask again, with backoff.
-    for (let attempt = 0; Object.keys(pending).length > 0; attempt++) {
-      if (attempt > 0) await retryPause(attempt, 'BatchGetItem left keys unprocessed');
-      const response = await this.#documents.send(new BatchGetCommand({ RequestItems: pending }));
-      found.push(...(response.Responses?.[this.#billingTable] ?? []));
-      pending = response.UnprocessedKeys ?? {};
-    }
-    return found;
-  }
 }
 
 /** The read API's one key lookup: the profile item's subscription view. */
@@ -366,12 +338,6 @@ export class DynamoDbUserViewReader implements UserViewReader {
   }
 }
 
-/** Waits before retry `attempt` (1-based) of a batch call's leftovers; throws past the limit. */
-async function retryPause(attempt: number, what: string): Promise<void> {
-  if (attempt > BATCH_RETRIES) throw new Error(`${what} after ${BATCH_RETRIES} retries`);
-  await new Promise((resolve) => setTimeout(resolve, 2 ** attempt * 25 * Math.random()));
-}
-
 /** What a cancelled transaction means for one of the commits it carried. */
 function memberResult(reasons: (string | undefined)[]): CommitResult {
   // The account's revision check failed, or another transaction held its items.
@@ -380,15 +346,6 @@ function memberResult(reasons: (string | undefined)[]): CommitResult {
   }
   // Every item of this commit was fine: another commit in the same call failed.
   return { status: 'aborted' };
-}
-
-/** Identifies an item across both tables (a transaction may not touch one item twice). */
-function itemKey(item: TransactItem): string {
-  if (item.Update) return `${item.Update.TableName}|${JSON.stringify(item.Update.Key)}`;
-  const put = item.Put?.Item ?? {};
-  // Billing items are keyed by pk/sk; ledger pages (no pk) by customerId/revision.
-  const key = put.pk !== undefined ? [put.pk, put.sk] : [put.customerId, put.revision];
-  return `${item.Put?.TableName}|${JSON.stringify(key)}`;
 }
 
 /**

@@ -3,7 +3,7 @@
  * the DynamoDB adapter (a contract suite runs against both), for unit tests and
  * property tests that need thousands of runs.
  */
-import type { UserSubscriptionView } from '../../core/customer-account.ts';
+import type { UserSubscriptionView } from '../../core/subscriptions/customer-account.ts';
 import type {
   AccountCommit,
   CommitResult,
@@ -12,7 +12,7 @@ import type {
   StoredAccount,
   SubscriptionStore,
   UserViewReader,
-} from '../../core/ports.ts';
+} from '../../core/subscriptions/ports.ts';
 
 export class InMemorySubscriptionStore implements SubscriptionStore, LedgerReader, UserViewReader {
   /** Ledger pages per customer, oldest first. */

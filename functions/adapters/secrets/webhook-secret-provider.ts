@@ -9,7 +9,7 @@ import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { defaultSecretsManagerClient } from '../../commons/aws-clients.ts';
 import { ENV } from '../../commons/env-names.ts';
-import { type Clock, systemClock } from '../../core/ports.ts';
+import { type Clock, systemClock } from '../../core/shared/clock.ts';
 
 /** The signing secret could not be read (Secrets Manager down, secret missing or empty). Answer 5xx. */
 export class WebhookSecretUnavailableError extends Error {

@@ -9,7 +9,7 @@ import {
   InvalidSignatureError,
   type SignatureFailure,
   type SignatureVerifier,
-} from '../../core/webhook-intake.ts';
+} from '../../core/intake/webhook-intake.ts';
 import type { WebhookSecretProvider } from '../secrets/webhook-secret-provider.ts';
 
 export interface StripeSignatureVerifierOptions {

@@ -1,5 +1,9 @@
 /** Ports the subscription use cases depend on; adapters implement them. */
+import type { CommitResult } from '../shared/event-batch.ts';
+import type { LedgerEvent } from '../shared/event-ledger.ts';
 import type { CustomerAccount, UserSubscriptionView } from './customer-account.ts';
+
+export type { CommitResult, LedgerEvent };
 
 /** An account as stored, with the revision used for optimistic concurrency. */
 export interface StoredAccount {
@@ -12,16 +16,6 @@ export interface StoredAccount {
    * both change nothing, so a fingerprint collision can mislabel, never lose, an event.
    */
   recentEvents: string[];
-}
-
-/** One event as the ledger records it. Duplicates are not recorded again. */
-export interface LedgerEvent {
-  eventId: string;
-  type: string;
-  /** 'applied' changed state; 'stale' was older than what every object it touches holds. */
-  outcome: 'applied' | 'stale';
-  /** Epoch ms the webhook verified the event (from the queue message), if known. */
-  receivedAt: number | null;
 }
 
 /**
@@ -54,15 +48,6 @@ export interface AccountCommit {
   newSubscriptionIds: string[];
 }
 
-export type CommitResult =
-  | { status: 'committed' }
-  /** The account changed since it was read (a concurrent batch of the same customer won). */
-  | { status: 'revision-conflict' }
-  /** Not written because another commit sharing its transaction failed: resend as is. */
-  | { status: 'aborted' }
-  /** The store failed (unreachable, throttled past retries): nothing of it was written. */
-  | { status: 'failed'; error: Error };
-
 export interface SubscriptionStore {
   /** Reads accounts with strong consistency; missing ones are absent from the map. */
   loadAccounts(customerIds: readonly string[]): Promise<Map<string, StoredAccount>>;
@@ -84,9 +69,3 @@ export interface LedgerReader {
 export interface UserViewReader {
   getUserView(userId: string): Promise<UserSubscriptionView | null>;
 }
-
-export interface Clock {
-  now(): number;
-}
-
-export const systemClock: Clock = { now: () => Date.now() };

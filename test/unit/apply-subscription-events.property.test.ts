@@ -6,15 +6,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InMemorySubscriptionStore } from '../../functions/adapters/memory/in-memory-subscription-store.ts';
-import { applyStripeEvents, type QueuedEvent } from '../../functions/core/apply-stripe-events.ts';
+import { applySubscriptionEvents, type QueuedEvent } from '../../functions/core/subscriptions/apply-subscription-events.ts';
 import {
   type CustomerAccount,
   emptyAccount,
   foldFacts,
   isTerminal,
   projectUserView,
-} from '../../functions/core/customer-account.ts';
-import type { SubscriptionEventFact } from '../../functions/core/stripe-event.ts';
+} from '../../functions/core/subscriptions/customer-account.ts';
+import type { SubscriptionEventFact } from '../../functions/core/subscriptions/subscription-facts.ts';
 import {
   deliver,
   generateHistory,
@@ -64,7 +64,7 @@ const scenario = fc.record({
   packed: fc.boolean(),
 });
 
-describe('applyStripeEvents: exactly-once under at-least-once, out-of-order delivery', () => {
+describe('applySubscriptionEvents: exactly-once under at-least-once, out-of-order delivery', () => {
   it('converges to the in-order state for every delivery', async () => {
     await fc.assert(
       fc.asyncProperty(scenario, async (s) => {
@@ -89,7 +89,7 @@ describe('applyStripeEvents: exactly-once under at-least-once, out-of-order deli
         for (let index = 0; index < batches.length && index < 500; index += s.parallelBatches) {
           const group = batches.slice(index, index + s.parallelBatches);
           const results = await Promise.all(
-            group.map((batch) => applyStripeEvents(batch, { store, clock, priceTierMap })),
+            group.map((batch) => applySubscriptionEvents(batch, { store, clock, priceTierMap })),
           );
           results.forEach((outcomes, position) => {
             const retry = group[position]!.filter(
@@ -128,7 +128,7 @@ describe('applyStripeEvents: exactly-once under at-least-once, out-of-order deli
       history.events.map((event) => JSON.stringify(event)),
     );
     const store = new InMemorySubscriptionStore();
-    const outcomes = await applyStripeEvents(
+    const outcomes = await applySubscriptionEvents(
       bodies.map((body, index) => ({ recordId: `r${index}`, body })),
       { store, clock, priceTierMap },
     );

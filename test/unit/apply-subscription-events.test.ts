@@ -6,11 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { InMemorySubscriptionStore } from '../../functions/adapters/memory/in-memory-subscription-store.ts';
 import {
-  applyStripeEvents,
   eventFingerprint,
   RECENT_EVENT_WINDOW,
-} from '../../functions/core/apply-stripe-events.ts';
-import { foldFacts } from '../../functions/core/customer-account.ts';
+} from '../../functions/core/shared/event-ledger.ts';
+import { applySubscriptionEvents } from '../../functions/core/subscriptions/apply-subscription-events.ts';
+import { foldFacts } from '../../functions/core/subscriptions/customer-account.ts';
 import {
   generateHistory,
   HISTORY_PRICE_TIER_MAP,
@@ -27,15 +27,15 @@ const records = (bodies: string[], prefix: string) =>
 const statuses = (outcomes: Map<string, { status: string }>) =>
   [...outcomes.values()].map((outcome) => outcome.status);
 
-describe('applyStripeEvents: duplicates and the recent-events window', () => {
+describe('applySubscriptionEvents: duplicates and the recent-events window', () => {
   const history = generateHistory(7);
   const bodies = history.events.map((event) => JSON.stringify(event));
 
   it('acknowledges a redelivered batch as duplicates and writes nothing', async () => {
     const store = new InMemorySubscriptionStore();
-    await applyStripeEvents(records(bodies, 'a'), deps(store));
+    await applySubscriptionEvents(records(bodies, 'a'), deps(store));
     const commits = store.commits;
-    const again = await applyStripeEvents(records(bodies, 'b'), deps(store));
+    const again = await applySubscriptionEvents(records(bodies, 'b'), deps(store));
     expect(statuses(again).every((status) => status === 'duplicate')).toBe(true);
     expect(store.commits).toBe(commits);
     expect(store.ledger.get(history.customerId)).toHaveLength(1);
@@ -44,8 +44,8 @@ describe('applyStripeEvents: duplicates and the recent-events window', () => {
   it('records an old event that was never seen as stale, in a new ledger page', async () => {
     const store = new InMemorySubscriptionStore();
     const [first, ...rest] = bodies;
-    await applyStripeEvents(records(rest, 'a'), deps(store));
-    const late = await applyStripeEvents(records([first!], 'b'), deps(store));
+    await applySubscriptionEvents(records(rest, 'a'), deps(store));
+    const late = await applySubscriptionEvents(records([first!], 'b'), deps(store));
     expect(statuses(late)).toEqual(['stale']);
     const pages = store.ledger.get(history.customerId)!;
     expect(pages.map((page) => page.revision)).toEqual([1, 2]);
@@ -69,14 +69,14 @@ describe('applyStripeEvents: duplicates and the recent-events window', () => {
     }));
     const all = [...long.events, ...many].map((event) => JSON.stringify(event));
     for (const [index, body] of all.entries()) {
-      await applyStripeEvents(records([body], `r${index}`), deps(store));
+      await applySubscriptionEvents(records([body], `r${index}`), deps(store));
     }
     const window = store.accounts.get(long.customerId)!.recentEvents;
     expect(window).toHaveLength(RECENT_EVENT_WINDOW);
     expect(window.at(-1)).toBe(eventFingerprint(many.at(-1)!.id));
-    const recent = await applyStripeEvents(records([all.at(-1)!], 'x'), deps(store));
+    const recent = await applySubscriptionEvents(records([all.at(-1)!], 'x'), deps(store));
     expect(statuses(recent)).toEqual(['duplicate']);
-    const old = await applyStripeEvents(records([all[0]!], 'y'), deps(store));
+    const old = await applySubscriptionEvents(records([all[0]!], 'y'), deps(store));
     expect(statuses(old)).toEqual(['stale']);
     const applied = store
       .allLedgerEvents()
@@ -87,11 +87,11 @@ describe('applyStripeEvents: duplicates and the recent-events window', () => {
   it('applies an event whose fingerprint is in the window when it changes state (a collision loses nothing)', async () => {
     const store = new InMemorySubscriptionStore();
     const [first, ...rest] = history.events;
-    await applyStripeEvents(records([JSON.stringify(first)], 'a'), deps(store));
+    await applySubscriptionEvents(records([JSON.stringify(first)], 'a'), deps(store));
     const stored = store.accounts.get(history.customerId)!;
     // Pretend every upcoming event collides with a fingerprint already in the window.
     stored.recentEvents = rest.map((event) => eventFingerprint(event.id));
-    const outcomes = await applyStripeEvents(
+    const outcomes = await applySubscriptionEvents(
       records(
         rest.map((event) => JSON.stringify(event)),
         'b',

@@ -9,14 +9,15 @@
  * second are broken by lifecycle rank (created < updated < deleted), then by event
  * id, so they too resolve the same way for every order.
  */
+
+import { type Tier, tierRank } from '../shared/tiers.ts';
 import type {
   EventStamp,
   InvoiceFact,
   SubscriptionEventFact,
   SubscriptionSnapshot,
   SubscriptionStatus,
-} from './stripe-event.ts';
-import { type Tier, tierRank } from './tiers.ts';
+} from './subscription-facts.ts';
 
 export interface Version {
   /** Stripe's event `created` (seconds). */

@@ -6,7 +6,9 @@
  */
 // zod/mini keeps the webhook bundle small (cold starts); see commons/env.ts.
 import * as z from 'zod/mini';
-import { type Clock, systemClock } from './ports.ts';
+import { type Clock, systemClock } from '../shared/clock.ts';
+import { type EventFamilyName, familiesFor } from '../shared/event-families.ts';
+import { stripeEnvelopeSchema } from '../shared/stripe-envelope.ts';
 
 /**
  * Largest accepted body: 240 KiB, so that the body plus the message attributes stay
@@ -73,9 +75,12 @@ export interface SignatureVerifier {
   ): Promise<void>;
 }
 
-/** Durably hands a verified event to the consumers. Throws `EnqueueFailedError` when it could not. */
+/**
+ * Durably hands a verified event to one family's consumer. Throws `EnqueueFailedError`
+ * when it could not.
+ */
 export interface EventQueue {
-  enqueue(event: VerifiedStripeEvent): Promise<void>;
+  enqueue(event: VerifiedStripeEvent, family: EventFamilyName): Promise<void>;
 }
 
 export interface WebhookIntakeDeps {
@@ -87,27 +92,15 @@ export interface WebhookIntakeDeps {
 export type RejectionReason = 'payload_too_large' | SignatureFailure | 'malformed_event';
 
 export type WebhookIntakeResult =
-  | { outcome: 'enqueued'; eventId: string; eventType: string; receivedAt: number }
+  | {
+      outcome: 'enqueued';
+      eventId: string;
+      eventType: string;
+      receivedAt: number;
+      /** The families whose queues now hold the event; empty when no family wants it. */
+      families: readonly EventFamilyName[];
+    }
   | { outcome: 'rejected'; reason: RejectionReason; message: string };
-
-/** Any JSON object, checked in place: `z.looseObject` would copy every field of a large object. */
-function jsonObject() {
-  return z.custom<Record<string, unknown>>(
-    (value) => typeof value === 'object' && value !== null && !Array.isArray(value),
-  );
-}
-
-/**
- * The fields every consumer relies on. Anything else in the payload is the
- * consumers' business; the ingress only refuses what cannot be routed.
- */
-const eventEnvelope = z.object({
-  id: z.string().check(z.startsWith('evt_'), z.maxLength(255)),
-  object: z.literal('event'),
-  type: z.string().check(z.minLength(1), z.maxLength(255)),
-  created: z.int().check(z.nonnegative()),
-  data: z.object({ object: jsonObject() }),
-});
 
 // fatal: invalid UTF-8 is malformed, not silently replaced; ignoreBOM: keep a BOM so
 // the text round-trips to the exact bytes that were signed (and then fails JSON.parse).
@@ -155,7 +148,7 @@ export async function acceptStripeWebhook(
   } catch {
     return rejected('malformed_event', 'Body is not valid UTF-8 JSON.');
   }
-  const envelope = z.safeParse(eventEnvelope, parsed);
+  const envelope = z.safeParse(stripeEnvelopeSchema, parsed);
   if (!envelope.success) {
     const fields = [...new Set(envelope.error.issues.map((i) => i.path.join('.') || '(root)'))];
     return rejected('malformed_event', `Not a Stripe event; invalid: ${fields.join(', ')}.`);
@@ -165,8 +158,13 @@ export async function acceptStripeWebhook(
   }
 
   const { id: eventId, type: eventType } = envelope.data;
+  const families = familiesFor(eventType);
+  const event = { body, eventId, eventType, receivedAt };
   try {
-    await deps.queue.enqueue({ body, eventId, eventType, receivedAt });
+    // Stripe's 2xx waits for every queue that needs the event. If one send fails the
+    // whole delivery is retried; a copy already queued elsewhere is a duplicate there,
+    // which the consumers acknowledge without effect.
+    await Promise.all(families.map((family) => deps.queue.enqueue(event, family)));
   } catch (error) {
     // Whatever the adapter threw, the caller gets one typed error naming the event.
     const known = error instanceof EnqueueFailedError;
@@ -176,5 +174,5 @@ export async function acceptStripeWebhook(
       eventType,
     });
   }
-  return { outcome: 'enqueued', eventId, eventType, receivedAt };
+  return { outcome: 'enqueued', eventId, eventType, receivedAt, families };
 }

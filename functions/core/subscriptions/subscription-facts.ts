@@ -8,27 +8,24 @@
  * - a price: `item.price` (2018+) or `item.plan` (older).
  */
 import * as z from 'zod/mini';
-import { type PriceRef, type PriceTierMap, resolveTier, type Tier } from './tiers.ts';
+import {
+  EVENT_FAMILY_TYPES,
+  type FamilyEventType,
+  isFamilyEventType,
+} from '../shared/event-families.ts';
+import {
+  idOf,
+  idOrObject,
+  MalformedEventError,
+  metadataSchema,
+  parseOrThrow,
+  type StripeEventEnvelope,
+  userIdFrom,
+} from '../shared/stripe-envelope.ts';
+import { type PriceRef, type PriceTierMap, resolveTier, type Tier } from '../shared/tiers.ts';
 
-/** A payload of a handled event type that lacks what we need: retrying will not help. */
-export class MalformedEventError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'MalformedEventError';
-  }
-}
-
-export const SUBSCRIPTION_EVENT_TYPES = [
-  'checkout.session.completed',
-  'customer.created',
-  'customer.updated',
-  'customer.subscription.created',
-  'customer.subscription.updated',
-  'customer.subscription.deleted',
-  'invoice.paid',
-  'invoice.payment_failed',
-] as const;
-export type SubscriptionEventType = (typeof SUBSCRIPTION_EVENT_TYPES)[number];
+export const SUBSCRIPTION_EVENT_TYPES = EVENT_FAMILY_TYPES.subscriptions;
+export type SubscriptionEventType = FamilyEventType<'subscriptions'>;
 
 export type SubscriptionStatus =
   | 'incomplete'
@@ -99,22 +96,7 @@ export type SubscriptionEventFact =
   | SubscriptionFact
   | InvoiceFact;
 
-/** What every event envelope must carry, whatever its type. */
-const envelopeSchema = z.object({
-  id: z.string().check(z.startsWith('evt_')),
-  object: z.literal('event'),
-  type: z.string().check(z.minLength(1)),
-  created: z.int().check(z.nonnegative()),
-  data: z.object({ object: z.record(z.string(), z.unknown()) }),
-});
-
-export type StripeEventEnvelope = z.infer<typeof envelopeSchema>;
-
-// zod/mini: the consumer's cold start pays ~15 KB instead of ~450 KB for classic zod.
 // Loose objects: Stripe adds fields in every API version; we read only what we need.
-const idOrObject = z.union([z.string(), z.looseObject({ id: z.string() })]);
-const metadataSchema = z.nullish(z.record(z.string(), z.nullable(z.string())));
-
 const priceSchema = z.looseObject({ id: z.string(), metadata: metadataSchema });
 
 const subscriptionSchema = z.looseObject({
@@ -174,45 +156,8 @@ const invoiceSchema = z.looseObject({
   currency: z.nullish(z.string()),
 });
 
-function idOf(value: z.infer<typeof idOrObject> | null | undefined): string | null {
-  if (value === null || value === undefined) return null;
-  return typeof value === 'string' ? value : value.id;
-}
-
-/** The app's user id, as our checkout and customer creation code stamps it. */
-function userIdFrom(
-  metadata: z.infer<typeof metadataSchema>,
-  ...fallbacks: Array<string | null | undefined>
-) {
-  const fromMetadata = metadata?.userId ?? metadata?.user_id;
-  const candidate = fromMetadata ?? fallbacks.find((value) => typeof value === 'string' && value);
-  return candidate ? candidate.trim() || null : null;
-}
-
-function parseOrThrow<T>(schema: z.ZodMiniType<T>, value: unknown, what: string): T {
-  const result = z.safeParse(schema, value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue?.path.join('.') || '(root)';
-    // zod/mini ships no locale: name the issue code and what was expected.
-    const expected =
-      issue && 'expected' in issue
-        ? ` (expected ${String(issue.expected)})`
-        : issue && 'values' in issue
-          ? ` (expected one of ${issue.values.join(', ')})`
-          : '';
-    throw new MalformedEventError(`${what}: ${where}: ${issue?.code ?? 'invalid'}${expected}`);
-  }
-  return result.data;
-}
-
-/** Validates the envelope every Stripe event has. */
-export function parseEnvelope(value: unknown): StripeEventEnvelope {
-  return parseOrThrow(envelopeSchema, value, 'event envelope');
-}
-
 export function isSubscriptionEventType(type: string): type is SubscriptionEventType {
-  return (SUBSCRIPTION_EVENT_TYPES as readonly string[]).includes(type);
+  return isFamilyEventType('subscriptions', type);
 }
 
 /**

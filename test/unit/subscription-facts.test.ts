@@ -3,9 +3,11 @@ import { describe, expect, it } from 'vitest';
 import {
   MalformedEventError,
   parseEnvelope,
+} from '../../functions/core/shared/stripe-envelope.ts';
+import {
   type SubscriptionEventType,
   toSubscriptionFact,
-} from '../../functions/core/stripe-event.ts';
+} from '../../functions/core/subscriptions/subscription-facts.ts';
 
 const fixture = (name: string) =>
   JSON.parse(readFileSync(new URL(`../fixtures/stripe/${name}`, import.meta.url), 'utf8'));

@@ -1,0 +1,138 @@
+/**
+ * Batch and transaction building blocks every DynamoDB adapter needs: batch reads and
+ * puts that retry what DynamoDB left unprocessed, with jittered backoff, and the
+ * identity of a transaction item (a transaction may not touch one item twice).
+ */
+import {
+  BatchGetCommand,
+  type BatchGetCommandInput,
+  BatchWriteCommand,
+  type BatchWriteCommandInput,
+  type DynamoDBDocumentClient,
+  type TransactWriteCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+
+export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+/** BatchGetItem takes at most 100 keys a call. */
+export const BATCH_GET_LIMIT = 100;
+/** BatchWriteItem takes at most 25 requests a call. */
+export const BATCH_WRITE_LIMIT = 25;
+/** TransactWriteItems takes at most 100 items a call. */
+export const TRANSACTION_ITEM_LIMIT = 100;
+/** Retries of a batch call's unprocessed keys or items before giving up. */
+export const BATCH_RETRIES = 5;
+
+/** A batch call still had unprocessed keys or items after every retry. */
+export class BatchRetriesExhaustedError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'BatchRetriesExhaustedError';
+  }
+}
+
+/**
+ * Waits before retry `attempt` (1-based) of a batch call's leftovers: full jitter over
+ * 50 ms, 100 ms, 200 ms... Throws BatchRetriesExhaustedError past `retries`.
+ */
+export async function retryPause(
+  attempt: number,
+  what: string,
+  retries = BATCH_RETRIES,
+): Promise<void> {
+  if (attempt > retries) throw new BatchRetriesExhaustedError(`${what} after ${retries} retries`);
+  await new Promise((resolve) => setTimeout(resolve, 2 ** attempt * 25 * Math.random()));
+}
+
+export interface BatchGetOptions {
+  tableName: string;
+  keys: readonly Record<string, unknown>[];
+  /** Default false (half the read units). */
+  consistentRead?: boolean;
+  projectionExpression?: string;
+  expressionAttributeNames?: Record<string, string>;
+}
+
+/**
+ * Reads any number of keys (duplicates allowed: BatchGetItem refuses them, so they are
+ * asked once) in calls of 100, retrying unprocessed keys. Missing items are absent;
+ * order is not kept. Returns the read units DynamoDB reported.
+ */
+export async function batchGetAll(
+  documents: DynamoDBDocumentClient,
+  options: BatchGetOptions,
+): Promise<{ items: Record<string, unknown>[]; readUnits: number }> {
+  const unique = [...new Map(options.keys.map((key) => [JSON.stringify(key), key])).values()];
+  const items: Record<string, unknown>[] = [];
+  let readUnits = 0;
+  type RequestItems = NonNullable<BatchGetCommandInput['RequestItems']>;
+  for (let start = 0; start < unique.length; start += BATCH_GET_LIMIT) {
+    let pending: RequestItems = {
+      [options.tableName]: {
+        Keys: unique.slice(start, start + BATCH_GET_LIMIT),
+        ConsistentRead: options.consistentRead ?? false,
+        ...(options.projectionExpression
+          ? { ProjectionExpression: options.projectionExpression }
+          : {}),
+        ...(options.expressionAttributeNames
+          ? { ExpressionAttributeNames: options.expressionAttributeNames }
+          : {}),
+      },
+    };
+    // BatchGetItem may return some keys unprocessed under load: ask again, with backoff.
+    for (let attempt = 0; Object.keys(pending).length > 0; attempt++) {
+      if (attempt > 0) await retryPause(attempt, 'BatchGetItem left keys unprocessed');
+      const response = await documents.send(
+        new BatchGetCommand({ RequestItems: pending, ReturnConsumedCapacity: 'TOTAL' }),
+      );
+      items.push(...(response.Responses?.[options.tableName] ?? []));
+      for (const consumed of response.ConsumedCapacity ?? []) {
+        readUnits += consumed.CapacityUnits ?? 0;
+      }
+      pending = response.UnprocessedKeys ?? {};
+    }
+  }
+  return { items, readUnits };
+}
+
+/**
+ * Puts any number of items in calls of 25, retrying unprocessed items. Callers must
+ * not pass the same key twice (BatchWriteItem refuses it) and should use it for
+ * idempotent facts only: a retried call may put an item again.
+ */
+export async function batchPutAll(
+  documents: DynamoDBDocumentClient,
+  tableName: string,
+  items: readonly Record<string, unknown>[],
+): Promise<void> {
+  type RequestItems = NonNullable<BatchWriteCommandInput['RequestItems']>;
+  for (let start = 0; start < items.length; start += BATCH_WRITE_LIMIT) {
+    let pending: RequestItems = {
+      [tableName]: items.slice(start, start + BATCH_WRITE_LIMIT).map((Item) => ({
+        PutRequest: { Item },
+      })),
+    };
+    for (let attempt = 0; Object.keys(pending).length > 0; attempt++) {
+      if (attempt > 0) await retryPause(attempt, 'BatchWriteItem left items unprocessed');
+      const response = await documents.send(new BatchWriteCommand({ RequestItems: pending }));
+      pending = response.UnprocessedItems ?? {};
+    }
+  }
+}
+
+/**
+ * Identifies the item a transaction item touches, across tables. `keyAttributesOf`
+ * names a table's key attributes, needed for a Put (Update, Delete and ConditionCheck
+ * carry their Key). Default: `pk`/`sk`.
+ */
+export function transactItemKey(
+  item: TransactItem,
+  keyAttributesOf: (tableName: string) => readonly string[] = () => ['pk', 'sk'],
+): string {
+  const keyed = item.Update ?? item.Delete ?? item.ConditionCheck;
+  if (keyed) return `${keyed.TableName}|${JSON.stringify(keyed.Key)}`;
+  const tableName = item.Put?.TableName ?? '';
+  const put = item.Put?.Item ?? {};
+  const key = keyAttributesOf(tableName).map((name) => put[name]);
+  return `${tableName}|${JSON.stringify(key)}`;
+}

@@ -1,0 +1,851 @@
+/**
+ * DynamoDB implementation of the payments ports: the store the payment consumer
+ * commits through (PaymentStore), the read side of the payment routes
+ * (PaymentQueries), and the customer -> user link read from the billing table
+ * (CustomerDirectory). Item and index layout: payment-table-schema.ts; capacity
+ * arithmetic: docs/payments-capacity.md.
+ */
+import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
+import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  type QueryCommandOutput,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { PaymentState } from '../../core/payments/payment-state.ts';
+import {
+  type CommitResult,
+  type CustomerDirectory,
+  type DailySummaryRow,
+  InvalidCursorError,
+  PAYMENT_STATUSES,
+  type Page,
+  type PaidPaymentsQuery,
+  type PaymentCommit,
+  type PaymentQueries,
+  type PaymentStatus,
+  type PaymentStore,
+  type PaymentView,
+  type RefundsQuery,
+  type StoredPayment,
+  type UserPaymentsQuery,
+} from '../../core/payments/ports.ts';
+import type { LedgerEvent } from '../../core/shared/event-ledger.ts';
+import { billingKeys } from './billing-table-keys.ts';
+import {
+  batchGetAll,
+  batchPutAll,
+  retryPause,
+  TRANSACTION_ITEM_LIMIT,
+  type TransactItem,
+  transactItemKey,
+} from './dynamodb-batch.ts';
+import {
+  DEFAULT_SUMMARY_SHARDS,
+  LEDGER_SK_PREFIX,
+  PAYMENT_INDEX,
+  PAYMENT_INDEX_ATTRIBUTE,
+  PAYMENT_INDEX_SHARDS,
+  PAYMENT_VIEW_ATTRIBUTE,
+  paymentIndexAttributes,
+  paymentIndexKeys,
+  paymentKeys,
+  summaryAttributes,
+} from './payment-table-schema.ts';
+import { addDays, cursorCodec, daysBetween, ISO_DATE, parseTimeKey } from './query-cursor.ts';
+
+/** The read operations whose consumed read units `onReadUnits` reports. */
+export type PaymentReadOperation =
+  | 'loadPayments'
+  | 'getPayment'
+  | 'listUserPayments'
+  | 'listRefunds'
+  | 'listPaid'
+  | 'dailySummary';
+
+export interface DynamoDbPaymentStoreOptions {
+  client: DynamoDBClient;
+  paymentsTableName: string;
+  /** Transactions in flight at once in `commitAll`. Default 4. */
+  concurrency?: number;
+  /** Ledger pages expire this many days after they were written. Default 90. */
+  ledgerRetentionDays?: number;
+  /**
+   * Shards of each day's summary (1-10). Default 8: `dailySummary` reads them all in one
+   * BatchGetItem, 4 read units. Writers and readers must agree: only ever raise it, and
+   * only once every reader is deployed with the new value.
+   */
+  summaryShards?: number;
+  /** Called after each read with the read units DynamoDB reported (metrics, tests, benchmarks). */
+  onReadUnits?: (operation: PaymentReadOperation, readUnits: number) => void;
+}
+
+/** One commit's ledger page: the events it recorded. */
+export interface PaymentLedgerPage {
+  paymentId: string;
+  revision: number;
+  appliedAt: number;
+  events: LedgerEvent[];
+}
+
+/** Reports read more than this many days in one call (the handler allows 92). */
+export const MAX_REPORT_DAYS = 366;
+
+/** Charge pointers an instance remembers having put. */
+const POINTERS_REMEMBERED = 10_000;
+/**
+ * Retries of a transaction cancelled only because another transaction held its summary
+ * shard. Each retry picks another shard: the summary is a sum, any shard will do.
+ */
+const SUMMARY_CONFLICT_RETRIES = 3;
+
+const A = PAYMENT_INDEX_ATTRIBUTE;
+
+/** Where a k-way merged report resumes: the day, and per index shard the last key returned (`null`: none yet, `true`: shard done). */
+interface MergePosition {
+  d: string;
+  k: (string | null | true)[];
+}
+
+interface SummaryBucket {
+  status: PaymentStatus;
+  currency: string;
+  count: number;
+  amount: number;
+}
+
+interface Pack {
+  items: TransactItem[];
+  members: { index: number; first: number; count: number }[];
+  keys: Set<string>;
+  /** date -> bucket -> sum of the members' deltas. */
+  summary: Map<string, Map<string, SummaryBucket>>;
+}
+
+type SendOutcome =
+  | { status: 'committed' }
+  | { status: 'cancelled'; reasons: (string | undefined)[] }
+  | { status: 'failed'; error: Error };
+
+const invalidCursor = (reason: string) => new InvalidCursorError(reason);
+
+const historyCursor = cursorCodec<UserPaymentsQuery, string>({
+  scope: 'payments.userHistory',
+  params: (query) => ({ userId: query.userId, status: query.status ?? null }),
+  // The index partition comes from the query, so a position can only resume inside it.
+  parse: (position) => (parseTimeKey(position) !== undefined ? (position as string) : undefined),
+  invalid: invalidCursor,
+});
+
+function mergeCursor<Q>(
+  scope: string,
+  params: (query: Q) => Record<string, string>,
+  range: (query: Q) => { from: string; to: string },
+) {
+  return cursorCodec<Q, MergePosition>({
+    scope,
+    params,
+    parse: (position, query) => {
+      if (typeof position !== 'object' || position === null) return undefined;
+      const { d, k } = position as Partial<MergePosition>;
+      const { from, to } = range(query);
+      if (typeof d !== 'string' || !ISO_DATE.test(d) || d < from || d > to) return undefined;
+      if (!Array.isArray(k) || k.length !== PAYMENT_INDEX_SHARDS) return undefined;
+      // Every key must be a key of that day's partitions.
+      const valid = k.every((key) => key === null || key === true || parseTimeKey(key)?.date === d);
+      return valid ? { d, k: [...k] } : undefined;
+    },
+    invalid: invalidCursor,
+  });
+}
+
+const refundsCursor = mergeCursor<RefundsQuery>(
+  'payments.refunds',
+  (query) => ({ from: query.from, to: query.to }),
+  (query) => ({ from: query.from, to: query.to }),
+);
+
+const paidCursor = mergeCursor<PaidPaymentsQuery>(
+  'payments.paid',
+  (query) => ({ status: query.status, paidFrom: query.paidFrom, paidTo: query.paidTo }),
+  (query) => ({ from: query.paidFrom, to: query.paidTo }),
+);
+
+/**
+ * Payments table adapter. Commits pack many payments into few TransactWriteItems
+ * calls; reads are key lookups and index queries, eventually consistent except
+ * `loadPayments` (the consumer's read before a conditional write) and `readLedger`.
+ */
+export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
+  readonly #documents: DynamoDBDocumentClient;
+  readonly #table: string;
+  readonly #retentionDays: number;
+  readonly #concurrency: number;
+  readonly #summaryShards: number;
+  readonly #onReadUnits: DynamoDbPaymentStoreOptions['onReadUnits'];
+  /** Pointers this instance has put: immutable facts, so never put twice. */
+  readonly #pointersPut = new Set<string>();
+
+  constructor(options: DynamoDbPaymentStoreOptions) {
+    const shards = options.summaryShards ?? DEFAULT_SUMMARY_SHARDS;
+    if (!Number.isInteger(shards) || shards < 1 || shards > 10) {
+      // Past 10, one day's BatchGetItem costs more than 5 read units.
+      throw new RangeError(`summaryShards must be an integer from 1 to 10, got ${shards}`);
+    }
+    this.#summaryShards = shards;
+    this.#concurrency = Math.max(1, options.concurrency ?? 4);
+    this.#retentionDays = options.ledgerRetentionDays ?? 90;
+    this.#table = options.paymentsTableName;
+    this.#onReadUnits = options.onReadUnits;
+    this.#documents = DynamoDBDocumentClient.from(options.client, {
+      marshallOptions: { removeUndefinedValues: true },
+    });
+  }
+
+  // ---- PaymentStore --------------------------------------------------------------
+
+  async loadPayments(paymentIds: readonly string[]): Promise<Map<string, StoredPayment>> {
+    const found = new Map<string, StoredPayment>();
+    const unique = [...new Set(paymentIds)];
+    const projection = {
+      ProjectionExpression: 'paymentId, revision, #state, recentEvents',
+      ExpressionAttributeNames: { '#state': 'state' },
+    };
+    if (unique.length === 0) return found;
+    if (unique.length === 1) {
+      // One id (a retry after a lost race): GetItem is the cheaper call.
+      const { Item, ConsumedCapacity } = await this.#documents.send(
+        new GetCommand({
+          TableName: this.#table,
+          Key: paymentKeys.payment(unique[0]!),
+          ConsistentRead: true,
+          ReturnConsumedCapacity: 'TOTAL',
+          ...projection,
+        }),
+      );
+      this.#report('loadPayments', ConsumedCapacity?.CapacityUnits ?? 0);
+      if (Item) found.set(unique[0]!, toStoredPayment(Item));
+      return found;
+    }
+    const { items, readUnits } = await batchGetAll(this.#documents, {
+      tableName: this.#table,
+      keys: unique.map((id) => paymentKeys.payment(id)),
+      consistentRead: true,
+      projectionExpression: projection.ProjectionExpression,
+      expressionAttributeNames: projection.ExpressionAttributeNames,
+    });
+    this.#report('loadPayments', readUnits);
+    for (const item of items) found.set(String(item.paymentId), toStoredPayment(item));
+    return found;
+  }
+
+  async commit(commit: PaymentCommit): Promise<CommitResult> {
+    const [result] = await this.commitAll([commit]);
+    return result!;
+  }
+
+  /**
+   * Packs the commits into TransactWriteItems calls of at most 100 items, no item
+   * twice in one call, sent `concurrency` at a time. Each pack adds its members'
+   * summary deltas, summed per day, to one summary shard per day touched.
+   */
+  async commitAll(commits: readonly PaymentCommit[]): Promise<CommitResult[]> {
+    const results: CommitResult[] = new Array(commits.length);
+    // Pointers first, so no committed payment ever lists a charge that has none.
+    const pointerError = await this.#putChargePointers(commits);
+    const packs: Pack[] = [];
+    let current: Pack | undefined;
+    commits.forEach((commit, index) => {
+      if (pointerError && pointerIds(commit).length > 0) {
+        results[index] = { status: 'failed', error: pointerError };
+        return;
+      }
+      const items = this.#commitItems(commit);
+      const itemKeys = items.map((item) => transactItemKey(item));
+      const newDays = new Set(
+        commit.summary.map((delta) => delta.date).filter((date) => !current?.summary.has(date)),
+      );
+      const size = (current?.items.length ?? 0) + (current?.summary.size ?? 0);
+      if (
+        !current ||
+        itemKeys.some((key) => current!.keys.has(key)) ||
+        size + items.length + newDays.size > TRANSACTION_ITEM_LIMIT
+      ) {
+        current = { items: [], members: [], keys: new Set(), summary: new Map() };
+        packs.push(current);
+      }
+      current.members.push({ index, first: current.items.length, count: items.length });
+      current.items.push(...items);
+      for (const key of itemKeys) current.keys.add(key);
+      for (const delta of commit.summary) {
+        const buckets = current.summary.get(delta.date) ?? new Map<string, SummaryBucket>();
+        current.summary.set(delta.date, buckets);
+        const bucketKey = `${delta.status}|${delta.currency}`;
+        const bucket = buckets.get(bucketKey) ?? {
+          status: delta.status,
+          currency: delta.currency,
+          count: 0,
+          amount: 0,
+        };
+        bucket.count += delta.count;
+        bucket.amount += delta.amount;
+        buckets.set(bucketKey, bucket);
+      }
+    });
+
+    let next = 0;
+    const worker = async () => {
+      while (next < packs.length) {
+        const pack = packs[next++]!;
+        const outcome = await this.#send(pack);
+        for (const member of pack.members) {
+          results[member.index] =
+            outcome.status === 'failed'
+              ? outcome
+              : outcome.status === 'committed'
+                ? { status: 'committed' }
+                : memberResult(outcome.reasons.slice(member.first, member.first + member.count));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, packs.length) }, worker));
+    return results;
+  }
+
+  /** Every ledger page of a payment, oldest first (audits, replay, tests). */
+  async readLedger(paymentId: string): Promise<PaymentLedgerPage[]> {
+    const pages: PaymentLedgerPage[] = [];
+    let startKey: QueryCommandOutput['LastEvaluatedKey'];
+    do {
+      const page = await this.#documents.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :ledger)',
+          ExpressionAttributeValues: {
+            ':pk': paymentKeys.payment(paymentId).pk,
+            ':ledger': LEDGER_SK_PREFIX,
+          },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        pages.push({
+          paymentId,
+          revision: Number(item.revision),
+          appliedAt: Number(item.appliedAt),
+          events: item.events as LedgerEvent[],
+        });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return pages;
+  }
+
+  // ---- PaymentQueries ------------------------------------------------------------
+
+  async getPayment(id: string): Promise<PaymentView | null> {
+    const names = { '#view': PAYMENT_VIEW_ATTRIBUTE };
+    if (!id.startsWith('ch_')) {
+      const { Item, ConsumedCapacity } = await this.#documents.send(
+        new GetCommand({
+          TableName: this.#table,
+          Key: paymentKeys.payment(id),
+          ProjectionExpression: '#view',
+          ExpressionAttributeNames: names,
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.#report('getPayment', ConsumedCapacity?.CapacityUnits ?? 0);
+      return (Item?.view as PaymentView | undefined) ?? null;
+    }
+    // A charge id is either a payment of its own (a charge without a PaymentIntent) or
+    // points to its PaymentIntent's payment: ask for both in one round trip.
+    const { items, readUnits } = await batchGetAll(this.#documents, {
+      tableName: this.#table,
+      keys: [paymentKeys.payment(id), paymentKeys.charge(id)],
+      projectionExpression: 'sk, #view, paymentId',
+      expressionAttributeNames: names,
+    });
+    let units = readUnits;
+    try {
+      const own = items.find((item) => item.sk === paymentKeys.payment(id).sk);
+      if (own) return (own.view as PaymentView | undefined) ?? null;
+      const pointer = items.find((item) => item.sk === paymentKeys.charge(id).sk);
+      if (typeof pointer?.paymentId !== 'string') return null;
+      const { Item, ConsumedCapacity } = await this.#documents.send(
+        new GetCommand({
+          TableName: this.#table,
+          Key: paymentKeys.payment(pointer.paymentId),
+          ProjectionExpression: '#view',
+          ExpressionAttributeNames: names,
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      units += ConsumedCapacity?.CapacityUnits ?? 0;
+      return (Item?.view as PaymentView | undefined) ?? null;
+    } finally {
+      this.#report('getPayment', units);
+    }
+  }
+
+  async listUserPayments(query: UserPaymentsQuery): Promise<Page<PaymentView>> {
+    const after = query.cursor ? historyCursor.decode(query, query.cursor) : undefined;
+    const [indexName, partitionAttribute, partition] = query.status
+      ? [
+          PAYMENT_INDEX.userStatus,
+          A.userStatusPk,
+          paymentIndexKeys.userStatus(query.userId, query.status),
+        ]
+      : [PAYMENT_INDEX.userHistory, A.userPk, paymentIndexKeys.user(query.userId)];
+    let startKey: QueryCommandInput['ExclusiveStartKey'] = after
+      ? {
+          [partitionAttribute]: partition,
+          [A.createdSk]: after,
+          ...paymentKeys.payment(parseTimeKey(after)!.id),
+        }
+      : undefined;
+    // One item more than the page: a next cursor only when there is a next item.
+    const wanted = query.limit + 1;
+    const found: { key: string; view: PaymentView }[] = [];
+    let readUnits = 0;
+    do {
+      const page = await this.#documents.send(
+        new QueryCommand({
+          TableName: this.#table,
+          IndexName: indexName,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: {
+            '#pk': partitionAttribute,
+            '#sk': A.createdSk,
+            '#view': 'view',
+          },
+          ExpressionAttributeValues: { ':pk': partition },
+          ProjectionExpression: '#sk, #view',
+          ScanIndexForward: false,
+          Limit: wanted - found.length,
+          ExclusiveStartKey: startKey,
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      readUnits += page.ConsumedCapacity?.CapacityUnits ?? 0;
+      for (const item of page.Items ?? []) {
+        found.push({ key: String(item[A.createdSk]), view: item.view as PaymentView });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey && found.length < wanted);
+    this.#report('listUserPayments', readUnits);
+    const items = found.slice(0, query.limit);
+    const last = items.at(-1);
+    return {
+      items: items.map((entry) => entry.view),
+      nextCursor: found.length > query.limit && last ? historyCursor.encode(query, last.key) : null,
+    };
+  }
+
+  async listRefunds(query: RefundsQuery): Promise<Page<PaymentView>> {
+    const start = query.cursor ? refundsCursor.decode(query, query.cursor) : undefined;
+    const { views, next } = await this.#mergeDays({
+      operation: 'listRefunds',
+      indexName: PAYMENT_INDEX.refunds,
+      partitionAttribute: A.refundPk,
+      sortAttribute: A.refundSk,
+      partition: (date, shard) => paymentIndexKeys.refund(date, shard),
+      from: query.from,
+      to: query.to,
+      limit: query.limit,
+      start,
+    });
+    return { items: views, nextCursor: next ? refundsCursor.encode(query, next) : null };
+  }
+
+  async listPaid(query: PaidPaymentsQuery): Promise<Page<PaymentView>> {
+    const start = query.cursor ? paidCursor.decode(query, query.cursor) : undefined;
+    const { views, next } = await this.#mergeDays({
+      operation: 'listPaid',
+      indexName: PAYMENT_INDEX.paid,
+      partitionAttribute: A.paidPk,
+      sortAttribute: A.paidSk,
+      partition: (date, shard) => paymentIndexKeys.paid(query.status, date, shard),
+      from: query.paidFrom,
+      to: query.paidTo,
+      limit: query.limit,
+      start,
+    });
+    return { items: views, nextCursor: next ? paidCursor.encode(query, next) : null };
+  }
+
+  /** One BatchGetItem of the day's summary shards, eventually consistent. */
+  async dailySummary(date: string): Promise<DailySummaryRow[]> {
+    const { items, readUnits } = await batchGetAll(this.#documents, {
+      tableName: this.#table,
+      keys: Array.from({ length: this.#summaryShards }, (_, shard) =>
+        paymentKeys.summary(date, shard),
+      ),
+    });
+    this.#report('dailySummary', readUnits);
+    const rows = new Map<string, DailySummaryRow>();
+    for (const item of items) {
+      for (const status of PAYMENT_STATUSES) {
+        const prefix = `c_${status}_`;
+        for (const [name, value] of Object.entries(item)) {
+          if (!name.startsWith(prefix)) continue;
+          const currency = name.slice(prefix.length);
+          const key = `${status}|${currency}`;
+          const row = rows.get(key) ?? { status, gateway: 'stripe', currency, count: 0, amount: 0 };
+          row.count += Number(value);
+          row.amount += Number(item[summaryAttributes(status, currency).amount] ?? 0);
+          rows.set(key, row);
+        }
+      }
+    }
+    return sortSummaryRows([...rows.values()]);
+  }
+
+  // ---- internals -----------------------------------------------------------------
+
+  #report(operation: PaymentReadOperation, readUnits: number): void {
+    this.#onReadUnits?.(operation, readUnits);
+  }
+
+  /** The payment first, then its ledger page: `memberResult` reads reasons in this order. */
+  #commitItems(commit: PaymentCommit): TransactItem[] {
+    const revision = commit.expectedRevision + 1;
+    const { appliedAt, events } = commit.ledger;
+    return [
+      {
+        Put: {
+          TableName: this.#table,
+          Item: {
+            ...paymentKeys.payment(commit.paymentId),
+            paymentId: commit.paymentId,
+            revision,
+            state: encodePaymentState(commit.state),
+            recentEvents: commit.recentEvents,
+            // No view yet (only a refund or dispute of it so far): stored, in no index.
+            ...(commit.view ? { [PAYMENT_VIEW_ATTRIBUTE]: commit.view } : {}),
+            // A Put replaces the item, so keys of indexes that no longer apply go away.
+            ...(commit.view ? paymentIndexAttributes(commit.view) : {}),
+          },
+          ...(commit.expectedRevision === 0
+            ? { ConditionExpression: 'attribute_not_exists(pk)' }
+            : {
+                ConditionExpression: 'revision = :expected',
+                ExpressionAttributeValues: { ':expected': commit.expectedRevision },
+              }),
+        },
+      },
+      {
+        Put: {
+          TableName: this.#table,
+          Item: {
+            ...paymentKeys.ledger(commit.paymentId, revision),
+            paymentId: commit.paymentId,
+            revision,
+            appliedAt,
+            events,
+            expiresAt: Math.floor(appliedAt / 1000) + this.#retentionDays * 86_400,
+          },
+          // The revision check above already makes the page unique; this says so.
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+    ];
+  }
+
+  /** One ADD per day the pack touches, on a shard picked at random for this attempt. */
+  #summaryItems(pack: Pack): TransactItem[] {
+    const items: TransactItem[] = [];
+    for (const [date, buckets] of pack.summary) {
+      const names: Record<string, string> = {};
+      const values: Record<string, number> = {};
+      const adds: string[] = [];
+      let n = 0;
+      for (const bucket of buckets.values()) {
+        if (bucket.count === 0 && bucket.amount === 0) continue;
+        const attributes = summaryAttributes(bucket.status, bucket.currency);
+        names[`#c${n}`] = attributes.count;
+        names[`#a${n}`] = attributes.amount;
+        values[`:c${n}`] = bucket.count;
+        values[`:a${n}`] = bucket.amount;
+        adds.push(`#c${n} :c${n}`, `#a${n} :a${n}`);
+        n++;
+      }
+      if (adds.length === 0) continue;
+      items.push({
+        Update: {
+          TableName: this.#table,
+          Key: paymentKeys.summary(date, Math.floor(Math.random() * this.#summaryShards)),
+          UpdateExpression: `ADD ${adds.join(', ')}`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        },
+      });
+    }
+    return items;
+  }
+
+  async #send(pack: Pack): Promise<SendOutcome> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#documents.send(
+          new TransactWriteCommand({ TransactItems: [...pack.items, ...this.#summaryItems(pack)] }),
+        );
+        return { status: 'committed' };
+      } catch (error) {
+        if (!(error instanceof TransactionCanceledException)) {
+          return {
+            status: 'failed',
+            error: error instanceof Error ? error : new Error(String(error)),
+          };
+        }
+        const reasons = (error.CancellationReasons ?? []).map((reason) => reason.Code);
+        const membersFine = reasons
+          .slice(0, pack.items.length)
+          .every((code) => code === undefined || code === 'None');
+        const summaryConflict = reasons
+          .slice(pack.items.length)
+          .some((code) => code === 'TransactionConflict');
+        // Only the shared summary shard was busy (another pack's transaction held it):
+        // nothing was written, so the same pack on another shard is safe to send.
+        if (membersFine && summaryConflict && attempt < SUMMARY_CONFLICT_RETRIES) {
+          await retryPause(attempt + 1, 'summary shard conflict', SUMMARY_CONFLICT_RETRIES);
+          continue;
+        }
+        return { status: 'cancelled', reasons };
+      }
+    }
+  }
+
+  /** Puts every commit's new charge pointers; the error if some could not be written. */
+  async #putChargePointers(commits: readonly PaymentCommit[]): Promise<Error | undefined> {
+    // By charge: one batch may not put an item twice.
+    const pending = new Map<string, [remembered: string, item: Record<string, string>]>();
+    for (const commit of commits) {
+      for (const chargeId of pointerIds(commit)) {
+        const remembered = `${chargeId}|${commit.paymentId}`;
+        if (this.#pointersPut.has(remembered)) continue;
+        pending.set(chargeId, [
+          remembered,
+          { ...paymentKeys.charge(chargeId), chargeId, paymentId: commit.paymentId },
+        ]);
+      }
+    }
+    const entries = [...pending.values()];
+    if (entries.length === 0) return undefined;
+    try {
+      // A pointer only states which payment a charge belongs to: a plain put (one
+      // unit, not a transaction's two) is safe to repeat after a lost race.
+      await batchPutAll(
+        this.#documents,
+        this.#table,
+        entries.map(([, item]) => item),
+      );
+      // Bounded: a warm instance sees many payments; forgetting only costs a repeated put.
+      if (this.#pointersPut.size + entries.length > POINTERS_REMEMBERED) this.#pointersPut.clear();
+      for (const [remembered] of entries) this.#pointersPut.add(remembered);
+      return undefined;
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
+  }
+
+  /**
+   * Reads an index partitioned by day and shard, days ascending; within a day, a k-way
+   * merge of the shards' queries (each ascending), so the page is oldest first.
+   */
+  async #mergeDays(args: {
+    operation: PaymentReadOperation;
+    indexName: string;
+    partitionAttribute: string;
+    sortAttribute: string;
+    partition: (date: string, shard: number) => string;
+    from: string;
+    to: string;
+    limit: number;
+    start: MergePosition | undefined;
+  }): Promise<{ views: PaymentView[]; next: MergePosition | null }> {
+    const span = daysBetween(args.from, args.to);
+    if (Number.isNaN(span) || span >= MAX_REPORT_DAYS) {
+      throw new RangeError(
+        `report range must be valid dates at most ${MAX_REPORT_DAYS} days apart`,
+      );
+    }
+    const views: PaymentView[] = [];
+    let readUnits = 0;
+    const fresh = (): (string | null | true)[] => new Array(PAYMENT_INDEX_SHARDS).fill(null);
+    let date = args.start?.d ?? args.from;
+    let positions = args.start?.k ?? fresh();
+    try {
+      while (date <= args.to) {
+        const shards = positions.map((position, shard) => ({
+          shard,
+          buffer: [] as { key: string; view: PaymentView }[],
+          last: position,
+          more: position !== true,
+          startKey:
+            typeof position === 'string'
+              ? {
+                  [args.partitionAttribute]: args.partition(date, shard),
+                  [args.sortAttribute]: position,
+                  ...paymentKeys.payment(parseTimeKey(position)!.id),
+                }
+              : (undefined as QueryCommandInput['ExclusiveStartKey']),
+        }));
+        while (views.length < args.limit) {
+          const need = args.limit - views.length;
+          const open = shards.filter((s) => s.more || s.buffer.length > 0).length;
+          // Refill every drained shard that may hold more before taking the next oldest.
+          // A share of the need (plus one) each: hashed ids spread evenly over the shards.
+          const pageSize = Math.min(need, Math.ceil(need / Math.max(open, 1)) + 1);
+          const drained = shards.filter((s) => s.buffer.length === 0 && s.more);
+          await Promise.all(
+            drained.map(async (s) => {
+              const page = await this.#documents.send(
+                new QueryCommand({
+                  TableName: this.#table,
+                  IndexName: args.indexName,
+                  KeyConditionExpression: '#pk = :pk',
+                  ExpressionAttributeNames: {
+                    '#pk': args.partitionAttribute,
+                    '#sk': args.sortAttribute,
+                    '#view': PAYMENT_VIEW_ATTRIBUTE,
+                  },
+                  ExpressionAttributeValues: { ':pk': args.partition(date, s.shard) },
+                  ProjectionExpression: '#sk, #view',
+                  ScanIndexForward: true,
+                  Limit: pageSize,
+                  ExclusiveStartKey: s.startKey,
+                  ReturnConsumedCapacity: 'TOTAL',
+                }),
+              );
+              readUnits += page.ConsumedCapacity?.CapacityUnits ?? 0;
+              for (const item of page.Items ?? []) {
+                s.buffer.push({
+                  key: String(item[args.sortAttribute]),
+                  view: item.view as PaymentView,
+                });
+              }
+              s.startKey = page.LastEvaluatedKey;
+              s.more = page.LastEvaluatedKey !== undefined;
+            }),
+          );
+          let oldest: (typeof shards)[number] | undefined;
+          for (const s of shards) {
+            const head = s.buffer[0];
+            if (head && (!oldest || head.key < oldest.buffer[0]!.key)) oldest = s;
+          }
+          if (!oldest) break;
+          const head = oldest.buffer.shift()!;
+          views.push(head.view);
+          oldest.last = head.key;
+        }
+        const done = (s: (typeof shards)[number]) => s.buffer.length === 0 && !s.more;
+        if (views.length >= args.limit) {
+          if (!shards.every(done)) {
+            return { views, next: { d: date, k: shards.map((s) => (done(s) ? true : s.last)) } };
+          }
+          return { views, next: date < args.to ? { d: addDays(date, 1), k: fresh() } : null };
+        }
+        date = addDays(date, 1);
+        positions = fresh();
+      }
+      return { views, next: null };
+    } finally {
+      this.#report(args.operation, readUnits);
+    }
+  }
+}
+
+/** The customer -> user link, read from the subscription context's account items. */
+export class DynamoDbCustomerDirectory implements CustomerDirectory {
+  readonly #documents: DynamoDBDocumentClient;
+  readonly #billingTable: string;
+
+  constructor(options: { client: DynamoDBClient; billingTableName: string }) {
+    this.#documents = DynamoDBDocumentClient.from(options.client);
+    this.#billingTable = options.billingTableName;
+  }
+
+  async userIdsOf(customerIds: readonly string[]): Promise<Map<string, string>> {
+    const links = new Map<string, string>();
+    if (customerIds.length === 0) return links;
+    // Eventually consistent: a link is written once, well before the payments that need it.
+    const { items } = await batchGetAll(this.#documents, {
+      tableName: this.#billingTable,
+      keys: customerIds.map((id) => billingKeys.account(id)),
+      projectionExpression: 'customerId, userId',
+    });
+    for (const item of items) {
+      if (typeof item.customerId === 'string' && typeof item.userId === 'string' && item.userId) {
+        links.set(item.customerId, item.userId);
+      }
+    }
+    return links;
+  }
+}
+
+/** What a cancelled transaction means for one of the commits it carried. */
+function memberResult(reasons: (string | undefined)[]): CommitResult {
+  // The payment's revision check failed, or another transaction held its items.
+  if (reasons.some((code) => code === 'ConditionalCheckFailed' || code === 'TransactionConflict')) {
+    return { status: 'revision-conflict' };
+  }
+  // Every item of this commit was fine: another commit (or the summary shard) failed.
+  return { status: 'aborted' };
+}
+
+/** Charge ids that need a pointer: not the payment's own id (a charge without a PaymentIntent). */
+function pointerIds(commit: PaymentCommit): string[] {
+  return commit.newChargeIds.filter((chargeId) => chargeId !== commit.paymentId);
+}
+
+/** Rows with payments in them, by status then currency. */
+function sortSummaryRows(rows: DailySummaryRow[]): DailySummaryRow[] {
+  return rows
+    .filter((row) => row.count !== 0 || row.amount !== 0)
+    .sort((a, b) =>
+      a.status !== b.status
+        ? a.status < b.status
+          ? -1
+          : 1
+        : a.currency < b.currency
+          ? -1
+          : a.currency > b.currency
+            ? 1
+            : 0,
+    );
+}
+
+/**
+ * The payment state as stored: brotli-compressed JSON, so the payment item (state,
+ * view, index keys) stays within two 1 KB write units. Decode by hand with
+ * `node -e "console.log(zlib.brotliDecompressSync(Buffer.from(process.argv[1], 'base64')).toString())" <base64>`.
+ */
+export function encodePaymentState(state: PaymentState): Uint8Array {
+  return brotliCompressSync(JSON.stringify(state), {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: 5,
+      [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+    },
+  });
+}
+
+/** Reads `state` as `encodePaymentState` wrote it, or as a plain map. */
+export function decodePaymentState(stored: unknown): PaymentState {
+  if (stored instanceof Uint8Array) {
+    return JSON.parse(brotliDecompressSync(stored).toString('utf8')) as PaymentState;
+  }
+  return stored as PaymentState;
+}
+
+function toStoredPayment(item: Record<string, unknown>): StoredPayment {
+  return {
+    state: decodePaymentState(item.state),
+    revision: Number(item.revision ?? 0),
+    recentEvents: Array.isArray(item.recentEvents) ? (item.recentEvents as string[]) : [],
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * The subscription consumer's use case: apply one batch of queued Stripe events to
+ * the customers' accounts exactly once. The batch mechanics (group, fold, commit,
+ * re-read after a lost race) are the shared `applyEventBatch`; this file says what
+ * a subscription aggregate is: one Stripe customer's account, its ledger page and,
+ * when the user's view changed, the user's profile.
+ */
+import type { Clock } from '../shared/clock.ts';
+import {
+  applyEventBatch,
+  type EventFamily,
+  foldWithWindow,
+  type PendingFact,
+  type PlannedCommit,
+  type QueuedEvent,
+  type RecordOutcome,
+} from '../shared/event-batch.ts';
+import type { PriceTierMap } from '../shared/tiers.ts';
+import {
+  applyFact,
+  type CustomerAccount,
+  emptyAccount,
+  projectUserView,
+  sameView,
+} from './customer-account.ts';
+import type { AccountCommit, StoredAccount, SubscriptionStore } from './ports.ts';
+import {
+  isSubscriptionEventType,
+  type SubscriptionEventFact,
+  toSubscriptionFact,
+} from './subscription-facts.ts';
+
+export type { QueuedEvent, RecordOutcome };
+
+export interface ApplyDeps {
+  store: SubscriptionStore;
+  clock: Clock;
+  priceTierMap: PriceTierMap;
+  /** Attempts on write races before the remaining records fail (and are redelivered). Default 6. */
+  maxAttempts?: number;
+  onUnmappedPrice?: (priceIds: string[], fact: SubscriptionEventFact) => void;
+}
+
+/** Applies a batch; never throws for a single bad record, reports it as failed instead. */
+export function applySubscriptionEvents(
+  events: readonly QueuedEvent[],
+  deps: ApplyDeps,
+): Promise<Map<string, RecordOutcome>> {
+  return applyEventBatch(events, subscriptionFamily(deps), {
+    clock: deps.clock,
+    ...(deps.maxAttempts ? { maxAttempts: deps.maxAttempts } : {}),
+  });
+}
+
+function subscriptionFamily(
+  deps: ApplyDeps,
+): EventFamily<SubscriptionEventFact, StoredAccount, AccountCommit> {
+  const { store } = deps;
+  return {
+    toFact(envelope) {
+      const { type } = envelope;
+      if (!isSubscriptionEventType(type)) return { ignored: 'unhandled event type' };
+      const fact = toSubscriptionFact({ ...envelope, type }, deps.priceTierMap);
+      if (fact === null) return { ignored: 'no customer to link' };
+      if (fact.kind === 'subscription' && fact.unmappedPriceIds.length > 0) {
+        deps.onUnmappedPrice?.(fact.unmappedPriceIds, fact);
+      }
+      return fact;
+    },
+    aggregateKey: (fact) => fact.customerId,
+    plan: planAccountCommit,
+    storedAfter: (commit) => ({
+      account: commit.account,
+      revision: commit.expectedRevision + 1,
+      recentEvents: commit.recentEvents,
+    }),
+    load: (keys) => store.loadAccounts(keys),
+    commit: (commit) => store.commit(commit),
+    commitAll: (commits) => store.commitAll(commits),
+  };
+}
+
+/** Folds one customer's facts over its stored account into a commit. Pure. */
+export function planAccountCommit(
+  customerId: string,
+  facts: readonly PendingFact<SubscriptionEventFact>[],
+  stored: StoredAccount | undefined,
+  appliedAt: number,
+): PlannedCommit<AccountCommit> {
+  const before: CustomerAccount = stored?.account ?? emptyAccount(customerId);
+  const fold = foldWithWindow(before, stored?.recentEvents ?? [], facts, (account, fact) => {
+    const step = applyFact(account, fact);
+    return { state: step.account, outcome: step.outcome };
+  });
+  if (fold.recorded.length === 0) return { outcomes: fold.outcomes, commit: null };
+  const after = fold.after;
+  const viewBefore = projectUserView(before);
+  const viewAfter = projectUserView(after);
+  return {
+    outcomes: fold.outcomes,
+    commit: {
+      customerId,
+      expectedRevision: stored?.revision ?? 0,
+      account: after,
+      recentEvents: fold.recentEvents,
+      ledger: { appliedAt, events: fold.recorded },
+      view: sameView(viewBefore, viewAfter) ? null : viewAfter,
+      newSubscriptionIds: Object.keys(after.subscriptions).filter(
+        (id) => !(id in before.subscriptions),
+      ),
+    },
+  };
+}

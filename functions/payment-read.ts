@@ -1,0 +1,196 @@
+/**
+ * The payment lookups and reports of DESIGN §8.1, one function for the five GET
+ * routes: a payment by `pi_…`/`ch_…` id, a user's history, refunds by date, payments
+ * by status and paid date, and the daily summary. Each is one key lookup or index
+ * query behind `PaymentQueries`; this file only validates, calls and maps.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import * as z from 'zod/mini';
+import { DynamoDbPaymentStore } from './adapters/dynamodb/dynamodb-payment-store.ts';
+import { defaultDynamoDbClient } from './commons/aws-clients.ts';
+import { lazyEnv, requiredString } from './commons/env.ts';
+import { ENV } from './commons/env-names.ts';
+import {
+  BadRequestError,
+  type HttpResponse,
+  jsonResponse,
+  MethodNotAllowedError,
+  NotFoundError,
+  toHttpErrorResponse,
+} from './commons/http.ts';
+import { lazy } from './commons/lazy.ts';
+import { METRIC } from './commons/metric-names.ts';
+import { type BaseHandler, withPowertools } from './commons/middleware.ts';
+import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
+import {
+  checkDateRange,
+  cursorParam,
+  dateParam,
+  limitParam,
+  parseParams,
+  parseQuery,
+  userIdParam,
+} from './commons/request-params.ts';
+import { PAYMENT_ROUTES } from './commons/routes.ts';
+import {
+  InvalidCursorError,
+  PAYMENT_STATUSES,
+  type Page,
+  type PaymentQueries,
+  type PaymentView,
+} from './core/payments/ports.ts';
+
+export interface PaymentReadDeps {
+  queries: PaymentQueries;
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+/** Longest report range, in days (a quarter): bounds the index partitions one request reads. */
+export const MAX_REPORT_DAYS = 92;
+
+const statusParam = () =>
+  z.enum(PAYMENT_STATUSES, { message: `must be one of ${PAYMENT_STATUSES.join(', ')}` });
+const paymentIdParam = () =>
+  z
+    .string()
+    .check(
+      z.maxLength(255, { message: 'must be a pi_… or ch_… id' }),
+      z.regex(/^(pi|ch)_[A-Za-z0-9_]+$/, { message: 'must be a pi_… or ch_… id' }),
+    );
+const noQuery = z.object({});
+
+const listFields = { limit: limitParam(), cursor: cursorParam() };
+
+type Route = (event: APIGatewayProxyEventV2, queries: PaymentQueries) => Promise<unknown>;
+
+/** A payment as the routes answer it: the fields of DESIGN §8.1, in its order. */
+export function toPaymentBody(view: PaymentView) {
+  return {
+    paymentId: view.paymentId,
+    chargeId: view.chargeId,
+    userId: view.userId,
+    customerId: view.customerId,
+    amount: view.amount,
+    amountRefunded: view.amountRefunded,
+    currency: view.currency,
+    status: view.status,
+    purpose: view.purpose,
+    penaltyIds: view.penaltyIds,
+    createdAt: view.createdAt,
+    paidAt: view.paidAt,
+    refundedAt: view.refundedAt,
+    failureCode: view.failureCode,
+    dispute: view.dispute
+      ? { status: view.dispute.status, reason: view.dispute.reason, amount: view.dispute.amount }
+      : null,
+  };
+}
+
+function toPageBody(page: Page<PaymentView>) {
+  return { items: page.items.map(toPaymentBody), nextCursor: page.nextCursor };
+}
+
+const ROUTES: Record<string, Route> = {
+  [PAYMENT_ROUTES.payment]: async (event, queries) => {
+    parseQuery(event, noQuery);
+    const { id } = parseParams(z.object({ id: paymentIdParam() }), event.pathParameters ?? {});
+    const payment = await queries.getPayment(id);
+    if (!payment) throw new NotFoundError(`No payment ${id}.`, { code: 'payment_not_found' });
+    return toPaymentBody(payment);
+  },
+  [PAYMENT_ROUTES.userPayments]: async (event, queries) => {
+    const { userId } = parseParams(z.object({ userId: userIdParam() }), event.pathParameters ?? {});
+    const query = parseQuery(event, z.object({ ...listFields, status: z.optional(statusParam()) }));
+    return toPageBody(await queries.listUserPayments({ userId, ...definedOnly(query) }));
+  },
+  [PAYMENT_ROUTES.refundsReport]: async (event, queries) => {
+    const query = parseQuery(
+      event,
+      z.object({ ...listFields, from: dateParam(), to: dateParam() }),
+    );
+    checkDateRange(query.from, query.to, { from: 'from', to: 'to' }, MAX_REPORT_DAYS);
+    return toPageBody(await queries.listRefunds(definedOnly(query)));
+  },
+  [PAYMENT_ROUTES.paymentsReport]: async (event, queries) => {
+    const query = parseQuery(
+      event,
+      z.object({
+        ...listFields,
+        status: statusParam(),
+        paidFrom: dateParam(),
+        paidTo: dateParam(),
+      }),
+    );
+    checkDateRange(
+      query.paidFrom,
+      query.paidTo,
+      { from: 'paidFrom', to: 'paidTo' },
+      MAX_REPORT_DAYS,
+    );
+    return toPageBody(await queries.listPaid(definedOnly(query)));
+  },
+  [PAYMENT_ROUTES.dailySummary]: async (event, queries) => {
+    const { date } = parseQuery(event, z.object({ date: dateParam() }));
+    return { date, rows: await queries.dailySummary(date) };
+  },
+};
+
+/** The route an event is for: `routeKey` when API Gateway matched one, else the raw path. */
+function routeOf(event: APIGatewayProxyEventV2): Route | undefined {
+  const path = /^[A-Z]+ (\/.*)$/.exec(event.routeKey ?? '')?.[1];
+  return path ? ROUTES[path] : undefined;
+}
+
+/** Drops undefined members: `exactOptionalPropertyTypes`-safe spreading into a query. */
+function definedOnly<T extends Record<string, unknown>>(value: T) {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]: Exclude<T[K], undefined>;
+  };
+}
+
+/** The handler over explicit dependencies (a getter defers building them to the first call). */
+export function createPaymentReadHandler(
+  deps: PaymentReadDeps | (() => PaymentReadDeps),
+): BaseHandler<APIGatewayProxyEventV2, HttpResponse> {
+  const resolve = typeof deps === 'function' ? deps : () => deps;
+  return async (event) => {
+    const { queries, logger = sharedLogger, metrics = sharedMetrics } = resolve();
+    try {
+      const method = event.requestContext?.http?.method?.toUpperCase();
+      if (method !== 'GET') throw new MethodNotAllowedError(['GET']);
+      const route = routeOf(event);
+      if (!route) throw new NotFoundError();
+      const body = await route(event, queries);
+      metrics.addMetric(METRIC.paymentReads, MetricUnit.Count, 1);
+      return jsonResponse(200, body, { 'cache-control': 'no-store' });
+    } catch (error) {
+      if (error instanceof InvalidCursorError) {
+        return toHttpErrorResponse(
+          new BadRequestError('cursor is not valid for this query.', {
+            code: 'invalid_parameter',
+            cause: error,
+          }),
+          logger,
+        );
+      }
+      return toHttpErrorResponse(error, logger);
+    }
+  };
+}
+
+const readEnv = lazyEnv(z.object({ [ENV.paymentsTableName]: requiredString() }));
+
+/** Production wiring from env, built on the first invocation and reused while warm. */
+const defaultDeps = lazy(
+  (): PaymentReadDeps => ({
+    queries: new DynamoDbPaymentStore({
+      client: defaultDynamoDbClient(),
+      paymentsTableName: readEnv()[ENV.paymentsTableName],
+    }),
+  }),
+);
+
+export const handler = withPowertools(createPaymentReadHandler(defaultDeps));

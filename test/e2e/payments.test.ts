@@ -1,0 +1,96 @@
+/**
+ * Payments end to end through the local runtime: a payment's life (succeeded, partial
+ * refund, full refund, dispute) as signed real Stripe payloads over HTTP, delivered
+ * shuffled and duplicated, read back through every payment route.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
+import { buildPaymentSample, sampleIds } from '../../local/send-sample.ts';
+import { eventually, postWebhook, uniqueUserId } from './e2e-helpers.ts';
+
+describe('payments through the local runtime', () => {
+  let runtime: LocalRuntime;
+
+  beforeAll(async () => {
+    runtime = await startLocalRuntime({ port: 0, inMemory: true, logLevel: 'warn' });
+  });
+  afterAll(async () => {
+    await runtime?.stop();
+  });
+
+  const get = async (path: string) => {
+    const res = await fetch(`${runtime.apiUrl}${path}`);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  it('records a payment history delivered shuffled and twice, and answers every route', async () => {
+    const userId = uniqueUserId('pay');
+    const created = Math.floor(Date.now() / 1000);
+    const events = buildPaymentSample({ userId, created });
+    const paymentId = String(events[0]!.data.object.id);
+    const chargeId = `ch_${paymentId.slice(3)}`;
+    // Newest first, then each again: the worst order a retried delivery can take.
+    for (const event of [...events].reverse().concat(events)) {
+      expect((await postWebhook(runtime, event)).status).toBe(200);
+    }
+
+    const payment = await eventually(
+      async () => {
+        const answer = await get(`/payments/${paymentId}`);
+        return answer.status === 200 && answer.body.status === 'disputed' ? answer : undefined;
+      },
+      20_000,
+      'the payment to end disputed',
+    );
+    const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
+    expect(payment.body).toEqual({
+      paymentId,
+      chargeId,
+      userId,
+      customerId: sampleIds(userId).customerId,
+      amount: 2000,
+      amountRefunded: 2000,
+      currency: 'usd',
+      status: 'disputed',
+      purpose: 'other',
+      penaltyIds: [],
+      createdAt: iso(created),
+      paidAt: iso(created),
+      refundedAt: iso(created + 1),
+      failureCode: null,
+      dispute: { status: 'needs_response', reason: 'product_not_received', amount: 2000 },
+    });
+    // The charge id finds its PaymentIntent's payment.
+    expect((await get(`/payments/${chargeId}`)).body).toEqual(payment.body);
+
+    const history = await get(`/users/${userId}/payments?limit=10`);
+    expect(history).toEqual({ status: 200, body: { items: [payment.body], nextCursor: null } });
+    expect((await get(`/users/${userId}/payments?status=succeeded`)).body.items).toEqual([]);
+
+    const day = iso(created).slice(0, 10);
+    const refunds = await get(`/reports/refunds?from=${day}&to=${day}&limit=100`);
+    expect(refunds.status).toBe(200);
+    expect(refunds.body.items).toContainEqual(payment.body);
+
+    const summary = await get(`/reports/daily-summary?date=${day}`);
+    expect(summary.status).toBe(200);
+    const rows = summary.body.rows as { status: string; currency: string; count: number }[];
+    const disputedUsd = rows.find((row) => row.status === 'disputed' && row.currency === 'usd');
+    // Other tests in this run may add payments of the same day: at least this one, once.
+    expect(disputedUsd?.count).toBeGreaterThanOrEqual(1);
+    expect(rows.some((row) => row.status === 'succeeded' && row.count < 0)).toBe(false);
+  });
+
+  it('answers clear 4xx for unknown ids and bad parameters', async () => {
+    expect(await get('/payments/pi_doesnotexist')).toMatchObject({
+      status: 404,
+      body: { error: { code: 'payment_not_found' } },
+    });
+    const bad = await get('/reports/refunds?from=2026-02-01&to=2026-01-01');
+    expect(bad.status).toBe(400);
+    expect((bad.body.error as { message: string }).message).toMatch(/^to /);
+    const unknown = await get('/users/someone/payments?sort=asc');
+    expect(unknown.status).toBe(400);
+    expect((unknown.body.error as { message: string }).message).toContain('sort');
+  });
+});
