@@ -9,7 +9,10 @@ import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { defaultSecretsManagerClient } from '../../commons/aws-clients.ts';
 import { ENV } from '../../commons/env-names.ts';
+import type { WebhookSecretProvider } from '../../core/intake/ports.ts';
 import { type Clock, systemClock } from '../../core/shared/clock.ts';
+
+export type { WebhookSecretProvider };
 
 /** The signing secret could not be read (Secrets Manager down, secret missing or empty). Answer 5xx. */
 export class WebhookSecretUnavailableError extends Error {
@@ -17,17 +20,6 @@ export class WebhookSecretUnavailableError extends Error {
     super(message, options);
     this.name = 'WebhookSecretUnavailableError';
   }
-}
-
-export interface WebhookSecretProvider {
-  /** The current signing secret (possibly cached). */
-  getSecret(): Promise<string>;
-  /**
-   * Re-reads the secret past the cache, for when a signature does not match because
-   * the secret was rotated. Returns undefined when the source cannot change or a
-   * refresh happened too recently (so bad signatures cannot hammer Secrets Manager).
-   */
-  refreshSecret(): Promise<string | undefined>;
 }
 
 /** A fixed secret (local runtime, tests). */

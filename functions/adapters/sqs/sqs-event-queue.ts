@@ -11,7 +11,7 @@ import {
   EnqueueFailedError,
   type EventQueue,
   type VerifiedStripeEvent,
-} from '../../core/intake/webhook-intake.ts';
+} from '../../core/intake/ports.ts';
 import type { EventFamilyName } from '../../core/shared/event-families.ts';
 
 export interface SqsEventQueueOptions {

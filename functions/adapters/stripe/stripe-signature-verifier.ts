@@ -9,8 +9,8 @@ import {
   InvalidSignatureError,
   type SignatureFailure,
   type SignatureVerifier,
-} from '../../core/intake/webhook-intake.ts';
-import type { WebhookSecretProvider } from '../secrets/webhook-secret-provider.ts';
+  type WebhookSecretProvider,
+} from '../../core/intake/ports.ts';
 
 export interface StripeSignatureVerifierOptions {
   /** Maximum signature age in seconds. Default: the SDK's (300 s). */

@@ -9,6 +9,23 @@ import * as z from 'zod/mini';
 import { type Clock, systemClock } from '../shared/clock.ts';
 import { type EventFamilyName, familiesFor } from '../shared/event-families.ts';
 import { stripeEnvelopeSchema } from '../shared/stripe-envelope.ts';
+import {
+  EnqueueFailedError,
+  type EventQueue,
+  InvalidSignatureError,
+  type SignatureFailure,
+  type SignatureVerifier,
+} from './ports.ts';
+
+export {
+  EnqueueFailedError,
+  type EventQueue,
+  InvalidSignatureError,
+  type SignatureFailure,
+  type SignatureVerifier,
+  type VerifiedStripeEvent,
+  type WebhookSecretProvider,
+} from './ports.ts';
 
 /**
  * Largest accepted body: 240 KiB, so that the body plus the message attributes stay
@@ -22,65 +39,6 @@ export interface WebhookDelivery {
   rawBody: Uint8Array;
   /** The `Stripe-Signature` header, if present. */
   signatureHeader: string | undefined;
-}
-
-/** The queue message for one verified event (the ingress → consumer contract). */
-export interface VerifiedStripeEvent {
-  /** The raw event JSON exactly as received. */
-  body: string;
-  eventId: string;
-  eventType: string;
-  /** Epoch ms at which the signature was verified. */
-  receivedAt: number;
-}
-
-export type SignatureFailure =
-  | 'missing_signature'
-  | 'malformed_signature'
-  | 'invalid_signature'
-  | 'expired_signature';
-
-/** The signature does not prove the body came from Stripe recently. Answer 400. */
-export class InvalidSignatureError extends Error {
-  readonly failure: SignatureFailure;
-
-  constructor(failure: SignatureFailure, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'InvalidSignatureError';
-    this.failure = failure;
-  }
-}
-
-/** The queue did not accept the event; nothing was acknowledged. Answer 5xx so Stripe retries. */
-export class EnqueueFailedError extends Error {
-  /** Set once the event was verified, so the failure can be correlated. */
-  readonly eventId: string | undefined;
-  readonly eventType: string | undefined;
-
-  constructor(message: string, options?: ErrorOptions & { eventId?: string; eventType?: string }) {
-    super(message, options);
-    this.name = 'EnqueueFailedError';
-    this.eventId = options?.eventId;
-    this.eventType = options?.eventType;
-  }
-}
-
-/** Checks a delivery's signature. Resolves when valid; otherwise throws `InvalidSignatureError`. */
-export interface SignatureVerifier {
-  /** `receivedAtMs` is "now" for the tolerance window. */
-  verify(
-    rawBody: Uint8Array,
-    signatureHeader: string | undefined,
-    receivedAtMs: number,
-  ): Promise<void>;
-}
-
-/**
- * Durably hands a verified event to one family's consumer. Throws `EnqueueFailedError`
- * when it could not.
- */
-export interface EventQueue {
-  enqueue(event: VerifiedStripeEvent, family: EventFamilyName): Promise<void>;
 }
 
 export interface WebhookIntakeDeps {

@@ -23,6 +23,7 @@ import {
   knownChargeIds,
   projectPayment,
   summaryDelta,
+  withLinkedUser,
 } from './payment-state.ts';
 import type { CustomerDirectory, PaymentCommit, PaymentStore, StoredPayment } from './ports.ts';
 
@@ -61,6 +62,8 @@ function paymentFamily(
     },
     aggregateKey: (fact) => fact.paymentId,
     async prepare(facts) {
+      // Only customers whose payloads name no user; a payment's stored customer is not
+      // known yet here, and a payload without a customer cannot be linked anyway.
       const customers = new Set<string>();
       for (const fact of facts) {
         if (fact.userId === null && fact.customerId !== null) customers.add(fact.customerId);
@@ -81,8 +84,8 @@ function paymentFamily(
 }
 
 /**
- * Folds one payment's facts over its stored state into a commit. Pure. A fact whose
- * metadata names no user takes the user linked to its customer, when one is known.
+ * Folds one payment's facts over its stored state into a commit. Pure. A payment
+ * whose payloads name no user takes the user linked to its customer, when known.
  */
 export function planPaymentCommit(
   paymentId: string,
@@ -92,29 +95,24 @@ export function planPaymentCommit(
   linkedUsers: ReadonlyMap<string, string> = new Map(),
 ): PlannedCommit<PaymentCommit> {
   const before = stored?.state ?? emptyPayment(paymentId);
-  const fold = foldWithWindow(before, stored?.recentEvents ?? [], facts, (state, fact) => {
-    const linked =
-      fact.userId === null && fact.customerId !== null
-        ? linkedUsers.get(fact.customerId)
-        : undefined;
-    const step = applyPaymentFact(state, linked ? { ...fact, userId: linked } : fact);
-    return { state: step.state, outcome: step.outcome };
-  });
+  const fold = foldWithWindow(before, stored?.recentEvents ?? [], facts, applyPaymentFact);
   if (fold.recorded.length === 0) return { outcomes: fold.outcomes, commit: null };
+  const customerId = fold.after.customer?.id;
+  const after = withLinkedUser(fold.after, customerId ? linkedUsers.get(customerId) : undefined);
   const viewBefore = projectPayment(before);
-  const viewAfter = projectPayment(fold.after);
+  const viewAfter = projectPayment(after);
   const chargesBefore = new Set(knownChargeIds(before));
   return {
     outcomes: fold.outcomes,
     commit: {
       paymentId,
       expectedRevision: stored?.revision ?? 0,
-      state: fold.after,
+      state: after,
       view: viewAfter,
       recentEvents: fold.recentEvents,
       ledger: { appliedAt, events: fold.recorded },
       summary: summaryDelta(viewBefore, viewAfter),
-      newChargeIds: knownChargeIds(fold.after).filter(
+      newChargeIds: knownChargeIds(after).filter(
         (chargeId) => chargeId !== paymentId && !chargesBefore.has(chargeId),
       ),
     },

@@ -12,6 +12,11 @@
  */
 import * as z from 'zod/mini';
 import {
+  EVENT_FAMILY_TYPES,
+  type FamilyEventType,
+  isFamilyEventType,
+} from '../shared/event-families.ts';
+import {
   idOf,
   idOrObject,
   MalformedEventError,
@@ -23,28 +28,12 @@ import {
 } from '../shared/stripe-envelope.ts';
 import type { PaymentPurpose } from './ports.ts';
 
-export const PAYMENT_EVENT_TYPES = [
-  'payment_intent.created',
-  'payment_intent.processing',
-  'payment_intent.succeeded',
-  'payment_intent.payment_failed',
-  'payment_intent.canceled',
-  'charge.succeeded',
-  'charge.failed',
-  'charge.refunded',
-  'charge.refund.updated',
-  'refund.created',
-  'refund.updated',
-  'charge.dispute.created',
-  'charge.dispute.closed',
-  'checkout.session.completed',
-] as const;
-export type PaymentEventType = (typeof PAYMENT_EVENT_TYPES)[number];
-
-const PAYMENT_EVENT_TYPE_SET: ReadonlySet<string> = new Set(PAYMENT_EVENT_TYPES);
+/** The payments family's types, from the routing table ingress routes by. */
+export const PAYMENT_EVENT_TYPES = EVENT_FAMILY_TYPES.payments;
+export type PaymentEventType = FamilyEventType<'payments'>;
 
 export function isPaymentEventType(type: string): type is PaymentEventType {
-  return PAYMENT_EVENT_TYPE_SET.has(type);
+  return isFamilyEventType('payments', type);
 }
 
 export type PaymentIntentEventType = Extract<PaymentEventType, `payment_intent.${string}`>;

@@ -71,6 +71,11 @@ export interface PaymentState {
   customer: { id: string; version: Version } | null;
   /** Metadata beats `client_reference_id`, then the greatest version. */
   user: { id: string; fromMetadata: boolean; version: Version } | null;
+  /**
+   * The user linked to the customer by the subscriptions context, when no payload
+   * named one: a fallback that never outranks a payload's user (see withLinkedUser).
+   */
+  linkedUserId: string | null;
   /** The most specific seen: penalty > subscription > other. */
   purpose: PaymentPurpose | null;
   /** From the greatest-version payload that lists any. */
@@ -152,6 +157,7 @@ export function emptyPayment(paymentId: string): PaymentState {
     details: null,
     customer: null,
     user: null,
+    linkedUserId: null,
     purpose: null,
     penalties: null,
     paidAt: null,
@@ -518,6 +524,17 @@ function earliestChargeCreated(state: PaymentState): number | null {
 const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
 
 /**
+ * The state with `userId` as its customer's linked user, when no payload named a user
+ * and none was linked yet; else `state` itself. A link is looked up when the payment
+ * is written, so a payment recorded before its customer was linked stays without a
+ * user until a later event of it (or a resync).
+ */
+export function withLinkedUser(state: PaymentState, userId: string | undefined): PaymentState {
+  if (!userId || state.user !== null || state.linkedUserId !== null) return state;
+  return { ...state, linkedUserId: userId };
+}
+
+/**
  * The read model (`GET /payments/{id}`), or null while no PaymentIntent, charge or
  * session payload has told the payment's amount and currency (e.g. only a refund or
  * dispute has arrived so far).
@@ -541,7 +558,7 @@ export function projectPayment(state: PaymentState): PaymentView | null {
   return {
     paymentId: state.paymentId,
     chargeId: latestChargeId(state),
-    userId: state.user?.id ?? null,
+    userId: state.user?.id ?? state.linkedUserId ?? null,
     customerId: state.customer?.id ?? null,
     amount: details.amount,
     amountRefunded: refunded,

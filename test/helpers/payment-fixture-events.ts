@@ -1,0 +1,285 @@
+/**
+ * Raw Stripe payment events for handler and consumer tests, each built from one
+ * captured fixture (test/fixtures/SOURCES.md) with only what a test must control
+ * re-stamped: the event id and `created`, the object ids (PaymentIntent, charge,
+ * refund, dispute), amount, currency, customer and `metadata` (userId, purpose,
+ * penaltyIds). Everything else stays as Stripe sent it, so the consumer reads real
+ * payload shapes: the 2020-era PaymentIntent with its `charges` list, the 2020-era
+ * charge with its `refunds` list, the 2026 "dahlia" dispute and charge.
+ */
+import { loadStripeEvent, type StripeEventFixture, uniqueEventId } from './fixtures.ts';
+
+type Json = Record<string, unknown>;
+
+/** A Stripe event body as Stripe POSTs it (and as the queue carries it). */
+export interface PaymentEventBody {
+  id: string;
+  object: 'event';
+  type: string;
+  created: number;
+  data: { object: Json; previous_attributes?: Json };
+  [key: string]: unknown;
+}
+
+/** One payment as a test sets it up. Times are epoch seconds. */
+export interface FixturePayment {
+  /** `pi_…`; for a charge without a PaymentIntent, equal to `chargeId`. */
+  paymentId: string;
+  chargeId: string;
+  /** Written to `metadata.userId` when not null. */
+  userId: string | null;
+  customerId: string | null;
+  amount: number;
+  /** Lower-case ISO currency. */
+  currency: string;
+  /** The PaymentIntent's (or standalone charge's) own `created`. */
+  created: number;
+  /** The succeeded charge's own `created`. */
+  chargeCreated: number;
+  purpose: 'penalty' | 'subscription' | 'other';
+  penaltyIds: string[];
+}
+
+let tagCounter = 0;
+
+/** A tag for ids no other test (or test run) uses: letters and digits only. */
+export function uniquePaymentTag(): string {
+  tagCounter += 1;
+  return `T${Date.now().toString(36)}${process.pid.toString(36)}${tagCounter.toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/** A payment with fresh ids (`pi_<tag>`, `ch_<tag>`), 20.00 USD unless overridden. */
+export function fixturePayment(
+  overrides: Partial<FixturePayment> & Pick<FixturePayment, 'created'>,
+): FixturePayment {
+  const tag = uniquePaymentTag();
+  return {
+    paymentId: `pi_${tag}`,
+    chargeId: `ch_${tag}`,
+    userId: null,
+    customerId: null,
+    amount: 2000,
+    currency: 'usd',
+    chargeCreated: overrides.created + 60,
+    purpose: 'other',
+    penaltyIds: [],
+    ...overrides,
+  };
+}
+
+/** ISO 8601 UTC of an epoch-seconds time, as the read API answers it. */
+export const isoOf = (seconds: number) => new Date(seconds * 1000).toISOString();
+
+/** Epoch seconds of an ISO 8601 UTC time. */
+export const secondsOf = (iso: string) => Math.floor(Date.parse(iso) / 1000);
+
+function metadataOf(payment: FixturePayment): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  if (payment.userId !== null) metadata.userId = payment.userId;
+  if (payment.purpose === 'penalty') metadata.purpose = 'penalty';
+  if (payment.penaltyIds.length > 0) metadata.penaltyIds = payment.penaltyIds.join(',');
+  return metadata;
+}
+
+const invoiceOf = (payment: FixturePayment) =>
+  payment.purpose === 'subscription' ? `in_${payment.paymentId.slice(3)}` : null;
+
+/** The fixture's envelope with a fresh event id, a chosen `created` and a new object. */
+function restamp(
+  fixture: StripeEventFixture,
+  created: number,
+  object: (template: Json) => Json,
+): PaymentEventBody {
+  const event = loadStripeEvent<PaymentEventBody>(fixture);
+  const { previous_attributes: _previous, ...data } = event.data;
+  return {
+    ...event,
+    id: uniqueEventId(),
+    created,
+    data: { ...data, object: object(structuredClone(event.data.object)) },
+  };
+}
+
+/** The succeeded charge of a payment, in the 2020-era shape (with its `refunds` list). */
+function legacyCharge(
+  template: Json,
+  payment: FixturePayment,
+  refunds: readonly RefundSpec[],
+  refundTemplate: Json | null,
+): Json {
+  const refunded = refunds.reduce((sum, refund) => sum + refund.amount, 0);
+  const list = (template.refunds ?? {}) as Json;
+  return {
+    ...template,
+    id: payment.chargeId,
+    amount: payment.amount,
+    amount_captured: payment.amount,
+    amount_refunded: refunded,
+    refunded: refunded >= payment.amount,
+    captured: true,
+    paid: true,
+    status: 'succeeded',
+    created: payment.chargeCreated,
+    currency: payment.currency,
+    customer: payment.customerId,
+    invoice: invoiceOf(payment),
+    payment_intent: payment.paymentId === payment.chargeId ? null : payment.paymentId,
+    metadata: metadataOf(payment),
+    refunds: {
+      ...list,
+      data: refunds.map((refund) => ({
+        ...(refundTemplate ?? {}),
+        id: refund.refundId,
+        amount: refund.amount,
+        created: refund.created,
+        currency: payment.currency,
+        charge: payment.chargeId,
+        payment_intent: payment.paymentId === payment.chargeId ? null : payment.paymentId,
+        status: 'succeeded',
+      })),
+      total_count: refunds.length,
+      url: `/v1/charges/${payment.chargeId}/refunds`,
+    },
+  };
+}
+
+/** `payment_intent.created` (stripe-ruby-mock, API 2020-08-27): requires_payment_method. */
+export function intentCreatedEvent(
+  payment: FixturePayment,
+  at = payment.created,
+): PaymentEventBody {
+  return restamp('payment_intent.created.stripe-ruby-mock', at, (intent) => ({
+    ...intent,
+    id: payment.paymentId,
+    amount: payment.amount,
+    currency: payment.currency,
+    created: payment.created,
+    customer: payment.customerId,
+    invoice: invoiceOf(payment),
+    metadata: metadataOf(payment),
+    charges: {
+      ...(intent.charges as Json),
+      data: [],
+      total_count: 0,
+      url: `/v1/charges?payment_intent=${payment.paymentId}`,
+    },
+  }));
+}
+
+/**
+ * `payment_intent.succeeded` (stripe-ruby-mock, API 2020-08-27): the old shape, with
+ * the succeeded charge in the embedded `charges` list and no `latest_charge`.
+ */
+export function intentSucceededEvent(
+  payment: FixturePayment,
+  at = payment.chargeCreated + 1,
+): PaymentEventBody {
+  return restamp('payment_intent.succeeded.stripe-ruby-mock', at, (intent) => {
+    const charges = intent.charges as { data: Json[] } & Json;
+    return {
+      ...intent,
+      id: payment.paymentId,
+      amount: payment.amount,
+      amount_received: payment.amount,
+      currency: payment.currency,
+      created: payment.created,
+      customer: payment.customerId,
+      invoice: invoiceOf(payment),
+      metadata: metadataOf(payment),
+      charges: {
+        ...charges,
+        data: [legacyCharge(charges.data[0]!, payment, [], null)],
+        total_count: 1,
+        url: `/v1/charges?payment_intent=${payment.paymentId}`,
+      },
+    };
+  });
+}
+
+/** `payment_intent.payment_failed` (stripe-sync-engine, API 2020-03-02) with a card error. */
+export function intentFailedEvent(
+  payment: FixturePayment,
+  at: number,
+  code = 'card_declined',
+): PaymentEventBody {
+  return restamp('payment_intent.payment_failed.stripe-sync-engine', at, (intent) => ({
+    ...intent,
+    id: payment.paymentId,
+    amount: payment.amount,
+    currency: payment.currency,
+    created: payment.created,
+    customer: payment.customerId,
+    invoice: invoiceOf(payment),
+    metadata: metadataOf(payment),
+    latest_charge: payment.chargeId,
+    last_payment_error: {
+      type: 'card_error',
+      code,
+      decline_code: 'generic_decline',
+      message: 'Your card was declined.',
+    },
+  }));
+}
+
+export interface RefundSpec {
+  refundId: string;
+  amount: number;
+  /** The refund's own `created`. */
+  created: number;
+}
+
+/**
+ * `charge.refunded` (stripe-sync-engine, API 2020-03-02): the charge with its
+ * cumulative `amount_refunded` and every refund so far in its `refunds` list.
+ */
+export function chargeRefundedEvent(
+  payment: FixturePayment,
+  at: number,
+  refunds: readonly RefundSpec[],
+): PaymentEventBody {
+  return restamp('charge.refunded.stripe-sync-engine', at, (charge) => {
+    const refundTemplate = (charge.refunds as { data: Json[] }).data[0]!;
+    return legacyCharge(charge, payment, refunds, refundTemplate);
+  });
+}
+
+/** `charge.succeeded` (zulip, API 2026-04-22.dahlia, no `refunds` list). */
+export function chargeSucceededEvent(
+  payment: FixturePayment,
+  at = payment.chargeCreated,
+): PaymentEventBody {
+  return restamp('charge.succeeded.zulip', at, (charge) => {
+    const { refunds: _none, ...rest } = legacyCharge(charge, payment, [], null);
+    return rest;
+  });
+}
+
+/** `charge.dispute.created` (zulip, API 2026-04-22.dahlia): a `du_…` dispute of the charge. */
+export function disputeCreatedEvent(
+  payment: FixturePayment,
+  at: number,
+  dispute: { disputeId?: string; amount?: number; reason?: string } = {},
+): PaymentEventBody {
+  return restamp('charge.dispute.created.zulip', at, (object) => ({
+    ...object,
+    id: dispute.disputeId ?? `du_${payment.paymentId.slice(3)}`,
+    amount: dispute.amount ?? payment.amount,
+    currency: payment.currency,
+    charge: payment.chargeId,
+    payment_intent: payment.paymentId === payment.chargeId ? null : payment.paymentId,
+    created: at,
+    status: 'needs_response',
+    reason: dispute.reason ?? 'product_not_received',
+    metadata: {},
+  }));
+}
+
+/** A `checkout.session.completed` in subscription mode (pay-rails data in Stripe's envelope). */
+export function subscriptionCheckoutEvent(at: number): PaymentEventBody {
+  return restamp('checkout.session.completed.mode-subscription.WRAPPED.pay-rails', at, (s) => s);
+}
+
+/** A `customer.created` (stripe/openapi canonical customer in Stripe's envelope). */
+export function customerCreatedEvent(at: number): PaymentEventBody {
+  return restamp('customer.created.WRAPPED.openapi-fixtures3', at, (customer) => customer);
+}
