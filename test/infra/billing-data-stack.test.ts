@@ -8,8 +8,8 @@ import {
 import { EVENT_FAMILIES } from '../../functions/core/shared/event-families.ts';
 import { CONSUMER_SETTINGS } from '../../lib/event-family-queue.ts';
 import {
-  CONSUMER_ENTRY,
   type CfnResourceJson,
+  CONSUMER_ENTRY,
   type DataIds,
   dataIds,
   functionByEntry,
@@ -56,7 +56,10 @@ describe('tables', () => {
     );
     for (const [id, resource] of Object.entries(tables)) {
       expect(resource.Properties, id).toMatchObject(STATEFUL);
-      expect(resource, id).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+      expect(resource, id).toMatchObject({
+        DeletionPolicy: 'Retain',
+        UpdateReplacePolicy: 'Retain',
+      });
       expect(resource.Properties.ProvisionedThroughput, id).toBeUndefined();
     }
   });
@@ -190,9 +193,9 @@ describe.each(EVENT_FAMILIES)('the %s family queue', (family) => {
     const timeout = consumer.Properties.Timeout as number;
     const window = mapping.Properties.MaximumBatchingWindowInSeconds as number;
     expect(timeout).toBe(CONSUMER_SETTINGS[family].timeout.toSeconds());
-    expect(queue(ids.queues[family].queue).Properties.VisibilityTimeout as number).toBeGreaterThanOrEqual(
-      6 * timeout + window,
-    );
+    expect(
+      queue(ids.queues[family].queue).Properties.VisibilityTimeout as number,
+    ).toBeGreaterThanOrEqual(6 * timeout + window);
   });
 });
 

@@ -3,7 +3,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV, EVENT_QUEUE_URL_ENV } from '../../functions/commons/env-names.ts';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
 import { PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
-import { EVENT_FAMILIES, type EventFamilyName } from '../../functions/core/shared/event-families.ts';
+import {
+  EVENT_FAMILIES,
+  type EventFamilyName,
+} from '../../functions/core/shared/event-families.ts';
 import { CONSUMER_SETTINGS } from '../../lib/event-family-queue.ts';
 import {
   actionsOf,
@@ -53,8 +56,7 @@ function actionsOn(statements: Statement[], resource: unknown): string[] {
   const wanted = JSON.stringify(resource);
   return actionsOf(
     statements.filter(
-      (s) =>
-        s.Effect === 'Allow' && resolvedResources(s).some((r) => JSON.stringify(r) === wanted),
+      (s) => s.Effect === 'Allow' && resolvedResources(s).some((r) => JSON.stringify(r) === wanted),
     ),
   );
 }
@@ -74,7 +76,9 @@ function mappingOf(consumerEntry: string): CfnResourceJson {
     (m) => JSON.stringify(m.Properties.FunctionName) === JSON.stringify({ Ref: consumerId }),
   );
   if (mappings.length !== 1) {
-    throw new Error(`expected one event source mapping on ${consumerEntry}, found ${mappings.length}`);
+    throw new Error(
+      `expected one event source mapping on ${consumerEntry}, found ${mappings.length}`,
+    );
   }
   return mappings[0]!;
 }
@@ -237,9 +241,7 @@ describe('least privilege', () => {
     const [, read] = functionByEntry(t.service, ENTRY.subscriptionRead);
     const statements = roleStatements(t.service, read);
     expect(actionsOf(statements)).toEqual(['dynamodb:GetItem', ...XRAY_ACTIONS].sort());
-    expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
-      sortedJson([getAtt(ids.billing)]),
-    );
+    expect(resourcesOfService(statements, 'dynamodb:')).toEqual(sortedJson([getAtt(ids.billing)]));
   });
 
   it('subscription consumer: the item actions of the contract on each table, and queue consumption', () => {

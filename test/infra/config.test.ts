@@ -62,11 +62,14 @@ describe('alarmEmailFromContext and ledgerRetentionDaysFromContext', () => {
     expect(() => alarmEmailFromContext(value)).toThrow(/Invalid CDK context "alarmEmail"/);
   });
 
-  it.each([[0], [1], [2], [3], [1.5], ['ten'], [-3], [3651], [100_000]])('rejects ledgerRetentionDays %j', (value) => {
-    expect(() => ledgerRetentionDaysFromContext(value)).toThrow(
-      /Invalid CDK context "ledgerRetentionDays"/,
-    );
-  });
+  it.each([[0], [1], [2], [3], [1.5], ['ten'], [-3], [3651], [100_000]])(
+    'rejects ledgerRetentionDays %j',
+    (value) => {
+      expect(() => ledgerRetentionDaysFromContext(value)).toThrow(
+        /Invalid CDK context "ledgerRetentionDays"/,
+      );
+    },
+  );
 
   it('readBillingConfig reads every key through the given lookup', () => {
     const context: Record<string, unknown> = {
@@ -216,8 +219,18 @@ describe('ledger retention: one rule, 4 to 3650 days, for synth and handlers', (
 
 describe('visibilityTimeoutFor', () => {
   it('is six times the consumer timeout plus the batching window', () => {
-    expect(visibilityTimeoutFor({ timeout: Duration.seconds(30), maxBatchingWindow: Duration.seconds(2) }).toSeconds()).toBe(182);
-    expect(visibilityTimeoutFor({ timeout: Duration.minutes(1), maxBatchingWindow: Duration.seconds(0) }).toSeconds()).toBe(360);
+    expect(
+      visibilityTimeoutFor({
+        timeout: Duration.seconds(30),
+        maxBatchingWindow: Duration.seconds(2),
+      }).toSeconds(),
+    ).toBe(182);
+    expect(
+      visibilityTimeoutFor({
+        timeout: Duration.minutes(1),
+        maxBatchingWindow: Duration.seconds(0),
+      }).toSeconds(),
+    ).toBe(360);
   });
 });
 

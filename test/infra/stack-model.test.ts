@@ -76,7 +76,9 @@ describe('loadStackModel', () => {
     const expected = createPaymentsTableInput(TABLE.payments);
     const byName = <T extends { AttributeName?: string; IndexName?: string }>(items: T[] = []) =>
       [...items].sort((a, b) =>
-        String(a.IndexName ?? a.AttributeName).localeCompare(String(b.IndexName ?? b.AttributeName)),
+        String(a.IndexName ?? a.AttributeName).localeCompare(
+          String(b.IndexName ?? b.AttributeName),
+        ),
       );
     expect(payments.create).toMatchObject({
       TableName: expected.TableName,
@@ -222,13 +224,11 @@ describe('resolveEnvironment', () => {
       POWERTOOLS_SERVICE_NAME: 'subscription-consumer',
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     });
-    expect(resolveEnvironment(fn(ENTRY.paymentConsumer), { tableNames, queueUrls })).toMatchObject(
-      {
-        [ENV.paymentsTableName]: TABLE.payments,
-        [ENV.billingTableName]: TABLE.billing,
-        POWERTOOLS_SERVICE_NAME: 'payment-consumer',
-      },
-    );
+    expect(resolveEnvironment(fn(ENTRY.paymentConsumer), { tableNames, queueUrls })).toMatchObject({
+      [ENV.paymentsTableName]: TABLE.payments,
+      [ENV.billingTableName]: TABLE.billing,
+      POWERTOOLS_SERVICE_NAME: 'payment-consumer',
+    });
     expect(resolveEnvironment(fn(ENTRY.paymentRead), { tableNames, queueUrls })).toMatchObject({
       [ENV.paymentsTableName]: TABLE.payments,
       POWERTOOLS_SERVICE_NAME: 'payment-read',

@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
-import { EVENT_FAMILIES, type EventFamilyName } from '../../functions/core/shared/event-families.ts';
+import {
+  EVENT_FAMILIES,
+  type EventFamilyName,
+} from '../../functions/core/shared/event-families.ts';
 import { createBillingApp } from '../../lib/billing-app.ts';
 import type { BillingDataStack } from '../../lib/billing-data-stack.ts';
 import type { BillingServiceStack } from '../../lib/billing-service-stack.ts';

@@ -3,14 +3,17 @@
  * puts that retry what DynamoDB left unprocessed, with jittered backoff, and the
  * identity of a transaction item (a transaction may not touch one item twice).
  */
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   type BatchGetCommandInput,
   BatchWriteCommand,
   type BatchWriteCommandInput,
   type DynamoDBDocumentClient,
+  TransactWriteCommand,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import type { CommitResult } from '../../core/shared/event-batch.ts';
 
 export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
@@ -135,4 +138,76 @@ export function transactItemKey(
   const put = item.Put?.Item ?? {};
   const key = keyAttributesOf(tableName).map((name) => put[name]);
   return `${tableName}|${JSON.stringify(key)}`;
+}
+
+/** How one TransactWriteItems call ended. */
+export type TransactOutcome =
+  | { status: 'committed' }
+  /** Cancelled: one reason code per item, in the order the items were sent. */
+  | { status: 'cancelled'; reasons: (string | undefined)[] }
+  | { status: 'failed'; error: Error };
+
+/** Sends one transaction; a cancellation is an outcome with its reasons, not a throw. */
+export async function transactWrite(
+  documents: DynamoDBDocumentClient,
+  items: TransactItem[],
+): Promise<TransactOutcome> {
+  try {
+    await documents.send(new TransactWriteCommand({ TransactItems: items }));
+    return { status: 'committed' };
+  } catch (error) {
+    if (error instanceof TransactionCanceledException) {
+      return { status: 'cancelled', reasons: (error.CancellationReasons ?? []).map((r) => r.Code) };
+    }
+    return { status: 'failed', error: error instanceof Error ? error : new Error(String(error)) };
+  }
+}
+
+/** Where one aggregate's commit sits in a pack: its index in the caller's list and its items. */
+export interface PackMember {
+  index: number;
+  first: number;
+  count: number;
+}
+
+/**
+ * What a cancelled transaction means for one of the commits it carried: its own
+ * condition (the revision check) failed or another transaction held its items — a
+ * lost race, re-read and retried — or all its items were fine and another commit in
+ * the same call failed: resend as is.
+ */
+export function memberResult(reasons: readonly (string | undefined)[]): CommitResult {
+  if (reasons.some((code) => code === 'ConditionalCheckFailed' || code === 'TransactionConflict')) {
+    return { status: 'revision-conflict' };
+  }
+  return { status: 'aborted' };
+}
+
+/**
+ * Sends packs of commits `concurrency` at a time and writes each member's result into
+ * `results` (DynamoDB cost is per item either way; packing saves round trips, which is
+ * what limits throughput).
+ */
+export async function sendPacks<P extends { members: PackMember[] }>(
+  packs: readonly P[],
+  concurrency: number,
+  send: (pack: P) => Promise<TransactOutcome>,
+  results: CommitResult[],
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < packs.length) {
+      const pack = packs[next++]!;
+      const outcome = await send(pack);
+      for (const member of pack.members) {
+        results[member.index] =
+          outcome.status === 'failed'
+            ? outcome
+            : outcome.status === 'committed'
+              ? { status: 'committed' }
+              : memberResult(outcome.reasons.slice(member.first, member.first + member.count));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, packs.length) }, worker));
 }

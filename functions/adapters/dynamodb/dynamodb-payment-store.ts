@@ -5,15 +5,13 @@
  * (CustomerDirectory). Item and index layout: payment-table-schema.ts; capacity
  * arithmetic: docs/payments-capacity.md.
  */
-import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
-import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
   type QueryCommandInput,
   type QueryCommandOutput,
-  TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { PaymentState } from '../../core/payments/payment-state.ts';
 import {
@@ -35,13 +33,18 @@ import {
 } from '../../core/payments/ports.ts';
 import type { LedgerEvent } from '../../core/shared/event-ledger.ts';
 import { billingKeys } from './billing-table-keys.ts';
+import { decodeCompressedJson, encodeCompressedJson } from './compressed-json.ts';
 import {
   batchGetAll,
   batchPutAll,
+  type PackMember,
   retryPause,
+  sendPacks,
   TRANSACTION_ITEM_LIMIT,
   type TransactItem,
+  type TransactOutcome,
   transactItemKey,
+  transactWrite,
 } from './dynamodb-batch.ts';
 import {
   DEFAULT_SUMMARY_SHARDS,
@@ -119,16 +122,11 @@ interface SummaryBucket {
 
 interface Pack {
   items: TransactItem[];
-  members: { index: number; first: number; count: number }[];
+  members: PackMember[];
   keys: Set<string>;
   /** date -> bucket -> sum of the members' deltas. */
   summary: Map<string, Map<string, SummaryBucket>>;
 }
-
-type SendOutcome =
-  | { status: 'committed' }
-  | { status: 'cancelled'; reasons: (string | undefined)[] }
-  | { status: 'failed'; error: Error };
 
 const invalidCursor = (reason: string) => new InvalidCursorError(reason);
 
@@ -296,22 +294,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
       }
     });
 
-    let next = 0;
-    const worker = async () => {
-      while (next < packs.length) {
-        const pack = packs[next++]!;
-        const outcome = await this.#send(pack);
-        for (const member of pack.members) {
-          results[member.index] =
-            outcome.status === 'failed'
-              ? outcome
-              : outcome.status === 'committed'
-                ? { status: 'committed' }
-                : memberResult(outcome.reasons.slice(member.first, member.first + member.count));
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.#concurrency, packs.length) }, worker));
+    await sendPacks(packs, this.#concurrency, (pack) => this.#send(pack), results);
     return results;
   }
 
@@ -588,35 +571,27 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
     return items;
   }
 
-  async #send(pack: Pack): Promise<SendOutcome> {
+  async #send(pack: Pack): Promise<TransactOutcome> {
     for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#documents.send(
-          new TransactWriteCommand({ TransactItems: [...pack.items, ...this.#summaryItems(pack)] }),
-        );
-        return { status: 'committed' };
-      } catch (error) {
-        if (!(error instanceof TransactionCanceledException)) {
-          return {
-            status: 'failed',
-            error: error instanceof Error ? error : new Error(String(error)),
-          };
-        }
-        const reasons = (error.CancellationReasons ?? []).map((reason) => reason.Code);
-        const membersFine = reasons
-          .slice(0, pack.items.length)
-          .every((code) => code === undefined || code === 'None');
-        const summaryConflict = reasons
-          .slice(pack.items.length)
-          .some((code) => code === 'TransactionConflict');
-        // Only the shared summary shard was busy (another pack's transaction held it):
-        // nothing was written, so the same pack on another shard is safe to send.
-        if (membersFine && summaryConflict && attempt < SUMMARY_CONFLICT_RETRIES) {
-          await retryPause(attempt + 1, 'summary shard conflict', SUMMARY_CONFLICT_RETRIES);
-          continue;
-        }
-        return { status: 'cancelled', reasons };
+      const outcome = await transactWrite(this.#documents, [
+        ...pack.items,
+        ...this.#summaryItems(pack),
+      ]);
+      if (outcome.status !== 'cancelled') return outcome;
+      const { reasons } = outcome;
+      const membersFine = reasons
+        .slice(0, pack.items.length)
+        .every((code) => code === undefined || code === 'None');
+      const summaryConflict = reasons
+        .slice(pack.items.length)
+        .some((code) => code === 'TransactionConflict');
+      // Only the shared summary shard was busy (another pack's transaction held it):
+      // nothing was written, so the same pack on another shard is safe to send.
+      if (membersFine && summaryConflict && attempt < SUMMARY_CONFLICT_RETRIES) {
+        await retryPause(attempt + 1, 'summary shard conflict', SUMMARY_CONFLICT_RETRIES);
+        continue;
       }
+      return outcome;
     }
   }
 
@@ -788,16 +763,6 @@ export class DynamoDbCustomerDirectory implements CustomerDirectory {
   }
 }
 
-/** What a cancelled transaction means for one of the commits it carried. */
-function memberResult(reasons: (string | undefined)[]): CommitResult {
-  // The payment's revision check failed, or another transaction held its items.
-  if (reasons.some((code) => code === 'ConditionalCheckFailed' || code === 'TransactionConflict')) {
-    return { status: 'revision-conflict' };
-  }
-  // Every item of this commit was fine: another commit (or the summary shard) failed.
-  return { status: 'aborted' };
-}
-
 /** Charge ids that need a pointer: not the payment's own id (a charge without a PaymentIntent). */
 function pointerIds(commit: PaymentCommit): string[] {
   return commit.newChargeIds.filter((chargeId) => chargeId !== commit.paymentId);
@@ -820,26 +785,14 @@ function sortSummaryRows(rows: DailySummaryRow[]): DailySummaryRow[] {
     );
 }
 
-/**
- * The payment state as stored: brotli-compressed JSON, so the payment item (state,
- * view, index keys) stays within two 1 KB write units. Decode by hand with
- * `node -e "console.log(zlib.brotliDecompressSync(Buffer.from(process.argv[1], 'base64')).toString())" <base64>`.
- */
+/** The payment state as stored: compressed JSON (see compressed-json.ts). */
 export function encodePaymentState(state: PaymentState): Uint8Array {
-  return brotliCompressSync(JSON.stringify(state), {
-    params: {
-      [constants.BROTLI_PARAM_QUALITY]: 5,
-      [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
-    },
-  });
+  return encodeCompressedJson(state);
 }
 
 /** Reads `state` as `encodePaymentState` wrote it, or as a plain map. */
 export function decodePaymentState(stored: unknown): PaymentState {
-  if (stored instanceof Uint8Array) {
-    return JSON.parse(brotliDecompressSync(stored).toString('utf8')) as PaymentState;
-  }
-  return stored as PaymentState;
+  return decodeCompressedJson<PaymentState>(stored);
 }
 
 function toStoredPayment(item: Record<string, unknown>): StoredPayment {

@@ -11,14 +11,12 @@
  * Subscription ledger table (customerId / revision): one page per account commit, listing
  * the events that commit recorded, with a TTL.
  */
-import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
-import { type DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
   type QueryCommandOutput,
-  TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { LEDGER_RETENTION_DAYS } from '../../core/shared/config-values.ts';
 import type {
@@ -35,13 +33,17 @@ import type {
   UserViewReader,
 } from '../../core/subscriptions/ports.ts';
 import { billingKeys as keys } from './billing-table-keys.ts';
+import { decodeCompressedJson, encodeCompressedJson } from './compressed-json.ts';
 import {
   BATCH_WRITE_LIMIT,
   batchGetAll,
   batchPutAll,
+  type PackMember,
+  sendPacks,
   TRANSACTION_ITEM_LIMIT,
   type TransactItem,
   transactItemKey,
+  transactWrite,
 } from './dynamodb-batch.ts';
 
 export interface DynamoDbSubscriptionStoreOptions {
@@ -148,7 +150,7 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
     const pointerError = await this.#putSubscriptionPointers(commits);
     const packs: {
       items: TransactItem[];
-      members: { index: number; first: number; count: number }[];
+      members: PackMember[];
     }[] = [];
     let current: (typeof packs)[number] | undefined;
     let keysInPack = new Set<string>();
@@ -175,44 +177,13 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
       for (const key of itemKeys) keysInPack.add(key);
     });
 
-    let next = 0;
-    const worker = async () => {
-      while (next < packs.length) {
-        const pack = packs[next++]!;
-        const outcome = await this.#send(pack.items);
-        for (const member of pack.members) {
-          results[member.index] =
-            outcome.status === 'failed'
-              ? outcome
-              : outcome.status === 'committed'
-                ? { status: 'committed' }
-                : memberResult(outcome.reasons.slice(member.first, member.first + member.count));
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.#concurrency, packs.length) }, worker));
+    await sendPacks(
+      packs,
+      this.#concurrency,
+      (pack) => transactWrite(this.#documents, pack.items),
+      results,
+    );
     return results;
-  }
-
-  async #send(
-    items: TransactItem[],
-  ): Promise<
-    | { status: 'committed' }
-    | { status: 'cancelled'; reasons: (string | undefined)[] }
-    | { status: 'failed'; error: Error }
-  > {
-    try {
-      await this.#documents.send(new TransactWriteCommand({ TransactItems: items }));
-      return { status: 'committed' };
-    } catch (error) {
-      if (error instanceof TransactionCanceledException) {
-        return {
-          status: 'cancelled',
-          reasons: (error.CancellationReasons ?? []).map((r) => r.Code),
-        };
-      }
-      return { status: 'failed', error: error instanceof Error ? error : new Error(String(error)) };
-    }
   }
 
   /** Puts every commit's new subscription pointers; the error if some could not be written. */
@@ -338,37 +309,14 @@ export class DynamoDbUserViewReader implements UserViewReader {
   }
 }
 
-/** What a cancelled transaction means for one of the commits it carried. */
-function memberResult(reasons: (string | undefined)[]): CommitResult {
-  // The account's revision check failed, or another transaction held its items.
-  if (reasons.some((code) => code === 'ConditionalCheckFailed' || code === 'TransactionConflict')) {
-    return { status: 'revision-conflict' };
-  }
-  // Every item of this commit was fine: another commit in the same call failed.
-  return { status: 'aborted' };
-}
-
-/**
- * The account as stored: brotli-compressed JSON. A folded account is 0.6-1.3 KB as a
- * DynamoDB map and about 0.3 KB compressed, which keeps the item inside one 1 KB
- * write unit (two in a transaction) on every commit. Decode by hand with
- * `node -e "console.log(zlib.brotliDecompressSync(Buffer.from(process.argv[1], 'base64')).toString())" <base64>`.
- */
+/** The account as stored: compressed JSON (see compressed-json.ts). */
 export function encodeAccount(account: CustomerAccount): Uint8Array {
-  return brotliCompressSync(JSON.stringify(account), {
-    params: {
-      [constants.BROTLI_PARAM_QUALITY]: 5,
-      [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
-    },
-  });
+  return encodeCompressedJson(account);
 }
 
 /** Reads `account` as `encodeAccount` wrote it, or as a plain map (items written before it). */
 export function decodeAccount(stored: unknown): CustomerAccount {
-  if (stored instanceof Uint8Array) {
-    return JSON.parse(brotliDecompressSync(stored).toString('utf8')) as CustomerAccount;
-  }
-  return stored as CustomerAccount;
+  return decodeCompressedJson<CustomerAccount>(stored);
 }
 
 function toStoredAccount(item: Record<string, unknown>): StoredAccount {

@@ -1,0 +1,599 @@
+/**
+ * The payment consumer (`createPaymentConsumer`) against DynamoDB Local with the real
+ * `DynamoDbPaymentStore` and `DynamoDbCustomerDirectory`, fed SQS batches of real
+ * Stripe payloads (re-stamped): one history delivered in order, reversed, and
+ * shuffled with duplicates ends in the same readable state; poison records are the
+ * only failures; unhandled types are acknowledged; the customer link supplies a
+ * missing user; and a store outage fails the records without writing half a payment.
+ */
+import {
+  CreateTableCommand,
+  DynamoDBClient,
+  ScanCommand,
+  UpdateTimeToLiveCommand,
+} from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  DynamoDbCustomerDirectory,
+  DynamoDbPaymentStore,
+} from '../../functions/adapters/dynamodb/dynamodb-payment-store.ts';
+import {
+  createPaymentsTableInput,
+  PAYMENT_TTL_ATTRIBUTE,
+} from '../../functions/adapters/dynamodb/payment-table-schema.ts';
+import { createPaymentConsumer } from '../../functions/payment-consumer.ts';
+import { createPaymentReadHandler } from '../../functions/payment-read.ts';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators.ts';
+import { httpApiEvent } from '../helpers/apigw-events.ts';
+import { emulatorClients, uniqueName } from '../helpers/aws-clients.ts';
+import {
+  chargeRefundedEvent,
+  customerCreatedEvent,
+  disputeCreatedEvent,
+  type FixturePayment,
+  fixturePayment,
+  intentCreatedEvent,
+  intentFailedEvent,
+  intentSucceededEvent,
+  isoOf,
+  type PaymentEventBody,
+  secondsOf,
+  subscriptionCheckoutEvent,
+  uniquePaymentTag,
+} from '../helpers/payment-fixture-events.ts';
+import { sqsBatch } from '../helpers/sqs-events.ts';
+
+const context = { functionName: 'payment-consumer', awsRequestId: 'test' } as Context;
+const DAY = '2026-05-10';
+const at = (time: string) => secondsOf(`${DAY}T${time}Z`);
+
+let dynamo: DynamoDBClient;
+
+beforeAll(() => {
+  dynamo = emulatorClients().dynamo;
+});
+
+interface Tables {
+  paymentsTableName: string;
+  billingTableName: string;
+}
+
+/** A payments table as the stack defines it, and a billing table as far as the directory reads it. */
+async function createTables(): Promise<Tables> {
+  const paymentsTableName = uniqueName('payment-consumer-payments');
+  const billingTableName = uniqueName('payment-consumer-billing');
+  await dynamo.send(new CreateTableCommand(createPaymentsTableInput(paymentsTableName)));
+  await dynamo.send(
+    new UpdateTimeToLiveCommand({
+      TableName: paymentsTableName,
+      TimeToLiveSpecification: { AttributeName: PAYMENT_TTL_ATTRIBUTE, Enabled: true },
+    }),
+  );
+  await dynamo.send(
+    new CreateTableCommand({
+      TableName: billingTableName,
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+    }),
+  );
+  return { paymentsTableName, billingTableName };
+}
+
+/** The customer -> user link, as the subscription context keeps it on the account item. */
+async function linkCustomer(tables: Tables, customerId: string, userId: string): Promise<void> {
+  await DynamoDBDocumentClient.from(dynamo).send(
+    new PutCommand({
+      TableName: tables.billingTableName,
+      Item: { pk: `CUSTOMER#${customerId}`, sk: 'ACCOUNT', customerId, userId },
+    }),
+  );
+}
+
+/** The consumer and the read API over one pair of tables (and, for faults, one client). */
+function wire(tables: Tables, client: DynamoDBClient = dynamo) {
+  const store = new DynamoDbPaymentStore({ client, paymentsTableName: tables.paymentsTableName });
+  const directory = new DynamoDbCustomerDirectory({
+    client,
+    billingTableName: tables.billingTableName,
+  });
+  const consumer = createPaymentConsumer({ store, directory });
+  // Reads always go to the healthy emulator.
+  const reader = new DynamoDbPaymentStore({
+    client: dynamo,
+    paymentsTableName: tables.paymentsTableName,
+  });
+  const read = createPaymentReadHandler({ queries: reader });
+  const get = async (route: string, path: string, query?: Record<string, string>) => {
+    const pathParameters: Record<string, string> = {};
+    const params = route.match(/\{(\w+)\}/g) ?? [];
+    const values = path.split('/');
+    route.split('/').forEach((part, index) => {
+      if (params.includes(part))
+        pathParameters[part.slice(1, -1)] = decodeURIComponent(values[index]!);
+    });
+    const response = await read(
+      httpApiEvent({
+        path,
+        routeKey: `GET ${route}`,
+        ...(params.length > 0 ? { pathParameters } : {}),
+        ...(query ? { queryStringParameters: query } : {}),
+      }),
+      context,
+    );
+    return { status: response.statusCode, body: JSON.parse(response.body) as unknown };
+  };
+  return {
+    store: reader,
+    consume: (batch: SQSEvent) => consumer(batch, context),
+    payment: (id: string) => get('/payments/{id}', `/payments/${id}`),
+    userPayments: (userId: string) => get('/users/{userId}/payments', `/users/${userId}/payments`),
+    summary: (date = DAY) => get('/reports/daily-summary', '/reports/daily-summary', { date }),
+    refunds: () => get('/reports/refunds', '/reports/refunds', { from: DAY, to: DAY }),
+    paid: (status: string) =>
+      get('/reports/payments', '/reports/payments', { status, paidFrom: DAY, paidTo: DAY }),
+  };
+}
+
+const bodies = (events: readonly PaymentEventBody[]) => events.map((e) => JSON.stringify(e));
+const failedIds = (response: SQSBatchResponse) =>
+  response.batchItemFailures.map((failure) => failure.itemIdentifier).sort();
+
+/** Every item's key in a table (the test's own small table). */
+async function scanKeys(tableName: string): Promise<string[]> {
+  const { Items } = await dynamo.send(new ScanCommand({ TableName: tableName }));
+  return (Items ?? []).map((item) => `${item.pk?.S}|${item.sk?.S}`).sort();
+}
+
+/** mulberry32: a deterministic order for a given seed. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Each body once to three times, then shuffled: at-least-once, in no guaranteed order. */
+function shuffledWithDuplicates(items: readonly string[], seed: number): string[] {
+  const random = seeded(seed);
+  const out: string[] = [];
+  for (const item of items) {
+    out.push(item);
+    if (random() < 0.6) out.push(item);
+    if (random() < 0.3) out.push(item);
+  }
+  for (let index = out.length - 1; index > 0; index--) {
+    const other = Math.floor(random() * (index + 1));
+    [out[index], out[other]] = [out[other]!, out[index]!];
+  }
+  return out;
+}
+
+/** Sends bodies in SQS batches of `size`; every record must be acknowledged. */
+async function deliverAll(
+  wired: ReturnType<typeof wire>,
+  all: readonly string[],
+  size: number,
+): Promise<void> {
+  for (let index = 0; index < all.length; index += size) {
+    const response = await wired.consume(sqsBatch(all.slice(index, index + size)));
+    expect(response.batchItemFailures).toEqual([]);
+  }
+}
+
+/** The body `GET /payments/{id}` answers for a payment whose events all landed. */
+function expectedView(payment: FixturePayment, overrides: Record<string, unknown> = {}) {
+  return {
+    paymentId: payment.paymentId,
+    chargeId: payment.chargeId,
+    userId: payment.userId,
+    customerId: payment.customerId,
+    amount: payment.amount,
+    amountRefunded: 0,
+    currency: payment.currency,
+    status: 'succeeded',
+    purpose: payment.purpose,
+    penaltyIds: payment.penaltyIds,
+    createdAt: isoOf(payment.created),
+    paidAt: isoOf(payment.chargeCreated),
+    refundedAt: null,
+    failureCode: null,
+    dispute: null,
+    ...overrides,
+  };
+}
+
+describe('payment consumer on DynamoDB Local', () => {
+  /** One user's payments: the full lifecycle of the brief, a partial refund, a failure. */
+  function scenario() {
+    const tag = uniquePaymentTag();
+    const userId = `user-pc-${tag}`;
+    const customerId = `cus_pc${tag}`;
+    const a = fixturePayment({
+      userId,
+      customerId,
+      amount: 4000,
+      purpose: 'penalty',
+      penaltyIds: ['pen_1', 'pen_2'],
+      created: at('10:00:00'),
+      chargeCreated: at('10:01:00'),
+    });
+    const b = fixturePayment({
+      userId,
+      customerId,
+      amount: 1500,
+      currency: 'eur',
+      created: at('11:00:00'),
+      chargeCreated: at('11:00:30'),
+    });
+    const c = fixturePayment({ userId, customerId, amount: 900, created: at('11:30:00') });
+    const r1 = { refundId: `re_1${tag}`, amount: 1000, created: at('12:00:00') };
+    const r2 = { refundId: `re_2${tag}`, amount: 3000, created: at('13:00:00') };
+    const rb = { refundId: `re_b${tag}`, amount: 500, created: at('14:00:00') };
+    const aEvents = [
+      intentCreatedEvent(a),
+      intentSucceededEvent(a, at('10:01:01')),
+      chargeRefundedEvent(a, at('12:00:00'), [r1]),
+      chargeRefundedEvent(a, at('13:00:00'), [r1, r2]),
+      disputeCreatedEvent(a, at('15:00:00'), { reason: 'fraudulent', amount: 4000 }),
+    ];
+    const events = [
+      ...aEvents,
+      intentCreatedEvent(b),
+      intentSucceededEvent(b, at('11:00:31')),
+      chargeRefundedEvent(b, at('14:00:00'), [rb]),
+      intentCreatedEvent(c),
+      intentFailedEvent(c, at('11:32:00'), 'insufficient_funds'),
+    ].sort((x, y) => x.created - y.created);
+    const views = {
+      a: expectedView(a, {
+        status: 'disputed',
+        amountRefunded: 4000,
+        refundedAt: isoOf(r1.created),
+        dispute: { status: 'needs_response', reason: 'fraudulent', amount: 4000 },
+      }),
+      b: expectedView(b, {
+        status: 'partially_refunded',
+        amountRefunded: 500,
+        refundedAt: isoOf(rb.created),
+      }),
+      c: expectedView(c, { status: 'failed', paidAt: null, failureCode: 'insufficient_funds' }),
+    };
+    const summary = {
+      date: DAY,
+      rows: [
+        { status: 'disputed', gateway: 'stripe', currency: 'usd', count: 1, amount: 4000 },
+        { status: 'failed', gateway: 'stripe', currency: 'usd', count: 1, amount: 900 },
+        {
+          status: 'partially_refunded',
+          gateway: 'stripe',
+          currency: 'eur',
+          count: 1,
+          amount: 1500,
+        },
+      ],
+    };
+    return { userId, a, b, c, aEvents, events, views, summary };
+  }
+
+  /** Everything the read API shows of a scenario's payments. */
+  async function readAll(wired: ReturnType<typeof wire>, s: ReturnType<typeof scenario>) {
+    return {
+      a: await wired.payment(s.a.paymentId),
+      aByCharge: await wired.payment(s.a.chargeId),
+      b: await wired.payment(s.b.paymentId),
+      c: await wired.payment(s.c.paymentId),
+      history: await wired.userPayments(s.userId),
+      summary: await wired.summary(),
+      refunds: await wired.refunds(),
+      paidDisputed: await wired.paid('disputed'),
+    };
+  }
+
+  it('applies a history in order, reversed, and shuffled with duplicates to the same views and daily summary', async () => {
+    const s = scenario();
+    const ordered = bodies(s.events);
+
+    // 1. In order, one event per batch: each step visible, refunds never go back to succeeded.
+    const inOrder = wire(await createTables());
+    const statusOfA: unknown[] = [];
+    for (const body of ordered) {
+      const response = await inOrder.consume(sqsBatch([body]));
+      expect(response.batchItemFailures).toEqual([]);
+      if (s.aEvents.some((event) => JSON.stringify(event) === body)) {
+        statusOfA.push(((await inOrder.payment(s.a.paymentId)).body as { status: string }).status);
+      }
+    }
+    expect(statusOfA).toEqual([
+      'processing',
+      'succeeded',
+      'partially_refunded',
+      'refunded',
+      'disputed',
+    ]);
+    const expected = await readAll(inOrder, s);
+    expect(expected.a).toEqual({ status: 200, body: s.views.a });
+    expect(expected.aByCharge).toEqual({ status: 200, body: s.views.a });
+    expect(expected.b).toEqual({ status: 200, body: s.views.b });
+    expect(expected.c).toEqual({ status: 200, body: s.views.c });
+    expect(expected.history).toEqual({
+      status: 200,
+      body: { items: [s.views.c, s.views.b, s.views.a], nextCursor: null },
+    });
+    expect(expected.summary).toEqual({ status: 200, body: s.summary });
+    expect(expected.refunds).toEqual({
+      status: 200,
+      body: { items: [s.views.a, s.views.b], nextCursor: null },
+    });
+    expect(expected.paidDisputed).toEqual({
+      status: 200,
+      body: { items: [s.views.a], nextCursor: null },
+    });
+
+    // 2. Reversed (the dispute and the full refund before the payment itself), in one batch.
+    const reversed = wire(await createTables());
+    await deliverAll(reversed, [...ordered].reverse(), 10);
+    expect(await readAll(reversed, s)).toEqual(expected);
+
+    // 3. Shuffled with duplicates in batches of 4, then the whole lot redelivered.
+    const shuffled = wire(await createTables());
+    const delivery = shuffledWithDuplicates(ordered, 20260510);
+    expect(delivery.length).toBeGreaterThan(ordered.length);
+    await deliverAll(shuffled, delivery, 4);
+    expect(await readAll(shuffled, s)).toEqual(expected);
+    await deliverAll(shuffled, shuffledWithDuplicates(ordered, 7), 10);
+    expect(await readAll(shuffled, s)).toEqual(expected);
+
+    // 4. Shuffled with duplicates, batches of 3 consumed concurrently (Lambda's concurrent
+    // pollers); records that lose a write race past the retries are redelivered, as SQS would.
+    const concurrent = wire(await createTables());
+    let pending = shuffledWithDuplicates(ordered, 99);
+    for (let round = 0; pending.length > 0; round++) {
+      expect(round).toBeLessThan(5);
+      const batches: SQSEvent[] = [];
+      for (let index = 0; index < pending.length; index += 3) {
+        batches.push(sqsBatch(pending.slice(index, index + 3)));
+      }
+      const responses = await Promise.all(batches.map((batch) => concurrent.consume(batch)));
+      pending = responses.flatMap((response, index) => {
+        const failed = new Set(failedIds(response));
+        return batches[index]!.Records.filter((r) => failed.has(r.messageId)).map((r) => r.body);
+      });
+    }
+    expect(await readAll(concurrent, s)).toEqual(expected);
+
+    // Every event recorded exactly once in each table's ledger: redeliveries are not recorded again.
+    const uniqueIds = s.events.map((event) => event.id).sort();
+    for (const wired of [inOrder, reversed, shuffled, concurrent]) {
+      const recorded: string[] = [];
+      for (const payment of [s.a, s.b, s.c]) {
+        for (const page of await wired.store.readLedger(payment.paymentId)) {
+          recorded.push(...page.events.map((event) => event.eventId));
+        }
+      }
+      expect(recorded.sort()).toEqual(uniqueIds);
+    }
+  });
+
+  it('reports only the poison records as batch item failures, and the rest of the batch lands', async () => {
+    const tables = await createTables();
+    const wired = wire(tables);
+    const s = scenario();
+    const malformed = intentSucceededEvent(s.a, at('10:01:01'));
+    malformed.data.object.amount = 'forty dollars';
+    const badEnvelope = { ...intentCreatedEvent(s.b), id: 'not-an-event-id' };
+    const noKey = disputeCreatedEvent(s.b, at('16:00:00'));
+    noKey.data.object.payment_intent = null;
+    noKey.data.object.charge = null;
+    const good = bodies(s.events);
+    const batch = sqsBatch([
+      ...good.slice(0, 4),
+      'not json at all',
+      JSON.stringify(malformed),
+      ...good.slice(4, 7),
+      JSON.stringify(badEnvelope),
+      JSON.stringify(noKey),
+      ...good.slice(7),
+    ]);
+    expect(batch.Records.length).toBeLessThanOrEqual(15);
+    const poison = [4, 5, 9, 10].map((index) => batch.Records[index]!.messageId);
+
+    const response = await wired.consume(batch);
+    expect(failedIds(response)).toEqual([...poison].sort());
+    expect(await wired.payment(s.a.paymentId)).toEqual({ status: 200, body: s.views.a });
+    expect(await wired.payment(s.b.paymentId)).toEqual({ status: 200, body: s.views.b });
+    expect(await wired.payment(s.c.paymentId)).toEqual({ status: 200, body: s.views.c });
+    expect(await wired.summary()).toEqual({ status: 200, body: s.summary });
+
+    // Redelivered alone, a poison record fails again and changes nothing.
+    const again = await wired.consume(sqsBatch([JSON.stringify(malformed)]));
+    expect(again.batchItemFailures).toHaveLength(1);
+    expect(await wired.payment(s.a.paymentId)).toEqual({ status: 200, body: s.views.a });
+  });
+
+  it('acknowledges event types it does not handle, and a checkout session in subscription mode, writing nothing', async () => {
+    const tables = await createTables();
+    const wired = wire(tables);
+    const ignored = [
+      customerCreatedEvent(at('09:00:00')),
+      subscriptionCheckoutEvent(at('09:00:01')),
+      { ...customerCreatedEvent(at('09:00:02')), type: 'invoice.paid' },
+    ];
+    const response = await wired.consume(sqsBatch(bodies(ignored)));
+    expect(response.batchItemFailures).toEqual([]);
+    expect(await scanKeys(tables.paymentsTableName)).toEqual([]);
+
+    // Mixed into a batch of real payment events, they still only get acknowledged.
+    const s = scenario();
+    const mixed = await wired.consume(sqsBatch([...bodies(ignored), ...bodies(s.events)]));
+    expect(mixed.batchItemFailures).toEqual([]);
+    expect(await wired.payment(s.a.paymentId)).toEqual({ status: 200, body: s.views.a });
+    expect(await wired.summary()).toEqual({ status: 200, body: s.summary });
+  });
+
+  it('gives a payment whose metadata names no user the user linked to its customer', async () => {
+    const tables = await createTables();
+    const wired = wire(tables);
+    const tag = uniquePaymentTag();
+    const linkedCustomer = `cus_link${tag}`;
+    const linkedUser = `user-linked-${tag}`;
+    await linkCustomer(tables, linkedCustomer, linkedUser);
+
+    const viaLink = fixturePayment({ customerId: linkedCustomer, created: at('08:00:00') });
+    const unlinked = fixturePayment({ customerId: `cus_none${tag}`, created: at('08:10:00') });
+    const ownUser = `user-own-${tag}`;
+    const viaMetadata = fixturePayment({
+      customerId: linkedCustomer,
+      userId: ownUser,
+      created: at('08:20:00'),
+    });
+    const response = await wired.consume(
+      sqsBatch(
+        bodies(
+          [viaLink, unlinked, viaMetadata].flatMap((p) => [
+            intentCreatedEvent(p),
+            intentSucceededEvent(p),
+          ]),
+        ),
+      ),
+    );
+    expect(response.batchItemFailures).toEqual([]);
+
+    expect(await wired.payment(viaLink.paymentId)).toEqual({
+      status: 200,
+      body: expectedView(viaLink, { userId: linkedUser }),
+    });
+    expect(await wired.userPayments(linkedUser)).toEqual({
+      status: 200,
+      body: { items: [expectedView(viaLink, { userId: linkedUser })], nextCursor: null },
+    });
+    // No link known: the payment is recorded without a user.
+    expect(await wired.payment(unlinked.paymentId)).toEqual({
+      status: 200,
+      body: expectedView(unlinked, { userId: null }),
+    });
+    // Metadata wins over the link.
+    expect(await wired.payment(viaMetadata.paymentId)).toEqual({
+      status: 200,
+      body: expectedView(viaMetadata),
+    });
+    expect(await wired.userPayments(ownUser)).toEqual({
+      status: 200,
+      body: { items: [expectedView(viaMetadata)], nextCursor: null },
+    });
+  });
+
+  describe('store outages', () => {
+    const clientTo = (endpoint: string) =>
+      new DynamoDBClient({
+        endpoint,
+        region: LOCAL_REGION,
+        credentials: LOCAL_CREDENTIALS,
+        maxAttempts: 1,
+      });
+
+    it('fails every record while DynamoDB is unreachable, and applies them once it is back', async () => {
+      const tables = await createTables();
+      const s = scenario();
+      const batch = sqsBatch(bodies(s.events));
+      const down = await wire(tables, clientTo('http://127.0.0.1:9')).consume(batch);
+      expect(failedIds(down)).toEqual(batch.Records.map((r) => r.messageId).sort());
+      expect(await scanKeys(tables.paymentsTableName)).toEqual([]);
+
+      // SQS redelivers the same messages once the table answers again.
+      const healthy = wire(tables);
+      const up = await healthy.consume(batch);
+      expect(up.batchItemFailures).toEqual([]);
+      expect(await healthy.payment(s.a.paymentId)).toEqual({ status: 200, body: s.views.a });
+      expect(await healthy.summary()).toEqual({ status: 200, body: s.summary });
+    });
+
+    it('fails every record when the payments table is missing', async () => {
+      const tables = await createTables();
+      const s = scenario();
+      const batch = sqsBatch(bodies(s.events));
+      const missing = wire({ ...tables, paymentsTableName: uniqueName('no-such-payments') });
+      const response = await missing.consume(batch);
+      expect(failedIds(response)).toEqual(batch.Records.map((r) => r.messageId).sort());
+      expect(await scanKeys(tables.paymentsTableName)).toEqual([]);
+    });
+
+    it('fails every record when the customer directory is down, rather than record a payment without its user', async () => {
+      const tables = await createTables();
+      const tag = uniquePaymentTag();
+      const payment = fixturePayment({ customerId: `cus_dir${tag}`, created: at('07:00:00') });
+      const batch = sqsBatch(bodies([intentCreatedEvent(payment), intentSucceededEvent(payment)]));
+      const noDirectory = wire({ ...tables, billingTableName: uniqueName('no-such-billing') });
+      const response = await noDirectory.consume(batch);
+      expect(failedIds(response)).toEqual(batch.Records.map((r) => r.messageId).sort());
+      expect(await scanKeys(tables.paymentsTableName)).toEqual([]);
+
+      await linkCustomer(tables, payment.customerId!, `user-dir-${tag}`);
+      const healthy = wire(tables);
+      expect((await healthy.consume(batch)).batchItemFailures).toEqual([]);
+      expect(await healthy.payment(payment.paymentId)).toEqual({
+        status: 200,
+        body: expectedView(payment, { userId: `user-dir-${tag}` }),
+      });
+    });
+
+    it('writes nothing of a payment when its transaction fails: no payment, ledger page or summary', async () => {
+      const tables = await createTables();
+      const s = scenario();
+      const failing = clientTo(inject('dynamoEndpoint'));
+      let refused = 0;
+      // Fault injection: reads and charge pointers go through, every transaction fails.
+      failing.middlewareStack.add(
+        (next, ctx) => async (args) => {
+          if (ctx.commandName === 'TransactWriteItemsCommand') {
+            refused += 1;
+            throw Object.assign(new Error('Internal server error'), {
+              name: 'InternalServerError',
+              $fault: 'server',
+              $metadata: { httpStatusCode: 500 },
+            });
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'failTransactions' },
+      );
+      const batch = sqsBatch(bodies(s.events));
+      const response = await wire(tables, failing).consume(batch);
+      expect(refused).toBeGreaterThan(0);
+      expect(failedIds(response)).toEqual(batch.Records.map((r) => r.messageId).sort());
+
+      const healthy = wire(tables);
+      // Only charge pointers (written first by design) may exist: no payment, ledger or summary item.
+      const keys = await scanKeys(tables.paymentsTableName);
+      expect(keys.filter((key) => !/^CHARGE#ch_[A-Za-z0-9]+\|CHARGE$/.test(key))).toEqual([]);
+      for (const payment of [s.a, s.b, s.c]) {
+        expect((await healthy.payment(payment.paymentId)).status).toBe(404);
+        expect((await healthy.payment(payment.chargeId)).status).toBe(404);
+        expect(await healthy.store.readLedger(payment.paymentId)).toEqual([]);
+      }
+      expect(await healthy.summary()).toEqual({ status: 200, body: { date: DAY, rows: [] } });
+      expect(await healthy.userPayments(s.userId)).toEqual({
+        status: 200,
+        body: { items: [], nextCursor: null },
+      });
+
+      // Redelivered to a healthy store: applied once, counted once.
+      expect((await healthy.consume(batch)).batchItemFailures).toEqual([]);
+      expect(await healthy.payment(s.a.paymentId)).toEqual({ status: 200, body: s.views.a });
+      expect(await healthy.payment(s.a.chargeId)).toEqual({ status: 200, body: s.views.a });
+      expect(await healthy.summary()).toEqual({ status: 200, body: s.summary });
+    });
+  });
+});
