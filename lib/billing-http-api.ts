@@ -56,7 +56,7 @@ export class BillingHttpApi extends Construct {
     const defaultThrottle = props.defaultThrottle ?? { rateLimit: 50, burstLimit: 100 };
 
     this.httpApi = new HttpApi(this, 'Api', {
-      description: 'Billing suite: Stripe webhooks and the subscription read API',
+      description: 'Billing suite: Stripe webhooks, subscription and payment read APIs',
       createDefaultStage: false,
     });
 

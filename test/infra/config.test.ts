@@ -204,7 +204,7 @@ describe('ledger retention: one rule, 4 to 3650 days, for synth and handlers', (
     // The set exercises both verdicts, on both sides of each bound.
     const accepted = verdicts.filter((v) => v.synth.accepted).map((v) => v.value);
     expect(accepted).toEqual(expect.arrayContaining(['4', '3650', '90', '']));
-    expect(accepted).not.toEqual(expect.arrayContaining(['3']));
+    expect(accepted).not.toContain('3');
     expect(accepted).not.toContain('3651');
     expect(accepted).not.toContain('0');
   });

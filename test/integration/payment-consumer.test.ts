@@ -114,7 +114,7 @@ function wire(tables: Tables, client: DynamoDBClient = dynamo) {
   const read = createPaymentReadHandler({ queries: reader });
   const get = async (route: string, path: string, query?: Record<string, string>) => {
     const pathParameters: Record<string, string> = {};
-    const params = route.match(/\{(\w+)\}/g) ?? [];
+    const params: string[] = route.match(/\{(\w+)\}/g) ?? [];
     const values = path.split('/');
     route.split('/').forEach((part, index) => {
       if (params.includes(part))

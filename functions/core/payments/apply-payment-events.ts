@@ -34,6 +34,8 @@ export interface ApplyPaymentDeps {
   clock: Clock;
   /** Attempts on write races before the remaining records fail (and are redelivered). Default 6. */
   maxAttempts?: number;
+  /** Waits before resending commits whose pack failed. Default: a timer. */
+  pause?: (ms: number) => Promise<void>;
 }
 
 /** Applies a batch; never throws for a single bad record, reports it as failed instead. */
@@ -44,6 +46,7 @@ export function applyPaymentEvents(
   return applyEventBatch(events, paymentFamily(deps), {
     clock: deps.clock,
     ...(deps.maxAttempts ? { maxAttempts: deps.maxAttempts } : {}),
+    ...(deps.pause ? { pause: deps.pause } : {}),
   });
 }
 

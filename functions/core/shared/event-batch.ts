@@ -106,7 +106,12 @@ export interface ApplyBatchOptions {
   clock: Clock;
   /** Attempts on write races before the remaining records fail (and are redelivered). Default 6. */
   maxAttempts?: number;
+  /** Waits before a round that retries failed commits. Default: a timer (tests pass a fake). */
+  pause?: (ms: number) => Promise<void>;
 }
+
+/** Base of the jittered wait before a round that resends commits whose pack failed. */
+const FAILED_PACK_BACKOFF_MS = 50;
 
 /** Events per commit: bounds a ledger page's size (about 100 bytes an event). */
 const MAX_EVENTS_PER_COMMIT = 100;
@@ -253,9 +258,14 @@ async function commitRounds<F extends FactStamp, S, C>(
       settle(fact, { status: outcomes[i]!, eventId, type, created });
     });
   let lastError: unknown = new Error('write conflict persisted');
-  /** Aggregates whose last commit lost a race (re-read since). */
+  /** Aggregates whose last commit lost a race or failed in a shared pack: sent alone next. */
   let lostRace = new Set<string>();
+  let backoff = false;
+  const pause = options.pause ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
   for (let attempt = 1; attempt <= maxAttempts && pending.size > 0; attempt++) {
+    // Full jitter: concurrent consumers that were throttled together do not return together.
+    if (backoff) await pause(Math.random() * FAILED_PACK_BACKOFF_MS * 2 ** (attempt - 1));
+    backoff = false;
     const appliedAt = options.clock.now();
     const plans: { key: string; facts: PendingFact<F>[]; outcomes: FoldOutcome[]; commit: C }[] =
       [];
@@ -281,6 +291,7 @@ async function commitRounds<F extends FactStamp, S, C>(
       break;
     }
     const losers: string[] = [];
+    const sentAlone = lostRace;
     plans.forEach((plan, index) => {
       const result = results[index]!;
       const facts = pending.get(plan.key)!;
@@ -293,15 +304,22 @@ async function commitRounds<F extends FactStamp, S, C>(
         else pending.delete(plan.key);
       } else if (result.status === 'revision-conflict') {
         losers.push(plan.key);
+      } else if (result.status === 'failed' && !sentAlone.has(plan.key)) {
+        // Its pack failed (throttled past the SDK's retries, or one member the store
+        // refused): nothing was written. Resend it alone after a jittered wait, so a
+        // commit that cannot be written fails only its own records.
+        losers.push(plan.key);
+        backoff = true;
+        lastError = result.error;
       } else if (result.status === 'failed') {
-        // Infrastructure error (throttling past the SDK's retries, table down):
-        // fail these records so the queue redelivers them; nothing was committed.
+        // Failed on its own too: fail these records so the queue redelivers them.
         for (const fact of facts) settle(fact, failed(fact.fact, result.error));
         pending.delete(plan.key);
       }
       // 'aborted': cancelled alongside a loser; re-read and resent next round.
     });
-    lastError = new Error(`write conflicts persisted for ${pending.size} aggregate(s)`);
+    if (!backoff)
+      lastError = new Error(`write conflicts persisted for ${pending.size} aggregate(s)`);
     lostRace = new Set(losers);
     if (pending.size > 0) {
       // Re-read every commit still pending, not only the losers: one that was merely

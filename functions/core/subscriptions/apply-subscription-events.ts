@@ -38,6 +38,8 @@ export interface ApplyDeps {
   priceTierMap: PriceTierMap;
   /** Attempts on write races before the remaining records fail (and are redelivered). Default 6. */
   maxAttempts?: number;
+  /** Waits before resending commits whose pack failed. Default: a timer. */
+  pause?: (ms: number) => Promise<void>;
   onUnmappedPrice?: (priceIds: string[], fact: SubscriptionEventFact) => void;
 }
 
@@ -49,6 +51,7 @@ export function applySubscriptionEvents(
   return applyEventBatch(events, subscriptionFamily(deps), {
     clock: deps.clock,
     ...(deps.maxAttempts ? { maxAttempts: deps.maxAttempts } : {}),
+    ...(deps.pause ? { pause: deps.pause } : {}),
   });
 }
 
