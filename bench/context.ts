@@ -51,6 +51,17 @@ export interface BenchSizes {
   coldStartSamples: number;
   /** Invocations after the first in each cold-start process. */
   warmInvocations: number;
+  /** Payment histories (1-4 payments, ~14 events each) through the payment pipeline at saturation. */
+  paymentHistories: number;
+  /** Fresh payment histories then fed at `pacedLoad` of that rate, for lag at a sustainable load. */
+  paymentPacedHistories: number;
+  /** Payments seeded into the read benchmark's table (DESIGN §8.1: at least 100,000). */
+  paymentReadPayments: number;
+  /** Users and UTC days those payments are spread over. */
+  paymentReadUsers: number;
+  paymentReadDays: number;
+  /** Each read loop (getPayment, history page, daily summary), per concurrency. */
+  paymentReadDurationMs: number;
 }
 
 export const QUICK_SIZES: BenchSizes = {
@@ -69,6 +80,12 @@ export const QUICK_SIZES: BenchSizes = {
   storeBaselineMs: 2_000,
   coldStartSamples: 3,
   warmInvocations: 5,
+  paymentHistories: 80,
+  paymentPacedHistories: 24,
+  paymentReadPayments: 10_000,
+  paymentReadUsers: 200,
+  paymentReadDays: 5,
+  paymentReadDurationMs: 1_500,
 };
 
 export const FULL_SIZES: BenchSizes = {
@@ -87,6 +104,12 @@ export const FULL_SIZES: BenchSizes = {
   storeBaselineMs: 4_000,
   coldStartSamples: 10,
   warmInvocations: 10,
+  paymentHistories: 400,
+  paymentPacedHistories: 100,
+  paymentReadPayments: 100_000,
+  paymentReadUsers: 400,
+  paymentReadDays: 5,
+  paymentReadDurationMs: 4_000,
 };
 
 export interface BenchContext {

@@ -7,7 +7,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { ENV } from '../functions/commons/env-names.ts';
-import { provisionStack as provisionLocalStack } from '../local/provision.ts';
+import { ensureTable, provisionStack as provisionLocalStack } from '../local/provision.ts';
 import type { FunctionModel, StackModel } from '../local/stack-model.ts';
 
 export interface Provisioned {
@@ -60,4 +60,41 @@ export function subscriptionResources(model: StackModel) {
     billingTableLogicalId: boundResource(consumer, ENV.billingTableName),
     eventsTableLogicalId: boundResource(consumer, ENV.subscriptionLedgerTableName),
   };
+}
+
+/**
+ * Logical ids of the resources the payment path uses: the consumer is the function with
+ * entry `functions/payment-consumer.ts`, its queue the one its event source mapping names
+ * (which must be the queue the webhook sends payment events to).
+ */
+export function paymentResources(model: StackModel) {
+  const webhook = functionByEntry(model, 'functions/webhook-ingress.ts');
+  const consumer = functionByEntry(model, 'functions/payment-consumer.ts');
+  const mapping = model.queueConsumers.find((c) => c.functionLogicalId === consumer.logicalId);
+  if (!mapping) throw new Error(`the stack model has no event source mapping to ${consumer.logicalId}`);
+  if (boundResource(webhook, ENV.paymentEventsQueueUrl) !== mapping.queueLogicalId) {
+    throw new Error('the webhook sends payment events to another queue than the payment consumer reads');
+  }
+  return {
+    webhook,
+    consumer,
+    mapping,
+    queueLogicalId: mapping.queueLogicalId,
+    paymentsTableLogicalId: boundResource(consumer, ENV.paymentsTableName),
+    billingTableLogicalId: boundResource(consumer, ENV.billingTableName),
+  };
+}
+
+/** A suffixed copy of one of the model's tables (same keys, indexes and TTL); returns its name. */
+export async function provisionTableCopy(
+  model: StackModel,
+  dynamo: DynamoDBClient,
+  logicalId: string,
+  suffix: string,
+): Promise<string> {
+  const table = model.tables.find((t) => t.logicalId === logicalId);
+  if (!table) throw new Error(`the stack model has no table ${logicalId}`);
+  const localName = `${table.localName}${suffix}`;
+  await ensureTable(dynamo, { ...table, localName, create: { ...table.create, TableName: localName } });
+  return localName;
 }

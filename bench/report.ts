@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 export interface Target {
-  /** `>=` the ratio (or value) must reach it; `<` it must stay under it. */
-  op: '>=' | '<';
+  /** `>=` the ratio (or value) must reach it; `<` it must stay under it; `<=` at most it. */
+  op: '>=' | '<' | '<=';
   value: number;
 }
 
@@ -104,7 +104,8 @@ export function formatNumber(value: number): string {
 
 export function isMet(actual: number, target: Target): boolean {
   if (!Number.isFinite(actual)) return false;
-  return target.op === '>=' ? actual >= target.value : actual < target.value;
+  if (target.op === '>=') return actual >= target.value;
+  return target.op === '<=' ? actual <= target.value : actual < target.value;
 }
 
 /** Every figure with a target (on its ratio or its value), checked. */

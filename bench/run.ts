@@ -6,8 +6,8 @@
  * pipeline, cold starts, and the cost per million webhooks; prints a table and
  * writes bench/results/<timestamp>.json and bench/results/latest.json.
  *
- * Options: --quick; --only=raw,ingress,pipeline,store,coldStart (cost needs ingress and
- * pipeline); --out=<dir> (default bench/results).
+ * Options: --quick; --only=raw,ingress,pipeline,store,payments,coldStart (cost needs ingress
+ * and pipeline); --out=<dir> (default bench/results).
  */
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -53,7 +53,14 @@ import {
   type PipelineResult,
   pipelineSection,
 } from './pipeline.ts';
-import { provisionStack, subscriptionResources } from './provision.ts';
+import {
+  measurePaymentReads,
+  measurePaymentsEndToEnd,
+  type PaymentsResult,
+  paymentsCostSection,
+  paymentsSection,
+} from './payments.ts';
+import { paymentResources, provisionStack, subscriptionResources } from './provision.ts';
 import {
   createRawProbe,
   measureRawLimits,
@@ -71,7 +78,7 @@ import {
 } from './report.ts';
 import { measureStoreStage, type StoreStageResult, storeStageSection } from './store-stage.ts';
 
-const SCENARIOS = ['raw', 'ingress', 'pipeline', 'store', 'coldStart'] as const;
+const SCENARIOS = ['raw', 'ingress', 'pipeline', 'store', 'payments', 'coldStart'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -207,7 +214,11 @@ async function main(): Promise<void> {
     }
 
     // Handlers read their env on first use and Powertools at import: set it, then import.
-    applyInProcessEnv(ctx, [resources.webhook, resources.consumer]);
+    applyInProcessEnv(ctx, [
+      resources.webhook,
+      resources.consumer,
+      ...(options.scenarios.has('payments') ? [paymentResources(model).consumer] : []),
+    ]);
     const importHandler = async <T>(fn: FunctionModel): Promise<T> => {
       const module = (await import(pathToFileURL(resolve(repoRoot, fn.entry)).href)) as Record<
         string,
@@ -222,6 +233,7 @@ async function main(): Promise<void> {
     let ingress: IngressResult | undefined;
     let pipeline: PipelineResult | undefined;
     let storeWorstCase: StoreStageResult | undefined;
+    let paymentsE2e: PaymentsResult['e2e'] | undefined;
     try {
       if (options.scenarios.has('ingress')) {
         await scenario('ingress', 'Ingress', async () => {
@@ -271,6 +283,26 @@ async function main(): Promise<void> {
           ];
           storeWorstCase = results[2];
           return storeStageSection(results);
+        });
+      }
+      if (options.scenarios.has('payments')) {
+        await scenario('payments', 'Payments', async () => {
+          const { webhook, consumer } = paymentResources(model);
+          const e2e = await measurePaymentsEndToEnd({
+            ctx,
+            webhook: await importHandler<WebhookHandler>(webhook),
+            consumer: await importHandler<ConsumerHandler>(consumer),
+          });
+          paymentsE2e = e2e;
+          progress('raw TransactWriteItems again, right after the payment pipeline');
+          const after = rate(
+            await probe.transactWrite({
+              concurrency: sizes.concurrency,
+              durationMs: sizes.rawDurationMs / 2,
+            }),
+          );
+          const reads = await measurePaymentReads(ctx);
+          return paymentsSection({ e2e, reads }, raw, raw ? after : undefined, pipeline);
         });
       }
     } finally {
@@ -323,6 +355,12 @@ async function main(): Promise<void> {
           ...(storeWorstCase ? { storeWorstCase } : {}),
         });
       });
+    }
+    if (paymentsE2e) {
+      const e2e = paymentsE2e;
+      await scenario('paymentsCost', 'Cost per million payment webhooks', async () =>
+        paymentsCostSection(model, e2e, coldStarts),
+      );
     }
   } finally {
     meter.uninstall();

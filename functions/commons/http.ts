@@ -100,15 +100,59 @@ export class ServiceUnavailableError extends HttpError {
   }
 }
 
+const NETWORK_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EPIPE',
+  'EAI_AGAIN',
+]);
+const THROTTLING_ERRORS = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+]);
+
+/**
+ * Whether an error means a dependency (DynamoDB, SQS...) is down, unreachable or
+ * throttling us: an AWS SDK server fault or throttle, a network failure, or a timeout.
+ * A client fault (validation, access denied) is our own bug, not a reason to retry.
+ */
+export function isDependencyFailure(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const sdk = error as Error & { $fault?: string; $metadata?: unknown; code?: string };
+  if (sdk.$metadata !== undefined)
+    return sdk.$fault === 'server' || THROTTLING_ERRORS.has(sdk.name);
+  const code = sdk.code ?? (error.cause as { code?: string } | undefined)?.code;
+  if (code && NETWORK_ERROR_CODES.has(code)) return true;
+  return error.name === 'TimeoutError' || error.name === 'BatchRetriesExhaustedError';
+}
+
+/** Seconds a caller should wait after a 503 caused by a dependency failure. */
+const DEPENDENCY_RETRY_AFTER_SECONDS = 2;
+
 /**
  * The one error-to-response mapper. Known `HttpError`s become their status with
- * their safe message; anything else becomes a generic 500 whose details only reach
- * the logs. 4xx are logged at info (callers' mistakes), 5xx at error.
+ * their safe message; a dependency failure becomes a 503 with `Retry-After`; anything
+ * else becomes a generic 500. Details only reach the logs. 4xx are logged at info
+ * (callers' mistakes), 5xx at error.
  */
 export function toHttpErrorResponse(
   error: unknown,
   log: Pick<Logger, 'info' | 'error'>,
 ): HttpResponse {
+  if (!(error instanceof HttpError) && isDependencyFailure(error)) {
+    return toHttpErrorResponse(
+      new ServiceUnavailableError({
+        cause: error,
+        retryAfterSeconds: DEPENDENCY_RETRY_AFTER_SECONDS,
+      }),
+      log,
+    );
+  }
   if (error instanceof HttpError) {
     if (error.statusCode >= 500) {
       log.error('Request failed', { error, statusCode: error.statusCode });

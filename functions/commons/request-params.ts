@@ -74,7 +74,7 @@ export function checkDateRange(
   if (days + 1 > maxDays) {
     throw invalidParameter(
       fields.to,
-      `the range from ${fields.from} may span at most ${maxDays} days`,
+      `must be within ${maxDays} days of ${fields.from}, both included`,
     );
   }
 }
@@ -110,8 +110,13 @@ export function parseParams<S extends z.ZodMiniType>(schema: S, input: unknown):
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const field = issue?.path.map(String).join('.') || 'request';
+  // zod/mini's issues do not carry the input: look the field up to tell missing from bad.
+  const given =
+    typeof input === 'object' && input !== null && issue?.path.length === 1
+      ? (input as Record<PropertyKey, unknown>)[issue.path[0]!]
+      : input;
   const message =
-    issue?.code === 'invalid_type' && issue.input === undefined
+    issue && given === undefined
       ? 'is required'
       : issue?.message && issue.message !== 'Invalid input'
         ? issue.message

@@ -65,6 +65,7 @@ let dayCounter = 0;
 const freshDay = () => addDays('2032-01-01', 10 * dayCounter++);
 const at = (date: string, time: string) => `${date}T${time}.000Z`;
 
+/** A view; one with a `refundedAt` has money refunded (half) unless it says how much. */
 function paymentView(
   overrides: Partial<PaymentView> & Pick<PaymentView, 'paymentId'>,
 ): PaymentView {
@@ -73,7 +74,7 @@ function paymentView(
     userId: null,
     customerId: null,
     amount: 1_000,
-    amountRefunded: 0,
+    amountRefunded: overrides.refundedAt ? 500 : 0,
     currency: 'usd',
     status: 'succeeded',
     purpose: 'other',
@@ -199,6 +200,16 @@ function contract(name: string, make: () => Promise<Harness>) {
       expect((await store.readLedger(view.paymentId)).map((page) => page.revision)).toEqual([1, 2]);
       expect(await store.getPayment(view.paymentId)).toEqual(next);
       expect(await store.readLedger(fresh('pi_none'))).toEqual([]);
+    });
+
+    it('finds a PaymentIntent payment by its charge even when a viewless record has the charge id', async () => {
+      const chargeId = fresh('ch_');
+      const view = paymentView({ paymentId: fresh('pi_'), chargeId });
+      await store.commit(commitOf(view, 0, { newChargeIds: [chargeId] }));
+      // A refund that named only the charge made a record of its own, with no view.
+      const orphan = { ...commitOf(paymentView({ paymentId: chargeId }), 0), view: null };
+      expect(await store.commit(orphan)).toEqual({ status: 'committed' });
+      expect(await store.getPayment(chargeId)).toEqual(view);
     });
 
     it('stores a payment without a view, but neither finds, lists nor counts it until it has one', async () => {
@@ -404,9 +415,17 @@ function contract(name: string, make: () => Promise<Harness>) {
           refundedAt: at(day, '12:00:00'),
         }),
       );
-      const never = Array.from({ length: 4 }, () =>
-        paymentView({ paymentId: fresh('pi_never'), createdAt: at(from, '12:00:00') }),
-      );
+      const never = [
+        ...Array.from({ length: 4 }, () =>
+          paymentView({ paymentId: fresh('pi_never'), createdAt: at(from, '12:00:00') }),
+        ),
+        // Its only refund failed: `refundedAt` stays, nothing is refunded, so not listed.
+        paymentView({
+          paymentId: fresh('pi_failedrefund'),
+          refundedAt: at(from, '13:00:00'),
+          amountRefunded: 0,
+        }),
+      ];
       await store.commitAll([...refunded, ...outside, ...never].map((view) => commitOf(view, 0)));
       const expected = [...refunded].sort(byKey((v) => v.refundedAt)).map((v) => v.paymentId);
 
@@ -830,6 +849,7 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     const refunded = {
       ...view,
       status: 'refunded' as const,
+      amountRefunded: view.amount,
       refundedAt: at('2031-06-03', '00:00:00'),
     };
     await store.commit(commitOf(refunded, 1));

@@ -404,7 +404,7 @@ describe('GET /users/{userId}/payments', () => {
     expect(byOne.every((page) => page.length === 1)).toBe(true);
   });
 
-  it('filters by status, and pages within the filter', async () => {
+  it('filters by status', async () => {
     const status = async (value: string) => (await userPayments(U1, { status: value })).json;
     expect(await status('succeeded')).toEqual({ items: [views.p1], nextCursor: null });
     expect(await status('failed')).toEqual({ items: [views.p3], nextCursor: null });

@@ -68,6 +68,37 @@ describe('toHttpErrorResponse', () => {
   });
 });
 
+describe('dependency failures become a 503 with Retry-After', () => {
+  const sdkError = (name: string, fault: 'client' | 'server') =>
+    Object.assign(new Error(`${name}: internal detail arn:aws:dynamodb:...`), {
+      name,
+      $fault: fault,
+      $metadata: { httpStatusCode: fault === 'server' ? 500 : 400 },
+    });
+
+  it.each([
+    ['a throttled store', sdkError('ProvisionedThroughputExceededException', 'client')],
+    ['an AWS server fault', sdkError('InternalServerError', 'server')],
+    [
+      'a refused connection',
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }),
+    ],
+    ['a timeout', Object.assign(new Error('socket hang up'), { name: 'TimeoutError' })],
+  ])('%s', (_what, error) => {
+    const response = toHttpErrorResponse(error, fakeLog());
+    expect(response.statusCode).toBe(503);
+    expect(response.headers['retry-after']).toBe('2');
+    expect(response.body).not.toContain('internal detail');
+    expect(response.body).not.toContain('ECONNREFUSED');
+  });
+
+  it('keeps our own bugs (a client fault such as a validation error) a 500', () => {
+    const response = toHttpErrorResponse(sdkError('ValidationException', 'client'), fakeLog());
+    expect(response.statusCode).toBe(500);
+    expect(response.headers['retry-after']).toBeUndefined();
+  });
+});
+
 describe('request helpers', () => {
   it('finds headers case-insensitively', () => {
     expect(getHeader({ 'Stripe-Signature': 'x' }, 'stripe-signature')).toBe('x');

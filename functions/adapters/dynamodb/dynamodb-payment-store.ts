@@ -355,8 +355,10 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
     });
     let units = readUnits;
     try {
+      // A charge-keyed record without a view yet (only a refund or dispute named the
+      // charge) must not hide the PaymentIntent payment the pointer leads to.
       const own = items.find((item) => item.sk === paymentKeys.payment(id).sk);
-      if (own) return (own.view as PaymentView | undefined) ?? null;
+      if (own?.view) return own.view as PaymentView;
       const pointer = items.find((item) => item.sk === paymentKeys.charge(id).sk);
       if (typeof pointer?.paymentId !== 'string') return null;
       const { Item, ConsumedCapacity } = await this.#documents.send(

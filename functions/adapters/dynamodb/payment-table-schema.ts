@@ -150,7 +150,9 @@ export function paymentIndexAttributes(view: PaymentView): Record<string, string
     attributes[a.paidPk] = paymentIndexKeys.paid(view.status, view.paidAt.slice(0, 10), shard);
     attributes[a.paidSk] = timeSortKey(view.paidAt, view.paymentId);
   }
-  if (view.refundedAt !== null) {
+  // Refunded money now, not merely once: a refund that later failed leaves `refundedAt`
+  // set but nothing refunded, and the refunds report must not list it.
+  if (view.refundedAt !== null && view.amountRefunded > 0) {
     const shard = paymentShard(view.paymentId);
     attributes[a.refundPk] = paymentIndexKeys.refund(view.refundedAt.slice(0, 10), shard);
     attributes[a.refundSk] = timeSortKey(view.refundedAt, view.paymentId);

@@ -175,7 +175,7 @@ export class InMemoryPaymentStore implements PaymentStore, PaymentQueries, Custo
   async getPayment(id: string): Promise<PaymentView | null> {
     this.fault?.({ operation: 'getPayment' });
     const own = this.payments.get(id);
-    if (own) return structuredClone(own.view);
+    if (own?.view) return structuredClone(own.view);
     const pointer = id.startsWith('ch_') ? this.chargePointers.get(id) : undefined;
     const target = pointer ? this.payments.get(pointer) : undefined;
     return target?.view ? structuredClone(target.view) : null;
@@ -196,7 +196,9 @@ export class InMemoryPaymentStore implements PaymentStore, PaymentQueries, Custo
     this.fault?.({ operation: 'listRefunds' });
     checkRange(query.from, query.to);
     const after = query.cursor ? refundsCursor.decode(query, query.cursor) : undefined;
-    const sorted = this.#views((view) => inDays(view.refundedAt, query.from, query.to))
+    const sorted = this.#views(
+      (view) => view.amountRefunded > 0 && inDays(view.refundedAt, query.from, query.to),
+    )
       .map((view) => ({ key: `${view.refundedAt}#${view.paymentId}`, view }))
       .sort((a, b) => compare(a.key, b.key))
       .filter((entry) => after === undefined || entry.key > after);
