@@ -9,20 +9,31 @@
  *   the generator's expected view, every event is in a ledger page (0 lost), none is
  *   recorded 'applied' twice, and each day's summary equals a recount of the final views.
  * - Reads on a large store: payments seeded through `commitAll` (planned commits, in
- *   parallel) into a copy of the stack's payments table, then `getPayment`, a history
- *   page of 25 and `dailySummary` in closed loops, and the summary's read units at
- *   1,000 payments and at the full count.
- * - Cost per million payment webhooks from the end-to-end run's metered usage.
+ *   parallel) into a copy of the stack's payments table; `getPayment`, a history page of
+ *   25 and `dailySummary` one at a time, each in slices alternating with the raw DynamoDB
+ *   call it makes; the summary's read units at 1,000 payments and at the full count.
+ * - Cost per million payment webhooks: the cost model over the end-to-end run's usage.
  */
 import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual } from 'node:util';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetItemCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  QueryCommand,
+} from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand, PurgeQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import {
   DynamoDbPaymentStore,
   type PaymentReadOperation,
 } from '../functions/adapters/dynamodb/dynamodb-payment-store.ts';
+import {
+  DEFAULT_SUMMARY_SHARDS,
+  PAYMENT_INDEX,
+  paymentIndexKeys,
+  paymentKeys,
+} from '../functions/adapters/dynamodb/payment-table-schema.ts';
 import { addDays } from '../functions/adapters/dynamodb/query-cursor.ts';
 import { planPaymentCommit } from '../functions/core/payments/apply-payment-events.ts';
 import type { DailySummaryRow, PaymentCommit } from '../functions/core/payments/ports.ts';
@@ -39,20 +50,14 @@ import {
   seededRandom,
 } from '../test/helpers/payment-history.ts';
 import { signPayload } from '../test/helpers/stripe-signing.ts';
-import { type AwsUsage, formatWruByItem } from './aws-meter.ts';
+import { formatWruByItem } from './aws-meter.ts';
 import type { FunctionColdStart } from './cold-start.ts';
 import type { BenchContext } from './context.ts';
 import { costPerMillionWebhooks, meanBilledDurationMs, US_EAST_1_PRICES } from './cost-model.ts';
 import { COST_TARGET_USD_PER_MILLION } from './cost-report.ts';
-import { type BatchSpread, SpreadMeter } from './delivery-order.ts';
+import { SpreadMeter } from './delivery-order.ts';
 import type { WebhookHandler } from './ingress.ts';
-import {
-  checkLedger,
-  countCommit,
-  emptyMeteredCommits,
-  type LedgerCheck,
-  pool,
-} from './ledger-check.ts';
+import { checkLedger, countCommit, emptyMeteredCommits, pool } from './ledger-check.ts';
 import { runClosedLoop, runOpenLoop } from './load.ts';
 import type { ConsumerHandler, PipelineResult } from './pipeline.ts';
 import { paymentResources, provisionTableCopy } from './provision.ts';
@@ -60,111 +65,15 @@ import type { RawLimits, RawRate } from './raw-limits.ts';
 import type { Figure, Section } from './report.ts';
 import { type LatencySummary, ratio, summarize } from './stats.ts';
 
-export interface PaymentPhase {
-  histories: number;
-  payments: number;
-  uniqueEvents: number;
-  deliveries: number;
-  duplicates: number;
-  /** Open-loop feed rate, webhooks/s; absent for the saturating phase. */
-  targetWebhooksPerSecond?: number;
-  feed: { acked: number; failed: number; perSecond: number; firstError?: string };
-  /** First webhook to last first-time commit. */
-  elapsedMs: number;
-  eventsAppliedPerSecond: number;
-  /** SQS SentTimestamp of an event's first delivery to the commit of its ledger page. */
-  lag: LatencySummary;
-  timedOut: boolean;
-  /** Consumer batches: events per payment per batch. */
-  batchSpread: BatchSpread;
-}
-
-export interface PaymentsCorrectness {
-  payments: number;
-  ledger: LedgerCheck;
-  viewMismatches: number;
-  summaryDays: number;
-  summaryMismatches: number;
-  examples: string[];
-}
-
-export interface PaymentsEndToEnd {
-  saturated: PaymentPhase;
-  paced?: PaymentPhase;
-  pacedLoad: number;
-  historiesPerGroup: number;
-  uniqueEvents: number;
-  webhooksAcked: number;
-  duplicates: number;
-  consumer: {
-    invocations: number;
-    records: number;
-    meanRecordsPerInvocation: number;
-    billedDurationMs: number;
-    failedBatches: number;
-    retriedRecords: number;
-    memoryMb: number;
-    batchSize: number;
-    maximumConcurrency: number;
-    batchingWindowSeconds: number;
-  };
-  webhookBilledDurationMs: number;
-  usage: AwsUsage;
-  logBytes: { webhook: number; consumer: number };
-  errorLogs: string[];
-  correctness: PaymentsCorrectness;
-}
-
-export interface ReadLoop {
-  concurrency: number;
-  perSecond: number;
-  latency: LatencySummary;
-  failed: number;
-  firstError?: string;
-  /** Read units the store reported through `onReadUnits` (DynamoDB Local's figure), per call. */
-  reportedUnitsPerCall: number;
-  /** Read request units by DynamoDB's sizing rules (the meter), per call. */
-  rruPerCall: number;
-}
-
-export interface SummaryUnits {
-  payments: number;
-  paymentsThatDay: number;
-  /** Most units `onReadUnits` reported for one `dailySummary`. */
-  reported: number;
-  /** By DynamoDB's sizing rules, per read. */
-  computed: number;
-}
-
-export interface PaymentReads {
-  payments: number;
-  users: number;
-  days: number;
-  seed: { elapsedMs: number; paymentsPerSecond: number; resent: number; failed: number };
-  single: Record<'getPayment' | 'history' | 'summary', ReadLoop>;
-  loaded: Record<'getPayment' | 'history' | 'summary', ReadLoop>;
-  meanHistoryPageItems: number;
-  summaryUnits: { small: SummaryUnits; full: SummaryUnits };
-  /** Days whose summary differs from the recount of the seeded views. */
-  summaryMismatches: number;
-}
-
-export interface PaymentsResult {
-  e2e: PaymentsEndToEnd;
-  reads: PaymentReads;
-}
+export type PaymentsEndToEnd = Awaited<ReturnType<typeof measurePaymentsEndToEnd>>;
+export type PaymentReads = Awaited<ReturnType<typeof measurePaymentReads>>;
+type PaymentPhase = PaymentsEndToEnd['saturated'];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const errorText = (error: unknown) =>
   (error instanceof Error ? error.message : String(error)).slice(0, 300);
 
-/** Rows sorted as `dailySummary` sorts them: by status, then currency. */
-function sortRows(rows: DailySummaryRow[]): DailySummaryRow[] {
-  const key = (row: DailySummaryRow) => `${row.status}|${row.currency}`;
-  return rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
-}
-
-/** date -> `status|currency` -> row: the summary recounted from final views. */
+/** date -> `status|currency` -> row: the daily summary recounted from final views. */
 type Recount = Map<string, Map<string, DailySummaryRow>>;
 
 function recountView(recount: Recount, view: ExpectedPayment): void {
@@ -172,9 +81,9 @@ function recountView(recount: Recount, view: ExpectedPayment): void {
   const rows = recount.get(date) ?? new Map<string, DailySummaryRow>();
   recount.set(date, rows);
   const key = `${view.status}|${view.currency}`;
-  const row = rows.get(key) ?? {
+  const row: DailySummaryRow = rows.get(key) ?? {
     status: view.status,
-    gateway: 'stripe' as const,
+    gateway: 'stripe',
     currency: view.currency,
     count: 0,
     amount: 0,
@@ -189,12 +98,15 @@ async function summaryMismatches(
   store: DynamoDbPaymentStore,
   recount: Recount,
   examples: string[],
-): Promise<{ days: number; mismatches: number }> {
+) {
   const days = new Set<string>();
   for (const date of recount.keys()) for (const d of [-1, 0, 1]) days.add(addDays(date, d));
   let mismatches = 0;
   await pool([...days], 8, async (date) => {
-    const expected = sortRows([...(recount.get(date)?.values() ?? [])]);
+    // Sorted as `dailySummary` sorts: by status, then currency.
+    const expected = [...(recount.get(date)?.entries() ?? [])]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([, row]) => row);
     if (!isDeepStrictEqual(await store.dailySummary(date), expected)) {
       mismatches += 1;
       if (examples.length < 5) examples.push(`summary ${date}`);
@@ -207,7 +119,7 @@ export async function measurePaymentsEndToEnd(options: {
   ctx: BenchContext;
   webhook: WebhookHandler;
   consumer: ConsumerHandler;
-}): Promise<PaymentsEndToEnd> {
+}) {
   const { ctx } = options;
   const { sizes } = ctx;
   const resources = paymentResources(ctx.model);
@@ -218,7 +130,7 @@ export async function measurePaymentsEndToEnd(options: {
   const group = sizes.activeCustomers;
 
   // Histories delivered `group` at a time, each group's events duplicated and fully
-  // shuffled (`deliver`): a few payers live at once, as the pipeline's bursty order.
+  // shuffled (`deliver`): a few payers live at once, like the pipeline's bursty order.
   const makeSet = (prefix: string, count: number, firstSeed: number) => {
     const histories = Array.from({ length: count }, (_, i) =>
       generatePaymentHistory(firstSeed + i, { prefix }),
@@ -282,17 +194,16 @@ export async function measurePaymentsEndToEnd(options: {
         consumerRecords += event.Records.length;
       }
     });
-  const webhookFn = resources.webhook;
-  const webhookContext = {
-    functionName: webhookFn.logicalId,
-    timeoutSeconds: webhookFn.timeoutSeconds,
-    memoryMb: webhookFn.memoryMb,
+  const webhookFn = {
+    functionName: resources.webhook.logicalId,
+    timeoutSeconds: resources.webhook.timeoutSeconds,
+    memoryMb: resources.webhook.memoryMb,
   };
-  const webhookDurations: number[] = [];
+  let webhookDurations: number[] = [];
   const send = async (_i: number, event: APIGatewayProxyEventV2) => {
     const started = performance.now();
     const response = await ctx.capture.run('payment-webhook', () =>
-      options.webhook(event, createLambdaContext(webhookContext)),
+      options.webhook(event, createLambdaContext(webhookFn)),
     );
     webhookDurations.push(performance.now() - started);
     if (response?.statusCode !== 200) throw new Error(`webhook answered ${response?.statusCode}`);
@@ -306,6 +217,7 @@ export async function measurePaymentsEndToEnd(options: {
   await ctx.harness.sqs.send(new PurgeQueueCommand({ QueueUrl: queueUrl })).catch(() => undefined);
   ctx.meter.reset();
   ctx.capture.reset();
+  // A client of its own, metered: the mapping's receives and deletes are billed requests.
   const pollerSqs = new SQSClient({
     endpoint: ctx.endpoints.sqs,
     region: LOCAL_REGION,
@@ -323,22 +235,24 @@ export async function measurePaymentsEndToEnd(options: {
     handler: consumer,
   });
 
-  const runPhase = async (
-    name: string,
-    set: ReturnType<typeof makeSet>,
-    ratePerSecond?: number,
-  ): Promise<PaymentPhase> => {
+  /** Feeds one set, then waits until every event is committed and the queue is empty. */
+  const runPhase = async (name: string, set: ReturnType<typeof makeSet>, rate?: number) => {
     ctx.log(
       `payments ${name}: ${set.payments.length} payments, ${set.ids.size} events, ${set.deliveries.length} webhooks` +
-        (ratePerSecond ? ` at ${ratePerSecond.toFixed(1)} webhooks/s` : ''),
+        (rate ? ` at ${rate.toFixed(1)} webhooks/s` : ''),
     );
     spread = new SpreadMeter();
     paymentOf = set.paymentOf;
+    webhookDurations = [];
     const feedStart = Date.now();
     const total = set.deliveries.length;
-    const feed = ratePerSecond
-      ? await runOpenLoop(send, { ratePerSecond, total }, signed(set.deliveries))
-      : await runClosedLoop(send, { concurrency: sizes.concurrency, total }, signed(set.deliveries));
+    const feed = rate
+      ? await runOpenLoop(send, { ratePerSecond: rate, total }, signed(set.deliveries))
+      : await runClosedLoop(
+          send,
+          { concurrency: sizes.concurrency, total },
+          signed(set.deliveries),
+        );
     const deadline = Date.now() + (ctx.quick ? 60_000 : 180_000);
     let timedOut = false;
     for (;;) {
@@ -378,23 +292,28 @@ export async function measurePaymentsEndToEnd(options: {
       uniqueEvents: set.ids.size,
       deliveries: total,
       duplicates: total - set.ids.size,
-      ...(ratePerSecond ? { targetWebhooksPerSecond: ratePerSecond } : {}),
+      /** Open-loop feed rate, webhooks/s; absent for the saturating phase. */
+      targetWebhooksPerSecond: rate,
       feed: {
         acked: feed.completed,
         failed: feed.failed,
         perSecond: feed.perSecond,
-        ...(feed.firstError === undefined ? {} : { firstError: errorText(feed.firstError) }),
+        firstError: feed.firstError === undefined ? undefined : errorText(feed.firstError),
       },
+      webhookBilledDurationMs: meanBilledDurationMs(webhookDurations),
+      /** First webhook to the last first-time commit (a ledger page naming the event). */
       elapsedMs,
       eventsAppliedPerSecond: committed / (elapsedMs / 1000),
+      /** SQS SentTimestamp of an event's first delivery to the commit of its ledger page. */
       lag: summarize(lags),
       timedOut,
+      /** The consumer's batches: events per payment per batch ("customer" = payment here). */
       batchSpread: spread.summary(),
     };
   };
 
-  let saturated: PaymentPhase;
-  let paced: PaymentPhase | undefined;
+  let saturated: Awaited<ReturnType<typeof runPhase>>;
+  let paced: typeof saturated | undefined;
   try {
     saturated = await runPhase('saturated', sets.saturated);
     if (!saturated.timedOut && sets.paced.ids.size > 0) {
@@ -418,11 +337,9 @@ export async function measurePaymentsEndToEnd(options: {
     {
       readLedger: async (paymentId) =>
         (await store.readLedger(paymentId)).map((page) => ({
+          ...page,
           customerId: page.paymentId,
-          revision: page.revision,
           userId: null,
-          appliedAt: page.appliedAt,
-          events: page.events,
         })),
     },
     payments.map((payment) => payment.paymentId),
@@ -443,7 +360,7 @@ export async function measurePaymentsEndToEnd(options: {
 
   return {
     saturated,
-    ...(paced ? { paced } : {}),
+    paced,
     pacedLoad: sizes.pacedLoad,
     historiesPerGroup: group,
     uniqueEvents: ledger.expectedEvents,
@@ -451,28 +368,21 @@ export async function measurePaymentsEndToEnd(options: {
     duplicates: saturated.duplicates + (paced?.duplicates ?? 0),
     consumer: {
       invocations: consumerDurations.length,
-      records: consumerRecords,
       meanRecordsPerInvocation: consumerRecords / Math.max(1, consumerDurations.length),
       billedDurationMs: meanBilledDurationMs(consumerDurations),
       failedBatches: stats.failedBatches,
       retriedRecords: stats.retried,
-      memoryMb: resources.consumer.memoryMb,
       batchSize: mapping.batchSize,
       maximumConcurrency: mapping.maximumConcurrency,
       batchingWindowSeconds: mapping.maximumBatchingWindowSeconds,
     },
-    webhookBilledDurationMs: meanBilledDurationMs(webhookDurations),
     usage,
-    logBytes: {
-      webhook: ctx.capture.bytesOf('payment-webhook'),
-      consumer: ctx.capture.bytesOf('payment-consumer'),
-    },
+    logBytes: ctx.capture.bytesOf('payment-webhook') + ctx.capture.bytesOf('payment-consumer'),
     errorLogs: [
       ...ctx.capture.errorsOf('payment-webhook'),
       ...ctx.capture.errorsOf('payment-consumer'),
-    ].slice(0, 3),
+    ].slice(0, 2),
     correctness: {
-      payments: payments.length,
       ledger,
       viewMismatches,
       summaryDays: summary.days,
@@ -482,47 +392,44 @@ export async function measurePaymentsEndToEnd(options: {
   };
 }
 
-/** Commits per `commitAll` call while seeding: 8 packs of 49 payments. */
+/** Commits per `commitAll` call while seeding (8 packs of 49 payments), and calls in flight. */
 const SEED_CHUNK = 392;
-/** `commitAll` calls in flight while seeding (each sends 4 transactions at a time). */
 const SEED_WORKERS = 4;
+/** Each read is timed in this many slices, alternating with its raw DynamoDB call. */
+const READ_SLICES = 3;
 
-export async function measurePaymentReads(ctx: BenchContext): Promise<PaymentReads> {
-  const { sizes } = ctx;
+export async function measurePaymentReads(ctx: BenchContext) {
+  const { sizes, harness } = ctx;
   const { paymentsTableLogicalId } = paymentResources(ctx.model);
   const tag = Date.now().toString(36);
   const table = await provisionTableCopy(
     ctx.model,
-    ctx.harness.dynamo,
+    harness.dynamo,
     paymentsTableLogicalId,
     `-reads${tag}`,
   );
-  const days = sizes.paymentReadDays;
   const users = Array.from({ length: sizes.paymentReadUsers }, (_, i) => `user-rd${tag}-${i}`);
   const firstDay = Date.UTC(2025, 5, 1) / 1000;
-  const dates = Array.from({ length: days }, (_, d) =>
+  const dates = Array.from({ length: sizes.paymentReadDays }, (_, d) =>
     new Date((firstDay + d * 86_400) * 1000).toISOString().slice(0, 10),
   );
 
-  // Seeding: the harness's (unmetered) client; planned commits straight into commitAll.
-  const seedStore = new DynamoDbPaymentStore({
-    client: ctx.harness.dynamo,
-    paymentsTableName: table,
-  });
-  const paymentIds: string[] = [];
+  // Seeding through the harness's (unmetered) client: planned commits straight into commitAll.
+  const seedStore = new DynamoDbPaymentStore({ client: harness.dynamo, paymentsTableName: table });
+  const intentIds: string[] = [];
+  const chargeIds: string[] = [];
   const recount: Recount = new Map();
-  const perDay = new Map<string, number>();
-  const seed = { histories: 0, chunks: 0, elapsedMs: 0, resent: 0, failed: 0 };
+  const seed = { payments: 0, histories: 0, chunks: 0, elapsedMs: 0, resent: 0, failed: 0 };
   /** One chunk of planned commits, all created on one day, users in turn. */
-  const plan = (date: number, size: number): PaymentCommit[] => {
+  const plan = (day: number, size: number): PaymentCommit[] => {
     const commits: PaymentCommit[] = [];
     while (commits.length < size) {
       const n = ++seed.histories;
-      const start = firstDay + date * 86_400 + ((n * 7_919) % 80_000);
+      const start = firstDay + day * 86_400 + ((n * 7_919) % 80_000);
       for (const payment of generatePaymentHistory(n, { prefix: `rd${tag}`, payments: 4, start })
         .payments) {
         if (commits.length === size) break;
-        const userId = users[paymentIds.length % users.length]!;
+        const userId = users[seed.payments % users.length]!;
         const facts = payment.facts.map((fact) => ({
           recordIds: [],
           fact: fact.userId === null ? fact : { ...fact, userId },
@@ -531,10 +438,12 @@ export async function measurePaymentReads(ctx: BenchContext): Promise<PaymentRea
         const { commit } = planPaymentCommit(payment.paymentId, facts, undefined, Date.now());
         if (!commit?.view) continue;
         commits.push(commit);
-        paymentIds.push(commit.paymentId);
+        seed.payments += 1;
         recountView(recount, commit.view);
-        const day = commit.view.createdAt.slice(0, 10);
-        perDay.set(day, (perDay.get(day) ?? 0) + 1);
+        if (commit.paymentId.startsWith('pi_')) intentIds.push(commit.paymentId);
+        // A charge id finds its payment: by a pointer (charge of a PaymentIntent) or its own key.
+        const chargeId = commit.view.chargeId;
+        if (chargeId) chargeIds.push(chargeId);
       }
     }
     return commits;
@@ -556,123 +465,173 @@ export async function measurePaymentReads(ctx: BenchContext): Promise<PaymentRea
     }
   };
   const seedTo = async (target: number) => {
+    ctx.log(`payments reads: seeding up to ${target.toLocaleString('en-US')} payments`);
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: SEED_WORKERS }, async () => {
-        while (paymentIds.length < target) {
-          const size = Math.min(SEED_CHUNK, target - paymentIds.length);
-          await commitAll(plan(seed.chunks++ % days, size));
+        while (seed.payments < target) {
+          const size = Math.min(SEED_CHUNK, target - seed.payments);
+          await commitAll(plan(seed.chunks++ % dates.length, size));
         }
       }),
     );
     seed.elapsedMs += performance.now() - t0;
   };
 
-  // Reads: a client of its own, metered, so each loop also gives RRU by DynamoDB's rules.
+  // Reads through a client of their own, metered: each read also gets RRU by DynamoDB's rules.
   const readClient = new DynamoDBClient({
     endpoint: ctx.endpoints.dynamo,
     region: LOCAL_REGION,
     credentials: LOCAL_CREDENTIALS,
   });
-  let reportedUnits: ((operation: PaymentReadOperation, units: number) => void) | undefined;
+  let onUnits: ((operation: PaymentReadOperation, units: number) => void) | undefined;
   const store = new DynamoDbPaymentStore({
     client: readClient,
     paymentsTableName: table,
-    onReadUnits: (operation, units) => reportedUnits?.(operation, units),
+    onReadUnits: (operation, units) => onUnits?.(operation, units),
   });
-  const summaryUnits = async (): Promise<SummaryUnits> => {
-    const reads = 5;
+  /** Read units of one `dailySummary` of the first day: the larger of DynamoDB Local's and the sizing rules'. */
+  const summaryUnits = async () => {
     let reported = 0;
-    reportedUnits = (_operation, units) => {
+    onUnits = (_operation, units) => {
       reported = Math.max(reported, units);
     };
     ctx.meter.reset();
-    for (let i = 0; i < reads; i++) await store.dailySummary(dates[0]!);
-    reportedUnits = undefined;
+    for (let i = 0; i < 5; i++) await store.dailySummary(dates[0]!);
+    onUnits = undefined;
+    const computed = ctx.meter.snapshot().dynamo.rru / 5;
+    const thatDay = [...(recount.get(dates[0]!)?.values() ?? [])].reduce((n, r) => n + r.count, 0);
     return {
-      payments: paymentIds.length,
-      paymentsThatDay: perDay.get(dates[0]!) ?? 0,
+      payments: seed.payments,
+      thatDay,
       reported,
-      computed: ctx.meter.snapshot().dynamo.rru / reads,
+      computed,
+      units: Math.max(reported, computed),
     };
   };
-
-  ctx.log(`payments reads: seeding 1,000 payments over ${days} days, ${users.length} users`);
   await seedTo(1_000);
   const small = await summaryUnits();
-  ctx.log(`payments reads: seeding up to ${sizes.paymentReadPayments.toLocaleString('en-US')}`);
   await seedTo(sizes.paymentReadPayments);
   const full = await summaryUnits();
-  ctx.log(
-    `payments reads: ${paymentIds.length} payments seeded in ${(seed.elapsedMs / 1000).toFixed(1)} s; timing reads`,
-  );
+  ctx.log(`payments reads: seeded in ${(seed.elapsedMs / 1000).toFixed(1)} s; timing reads`);
 
-  let historyItems = 0;
-  let historyPages = 0;
   const random = seededRandom(7);
   const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
-  const ops = {
-    getPayment: async () => {
-      if (!(await store.getPayment(pick(paymentIds)))) throw new Error('seeded payment not found');
-    },
-    history: async () => {
-      const page = await store.listUserPayments({ userId: pick(users), limit: 25 });
-      historyItems += page.items.length;
-      historyPages += 1;
-    },
-    summary: async () => {
-      if ((await store.dailySummary(pick(dates))).length === 0) throw new Error('empty summary');
-    },
-  };
-  const loop = async (op: () => Promise<void>, concurrency: number): Promise<ReadLoop> => {
+  const wireKey = (key: { pk: string; sk: string }) => ({ pk: { S: key.pk }, sk: { S: key.sk } });
+  let historyItems = 0;
+  let historyPages = 0;
+  /** `op` one at a time, in slices alternating with `baseline` (the raw call it makes), if any. */
+  const timed = async (op: () => Promise<unknown>, baseline?: () => Promise<unknown>) => {
+    const own: number[] = [];
+    const raw: number[] = [];
     let calls = 0;
     let units = 0;
-    reportedUnits = (_operation, value) => {
+    let failed = 0;
+    let firstError: unknown;
+    onUnits = (_operation, value) => {
       units += value;
     };
     ctx.meter.reset();
-    const result = await runClosedLoop(
-      async () => {
+    for (let slice = 0; slice < READ_SLICES; slice++) {
+      const loop = {
+        concurrency: 1,
+        durationMs: sizes.paymentReadDurationMs / READ_SLICES,
+        warmupMs: slice === 0 ? sizes.warmupMs : 0,
+      };
+      if (baseline)
+        raw.push(...(await runClosedLoop(async () => void (await baseline()), loop)).latenciesMs);
+      const run = await runClosedLoop(async () => {
         calls += 1;
         await op();
-      },
-      { concurrency, durationMs: sizes.paymentReadDurationMs, warmupMs: sizes.warmupMs },
-    );
-    reportedUnits = undefined;
+      }, loop);
+      own.push(...run.latenciesMs);
+      failed += run.failed;
+      firstError ??= run.firstError;
+    }
+    onUnits = undefined;
     return {
-      concurrency,
-      perSecond: result.perSecond,
-      latency: summarize(result.latenciesMs),
-      failed: result.failed,
-      ...(result.firstError === undefined ? {} : { firstError: errorText(result.firstError) }),
-      reportedUnitsPerCall: units / Math.max(1, calls),
-      rruPerCall: ctx.meter.snapshot().dynamo.rru / Math.max(1, calls),
+      latency: summarize(own),
+      raw: baseline ? summarize(raw) : undefined,
+      failed,
+      firstError: firstError === undefined ? undefined : errorText(firstError),
+      /** Read units the store reported through `onReadUnits` (DynamoDB Local's figure), per call. */
+      reportedUnits: units / Math.max(1, calls),
+      /** By DynamoDB's sizing rules (the meter), per call. */
+      computedUnits: ctx.meter.snapshot().dynamo.rru / Math.max(1, calls),
     };
   };
-  const timeAll = async (concurrency: number) => ({
-    getPayment: await loop(ops.getPayment, concurrency),
-    history: await loop(ops.history, concurrency),
-    summary: await loop(ops.summary, concurrency),
-  });
+  const found = async (view: Promise<unknown>) => {
+    if (!(await view)) throw new Error('seeded payment not found');
+  };
   try {
-    const single = await timeAll(1);
-    const loaded = await timeAll(sizes.concurrency);
-    const mismatches = await summaryMismatches(seedStore, recount, []);
+    const getPayment = await timed(
+      () => found(store.getPayment(pick(intentIds))),
+      () =>
+        harness.dynamo.send(
+          new GetItemCommand({
+            TableName: table,
+            Key: wireKey(paymentKeys.payment(pick(intentIds))),
+            ProjectionExpression: '#view',
+            ExpressionAttributeNames: { '#view': 'view' },
+          }),
+        ),
+    );
+    const getByCharge = await timed(() => found(store.getPayment(pick(chargeIds))));
+    const history = await timed(
+      async () => {
+        historyItems += (await store.listUserPayments({ userId: pick(users), limit: 25 })).items
+          .length;
+        historyPages += 1;
+      },
+      () =>
+        harness.dynamo.send(
+          new QueryCommand({
+            TableName: table,
+            IndexName: PAYMENT_INDEX.userHistory,
+            KeyConditionExpression: 'userPk = :pk',
+            ExpressionAttributeValues: { ':pk': { S: paymentIndexKeys.user(pick(users)) } },
+            ProjectionExpression: 'createdSk, #view',
+            ExpressionAttributeNames: { '#view': 'view' },
+            ScanIndexForward: false,
+            Limit: 26,
+          }),
+        ),
+    );
+    const summary = await timed(
+      () => store.dailySummary(pick(dates)),
+      () => {
+        const date = pick(dates);
+        return harness.dynamo.send(
+          new BatchGetItemCommand({
+            RequestItems: {
+              [table]: {
+                Keys: Array.from({ length: DEFAULT_SUMMARY_SHARDS }, (_, shard) =>
+                  wireKey(paymentKeys.summary(date, shard)),
+                ),
+              },
+            },
+          }),
+        );
+      },
+    );
     return {
-      payments: paymentIds.length,
+      payments: seed.payments,
       users: users.length,
-      days,
+      days: dates.length,
       seed: {
         elapsedMs: seed.elapsedMs,
-        paymentsPerSecond: paymentIds.length / (seed.elapsedMs / 1000),
+        paymentsPerSecond: seed.payments / (seed.elapsedMs / 1000),
         resent: seed.resent,
         failed: seed.failed,
       },
-      single,
-      loaded,
+      getPayment,
+      getByCharge,
+      history,
+      summary,
       meanHistoryPageItems: historyItems / Math.max(1, historyPages),
       summaryUnits: { small, full },
-      summaryMismatches: mismatches.mismatches,
+      /** Seeded days whose summary differs from the recount of the seeded views. */
+      summaryMismatches: (await summaryMismatches(seedStore, recount, [])).mismatches,
     };
   } finally {
     readClient.destroy();
@@ -680,7 +639,7 @@ export async function measurePaymentReads(ctx: BenchContext): Promise<PaymentRea
 }
 
 export function paymentsSection(
-  result: PaymentsResult,
+  result: { e2e: PaymentsEndToEnd; reads: PaymentReads },
   raw: RawLimits | undefined,
   rawAfter: RawRate | undefined,
   pipeline: PipelineResult | undefined,
@@ -690,43 +649,66 @@ export function paymentsSection(
     raw && rawAfter
       ? (raw.transactWrite.perSecond + rawAfter.perSecond) / 2
       : (raw?.transactWrite.perSecond ?? Number.NaN);
-  const sat = e2e.saturated;
-  const c = e2e.correctness;
-  const d = e2e.usage.dynamo;
+  const { saturated: sat, paced, correctness: c, usage: u } = e2e;
+  const d = u.dynamo;
   const perEvent = (n: number) => n / Math.max(1, e2e.uniqueEvents);
   const windowMs = e2e.consumer.batchingWindowSeconds * 1000;
-  const lag = (phase: PaymentPhase, key: string, label: string): Figure[] => [
-    {
-      id: `payments.${key}.lag.p50`,
-      label: `processing lag p50, ${label}`,
-      value: phase.lag.p50Ms,
+  const zero = (id: string, label: string, value: number, unit: string): Figure => ({
+    id: `payments.${id}`,
+    label,
+    value,
+    unit,
+    target: { op: '<', value: 1 },
+  });
+  const lag = (phase: PaymentPhase, key: string, label: string): Figure[] =>
+    (['p50', 'p99'] as const).map((p) => ({
+      id: `payments.${key}.lag.${p}`,
+      label: `processing lag ${p}, ${label}`,
+      value: phase.lag[`${p}Ms`],
       unit: 'ms',
-      ratio: { value: phase.lag.p50Ms / windowMs, to: 'batching window' },
-    },
-    {
-      id: `payments.${key}.lag.p99`,
-      label: `processing lag p99, ${label}`,
-      value: phase.lag.p99Ms,
+      ratio: { value: phase.lag[`${p}Ms`] / windowMs, to: 'batching window' },
+    }));
+  type Read = PaymentReads['getPayment'];
+  const read = (
+    key: string,
+    label: string,
+    r: Read,
+    rawLabel?: string,
+    target?: number,
+  ): Figure[] =>
+    (['p50', 'p99'] as const).map((p) => ({
+      id: `payments.reads.${key}.${p}`,
+      label: `${label} ${p}`,
+      value: r.latency[`${p}Ms`],
       unit: 'ms',
-      ratio: { value: phase.lag.p99Ms / windowMs, to: 'batching window' },
-    },
-  ];
-  const readFigures = (key: 'getPayment' | 'history', label: string): Figure[] => [
-    {
-      id: `payments.reads.${key}.p50`,
-      label: `${label} p50, 1 at a time`,
-      value: reads.single[key].latency.p50Ms,
-      unit: 'ms',
-    },
-    {
-      id: `payments.reads.${key}.p99`,
-      label: `${label} p99, 1 at a time`,
-      value: reads.single[key].latency.p99Ms,
-      unit: 'ms',
-      target: { op: '<', value: 5 },
-    },
-  ];
-  const pacedPct = `${e2e.pacedLoad * 100}% load`;
+      ...(r.raw && rawLabel
+        ? {
+            ratio: {
+              value: ratio(r.latency[`${p}Ms`], r.raw[`${p}Ms`]),
+              to: `raw ${rawLabel} ${p}`,
+            },
+          }
+        : {}),
+      ...(p === 'p99' && target ? { target: { op: '<' as const, value: target } } : {}),
+    }));
+  const units = (key: 'small' | 'full'): Figure => {
+    const s = reads.summaryUnits[key];
+    return {
+      id: `payments.reads.summaryUnits.${key}`,
+      label: `dailySummary read units, ${s.payments.toLocaleString('en-US')} payments stored`,
+      value: s.units,
+      unit: 'RCU',
+      ...(key === 'full'
+        ? {
+            ratio: {
+              value: ratio(s.units, reads.summaryUnits.small.units),
+              to: 'at 1,000 payments',
+            },
+          }
+        : {}),
+      target: { op: '<=', value: 5 },
+    };
+  };
   const figures: Figure[] = [
     {
       id: 'payments.eventsAppliedPerSecond',
@@ -739,7 +721,7 @@ export function paymentsSection(
       ? [
           {
             id: 'payments.vsSubscriptionPipeline',
-            label: 'payment events applied vs the subscription pipeline',
+            label: 'payment events applied, against the subscription pipeline',
             value: sat.eventsAppliedPerSecond,
             unit: 'events/s',
             ratio: {
@@ -751,153 +733,82 @@ export function paymentsSection(
         ]
       : []),
     ...lag(sat, 'saturated', 'saturated'),
-    ...(e2e.paced ? lag(e2e.paced, 'paced', pacedPct) : []),
-    {
-      id: 'payments.lost',
-      label: 'payment events lost',
-      value: c.ledger.lost,
-      unit: 'events',
-      target: { op: '<', value: 1 },
-    },
-    {
-      id: 'payments.appliedTwice',
-      label: 'payment events applied twice',
-      value: c.ledger.appliedTwice,
-      unit: 'events',
-      target: { op: '<', value: 1 },
-    },
-    {
-      id: 'payments.stateMismatches',
-      label: 'payment views differing from expected',
-      value: c.viewMismatches,
-      unit: 'payments',
-      target: { op: '<', value: 1 },
-    },
-    {
-      id: 'payments.summaryMismatches',
-      label: 'daily summaries differing from a recount',
-      value: c.summaryMismatches,
-      unit: 'days',
-      target: { op: '<', value: 1 },
-    },
+    ...(paced ? lag(paced, 'paced', `${e2e.pacedLoad * 100}% load`) : []),
+    zero('lost', 'payment events lost', c.ledger.lost, 'events'),
+    zero('appliedTwice', 'payment events applied twice', c.ledger.appliedTwice, 'events'),
+    zero('viewMismatches', 'payment views differing from expected', c.viewMismatches, 'payments'),
+    zero(
+      'summaryMismatches',
+      'daily summaries differing from a recount',
+      c.summaryMismatches,
+      'days',
+    ),
     {
       id: 'payments.wruPerEvent',
       label: 'DynamoDB write request units per payment event',
       value: perEvent(d.wru + d.rejectedWru),
       unit: 'WRU/event',
     },
-    {
-      id: 'payments.rruPerEvent',
-      label: 'DynamoDB read request units per payment event',
-      value: perEvent(d.rru),
-      unit: 'RRU/event',
-    },
-    {
-      id: 'payments.recordsPerInvocation',
-      label: 'records per payment consumer invocation',
-      value: e2e.consumer.meanRecordsPerInvocation,
-      unit: 'records',
-      ratio: {
-        value: e2e.consumer.meanRecordsPerInvocation / e2e.consumer.batchSize,
-        to: 'batch size',
-      },
-    },
-    ...readFigures('getPayment', `getPayment at ${reads.payments.toLocaleString('en-US')} payments`),
-    ...readFigures('history', 'history page of 25'),
-    {
-      id: 'payments.reads.summary.p50',
-      label: 'dailySummary p50, 1 at a time',
-      value: reads.single.summary.latency.p50Ms,
-      unit: 'ms',
-    },
-    {
-      id: 'payments.reads.summary.p99',
-      label: 'dailySummary p99, 1 at a time',
-      value: reads.single.summary.latency.p99Ms,
-      unit: 'ms',
-    },
-    ...(['getPayment', 'history', 'summary'] as const).map((key) => ({
-      id: `payments.reads.${key}.loaded.perSecond`,
-      label: `${key} at ${reads.loaded[key].concurrency} concurrent (p99 ${reads.loaded[key].latency.p99Ms.toFixed(1)} ms)`,
-      value: reads.loaded[key].perSecond,
-      unit: 'reads/s',
-    })),
-    {
-      id: 'payments.reads.summaryUnits.small',
-      label: `dailySummary read units at ${reads.summaryUnits.small.payments.toLocaleString('en-US')} payments`,
-      value: reads.summaryUnits.small.reported,
-      unit: 'RCU',
-      target: { op: '<=', value: 5 },
-    },
-    {
-      id: 'payments.reads.summaryUnits.full',
-      label: `dailySummary read units at ${reads.summaryUnits.full.payments.toLocaleString('en-US')} payments`,
-      value: reads.summaryUnits.full.reported,
-      unit: 'RCU',
-      ratio: {
-        value: ratio(reads.summaryUnits.full.reported, reads.summaryUnits.small.reported),
-        to: `at ${reads.summaryUnits.small.payments.toLocaleString('en-US')} payments`,
-      },
-      target: { op: '<=', value: 5 },
-    },
+    ...read(
+      'getPayment',
+      `getPayment(pi_), ${reads.payments.toLocaleString('en-US')} stored,`,
+      reads.getPayment,
+      'GetItem',
+      5,
+    ),
+    ...read('history', 'history page of 25', reads.history, 'Query', 5),
+    ...read('summary', 'dailySummary', reads.summary, 'BatchGetItem'),
+    units('small'),
+    units('full'),
   ];
   const phaseNote = (name: string, p: PaymentPhase) =>
-    `${name}: ${p.histories} histories, ${p.payments} payments, ${p.uniqueEvents} events, ${p.deliveries} webhooks ` +
-    `(${p.duplicates} duplicates), fed ${p.feed.acked} ok / ${p.feed.failed} failed at ${p.feed.perSecond.toFixed(1)} webhooks/s` +
+    `${name}: ${p.histories} histories, ${p.payments} payments, ${p.uniqueEvents} events, ${p.deliveries} webhooks (${p.duplicates} duplicates), ` +
+    `fed ${p.feed.acked} ok / ${p.feed.failed} failed at ${p.feed.perSecond.toFixed(1)} webhooks/s` +
     (p.targetWebhooksPerSecond
       ? ` (target ${p.targetWebhooksPerSecond.toFixed(1)})`
       : ' (closed loop)') +
     (p.timedOut ? '; TIMED OUT draining, figures cover what finished' : '') +
     `; ${p.batchSpread.batches} consumer batches held ${p.batchSpread.meanEventsPerCustomer.toFixed(2)} events per payment ` +
-    `(${p.batchSpread.meanCustomers.toFixed(1)} payments per batch) on average.`;
-  const u = e2e.usage;
+    `(${p.batchSpread.meanCustomers.toFixed(1)} payments) on average.`;
   const l = c.ledger;
-  const unit = (loop: ReadLoop) =>
-    `${loop.reportedUnitsPerCall.toFixed(2)} reported / ${loop.rruPerCall.toFixed(2)} computed`;
-  const txCount = d.requests.TransactWriteItems ?? 0;
+  const sent = (d.requests.TransactWriteItems ?? 0) + d.rejectedWrites;
+  const r = reads;
+  const ms = (x: LatencySummary) => `${x.p50Ms.toFixed(1)} / ${x.p99Ms.toFixed(1)} ms`;
   const notes = [
-    `Delivery: histories (1-4 payments each) in groups of ${e2e.historiesPerGroup}, each group's events duplicated (${Math.round(
-      100 * (e2e.duplicates / Math.max(1, e2e.webhooksAcked)),
-    )}% of webhooks are copies) and fully shuffled with \`deliver\`: refunds and disputes often arrive before their payment.`,
+    `Delivery: histories (1-4 payments each) in groups of ${e2e.historiesPerGroup}, each group's events sent again at ` +
+      'the configured duplicate rate and fully shuffled (`deliver`): refunds and disputes often arrive before their payment.',
     phaseNote('Saturated', sat),
-    e2e.paced
-      ? phaseNote('Paced', e2e.paced)
-      : 'Paced phase skipped: the saturated phase did not drain.',
+    paced ? phaseNote('Paced', paced) : 'Paced phase skipped: the saturated phase did not drain.',
     `Mapping: batch ${e2e.consumer.batchSize}, window ${e2e.consumer.batchingWindowSeconds} s, max concurrency ${e2e.consumer.maximumConcurrency}; ` +
-      `${e2e.consumer.invocations} invocations, ${e2e.consumer.failedBatches} failed batches, ${e2e.consumer.retriedRecords} records retried.`,
+      `${e2e.consumer.invocations} invocations of ${e2e.consumer.meanRecordsPerInvocation.toFixed(1)} records, ${e2e.consumer.failedBatches} failed batches, ${e2e.consumer.retriedRecords} records retried.`,
     `Baseline: ${rawTx.toFixed(1)} events/s` +
       (raw && rawAfter
         ? ` (mean of ${raw.transactWrite.perSecond.toFixed(1)} before and ${rawAfter.perSecond.toFixed(1)} right after).`
         : '.') +
       (pipeline
-        ? ` Subscription pipeline: ${pipeline.saturated.eventsAppliedPerSecond.toFixed(1)} events/s (bursty order).`
+        ? ` Subscription pipeline in this run: ${pipeline.saturated.eventsAppliedPerSecond.toFixed(1)} events/s.`
         : ''),
     `Ledger: ${l.pages} pages for ${l.customers} payments, ${l.meanEventsPerPage.toFixed(2)} events per page; ${l.inLedger}/${l.expectedEvents} expected events recorded, ` +
-      `${l.recordedTwice} recorded twice (any outcome), ${l.unexpected} unexpected. Summaries checked on ${c.summaryDays} days (the days of the payments and the day either side).`,
-    `DynamoDB requests: ${JSON.stringify(u.dynamo.requests)}; ${u.dynamo.rejectedWrites} writes rejected (${JSON.stringify(u.dynamo.rejectedReasons)}; est. ${u.dynamo.rejectedWru} WRU, in WRU/event); ` +
-      `transactions cancelled: ${((100 * u.dynamo.rejectedWrites) / Math.max(1, txCount + u.dynamo.rejectedWrites)).toFixed(1)}% of TransactWriteItems sent.`,
-    `Committed WRU by item: ${formatWruByItem(u.dynamo.wruByItem)}.`,
-    `SQS requests: ${JSON.stringify(u.sqs.requests)}; ${u.sqs.emptyReceives} empty receives. Checkout sessions are also sent to the subscriptions queue (not consumed here).`,
-    `Reads: ${reads.payments.toLocaleString('en-US')} payments over ${reads.days} days and ${reads.users} users, seeded through commitAll in ${(reads.seed.elapsedMs / 1000).toFixed(1)} s ` +
-      `(${reads.seed.paymentsPerSecond.toFixed(0)} payments/s, ${reads.seed.resent} commits resent, ${reads.seed.failed} failed); ` +
-      `${reads.summaryMismatches} of their days' summaries differ from a recount. Ids, users and days picked at random; history pages held ${reads.meanHistoryPageItems.toFixed(1)} items on average.`,
-    `Read units per call (DynamoDB Local via onReadUnits / DynamoDB's sizing rules): getPayment ${unit(reads.single.getPayment)}, history page ${unit(reads.single.history)}, dailySummary ${unit(reads.single.summary)}. ` +
-      `Summary at ${reads.summaryUnits.small.payments} payments (${reads.summaryUnits.small.paymentsThatDay} that day): ${reads.summaryUnits.small.reported} reported, ${reads.summaryUnits.small.computed} computed; ` +
-      `at ${reads.summaryUnits.full.payments} (${reads.summaryUnits.full.paymentsThatDay} that day): ${reads.summaryUnits.full.reported} reported, ${reads.summaryUnits.full.computed} computed.`,
-    `Latency targets are on one read at a time (service time); at ${reads.loaded.getPayment.concurrency} concurrent the two cores are shared with DynamoDB Local's JVM: ` +
-      (['getPayment', 'history', 'summary'] as const)
-        .map(
-          (key) =>
-            `${key} p50 ${reads.loaded[key].latency.p50Ms.toFixed(1)} / p99 ${reads.loaded[key].latency.p99Ms.toFixed(1)} ms`,
-        )
-        .join(', ') +
-      '.',
+      `${l.recordedTwice} recorded twice (any outcome), ${l.unexpected} unexpected. Summaries checked on ${c.summaryDays} days (the payments' days and the day either side).`,
+    `DynamoDB requests: ${JSON.stringify(d.requests)}; ${d.rejectedWrites} of ${sent} transactions cancelled (${JSON.stringify(d.rejectedReasons)}; est. ${d.rejectedWru} WRU, in WRU/event); ` +
+      `${perEvent(d.rru).toFixed(2)} RRU/event. Committed WRU by item: ${formatWruByItem(d.wruByItem)}.`,
+    `SQS requests: ${JSON.stringify(u.sqs.requests)}; ${u.sqs.emptyReceives} empty receives. Checkout sessions also go to the subscriptions queue (not consumed here).`,
+    `Reads: ${r.payments.toLocaleString('en-US')} payments over ${r.days} days and ${r.users} users, seeded through commitAll in ${(r.seed.elapsedMs / 1000).toFixed(1)} s ` +
+      `(${r.seed.paymentsPerSecond.toFixed(0)} payments/s, ${r.seed.resent} commits resent, ${r.seed.failed} failed); ${r.summaryMismatches} of their days' summaries differ from a recount. ` +
+      `Ids, users and days at random; one read at a time, in ${READ_SLICES} slices alternating with the raw call (p50 / p99): GetItem ${r.getPayment.raw ? ms(r.getPayment.raw) : ''}, ` +
+      `Query of 26 ${r.history.raw ? ms(r.history.raw) : ''}, BatchGetItem of 8 ${r.summary.raw ? ms(r.summary.raw) : ''}. getPayment by charge id (pointer, then the payment): ${ms(r.getByCharge.latency)}. ` +
+      `History pages held ${r.meanHistoryPageItems.toFixed(1)} items on average.`,
+    `Read units per call, DynamoDB Local via onReadUnits / DynamoDB's sizing rules: getPayment ${r.getPayment.reportedUnits.toFixed(2)} / ${r.getPayment.computedUnits.toFixed(2)}, ` +
+      `history page ${r.history.reportedUnits.toFixed(2)} (the meter sizes document-client queries as wire items: its figure is not shown), ` +
+      `dailySummary ${r.summary.reportedUnits.toFixed(2)} / ${r.summary.computedUnits.toFixed(2)}. ` +
+      `Summary units (the larger of the two): at ${r.summaryUnits.small.payments} payments (${r.summaryUnits.small.thatDay} that day) ${r.summaryUnits.small.reported} / ${r.summaryUnits.small.computed}, ` +
+      `at ${r.summaryUnits.full.payments} (${r.summaryUnits.full.thatDay} that day) ${r.summaryUnits.full.reported} / ${r.summaryUnits.full.computed}; DynamoDB Local charges only the shards that exist.`,
   ];
   if (c.examples.length > 0) notes.push(`mismatches, e.g. ${c.examples.join(', ')}`);
-  for (const line of e2e.errorLogs.slice(0, 2)) notes.push(`handler error log: ${line.slice(0, 300)}`);
-  for (const loop of [...Object.values(reads.single), ...Object.values(reads.loaded)])
-    if (loop.firstError) notes.push(`read failure: ${loop.firstError}`);
-  for (const p of e2e.paced ? [sat, e2e.paced] : [sat])
+  for (const line of e2e.errorLogs) notes.push(`handler error log: ${line.slice(0, 300)}`);
+  for (const x of [r.getPayment, r.getByCharge, r.history, r.summary])
+    if (x.firstError) notes.push(`read failure (${x.failed}): ${x.firstError}`);
+  for (const p of paced ? [sat, paced] : [sat])
     if (p.feed.firstError) notes.push(`first webhook failure: ${p.feed.firstError}`);
   return {
     id: 'payments',
@@ -908,7 +819,7 @@ export function paymentsSection(
   };
 }
 
-/** Cost per million payment webhooks: the cost model over the end-to-end run's usage. */
+/** Cost per million payment webhooks: the subscription section's cost model over the payments run's usage. */
 export function paymentsCostSection(
   model: StackModel,
   e2e: PaymentsEndToEnd,
@@ -919,7 +830,10 @@ export function paymentsCostSection(
   const warmWebhook = coldStarts?.find(
     (c) => c.logicalId === webhook.logicalId && !c.error && (c.failedInvocations ?? 0) === 0,
   )?.warmBilledDurationMs;
-  const u = e2e.usage;
+  // The paced phase's webhooks run mostly one at a time: closer to one Lambda instance per request.
+  const fed = e2e.paced ?? e2e.saturated;
+  const webhookMs = warmWebhook ?? fed.webhookBilledDurationMs;
+  const d = e2e.usage.dynamo;
   const usage = {
     apiRequests: 1,
     lambdas: [
@@ -927,7 +841,7 @@ export function paymentsCostSection(
         name: 'webhook',
         memoryMb: webhook.memoryMb,
         invocationsPerWebhook: 1,
-        billedDurationMs: warmWebhook ?? e2e.webhookBilledDurationMs,
+        billedDurationMs: webhookMs,
       },
       {
         name: 'payment consumer',
@@ -936,49 +850,52 @@ export function paymentsCostSection(
         billedDurationMs: e2e.consumer.billedDurationMs,
       },
     ],
-    sqsBilledRequests: u.sqs.billedRequests / webhooks,
-    dynamoWru: u.dynamo.wru / webhooks,
-    dynamoRejectedWru: u.dynamo.rejectedWru / webhooks,
-    dynamoRru: u.dynamo.rru / webhooks,
-    logBytes: (e2e.logBytes.webhook + e2e.logBytes.consumer) / webhooks,
+    sqsBilledRequests: e2e.usage.sqs.billedRequests / webhooks,
+    dynamoWru: d.wru / webhooks,
+    dynamoRejectedWru: d.rejectedWru / webhooks,
+    dynamoRru: d.rru / webhooks,
+    logBytes: e2e.logBytes / webhooks,
   };
   const cost = costPerMillionWebhooks(usage, US_EAST_1_PRICES);
-  const perUniqueEvent = cost.totalUsdPerMillion * (webhooks / Math.max(1, e2e.uniqueEvents));
+  const total = cost.totalUsdPerMillion;
   const figures: Figure[] = cost.lines.map((line) => ({
     id: `paymentsCost.${line.service.replace(/[^A-Za-z]+/g, '')}`,
     label: line.service,
     value: line.usdPerMillion,
     unit: '$/M webhooks',
-    ratio: { value: line.usdPerMillion / cost.totalUsdPerMillion, to: 'total' },
+    ratio: { value: line.usdPerMillion / total, to: 'total' },
   }));
   figures.push(
     {
       id: 'paymentsCost.total',
-      label: 'TOTAL per million payment webhooks (current prices)',
-      value: cost.totalUsdPerMillion,
+      label: 'TOTAL per million payment webhooks',
+      value: total,
       unit: '$/M webhooks',
       ratio: {
-        value: cost.totalUsdPerMillion / COST_TARGET_USD_PER_MILLION,
+        value: total / COST_TARGET_USD_PER_MILLION,
         to: `$${COST_TARGET_USD_PER_MILLION} aim`,
       },
       target: { op: '<', value: COST_TARGET_USD_PER_MILLION },
     },
     {
-      id: 'paymentsCost.perUniqueEvent',
-      label: 'TOTAL per million distinct payment events (duplicates paid by the others)',
-      value: perUniqueEvent,
+      id: 'paymentsCost.perDistinctEvent',
+      label: 'TOTAL per million distinct payment events (duplicates included in the cost)',
+      value: (total * webhooks) / Math.max(1, e2e.uniqueEvents),
       unit: '$/M events',
     },
   );
   return {
     id: 'paymentsCost',
-    title: 'Cost per million payment webhooks (us-east-1 list prices)',
+    title:
+      'Cost per million payment webhooks (us-east-1 list prices, as the subscription cost section)',
     figures,
     notes: [
       ...cost.lines.map((line) => `${line.service}: ${line.basis}`),
-      `Per webhook of the payments run (${e2e.webhooksAcked} webhooks incl. ${e2e.duplicates} duplicates); prices as in the subscription cost section.`,
-      `Durations: webhook ${warmWebhook !== undefined ? 'from sequential warm invocations (cold-start run)' : 'in-process under the concurrent feed (overstates)'}; ` +
-        `payment consumer in-process, sharing the cores with the feed (${e2e.consumer.billedDurationMs.toFixed(0)} ms per ~${e2e.consumer.meanRecordsPerInvocation.toFixed(0)} records; overstates).`,
+      `Per webhook of the payments run (${e2e.webhooksAcked} webhooks incl. ${e2e.duplicates} duplicates). Durations: webhook ` +
+        (warmWebhook !== undefined
+          ? 'from sequential warm invocations (cold-start run)'
+          : `in-process, ${e2e.paced ? 'paced phase (mostly one at a time)' : 'saturated phase (16 concurrent: overstates)'}`) +
+        '; payment consumer in-process, sharing the cores with the feed (overstates).',
       'Not included: the subscription consumer receiving the checkout sessions also routed to it; free tiers, INIT billing, storage, PITR, data transfer.',
     ],
     detail: { usagePerWebhook: usage, current: cost },

@@ -71,9 +71,12 @@ export function paymentResources(model: StackModel) {
   const webhook = functionByEntry(model, 'functions/webhook-ingress.ts');
   const consumer = functionByEntry(model, 'functions/payment-consumer.ts');
   const mapping = model.queueConsumers.find((c) => c.functionLogicalId === consumer.logicalId);
-  if (!mapping) throw new Error(`the stack model has no event source mapping to ${consumer.logicalId}`);
+  if (!mapping)
+    throw new Error(`the stack model has no event source mapping to ${consumer.logicalId}`);
   if (boundResource(webhook, ENV.paymentEventsQueueUrl) !== mapping.queueLogicalId) {
-    throw new Error('the webhook sends payment events to another queue than the payment consumer reads');
+    throw new Error(
+      'the webhook sends payment events to another queue than the payment consumer reads',
+    );
   }
   return {
     webhook,
@@ -95,6 +98,10 @@ export async function provisionTableCopy(
   const table = model.tables.find((t) => t.logicalId === logicalId);
   if (!table) throw new Error(`the stack model has no table ${logicalId}`);
   const localName = `${table.localName}${suffix}`;
-  await ensureTable(dynamo, { ...table, localName, create: { ...table.create, TableName: localName } });
+  await ensureTable(dynamo, {
+    ...table,
+    localName,
+    create: { ...table.create, TableName: localName },
+  });
   return localName;
 }

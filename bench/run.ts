@@ -47,19 +47,19 @@ import {
 } from './ingress.ts';
 import { LogCapture, progress } from './log-capture.ts';
 import {
+  measurePaymentReads,
+  measurePaymentsEndToEnd,
+  type PaymentsEndToEnd,
+  paymentsCostSection,
+  paymentsSection,
+} from './payments.ts';
+import {
   type ConsumerHandler,
   factsOf,
   measurePipeline,
   type PipelineResult,
   pipelineSection,
 } from './pipeline.ts';
-import {
-  measurePaymentReads,
-  measurePaymentsEndToEnd,
-  type PaymentsResult,
-  paymentsCostSection,
-  paymentsSection,
-} from './payments.ts';
 import { paymentResources, provisionStack, subscriptionResources } from './provision.ts';
 import {
   createRawProbe,
@@ -233,7 +233,7 @@ async function main(): Promise<void> {
     let ingress: IngressResult | undefined;
     let pipeline: PipelineResult | undefined;
     let storeWorstCase: StoreStageResult | undefined;
-    let paymentsE2e: PaymentsResult['e2e'] | undefined;
+    let paymentsE2e: PaymentsEndToEnd | undefined;
     try {
       if (options.scenarios.has('ingress')) {
         await scenario('ingress', 'Ingress', async () => {

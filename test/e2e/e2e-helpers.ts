@@ -3,6 +3,7 @@
  * API with real signed payloads, like Stripe and the app backend would.
  */
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { familiesFor } from '../../functions/core/shared/event-families.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators.ts';
 import type { LocalRuntime } from '../../local/runtime.ts';
 import type { StripeEventJson } from '../../local/send-sample.ts';
@@ -117,6 +118,11 @@ export async function dumpTables(
 }
 
 /** Records the consumer has finished (deleted or left to retry) so far. */
+/** Queue records a set of deliveries makes: one per family that consumes each event's type. */
+export function recordsFor(events: readonly Pick<StripeEventJson, 'type'>[]): number {
+  return events.reduce((sum, event) => sum + familiesFor(event.type).length, 0);
+}
+
 export function consumed(runtime: Pick<LocalRuntime, 'consumers'>): number {
   return runtime.consumers.reduce((sum, c) => sum + c.stats().records, 0);
 }

@@ -6,12 +6,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { parseEnvelope } from '../../functions/core/shared/stripe-envelope.ts';
 import {
   foldFacts,
   projectUserView,
   type UserSubscriptionView,
 } from '../../functions/core/subscriptions/customer-account.ts';
-import { parseEnvelope } from '../../functions/core/shared/stripe-envelope.ts';
 import {
   type SubscriptionEventFact,
   type SubscriptionEventType,

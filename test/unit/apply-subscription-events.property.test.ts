@@ -6,7 +6,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InMemorySubscriptionStore } from '../../functions/adapters/memory/in-memory-subscription-store.ts';
-import { applySubscriptionEvents, type QueuedEvent } from '../../functions/core/subscriptions/apply-subscription-events.ts';
+import {
+  applySubscriptionEvents,
+  type QueuedEvent,
+} from '../../functions/core/subscriptions/apply-subscription-events.ts';
 import {
   type CustomerAccount,
   emptyAccount,

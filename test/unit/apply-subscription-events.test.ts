@@ -5,10 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { InMemorySubscriptionStore } from '../../functions/adapters/memory/in-memory-subscription-store.ts';
-import {
-  eventFingerprint,
-  RECENT_EVENT_WINDOW,
-} from '../../functions/core/shared/event-ledger.ts';
+import { eventFingerprint, RECENT_EVENT_WINDOW } from '../../functions/core/shared/event-ledger.ts';
 import { applySubscriptionEvents } from '../../functions/core/subscriptions/apply-subscription-events.ts';
 import { foldFacts } from '../../functions/core/subscriptions/customer-account.ts';
 import {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Tier } from '../../functions/core/shared/tiers.ts';
 import {
   applyFact,
   compareVersions,
@@ -12,7 +13,6 @@ import type {
   SubscriptionFact,
   SubscriptionStatus,
 } from '../../functions/core/subscriptions/subscription-facts.ts';
-import type { Tier } from '../../functions/core/shared/tiers.ts';
 
 const customerId = 'cus_1';
 const link = (eventId: string, created: number, userId = 'user-1'): SubscriptionEventFact => ({

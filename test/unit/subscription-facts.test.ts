@@ -1,9 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  MalformedEventError,
-  parseEnvelope,
-} from '../../functions/core/shared/stripe-envelope.ts';
+import { MalformedEventError, parseEnvelope } from '../../functions/core/shared/stripe-envelope.ts';
 import {
   type SubscriptionEventType,
   toSubscriptionFact,
