@@ -34,7 +34,7 @@ import {
   paymentIndexKeys,
   paymentKeys,
 } from '../functions/adapters/dynamodb/payment-table-schema.ts';
-import { addDays } from '../functions/adapters/dynamodb/query-cursor.ts';
+import { addDays } from '../functions/adapters/paging/query-cursor.ts';
 import { planPaymentCommit } from '../functions/core/payments/apply-payment-events.ts';
 import type { DailySummaryRow, PaymentCommit } from '../functions/core/payments/ports.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators.ts';

@@ -13,7 +13,6 @@ import { defaultDynamoDbClient } from './commons/aws-clients.ts';
 import { lazyEnv, requiredString } from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
 import {
-  BadRequestError,
   type HttpResponse,
   jsonResponse,
   MethodNotAllowedError,
@@ -35,7 +34,6 @@ import {
 } from './commons/request-params.ts';
 import { PAYMENT_ROUTES } from './commons/routes.ts';
 import {
-  InvalidCursorError,
   PAYMENT_STATUSES,
   type Page,
   type PaymentQueries,
@@ -167,15 +165,6 @@ export function createPaymentReadHandler(
       metrics.addMetric(METRIC.paymentReads, MetricUnit.Count, 1);
       return jsonResponse(200, body, { 'cache-control': 'no-store' });
     } catch (error) {
-      if (error instanceof InvalidCursorError) {
-        return toHttpErrorResponse(
-          new BadRequestError('cursor is not valid for this query.', {
-            code: 'invalid_parameter',
-            cause: error,
-          }),
-          logger,
-        );
-      }
       return toHttpErrorResponse(error, logger);
     }
   };

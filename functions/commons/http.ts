@@ -4,6 +4,7 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { InvalidCursorError } from '../core/shared/paging.ts';
 
 export type HttpResponse = APIGatewayProxyStructuredResultV2 & {
   statusCode: number;
@@ -136,7 +137,7 @@ const DEPENDENCY_RETRY_AFTER_SECONDS = 2;
 
 /**
  * The one error-to-response mapper. Known `HttpError`s become their status with
- * their safe message; a dependency failure becomes a 503 with `Retry-After`; anything
+ * their safe message; a cursor not issued for the query is a 400; a dependency failure becomes a 503 with `Retry-After`; anything
  * else becomes a generic 500. Details only reach the logs. 4xx are logged at info
  * (callers' mistakes), 5xx at error.
  */
@@ -144,6 +145,15 @@ export function toHttpErrorResponse(
   error: unknown,
   log: Pick<Logger, 'info' | 'error'>,
 ): HttpResponse {
+  if (error instanceof InvalidCursorError) {
+    return toHttpErrorResponse(
+      new BadRequestError('cursor is not valid for this query.', {
+        code: 'invalid_parameter',
+        cause: error,
+      }),
+      log,
+    );
+  }
   if (!(error instanceof HttpError) && isDependencyFailure(error)) {
     return toHttpErrorResponse(
       new ServiceUnavailableError({

@@ -27,7 +27,7 @@ import {
   PAYMENT_TTL_ATTRIBUTE,
   paymentKeys,
 } from '../../functions/adapters/dynamodb/payment-table-schema.ts';
-import { addDays, cursorCodec } from '../../functions/adapters/dynamodb/query-cursor.ts';
+import { addDays, cursorCodec } from '../../functions/adapters/paging/query-cursor.ts';
 import { InMemoryPaymentStore } from '../../functions/adapters/memory/in-memory-payment-store.ts';
 import type { PaymentState } from '../../functions/core/payments/payment-state.ts';
 import {

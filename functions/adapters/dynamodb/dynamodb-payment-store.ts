@@ -32,6 +32,13 @@ import {
   type UserPaymentsQuery,
 } from '../../core/payments/ports.ts';
 import type { LedgerEvent } from '../../core/shared/event-ledger.ts';
+import {
+  addDays,
+  cursorCodec,
+  daysBetween,
+  ISO_DATE,
+  parseTimeKey,
+} from '../paging/query-cursor.ts';
 import { billingKeys } from './billing-table-keys.ts';
 import { decodeCompressedJson, encodeCompressedJson } from './compressed-json.ts';
 import {
@@ -58,7 +65,6 @@ import {
   paymentKeys,
   summaryAttributes,
 } from './payment-table-schema.ts';
-import { addDays, cursorCodec, daysBetween, ISO_DATE, parseTimeKey } from './query-cursor.ts';
 
 /** The read operations whose consumed read units `onReadUnits` reports. */
 export type PaymentReadOperation =

@@ -21,7 +21,7 @@ import {
   type UserPaymentsQuery,
 } from '../../core/payments/ports.ts';
 import type { LedgerEvent } from '../../core/shared/event-ledger.ts';
-import { cursorCodec, daysBetween, parseTimeKey } from '../dynamodb/query-cursor.ts';
+import { cursorCodec, daysBetween, parseTimeKey } from '../paging/query-cursor.ts';
 
 /** One commit's ledger page: the events it recorded. */
 export interface PaymentLedgerPage {

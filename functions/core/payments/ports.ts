@@ -4,9 +4,10 @@
  */
 import type { CommitResult } from '../shared/event-batch.ts';
 import type { LedgerEvent } from '../shared/event-ledger.ts';
+import { InvalidCursorError, type Page } from '../shared/paging.ts';
 import type { PaymentState } from './payment-state.ts';
 
-export type { CommitResult };
+export { type CommitResult, InvalidCursorError, type Page };
 
 export const PAYMENT_STATUSES = [
   'processing',
@@ -116,19 +117,6 @@ export interface PaymentStore {
 export interface CustomerDirectory {
   /** The linked user of each known customer; unknown or unlinked customers are absent. */
   userIdsOf(customerIds: readonly string[]): Promise<Map<string, string>>;
-}
-
-export interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
-}
-
-/** A cursor that was not issued for this query (forged, altered, or from another query). */
-export class InvalidCursorError extends Error {
-  constructor(message = 'cursor is not valid for this query', options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'InvalidCursorError';
-  }
 }
 
 export interface UserPaymentsQuery {
