@@ -20,7 +20,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvName } from '../functions/commons/env-names.ts';
 import { METRICS_NAMESPACE } from '../functions/commons/metric-names.ts';
-import type { EventFamilyQueue } from './event-family-queue.ts';
+import type { ConsumedQueue } from './event-family-queue.ts';
 import { BUNDLE_CONTEXT_KEY, METADATA } from './metadata.ts';
 
 /** Repository root: entries are given relative to it and the lock file lives there. */
@@ -166,18 +166,18 @@ export class BillingFunction extends Construct {
   }
 
   /**
-   * Makes this function the consumer of an event family's queue with the family's
+   * Makes this function the consumer of a queue with the queue's consumer
    * settings (batch size, window, maximum concurrency) and partial batch failures.
    * Fails synth when the function may run longer than the queue's visibility
    * timeout was derived for, so a batch is never handed out twice while running.
    */
-  bindQueueConsumer(events: EventFamilyQueue): this {
+  bindQueueConsumer(events: ConsumedQueue): this {
     const { consumer } = events;
     const timeout = this.function.timeout?.toSeconds() ?? 3;
     if (timeout > consumer.timeout.toSeconds()) {
       throw new Error(
         `${this.serviceName}: timeout ${timeout} s exceeds the ${consumer.timeout.toSeconds()} s ` +
-          `the ${events.family} queue's visibility timeout (${events.visibilityTimeout.toSeconds()} s) was derived from`,
+          `the ${events.name} queue's visibility timeout (${events.visibilityTimeout.toSeconds()} s) was derived from`,
       );
     }
     this.function.addEventSource(

@@ -4,6 +4,10 @@
  * reaching a Lambda that would fail at its first event.
  */
 import {
+  type CreditAllowances,
+  parseCreditAllowances,
+} from '../functions/core/credits/allowances.ts';
+import {
   ConfigValueError,
   LEDGER_RETENTION_DAYS,
   parseLedgerRetentionDays,
@@ -16,6 +20,8 @@ export const CONTEXT_KEYS = {
   priceTierMap: 'priceTierMap',
   /** Optional e-mail address subscribed to the alarm topic. */
   alarmEmail: 'alarmEmail',
+  /** JSON object tier -> daily credits, e.g. {"gold":12}; tiers left out keep their default. */
+  creditAllowances: 'creditAllowances',
   /** Days a ledger page is kept before TTL removes it. Default 90, 4 to 3650. */
   ledgerRetentionDays: 'ledgerRetentionDays',
 } as const;
@@ -32,6 +38,7 @@ export class ConfigError extends Error {
 
 export interface BillingConfig {
   priceTierMap: PriceTierMap;
+  creditAllowances: CreditAllowances;
   alarmEmail?: string;
   ledgerRetentionDays: number;
 }
@@ -67,17 +74,39 @@ export function alarmEmailFromContext(value: unknown): string | undefined {
   return value.trim();
 }
 
-/** Validates `ledgerRetentionDays` with the handlers' own rule (functions/core/shared/config-values.ts). */
-export function ledgerRetentionDaysFromContext(value: unknown): number {
+/**
+ * Reads a context value with the handlers' own rule (core/), turning its error into a
+ * ConfigError that names the key, so synth and the functions can never disagree.
+ */
+function fromContext<T>(
+  key: string,
+  parse: (value: unknown) => T,
+  value: unknown,
+  example = '',
+): T {
   try {
-    return parseLedgerRetentionDays(value);
+    return parse(value);
   } catch (error) {
     if (!(error instanceof ConfigValueError)) throw error;
-    throw new ConfigError(
-      `Invalid CDK context "${CONTEXT_KEYS.ledgerRetentionDays}": ${error.message}.`,
-      { cause: error },
-    );
+    throw new ConfigError(`Invalid CDK context "${key}": ${error.message}${example}.`, {
+      cause: error,
+    });
   }
+}
+
+/** Validates `ledgerRetentionDays` with the handlers' own rule (core/shared/config-values.ts). */
+export function ledgerRetentionDaysFromContext(value: unknown): number {
+  return fromContext(CONTEXT_KEYS.ledgerRetentionDays, parseLedgerRetentionDays, value);
+}
+
+/** Validates `creditAllowances` with the handlers' own rule (core/credits/allowances.ts). */
+export function creditAllowancesFromContext(value: unknown): CreditAllowances {
+  return fromContext(
+    CONTEXT_KEYS.creditAllowances,
+    parseCreditAllowances,
+    value,
+    `, e.g. -c ${CONTEXT_KEYS.creditAllowances}='{"gold":12}'`,
+  );
 }
 
 /** Reads and validates every context key this app uses. */
@@ -85,6 +114,7 @@ export function readBillingConfig(tryGetContext: (key: string) => unknown): Bill
   const alarmEmail = alarmEmailFromContext(tryGetContext(CONTEXT_KEYS.alarmEmail));
   return {
     priceTierMap: priceTierMapFromContext(tryGetContext(CONTEXT_KEYS.priceTierMap)),
+    creditAllowances: creditAllowancesFromContext(tryGetContext(CONTEXT_KEYS.creditAllowances)),
     ledgerRetentionDays: ledgerRetentionDaysFromContext(
       tryGetContext(CONTEXT_KEYS.ledgerRetentionDays),
     ),

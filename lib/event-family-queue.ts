@@ -60,31 +60,33 @@ export function visibilityTimeoutFor(
   );
 }
 
-export interface EventFamilyQueueProps {
-  readonly family: EventFamilyName;
-  /** @default CONSUMER_SETTINGS[family] */
-  readonly consumer?: ConsumerSettings;
+export interface ConsumedQueueProps {
+  /** Kebab-case name: the local queue name and, PascalCased, its alarms' ids. */
+  readonly name: string;
+  readonly consumer: ConsumerSettings;
   /** @default 5 */
   readonly maxReceiveCount?: number;
+  /** How long an unconsumed message is kept. @default 4 days */
+  readonly retentionPeriod?: Duration;
 }
 
 /**
- * One event family's standard queue between the webhook and its consumer, with its
- * dead-letter queue. Both are SSE-SQS encrypted and TLS-only; the DLQ keeps messages
- * the maximum 14 days so operators have time to redrive them.
+ * A standard queue drained by one Lambda consumer, with its dead-letter queue. Both
+ * are SSE-SQS encrypted, TLS-only and retained with the stack (they hold work not yet
+ * done); the DLQ keeps messages the maximum 14 days so operators have time to redrive.
  */
-export class EventFamilyQueue extends Construct {
-  public readonly family: EventFamilyName;
+export class ConsumedQueue extends Construct {
+  public readonly name: string;
   public readonly queue: Queue;
   public readonly deadLetterQueue: Queue;
   public readonly consumer: ConsumerSettings;
   public readonly visibilityTimeout: Duration;
   public readonly maxReceiveCount: number;
 
-  constructor(scope: Construct, id: string, props: EventFamilyQueueProps) {
+  constructor(scope: Construct, id: string, props: ConsumedQueueProps) {
     super(scope, id);
-    this.family = props.family;
-    this.consumer = props.consumer ?? CONSUMER_SETTINGS[props.family];
+    this.name = props.name;
+    this.consumer = props.consumer;
     this.maxReceiveCount = props.maxReceiveCount ?? DEFAULT_MAX_RECEIVE_COUNT;
     this.visibilityTimeout = visibilityTimeoutFor(this.consumer);
 
@@ -95,18 +97,41 @@ export class EventFamilyQueue extends Construct {
       // Holds events that were never applied: keep it if the stack goes away.
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    setLocalName(this.deadLetterQueue, `${props.family}-events-dlq`);
+    setLocalName(this.deadLetterQueue, `${props.name}-dlq`);
 
     this.queue = new Queue(this, 'Queue', {
       visibilityTimeout: this.visibilityTimeout,
-      // Stripe retries undelivered webhooks for three days; keep a day more than that.
-      retentionPeriod: Duration.days(4),
+      retentionPeriod: props.retentionPeriod ?? Duration.days(4),
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: this.maxReceiveCount },
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    setLocalName(this.queue, `${props.family}-events`);
+    setLocalName(this.queue, props.name);
+  }
+}
+
+export interface EventFamilyQueueProps {
+  readonly family: EventFamilyName;
+  /** @default CONSUMER_SETTINGS[family] */
+  readonly consumer?: ConsumerSettings;
+  /** @default 5 */
+  readonly maxReceiveCount?: number;
+}
+
+/** One event family's queue between the webhook and the family's consumer. */
+export class EventFamilyQueue extends ConsumedQueue {
+  public readonly family: EventFamilyName;
+
+  constructor(scope: Construct, id: string, props: EventFamilyQueueProps) {
+    super(scope, id, {
+      name: `${props.family}-events`,
+      consumer: props.consumer ?? CONSUMER_SETTINGS[props.family],
+      ...(props.maxReceiveCount ? { maxReceiveCount: props.maxReceiveCount } : {}),
+      // Stripe retries undelivered webhooks for three days; keep a day more than that.
+      retentionPeriod: Duration.days(4),
+    });
+    this.family = props.family;
   }
 }
 

@@ -18,11 +18,11 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { METRIC, METRICS_NAMESPACE } from '../functions/commons/metric-names.ts';
 import type { BillingFunction } from './billing-function.ts';
-import type { EventFamilyQueue } from './event-family-queue.ts';
+import type { ConsumedQueue } from './event-family-queue.ts';
 
-/** An event family's queue and the function that consumes it. */
+/** A queue (an event family's, or a work queue) and the function that consumes it. */
 export interface WatchedConsumer {
-  readonly events: EventFamilyQueue;
+  readonly events: ConsumedQueue;
   readonly handler: BillingFunction;
 }
 
@@ -69,7 +69,7 @@ export class Observability extends Construct {
       const perMinute = { period: Duration.minutes(1), statistic: 'Maximum' } as const;
       return {
         ...consumer,
-        title: capitalise(events.family),
+        title: pascalCase(events.name.replace(/-events$/, '')),
         dlqDepth: events.deadLetterQueue.metricApproximateNumberOfMessagesVisible(perMinute),
         oldestAge: events.queue.metricApproximateAgeOfOldestMessage(perMinute),
         queueDepth: events.queue.metricApproximateNumberOfMessagesVisible(perMinute),
@@ -251,8 +251,12 @@ function searchByDimension(
   });
 }
 
-function capitalise(word: string): string {
-  return word.charAt(0).toUpperCase() + word.slice(1);
+/** `credit-refresh` → `CreditRefresh`: construct ids and titles from a queue's name. */
+function pascalCase(name: string): string {
+  return name
+    .split('-')
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join('');
 }
 
 function graph(title: string, metrics: IMetric[]): GraphWidget {

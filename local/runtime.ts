@@ -35,6 +35,7 @@ import {
 import { type HttpHandler, type HttpRouteBinding, startHttpServer } from './http-server.ts';
 import {
   createLocalLog,
+  invokeLocally,
   isLocalLogLevel,
   type LambdaHandler,
   type LocalFunction,
@@ -48,6 +49,7 @@ import {
   startQueuePoller,
 } from './queue-poller.ts';
 import { restoreQueueSnapshots, saveQueueSnapshots } from './queue-snapshot.ts';
+import { type RunningScheduler, simulatedClock, startScheduler } from './scheduler.ts';
 import {
   type FunctionModel,
   loadStackModel,
@@ -75,7 +77,7 @@ export interface LocalRuntimeOptions {
   dynamoPort?: number;
   /** SQS emulator port; 0 picks a free one. Default env SQS_PORT, else 0. */
   sqsPort?: number;
-  /** Speed of the schedules' clock (kept for the schedules; none fires yet). Default env LOCAL_CLOCK_SPEED, else 1. */
+  /** Speed of the schedules' clock (288 = a day's five-minute slots in five minutes). Default env LOCAL_CLOCK_SPEED, else 1. */
   clockSpeed?: number;
   /** The runtime's own log. Default env LOCAL_LOG_LEVEL, else 'info'. Handlers log through Powertools (POWERTOOLS_LOG_LEVEL). */
   logLevel?: LocalLogLevel;
@@ -121,6 +123,8 @@ export interface LocalRuntime {
   readonly tableNames: Readonly<Record<string, string>>;
   readonly routes: readonly LocalRoute[];
   readonly consumers: readonly LocalQueueConsumer[];
+  /** The schedules being fired (on the clock of `clockSpeed`). */
+  readonly scheduler: Pick<RunningScheduler, 'fired'>;
   readonly webhookSecret: string;
   /** `undefined` in in-memory mode. */
   readonly dataDir: string | undefined;
@@ -535,7 +539,30 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       });
     }
 
-    phase('HTTP API and pollers');
+    // 8. Schedules, on a clock that may run faster than the wall clock.
+    const clock = simulatedClock(settings.clockSpeed);
+    const scheduler = startScheduler(
+      model.schedules.map((schedule) => {
+        const { fn, handler } = functionFor(schedule.functionLogicalId, schedule.logicalId);
+        const local = localFunction(fn);
+        return {
+          name: schedule.logicalId,
+          expression: schedule.expression,
+          input: schedule.input,
+          fire: async (event: unknown) => {
+            const started = Date.now();
+            await invokeLocally(local, handler as LambdaHandler<unknown, unknown>, event);
+            const at = (event as { scheduledTime?: string }).scheduledTime ?? '';
+            log.info(`${local.functionName}: schedule for ${at} ran in ${Date.now() - started} ms`);
+          },
+        };
+      }),
+      clock,
+      log,
+    );
+    cleanup.push(() => scheduler.stop());
+
+    phase('HTTP API, pollers and schedules');
     log.debug(`Started in ${Date.now() - startedAt} ms`);
 
     let stopping: Promise<void> | undefined;
@@ -545,6 +572,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       await http
         .close()
         .catch((error: unknown) => log.error('Stopping the HTTP server failed', error));
+      await scheduler.stop();
       const drained = await Promise.all(
         pollers.map(({ poller }) => poller.stop({ drainTimeoutMs: settings.drainTimeoutMs })),
       );
@@ -591,6 +619,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         authorization: r.authorization,
       })),
       consumers: pollers.map((p) => p.consumer),
+      scheduler,
       webhookSecret: settings.webhookSecret,
       dataDir: settings.dataDir,
       clockSpeed: settings.clockSpeed,

@@ -69,12 +69,23 @@ export interface QueueConsumerModel {
   reportBatchItemFailures: boolean;
 }
 
+/** An EventBridge Scheduler schedule whose target is one of the functions. */
+export interface ScheduleModel {
+  logicalId: string;
+  /** e.g. `cron(0/5 * * * ? *)` */
+  expression: string;
+  functionLogicalId: string;
+  /** The target's input (JSON text with Scheduler's `<aws.scheduler.…>` attributes), if any. */
+  input?: string;
+}
+
 export interface StackModel {
   tables: TableModel[];
   queues: QueueModel[];
   functions: FunctionModel[];
   routes: RouteModel[];
   queueConsumers: QueueConsumerModel[];
+  schedules: ScheduleModel[];
 }
 
 /** The templates contain something the model cannot represent; the message names it. */
@@ -253,6 +264,24 @@ function buildStackModel(templates: Templates): StackModel {
       .all('AWS::Lambda::EventSourceMapping')
       .map(([id, r]) => queueConsumerModel(set, id, r))
       .filter((consumer) => consumer !== undefined),
+    schedules: set.all('AWS::Scheduler::Schedule').map(([id, r]) => scheduleModel(set, id, r)),
+  };
+}
+
+function scheduleModel(set: TemplateSet, logicalId: string, resource: CfnResource): ScheduleModel {
+  const p = resource.Properties ?? {};
+  const target = isRecord(p.Target) ? p.Target : {};
+  const fn = set.ref(target.Arn);
+  if (fn?.resource.Type !== 'AWS::Lambda::Function' || typeof p.ScheduleExpression !== 'string') {
+    throw new StackModelError(
+      `Schedule ${logicalId}: only schedules invoking a function are supported`,
+    );
+  }
+  return {
+    logicalId,
+    expression: p.ScheduleExpression,
+    functionLogicalId: fn.logicalId,
+    ...(typeof target.Input === 'string' ? { input: target.Input } : {}),
   };
 }
 

@@ -21,6 +21,10 @@ export const ENV = {
   webhookSecret: 'STRIPE_WEBHOOK_SECRET',
   /** JSON object price id -> tier, used when a price has no `metadata.tier`. */
   priceTierMap: 'PRICE_TIER_MAP',
+  /** Standard SQS queue of credit refresh work (planner → worker). */
+  creditRefreshQueueUrl: 'CREDIT_REFRESH_QUEUE_URL',
+  /** JSON object tier -> daily credits (core/credits/allowances.ts). */
+  creditAllowances: 'CREDIT_ALLOWANCES',
   /** Days a ledger page is kept before DynamoDB TTL removes it. */
   ledgerRetentionDays: 'LEDGER_RETENTION_DAYS',
 } as const;

@@ -7,6 +7,7 @@
 // It parses classic schemas too, so callers may pass either.
 import * as z from 'zod/mini';
 import type { $ZodType, output } from 'zod/v4/core';
+import { parseCreditAllowances } from '../core/credits/allowances.ts';
 import { parseLedgerRetentionDays } from '../core/shared/config-values.ts';
 import { lazy } from './lazy.ts';
 
@@ -68,15 +69,15 @@ export const requiredString = () =>
   z.string().check(z.trim(), z.minLength(1, { message: 'must not be empty' }));
 
 /**
- * LEDGER_RETENTION_DAYS with the same rule synth applies to the CDK context
- * (core/shared/config-values.ts); absent gives the default.
+ * An optional variable read with one of the shared configuration rules (core/), the
+ * same rule synth applies to the CDK context, so a deployed value is always accepted.
  */
-export const ledgerRetentionDaysEnv = () =>
+export const configEnv = <T>(parse: (value: string | undefined) => T) =>
   z.pipe(
     z.optional(z.string()),
     z.transform((value, ctx) => {
       try {
-        return parseLedgerRetentionDays(value);
+        return parse(value);
       } catch (error) {
         ctx.issues.push({
           code: 'custom',
@@ -87,3 +88,9 @@ export const ledgerRetentionDaysEnv = () =>
       }
     }),
   );
+
+/** LEDGER_RETENTION_DAYS (core/shared/config-values.ts); absent gives the default. */
+export const ledgerRetentionDaysEnv = () => configEnv(parseLedgerRetentionDays);
+
+/** CREDIT_ALLOWANCES (core/credits/allowances.ts); absent gives the defaults. */
+export const creditAllowancesEnv = () => configEnv(parseCreditAllowances);

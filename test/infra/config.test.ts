@@ -12,6 +12,7 @@ import { type BillingApp, createBillingApp } from '../../lib/billing-app.ts';
 import {
   alarmEmailFromContext,
   ConfigError,
+  creditAllowancesFromContext,
   DEFAULT_LEDGER_RETENTION_DAYS,
   ledgerRetentionDaysFromContext,
   priceTierMapFromContext,
@@ -76,12 +77,26 @@ describe('alarmEmailFromContext and ledgerRetentionDaysFromContext', () => {
       priceTierMap: { p: 'bronze' },
       alarmEmail: 'a@b.co',
       ledgerRetentionDays: 7,
+      creditAllowances: '{"gold":12}',
     };
     expect(readBillingConfig((key) => context[key])).toEqual({
       priceTierMap: { p: 'bronze' },
       alarmEmail: 'a@b.co',
       ledgerRetentionDays: 7,
+      creditAllowances: { free: 1, bronze: 3, silver: 5, gold: 12 },
     });
+  });
+
+  it.each([
+    [{ platinum: 3 }, /unknown tier "platinum"/],
+    [{ gold: -1 }, /gold: expected a whole number/],
+    [{ gold: 2.5 }, /gold: expected a whole number/],
+    ['{gold: 3', /expected a JSON object/],
+  ])('rejects creditAllowances %j at synth, naming the key', (value, reason) => {
+    expect(() => creditAllowancesFromContext(value)).toThrow(
+      /Invalid CDK context "creditAllowances"/,
+    );
+    expect(() => creditAllowancesFromContext(value)).toThrow(reason);
   });
 });
 
