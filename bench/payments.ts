@@ -31,12 +31,19 @@ import {
 import {
   DEFAULT_SUMMARY_SHARDS,
   PAYMENT_INDEX,
+  PAYMENT_INDEXES,
+  paymentIndexAttributes,
   paymentIndexKeys,
   paymentKeys,
 } from '../functions/adapters/dynamodb/payment-table-schema.ts';
 import { addDays } from '../functions/adapters/paging/query-cursor.ts';
 import { planPaymentCommit } from '../functions/core/payments/apply-payment-events.ts';
-import type { DailySummaryRow, PaymentCommit } from '../functions/core/payments/ports.ts';
+import type {
+  DailySummaryRow,
+  PaymentCommit,
+  PaymentView,
+  StoredPayment,
+} from '../functions/core/payments/ports.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators.ts';
 import { createLambdaContext } from '../local/lambda-context.ts';
 import { startQueuePoller } from '../local/queue-poller.ts';
@@ -45,6 +52,7 @@ import { stripeWebhookEvent } from '../test/helpers/apigw-events.ts';
 import {
   deliver,
   type ExpectedPayment,
+  type GeneratedPayment,
   generatePaymentHistory,
   historyEvents,
   seededRandom,
@@ -56,6 +64,7 @@ import type { BenchContext } from './context.ts';
 import { costPerMillionWebhooks, meanBilledDurationMs, US_EAST_1_PRICES } from './cost-model.ts';
 import { COST_TARGET_USD_PER_MILLION } from './cost-report.ts';
 import { SpreadMeter } from './delivery-order.ts';
+import { itemSize, writeUnits } from './dynamo-capacity.ts';
 import type { WebhookHandler } from './ingress.ts';
 import { checkLedger, countCommit, emptyMeteredCommits, pool } from './ledger-check.ts';
 import { runClosedLoop, runOpenLoop } from './load.ts';
@@ -113,6 +122,61 @@ async function summaryMismatches(
     }
   });
   return { days: days.size, mismatches };
+}
+
+/**
+ * Write units the indexes take when a payment's view goes from `before` to `after`: the
+ * meter sizes the items a request names, but DynamoDB also bills each index entry put
+ * (its keys plus the projected view) and each one deleted when its key moves or goes.
+ */
+function indexWriteUnits(paymentId: string, before: PaymentView | null, after: PaymentView | null) {
+  const entry = (view: PaymentView | null, index: (typeof PAYMENT_INDEXES)[number]) => {
+    const keys = view ? paymentIndexAttributes(view) : {};
+    const [pk, sk] = [keys[index.partitionKey], keys[index.sortKey]];
+    if (!view || pk === undefined || sk === undefined) return undefined;
+    const item = {
+      ...paymentKeys.payment(paymentId),
+      [index.partitionKey]: pk,
+      [index.sortKey]: sk,
+    };
+    return { key: `${pk}|${sk}`, item: { ...item, view } };
+  };
+  let units = 0;
+  for (const index of PAYMENT_INDEXES) {
+    const [old, now] = [entry(before, index), entry(after, index)];
+    if (isDeepStrictEqual(old, now)) continue;
+    if (old && old.key !== now?.key) units += writeUnits(itemSize(old.item, false));
+    if (now) units += writeUnits(itemSize(now.item, false));
+  }
+  return units;
+}
+
+/**
+ * Replays each payment's commits from its ledger pages (each page's recorded events,
+ * folded over the state the previous page left) to size the index writes they made;
+ * the replayed final view must be the expected one.
+ */
+async function replayIndexWrites(store: DynamoDbPaymentStore, payments: GeneratedPayment[]) {
+  let units = 0;
+  let mismatches = 0;
+  await pool(payments, 16, async (payment) => {
+    const factOf = new Map(payment.facts.map((fact) => [fact.eventId, fact]));
+    let stored: StoredPayment | undefined;
+    let view: PaymentView | null = null;
+    for (const page of await store.readLedger(payment.paymentId)) {
+      const facts = page.events.flatMap((event) => {
+        const fact = factOf.get(event.eventId);
+        return fact ? [{ recordIds: [], fact, receivedAt: event.receivedAt }] : [];
+      });
+      const { commit } = planPaymentCommit(payment.paymentId, facts, stored, page.appliedAt);
+      if (!commit) continue;
+      units += indexWriteUnits(payment.paymentId, view, commit.view);
+      view = commit.view;
+      stored = { state: commit.state, revision: page.revision, recentEvents: commit.recentEvents };
+    }
+    if (!isDeepStrictEqual(view, payment.expected)) mismatches += 1;
+  });
+  return { units, mismatches };
 }
 
 export async function measurePaymentsEndToEnd(options: {
@@ -357,6 +421,7 @@ export async function measurePaymentsEndToEnd(options: {
     }
   });
   const summary = await summaryMismatches(store, recount, examples);
+  const indexWrites = await replayIndexWrites(store, payments);
 
   return {
     saturated,
@@ -377,6 +442,10 @@ export async function measurePaymentsEndToEnd(options: {
       batchingWindowSeconds: mapping.maximumBatchingWindowSeconds,
     },
     usage,
+    /** Index write units of the run's commits (not in `usage`: see indexWriteUnits). */
+    indexWru: indexWrites.units,
+    /** Payments whose replayed commits do not end on the expected view (0: the replay is sound). */
+    indexReplayMismatches: indexWrites.mismatches,
     logBytes: ctx.capture.bytesOf('payment-webhook') + ctx.capture.bytesOf('payment-consumer'),
     errorLogs: [
       ...ctx.capture.errorsOf('payment-webhook'),
@@ -745,9 +814,13 @@ export function paymentsSection(
     ),
     {
       id: 'payments.wruPerEvent',
-      label: 'DynamoDB write request units per payment event',
-      value: perEvent(d.wru + d.rejectedWru),
+      label: 'DynamoDB write request units per payment event, indexes included',
+      value: perEvent(d.wru + d.rejectedWru + e2e.indexWru),
       unit: 'WRU/event',
+      ratio: {
+        value: ratio(e2e.indexWru, d.wru + d.rejectedWru + e2e.indexWru),
+        to: 'share of the indexes',
+      },
     },
     ...read(
       'getPayment',
@@ -771,7 +844,8 @@ export function paymentsSection(
     `; ${p.batchSpread.batches} consumer batches held ${p.batchSpread.meanEventsPerCustomer.toFixed(2)} events per payment ` +
     `(${p.batchSpread.meanCustomers.toFixed(1)} payments) on average.`;
   const l = c.ledger;
-  const sent = (d.requests.TransactWriteItems ?? 0) + d.rejectedWrites;
+  // The meter counts a request before it is sent: cancelled ones included.
+  const sent = d.requests.TransactWriteItems ?? 0;
   const r = reads;
   const ms = (x: LatencySummary) => `${x.p50Ms.toFixed(1)} / ${x.p99Ms.toFixed(1)} ms`;
   const notes = [
@@ -791,7 +865,8 @@ export function paymentsSection(
     `Ledger: ${l.pages} pages for ${l.customers} payments, ${l.meanEventsPerPage.toFixed(2)} events per page; ${l.inLedger}/${l.expectedEvents} expected events recorded, ` +
       `${l.recordedTwice} recorded twice (any outcome), ${l.unexpected} unexpected. Summaries checked on ${c.summaryDays} days (the payments' days and the day either side).`,
     `DynamoDB requests: ${JSON.stringify(d.requests)}; ${d.rejectedWrites} of ${sent} transactions cancelled (${JSON.stringify(d.rejectedReasons)}; est. ${d.rejectedWru} WRU, in WRU/event); ` +
-      `${perEvent(d.rru).toFixed(2)} RRU/event. Committed WRU by item: ${formatWruByItem(d.wruByItem)}.`,
+      `${perEvent(d.rru).toFixed(2)} RRU/event. Committed WRU by item: ${formatWruByItem(d.wruByItem)}; ` +
+      `indexes ${e2e.indexWru.toLocaleString('en-US')} WRU more, sized by replaying each payment's ledger pages (${e2e.indexReplayMismatches} replays off the expected view).`,
     `SQS requests: ${JSON.stringify(u.sqs.requests)}; ${u.sqs.emptyReceives} empty receives. Checkout sessions also go to the subscriptions queue (not consumed here).`,
     `Reads: ${r.payments.toLocaleString('en-US')} payments over ${r.days} days and ${r.users} users, seeded through commitAll in ${(r.seed.elapsedMs / 1000).toFixed(1)} s ` +
       `(${r.seed.paymentsPerSecond.toFixed(0)} payments/s, ${r.seed.resent} commits resent, ${r.seed.failed} failed); ${r.summaryMismatches} of their days' summaries differ from a recount. ` +
@@ -851,7 +926,7 @@ export function paymentsCostSection(
       },
     ],
     sqsBilledRequests: e2e.usage.sqs.billedRequests / webhooks,
-    dynamoWru: d.wru / webhooks,
+    dynamoWru: (d.wru + e2e.indexWru) / webhooks,
     dynamoRejectedWru: d.rejectedWru / webhooks,
     dynamoRru: d.rru / webhooks,
     logBytes: e2e.logBytes / webhooks,
@@ -891,7 +966,8 @@ export function paymentsCostSection(
     figures,
     notes: [
       ...cost.lines.map((line) => `${line.service}: ${line.basis}`),
-      `Per webhook of the payments run (${e2e.webhooksAcked} webhooks incl. ${e2e.duplicates} duplicates). Durations: webhook ` +
+      `Per webhook of the payments run (${e2e.webhooksAcked} webhooks incl. ${e2e.duplicates} duplicates). ` +
+        `DynamoDB writes include the index writes (${(e2e.indexWru / webhooks).toFixed(2)} of the WRU/webhook). Durations: webhook ` +
         (warmWebhook !== undefined
           ? 'from sequential warm invocations (cold-start run)'
           : `in-process, ${e2e.paced ? 'paced phase (mostly one at a time)' : 'saturated phase (16 concurrent: overstates)'}`) +

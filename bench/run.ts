@@ -3,7 +3,8 @@
  *
  * One run on this machine: starts DynamoDB Local and fauxqs, creates the stack
  * model's tables and queues, measures the emulators' raw limits, then ingress, the
- * pipeline, cold starts, and the cost per million webhooks; prints a table and
+ * pipeline, the store stage, payments, cold starts, and the cost per million webhooks
+ * (subscriptions and payments); prints a table and
  * writes bench/results/<timestamp>.json and bench/results/latest.json.
  *
  * Options: --quick; --only=raw,ingress,pipeline,store,payments,coldStart (cost needs ingress

@@ -67,6 +67,7 @@ export function createBillingApp(options: CreateBillingAppOptions = {}): Billing
     data: dataStack,
     priceTierMap: config.priceTierMap,
     ledgerRetentionDays: config.ledgerRetentionDays,
+    creditAllowances: config.creditAllowances,
     ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
   });
   return { app, dataStack, serviceStack };

@@ -1,8 +1,8 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { EVENT_FAMILIES, type EventFamilyName } from '../functions/core/shared/event-families.ts';
 import { BillingTables } from './billing-tables.ts';
-import { EventFamilyQueue } from './event-family-queue.ts';
+import { ConsumedQueue, CREDIT_WORKER_SETTINGS, EventFamilyQueue } from './event-family-queue.ts';
 import { PaymentTables } from './payment-tables.ts';
 import { WebhookSigningSecret } from './webhook-signing-secret.ts';
 
@@ -21,6 +21,8 @@ export class BillingDataStack extends Stack {
   public readonly tables: BillingTables;
   public readonly paymentTables: PaymentTables;
   public readonly eventQueues: Readonly<Record<EventFamilyName, EventFamilyQueue>>;
+  /** Credit refresh work, planner → worker. */
+  public readonly creditRefreshQueue: ConsumedQueue;
   public readonly signingSecret: WebhookSigningSecret;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
@@ -33,6 +35,12 @@ export class BillingDataStack extends Stack {
         new EventFamilyQueue(this, QUEUE_IDS[family], { family }),
       ]),
     ) as Record<EventFamilyName, EventFamilyQueue>;
+    this.creditRefreshQueue = new ConsumedQueue(this, 'CreditRefreshWork', {
+      name: 'credit-refresh',
+      consumer: CREDIT_WORKER_SETTINGS,
+      // A refresh is for today: work older than a day is replanned by the next run anyway.
+      retentionPeriod: Duration.days(1),
+    });
     this.signingSecret = new WebhookSigningSecret(this, 'WebhookSigningSecret');
 
     new CfnOutput(this, 'WebhookSecretArn', {
@@ -46,6 +54,10 @@ export class BillingDataStack extends Stack {
         value: events.deadLetterQueue.queueUrl,
       });
     }
+    new CfnOutput(this, 'CreditRefreshQueueUrl', { value: this.creditRefreshQueue.queue.queueUrl });
+    new CfnOutput(this, 'CreditRefreshDeadLetterQueueUrl', {
+      value: this.creditRefreshQueue.deadLetterQueue.queueUrl,
+    });
     new CfnOutput(this, 'BillingTableName', { value: this.tables.billing.tableName });
     new CfnOutput(this, 'SubscriptionLedgerTableName', {
       value: this.tables.subscriptionLedger.tableName,

@@ -1,8 +1,10 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import type { CreditAllowances } from '../functions/core/credits/allowances.ts';
 import type { PriceTierMap } from '../functions/core/shared/tiers.ts';
 import type { BillingDataStack } from './billing-data-stack.ts';
 import { BillingHttpApi } from './billing-http-api.ts';
+import { CreditRefresh } from './credit-refresh.ts';
 import { Observability } from './observability.ts';
 import { PaymentProcessing } from './payment-processing.ts';
 import { PaymentReadApi } from './payment-read-api.ts';
@@ -14,6 +16,7 @@ export interface BillingServiceStackProps extends StackProps {
   readonly data: BillingDataStack;
   readonly priceTierMap: PriceTierMap;
   readonly ledgerRetentionDays: number;
+  readonly creditAllowances: CreditAllowances;
   readonly alarmEmail?: string;
 }
 
@@ -25,6 +28,7 @@ export class BillingServiceStack extends Stack {
   public readonly paymentProcessing: PaymentProcessing;
   public readonly readApi: SubscriptionReadApi;
   public readonly paymentReadApi: PaymentReadApi;
+  public readonly credits: CreditRefresh;
   public readonly observability: Observability;
 
   constructor(scope: Construct, id: string, props: BillingServiceStackProps) {
@@ -59,6 +63,12 @@ export class BillingServiceStack extends Stack {
       api: this.api,
       paymentsTable: data.paymentTables.payments,
     });
+    this.credits = new CreditRefresh(this, 'CreditRefresh', {
+      api: this.api,
+      billingTable: data.tables.billing,
+      refreshQueue: data.creditRefreshQueue,
+      allowances: props.creditAllowances,
+    });
     this.observability = new Observability(this, 'Observability', {
       functions: [
         this.webhook.handler,
@@ -66,7 +76,17 @@ export class BillingServiceStack extends Stack {
         this.paymentProcessing.handler,
         this.readApi.handler,
         this.paymentReadApi.handler,
+        this.credits.planner,
+        this.credits.worker,
+        this.credits.reader,
+        this.credits.admin,
       ],
+      credits: {
+        refreshQueue: data.creditRefreshQueue,
+        planner: this.credits.planner,
+        worker: this.credits.worker,
+        scheduleDeadLetterQueue: this.credits.scheduleDeadLetterQueue,
+      },
       webhook: this.webhook.handler,
       consumers: [
         { events: subscriptions, handler: this.processing.handler },

@@ -48,6 +48,19 @@ export const CONSUMER_SETTINGS: Readonly<Record<EventFamilyName, ConsumerSetting
 };
 
 /**
+ * The credit refresh worker: batches of 10 messages of up to 25 users each, so one
+ * invocation refreshes up to 250 users with one conditional write each; at most 5 at
+ * once, so a slot of 3,500 users takes seconds and never crowds the tables.
+ */
+export const CREDIT_WORKER_SETTINGS: ConsumerSettings = {
+  timeout: Duration.seconds(60),
+  maxBatchingWindow: Duration.seconds(1),
+  batchSize: 10,
+  maxConcurrency: 5,
+  memorySize: 512,
+};
+
+/**
  * Lambda's guidance for an SQS event source: visibility timeout at least six times the
  * function timeout plus the batching window, so a batch that is retried by the poller
  * (throttles, errors) is not handed out again while a first attempt is still running.

@@ -15,6 +15,7 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { METRIC, METRICS_NAMESPACE } from '../functions/commons/metric-names.ts';
 import type { BillingFunction } from './billing-function.ts';
@@ -26,12 +27,22 @@ export interface WatchedConsumer {
   readonly handler: BillingFunction;
 }
 
+/** The credit refresh's pieces the dashboard and alarms watch. */
+export interface WatchedCreditRefresh {
+  readonly refreshQueue: ConsumedQueue;
+  readonly planner: BillingFunction;
+  readonly worker: BillingFunction;
+  readonly scheduleDeadLetterQueue: IQueue;
+}
+
 export interface ObservabilityProps {
   readonly functions: readonly BillingFunction[];
   /** Every family's queue and consumer: each gets its alarms and widgets. */
   readonly consumers: readonly WatchedConsumer[];
   /** The function that publishes the webhook metrics. */
   readonly webhook: BillingFunction;
+  /** The credit refresh, when deployed. */
+  readonly credits?: WatchedCreditRefresh;
   readonly httpApi: HttpApi;
   /** Age of the oldest queued event above which the backlog alarm fires. @default 300 s */
   readonly maxMessageAge?: Duration;
@@ -110,6 +121,8 @@ export class Observability extends Construct {
       });
     }
 
+    const credits = props.credits ? this.creditAlarms(props.credits) : undefined;
+
     this.dashboard = new Dashboard(this, 'Dashboard', {
       defaultInterval: Duration.hours(3),
     });
@@ -168,6 +181,7 @@ export class Observability extends Construct {
         graph(`${title}: queue`, [queueDepth, oldestAge, dlqDepth]),
       );
     }
+    if (credits) this.dashboard.addWidgets(...credits.widgets);
     this.dashboard.addWidgets(
       graph(
         'Lambda errors',
@@ -192,6 +206,64 @@ export class Observability extends Construct {
         ),
       ),
     );
+  }
+
+  /** Alarms of the credit refresh; returns its dashboard row. */
+  private creditAlarms(credits: WatchedCreditRefresh): { widgets: GraphWidget[] } {
+    const worker = (name: string) => customMetric(name, credits.worker);
+    const perMinute = { period: Duration.minutes(1), statistic: 'Maximum' } as const;
+    const refreshDlq =
+      credits.refreshQueue.deadLetterQueue.metricApproximateNumberOfMessagesVisible(perMinute);
+    const scheduleDlq =
+      credits.scheduleDeadLetterQueue.metricApproximateNumberOfMessagesVisible(perMinute);
+    const slotLag = customMetric(METRIC.creditSlotLag, credits.planner).with({
+      statistic: 'Maximum',
+    });
+    const failureRate = new MathExpression({
+      expression: 'IF(refreshed + failed > 0, 100 * failed / (refreshed + failed), 0)',
+      usingMetrics: {
+        refreshed: worker(METRIC.creditsRefreshed),
+        failed: worker(METRIC.creditsFailed),
+      },
+      label: 'failure rate (%)',
+      period: FIVE_MINUTES,
+    });
+    this.alarm('CreditRefreshDeadLetterQueueNotEmpty', refreshDlq, {
+      threshold: 0,
+      operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description: 'Credit refresh work failed every receive and waits in its DLQ.',
+    });
+    this.alarm('CreditScheduleDeadLetterQueueNotEmpty', scheduleDlq, {
+      threshold: 0,
+      operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description: 'EventBridge Scheduler could not invoke the credit planner.',
+    });
+    this.alarm('CreditSlotBehind', slotLag, {
+      threshold: 30,
+      operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description: 'A credit refresh slot was planned more than 30 minutes after it started.',
+    });
+    this.alarm('CreditRefreshFailureRate', failureRate, {
+      threshold: 1,
+      operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description: 'More than 1% of credit refreshes failed in five minutes.',
+    });
+    return {
+      widgets: [
+        graph('Credits: refreshes', [
+          customMetric(METRIC.creditsPlanned, credits.planner),
+          worker(METRIC.creditsRefreshed),
+          worker(METRIC.creditsSkipped),
+          worker(METRIC.creditsFailed),
+        ]),
+        graph('Credits: slot lag (min)', [slotLag]),
+        graph('Credits: queues', [
+          credits.refreshQueue.queue.metricApproximateNumberOfMessagesVisible(perMinute),
+          refreshDlq,
+          scheduleDlq,
+        ]),
+      ],
+    };
   }
 
   private alarm(

@@ -33,6 +33,16 @@ export const METRIC = {
   subscriptionReadMisses: 'SubscriptionReadMisses',
   /** Payment lookups and reports answered 200. */
   paymentReads: 'PaymentReads',
+  /** Users the credit planner enqueued for a refresh. */
+  creditsPlanned: 'CreditsPlanned',
+  /** Users whose credits were refreshed (one conditional write each). */
+  creditsRefreshed: 'CreditsRefreshed',
+  /** Refresh work that changed nothing: already refreshed for the day, or no profile. */
+  creditsSkipped: 'CreditsSkipped',
+  /** Refresh work that failed (retried by the queue, then DLQ). */
+  creditsFailed: 'CreditsFailed',
+  /** Minutes between a planned slot's start and its planning (0 when on time). */
+  creditSlotLag: 'CreditSlotLag',
   /** Milliseconds from SQS enqueue to commit. */
   processingLag: 'ProcessingLag',
   /** Milliseconds from Stripe's `created` to commit (includes Stripe's own delivery delay). */

@@ -123,3 +123,41 @@ export function parseParams<S extends z.ZodMiniType>(schema: S, input: unknown):
         : 'is invalid';
   throw invalidParameter(field, message);
 }
+
+/**
+ * Parses a JSON request body with a strict object schema: malformed JSON, a body that
+ * is not an object, and an unknown field are each a 400 naming what is wrong. An
+ * absent or empty body is `{}`.
+ */
+export function parseJsonBody<S extends z.ZodMiniObject>(
+  event: Pick<APIGatewayProxyEventV2, 'body' | 'isBase64Encoded'>,
+  shape: S,
+): z.infer<S> {
+  const text = event.body
+    ? event.isBase64Encoded
+      ? Buffer.from(event.body, 'base64').toString('utf8')
+      : event.body
+    : '';
+  let body: unknown = {};
+  if (text.trim() !== '') {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new BadRequestError('Body is not valid JSON.', { code: 'invalid_body' });
+    }
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new BadRequestError('Body must be a JSON object.', { code: 'invalid_body' });
+  }
+  const known = new Set(Object.keys(shape.def.shape));
+  const unknown = Object.keys(body).filter((key) => !known.has(key));
+  if (unknown.length > 0) {
+    throw new BadRequestError(
+      `Unknown body field${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}.`,
+      {
+        code: 'unknown_field',
+      },
+    );
+  }
+  return parseParams(shape, body);
+}

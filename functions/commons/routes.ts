@@ -13,3 +13,10 @@ export const PAYMENT_ROUTES = {
   paymentsReport: '/reports/payments',
   dailySummary: '/reports/daily-summary',
 } as const;
+
+/** The credits routes (DESIGN §8.2). */
+export const CREDIT_ROUTES = {
+  userCredits: '/users/{userId}/credits',
+  stats: '/admin/credits/stats',
+  refresh: '/admin/credits/refresh',
+} as const;

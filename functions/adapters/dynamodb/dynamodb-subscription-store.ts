@@ -4,7 +4,8 @@
  * Billing table items (pk / sk):
  *   CUSTOMER#<cus>      / ACCOUNT       the customer's account (link, subscriptions, invoices) + revision;
  *                                       `account` is brotli-compressed JSON (see encodeAccount)
- *   USER#<userId>       / PROFILE       the user's profile; this adapter owns its subscription fields only
+ *   USER#<userId>       / PROFILE       the user's profile; this adapter owns its subscription fields
+ *                                       only, and initialises the credit fields (slot, period, balance)
  *   SUBSCRIPTION#<sub>  / SUBSCRIPTION  subscription id -> customer pointer: an immutable fact,
  *                                       put (batched, outside the transaction) before the commit
  *                                       that first lists the subscription
@@ -34,6 +35,7 @@ import type {
 } from '../../core/subscriptions/ports.ts';
 import { billingKeys as keys } from './billing-table-keys.ts';
 import { decodeCompressedJson, encodeCompressedJson } from './compressed-json.ts';
+import { CREDIT_ATTRIBUTE, initialCreditFields } from './credit-table-schema.ts';
 import {
   BATCH_WRITE_LIMIT,
   batchGetAll,
@@ -266,19 +268,28 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
 
   #profileUpdate(view: UserSubscriptionView, appliedAt: number): TransactItem {
     // SET only the fields this consumer owns: other capabilities (credits) write
-    // the same profile item and must not be clobbered.
+    // the same profile item and must not be clobbered. The credit fields are only
+    // initialised (if_not_exists), so every profile has a refresh slot and is in the
+    // slot index (credit-table-schema.ts) from its first commit, and a refresh already
+    // stamped is kept.
+    const initial = initialCreditFields(view.userId);
+    const c = CREDIT_ATTRIBUTE;
     return {
       Update: {
         TableName: this.#billingTable,
         Key: keys.profile(view.userId),
         UpdateExpression:
-          'SET userId = :userId, tier = :tier, stripeCustomerId = :customerId, subscriptionView = :view, subscriptionUpdatedAt = :at',
+          'SET userId = :userId, tier = :tier, stripeCustomerId = :customerId, subscriptionView = :view, subscriptionUpdatedAt = :at, ' +
+          `${c.refreshSlot} = if_not_exists(${c.refreshSlot}, :slot), ${c.period} = if_not_exists(${c.period}, :never), ${c.balance} = if_not_exists(${c.balance}, :zero)`,
         ExpressionAttributeValues: {
           ':userId': view.userId,
           ':tier': view.tier,
           ':customerId': view.stripeCustomerId,
           ':view': view,
           ':at': appliedAt,
+          ':slot': initial.refreshSlot,
+          ':never': initial.period,
+          ':zero': initial.balance,
         },
       },
     };
