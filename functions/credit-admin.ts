@@ -34,14 +34,12 @@ export interface CreditAdminDeps {
 const slotsParam = () =>
   z
     .array(
-      z
-        .int({ message: `must be whole numbers from 0 to ${SLOTS_PER_DAY - 1}` })
-        .check(
-          z.gte(0, { message: `must be whole numbers from 0 to ${SLOTS_PER_DAY - 1}` }),
-          z.lte(SLOTS_PER_DAY - 1, {
-            message: `must be whole numbers from 0 to ${SLOTS_PER_DAY - 1}`,
-          }),
-        ),
+      z.int({ message: `must be whole numbers from 0 to ${SLOTS_PER_DAY - 1}` }).check(
+        z.gte(0, { message: `must be whole numbers from 0 to ${SLOTS_PER_DAY - 1}` }),
+        z.lte(SLOTS_PER_DAY - 1, {
+          message: `must be whole numbers from 0 to ${SLOTS_PER_DAY - 1}`,
+        }),
+      ),
     )
     .check(
       z.minLength(1, { message: 'must list at least one slot' }),
@@ -69,7 +67,11 @@ export function createCreditAdminHandler(
           event,
           z.object({ date: z.optional(dateParam()) }),
         );
-        return jsonResponse(200, creditStats(date, await store.readCounters(date), now), {
+        const [counters, planned] = await Promise.all([
+          store.readCounters(date),
+          store.plannedSlots(date),
+        ]);
+        return jsonResponse(200, creditStats(date, counters, now, planned), {
           'cache-control': 'no-store',
         });
       }

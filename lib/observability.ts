@@ -110,7 +110,10 @@ export class Observability extends Construct {
       description: 'The HTTP API answered 5xx (Stripe retries webhooks; app reads failed).',
     });
     for (const fn of props.functions) {
-      const name = fn.node.scope?.node.id ?? fn.node.id;
+      // The owning construct's id ('WebhookIngress'), plus the function's own when a
+      // construct holds several ('CreditRefreshPlanner').
+      const owner = fn.node.scope?.node.id ?? '';
+      const name = fn.node.id === 'Handler' ? owner || fn.node.id : `${owner}${fn.node.id}`;
       this.alarm(`${name}Errors`, fn.function.metricErrors({ period: FIVE_MINUTES }), {
         threshold: 1,
         description: `${fn.serviceName} invocations failed (uncaught error or timeout).`,

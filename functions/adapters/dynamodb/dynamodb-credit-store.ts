@@ -323,13 +323,14 @@ export class DynamoDbCreditStore implements CreditStore, CreditRunLog {
    * then one conditional PutItem per error among the newest 20 into the ring position
    * `seq mod 20`, refused when a newer error already holds that position. The ring is
    * never read-modify-written, holds at most 20 items per period whatever the day's
-   * failures, and needs no TTL on the billing table.
+   * failures (a bad day writes at most 20 error items a call, not one per failure), and
+   * needs no TTL: the billing table holds money state and deliberately has none, where
+   * one error item per failure (`ERROR#<iso>#<userId>`) would need one to go away.
+   * Counters first: if a ring put then fails (after the SDK's retries) the call throws
+   * with the counts already added, so a caller's retry would count twice.
    */
   async recordOutcomes(period: string, outcomes: RefreshOutcomes): Promise<void> {
     const { refreshed, skipped, failed, totalMs, errors } = outcomes;
-    if (refreshed === 0 && skipped === 0 && failed === 0 && totalMs === 0 && errors.length === 0) {
-      return;
-    }
     const names: Record<string, string> = {
       '#refreshed': RUN.refreshed,
       '#skipped': RUN.skipped,

@@ -1,0 +1,221 @@
+/**
+ * `npm run credits:backfill -- [--table <name>] [--dry-run] [--page-size 500] [--concurrency 8]`
+ *
+ * One-off operator command: gives every profile written before refresh slots existed
+ * its slot, so it enters the credits' slot index (credit-table-schema.ts) and is
+ * refreshed from then on. The subscription store stamps the slot on every profile it
+ * writes since; this catches up the older ones at once instead of at their next
+ * subscription change.
+ *
+ * A paged Scan of the billing table (`FilterExpression attribute_not_exists(refreshSlot)
+ * AND sk = PROFILE`; an operator command, never a request path), and for each profile
+ * found one conditional UpdateItem: `refreshSlot = :slot` only if the profile still
+ * exists and still has no slot, and `creditPeriod` / `credits` only if absent, so a
+ * concurrent write (a subscription commit, a refresh) is never clobbered. Idempotent:
+ * run it again and it finds nothing. `--dry-run` scans and counts, writes nothing.
+ *
+ * Against the local runtime: set `AWS_ENDPOINT_URL_DYNAMODB` to the DynamoDB endpoint
+ * `npm start` prints (the table defaults to the local `billing-suite-billing`, local
+ * credentials are used when none are set). Against AWS: your usual credentials and
+ * region, and `--table` with the deployed billing table's name.
+ */
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  type DynamoDBClientConfig,
+} from '@aws-sdk/client-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  ScanCommand,
+  type ScanCommandOutput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { billingKeys } from '../functions/adapters/dynamodb/billing-table-keys.ts';
+import {
+  CREDIT_ATTRIBUTE,
+  initialCreditFields,
+} from '../functions/adapters/dynamodb/credit-table-schema.ts';
+import { clientConfig } from '../functions/commons/aws-clients.ts';
+import { LOCAL_NAME_PREFIX } from '../lib/metadata.ts';
+
+export interface BackfillOptions {
+  client: DynamoDBClient;
+  tableName: string;
+  /** Scan and count only. */
+  dryRun?: boolean;
+  /** Items each Scan call evaluates (its Limit). Default 500. */
+  pageSize?: number;
+  /** UpdateItem calls in flight at once. Default 8. */
+  concurrency?: number;
+  /** Progress lines. Default: none. */
+  log?: (line: string) => void;
+}
+
+export interface BackfillResult {
+  /** Items the Scan evaluated (the whole table). */
+  scanned: number;
+  /** Profiles without a slot that the Scan returned. */
+  found: number;
+  /** Profiles given their slot (0 on a dry run). */
+  updated: number;
+  /** Profiles that got a slot from another writer (or went away) between scan and update. */
+  raced: number;
+}
+
+const PROFILE_SK = billingKeys.profile('x').sk;
+const PROFILE_PK_PREFIX = 'USER#';
+
+export async function backfillCreditSlots(options: BackfillOptions): Promise<BackfillResult> {
+  const documents = DynamoDBDocumentClient.from(options.client);
+  const pageSize = options.pageSize ?? 500;
+  const concurrency = Math.max(1, options.concurrency ?? 8);
+  const log = options.log ?? (() => {});
+  const result: BackfillResult = { scanned: 0, found: 0, updated: 0, raced: 0 };
+  const a = CREDIT_ATTRIBUTE;
+  let startKey: ScanCommandOutput['LastEvaluatedKey'];
+  let page = 0;
+  do {
+    const response = await documents.send(
+      new ScanCommand({
+        TableName: options.tableName,
+        FilterExpression: 'attribute_not_exists(#slot) AND sk = :profile',
+        ProjectionExpression: 'pk',
+        ExpressionAttributeNames: { '#slot': a.refreshSlot },
+        ExpressionAttributeValues: { ':profile': PROFILE_SK },
+        Limit: pageSize,
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    page++;
+    result.scanned += response.ScannedCount ?? 0;
+    const userIds = (response.Items ?? [])
+      .map((item) => String(item.pk))
+      .filter((pk) => pk.startsWith(PROFILE_PK_PREFIX))
+      .map((pk) => pk.slice(PROFILE_PK_PREFIX.length));
+    result.found += userIds.length;
+    if (!options.dryRun) {
+      let next = 0;
+      const worker = async () => {
+        while (next < userIds.length) {
+          const userId = userIds[next++]!;
+          const initial = initialCreditFields(userId);
+          try {
+            await documents.send(
+              new UpdateCommand({
+                TableName: options.tableName,
+                Key: billingKeys.profile(userId),
+                UpdateExpression:
+                  'SET #slot = :slot, #period = if_not_exists(#period, :never), #balance = if_not_exists(#balance, :zero)',
+                // Still there and still without a slot: never overwrite another writer's.
+                ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(#slot)',
+                ExpressionAttributeNames: {
+                  '#slot': a.refreshSlot,
+                  '#period': a.period,
+                  '#balance': a.balance,
+                },
+                ExpressionAttributeValues: {
+                  ':slot': initial.refreshSlot,
+                  ':never': initial.period,
+                  ':zero': initial.balance,
+                },
+              }),
+            );
+            result.updated++;
+          } catch (error) {
+            if (!(error instanceof ConditionalCheckFailedException)) throw error;
+            result.raced++;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, userIds.length) }, worker));
+    }
+    startKey = response.LastEvaluatedKey;
+    log(
+      `page ${page}: scanned ${result.scanned} items, ${result.found} profiles without a slot, ` +
+        (options.dryRun
+          ? 'dry run: nothing written'
+          : `${result.updated} given their slot, ${result.raced} changed meanwhile`),
+    );
+  } while (startKey);
+  return result;
+}
+
+/** The local runtime's billing table name. */
+export const LOCAL_BILLING_TABLE = `${LOCAL_NAME_PREFIX}-billing`;
+
+async function main(): Promise<void> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { values } = parseArgs({
+    options: {
+      table: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      'page-size': { type: 'string', default: '500' },
+      concurrency: { type: 'string', default: '8' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(
+      'Usage: npm run credits:backfill -- [--table <billing table>] [--dry-run] [--page-size 500] [--concurrency 8]\n' +
+        'Local: set AWS_ENDPOINT_URL_DYNAMODB (table default billing-suite-billing). AWS: --table is required.',
+    );
+    return;
+  }
+  const endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB;
+  const tableName = values.table ?? (endpoint ? LOCAL_BILLING_TABLE : undefined);
+  if (!tableName) {
+    throw new Error(
+      '--table <billing table name> is required against AWS (or set AWS_ENDPOINT_URL_DYNAMODB for the local runtime)',
+    );
+  }
+  const pageSize = positiveInteger(values['page-size'], '--page-size');
+  const concurrency = positiveInteger(values.concurrency, '--concurrency');
+  const config: DynamoDBClientConfig = {
+    // The SDK's standard retry with more patience than a handler's: throttling on a
+    // busy table waits and goes on instead of failing the run.
+    ...clientConfig({ maxAttempts: 10, requestTimeoutMs: 10_000 }),
+  };
+  if (endpoint && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE) {
+    // DynamoDB Local accepts any credentials, but the SDK still wants some.
+    config.credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+    config.region = process.env.AWS_REGION ?? 'us-east-1';
+  }
+  const client = new DynamoDBClient(config);
+  const target = endpoint ? `${tableName} at ${endpoint}` : `${tableName} (AWS)`;
+  console.log(
+    `Backfilling credit refresh slots in ${target}${values['dry-run'] ? ' (dry run)' : ''}`,
+  );
+  const started = Date.now();
+  const result = await backfillCreditSlots({
+    client,
+    tableName,
+    dryRun: values['dry-run'],
+    pageSize,
+    concurrency,
+    log: (line) => console.log(line),
+  });
+  console.log(
+    `Done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${result.found} profiles without a slot, ` +
+      (values['dry-run']
+        ? 'none written (dry run).'
+        : `${result.updated} given their slot, ${result.raced} changed meanwhile (left as they were).`),
+  );
+}
+
+function positiveInteger(value: string | undefined, flag: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) {
+    throw new Error(`${flag} must be a positive integer, got ${value}`);
+  }
+  return parsed;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exitCode = 1;
+  });
+}
