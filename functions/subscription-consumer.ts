@@ -4,7 +4,7 @@
  * semantics are the shared event consumer's (commons/event-consumer.ts).
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { DynamoDbSubscriptionStore } from './adapters/dynamodb/dynamodb-subscription-store.ts';
@@ -13,8 +13,9 @@ import { lazyEnv, ledgerRetentionDaysEnv, requiredString } from './commons/env.t
 import { ENV } from './commons/env-names.ts';
 import { createEventConsumer } from './commons/event-consumer.ts';
 import { lazy } from './commons/lazy.ts';
+import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
-import { logger as sharedLogger } from './commons/powertools.ts';
+import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
 import type { Clock } from './core/shared/clock.ts';
 import { systemClock } from './core/shared/clock.ts';
 import { type PriceTierMap, parsePriceTierMap } from './core/shared/tiers.ts';
@@ -35,11 +36,17 @@ export function createSubscriptionConsumer(
 ): BaseHandler<SQSEvent, SQSBatchResponse> {
   const resolve = typeof deps === 'function' ? deps : () => deps;
   return createEventConsumer(() => {
-    const { store, priceTierMap, clock = systemClock, logger = sharedLogger, metrics } = resolve();
+    const {
+      store,
+      priceTierMap,
+      clock = systemClock,
+      logger = sharedLogger,
+      metrics = sharedMetrics,
+    } = resolve();
     return {
       clock,
       logger,
-      ...(metrics ? { metrics } : {}),
+      metrics,
       apply: (events) =>
         applySubscriptionEvents(events, {
           store,
@@ -48,6 +55,7 @@ export function createSubscriptionConsumer(
           onUnmappedPrice: (priceIds, fact) => {
             // A configuration gap, not a bad event: the subscription is recorded on `free`
             // until PRICE_TIER_MAP (or the price's metadata.tier) names its tier.
+            metrics.addMetric(METRIC.unmappedPrices, MetricUnit.Count, priceIds.length);
             logger.warn('Price has no tier; add it to PRICE_TIER_MAP or set metadata.tier', {
               priceIds,
               eventId: fact.eventId,

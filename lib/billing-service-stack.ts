@@ -1,4 +1,4 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { CreditAllowances } from '../functions/core/credits/allowances.ts';
 import type { PriceTierMap } from '../functions/core/shared/tiers.ts';
@@ -103,5 +103,17 @@ export class BillingServiceStack extends Stack {
     });
     new CfnOutput(this, 'DashboardName', { value: this.observability.dashboard.dashboardName });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.observability.alarmTopic.topicArn });
+    // Said plainly at deploy time: alarms without a subscriber reach no one.
+    new CfnOutput(this, 'AlarmNotifications', {
+      value: props.alarmEmail
+        ? `alarms e-mail ${props.alarmEmail} (confirm the subscription e-mail)`
+        : 'NONE: no one is notified of alarms; deploy with -c alarmEmail=... or subscribe to AlarmTopicArn',
+    });
+    if (!props.alarmEmail) {
+      Annotations.of(this).addWarningV2(
+        'billing:no-alarm-subscriber',
+        'No alarmEmail is set: alarms go to an SNS topic with no subscriber, so no one is notified.',
+      );
+    }
   }
 }

@@ -105,6 +105,46 @@ export class Observability extends Construct {
         description: `${handler.serviceName} reported batch item failures (they are retried, then DLQ).`,
       });
     }
+    // Every webhook refused for its signature (say the placeholder secret was never
+    // replaced) is silent otherwise: Stripe just retries for days.
+    const signatureRejections = new MathExpression({
+      expression: 'FILL(invalid, 0) + FILL(missing, 0) + FILL(expired, 0)',
+      usingMetrics: Object.fromEntries(
+        (
+          [
+            ['invalid', 'invalid_signature'],
+            ['missing', 'missing_signature'],
+            ['expired', 'expired_signature'],
+          ] as const
+        ).map(([id, reason]) => [
+          id,
+          customMetric(METRIC.webhookRejected, props.webhook).with({
+            dimensionsMap: { service: props.webhook.serviceName, reason },
+          }),
+        ]),
+      ),
+      label: 'webhooks rejected for their signature',
+      period: FIVE_MINUTES,
+    });
+    this.alarm('WebhookSignaturesRejected', signatureRejections, {
+      threshold: 5,
+      description:
+        "Webhooks are being refused for their Stripe signature: is the signing secret in Secrets Manager the endpoint's whsec_…?",
+    });
+    const subscriptionConsumer = props.consumers.find(
+      (c) => c.events.name === 'subscriptions-events',
+    );
+    if (subscriptionConsumer) {
+      this.alarm(
+        'UnmappedPrices',
+        customMetric(METRIC.unmappedPrices, subscriptionConsumer.handler),
+        {
+          threshold: 1,
+          description:
+            'A subscription price has no tier (no metadata.tier, not in priceTierMap): its users are on free until it is mapped.',
+        },
+      );
+    }
     this.alarm('Api5xx', api5xx, {
       threshold: 1,
       description: 'The HTTP API answered 5xx (Stripe retries webhooks; app reads failed).',

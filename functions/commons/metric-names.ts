@@ -27,6 +27,8 @@ export const METRIC = {
   eventsIgnored: 'EventsIgnored',
   /** Records reported as batch item failures (retried, then DLQ). */
   eventsFailed: 'EventsFailed',
+  /** Subscription prices with no tier (no metadata.tier, not in PRICE_TIER_MAP): granted free. */
+  unmappedPrices: 'UnmappedPrices',
   /** Read API requests answered with a subscription. */
   subscriptionReads: 'SubscriptionReads',
   /** Read API requests for a user the store does not know. */
