@@ -7,7 +7,7 @@
  * (subscriptions and payments); prints a table and
  * writes bench/results/<timestamp>.json and bench/results/latest.json.
  *
- * Options: --quick; --only=raw,ingress,pipeline,store,payments,coldStart (cost needs ingress
+ * Options: --quick; --only=raw,ingress,pipeline,store,payments,credits,coldStart (cost needs ingress
  * and pipeline); --out=<dir> (default bench/results).
  */
 import { dirname, resolve } from 'node:path';
@@ -39,6 +39,7 @@ import {
   QUICK_SIZES,
 } from './context.ts';
 import { costSection } from './cost-report.ts';
+import { creditsSection, measureCredits } from './credits.ts';
 import { valueSize } from './dynamo-capacity.ts';
 import {
   type IngressResult,
@@ -79,7 +80,15 @@ import {
 } from './report.ts';
 import { measureStoreStage, type StoreStageResult, storeStageSection } from './store-stage.ts';
 
-const SCENARIOS = ['raw', 'ingress', 'pipeline', 'store', 'payments', 'coldStart'] as const;
+const SCENARIOS = [
+  'raw',
+  'ingress',
+  'pipeline',
+  'store',
+  'payments',
+  'credits',
+  'coldStart',
+] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -305,6 +314,9 @@ async function main(): Promise<void> {
           const reads = await measurePaymentReads(ctx);
           return paymentsSection({ e2e, reads }, raw, raw ? after : undefined, pipeline);
         });
+      }
+      if (options.scenarios.has('credits')) {
+        await scenario('credits', 'Credits', async () => creditsSection(await measureCredits(ctx)));
       }
     } finally {
       capture.uninstall();

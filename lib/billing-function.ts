@@ -143,12 +143,23 @@ export class BillingFunction extends Construct {
     return this;
   }
 
-  /** Puts the table's name in `name` and grants exactly `actions` on the table (and its indexes). */
+  /**
+   * Puts the table's name in `name` and grants exactly `actions` on the table; on its
+   * indexes only when `Query` is among them (the item actions do not apply to indexes).
+   */
   bindTable(name: EnvName, table: ITable, actions: readonly DynamoDbItemAction[]): this {
     if (actions.length === 0)
       throw new Error(`bindTable(${name}): at least one action is required`);
     this.function.addEnvironment(name, table.tableName);
-    table.grant(this.function, ...actions.map((action) => `dynamodb:${action}`));
+    Grant.addToPrincipal({
+      grantee: this.function,
+      actions: actions.map((action) => `dynamodb:${action}`),
+      resourceArns: actions.includes('Query')
+        ? [table.tableArn, `${table.tableArn}/index/*`]
+        : [table.tableArn],
+    });
+    // AWS-managed encryption needs no key grant; a customer-managed key would.
+    table.encryptionKey?.grantEncryptDecrypt(this.function);
     return this;
   }
 

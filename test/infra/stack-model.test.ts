@@ -5,9 +5,10 @@ import {
 } from '../../functions/adapters/dynamodb/payment-table-schema.ts';
 import { ENV, EVENT_QUEUE_URL_ENV } from '../../functions/commons/env-names.ts';
 import { METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
-import { PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
+import { CREDIT_ROUTES, PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
 import { EVENT_FAMILIES } from '../../functions/core/shared/event-families.ts';
-import { CONSUMER_SETTINGS } from '../../lib/event-family-queue.ts';
+import { CREDIT_PLANNER_SCHEDULE } from '../../lib/credit-refresh.ts';
+import { CONSUMER_SETTINGS, CREDIT_WORKER_SETTINGS } from '../../lib/event-family-queue.ts';
 import {
   type FunctionModel,
   loadStackModel,
@@ -147,12 +148,29 @@ describe('loadStackModel', () => {
     );
   });
 
-  it('finds all seven routes with their authorization, function and throttle', () => {
+  it('finds every route with its authorization, function and throttle', () => {
     const byKey = Object.fromEntries(model.routes.map((r) => [`${r.method} ${r.path}`, r]));
     const paymentKeys = Object.values(PAYMENT_ROUTES).map((path) => `GET ${path}`);
+    const creditRoutes: [string, string][] = [
+      [`GET ${CREDIT_ROUTES.userCredits}`, ENTRY.creditRead],
+      [`GET ${CREDIT_ROUTES.stats}`, ENTRY.creditAdmin],
+      [`POST ${CREDIT_ROUTES.refresh}`, ENTRY.creditAdmin],
+    ];
     expect(Object.keys(byKey).sort()).toEqual(
-      ['POST /webhooks/stripe', 'GET /users/{userId}/subscription', ...paymentKeys].sort(),
+      [
+        'POST /webhooks/stripe',
+        'GET /users/{userId}/subscription',
+        ...paymentKeys,
+        ...creditRoutes.map(([key]) => key),
+      ].sort(),
     );
+    for (const [key, entry] of creditRoutes) {
+      expect(byKey[key], key).toMatchObject({
+        authorization: 'AWS_IAM',
+        functionLogicalId: fn(entry).logicalId,
+        throttle: { rateLimit: expect.any(Number), burstLimit: expect.any(Number) },
+      });
+    }
     const throttle = { rateLimit: expect.any(Number), burstLimit: expect.any(Number) };
     expect(byKey['POST /webhooks/stripe']).toMatchObject({
       authorization: 'NONE',
@@ -173,7 +191,8 @@ describe('loadStackModel', () => {
     }
   });
 
-  it("finds both consumer mappings with their family's settings", () => {
+  it("finds each family's consumer mapping with its settings, and the credit worker's", () => {
+    const workQueue = model.queues.find((q) => q.localName.endsWith('-credit-refresh'));
     const expected = EVENT_FAMILIES.map((family) => {
       const settings = CONSUMER_SETTINGS[family];
       return {
@@ -185,9 +204,28 @@ describe('loadStackModel', () => {
         reportBatchItemFailures: true,
       };
     });
+    expected.push({
+      queueLogicalId: workQueue?.logicalId ?? 'missing credit-refresh queue',
+      functionLogicalId: fn(ENTRY.creditWorker).logicalId,
+      batchSize: CREDIT_WORKER_SETTINGS.batchSize,
+      maximumBatchingWindowSeconds: CREDIT_WORKER_SETTINGS.maxBatchingWindow.toSeconds(),
+      maximumConcurrency: CREDIT_WORKER_SETTINGS.maxConcurrency,
+      reportBatchItemFailures: true,
+    });
     const byQueue = (a: { queueLogicalId: string }, b: { queueLogicalId: string }) =>
       a.queueLogicalId.localeCompare(b.queueLogicalId);
     expect([...model.queueConsumers].sort(byQueue)).toEqual(expected.sort(byQueue));
+  });
+
+  it('finds the credit planner schedule with its function and input', () => {
+    expect(model.schedules).toEqual([
+      {
+        logicalId: expect.any(String),
+        expression: CREDIT_PLANNER_SCHEDULE,
+        functionLogicalId: fn(ENTRY.creditPlanner).logicalId,
+        input: JSON.stringify({ scheduledTime: '<aws.scheduler.scheduled-time>' }),
+      },
+    ]);
   });
 
   it('is stable across calls and returns copies callers cannot corrupt', () => {

@@ -24,6 +24,10 @@ export const ENTRY = {
   subscriptionRead: 'functions/subscription-read.ts',
   paymentConsumer: 'functions/payment-consumer.ts',
   paymentRead: 'functions/payment-read.ts',
+  creditPlanner: 'functions/credit-planner.ts',
+  creditWorker: 'functions/credit-worker.ts',
+  creditRead: 'functions/credit-read.ts',
+  creditAdmin: 'functions/credit-admin.ts',
 } as const;
 
 /** The function that consumes each event family's queue. */
