@@ -27,8 +27,8 @@ import {
   PAYMENT_TTL_ATTRIBUTE,
   paymentKeys,
 } from '../../functions/adapters/dynamodb/payment-table-schema.ts';
-import { addDays, cursorCodec } from '../../functions/adapters/paging/query-cursor.ts';
 import { InMemoryPaymentStore } from '../../functions/adapters/memory/in-memory-payment-store.ts';
+import { addDays, cursorCodec } from '../../functions/adapters/paging/query-cursor.ts';
 import type { PaymentState } from '../../functions/core/payments/payment-state.ts';
 import {
   type CustomerDirectory,
