@@ -40,9 +40,10 @@ import type {
   RefreshResult,
 } from '../../core/credits/ports.ts';
 import { NEVER_REFRESHED, refreshSlotOf, SLOTS_PER_DAY } from '../../core/credits/refresh-slot.ts';
-import { InvalidCursorError, type Page } from '../../core/shared/paging.ts';
+import type { Page } from '../../core/shared/paging.ts';
 import { isTier, type Tier } from '../../core/shared/tiers.ts';
-import { cursorCodec, ISO_DATE } from '../paging/query-cursor.ts';
+import { dueCursor } from '../paging/credit-cursor.ts';
+import { ISO_DATE } from '../paging/query-cursor.ts';
 import { billingKeys as keys } from './billing-table-keys.ts';
 import { CREDIT_ATTRIBUTE, CREDIT_SLOT_INDEX, RECENT_ERRORS_KEPT } from './credit-table-schema.ts';
 
@@ -76,34 +77,6 @@ export const MAX_DUE_PAGE = 1_000;
 
 /** Longest error message kept in the run log: keeps each ring item under 1 KB (one write unit). */
 export const MAX_ERROR_LENGTH = 500;
-
-interface DueQuery {
-  slot: number;
-  period: string;
-}
-
-/** Where a slot page resumes: the last user returned and the period the index held for it. */
-interface DuePosition {
-  u: string;
-  c: string;
-}
-
-const dueCursor = cursorCodec<DueQuery, DuePosition>({
-  scope: 'credits.usersDue',
-  params: (query) => ({ slot: query.slot, period: query.period }),
-  // The index partition is the query's slot, and the position must sort before the
-  // query's period, so a forged position can only resume inside the query's own data.
-  parse: (position, query) => {
-    if (typeof position !== 'object' || position === null || Array.isArray(position)) {
-      return undefined;
-    }
-    const { u, c } = position as Partial<DuePosition>;
-    if (typeof u !== 'string' || u.length === 0 || u.length > 1_024) return undefined;
-    if (typeof c !== 'string' || !ISO_DATE.test(c) || c >= query.period) return undefined;
-    return { u, c };
-  },
-  invalid: (reason) => new InvalidCursorError(reason),
-});
 
 const A = CREDIT_ATTRIBUTE;
 const PROFILE_PREFIX = 'USER#';

@@ -14,34 +14,10 @@ import type {
   RefreshResult,
 } from '../../core/credits/ports.ts';
 import { NEVER_REFRESHED, refreshSlotOf } from '../../core/credits/refresh-slot.ts';
-import { InvalidCursorError, type Page } from '../../core/shared/paging.ts';
+import type { Page } from '../../core/shared/paging.ts';
 import type { Tier } from '../../core/shared/tiers.ts';
 import { RECENT_ERRORS_KEPT } from '../dynamodb/credit-table-schema.ts';
-import { cursorCodec, ISO_DATE } from '../paging/query-cursor.ts';
-
-interface DueQuery {
-  slot: number;
-  period: string;
-}
-
-/** Position in a slot: the last returned (period, user). */
-interface DuePosition {
-  c: string;
-  u: string;
-}
-
-const dueCursor = cursorCodec<DueQuery, DuePosition>({
-  scope: 'credits.usersDue.memory',
-  params: (query) => ({ slot: query.slot, period: query.period }),
-  parse: (position, query) => {
-    const { u, c } = (position ?? {}) as Partial<DuePosition>;
-    if (typeof u !== 'string' || typeof c !== 'string' || !ISO_DATE.test(c) || c >= query.period) {
-      return undefined;
-    }
-    return { u, c };
-  },
-  invalid: (reason) => new InvalidCursorError(reason),
-});
+import { dueCursor } from '../paging/credit-cursor.ts';
 
 interface RunCounters {
   planned: number;
