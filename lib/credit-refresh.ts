@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
@@ -96,6 +96,8 @@ export class CreditRefresh extends Construct {
       retentionPeriod: Duration.days(14),
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
+      // What the CreditScheduleDeadLetterQueueNotEmpty alarm points operators to.
+      removalPolicy: RemovalPolicy.RETAIN,
     });
     this.schedule = new Schedule(this, 'PlannerSchedule', {
       description: 'Credit refresh planner, every five minutes',

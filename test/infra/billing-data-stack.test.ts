@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { CREDIT_SLOT_INDEX } from '../../functions/adapters/dynamodb/credit-table-schema.ts';
 import {
   PAYMENT_INDEX,
   PAYMENT_INDEXES,
@@ -6,14 +7,22 @@ import {
   PAYMENT_TTL_ATTRIBUTE,
 } from '../../functions/adapters/dynamodb/payment-table-schema.ts';
 import { EVENT_FAMILIES } from '../../functions/core/shared/event-families.ts';
-import { CONSUMER_SETTINGS } from '../../lib/event-family-queue.ts';
+import {
+  CONSUMER_SETTINGS,
+  CREDIT_WORKER_SETTINGS,
+  DEFAULT_MAX_RECEIVE_COUNT,
+  visibilityTimeoutFor,
+} from '../../lib/event-family-queue.ts';
+import { LOCAL_NAME_PREFIX, METADATA } from '../../lib/metadata.ts';
 import {
   type CfnResourceJson,
   CONSUMER_ENTRY,
   type DataIds,
   dataIds,
+  ENTRY,
   functionByEntry,
   getAtt,
+  mappingsOf,
   onlyResource,
   resolveImport,
   resources,
@@ -76,6 +85,42 @@ describe('tables', () => {
       ]),
     });
     expect(table(ids.billing).Properties.TimeToLiveSpecification).toBeUndefined();
+  });
+
+  it('the billing table has exactly one index, the slot index of the credit schema module', () => {
+    const gsis = table(ids.billing).Properties.GlobalSecondaryIndexes as Array<{
+      IndexName: string;
+      KeySchema: unknown;
+      Projection: { ProjectionType: string; NonKeyAttributes?: string[] };
+      ProvisionedThroughput?: unknown;
+    }>;
+    expect(gsis.map((gsi) => gsi.IndexName)).toEqual([CREDIT_SLOT_INDEX.indexName]);
+    const [slot] = gsis;
+    // "The users of slot s not yet refreshed for period P": slot (number) then period (date).
+    expect(slot?.KeySchema).toEqual([
+      { AttributeName: 'refreshSlot', KeyType: 'HASH' },
+      { AttributeName: 'creditPeriod', KeyType: 'RANGE' },
+    ]);
+    expect(slot?.KeySchema).toEqual([
+      { AttributeName: CREDIT_SLOT_INDEX.partitionKey.name, KeyType: 'HASH' },
+      { AttributeName: CREDIT_SLOT_INDEX.sortKey.name, KeyType: 'RANGE' },
+    ]);
+    expect(table(ids.billing).Properties.AttributeDefinitions).toEqual(
+      expect.arrayContaining([
+        { AttributeName: 'refreshSlot', AttributeType: CREDIT_SLOT_INDEX.partitionKey.type },
+        { AttributeName: 'creditPeriod', AttributeType: CREDIT_SLOT_INDEX.sortKey.type },
+      ]),
+    );
+    expect(CREDIT_SLOT_INDEX.partitionKey.type).toBe('N');
+    expect(CREDIT_SLOT_INDEX.sortKey.type).toBe('S');
+    // What the planner enqueues and nothing more: not the balance, not the whole profile.
+    expect(slot?.Projection.ProjectionType).toBe('INCLUDE');
+    expect([...(slot?.Projection.NonKeyAttributes ?? [])].sort()).toEqual(
+      [...CREDIT_SLOT_INDEX.projected].sort(),
+    );
+    expect([...CREDIT_SLOT_INDEX.projected].sort()).toEqual(['tier', 'userId']);
+    expect(slot?.ProvisionedThroughput).toBeUndefined();
+    expect(table(ids.billing).Properties.LocalSecondaryIndexes).toBeUndefined();
   });
 
   it('the subscription ledger is keyed by customer and account revision, with TTL on expiresAt', () => {
@@ -199,14 +244,84 @@ describe.each(EVENT_FAMILIES)('the %s family queue', (family) => {
   });
 });
 
+describe('the credit refresh queue', () => {
+  const refresh = () => ids.creditRefresh;
+
+  it('redrives to its own DLQ after the default maximum receives', () => {
+    expect(queue(refresh().queue).Properties.RedrivePolicy).toEqual({
+      deadLetterTargetArn: getAtt(refresh().dlq),
+      maxReceiveCount: DEFAULT_MAX_RECEIVE_COUNT,
+    });
+    expect(DEFAULT_MAX_RECEIVE_COUNT).toBe(5);
+    // Refresh work never mixes with an event family's dead letters.
+    for (const family of EVENT_FAMILIES) {
+      expect(ids.queues[family].dlq).not.toBe(refresh().dlq);
+      expect(ids.queues[family].queue).not.toBe(refresh().queue);
+    }
+  });
+
+  it("keeps work a day (the next day's run replans it), its DLQ 14 days and redriving nowhere", () => {
+    expect(queue(refresh().queue).Properties.MessageRetentionPeriod).toBe(24 * 3600);
+    const dlq = queue(refresh().dlq);
+    expect(dlq.Properties.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+    expect(dlq.Properties.RedrivePolicy).toBeUndefined();
+  });
+
+  it("has the visibility timeout derived from the worker's settings, at least 6x its timeout plus window", () => {
+    const [workerId, worker] = functionByEntry(t.service, ENTRY.creditWorker);
+    const [mapping] = mappingsOf(t.service, workerId);
+    expect(resolveImport(t.data, mapping?.Properties.EventSourceArn)).toEqual(
+      getAtt(refresh().queue),
+    );
+    const visibility = queue(refresh().queue).Properties.VisibilityTimeout as number;
+    expect(visibility).toBe(visibilityTimeoutFor(CREDIT_WORKER_SETTINGS).toSeconds());
+    const timeout = worker.Properties.Timeout as number;
+    const window = mapping?.Properties.MaximumBatchingWindowInSeconds as number;
+    expect(visibility).toBeGreaterThanOrEqual(6 * timeout + window);
+  });
+
+  it('and its DLQ are SSE-SQS, TLS-only and retained when the stack goes away', () => {
+    const policies = Object.values(resources(t.data, 'AWS::SQS::QueuePolicy'));
+    for (const id of [refresh().queue, refresh().dlq]) {
+      expect(queue(id), id).toMatchObject({
+        DeletionPolicy: 'Retain',
+        UpdateReplacePolicy: 'Retain',
+      });
+      expect(queue(id).Properties.SqsManagedSseEnabled, id).toBe(true);
+      const statements = policies
+        .filter((p) => (p.Properties.Queues as Array<{ Ref?: string }>).some((q) => q.Ref === id))
+        .flatMap((p) => statementsOf(p.Properties.PolicyDocument));
+      expect(statements, id).toContainEqual(
+        expect.objectContaining({
+          Effect: 'Deny',
+          Action: ['sqs:*'],
+          Principal: { AWS: '*' },
+          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        }),
+      );
+    }
+  });
+
+  it('carries the local names the local runtime creates it under', () => {
+    expect(queue(refresh().queue).Metadata?.[METADATA.localName]).toBe(
+      `${LOCAL_NAME_PREFIX}-credit-refresh`,
+    );
+    expect(queue(refresh().dlq).Metadata?.[METADATA.localName]).toBe(
+      `${LOCAL_NAME_PREFIX}-credit-refresh-dlq`,
+    );
+  });
+});
+
 describe('queues', () => {
   it('every queue uses SSE-SQS and denies any request not made over TLS', () => {
     const policies = Object.values(resources(t.data, 'AWS::SQS::QueuePolicy'));
     const queues = resources(t.data, 'AWS::SQS::Queue');
     expect(Object.keys(queues)).toEqual(
-      expect.arrayContaining(
-        EVENT_FAMILIES.flatMap((family) => [ids.queues[family].queue, ids.queues[family].dlq]),
-      ),
+      expect.arrayContaining([
+        ...EVENT_FAMILIES.flatMap((family) => [ids.queues[family].queue, ids.queues[family].dlq]),
+        ids.creditRefresh.queue,
+        ids.creditRefresh.dlq,
+      ]),
     );
     for (const [id, resource] of Object.entries(queues)) {
       expect(resource.Properties.SqsManagedSseEnabled, id).toBe(true);
@@ -235,7 +350,7 @@ describe('webhook signing secret', () => {
 });
 
 describe('no hard-coded physical names', () => {
-  it('tables, queues, secret, functions, log groups and topics are named by CloudFormation', () => {
+  it('tables, queues, secret, functions, log groups, topics and schedules are named by CloudFormation', () => {
     const named: Array<[string, string]> = [
       ['AWS::DynamoDB::Table', 'TableName'],
       ['AWS::SQS::Queue', 'QueueName'],
@@ -243,6 +358,7 @@ describe('no hard-coded physical names', () => {
       ['AWS::Lambda::Function', 'FunctionName'],
       ['AWS::Logs::LogGroup', 'LogGroupName'],
       ['AWS::SNS::Topic', 'TopicName'],
+      ['AWS::Scheduler::Schedule', 'Name'],
       ['AWS::CloudWatch::Dashboard', 'DashboardName'],
     ];
     for (const template of [t.data, t.service]) {
@@ -256,13 +372,17 @@ describe('no hard-coded physical names', () => {
 });
 
 describe('outputs', () => {
-  it("export each family's queue and DLQ, the tables and the secret for operators", () => {
+  it("export each family's queue and DLQ, the credit refresh queue and DLQ, the tables and the secret", () => {
     const prefixes = { subscriptions: 'SubscriptionEvents', payments: 'PaymentEvents' } as const;
     for (const family of EVENT_FAMILIES) {
       const prefix = prefixes[family];
       t.data.hasOutput(`${prefix}QueueUrl`, { Value: { Ref: ids.queues[family].queue } });
       t.data.hasOutput(`${prefix}DeadLetterQueueUrl`, { Value: { Ref: ids.queues[family].dlq } });
     }
+    t.data.hasOutput('CreditRefreshQueueUrl', { Value: { Ref: ids.creditRefresh.queue } });
+    t.data.hasOutput('CreditRefreshDeadLetterQueueUrl', {
+      Value: { Ref: ids.creditRefresh.dlq },
+    });
     t.data.hasOutput('WebhookSecretArn', { Value: { Ref: ids.secret } });
     t.data.hasOutput('BillingTableName', { Value: { Ref: ids.billing } });
     t.data.hasOutput('SubscriptionLedgerTableName', { Value: { Ref: ids.subscriptionLedger } });

@@ -20,14 +20,19 @@ import {
   functionByEntry,
   getAtt,
   indexArns,
-  logicalIdOf,
+  mappingsOf,
+  observabilityAlarm,
   onlyResource,
   resolveImport,
-  resolveImports,
   resources,
   roleStatements,
+  routeByKey,
   type Statement,
+  actionsOn as sharedActionsOn,
+  integrationFunction as sharedIntegrationFunction,
+  resourcesOfService as sharedResourcesOfService,
   sortedJson,
+  stageRouteSettings,
   synthTemplates,
   type Templates,
 } from './synth.ts';
@@ -46,35 +51,19 @@ beforeAll(() => {
   ids = dataIds(t);
 });
 
-/** A statement's resources with every cross-stack import followed back to the data stack. */
-function resolvedResources(statement: Statement): unknown[] {
-  return statement.Resource.map((r) => resolveImports(t.data, r));
-}
-
 /** The actions `statements` allow on exactly `resource` (compared as CloudFormation JSON). */
 function actionsOn(statements: Statement[], resource: unknown): string[] {
-  const wanted = JSON.stringify(resource);
-  return actionsOf(
-    statements.filter(
-      (s) => s.Effect === 'Allow' && resolvedResources(s).some((r) => JSON.stringify(r) === wanted),
-    ),
-  );
+  return sharedActionsOn(t.data, statements, resource);
 }
 
 /** Every resource the statements allowing any of `prefix`'s actions name. */
 function resourcesOfService(statements: Statement[], prefix: string): string[] {
-  return sortedJson(
-    statements
-      .filter((s) => s.Effect === 'Allow' && s.Action.some((a) => a.startsWith(prefix)))
-      .flatMap(resolvedResources),
-  );
+  return sharedResourcesOfService(t.data, statements, prefix);
 }
 
 function mappingOf(consumerEntry: string): CfnResourceJson {
   const [consumerId] = functionByEntry(t.service, consumerEntry);
-  const mappings = Object.values(resources(t.service, 'AWS::Lambda::EventSourceMapping')).filter(
-    (m) => JSON.stringify(m.Properties.FunctionName) === JSON.stringify({ Ref: consumerId }),
-  );
+  const mappings = mappingsOf(t.service, consumerId);
   if (mappings.length !== 1) {
     throw new Error(
       `expected one event source mapping on ${consumerEntry}, found ${mappings.length}`,
@@ -339,26 +328,9 @@ describe('least privilege', () => {
 });
 
 describe('HTTP API', () => {
-  function route(routeKey: string): CfnResourceJson {
-    const found = Object.values(resources(t.service, 'AWS::ApiGatewayV2::Route')).find(
-      (r) => r.Properties.RouteKey === routeKey,
-    );
-    if (!found) throw new Error(`no route ${routeKey}`);
-    return found;
-  }
-
-  function integrationFunction(r: CfnResourceJson): string {
-    const target = JSON.stringify(r.Properties.Target);
-    const integrationId = /"Ref":"([^"]+)"/.exec(target)?.[1] ?? '';
-    const integration = resources(t.service, 'AWS::ApiGatewayV2::Integration')[integrationId];
-    if (!integration) throw new Error(`no integration ${integrationId}`);
-    return (integration.Properties.IntegrationUri as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
-  }
-
-  function routeSettings(): Record<string, Record<string, number>> {
-    const [, stage] = onlyResource(t.service, 'AWS::ApiGatewayV2::Stage');
-    return stage.Properties.RouteSettings as Record<string, Record<string, number>>;
-  }
+  const route = (routeKey: string) => routeByKey(t.service, routeKey);
+  const integrationFunction = (r: CfnResourceJson) => sharedIntegrationFunction(t.service, r);
+  const routeSettings = () => stageRouteSettings(t.service);
 
   it('POST /webhooks/stripe has no authorizer (Stripe signs) and reaches the webhook', () => {
     const webhookRoute = route('POST /webhooks/stripe');
@@ -447,14 +419,7 @@ describe('observability', () => {
     );
   }
 
-  /** The alarm the Observability construct created under `id`. */
-  function alarm(id: string): CfnResourceJson {
-    const construct = t.stacks.service.observability.node.tryFindChild(id);
-    if (!construct) throw new Error(`no alarm ${id}`);
-    const found = resources(t.service, 'AWS::CloudWatch::Alarm')[logicalIdOf(construct)];
-    if (!found) throw new Error(`alarm ${id} is not in the template`);
-    return found;
-  }
+  const alarm = (id: string) => observabilityAlarm(t, id);
 
   function dimensions(a: CfnResourceJson): Array<{ Name: string; Value: unknown }> {
     return (a.Properties.Dimensions as Array<{ Name: string; Value: unknown }>).map((d) => ({

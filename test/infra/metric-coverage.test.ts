@@ -46,6 +46,9 @@ describe('every metric the dashboard graphs is emitted', () => {
         METRIC.webhookUnrouted, // SEARCH by eventType
         METRIC.eventsFailed, // alarms (and rows)
         METRIC.endToEndLag, // the lag graph
+        METRIC.creditSlotLag, // a credit alarm on one metric
+        METRIC.creditsFailed, // the credit failure rate (metric math)
+        METRIC.creditsPlanned, // the credits row
       ]),
     );
   });

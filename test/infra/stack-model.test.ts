@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CREDIT_SLOT_INDEX } from '../../functions/adapters/dynamodb/credit-table-schema.ts';
 import {
   createPaymentsTableInput,
   PAYMENT_TTL_ATTRIBUTE,
@@ -7,8 +8,14 @@ import { ENV, EVENT_QUEUE_URL_ENV } from '../../functions/commons/env-names.ts';
 import { METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
 import { CREDIT_ROUTES, PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
 import { EVENT_FAMILIES } from '../../functions/core/shared/event-families.ts';
+import { creditAllowancesFromContext } from '../../lib/config.ts';
 import { CREDIT_PLANNER_SCHEDULE } from '../../lib/credit-refresh.ts';
-import { CONSUMER_SETTINGS, CREDIT_WORKER_SETTINGS } from '../../lib/event-family-queue.ts';
+import {
+  CONSUMER_SETTINGS,
+  CREDIT_WORKER_SETTINGS,
+  visibilityTimeoutFor,
+} from '../../lib/event-family-queue.ts';
+import { scheduleInput } from '../../local/scheduler.ts';
 import {
   type FunctionModel,
   loadStackModel,
@@ -95,6 +102,47 @@ describe('loadStackModel', () => {
     expect(payments.ttlAttribute).toBe(PAYMENT_TTL_ATTRIBUTE);
   });
 
+  it('creates the billing table locally with the slot index of the credit schema module', () => {
+    const billing = table(TABLE.billing);
+    expect(billing.create.GlobalSecondaryIndexes).toEqual([
+      {
+        IndexName: CREDIT_SLOT_INDEX.indexName,
+        KeySchema: [
+          { AttributeName: CREDIT_SLOT_INDEX.partitionKey.name, KeyType: 'HASH' },
+          { AttributeName: CREDIT_SLOT_INDEX.sortKey.name, KeyType: 'RANGE' },
+        ],
+        Projection: {
+          ProjectionType: 'INCLUDE',
+          NonKeyAttributes: [...CREDIT_SLOT_INDEX.projected],
+        },
+      },
+    ]);
+    expect(billing.create.AttributeDefinitions).toEqual(
+      expect.arrayContaining([
+        {
+          AttributeName: CREDIT_SLOT_INDEX.partitionKey.name,
+          AttributeType: CREDIT_SLOT_INDEX.partitionKey.type,
+        },
+        {
+          AttributeName: CREDIT_SLOT_INDEX.sortKey.name,
+          AttributeType: CREDIT_SLOT_INDEX.sortKey.type,
+        },
+      ]),
+    );
+  });
+
+  it('finds the credit refresh queue and its own DLQ link', () => {
+    const main = queue('billing-suite-credit-refresh');
+    const dlq = queue('billing-suite-credit-refresh-dlq');
+    expect(main.deadLetter).toEqual({ targetLogicalId: dlq.logicalId, maxReceiveCount: 5 });
+    expect(main.attributes.VisibilityTimeout).toBe(
+      String(visibilityTimeoutFor(CREDIT_WORKER_SETTINGS).toSeconds()),
+    );
+    expect(main.attributes.MessageRetentionPeriod).toBe(String(24 * 3600));
+    expect(dlq.deadLetter).toBeUndefined();
+    expect(dlq.attributes.MessageRetentionPeriod).toBe(String(14 * 24 * 3600));
+  });
+
   it.each(EVENT_FAMILIES)('finds the %s queue and its own DLQ link', (family) => {
     const { main, dlq } = familyQueues(family);
     expect(main.deadLetter).toEqual({ targetLogicalId: dlq.logicalId, maxReceiveCount: 5 });
@@ -107,7 +155,7 @@ describe('loadStackModel', () => {
     expect(dlq.attributes.MessageRetentionPeriod).toBe(String(14 * 24 * 3600));
   });
 
-  it('finds the five functions with their entries, sizes and bound resources', () => {
+  it('finds every function with its entry, size and bound resources', () => {
     expect(model.functions.map((f) => f.entry).sort()).toEqual(Object.values(ENTRY).sort());
     const webhook = fn(ENTRY.webhook);
     expect(webhook.exportName).toBe('handler');
@@ -228,6 +276,44 @@ describe('loadStackModel', () => {
     ]);
   });
 
+  it("fills the schedule's input as Scheduler does, into a scheduledTime the planner reads", () => {
+    const [schedule] = model.schedules;
+    const at = Date.UTC(2026, 11, 3, 10, 5);
+    const event = scheduleInput(schedule?.input, at, 'arn:local:schedule') as {
+      scheduledTime?: string;
+    };
+    expect(event).toEqual({ scheduledTime: '2026-12-03T10:05:00.000Z' });
+    expect(Date.parse(event.scheduledTime ?? '')).toBe(at);
+  });
+
+  it('binds the credit functions to the billing table, the refresh queue and the allowances', () => {
+    const billing = { kind: 'tableName', tableLogicalId: table(TABLE.billing).logicalId };
+    const refreshQueue = {
+      kind: 'queueUrl',
+      queueLogicalId: queue('billing-suite-credit-refresh').logicalId,
+    };
+    const allowances = {
+      kind: 'literal',
+      value: JSON.stringify(creditAllowancesFromContext(undefined)),
+    };
+    for (const entry of [ENTRY.creditPlanner, ENTRY.creditAdmin]) {
+      const { environment } = fn(entry);
+      expect(environment[ENV.billingTableName], entry).toEqual(billing);
+      expect(environment[ENV.creditRefreshQueueUrl], entry).toEqual(refreshQueue);
+      expect(environment[ENV.creditAllowances], entry).toBeUndefined();
+    }
+    for (const entry of [ENTRY.creditWorker, ENTRY.creditRead]) {
+      const { environment } = fn(entry);
+      expect(environment[ENV.billingTableName], entry).toEqual(billing);
+      expect(environment[ENV.creditAllowances], entry).toEqual(allowances);
+      expect(environment[ENV.creditRefreshQueueUrl], entry).toBeUndefined();
+    }
+    expect(fn(ENTRY.creditWorker)).toMatchObject({
+      timeoutSeconds: CREDIT_WORKER_SETTINGS.timeout.toSeconds(),
+      memoryMb: CREDIT_WORKER_SETTINGS.memorySize,
+    });
+  });
+
   it('is stable across calls and returns copies callers cannot corrupt', () => {
     const again = loadStackModel();
     expect(again).toEqual(model);
@@ -244,6 +330,17 @@ describe('loadStackModel', () => {
       kind: 'literal',
       value: '{"price_x":"gold"}',
     });
+  });
+
+  it('applies context (creditAllowances) when given', () => {
+    const custom = loadStackModel({ context: { creditAllowances: { gold: 12 } } });
+    for (const entry of [ENTRY.creditWorker, ENTRY.creditRead]) {
+      const found = custom.functions.find((f) => f.entry === entry);
+      expect(found?.environment[ENV.creditAllowances], entry).toEqual({
+        kind: 'literal',
+        value: JSON.stringify({ free: 1, bronze: 3, silver: 5, gold: 12 }),
+      });
+    }
   });
 });
 
@@ -270,6 +367,12 @@ describe('resolveEnvironment', () => {
     expect(resolveEnvironment(fn(ENTRY.paymentRead), { tableNames, queueUrls })).toMatchObject({
       [ENV.paymentsTableName]: TABLE.payments,
       POWERTOOLS_SERVICE_NAME: 'payment-read',
+    });
+    expect(resolveEnvironment(fn(ENTRY.creditPlanner), { tableNames, queueUrls })).toMatchObject({
+      [ENV.billingTableName]: TABLE.billing,
+      [ENV.creditRefreshQueueUrl]:
+        'http://localhost:9324/000000000000/billing-suite-credit-refresh',
+      POWERTOOLS_SERVICE_NAME: 'credit-planner',
     });
   });
 

@@ -17,7 +17,7 @@ import { createBillingApp } from '../../lib/billing-app.ts';
 import type { BillingDataStack } from '../../lib/billing-data-stack.ts';
 import type { BillingServiceStack } from '../../lib/billing-service-stack.ts';
 
-/** Handler entries (`billing:entry` metadata) of the five functions. */
+/** Handler entries (`billing:entry` metadata) of every function. */
 export const ENTRY = {
   webhook: 'functions/webhook-ingress.ts',
   subscriptionConsumer: 'functions/subscription-consumer.ts',
@@ -50,6 +50,19 @@ export interface DataIds {
   payments: string;
   secret: string;
   queues: Record<EventFamilyName, { queue: string; dlq: string }>;
+  /** The credit refresh work queue (planner → worker) and its DLQ. */
+  creditRefresh: { queue: string; dlq: string };
+}
+
+/** Logical ids of the credit refresh's resources in the service stack. */
+export interface CreditIds {
+  planner: string;
+  worker: string;
+  reader: string;
+  admin: string;
+  schedule: string;
+  /** Where Scheduler puts the planner invocations it gave up on. */
+  scheduleDlq: string;
 }
 
 export interface CfnResourceJson {
@@ -94,7 +107,7 @@ export function logicalIdOf(construct: IConstruct): string {
 }
 
 export function dataIds(t: Templates): DataIds {
-  const { tables, paymentTables, eventQueues, signingSecret } = t.stacks.data;
+  const { tables, paymentTables, eventQueues, creditRefreshQueue, signingSecret } = t.stacks.data;
   const queues = Object.fromEntries(
     EVENT_FAMILIES.map((family) => [
       family,
@@ -110,6 +123,22 @@ export function dataIds(t: Templates): DataIds {
     payments: logicalIdOf(paymentTables.payments),
     secret: logicalIdOf(signingSecret.secret),
     queues,
+    creditRefresh: {
+      queue: logicalIdOf(creditRefreshQueue.queue),
+      dlq: logicalIdOf(creditRefreshQueue.deadLetterQueue),
+    },
+  };
+}
+
+export function creditIds(t: Templates): CreditIds {
+  const { credits } = t.stacks.service;
+  return {
+    planner: logicalIdOf(credits.planner.function),
+    worker: logicalIdOf(credits.worker.function),
+    reader: logicalIdOf(credits.reader.function),
+    admin: logicalIdOf(credits.admin.function),
+    schedule: logicalIdOf(credits.schedule),
+    scheduleDlq: logicalIdOf(credits.scheduleDeadLetterQueue),
   };
 }
 
@@ -214,4 +243,74 @@ export function allPolicyStatements(...templates: Template[]): Statement[] {
 /** Order-insensitive comparison key for lists of CloudFormation values. */
 export function sortedJson(values: readonly unknown[]): string[] {
   return values.map((value) => JSON.stringify(value)).sort();
+}
+
+/** A statement's resources with every cross-stack import followed back to the data stack. */
+export function resolvedResources(data: Template, statement: Statement): unknown[] {
+  return statement.Resource.map((r) => resolveImports(data, r));
+}
+
+/** The actions `statements` allow on exactly `resource` (compared as CloudFormation JSON). */
+export function actionsOn(data: Template, statements: Statement[], resource: unknown): string[] {
+  const wanted = JSON.stringify(resource);
+  return actionsOf(
+    statements.filter(
+      (s) =>
+        s.Effect === 'Allow' &&
+        resolvedResources(data, s).some((r) => JSON.stringify(r) === wanted),
+    ),
+  );
+}
+
+/** Every resource the statements allowing any of `prefix`'s actions name. */
+export function resourcesOfService(
+  data: Template,
+  statements: Statement[],
+  prefix: string,
+): string[] {
+  return sortedJson(
+    statements
+      .filter((s) => s.Effect === 'Allow' && s.Action.some((a) => a.startsWith(prefix)))
+      .flatMap((s) => resolvedResources(data, s)),
+  );
+}
+
+/** The event source mappings whose function is `functionId`. */
+export function mappingsOf(service: Template, functionId: string): CfnResourceJson[] {
+  return Object.values(resources(service, 'AWS::Lambda::EventSourceMapping')).filter(
+    (m) => JSON.stringify(m.Properties.FunctionName) === JSON.stringify({ Ref: functionId }),
+  );
+}
+
+/** The HTTP API route with `routeKey` (`GET /users/{userId}/credits`). */
+export function routeByKey(service: Template, routeKey: string): CfnResourceJson {
+  const found = Object.values(resources(service, 'AWS::ApiGatewayV2::Route')).find(
+    (r) => r.Properties.RouteKey === routeKey,
+  );
+  if (!found) throw new Error(`no route ${routeKey}`);
+  return found;
+}
+
+/** The logical id of the function a route's Lambda integration invokes. */
+export function integrationFunction(service: Template, route: CfnResourceJson): string {
+  const target = JSON.stringify(route.Properties.Target);
+  const integrationId = /"Ref":"([^"]+)"/.exec(target)?.[1] ?? '';
+  const integration = resources(service, 'AWS::ApiGatewayV2::Integration')[integrationId];
+  if (!integration) throw new Error(`no integration ${integrationId}`);
+  return (integration.Properties.IntegrationUri as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+}
+
+/** The `$default` stage's per-route settings (throttles), keyed by route key. */
+export function stageRouteSettings(service: Template): Record<string, Record<string, number>> {
+  const [, stage] = onlyResource(service, 'AWS::ApiGatewayV2::Stage');
+  return stage.Properties.RouteSettings as Record<string, Record<string, number>>;
+}
+
+/** The alarm the Observability construct created under construct id `id`. */
+export function observabilityAlarm(t: Templates, id: string): CfnResourceJson {
+  const construct = t.stacks.service.observability.node.tryFindChild(id);
+  if (!construct) throw new Error(`no alarm ${id}`);
+  const found = resources(t.service, 'AWS::CloudWatch::Alarm')[logicalIdOf(construct)];
+  if (!found) throw new Error(`alarm ${id} is not in the template`);
+  return found;
 }
