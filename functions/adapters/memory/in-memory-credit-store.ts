@@ -1,9 +1,11 @@
 /**
  * In-memory credit store and run log with the DynamoDB adapter's semantics (a contract
- * suite runs against both): the slot index ordered by (period, user), the one
- * conditional refresh write, counters, the planned slots and the last 20 errors.
+ * suite runs against both): the slot index ordered by (period, user) and paged with the
+ * same query-bound cursor, the one conditional refresh write (no profile, then already
+ * refreshed, then tier changed), additive counters, the planned slots, and the newest
+ * 20 errors of a period. Unlike DynamoDB's slot index it is strongly consistent. For the
+ * use-case and property tests that need thousands of runs.
  */
-
 import type {
   CreditAccount,
   CreditRunLog,
@@ -13,11 +15,39 @@ import type {
   RefreshOutcomes,
   RefreshResult,
 } from '../../core/credits/ports.ts';
-import { NEVER_REFRESHED, refreshSlotOf } from '../../core/credits/refresh-slot.ts';
+import {
+  MAX_ERROR_MESSAGE_LENGTH,
+  RECENT_ERRORS_KEPT,
+} from '../../core/credits/refresh-credits.ts';
+import { NEVER_REFRESHED, refreshSlotOf, SLOTS_PER_DAY } from '../../core/credits/refresh-slot.ts';
 import type { Page } from '../../core/shared/paging.ts';
 import type { Tier } from '../../core/shared/tiers.ts';
-import { RECENT_ERRORS_KEPT } from '../dynamodb/credit-table-schema.ts';
 import { dueCursor } from '../paging/credit-cursor.ts';
+import { ISO_DATE } from '../paging/query-cursor.ts';
+
+/** Operations a fault can be injected into (and that `calls` counts). */
+export type CreditStoreFaultOperation =
+  | 'usersDue'
+  | 'refresh'
+  | 'getAccount'
+  | 'recordPlanned'
+  | 'recordOutcomes'
+  | 'plannedSlots'
+  | 'readCounters';
+
+/**
+ * Fault injection: called before every operation (with the user for `refresh` and
+ * `getAccount`); throw to make the operation reject with that error, having changed
+ * nothing. It may also change the store (e.g. `setTier`) to stage a race.
+ */
+export type CreditStoreFault = (operation: CreditStoreFaultOperation, userId?: string) => void;
+
+export interface InMemoryCreditStoreOptions {
+  fault?: CreditStoreFault;
+}
+
+/** Most users one `usersDue` page returns (as the DynamoDB adapter). */
+export const MAX_DUE_PAGE = 1_000;
 
 interface RunCounters {
   planned: number;
@@ -27,20 +57,31 @@ interface RunCounters {
   totalMs: number;
   lastRunAt: number | null;
   slots: Set<number>;
+  /** Oldest first, at most RECENT_ERRORS_KEPT. */
   errors: RefreshError[];
 }
 
-/** Called before each operation: throw to make it fail (fault injection). */
-export type CreditStoreFault = (operation: string, userId?: string) => void;
-
 export class InMemoryCreditStore implements CreditStore, CreditRunLog {
+  /** Profiles by user id (the credit fields and the tier). */
   readonly profiles = new Map<string, CreditAccount>();
+  /** The run log, per period. */
   readonly runs = new Map<string, RunCounters>();
   /** Successful refresh writes per `userId|period`: for exactly-once assertions. */
   readonly refreshWrites = new Map<string, number>();
+  /** Calls per operation (faulted ones included). */
+  readonly calls = new Map<CreditStoreFaultOperation, number>();
+  /** Replaceable at any time, to start or stop injecting faults. */
   fault: CreditStoreFault | undefined;
 
-  /** A profile as the subscription context writes it; the slot from the user id. */
+  constructor(options: InMemoryCreditStoreOptions = {}) {
+    this.fault = options.fault;
+  }
+
+  /**
+   * A profile as the subscription context writes it: the slot from the user id; the
+   * credit fields kept from an existing profile unless given, else balance 0, never
+   * refreshed.
+   */
   putProfile(profile: { userId: string; tier: Tier; balance?: number; period?: string }): void {
     const existing = this.profiles.get(profile.userId);
     this.profiles.set(profile.userId, {
@@ -54,10 +95,33 @@ export class InMemoryCreditStore implements CreditStore, CreditRunLog {
     });
   }
 
-  /** Changes a user's tier (as a subscription event would). */
+  /** Changes a user's tier (as a subscription event would); unknown users are ignored. */
   setTier(userId: string, tier: Tier): void {
     const account = this.profiles.get(userId);
     if (account) this.profiles.set(userId, { ...account, tier });
+  }
+
+  /** Spends credits (as a penalty settlement would), never below 0. */
+  spend(userId: string, credits: number): void {
+    const account = this.profiles.get(userId);
+    if (account) {
+      this.profiles.set(userId, { ...account, balance: Math.max(0, account.balance - credits) });
+    }
+  }
+
+  /** Deletes a profile. */
+  removeProfile(userId: string): void {
+    this.profiles.delete(userId);
+  }
+
+  /** Successful refresh writes of a user for a period (0, or 1 when the rule holds). */
+  refreshCount(userId: string, period: string): number {
+    return this.refreshWrites.get(`${userId}|${period}`) ?? 0;
+  }
+
+  #enter(operation: CreditStoreFaultOperation, userId?: string): void {
+    this.calls.set(operation, (this.calls.get(operation) ?? 0) + 1);
+    this.fault?.(operation, userId);
   }
 
   async usersDue(query: {
@@ -66,22 +130,33 @@ export class InMemoryCreditStore implements CreditStore, CreditRunLog {
     limit: number;
     cursor?: string;
   }): Promise<Page<DueUser>> {
-    this.fault?.('usersDue');
-    const after = query.cursor ? dueCursor.decode(query, query.cursor) : undefined;
+    this.#enter('usersDue');
+    const { slot, period, limit } = query;
+    if (!Number.isInteger(slot) || slot < 0 || slot >= SLOTS_PER_DAY) {
+      throw new RangeError(`slot must be an integer from 0 to ${SLOTS_PER_DAY - 1}, got ${slot}`);
+    }
+    if (!ISO_DATE.test(period)) throw new RangeError(`period must be YYYY-MM-DD, got ${period}`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_DUE_PAGE) {
+      throw new RangeError(`limit must be an integer from 1 to ${MAX_DUE_PAGE}, got ${limit}`);
+    }
+    const scope = { slot, period };
+    const after = query.cursor === undefined ? undefined : dueCursor.decode(scope, query.cursor);
     const due = [...this.profiles.values()]
-      .filter((p) => p.refreshSlot === query.slot && p.period < query.period)
-      .sort((a, b) => compare(a.period, b.period) || compare(a.userId, b.userId))
+      .filter((p) => p.refreshSlot === slot && p.period < period)
       .filter(
         (p) =>
-          !after || compare(p.period, after.c) > 0 || (p.period === after.c && p.userId > after.u),
-      );
-    const page = due.slice(0, query.limit);
+          !after ||
+          compare(p.period, after.c) > 0 ||
+          (p.period === after.c && compare(p.userId, after.u) > 0),
+      )
+      .sort((a, b) => compare(a.period, b.period) || compare(a.userId, b.userId));
+    const page = due.slice(0, limit);
     const last = page.at(-1);
     return {
       items: page.map((p) => ({ userId: p.userId, tier: p.tier })),
       nextCursor:
-        due.length > query.limit && last
-          ? dueCursor.encode(query, { c: last.period, u: last.userId })
+        due.length > limit && last
+          ? dueCursor.encode(scope, { c: last.period, u: last.userId })
           : null,
     };
   }
@@ -93,7 +168,7 @@ export class InMemoryCreditStore implements CreditStore, CreditRunLog {
     allowance: number;
     at: number;
   }): Promise<RefreshResult> {
-    this.fault?.('refresh', work.userId);
+    this.#enter('refresh', work.userId);
     const account = this.profiles.get(work.userId);
     if (!account) return 'no-profile';
     if (account.period >= work.period) return 'already-refreshed';
@@ -111,28 +186,31 @@ export class InMemoryCreditStore implements CreditStore, CreditRunLog {
   }
 
   async getAccount(userId: string): Promise<CreditAccount | null> {
-    this.fault?.('getAccount', userId);
+    this.#enter('getAccount', userId);
     const account = this.profiles.get(userId);
     return account ? { ...account } : null;
   }
 
   #run(period: string): RunCounters {
-    const run = this.runs.get(period) ?? {
-      planned: 0,
-      refreshed: 0,
-      skipped: 0,
-      failed: 0,
-      totalMs: 0,
-      lastRunAt: null,
-      slots: new Set<number>(),
-      errors: [],
-    };
-    this.runs.set(period, run);
+    let run = this.runs.get(period);
+    if (!run) {
+      run = {
+        planned: 0,
+        refreshed: 0,
+        skipped: 0,
+        failed: 0,
+        totalMs: 0,
+        lastRunAt: null,
+        slots: new Set<number>(),
+        errors: [],
+      };
+      this.runs.set(period, run);
+    }
     return run;
   }
 
   async recordPlanned(period: string, slot: number, planned: number, at: number): Promise<void> {
-    this.fault?.('recordPlanned');
+    this.#enter('recordPlanned');
     const run = this.#run(period);
     run.planned += planned;
     run.slots.add(slot);
@@ -140,23 +218,26 @@ export class InMemoryCreditStore implements CreditStore, CreditRunLog {
   }
 
   async recordOutcomes(period: string, outcomes: RefreshOutcomes): Promise<void> {
-    this.fault?.('recordOutcomes');
+    this.#enter('recordOutcomes');
     const run = this.#run(period);
     run.refreshed += outcomes.refreshed;
     run.skipped += outcomes.skipped;
     run.failed += outcomes.failed;
     run.totalMs += outcomes.totalMs;
-    run.errors.push(...outcomes.errors);
-    run.errors = run.errors.slice(-RECENT_ERRORS_KEPT);
+    const errors = outcomes.errors.map((e) => ({
+      ...e,
+      error: e.error.slice(0, MAX_ERROR_MESSAGE_LENGTH),
+    }));
+    run.errors = [...run.errors, ...errors].slice(-RECENT_ERRORS_KEPT);
   }
 
   async plannedSlots(period: string): Promise<number[]> {
-    this.fault?.('plannedSlots');
+    this.#enter('plannedSlots');
     return [...(this.runs.get(period)?.slots ?? [])].sort((a, b) => a - b);
   }
 
   async readCounters(period: string) {
-    this.fault?.('readCounters');
+    this.#enter('readCounters');
     const run = this.runs.get(period);
     if (!run) return null;
     return {
@@ -166,6 +247,7 @@ export class InMemoryCreditStore implements CreditStore, CreditRunLog {
       failed: run.failed,
       totalMs: run.totalMs,
       lastRunAt: run.lastRunAt,
+      /** Newest first. */
       recentErrors: [...run.errors].reverse(),
     };
   }

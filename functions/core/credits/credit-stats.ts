@@ -1,7 +1,9 @@
 /**
- * The credits read models: a day's refresh stats (`GET /admin/credits/stats`) from
- * the run log's counters, and a user's credits (`GET /users/{userId}/credits`).
+ * The credits read models (DESIGN §8.2): a day's refresh stats
+ * (`GET /admin/credits/stats?date`) from the run log's counters and planned slots, and a
+ * user's credits (`GET /users/{userId}/credits`) from the profile.
  */
+import { plannedPrefix } from './plan-credit-refresh.ts';
 import type { CreditAccount, CreditRunLog, CreditStats } from './ports.ts';
 import {
   NEVER_REFRESHED,
@@ -12,23 +14,27 @@ import {
   slotStart,
 } from './refresh-slot.ts';
 
-type Counters = Awaited<ReturnType<CreditRunLog['readCounters']>>;
+/** The run log's raw counters of one period (null: nothing ran). */
+export type CreditCounters = Awaited<ReturnType<CreditRunLog['readCounters']>>;
 
-/** Slots planned from 0 without a gap: how far the day's planning has got. */
-function contiguousPlanned(planned: readonly number[]): number {
-  const done = new Set(planned);
-  let count = 0;
-  while (done.has(count)) count++;
-  return count;
-}
+const DAY_MS = 86_400_000;
+const SLOT_MS = SLOT_MINUTES * 60_000;
 
 /**
- * The day's stats. `slotsBehind`: slots due by now (all 288 for a past day) that are
- * not planned yet; `nextRunAt`: the next slot boundary, for today only.
+ * The day's stats at `now`:
+ * - `successRate` = refreshed / (refreshed + failed), 1 when nothing was attempted;
+ * - `averageMs` = totalMs / refreshed, rounded to whole ms, 0 when nobody was refreshed;
+ * - `lastRunAt`: the last time a slot of the day was planned (ISO), or null;
+ * - `nextRunAt`: for today, the start of the next slot after `now` (ISO); else null;
+ * - `slotsBehind`: slots due by now (today: up to the slot of `now`; a past day: all
+ *   288; a future day: none) minus the slots planned from 0 without a gap, never below 0.
+ *
+ * `plannedSlots` is `runLog.plannedSlots(date)` (the counters do not carry them);
+ * without it, every due slot counts as behind.
  */
 export function creditStats(
   date: string,
-  counters: Counters,
+  counters: CreditCounters,
   now: number,
   plannedSlots: readonly number[] = [],
 ): CreditStats {
@@ -54,20 +60,36 @@ export function creditStats(
     averageMs: c.refreshed === 0 ? 0 : Math.round(c.totalMs / c.refreshed),
     lastRunAt: c.lastRunAt === null ? null : new Date(c.lastRunAt).toISOString(),
     nextRunAt:
-      date === today
-        ? new Date(slotStart(today, slotAt(now)) + SLOT_MINUTES * 60_000).toISOString()
-        : null,
-    slotsBehind: Math.max(0, due - Math.min(due, contiguousPlanned(plannedSlots))),
+      date === today ? new Date(slotStart(today, slotAt(now)) + SLOT_MS).toISOString() : null,
+    slotsBehind: Math.max(0, due - plannedPrefix(plannedSlots)),
     recentErrors: c.recentErrors,
   };
 }
 
-/** A user's credits as the read route answers them. */
-export function creditAccountView(account: CreditAccount, now: number) {
+/** `GET /users/{userId}/credits`. */
+export interface CreditAccountView {
+  userId: string;
+  balance: number;
+  allowance: number;
+  tier: CreditAccount['tier'];
+  /** The UTC date of the last refresh, or null before the first. */
+  period: string | null;
+  refreshSlot: number;
+  /** ISO 8601 UTC. */
+  nextRefreshAt: string;
+}
+
+/**
+ * A user's credits. `nextRefreshAt`: the start of the user's slot today when today's
+ * refresh has not happened (period before today) and the slot starts now or later;
+ * otherwise the slot's start tomorrow (refreshed today already, or the slot has passed
+ * without a refresh, e.g. a profile created after its slot: the planner has moved on
+ * and the next run to list the user is tomorrow's).
+ */
+export function creditAccountView(account: CreditAccount, now: number): CreditAccountView {
   const today = periodAt(now);
   const slotToday = slotStart(today, account.refreshSlot);
-  const refreshedToday = account.period !== NEVER_REFRESHED && account.period >= today;
-  const next = !refreshedToday && slotToday > now ? slotToday : slotToday + 86_400_000;
+  const due = account.period < today && slotToday >= now;
   return {
     userId: account.userId,
     balance: account.balance,
@@ -75,6 +97,6 @@ export function creditAccountView(account: CreditAccount, now: number) {
     tier: account.tier,
     period: account.period === NEVER_REFRESHED ? null : account.period,
     refreshSlot: account.refreshSlot,
-    nextRefreshAt: new Date(next).toISOString(),
+    nextRefreshAt: new Date(due ? slotToday : slotToday + DAY_MS).toISOString(),
   };
 }
