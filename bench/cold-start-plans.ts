@@ -5,8 +5,8 @@
  * of users the pipeline created for the read API. Every process gets fresh ids, so
  * no run is a duplicate of another.
  */
-import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { httpApiEvent, stripeWebhookEvent } from '../test/helpers/apigw-events.ts';
+import { sqsBatch } from '../test/helpers/sqs-events.ts';
 import { deliver, generateHistory, type StripeEventJson } from '../test/helpers/stripe-history.ts';
 import { signPayload } from '../test/helpers/stripe-signing.ts';
 import type { InvocationPlan } from './cold-start.ts';
@@ -26,7 +26,7 @@ export function coldStartPlans(
   ctx: BenchContext,
   inputs: PlanInputs,
 ): Record<string, InvocationPlan> {
-  const { webhook, consumer, queueLogicalId } = subscriptionResources(ctx.model);
+  const { webhook, consumer, mapping } = subscriptionResources(ctx.model);
   const invocations = 1 + ctx.sizes.warmInvocations;
   const plans: Record<string, InvocationPlan> = {};
 
@@ -41,11 +41,7 @@ export function coldStartPlans(
     },
   };
 
-  const mapping = ctx.model.queueConsumers.find((c) => c.functionLogicalId === consumer.logicalId);
-  const batchRecords = Math.max(
-    1,
-    Math.round(inputs.consumerBatchRecords ?? mapping?.batchSize ?? 10),
-  );
+  const batchRecords = Math.max(1, Math.round(inputs.consumerBatchRecords ?? mapping.batchSize));
   plans[consumer.logicalId] = {
     check: 'sqs',
     events: (run) => {
@@ -56,14 +52,8 @@ export function coldStartPlans(
           ...deliver([generateHistory(seed, { prefix: tag })], seed, { duplicateRate: 0.2 }),
         );
       }
-      const queueArn = `arn:aws:sqs:us-east-1:000000000000:${queueLogicalId}`;
-      return Array.from(
-        { length: invocations },
-        (_, i): SQSEvent => ({
-          Records: bodies
-            .slice(i * batchRecords, (i + 1) * batchRecords)
-            .map((body, j) => sqsRecord(body, `${tag}-${i}-${j}`, queueArn)),
-        }),
+      return Array.from({ length: invocations }, (_, i) =>
+        sqsBatch(bodies.slice(i * batchRecords, (i + 1) * batchRecords)),
       );
     },
   };
@@ -87,44 +77,4 @@ export function coldStartPlans(
     };
   }
   return plans;
-}
-
-function sqsRecord(body: string, messageId: string, queueArn: string): SQSRecord {
-  const event = JSON.parse(body) as StripeEventJson;
-  const now = String(Date.now());
-  return {
-    messageId,
-    receiptHandle: `rh-${messageId}`,
-    body,
-    attributes: {
-      ApproximateReceiveCount: '1',
-      SentTimestamp: now,
-      SenderId: '000000000000',
-      ApproximateFirstReceiveTimestamp: now,
-    },
-    messageAttributes: {
-      eventId: {
-        stringValue: event.id,
-        stringListValues: [],
-        binaryListValues: [],
-        dataType: 'String',
-      },
-      eventType: {
-        stringValue: event.type,
-        stringListValues: [],
-        binaryListValues: [],
-        dataType: 'String',
-      },
-      receivedAt: {
-        stringValue: now,
-        stringListValues: [],
-        binaryListValues: [],
-        dataType: 'Number',
-      },
-    },
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: queueArn,
-    awsRegion: 'us-east-1',
-  };
 }

@@ -128,12 +128,14 @@ export interface BenchContext {
   log: (message: string) => void;
 }
 
+const LOCAL = { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
+/** A client at the DynamoDB emulator: metered, unless passed to `meter.exclude`. */
+export const localDynamo = (endpoint: string) => new DynamoDBClient({ ...LOCAL, endpoint });
+/** A client at the SQS emulator: metered, unless passed to `meter.exclude`. */
+export const localSqs = (endpoint: string) => new SQSClient({ ...LOCAL, endpoint });
+
 export function createHarnessClients(endpoints: { dynamo: string; sqs: string }) {
-  const common = { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
-  return {
-    dynamo: new DynamoDBClient({ ...common, endpoint: endpoints.dynamo }),
-    sqs: new SQSClient({ ...common, endpoint: endpoints.sqs }),
-  };
+  return { dynamo: localDynamo(endpoints.dynamo), sqs: localSqs(endpoints.sqs) };
 }
 
 /** Standard SDK env that points default clients at the emulators, as the local runtime does. */

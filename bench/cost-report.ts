@@ -1,6 +1,6 @@
 /**
  * Turns the measured figures into cost per million webhooks: requests, capacity
- * and log bytes per webhook from the pipeline run (duplicates included, since Stripe
+ * and log bytes per webhook from the pipeline run, or the payments run (duplicates included, since Stripe
  * bills nothing but AWS bills every delivery), Lambda durations from sequential warm
  * invocations in a fresh process when the cold-start run has them (closest to one
  * Lambda instance serving one request), else from the in-process runs, which share
@@ -9,6 +9,7 @@
 import type { StackModel } from '../local/stack-model.ts';
 import type { FunctionColdStart } from './cold-start.ts';
 import {
+  type CostBreakdown,
   costPerMillionWebhooks,
   gbSeconds,
   type PriceTable,
@@ -16,9 +17,11 @@ import {
   US_EAST_1_PRICES_PRE_NOV_2024,
   type UsagePerWebhook,
 } from './cost-model.ts';
+import type { FamilyResult } from './family-pipeline.ts';
 import type { IngressResult } from './ingress.ts';
+import type { PaymentsEndToEnd } from './payments.ts';
 import type { PipelineResult } from './pipeline.ts';
-import { subscriptionResources } from './provision.ts';
+import { paymentResources, subscriptionResources } from './provision.ts';
 import { type Figure, formatNumber, type Section } from './report.ts';
 import type { StoreStageResult } from './store-stage.ts';
 
@@ -33,49 +36,93 @@ export interface CostInputs {
 
 export const COST_TARGET_USD_PER_MILLION = 3;
 
+type FamilyUsage = Pick<FamilyResult, 'webhooksAcked' | 'consumer' | 'usage' | 'logBytes'>;
+
+/** Mean billed ms of a function's sequential warm invocations in the cold-start run, when it ran clean. */
+function warmBilledMs(coldStarts: FunctionColdStart[] | undefined, logicalId: string) {
+  return coldStarts?.find(
+    (c) => c.logicalId === logicalId && !c.error && (c.failedInvocations ?? 0) === 0,
+  )?.warmBilledDurationMs;
+}
+
+/** Usage per webhook of one family's run (duplicates included): its webhook and consumer Lambdas, SQS, DynamoDB, logs. */
+function familyUsage(
+  run: FamilyUsage,
+  webhook: { memoryMb: number; ms: number },
+  consumer: { name: string; memoryMb: number; ms: number },
+  indexWru = 0,
+): UsagePerWebhook {
+  const webhooks = Math.max(1, run.webhooksAcked);
+  const d = run.usage.dynamo;
+  return {
+    apiRequests: 1,
+    lambdas: [
+      {
+        name: 'webhook',
+        memoryMb: webhook.memoryMb,
+        invocationsPerWebhook: 1,
+        billedDurationMs: webhook.ms,
+      },
+      {
+        name: consumer.name,
+        memoryMb: consumer.memoryMb,
+        invocationsPerWebhook: run.consumer.invocations / webhooks,
+        billedDurationMs: consumer.ms,
+      },
+    ],
+    sqsBilledRequests: run.usage.sqs.billedRequests / webhooks,
+    dynamoWru: (d.wru + indexWru) / webhooks,
+    dynamoRejectedWru: d.rejectedWru / webhooks,
+    dynamoRru: d.rru / webhooks,
+    logBytes: (run.logBytes.webhook + run.logBytes.consumer) / webhooks,
+  };
+}
+
+/** A figure per cost line, then the total against the aim. */
+function costFigures(prefix: string, cost: CostBreakdown, totalLabel: string): Figure[] {
+  const total = cost.totalUsdPerMillion;
+  return [
+    ...cost.lines.map((line) => ({
+      id: `${prefix}.${line.service.replace(/[^A-Za-z]+/g, '')}`,
+      label: line.service,
+      value: line.usdPerMillion,
+      unit: '$/M webhooks',
+      ratio: { value: line.usdPerMillion / total, to: 'total' },
+    })),
+    {
+      id: `${prefix}.total`,
+      label: totalLabel,
+      value: total,
+      unit: '$/M webhooks',
+      ratio: {
+        value: total / COST_TARGET_USD_PER_MILLION,
+        to: `$${COST_TARGET_USD_PER_MILLION} aim`,
+      },
+      target: { op: '<', value: COST_TARGET_USD_PER_MILLION },
+    },
+  ];
+}
+
 export function usagePerWebhook(inputs: CostInputs): {
   usage: UsagePerWebhook;
   durationSource: string[];
 } {
   const { pipeline, ingress, model } = inputs;
   const { webhook, consumer } = subscriptionResources(model);
-  const webhooks = Math.max(1, pipeline.webhooksAcked);
-  const warm = (logicalId: string) =>
-    inputs.coldStarts?.find(
-      (c) => c.logicalId === logicalId && !c.error && (c.failedInvocations ?? 0) === 0,
-    )?.warmBilledDurationMs;
-  const webhookWarm = warm(webhook.logicalId);
-  const consumerWarm = warm(consumer.logicalId);
+  const webhookWarm = warmBilledMs(inputs.coldStarts, webhook.logicalId);
+  const consumerWarm = warmBilledMs(inputs.coldStarts, consumer.logicalId);
   const webhookMs = webhookWarm ?? ingress.inProcess.billedDurationMs;
   const consumerMs = consumerWarm ?? pipeline.consumer.billedDurationMs;
   const durationSource = [
     `webhook ${formatNumber(webhookMs)} ms/invocation (${webhookWarm !== undefined ? 'sequential warm invocations, fresh process' : 'in-process ingress run'}; in-process at ${ingress.concurrency} concurrent: ${formatNumber(ingress.inProcess.billedDurationMs)} ms)`,
     `consumer ${formatNumber(consumerMs)} ms/invocation of ~${formatNumber(pipeline.consumer.meanRecordsPerInvocation)} records (${consumerWarm !== undefined ? 'sequential warm invocations, fresh process' : 'in-process pipeline run'}; in the pipeline: ${formatNumber(pipeline.consumer.billedDurationMs)} ms)`,
   ];
-  const u = pipeline.usage;
   return {
-    usage: {
-      apiRequests: 1,
-      lambdas: [
-        {
-          name: 'webhook',
-          memoryMb: webhook.memoryMb,
-          invocationsPerWebhook: 1,
-          billedDurationMs: webhookMs,
-        },
-        {
-          name: 'consumer',
-          memoryMb: consumer.memoryMb,
-          invocationsPerWebhook: pipeline.consumer.invocations / webhooks,
-          billedDurationMs: consumerMs,
-        },
-      ],
-      sqsBilledRequests: u.sqs.billedRequests / webhooks,
-      dynamoWru: u.dynamo.wru / webhooks,
-      dynamoRejectedWru: u.dynamo.rejectedWru / webhooks,
-      dynamoRru: u.dynamo.rru / webhooks,
-      logBytes: (pipeline.logBytes.webhook + pipeline.logBytes.consumer) / webhooks,
-    },
+    usage: familyUsage(
+      pipeline,
+      { memoryMb: webhook.memoryMb, ms: webhookMs },
+      { name: 'consumer', memoryMb: consumer.memoryMb, ms: consumerMs },
+    ),
     durationSource,
   };
 }
@@ -122,25 +169,8 @@ export function costSection(inputs: CostInputs): Section {
         US_EAST_1_PRICES,
       )
     : undefined;
-  const figures: Figure[] = current.lines.map((line) => ({
-    id: `cost.${line.service.replace(/[^A-Za-z]+/g, '')}`,
-    label: line.service,
-    value: line.usdPerMillion,
-    unit: '$/M webhooks',
-    ratio: { value: line.usdPerMillion / current.totalUsdPerMillion, to: 'total' },
-  }));
+  const figures = costFigures('cost', current, 'TOTAL (current prices)');
   figures.push(
-    {
-      id: 'cost.total',
-      label: 'TOTAL (current prices)',
-      value: current.totalUsdPerMillion,
-      unit: '$/M webhooks',
-      ratio: {
-        value: current.totalUsdPerMillion / COST_TARGET_USD_PER_MILLION,
-        to: `$${COST_TARGET_USD_PER_MILLION} aim`,
-      },
-      target: { op: '<', value: COST_TARGET_USD_PER_MILLION },
-    },
     ...(usage.dynamoRejectedWru
       ? [
           {
@@ -222,5 +252,49 @@ export function costSection(inputs: CostInputs): Section {
       preNov2024: before,
       ...(worstCase ? { worstCaseOrder: worstCase } : {}),
     },
+  };
+}
+
+/** Cost per million payment webhooks: the same cost model over the payments run's usage. */
+export function paymentsCostSection(
+  model: StackModel,
+  e2e: PaymentsEndToEnd,
+  coldStarts?: FunctionColdStart[],
+): Section {
+  const { webhook, consumer } = paymentResources(model);
+  const webhooks = Math.max(1, e2e.webhooksAcked);
+  const warmWebhook = warmBilledMs(coldStarts, webhook.logicalId);
+  // The paced phase's webhooks run mostly one at a time: closer to one Lambda instance per request.
+  const fed = e2e.paced ?? e2e.saturated;
+  const usage = familyUsage(
+    e2e,
+    { memoryMb: webhook.memoryMb, ms: warmWebhook ?? fed.webhookBilledDurationMs },
+    { name: 'payment consumer', memoryMb: consumer.memoryMb, ms: e2e.consumer.billedDurationMs },
+    e2e.indexWru,
+  );
+  const cost = costPerMillionWebhooks(usage, US_EAST_1_PRICES);
+  const figures = costFigures('paymentsCost', cost, 'TOTAL per million payment webhooks');
+  figures.push({
+    id: 'paymentsCost.perDistinctEvent',
+    label: 'TOTAL per million distinct payment events (duplicates included in the cost)',
+    value: (cost.totalUsdPerMillion * webhooks) / Math.max(1, e2e.uniqueEvents),
+    unit: '$/M events',
+  });
+  return {
+    id: 'paymentsCost',
+    title:
+      'Cost per million payment webhooks (us-east-1 list prices, as the subscription cost section)',
+    figures,
+    notes: [
+      ...cost.lines.map((line) => `${line.service}: ${line.basis}`),
+      `Per webhook of the payments run (${e2e.webhooksAcked} webhooks incl. ${e2e.duplicates} duplicates). ` +
+        `DynamoDB writes include the index writes (${(e2e.indexWru / webhooks).toFixed(2)} of the WRU/webhook). Durations: webhook ` +
+        (warmWebhook !== undefined
+          ? 'from sequential warm invocations (cold-start run)'
+          : `in-process, ${e2e.paced ? 'paced phase (mostly one at a time)' : 'saturated phase (16 concurrent: overstates)'}`) +
+        '; payment consumer in-process, sharing the cores with the feed (overstates).',
+      'Not included: the subscription consumer receiving the checkout sessions also routed to it; free tiers, INIT billing, storage, PITR, data transfer.',
+    ],
+    detail: { usagePerWebhook: usage, current: cost },
   };
 }

@@ -30,7 +30,7 @@ import { TIERS } from '../functions/core/shared/tiers.ts';
 import type { BenchContext } from './context.ts';
 import { runClosedLoop } from './load.ts';
 import { boundResource, functionByEntry } from './provision.ts';
-import type { Section } from './report.ts';
+import { mustBeZero, type Section } from './report.ts';
 import { ratio } from './stats.ts';
 
 /** The seed's slot: hour = h % 24, minute = h % 60 of the same hash. */
@@ -252,27 +252,24 @@ export function creditsSection(result: CreditsResult): Section {
         unit: 'ops',
         target: { op: '<=', value: 1.1 },
       },
-      {
-        id: 'credits.day.refreshedTwice',
-        label: 'users refreshed twice in a day',
-        value: day.refreshedTwice,
-        unit: 'users',
-        target: { op: '<', value: 1 },
-      },
-      {
-        id: 'credits.day.notRefreshed',
-        label: 'users not refreshed by the end of the day',
-        value: day.notRefreshed,
-        unit: 'users',
-        target: { op: '<', value: 1 },
-      },
-      {
-        id: 'credits.day.rerunRefreshed',
-        label: 'users refreshed by re-running the same day',
-        value: day.rerunRefreshed,
-        unit: 'users',
-        target: { op: '<', value: 1 },
-      },
+      mustBeZero(
+        'credits.day.refreshedTwice',
+        'users refreshed twice in a day',
+        day.refreshedTwice,
+        'users',
+      ),
+      mustBeZero(
+        'credits.day.notRefreshed',
+        'users not refreshed by the end of the day',
+        day.notRefreshed,
+        'users',
+      ),
+      mustBeZero(
+        'credits.day.rerunRefreshed',
+        'users refreshed by re-running the same day',
+        day.rerunRefreshed,
+        'users',
+      ),
     ],
     notes: [
       `The seed's slots leave ${d.seed.emptySlots} of ${SLOTS_PER_DAY} slots empty; the hashed slots leave ${d.hashed.emptySlots}.`,

@@ -17,7 +17,7 @@ import type { AwsUsage } from './aws-meter.ts';
 import type { BenchContext } from './context.ts';
 import { meanBilledDurationMs } from './cost-model.ts';
 import { type ClosedLoopOptions, type ClosedLoopResult, runClosedLoop } from './load.ts';
-import { subscriptionResources } from './provision.ts';
+import { localFunction, subscriptionResources } from './provision.ts';
 import type { RawLimits } from './raw-limits.ts';
 import type { Figure, Section } from './report.ts';
 import { type LatencySummary, median, summarize } from './stats.ts';
@@ -126,11 +126,7 @@ export async function measureIngress(options: IngressOptions): Promise<IngressRe
     // SendMessage path is already warm from the raw limits.
     warmupMs: Math.max(ctx.sizes.warmupMs, 2_000),
   };
-  const fn = {
-    functionName: webhook.logicalId,
-    timeoutSeconds: webhook.timeoutSeconds,
-    memoryMb: webhook.memoryMb,
-  };
+  const fn = localFunction(webhook);
   const body = makeBodySource(options.templates, Date.now().toString(36));
 
   ctx.log(`ingress in-process, ${loop.concurrency} concurrent`);

@@ -7,6 +7,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { ENV } from '../functions/commons/env-names.ts';
+import type { LocalFunction } from '../local/lambda-context.ts';
 import { ensureTable, provisionStack as provisionLocalStack } from '../local/provision.ts';
 import type { FunctionModel, StackModel } from '../local/stack-model.ts';
 
@@ -41,6 +42,11 @@ export function functionByEntry(model: StackModel, entry: string): FunctionModel
   return fn;
 }
 
+/** A function as the local runtime hosts it (name, timeout, memory), as local/runtime.ts does. */
+export function localFunction(fn: FunctionModel): LocalFunction {
+  return { functionName: fn.logicalId, timeoutSeconds: fn.timeoutSeconds, memoryMb: fn.memoryMb };
+}
+
 /** The logical id an env var of `fn` points at (a table or a queue). */
 export function boundResource(fn: FunctionModel, envName: string): string {
   const value = fn.environment[envName];
@@ -49,40 +55,43 @@ export function boundResource(fn: FunctionModel, envName: string): string {
   throw new Error(`${fn.logicalId}: ${envName} is not bound to a table or a queue`);
 }
 
-/** Logical ids of the resources the subscription path uses, found through the functions' env. */
+/** The event source mapping from `queueLogicalId` to `consumer`: the queue the webhook sends the family to. */
+function consumerMapping(model: StackModel, consumer: FunctionModel, queueLogicalId: string) {
+  const mapping = model.queueConsumers.find(
+    (c) => c.functionLogicalId === consumer.logicalId && c.queueLogicalId === queueLogicalId,
+  );
+  if (!mapping)
+    throw new Error(
+      `the stack model has no event source mapping from ${queueLogicalId} (the webhook's) to ${consumer.logicalId}`,
+    );
+  return mapping;
+}
+
+/** The resources the subscription path uses, found through the functions' env. */
 export function subscriptionResources(model: StackModel) {
   const webhook = functionByEntry(model, 'functions/webhook-ingress.ts');
   const consumer = functionByEntry(model, 'functions/subscription-consumer.ts');
+  const queueLogicalId = boundResource(webhook, ENV.subscriptionEventsQueueUrl);
   return {
     webhook,
     consumer,
-    queueLogicalId: boundResource(webhook, ENV.subscriptionEventsQueueUrl),
+    mapping: consumerMapping(model, consumer, queueLogicalId),
+    queueLogicalId,
     billingTableLogicalId: boundResource(consumer, ENV.billingTableName),
     eventsTableLogicalId: boundResource(consumer, ENV.subscriptionLedgerTableName),
   };
 }
 
-/**
- * Logical ids of the resources the payment path uses: the consumer is the function with
- * entry `functions/payment-consumer.ts`, its queue the one its event source mapping names
- * (which must be the queue the webhook sends payment events to).
- */
+/** The resources the payment path uses: `functions/payment-consumer.ts`, its table and its queue. */
 export function paymentResources(model: StackModel) {
   const webhook = functionByEntry(model, 'functions/webhook-ingress.ts');
   const consumer = functionByEntry(model, 'functions/payment-consumer.ts');
-  const mapping = model.queueConsumers.find((c) => c.functionLogicalId === consumer.logicalId);
-  if (!mapping)
-    throw new Error(`the stack model has no event source mapping to ${consumer.logicalId}`);
-  if (boundResource(webhook, ENV.paymentEventsQueueUrl) !== mapping.queueLogicalId) {
-    throw new Error(
-      'the webhook sends payment events to another queue than the payment consumer reads',
-    );
-  }
+  const queueLogicalId = boundResource(webhook, ENV.paymentEventsQueueUrl);
   return {
     webhook,
     consumer,
-    mapping,
-    queueLogicalId: mapping.queueLogicalId,
+    mapping: consumerMapping(model, consumer, queueLogicalId),
+    queueLogicalId,
     paymentsTableLogicalId: boundResource(consumer, ENV.paymentsTableName),
     billingTableLogicalId: boundResource(consumer, ENV.billingTableName),
   };

@@ -33,6 +33,11 @@ export interface Figure {
   target?: Target;
 }
 
+/** A count that must be 0 (lost events, mismatches...): target < 1. */
+export function mustBeZero(id: string, label: string, value: number, unit: string): Figure {
+  return { id, label, value, unit, target: { op: '<', value: 1 } };
+}
+
 export interface Section {
   id: string;
   title: string;

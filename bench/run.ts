@@ -24,6 +24,7 @@ import { type FunctionModel, loadStackModel } from '../local/stack-model.ts';
 import {
   generateHistory,
   HISTORY_PRICE_TIER_MAP,
+  historyFacts,
   type StripeEventJson,
 } from '../test/helpers/stripe-history.ts';
 import { TEST_WEBHOOK_SECRET } from '../test/helpers/stripe-signing.ts';
@@ -38,9 +39,10 @@ import {
   functionEnv,
   QUICK_SIZES,
 } from './context.ts';
-import { costSection } from './cost-report.ts';
+import { costSection, paymentsCostSection } from './cost-report.ts';
 import { creditsSection, measureCredits } from './credits.ts';
 import { valueSize } from './dynamo-capacity.ts';
+import type { ConsumerHandler } from './family-pipeline.ts';
 import {
   type IngressResult,
   ingressSection,
@@ -48,21 +50,15 @@ import {
   type WebhookHandler,
 } from './ingress.ts';
 import { LogCapture, progress } from './log-capture.ts';
+import { measurePaymentReads } from './payment-reads.ts';
+import { measurePaymentsEndToEnd, type PaymentsEndToEnd, paymentsSection } from './payments.ts';
+import { measurePipeline, type PipelineResult, pipelineSection } from './pipeline.ts';
 import {
-  measurePaymentReads,
-  measurePaymentsEndToEnd,
-  type PaymentsEndToEnd,
-  paymentsCostSection,
-  paymentsSection,
-} from './payments.ts';
-import {
-  type ConsumerHandler,
-  factsOf,
-  measurePipeline,
-  type PipelineResult,
-  pipelineSection,
-} from './pipeline.ts';
-import { paymentResources, provisionStack, subscriptionResources } from './provision.ts';
+  localFunction,
+  paymentResources,
+  provisionStack,
+  subscriptionResources,
+} from './provision.ts';
 import {
   createRawProbe,
   measureRawLimits,
@@ -128,7 +124,7 @@ function ingressTemplates(): StripeEventJson[] {
 /** Size of a typical stored account: one generated history folded by the domain. */
 function sampleAccountBytes(): number {
   const history = generateHistory(7, { prefix: 'size' });
-  return valueSize(foldFacts(history.customerId, factsOf(history)), false);
+  return valueSize(foldFacts(history.customerId, historyFacts(history)), false);
 }
 
 function failedSection(id: string, title: string, error: unknown): Section {
@@ -416,11 +412,7 @@ async function startWebhookHttp(ctx: BenchContext, handler: WebhookHandler) {
           method: route.method,
           path: route.path,
           authorization: route.authorization,
-          fn: {
-            functionName: webhook.logicalId,
-            timeoutSeconds: webhook.timeoutSeconds,
-            memoryMb: webhook.memoryMb,
-          },
+          fn: localFunction(webhook),
           handler: (event, context) =>
             ctx.capture.run('webhook-http', () => handler(event, context)),
         },

@@ -12,14 +12,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual } from 'node:util';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
 } from '../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
 import { createSubscriptionConsumer } from '../functions/subscription-consumer.ts';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators.ts';
 import { toSqsRecord } from '../local/queue-poller.ts';
 import {
   expectedView,
@@ -28,7 +26,7 @@ import {
   historyFacts,
 } from '../test/helpers/stripe-history.ts';
 import { type DynamoUsage, formatWruByItem } from './aws-meter.ts';
-import type { BenchContext } from './context.ts';
+import { type BenchContext, localDynamo } from './context.ts';
 import {
   type BatchSpread,
   customerOfEvent,
@@ -40,7 +38,7 @@ import {
 import { checkLedger, countCommit, emptyMeteredCommits, type LedgerCheck } from './ledger-check.ts';
 import { provisionStack, subscriptionResources } from './provision.ts';
 import { type RawProbe, rate } from './raw-limits.ts';
-import type { Section } from './report.ts';
+import { mustBeZero, type Section } from './report.ts';
 
 export interface StoreStageResult {
   order: DeliveryOrder;
@@ -87,19 +85,12 @@ export async function measureStoreStage(
   options: StoreStageOptions,
 ): Promise<StoreStageResult> {
   const resources = subscriptionResources(ctx.model);
-  const mapping = ctx.model.queueConsumers.find(
-    (consumer) => consumer.functionLogicalId === resources.consumer.logicalId,
-  );
-  if (!mapping) throw new Error('no event source mapping for the consumer in the stack model');
+  const { mapping } = resources;
   const tables = await provisionStack(ctx.model, ctx.harness, `-store${Date.now().toString(36)}`);
   const billingTableName = tables.tableNames[resources.billingTableLogicalId]!;
   const ledgerTableName = tables.tableNames[resources.eventsTableLogicalId]!;
   // Its own client, not the harness's: the meter counts what the consumer asks of DynamoDB.
-  const consumerClient = new DynamoDBClient({
-    endpoint: ctx.endpoints.dynamo,
-    region: LOCAL_REGION,
-    credentials: LOCAL_CREDENTIALS,
-  });
+  const consumerClient = localDynamo(ctx.endpoints.dynamo);
   const consumer = createSubscriptionConsumer({
     store: new DynamoDbSubscriptionStore({
       client: consumerClient,
@@ -327,13 +318,12 @@ export function storeStageSection(results: StoreStageResult[]): Section {
         unit: 'records',
         ratio: { value: result.failedRecords / result.deliveries, to: 'deliveries' },
       },
-      {
-        id: `${key}.mismatches`,
-        label: `user views differing from the in-order fold (${rowName})`,
-        value: result.mismatches,
-        unit: 'users',
-        target: { op: '<', value: 1 },
-      },
+      mustBeZero(
+        `${key}.mismatches`,
+        `user views differing from the in-order fold (${rowName})`,
+        result.mismatches,
+        'users',
+      ),
     );
     const l = result.ledger;
     notes.push(
