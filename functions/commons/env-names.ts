@@ -25,6 +25,12 @@ export const ENV = {
   creditRefreshQueueUrl: 'CREDIT_REFRESH_QUEUE_URL',
   /** JSON object tier -> daily credits (core/credits/allowances.ts). */
   creditAllowances: 'CREDIT_ALLOWANCES',
+  /** Habits, verifications, penalties, summaries, recipients' totals and assessment progress (`pk`/`sk`). */
+  penaltiesTableName: 'PENALTIES_TABLE_NAME',
+  /** JSON object tier -> active free habits allowed (core/penalties/habits.ts). */
+  freeHabitLimits: 'FREE_HABIT_LIMITS',
+  /** UTC hour by which yesterday's assessment must be complete, else the overdue metric is 1. */
+  assessmentDeadlineHour: 'PENALTY_ASSESSMENT_DEADLINE_HOUR',
   /** Days a ledger page is kept before DynamoDB TTL removes it. */
   ledgerRetentionDays: 'LEDGER_RETENTION_DAYS',
 } as const;

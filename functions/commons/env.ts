@@ -8,6 +8,7 @@
 import * as z from 'zod/mini';
 import type { $ZodType, output } from 'zod/v4/core';
 import { parseCreditAllowances } from '../core/credits/allowances.ts';
+import { parseFreeHabitLimits } from '../core/penalties/habits.ts';
 import { parseLedgerRetentionDays } from '../core/shared/config-values.ts';
 import { lazy } from './lazy.ts';
 
@@ -94,3 +95,6 @@ export const ledgerRetentionDaysEnv = () => configEnv(parseLedgerRetentionDays);
 
 /** CREDIT_ALLOWANCES (core/credits/allowances.ts); absent gives the defaults. */
 export const creditAllowancesEnv = () => configEnv(parseCreditAllowances);
+
+/** FREE_HABIT_LIMITS (core/penalties/habits.ts); absent gives the defaults. */
+export const freeHabitLimitsEnv = () => configEnv(parseFreeHabitLimits);

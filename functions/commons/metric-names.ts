@@ -45,6 +45,20 @@ export const METRIC = {
   creditsFailed: 'CreditsFailed',
   /** Minutes between a planned slot's start and its planning (0 when on time). */
   creditSlotLag: 'CreditSlotLag',
+  /** Penalties the assessment created (one per missed non-free habit-day). */
+  penaltiesCreated: 'PenaltiesCreated',
+  /** Penalties that became paid (settlement payment succeeded, or marked paid by an operator). */
+  penaltiesPaid: 'PenaltiesPaid',
+  /** Milliseconds one assessment run took. */
+  penaltyAssessmentDuration: 'PenaltyAssessmentDuration',
+  /** Habits an assessment run assessed (verified or missed). */
+  penaltyHabitsAssessed: 'PenaltyHabitsAssessed',
+  /** 1 when yesterday's assessment is still incomplete past the deadline hour, else 0; emitted hourly. */
+  penaltyAssessmentOverdue: 'PenaltyAssessmentOverdue',
+  /** Settlements committed (waived and/or a PaymentIntent created). */
+  penaltySettlements: 'PenaltySettlements',
+  /** Settlements that failed because Stripe was unavailable or refused (answered 503/409). */
+  penaltySettlementFailures: 'PenaltySettlementFailures',
   /** Milliseconds from SQS enqueue to commit. */
   processingLag: 'ProcessingLag',
   /** Milliseconds from Stripe's `created` to commit (includes Stripe's own delivery delay). */

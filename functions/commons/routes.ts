@@ -20,3 +20,16 @@ export const CREDIT_ROUTES = {
   stats: '/admin/credits/stats',
   refresh: '/admin/credits/refresh',
 } as const;
+
+/** The penalties routes (DESIGN §8.3): user routes on one function, admin routes on another. */
+export const PENALTY_ROUTES = {
+  habits: '/users/{userId}/habits',
+  habit: '/users/{userId}/habits/{habitId}',
+  verification: '/users/{userId}/habits/{habitId}/verifications/{date}',
+  penalties: '/users/{userId}/penalties',
+  summary: '/users/{userId}/penalties/summary',
+  settle: '/users/{userId}/penalties/settle',
+  recipientTotals: '/recipients/{recipientId}/totals',
+  assess: '/admin/penalties/assess',
+  markPaid: '/admin/penalties/mark-paid',
+} as const;

@@ -16,6 +16,7 @@ import {
   type FamilyEventType,
   isFamilyEventType,
 } from '../shared/event-families.ts';
+import { penaltyIdsFromMetadata } from '../shared/penalty-metadata.ts';
 import {
   idOf,
   idOrObject,
@@ -243,15 +244,9 @@ const checkoutSessionSchema = z.looseObject({
   payment_status: z.nullish(z.string()),
 });
 
-/** `metadata.penaltyIds`: a comma-separated list of the penalties a payment settles. */
+/** The penalties a payment settles, from its metadata (layout: core/shared/penalty-metadata.ts). */
 export function parsePenaltyIds(metadata: StripeMetadata): string[] {
-  const raw = metadata?.penaltyIds;
-  if (!raw) return [];
-  const ids = raw
-    .split(',')
-    .map((id) => id.trim())
-    .filter((id) => id !== '');
-  return [...new Set(ids)];
+  return penaltyIdsFromMetadata(metadata);
 }
 
 /** `penalty` by our metadata, `subscription` when Stripe links an invoice, else `other`. */

@@ -3,6 +3,7 @@
  * context) and the handlers (from env) read. One rule each, so a value synth accepts
  * is a value the functions accept: a mismatch would deploy and then fail every batch.
  */
+import { isTier, TIERS, type Tier } from './tiers.ts';
 
 /** A configuration value is invalid; the message names the rule (callers add the key). */
 export class ConfigValueError extends Error {
@@ -30,4 +31,45 @@ export function parseLedgerRetentionDays(value: unknown): number {
     );
   }
   return days;
+}
+
+/**
+ * Parses a whole number per tier (e.g. daily credits, free habits) from a JSON string or
+ * an object: every key a tier, every value a whole number from 0 to `max`; tiers left
+ * out keep their default. Absent or '' gives the defaults. `noun` names the value in
+ * messages ("daily credits").
+ */
+export function parseTierNumbers(
+  value: unknown,
+  spec: { defaults: Readonly<Record<Tier, number>>; max: number; noun: string },
+): Readonly<Record<Tier, number>> {
+  if (value === undefined || value === null || value === '') return spec.defaults;
+  let parsed: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      parsed = JSON.parse(value);
+    } catch (error) {
+      throw new ConfigValueError(`expected a JSON object of tier to ${spec.noun}`, {
+        cause: error,
+      });
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigValueError(`expected a JSON object of tier to ${spec.noun}`);
+  }
+  const numbers: Record<Tier, number> = { ...spec.defaults };
+  for (const [tier, count] of Object.entries(parsed)) {
+    if (!isTier(tier)) {
+      throw new ConfigValueError(
+        `unknown tier ${JSON.stringify(tier)} (expected ${TIERS.join(', ')})`,
+      );
+    }
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 0 || count > spec.max) {
+      throw new ConfigValueError(
+        `${tier}: expected a whole number of ${spec.noun} from 0 to ${spec.max}, got ${JSON.stringify(count)}`,
+      );
+    }
+    numbers[tier] = count;
+  }
+  return numbers;
 }

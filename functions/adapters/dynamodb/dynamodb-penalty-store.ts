@@ -1,0 +1,846 @@
+/**
+ * DynamoDB implementation of the penalties port (DESIGN §8.3) on the penalties table
+ * (layout and indexes: penalty-table-schema.ts), plus the two profile fields of the
+ * billing table settlement needs (tier and customer to read, credits to spend).
+ *
+ * Every change that must agree with another is one TransactWriteItems: a habit and the
+ * user's habit counts; an assessment slice's habits, penalties, summaries and shard
+ * progress; penalty status changes, the summaries and recipient totals they move, the
+ * credits spent and the settlement lock. Conditions carry the guards (assessed date,
+ * penalty status, lock, credits ≥ spent); a cancelled transaction is reported as a
+ * conflict (re-read and re-plan) or busy (retry), never half-applied. Throttling, 5xx
+ * and network errors are retried by the SDK client's own retry strategy.
+ */
+import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import {
+  ASSESSMENT_SHARDS,
+  assessmentShardOf,
+  parsePenaltyId,
+} from '../../core/penalties/penalty-ids.ts';
+import {
+  type AccountDelta,
+  type AssessableHabit,
+  type AssessmentCommit,
+  type AssessmentCommitResult,
+  type Habit,
+  type HabitKey,
+  type HabitWrite,
+  type HabitWriteResult,
+  InvalidCursorError,
+  type Money,
+  type Page,
+  type PenaltiesQuery,
+  type Penalty,
+  type PenaltyAccount,
+  type PenaltyStatus,
+  type PenaltyStore,
+  type RecipientTotals,
+  type ShardProgress,
+  type TransitionCommit,
+  type TransitionCommitResult,
+  type UserBilling,
+  type VerificationResult,
+} from '../../core/penalties/ports.ts';
+import { isTier } from '../../core/shared/tiers.ts';
+import { cursorCodec } from '../paging/query-cursor.ts';
+import { billingKeys } from './billing-table-keys.ts';
+import { CREDIT_ATTRIBUTE } from './credit-table-schema.ts';
+import { batchGetAll, type TransactItem, transactWrite } from './dynamodb-batch.ts';
+import {
+  assessKeyOf,
+  HABIT_ASSESSMENT_INDEX,
+  HABIT_SK_PREFIX,
+  PENALTY_KEYS as keys,
+  PAID_AMOUNT_PREFIX,
+  PENALTY_SK_PREFIX,
+  PENALTY_STATUS_INDEX,
+  UNPAID_AMOUNT_PREFIX,
+  userStatusKey,
+} from './penalty-table-schema.ts';
+
+export interface DynamoDbPenaltyStoreOptions {
+  client: DynamoDBClient;
+  penaltiesTableName: string;
+  /**
+   * The billing table: the profile's tier, customer and credits. Only the API (habits
+   * and settlement) needs it; the assessment and mark-paid never touch profiles.
+   */
+  billingTableName?: string;
+}
+
+const PENALTY_ATTRIBUTES = [
+  'penaltyId',
+  'userId',
+  'habitId',
+  'date',
+  'amount',
+  'currency',
+  'recipientId',
+  'status',
+  'paymentId',
+  'createdAt',
+  'updatedAt',
+] as const;
+
+/** Reason codes of a cancelled transaction that mean "someone else is writing these items now". */
+const BUSY_REASONS = new Set([
+  'TransactionConflict',
+  'ThrottlingError',
+  'ProvisionedThroughputExceeded',
+]);
+
+type Item = Record<string, unknown>;
+
+const penaltiesCursor = cursorCodec<PenaltiesQuery, { sk: string }>({
+  scope: 'penalties.user',
+  params: (query) => ({ userId: query.userId, status: query.status ?? null }),
+  parse: (position) => {
+    const sk = (position as { sk?: unknown } | null)?.sk;
+    return typeof sk === 'string' && sk.startsWith(PENALTY_SK_PREFIX) ? { sk } : undefined;
+  },
+  invalid: (reason) => new InvalidCursorError(reason),
+});
+
+export class DynamoDbPenaltyStore implements PenaltyStore {
+  readonly #documents: DynamoDBDocumentClient;
+  readonly #table: string;
+  readonly #billingTable: string | undefined;
+
+  constructor(options: DynamoDbPenaltyStoreOptions) {
+    this.#documents = DynamoDBDocumentClient.from(options.client, {
+      marshallOptions: { removeUndefinedValues: true },
+    });
+    this.#table = options.penaltiesTableName;
+    this.#billingTable = options.billingTableName;
+  }
+
+  // ---- accounts and profiles ----------------------------------------------------------
+
+  async getAccount(userId: string): Promise<PenaltyAccount | null> {
+    const { Item } = await this.#documents.send(
+      new GetCommand({ TableName: this.#table, Key: keys.account(userId), ConsistentRead: true }),
+    );
+    if (!Item) return null;
+    const pending = Item.pending as
+      | { paymentIntentId: string; penaltyIds: string[]; startedAt: string }
+      | undefined;
+    return {
+      userId,
+      habits: numberOr(Item.habits, 0),
+      freeHabits: numberOr(Item.freeHabits, 0),
+      unpaidCount: numberOr(Item.unpaidCount, 0),
+      unpaidAmount: amountsOf(Item, UNPAID_AMOUNT_PREFIX),
+      pending: pending
+        ? {
+            paymentIntentId: pending.paymentIntentId,
+            penaltyIds: [...pending.penaltyIds],
+            startedAt: pending.startedAt,
+          }
+        : null,
+    };
+  }
+
+  async getUserBilling(userId: string): Promise<UserBilling> {
+    const { Item } = await this.#documents.send(
+      new GetCommand({
+        TableName: this.#billing,
+        Key: billingKeys.profile(userId),
+        ProjectionExpression: 'tier, stripeCustomerId, #credits',
+        ExpressionAttributeNames: { '#credits': CREDIT_ATTRIBUTE.balance },
+        ConsistentRead: true,
+      }),
+    );
+    return {
+      tier: isTier(Item?.tier) ? Item.tier : 'free',
+      credits: numberOr(Item?.[CREDIT_ATTRIBUTE.balance], 0),
+      customerId: typeof Item?.stripeCustomerId === 'string' ? Item.stripeCustomerId : null,
+    };
+  }
+
+  // ---- habits -------------------------------------------------------------------------
+
+  async listHabits(userId: string): Promise<Habit[]> {
+    const items = await this.#queryAll({
+      TableName: this.#table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': keys.account(userId).pk, ':prefix': HABIT_SK_PREFIX },
+    });
+    return items.map(toHabit);
+  }
+
+  async getHabit(key: HabitKey): Promise<Habit | null> {
+    const { Item } = await this.#documents.send(
+      new GetCommand({
+        TableName: this.#table,
+        Key: keys.habit(key.userId, key.habitId),
+        ConsistentRead: true,
+      }),
+    );
+    return Item ? toHabit(Item) : null;
+  }
+
+  /**
+   * One transaction: the habit's settings (streaks, verified dates and assessed date
+   * untouched, so a concurrent assessment or verification is never clobbered), and the
+   * account's habit counts under the limits. The habit's condition is the state read
+   * before (absent, or the same `updatedAt`), so the count deltas are right.
+   */
+  async putHabit(write: HabitWrite): Promise<HabitWriteResult> {
+    const { habit, previous } = write;
+    const isFree = habit.free && habit.active;
+    const wasFree = previous?.free && previous.active;
+    const freeDelta = (isFree ? 1 : 0) - (wasFree ? 1 : 0);
+    const habitDelta = previous ? 0 : 1;
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {
+      ':userId': habit.userId,
+      ':habitId': habit.habitId,
+      ':name': habit.name,
+      ':amount': habit.penaltyAmount,
+      ':currency': habit.currency,
+      ':free': habit.free,
+      ':active': habit.active,
+      ':updatedAt': habit.updatedAt,
+      ':createdAt': habit.createdAt,
+      ':zero': 0,
+    };
+    let set =
+      'SET userId = :userId, habitId = :habitId, #name = :name, penaltyAmount = :amount, currency = :currency, free = :free, active = :active, updatedAt = :updatedAt, createdAt = if_not_exists(createdAt, :createdAt), currentStreak = if_not_exists(currentStreak, :zero), longestStreak = if_not_exists(longestStreak, :zero)';
+    names['#name'] = 'name';
+    const remove: string[] = [];
+    if (habit.recipientId) {
+      set += ', recipientId = :recipientId';
+      values[':recipientId'] = habit.recipientId;
+    } else remove.push('recipientId');
+    if (habit.active) {
+      set += ', assessShard = :shard, assessKey = :assessKey';
+      values[':shard'] = assessmentShardOf(habit.userId);
+      values[':assessKey'] = assessKeyOf(habit.userId, habit.habitId);
+    } else remove.push('assessShard', 'assessKey');
+    const condition = previous
+      ? 'attribute_exists(pk) AND updatedAt = :previousUpdatedAt'
+      : 'attribute_not_exists(pk)';
+    if (previous) values[':previousUpdatedAt'] = previous.updatedAt;
+
+    const accountValues: Record<string, unknown> = {
+      ':habitDelta': habitDelta,
+      ':freeDelta': freeDelta,
+      ':userId': habit.userId,
+    };
+    const accountConditions: string[] = [];
+    if (habitDelta > 0) {
+      accountConditions.push('(attribute_not_exists(habits) OR habits < :maxHabits)');
+      accountValues[':maxHabits'] = write.maxHabits;
+    }
+    if (freeDelta > 0) {
+      accountConditions.push('(attribute_not_exists(freeHabits) OR freeHabits < :freeLimit)');
+      accountValues[':freeLimit'] = write.freeHabitLimit;
+    }
+    const items: TransactItem[] = [
+      {
+        Update: {
+          TableName: this.#table,
+          Key: keys.habit(habit.userId, habit.habitId),
+          UpdateExpression: `${set}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        },
+      },
+      {
+        Update: {
+          TableName: this.#table,
+          Key: keys.account(habit.userId),
+          UpdateExpression: 'SET userId = :userId ADD habits :habitDelta, freeHabits :freeDelta',
+          ...(accountConditions.length > 0
+            ? { ConditionExpression: accountConditions.join(' AND ') }
+            : {}),
+          ExpressionAttributeValues: accountValues,
+        },
+      },
+    ];
+    const outcome = await transactWrite(this.#documents, items);
+    if (outcome.status === 'committed') return 'written';
+    if (outcome.status === 'failed') throw outcome.error;
+    const [habitReason, accountReason] = outcome.reasons;
+    if (habitReason === 'ConditionalCheckFailed') return 'conflict';
+    if (accountReason === 'ConditionalCheckFailed') {
+      const account = await this.getAccount(habit.userId);
+      if (habitDelta > 0 && (account?.habits ?? 0) >= write.maxHabits) return 'habit-limit';
+      return 'free-habit-limit';
+    }
+    return 'conflict';
+  }
+
+  /** One conditional update: the date joins the verified set unless the habit was assessed through it. */
+  async addVerification(key: HabitKey, date: string): Promise<VerificationResult> {
+    try {
+      await this.#documents.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: keys.habit(key.userId, key.habitId),
+          UpdateExpression: 'ADD verifiedDates :dates',
+          ConditionExpression:
+            'attribute_exists(pk) AND (attribute_not_exists(lastAssessedDate) OR lastAssessedDate < :date)',
+          ExpressionAttributeValues: { ':dates': new Set([date]), ':date': date },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return 'recorded';
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      return error.Item ? 'already-assessed' : 'no-habit';
+    }
+  }
+
+  // ---- assessment ---------------------------------------------------------------------
+
+  async habitsToAssess(query: {
+    shard: number;
+    limit: number;
+    cursor: string | null;
+  }): Promise<Page<AssessableHabit> & { positions: string[] }> {
+    if (!Number.isInteger(query.shard) || query.shard < 0 || query.shard >= ASSESSMENT_SHARDS) {
+      throw new RangeError(`shard must be 0-${ASSESSMENT_SHARDS - 1}, got ${query.shard}`);
+    }
+    const index = HABIT_ASSESSMENT_INDEX;
+    const response = await this.#documents.send(
+      new QueryCommand({
+        TableName: this.#table,
+        IndexName: index.indexName,
+        KeyConditionExpression:
+          query.cursor === null ? '#shard = :shard' : '#shard = :shard AND #key > :after',
+        ExpressionAttributeNames: { '#shard': index.partitionKey.name, '#key': index.sortKey.name },
+        ExpressionAttributeValues: {
+          ':shard': query.shard,
+          ...(query.cursor === null ? {} : { ':after': query.cursor }),
+        },
+        Limit: query.limit,
+      }),
+    );
+    const items = response.Items ?? [];
+    const positions = items.map((item) => String(item[index.sortKey.name]));
+    return {
+      items: items.map(toAssessable),
+      positions,
+      // A full page (or one cut at 1 MB) may have more after it; an empty next page then ends the shard.
+      nextCursor: response.LastEvaluatedKey ? (positions.at(-1) ?? query.cursor) : null,
+    };
+  }
+
+  async reloadHabits(habitKeys: readonly HabitKey[]): Promise<AssessableHabit[]> {
+    if (habitKeys.length === 0) return [];
+    const { items } = await batchGetAll(this.#documents, {
+      tableName: this.#table,
+      keys: habitKeys.map((key) => keys.habit(key.userId, key.habitId)),
+      consistentRead: true,
+    });
+    return items.filter((item) => item.active === true).map(toAssessable);
+  }
+
+  async commitAssessment(commit: AssessmentCommit): Promise<AssessmentCommitResult> {
+    const items: TransactItem[] = [];
+    const habitOrder: HabitKey[] = [];
+    for (const assessment of commit.assessments) {
+      const values: Record<string, unknown> = {
+        ':date': commit.date,
+        ':streak': assessment.currentStreak,
+        ':longest': assessment.longestStreak,
+      };
+      let expression =
+        'SET lastAssessedDate = :date, currentStreak = :streak, longestStreak = :longest';
+      if (assessment.consumedDates.length > 0) {
+        expression += ' DELETE verifiedDates :consumed';
+        values[':consumed'] = new Set(assessment.consumedDates);
+      }
+      let condition =
+        assessment.expectedLastAssessedDate === null
+          ? 'attribute_exists(pk) AND attribute_not_exists(lastAssessedDate)'
+          : 'attribute_exists(pk) AND lastAssessedDate = :expected';
+      if (assessment.expectedLastAssessedDate !== null) {
+        values[':expected'] = assessment.expectedLastAssessedDate;
+      }
+      // A miss holds only while the day is still unverified (a verification may race the read).
+      if (assessment.outcome === 'missed') condition += ' AND NOT contains(verifiedDates, :date)';
+      items.push({
+        Update: {
+          TableName: this.#table,
+          Key: keys.habit(assessment.userId, assessment.habitId),
+          UpdateExpression: expression,
+          ConditionExpression: condition,
+          ExpressionAttributeValues: values,
+        },
+      });
+      habitOrder.push(assessment);
+    }
+    for (const assessment of commit.assessments) {
+      if (!assessment.penalty) continue;
+      items.push({
+        Put: {
+          TableName: this.#table,
+          Item: penaltyItem(assessment.penalty),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      });
+    }
+    for (const delta of commit.accounts) items.push(this.#accountUpdate(delta));
+    const counts = commit.counts;
+    items.push({
+      Update: {
+        TableName: this.#table,
+        Key: keys.assessmentShard(commit.date, commit.shard),
+        UpdateExpression: `SET #shard = :shard, #updatedAt = :at${commit.cursor === null ? '' : ', #cursor = :cursor'}${commit.done ? ', #done = :done' : ''} ADD #habits :habits, #verified :verified, #missed :missed, #created :created`,
+        ExpressionAttributeNames: {
+          '#shard': 'shard',
+          '#updatedAt': 'updatedAt',
+          ...(commit.cursor === null ? {} : { '#cursor': 'cursor' }),
+          ...(commit.done ? { '#done': 'done' } : {}),
+          '#habits': 'habits',
+          '#verified': 'verified',
+          '#missed': 'missed',
+          '#created': 'penaltiesCreated',
+        },
+        ExpressionAttributeValues: {
+          ':shard': commit.shard,
+          ':at': new Date(commit.at).toISOString(),
+          ...(commit.cursor === null ? {} : { ':cursor': commit.cursor }),
+          ...(commit.done ? { ':done': true } : {}),
+          ':habits': counts.habits,
+          ':verified': counts.verified,
+          ':missed': counts.missed,
+          ':created': counts.penaltiesCreated,
+        },
+      },
+    });
+    const outcome = await transactWrite(this.#documents, items);
+    if (outcome.status === 'committed') return { status: 'committed' };
+    if (outcome.status === 'failed') {
+      if (isThrottle(outcome.error)) return { status: 'busy' };
+      throw outcome.error;
+    }
+    const changed = habitOrder.filter(
+      (_, index) => outcome.reasons[index] === 'ConditionalCheckFailed',
+    );
+    // A penalty that exists already belongs to a habit assessed by another run: its habit
+    // condition fails too, so the habits alone say what to re-read.
+    if (changed.length > 0) return { status: 'conflict', habits: changed };
+    if (outcome.reasons.some((reason) => reason && BUSY_REASONS.has(reason))) {
+      return { status: 'busy' };
+    }
+    const penaltyClash = outcome.reasons.some((reason) => reason === 'ConditionalCheckFailed');
+    if (penaltyClash) return { status: 'conflict', habits: [...habitOrder] };
+    return { status: 'busy' };
+  }
+
+  async readAssessment(date: string): Promise<ShardProgress[]> {
+    const items = await this.#queryAll({
+      TableName: this.#table,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': keys.assessmentShard(date, 0).pk },
+      ConsistentRead: true,
+    });
+    return items
+      .map((item) => ({
+        shard: numberOr(item.shard, 0),
+        cursor: typeof item.cursor === 'string' ? item.cursor : null,
+        done: item.done === true,
+        habits: numberOr(item.habits, 0),
+        verified: numberOr(item.verified, 0),
+        missed: numberOr(item.missed, 0),
+        penaltiesCreated: numberOr(item.penaltiesCreated, 0),
+      }))
+      .sort((a, b) => a.shard - b.shard);
+  }
+
+  // ---- penalties ----------------------------------------------------------------------
+
+  /** One query: the user's partition (any status) or the status index, newest first. */
+  async listPenalties(query: PenaltiesQuery): Promise<Page<Partial<Penalty>>> {
+    const after =
+      query.cursor === undefined ? undefined : penaltiesCursor.decode(query, query.cursor);
+    const pk = keys.account(query.userId).pk;
+    const byStatus = query.status !== undefined;
+    const fields = query.fields ?? PENALTY_ATTRIBUTES;
+    const names = Object.fromEntries(
+      [...new Set([...fields, 'sk'])].map((field) => [`#${field}`, field]),
+    );
+    const response = await this.#documents.send(
+      new QueryCommand({
+        TableName: this.#table,
+        ...(byStatus ? { IndexName: PENALTY_STATUS_INDEX.indexName } : {}),
+        KeyConditionExpression: byStatus
+          ? `#userStatus = :partition AND ${after ? '#sk < :after' : 'begins_with(#sk, :prefix)'}`
+          : `pk = :partition AND ${after ? '#sk < :after' : 'begins_with(#sk, :prefix)'}`,
+        ExpressionAttributeNames: {
+          ...names,
+          ...(byStatus ? { '#userStatus': PENALTY_STATUS_INDEX.partitionKey.name } : {}),
+        },
+        ExpressionAttributeValues: {
+          ':partition': byStatus ? userStatusKey(query.userId, query.status as string) : pk,
+          ...(after ? { ':after': after.sk } : { ':prefix': PENALTY_SK_PREFIX }),
+        },
+        ProjectionExpression: Object.keys(names).join(', '),
+        ScanIndexForward: false,
+        Limit: query.limit + 1,
+      }),
+    );
+    // `sk < :after` also admits the habit and account items' keys in the user's partition
+    // ("HABIT#…" < "PENALTY#…"): stop at the first item that is not a penalty.
+    const rows = (response.Items ?? []).filter((item) =>
+      String(item.sk).startsWith(PENALTY_SK_PREFIX),
+    );
+    const page = rows.slice(0, query.limit);
+    const more = rows.length > query.limit;
+    const last = page.at(-1);
+    return {
+      items: page.map((item) => pick(item, fields)),
+      nextCursor: more && last ? penaltiesCursor.encode(query, { sk: String(last.sk) }) : null,
+    };
+  }
+
+  async getPenalties(penaltyIds: readonly string[]): Promise<Map<string, Penalty>> {
+    const parsed = penaltyIds.flatMap((id) => {
+      const parts = parsePenaltyId(id);
+      return parts ? [keys.penalty(parts.userId, parts.habitId, parts.date)] : [];
+    });
+    const found = new Map<string, Penalty>();
+    if (parsed.length === 0) return found;
+    const { items } = await batchGetAll(this.#documents, {
+      tableName: this.#table,
+      keys: parsed,
+      consistentRead: true,
+    });
+    for (const item of items) {
+      const penalty = toPenalty(item);
+      found.set(penalty.penaltyId, penalty);
+    }
+    return found;
+  }
+
+  async oldestUnpaid(userId: string, limit: number): Promise<Penalty[]> {
+    const response = await this.#documents.send(
+      new QueryCommand({
+        TableName: this.#table,
+        IndexName: PENALTY_STATUS_INDEX.indexName,
+        KeyConditionExpression: '#userStatus = :partition',
+        ExpressionAttributeNames: { '#userStatus': PENALTY_STATUS_INDEX.partitionKey.name },
+        ExpressionAttributeValues: { ':partition': userStatusKey(userId, 'unpaid') },
+        ScanIndexForward: true,
+        Limit: limit,
+      }),
+    );
+    return (response.Items ?? []).map(toPenalty);
+  }
+
+  /**
+   * One transaction: each penalty conditioned on the status it was read in; the
+   * summaries and recipient totals by ADD; credits spent only if enough remain; the
+   * settlement lock taken only if absent, released only if it is this PaymentIntent's.
+   */
+  async commitTransitions(commit: TransitionCommit): Promise<TransitionCommitResult> {
+    const items: TransactItem[] = [];
+    const kinds: ('penalty' | 'account' | 'recipient' | 'credits' | 'lock' | 'release')[] = [];
+    const at = new Date(commit.at).toISOString();
+    for (const { penalty, to, paymentId } of commit.transitions) {
+      const values: Record<string, unknown> = {
+        ':from': penalty.status,
+        ':to': to,
+        ':userStatus': userStatusKey(penalty.userId, to),
+        ':at': at,
+      };
+      let expression = 'SET #status = :to, userStatus = :userStatus, updatedAt = :at';
+      if (paymentId) {
+        expression += ', paymentId = :paymentId';
+        values[':paymentId'] = paymentId;
+      } else expression += ' REMOVE paymentId';
+      items.push({
+        Update: {
+          TableName: this.#table,
+          Key: keys.penalty(penalty.userId, penalty.habitId, penalty.date),
+          UpdateExpression: expression,
+          ConditionExpression: 'attribute_exists(pk) AND #status = :from',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: values,
+        },
+      });
+      kinds.push('penalty');
+    }
+    const lock = commit.lockPending;
+    const release = commit.releasePending;
+    const accountUsers = new Set(commit.accounts.map((delta) => delta.userId));
+    for (const delta of commit.accounts) {
+      const update = this.#accountUpdate(delta);
+      // The lock rides on the same account item (one item may appear once per transaction).
+      if (lock && lock.userId === delta.userId) addLock(update, lock.settlement);
+      if (release && release.userId === delta.userId) addRelease(update, release.paymentIntentId);
+      items.push(update);
+      kinds.push('account');
+    }
+    if (lock && !accountUsers.has(lock.userId)) {
+      const update = this.#accountUpdate({ userId: lock.userId, unpaidCount: 0, unpaidAmount: [] });
+      addLock(update, lock.settlement);
+      items.push(update);
+      kinds.push('lock');
+    }
+    if (release && !accountUsers.has(release.userId)) {
+      items.push({
+        Update: {
+          TableName: this.#table,
+          Key: keys.account(release.userId),
+          UpdateExpression: 'REMOVE pending',
+          ConditionExpression: 'pending.paymentIntentId = :releasedIntent',
+          ExpressionAttributeValues: { ':releasedIntent': release.paymentIntentId },
+        },
+      });
+      kinds.push('release');
+    }
+    for (const delta of commit.recipients) {
+      const names: Record<string, string> = {};
+      const values: Record<string, unknown> = {
+        ':count': delta.penaltiesPaid,
+        ':id': delta.recipientId,
+      };
+      const adds = ['penaltiesPaid :count'];
+      delta.amounts.forEach((money, index) => {
+        names[`#paid${index}`] = `${PAID_AMOUNT_PREFIX}${money.currency}`;
+        values[`:paid${index}`] = money.amount;
+        adds.push(`#paid${index} :paid${index}`);
+      });
+      items.push({
+        Update: {
+          TableName: this.#table,
+          Key: keys.recipient(delta.recipientId),
+          UpdateExpression: `SET recipientId = :id ADD ${adds.join(', ')}`,
+          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+          ExpressionAttributeValues: values,
+        },
+      });
+      kinds.push('recipient');
+    }
+    if (commit.creditsUsed && commit.creditsUsed.count > 0) {
+      items.push({
+        Update: {
+          TableName: this.#billing,
+          Key: billingKeys.profile(commit.creditsUsed.userId),
+          UpdateExpression: 'SET #credits = #credits - :used',
+          ConditionExpression: 'attribute_exists(pk) AND #credits >= :used',
+          ExpressionAttributeNames: { '#credits': CREDIT_ATTRIBUTE.balance },
+          ExpressionAttributeValues: { ':used': commit.creditsUsed.count },
+        },
+      });
+      kinds.push('credits');
+    }
+    if (items.length === 0) return { status: 'committed' };
+    const outcome = await transactWrite(this.#documents, items);
+    if (outcome.status === 'committed') return { status: 'committed' };
+    if (outcome.status === 'failed') {
+      if (isThrottle(outcome.error)) return { status: 'busy' };
+      throw outcome.error;
+    }
+    const failedKinds = new Set(
+      outcome.reasons.flatMap((reason, index) =>
+        reason === 'ConditionalCheckFailed' ? [kinds[index]] : [],
+      ),
+    );
+    if (failedKinds.has('penalty')) return { status: 'conflict', reason: 'penalty-changed' };
+    if (failedKinds.has('credits')) return { status: 'conflict', reason: 'credits-changed' };
+    if (failedKinds.has('account') || failedKinds.has('lock')) {
+      // The account's only conditions are the lock's: taken by someone else, or released already.
+      if (lock) return { status: 'conflict', reason: 'settlement-pending' };
+    }
+    if (failedKinds.has('release') || failedKinds.has('account')) {
+      // The lock is not this PaymentIntent's (released already or another's): commit without releasing.
+      return this.commitTransitions({ ...commit, releasePending: undefined } as TransitionCommit);
+    }
+    return { status: 'busy' };
+  }
+
+  async recipientTotals(recipientId: string): Promise<RecipientTotals | null> {
+    const { Item } = await this.#documents.send(
+      new GetCommand({ TableName: this.#table, Key: keys.recipient(recipientId) }),
+    );
+    if (!Item) return null;
+    return {
+      recipientId,
+      penaltiesPaid: numberOr(Item.penaltiesPaid, 0),
+      amounts: amountsOf(Item, PAID_AMOUNT_PREFIX),
+    };
+  }
+
+  // ---- helpers ------------------------------------------------------------------------
+
+  get #billing(): string {
+    if (!this.#billingTable) {
+      throw new Error('this penalty store was built without the billing table (profiles)');
+    }
+    return this.#billingTable;
+  }
+
+  #accountUpdate(
+    delta: AccountDelta,
+  ): TransactItem & { Update: NonNullable<TransactItem['Update']> } {
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {
+      ':count': delta.unpaidCount,
+      ':userId': delta.userId,
+    };
+    const adds = ['unpaidCount :count'];
+    delta.unpaidAmount.forEach((money, index) => {
+      names[`#unpaid${index}`] = `${UNPAID_AMOUNT_PREFIX}${money.currency}`;
+      values[`:unpaid${index}`] = money.amount;
+      adds.push(`#unpaid${index} :unpaid${index}`);
+    });
+    return {
+      Update: {
+        TableName: this.#table,
+        Key: keys.account(delta.userId),
+        UpdateExpression: `SET userId = :userId ADD ${adds.join(', ')}`,
+        ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+        ExpressionAttributeValues: values,
+      },
+    };
+  }
+
+  async #queryAll(input: QueryCommandInput): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const response = await this.#documents.send(
+        new QueryCommand({ ...input, ...(start ? { ExclusiveStartKey: start } : {}) }),
+      );
+      items.push(...(response.Items ?? []));
+      start = response.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+}
+
+function addLock(
+  item: TransactItem & { Update: NonNullable<TransactItem['Update']> },
+  settlement: { paymentIntentId: string; penaltyIds: string[]; startedAt: string },
+): void {
+  const update = item.Update;
+  update.UpdateExpression = (update.UpdateExpression ?? '').replace(
+    'SET userId = :userId',
+    'SET userId = :userId, pending = :pending',
+  );
+  update.ConditionExpression = 'attribute_not_exists(pending)';
+  update.ExpressionAttributeValues = {
+    ...update.ExpressionAttributeValues,
+    ':pending': settlement,
+  };
+}
+
+function addRelease(
+  item: TransactItem & { Update: NonNullable<TransactItem['Update']> },
+  paymentIntentId: string,
+): void {
+  const update = item.Update;
+  update.UpdateExpression = `${update.UpdateExpression} REMOVE pending`;
+  update.ConditionExpression = 'pending.paymentIntentId = :releasedIntent';
+  update.ExpressionAttributeValues = {
+    ...update.ExpressionAttributeValues,
+    ':releasedIntent': paymentIntentId,
+  };
+}
+
+function isThrottle(error: Error): boolean {
+  return /Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded/.test(error.name);
+}
+
+function numberOr(value: unknown, fallback: number): number {
+  return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
+}
+
+/** `<prefix><currency>` attributes as money, ascending by currency, zeros left out. */
+function amountsOf(item: Item, prefix: string): Money[] {
+  return Object.entries(item)
+    .filter(([name, value]) => name.startsWith(prefix) && typeof value === 'number' && value !== 0)
+    .map(([name, value]) => ({ currency: name.slice(prefix.length), amount: value as number }))
+    .sort((a, b) => a.currency.localeCompare(b.currency));
+}
+
+function penaltyItem(penalty: Penalty): Item {
+  return {
+    ...keys.penalty(penalty.userId, penalty.habitId, penalty.date),
+    penaltyId: penalty.penaltyId,
+    userId: penalty.userId,
+    habitId: penalty.habitId,
+    date: penalty.date,
+    amount: penalty.amount,
+    currency: penalty.currency,
+    ...(penalty.recipientId ? { recipientId: penalty.recipientId } : {}),
+    status: penalty.status,
+    userStatus: userStatusKey(penalty.userId, penalty.status),
+    ...(penalty.paymentId ? { paymentId: penalty.paymentId } : {}),
+    createdAt: penalty.createdAt,
+    updatedAt: penalty.updatedAt,
+  };
+}
+
+function toPenalty(item: Item): Penalty {
+  return {
+    penaltyId: String(item.penaltyId),
+    userId: String(item.userId),
+    habitId: String(item.habitId),
+    date: String(item.date),
+    amount: numberOr(item.amount, 0),
+    currency: String(item.currency),
+    recipientId: typeof item.recipientId === 'string' ? item.recipientId : null,
+    status: String(item.status) as PenaltyStatus,
+    paymentId: typeof item.paymentId === 'string' ? item.paymentId : null,
+    createdAt: String(item.createdAt),
+    updatedAt: String(item.updatedAt),
+  };
+}
+
+/** The selected attributes; optional ones absent on the item come back as null. */
+function pick(item: Item, fields: readonly string[]): Partial<Penalty> {
+  const full = toPenalty({ ...item, penaltyId: item.penaltyId ?? '', userId: item.userId ?? '' });
+  return Object.fromEntries(
+    fields.map((field) => [field, full[field as keyof Penalty]]),
+  ) as Partial<Penalty>;
+}
+
+function toHabit(item: Item): Habit {
+  return {
+    userId: String(item.userId),
+    habitId: String(item.habitId),
+    name: String(item.name),
+    penaltyAmount: numberOr(item.penaltyAmount, 0),
+    currency: String(item.currency),
+    free: item.free === true,
+    recipientId: typeof item.recipientId === 'string' ? item.recipientId : null,
+    active: item.active === true,
+    currentStreak: numberOr(item.currentStreak, 0),
+    longestStreak: numberOr(item.longestStreak, 0),
+    lastAssessedDate: typeof item.lastAssessedDate === 'string' ? item.lastAssessedDate : null,
+    createdAt: String(item.createdAt),
+    updatedAt: String(item.updatedAt),
+  };
+}
+
+function toAssessable(item: Item): AssessableHabit {
+  const habit = toHabit(item);
+  const verified = item.verifiedDates;
+  return {
+    userId: habit.userId,
+    habitId: habit.habitId,
+    penaltyAmount: habit.penaltyAmount,
+    currency: habit.currency,
+    free: habit.free,
+    recipientId: habit.recipientId,
+    currentStreak: habit.currentStreak,
+    longestStreak: habit.longestStreak,
+    lastAssessedDate: habit.lastAssessedDate,
+    createdAt: habit.createdAt,
+    verifiedDates: verified instanceof Set ? [...verified].map(String).sort() : [],
+  };
+}

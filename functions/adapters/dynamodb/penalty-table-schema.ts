@@ -1,0 +1,59 @@
+/**
+ * The penalties table's layout, in one module that the CDK construct
+ * (`lib/penalty-tables.ts`) and the DynamoDB penalty store both import, so the
+ * attributes written and the indexes the stack creates cannot drift.
+ *
+ * Items (pk / sk):
+ *   USER#<userId>      / ACCOUNT                    habits, freeHabits, unpaidCount, `unpaid#<currency>` amounts, pending settlement
+ *   USER#<userId>      / HABIT#<habitId>            settings, streaks, lastAssessedDate, verifiedDates (string set);
+ *                                                   while active also `assessShard` / `assessKey` (the assessment index)
+ *   USER#<userId>      / PENALTY#<date>#<habitId>   one penalty; `userStatus` = `<userId>#<status>` (the status index)
+ *   RECIPIENT#<id>     / TOTALS                     penaltiesPaid, `paid#<currency>` amounts
+ *   ASSESSMENT#<date>  / SHARD#<nn>                 one shard's progress: cursor, done, counts
+ *
+ * Indexes:
+ *   byStatus      userStatus / sk, ALL: a user's penalties of one status by date (newest
+ *                 or oldest first), with any `fields`, one query.
+ *   byAssessment  assessShard / assessKey, ALL: sparse, only active habits; the
+ *                 assessment pages through each shard in `userId#habitId` order.
+ */
+
+export const PENALTY_KEYS = {
+  account: (userId: string) => ({ pk: `USER#${userId}`, sk: 'ACCOUNT' }),
+  habit: (userId: string, habitId: string) => ({ pk: `USER#${userId}`, sk: `HABIT#${habitId}` }),
+  penalty: (userId: string, habitId: string, date: string) => ({
+    pk: `USER#${userId}`,
+    sk: `PENALTY#${date}#${habitId}`,
+  }),
+  recipient: (recipientId: string) => ({ pk: `RECIPIENT#${recipientId}`, sk: 'TOTALS' }),
+  assessmentShard: (date: string, shard: number) => ({
+    pk: `ASSESSMENT#${date}`,
+    sk: `SHARD#${String(shard).padStart(2, '0')}`,
+  }),
+};
+
+export const HABIT_SK_PREFIX = 'HABIT#';
+export const PENALTY_SK_PREFIX = 'PENALTY#';
+/** Per-currency amount attributes: top-level numbers, so ADD works without a map to exist. */
+export const UNPAID_AMOUNT_PREFIX = 'unpaid#';
+export const PAID_AMOUNT_PREFIX = 'paid#';
+
+export const PENALTY_STATUS_INDEX = {
+  indexName: 'byStatus',
+  partitionKey: { name: 'userStatus', type: 'S' },
+  sortKey: { name: 'sk', type: 'S' },
+} as const;
+
+export const HABIT_ASSESSMENT_INDEX = {
+  indexName: 'byAssessment',
+  partitionKey: { name: 'assessShard', type: 'N' },
+  sortKey: { name: 'assessKey', type: 'S' },
+} as const;
+
+export function userStatusKey(userId: string, status: string): string {
+  return `${userId}#${status}`;
+}
+
+export function assessKeyOf(userId: string, habitId: string): string {
+  return `${userId}#${habitId}`;
+}

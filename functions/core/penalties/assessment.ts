@@ -1,0 +1,342 @@
+/**
+ * The daily assessment (DESIGN §8.3): every active habit is visited once for a date D;
+ * verified on D extends its streak, missed resets it and, unless the habit is free,
+ * creates the penalty `pen_{userId}_{habitId}_{D}`.
+ *
+ * The habits are spread over ASSESSMENT_SHARDS shards; each shard is read in pages and
+ * each page written in a few transactions that carry the habits' new streaks, the new
+ * penalties, the users' unpaid summaries and the shard's progress (its cursor and
+ * counts) together. So an assessment stopped half-way resumes after the last committed
+ * slice, and counts are exact. Each habit write is conditioned on the date it was last
+ * assessed (and, for a miss, on D still not being verified): running D again, or two
+ * runs of D at once, moves no streak twice, and the deterministic penalty id is put only
+ * if absent. A slice refused because a habit changed is re-read and re-planned.
+ */
+import type { Clock } from '../shared/clock.ts';
+import { ASSESSMENT_SHARDS, penaltyIdOf } from './penalty-ids.ts';
+import type {
+  AccountDelta,
+  AssessableHabit,
+  AssessmentCommit,
+  AssessmentCounts,
+  HabitAssessment,
+  HabitKey,
+  Penalty,
+  PenaltyStore,
+  ShardProgress,
+} from './ports.ts';
+
+/** DynamoDB's cap on the items of one transaction. */
+export const MAX_TRANSACTION_ITEMS = 100;
+/** Habits read per page. */
+export const ASSESSMENT_PAGE_SIZE = 100;
+/** Attempts at one slice (conflicts re-planned, busy retried) before the run stops to resume later. */
+const MAX_SLICE_ATTEMPTS = 8;
+
+/** The assessment of one habit for `date`, or null when the habit is not due (assessed already, or younger than the day). */
+export function assessHabit(
+  habit: AssessableHabit,
+  date: string,
+  nowIso: string,
+): HabitAssessment | null {
+  if (habit.lastAssessedDate !== null && habit.lastAssessedDate >= date) return null;
+  if (habit.createdAt.slice(0, 10) > date) return null;
+  const verified = habit.verifiedDates.includes(date);
+  const base = {
+    userId: habit.userId,
+    habitId: habit.habitId,
+    expectedLastAssessedDate: habit.lastAssessedDate,
+    consumedDates: habit.verifiedDates.filter((verifiedDate) => verifiedDate <= date).sort(),
+  };
+  if (verified) {
+    const currentStreak = habit.currentStreak + 1;
+    return {
+      ...base,
+      outcome: 'verified',
+      currentStreak,
+      longestStreak: Math.max(habit.longestStreak, currentStreak),
+      penalty: null,
+    };
+  }
+  const penalty: Penalty | null = habit.free
+    ? null
+    : {
+        penaltyId: penaltyIdOf(habit.userId, habit.habitId, date),
+        userId: habit.userId,
+        habitId: habit.habitId,
+        date,
+        amount: habit.penaltyAmount,
+        currency: habit.currency,
+        recipientId: habit.recipientId,
+        status: 'unpaid',
+        paymentId: null,
+        createdAt: nowIso,
+        updatedAt: nowIso,
+      };
+  return {
+    ...base,
+    outcome: 'missed',
+    currentStreak: 0,
+    longestStreak: habit.longestStreak,
+    penalty,
+  };
+}
+
+/** The unpaid summary changes of new penalties: one delta per user. */
+export function accountDeltasOf(penalties: readonly Penalty[]): AccountDelta[] {
+  const byUser = new Map<string, Map<string, number>>();
+  const counts = new Map<string, number>();
+  for (const penalty of penalties) {
+    const amounts = byUser.get(penalty.userId) ?? new Map<string, number>();
+    amounts.set(penalty.currency, (amounts.get(penalty.currency) ?? 0) + penalty.amount);
+    byUser.set(penalty.userId, amounts);
+    counts.set(penalty.userId, (counts.get(penalty.userId) ?? 0) + 1);
+  }
+  return [...byUser].map(([userId, amounts]) => ({
+    userId,
+    unpaidCount: counts.get(userId) ?? 0,
+    unpaidAmount: [...amounts].map(([currency, amount]) => ({ currency, amount })),
+  }));
+}
+
+interface Positioned {
+  habit: AssessableHabit;
+  /** The store's position of this habit in its shard (the cursor after it). */
+  position: string;
+}
+
+/**
+ * Splits a page's habits into commits of at most MAX_TRANSACTION_ITEMS items: one per
+ * assessed habit, one per penalty, one per user with new penalties, one for the shard.
+ * Habits not due still move the cursor. The last commit of the shard's last page says so.
+ */
+export function planSlices(
+  page: readonly Positioned[],
+  context: {
+    date: string;
+    shard: number;
+    cursorBefore: string | null;
+    lastPage: boolean;
+    at: number;
+  },
+): AssessmentCommit[] {
+  const nowIso = new Date(context.at).toISOString();
+  const commits: AssessmentCommit[] = [];
+  let assessments: HabitAssessment[] = [];
+  let users = new Set<string>();
+  let items = 1; // the shard's progress item
+  let cursor = context.cursorBefore;
+
+  const flush = (done: boolean) => {
+    const penalties = assessments.flatMap((assessment) =>
+      assessment.penalty ? [assessment.penalty] : [],
+    );
+    commits.push({
+      date: context.date,
+      shard: context.shard,
+      cursor,
+      done,
+      assessments,
+      accounts: accountDeltasOf(penalties),
+      counts: countsOf(assessments),
+      at: context.at,
+    });
+    assessments = [];
+    users = new Set();
+    items = 1;
+  };
+
+  for (const { habit, position } of page) {
+    const assessment = assessHabit(habit, context.date, nowIso);
+    if (assessment) {
+      const needed =
+        1 + (assessment.penalty ? 1 : 0) + (assessment.penalty && !users.has(habit.userId) ? 1 : 0);
+      if (items + needed > MAX_TRANSACTION_ITEMS) flush(false);
+      assessments.push(assessment);
+      items += 1;
+      if (assessment.penalty) {
+        items += 1;
+        if (!users.has(habit.userId)) {
+          users.add(habit.userId);
+          items += 1;
+        }
+      }
+    }
+    cursor = position;
+  }
+  flush(context.lastPage);
+  return commits;
+}
+
+export function countsOf(assessments: readonly HabitAssessment[]): AssessmentCounts {
+  let verified = 0;
+  let penaltiesCreated = 0;
+  for (const assessment of assessments) {
+    if (assessment.outcome === 'verified') verified += 1;
+    if (assessment.penalty) penaltiesCreated += 1;
+  }
+  return {
+    habits: assessments.length,
+    verified,
+    missed: assessments.length - verified,
+    penaltiesCreated,
+  };
+}
+
+export function sumCounts(progress: readonly AssessmentCounts[]): AssessmentCounts {
+  return progress.reduce(
+    (sum, shard) => ({
+      habits: sum.habits + shard.habits,
+      verified: sum.verified + shard.verified,
+      missed: sum.missed + shard.missed,
+      penaltiesCreated: sum.penaltiesCreated + shard.penaltiesCreated,
+    }),
+    { habits: 0, verified: 0, missed: 0, penaltiesCreated: 0 },
+  );
+}
+
+export interface AssessmentResult extends AssessmentCounts {
+  date: string;
+  /** Every shard done: the date is fully assessed. */
+  complete: boolean;
+  /** Counts of this run alone (the totals above are the date's, whichever run did the work). */
+  thisRun: AssessmentCounts;
+}
+
+export interface AssessDeps {
+  store: PenaltyStore;
+  clock: Clock;
+  /** Shards assessed at once. Default 4. */
+  concurrency?: number;
+  pageSize?: number;
+  /** Asked between pages: true makes the run stop cleanly (e.g. the Lambda is near its timeout). */
+  shouldStop?: () => boolean;
+  /** Waits before retrying a busy slice. Default: a timer. */
+  pause?: (ms: number) => Promise<void>;
+}
+
+/**
+ * Assesses `date` (a past UTC date): resumes every shard not done from its cursor.
+ * Answers the date's totals (the same however often it runs), whether it is complete,
+ * and what this run itself did.
+ */
+export async function assessDate(date: string, deps: AssessDeps): Promise<AssessmentResult> {
+  const { store } = deps;
+  const pause = deps.pause ?? ((ms: number) => new Promise((resolve) => setTimeout(resolve, ms)));
+  const before = new Map((await store.readAssessment(date)).map((shard) => [shard.shard, shard]));
+  const shards = Array.from({ length: ASSESSMENT_SHARDS }, (_, shard) => shard).filter(
+    (shard) => !before.get(shard)?.done,
+  );
+  const thisRun: AssessmentCounts[] = [];
+  const queue = [...shards];
+  const worker = async () => {
+    for (let shard = queue.shift(); shard !== undefined; shard = queue.shift()) {
+      thisRun.push(await assessShard(date, shard, before.get(shard) ?? null, { ...deps, pause }));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 4, queue.length) }, worker));
+  const after = await store.readAssessment(date);
+  return {
+    date,
+    ...sumCounts(after),
+    complete: after.length === ASSESSMENT_SHARDS && after.every((shard) => shard.done),
+    thisRun: sumCounts(thisRun),
+  };
+}
+
+async function assessShard(
+  date: string,
+  shard: number,
+  progress: ShardProgress | null,
+  deps: AssessDeps & { pause: (ms: number) => Promise<void> },
+): Promise<AssessmentCounts> {
+  const { store } = deps;
+  const done: AssessmentCounts[] = [];
+  let cursor = progress?.cursor ?? null;
+  for (;;) {
+    if (deps.shouldStop?.()) break;
+    const page = await store.habitsToAssess({
+      shard,
+      limit: deps.pageSize ?? ASSESSMENT_PAGE_SIZE,
+      cursor,
+    });
+    const positioned = page.items.map((habit, index) => ({
+      habit,
+      position: page.positions[index] as string,
+    }));
+    const lastPage = page.nextCursor === null;
+    done.push(await commitPage(positioned, { date, shard, cursor, lastPage }, deps));
+    if (lastPage) break;
+    cursor = page.nextCursor;
+  }
+  return sumCounts(done);
+}
+
+/** Commits one page slice by slice, re-planning a slice whose habits changed under it. */
+async function commitPage(
+  page: Positioned[],
+  context: { date: string; shard: number; cursor: string | null; lastPage: boolean },
+  deps: AssessDeps & { pause: (ms: number) => Promise<void> },
+): Promise<AssessmentCounts> {
+  const { store, clock } = deps;
+  const committed: AssessmentCounts[] = [];
+  let remaining = page;
+  let cursorBefore = context.cursor;
+  let attempts = 0;
+  for (;;) {
+    const [slice] = planSlices(remaining, {
+      date: context.date,
+      shard: context.shard,
+      cursorBefore,
+      lastPage: context.lastPage,
+      at: clock.now(),
+    });
+    if (!slice) return sumCounts(committed);
+    // Only the first slice is sent; the rest is re-planned after it (its habits may change).
+    const sliceHabits = new Set(slice.assessments.map(keyOf));
+    const lastIndex = lastIndexOf(remaining, slice);
+    const isLastSlice = lastIndex === remaining.length - 1;
+    const commit: AssessmentCommit = { ...slice, done: context.lastPage && isLastSlice };
+    const result = await store.commitAssessment(commit);
+    if (result.status === 'committed') {
+      committed.push(commit.counts);
+      remaining = remaining.slice(lastIndex + 1);
+      cursorBefore = commit.cursor;
+      attempts = 0;
+      if (remaining.length === 0) return sumCounts(committed);
+      continue;
+    }
+    attempts += 1;
+    if (attempts >= MAX_SLICE_ATTEMPTS) {
+      throw new Error(
+        `assessment of ${context.date} shard ${context.shard} kept failing (${result.status}); it resumes on the next run`,
+      );
+    }
+    if (result.status === 'busy') {
+      await deps.pause(Math.round(25 * 2 ** attempts * (0.5 + Math.random())));
+      continue;
+    }
+    const changed = result.habits.filter((habit) => sliceHabits.has(keyOf(habit)));
+    const fresh = new Map(
+      (await store.reloadHabits(changed)).map((habit) => [keyOf(habit), habit] as const),
+    );
+    const changedKeys = new Set(changed.map(keyOf));
+    remaining = remaining.flatMap((entry) => {
+      const key = keyOf(entry.habit);
+      if (!changedKeys.has(key)) return [entry];
+      const reloaded = fresh.get(key);
+      // Gone or deactivated since: keep its place for the cursor, assess nothing.
+      return [{ ...entry, habit: reloaded ?? { ...entry.habit, lastAssessedDate: context.date } }];
+    });
+  }
+}
+
+/** The index in `page` of the last habit a slice covers (its cursor). */
+function lastIndexOf(page: readonly Positioned[], slice: AssessmentCommit): number {
+  const index = page.findIndex((entry) => entry.position === slice.cursor);
+  return index === -1 ? page.length - 1 : index;
+}
+
+function keyOf(habit: HabitKey): string {
+  return `${habit.userId}\u0000${habit.habitId}`;
+}

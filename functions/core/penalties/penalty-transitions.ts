@@ -1,0 +1,129 @@
+/**
+ * What a penalty's status change moves besides itself: the user's unpaid summary
+ * (counts and amounts of `unpaid` penalties) and, on becoming `paid`, its recipient's
+ * totals. Derived from the status read and the status written, so a transition that
+ * is refused (the status changed since) moves nothing, and one committed moves each
+ * figure exactly once.
+ */
+import type {
+  AccountDelta,
+  Money,
+  Penalty,
+  PenaltyStatus,
+  PenaltyStore,
+  PenaltyTransition,
+  RecipientDelta,
+  TransitionCommit,
+} from './ports.ts';
+
+/** Transitions per transaction: each adds at most one account and one recipient item (≤ 100 items). */
+export const TRANSITIONS_PER_COMMIT = 45;
+
+export function transition(
+  penalty: Penalty,
+  to: PenaltyStatus,
+  paymentId: string | null,
+): PenaltyTransition {
+  return { penalty, to, paymentId };
+}
+
+/** The summary and recipient changes of a set of transitions. */
+export function transitionEffects(transitions: readonly PenaltyTransition[]): {
+  accounts: AccountDelta[];
+  recipients: RecipientDelta[];
+} {
+  const accounts = new Map<string, { count: number; amounts: Map<string, number> }>();
+  const recipients = new Map<string, { count: number; amounts: Map<string, number> }>();
+  const add = (
+    into: Map<string, { count: number; amounts: Map<string, number> }>,
+    key: string,
+    sign: number,
+    money: Money,
+  ) => {
+    const entry = into.get(key) ?? { count: 0, amounts: new Map<string, number>() };
+    entry.count += sign;
+    entry.amounts.set(
+      money.currency,
+      (entry.amounts.get(money.currency) ?? 0) + sign * money.amount,
+    );
+    into.set(key, entry);
+  };
+  for (const { penalty, to } of transitions) {
+    const from = penalty.status;
+    if (from === to) continue;
+    const money = { currency: penalty.currency, amount: penalty.amount };
+    if (from === 'unpaid') add(accounts, penalty.userId, -1, money);
+    if (to === 'unpaid') add(accounts, penalty.userId, 1, money);
+    if (to === 'paid' && penalty.recipientId) add(recipients, penalty.recipientId, 1, money);
+  }
+  const moneyOf = (amounts: Map<string, number>) =>
+    [...amounts].map(([currency, amount]) => ({ currency, amount }));
+  return {
+    accounts: [...accounts].map(([userId, { count, amounts }]) => ({
+      userId,
+      unpaidCount: count,
+      unpaidAmount: moneyOf(amounts),
+    })),
+    recipients: [...recipients].map(([recipientId, { count, amounts }]) => ({
+      recipientId,
+      penaltiesPaid: count,
+      amounts: moneyOf(amounts),
+    })),
+  };
+}
+
+/** One commit of transitions (with their effects) and whatever else rides along. */
+export function transitionCommit(
+  transitions: readonly PenaltyTransition[],
+  at: number,
+  extra: Pick<TransitionCommit, 'creditsUsed' | 'lockPending' | 'releasePending'> = {},
+): TransitionCommit {
+  return { transitions: [...transitions], ...transitionEffects(transitions), ...extra, at };
+}
+
+export interface TransitionRun {
+  store: PenaltyStore;
+  now: () => number;
+  pause: (ms: number) => Promise<void>;
+  /** Re-reads the penalties and says which transitions to make now (none: nothing left to do). */
+  plan: (penalties: Map<string, Penalty>) => PenaltyTransition[];
+  penaltyIds: readonly string[];
+  /** Sent with the last commit (or alone when nothing changes), e.g. releasing a settlement lock. */
+  releasePending?: TransitionCommit['releasePending'];
+  attempts?: number;
+}
+
+/**
+ * Reads the penalties, plans, and commits in slices of TRANSITIONS_PER_COMMIT; a slice
+ * refused because a penalty changed is re-read and re-planned, so the result is right
+ * whatever ran concurrently. Returns the transitions that were committed.
+ */
+export async function commitTransitionsSafely(run: TransitionRun): Promise<PenaltyTransition[]> {
+  const committed: PenaltyTransition[] = [];
+  const maxAttempts = run.attempts ?? 6;
+  let attempts = 0;
+  for (;;) {
+    const penalties = await run.store.getPenalties(run.penaltyIds);
+    const planned = run.plan(penalties);
+    const slice = planned.slice(0, TRANSITIONS_PER_COMMIT);
+    const last = planned.length <= TRANSITIONS_PER_COMMIT;
+    if (slice.length === 0 && !run.releasePending) return committed;
+    const commit = transitionCommit(
+      slice,
+      run.now(),
+      last && run.releasePending ? { releasePending: run.releasePending } : {},
+    );
+    const result = await run.store.commitTransitions(commit);
+    if (result.status === 'committed') {
+      committed.push(...slice);
+      attempts = 0;
+      if (last) return committed;
+      continue;
+    }
+    attempts += 1;
+    if (attempts >= maxAttempts) {
+      throw new Error(`penalty status changes kept conflicting (${result.status}); retry later`);
+    }
+    await run.pause(Math.round(20 * 2 ** attempts * (0.5 + Math.random())));
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * Ports of the penalties context (DESIGN §5 Penalties, §8.3): habits and their
+ * verifications, the daily assessment that turns a missed day into a penalty, the
+ * user's penalties with their summary, recipients' totals, settlement and the payment
+ * gateway that settlement charges through. Adapters implement them.
+ */
+import { InvalidCursorError, type Page } from '../shared/paging.ts';
+import type { Tier } from '../shared/tiers.ts';
+
+export const PENALTY_STATUSES = ['unpaid', 'pending', 'paid', 'waived'] as const;
+export type PenaltyStatus = (typeof PENALTY_STATUSES)[number];
+
+/** Money in integer minor units with a lower-case ISO currency, as Stripe sends it. */
+export interface Money {
+  currency: string;
+  amount: number;
+}
+
+/** What a user sets on a habit (`PUT /users/{userId}/habits/{habitId}`). */
+export interface HabitSettings {
+  name: string;
+  penaltyAmount: number;
+  currency: string;
+  free: boolean;
+  recipientId: string | null;
+  active: boolean;
+}
+
+/** A habit as `GET /users/{userId}/habits` answers it. */
+export interface Habit extends HabitSettings {
+  userId: string;
+  habitId: string;
+  currentStreak: number;
+  longestStreak: number;
+  /** The last date (UTC `YYYY-MM-DD`) assessed for it, or null. */
+  lastAssessedDate: string | null;
+  /** ISO 8601 UTC. */
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A habit as the assessment reads it: its settings, streaks and the verified dates not yet assessed. */
+export interface AssessableHabit {
+  userId: string;
+  habitId: string;
+  penaltyAmount: number;
+  currency: string;
+  free: boolean;
+  recipientId: string | null;
+  currentStreak: number;
+  longestStreak: number;
+  lastAssessedDate: string | null;
+  /** ISO 8601 UTC: a habit is not assessed for days before the one it was created on. */
+  createdAt: string;
+  /** Verified dates after `lastAssessedDate` (the assessment consumes them). */
+  verifiedDates: string[];
+}
+
+export interface Penalty {
+  penaltyId: string;
+  userId: string;
+  habitId: string;
+  /** The missed day, `YYYY-MM-DD`. */
+  date: string;
+  amount: number;
+  currency: string;
+  recipientId: string | null;
+  status: PenaltyStatus;
+  /** The PaymentIntent that pays (or paid) it, while `pending` or once `paid` through Stripe. */
+  paymentId: string | null;
+  /** ISO 8601 UTC. */
+  createdAt: string;
+  /** ISO 8601 UTC of the last status change. */
+  updatedAt: string;
+}
+
+/** `GET /users/{userId}/penalties/summary`. */
+export interface PenaltySummary {
+  userId: string;
+  unpaidCount: number;
+  /** Per currency, ascending by currency. */
+  unpaidAmount: Money[];
+  oldestUnpaidDate: string | null;
+}
+
+/** `GET /recipients/{recipientId}/totals`. */
+export interface RecipientTotals {
+  recipientId: string;
+  penaltiesPaid: number;
+  amounts: Money[];
+}
+
+/** The settlement waiting for its PaymentIntent's outcome; one per user at a time. */
+export interface PendingSettlement {
+  paymentIntentId: string;
+  penaltyIds: string[];
+  /** ISO 8601 UTC. */
+  startedAt: string;
+}
+
+// ---- Storage ------------------------------------------------------------------------
+
+/** The user's penalties account: habit counts for the limits, the unpaid summary, the settlement lock. */
+export interface PenaltyAccount {
+  userId: string;
+  habits: number;
+  /** Active free habits (the tier's limit applies to these). */
+  freeHabits: number;
+  unpaidCount: number;
+  /** Per currency, ascending by currency; currencies at 0 left out. */
+  unpaidAmount: Money[];
+  pending: PendingSettlement | null;
+}
+
+/** What settlement needs of the user's billing profile (another context's item, read-only but for credits). */
+export interface UserBilling {
+  /** `free` when the user has no profile. */
+  tier: Tier;
+  credits: number;
+  customerId: string | null;
+}
+
+export type HabitWriteResult = 'written' | 'free-habit-limit' | 'habit-limit' | 'conflict';
+
+export interface HabitWrite {
+  habit: Habit;
+  /** The habit as read before (null: create); the write is refused if it changed since. */
+  previous: Habit | null;
+  freeHabitLimit: number;
+  maxHabits: number;
+}
+
+export type VerificationResult = 'recorded' | 'already-assessed' | 'no-habit';
+
+export interface HabitKey {
+  userId: string;
+  habitId: string;
+}
+
+/** One habit's assessment for a date, as the store writes it (conditioned on `expectedLastAssessedDate`). */
+export interface HabitAssessment extends HabitKey {
+  outcome: 'verified' | 'missed';
+  expectedLastAssessedDate: string | null;
+  currentStreak: number;
+  longestStreak: number;
+  /** Verified dates up to the assessed one: removed from the habit. */
+  consumedDates: string[];
+  penalty: Penalty | null;
+}
+
+export interface AssessmentCounts {
+  habits: number;
+  verified: number;
+  missed: number;
+  penaltiesCreated: number;
+}
+
+/** One shard of a date's assessment: where it is, what it has done. */
+export interface ShardProgress extends AssessmentCounts {
+  shard: number;
+  /** The store's position after the last committed page, or null before the first. */
+  cursor: string | null;
+  done: boolean;
+}
+
+/** A slice of one shard's page: habit writes, penalties, summary changes and the shard's progress, atomically. */
+export interface AssessmentCommit {
+  date: string;
+  shard: number;
+  /** The position to resume after once this commits. */
+  cursor: string | null;
+  /** True when this slice ends the shard. */
+  done: boolean;
+  assessments: HabitAssessment[];
+  /** Changes to users' unpaid summaries (one per user). */
+  accounts: AccountDelta[];
+  counts: AssessmentCounts;
+  at: number;
+}
+
+export type AssessmentCommitResult =
+  | { status: 'committed' }
+  /** These habits changed since read (assessed or verified concurrently): re-read and re-plan. */
+  | { status: 'conflict'; habits: HabitKey[] }
+  /** Another writer held an item (TransactionConflict) or DynamoDB throttled: retry the same slice. */
+  | { status: 'busy' };
+
+/** A change to one user's unpaid summary. */
+export interface AccountDelta {
+  userId: string;
+  unpaidCount: number;
+  /** Per currency (may be negative). */
+  unpaidAmount: Money[];
+}
+
+/** A paid penalty adding to its recipient's totals. */
+export interface RecipientDelta {
+  recipientId: string;
+  penaltiesPaid: number;
+  amounts: Money[];
+}
+
+/** A penalty moving from the status it was read in to another. */
+export interface PenaltyTransition {
+  penalty: Penalty;
+  to: PenaltyStatus;
+  paymentId: string | null;
+}
+
+/** Penalty status changes and everything they move, in one transaction. */
+export interface TransitionCommit {
+  transitions: PenaltyTransition[];
+  accounts: AccountDelta[];
+  recipients: RecipientDelta[];
+  /** Settlement: credits spent from the user's profile (never below zero). */
+  creditsUsed?: { userId: string; count: number };
+  /** Settlement: the lock to take (refused when the user already has one). */
+  lockPending?: { userId: string; settlement: PendingSettlement };
+  /** A payment's outcome: the lock to release, only if it is this PaymentIntent's. */
+  releasePending?: { userId: string; paymentIntentId: string };
+  at: number;
+}
+
+export type TransitionCommitResult =
+  | { status: 'committed' }
+  /** A penalty's status, the lock or the credits changed since read: re-read and re-plan. */
+  | { status: 'conflict'; reason: 'penalty-changed' | 'settlement-pending' | 'credits-changed' }
+  | { status: 'busy' };
+
+/** `fields` of the penalties list: the attributes a caller may select. */
+export const PENALTY_FIELDS = [
+  'penaltyId',
+  'habitId',
+  'date',
+  'amount',
+  'currency',
+  'recipientId',
+  'status',
+  'paymentId',
+  'createdAt',
+  'updatedAt',
+] as const;
+export type PenaltyField = (typeof PENALTY_FIELDS)[number];
+
+export interface PenaltiesQuery {
+  userId: string;
+  status?: PenaltyStatus;
+  limit: number;
+  cursor?: string;
+  /** Attributes to return (all when absent). */
+  fields?: readonly PenaltyField[];
+}
+
+export interface PenaltyStore {
+  getAccount(userId: string): Promise<PenaltyAccount | null>;
+  getUserBilling(userId: string): Promise<UserBilling>;
+
+  listHabits(userId: string): Promise<Habit[]>;
+  getHabit(key: HabitKey): Promise<Habit | null>;
+  putHabit(write: HabitWrite): Promise<HabitWriteResult>;
+  /** Adds the date to the habit's verified dates unless that date is already assessed for it. */
+  addVerification(key: HabitKey, date: string): Promise<VerificationResult>;
+
+  /** One page of a shard's active habits, in a stable order; `cursor` from the previous page or the shard's progress. */
+  habitsToAssess(query: {
+    shard: number;
+    limit: number;
+    cursor: string | null;
+  }): Promise<Page<AssessableHabit> & { positions: string[] }>;
+  /** Strongly consistent reads of habits to re-plan after a conflict (missing or inactive ones left out). */
+  reloadHabits(keys: readonly HabitKey[]): Promise<AssessableHabit[]>;
+  commitAssessment(commit: AssessmentCommit): Promise<AssessmentCommitResult>;
+  /** Every shard's progress for `date` (shards never started are absent). */
+  readAssessment(date: string): Promise<ShardProgress[]>;
+
+  listPenalties(query: PenaltiesQuery): Promise<Page<Partial<Penalty>>>;
+  /** Strongly consistent reads by id; unknown ids are absent. */
+  getPenalties(penaltyIds: readonly string[]): Promise<Map<string, Penalty>>;
+  /** The user's oldest unpaid penalties, oldest first (from the status index). */
+  oldestUnpaid(userId: string, limit: number): Promise<Penalty[]>;
+  commitTransitions(commit: TransitionCommit): Promise<TransitionCommitResult>;
+
+  recipientTotals(recipientId: string): Promise<RecipientTotals | null>;
+}
+
+// ---- The payment gateway (Stripe) ------------------------------------------------
+
+/** A PaymentIntent to create for a settlement. */
+export interface PenaltyPaymentRequest {
+  userId: string;
+  /** The user's Stripe customer, when known (the PaymentIntent is attached to it). */
+  customerId: string | null;
+  amount: number;
+  currency: string;
+  /** The penalties it pays, oldest first; carried in metadata (core/shared/penalty-metadata.ts). */
+  penaltyIds: string[];
+  /** Made from the penalty ids, so settling the same penalties twice creates one PaymentIntent. */
+  idempotencyKey: string;
+}
+
+export interface CreatedPaymentIntent {
+  paymentIntentId: string;
+  clientSecret: string;
+  amount: number;
+  currency: string;
+}
+
+export interface PenaltyPaymentGateway {
+  /**
+   * Creates (or, for a repeated idempotency key, returns) the PaymentIntent. Throws
+   * PaymentGatewayUnavailableError when Stripe cannot be reached, keeps failing or
+   * rate-limits past the retries, or the breaker is open; PaymentRejectedError when
+   * Stripe refuses the request itself (retrying would not help).
+   */
+  createPenaltyPayment(request: PenaltyPaymentRequest): Promise<CreatedPaymentIntent>;
+}
+
+/** Stripe is down, slow or rate-limiting: answer 503 with Retry-After; nothing was changed. */
+export class PaymentGatewayUnavailableError extends Error {
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, options?: ErrorOptions & { retryAfterSeconds?: number }) {
+    super(message, options);
+    this.name = 'PaymentGatewayUnavailableError';
+    this.retryAfterSeconds = options?.retryAfterSeconds ?? 5;
+  }
+}
+
+/** Stripe refused the request (a 4xx other than 429): retrying the same request would not help. */
+export class PaymentRejectedError extends Error {
+  /** Stripe's error code (e.g. `amount_too_small`), never its message. */
+  readonly code: string;
+
+  constructor(code: string, options?: ErrorOptions) {
+    super(`Stripe refused the payment (${code}).`, options);
+    this.name = 'PaymentRejectedError';
+    this.code = code;
+  }
+}
+
+export { InvalidCursorError, type Page, type Tier };

@@ -1,0 +1,169 @@
+/**
+ * Settlement (DESIGN §8.3): a user's unpaid penalties, oldest first; one credit waives
+ * one penalty; the rest (those in the currency of the oldest one left, since one
+ * PaymentIntent has one currency) are paid by one Stripe PaymentIntent carrying
+ * `metadata.purpose=penalty` and their ids, created with an idempotency key made from
+ * those ids. Stripe is called before anything is written, so Stripe being down changes
+ * nothing; then one transaction waives, marks the paid ones `pending`, spends the
+ * credits (never below zero) and takes the user's settlement lock (a second settlement
+ * while one is pending is refused).
+ */
+import type { Clock } from '../shared/clock.ts';
+import { PenaltyConflictError, PenaltyNotFoundError } from './errors.ts';
+import { settlementIdempotencyKey } from './penalty-ids.ts';
+import { transition, transitionCommit } from './penalty-transitions.ts';
+import type {
+  CreatedPaymentIntent,
+  Penalty,
+  PenaltyPaymentGateway,
+  PenaltyStore,
+} from './ports.ts';
+
+/**
+ * Most penalties one settlement handles: keeps its transaction (penalties, summary,
+ * profile) under DynamoDB's 100 items and its ids within Stripe's metadata limits.
+ * A user with more settles again for the rest.
+ */
+export const MAX_PENALTIES_PER_SETTLEMENT = 90;
+
+export interface SettlementPlan {
+  waive: Penalty[];
+  pay: Penalty[];
+  /** Sum of `pay`'s amounts (0 when nothing is paid). */
+  amount: number;
+  currency: string | null;
+}
+
+/** Oldest first: the first `credits` penalties are waived; the rest in the first remaining currency are paid. */
+export function planSettlement(
+  unpaidOldestFirst: readonly Penalty[],
+  credits: number,
+): SettlementPlan {
+  const sorted = [...unpaidOldestFirst].sort(
+    (a, b) => a.date.localeCompare(b.date) || a.penaltyId.localeCompare(b.penaltyId),
+  );
+  const waived = Math.max(0, Math.min(credits, sorted.length));
+  const waive = sorted.slice(0, waived);
+  const rest = sorted.slice(waived);
+  const currency = rest[0]?.currency ?? null;
+  const pay = rest.filter((penalty) => penalty.currency === currency);
+  return { waive, pay, amount: pay.reduce((sum, penalty) => sum + penalty.amount, 0), currency };
+}
+
+export interface SettlementResult {
+  waived: string[];
+  creditsUsed: number;
+  payment: {
+    paymentIntentId: string;
+    amount: number;
+    currency: string;
+    clientSecret: string;
+    penaltyIds: string[];
+  } | null;
+}
+
+export interface SettleDeps {
+  store: PenaltyStore;
+  gateway: PenaltyPaymentGateway;
+  clock: Clock;
+  pause?: (ms: number) => Promise<void>;
+}
+
+/** Plans and commits a settlement; re-plans when penalties or credits changed between read and write. */
+export async function settlePenalties(userId: string, deps: SettleDeps): Promise<SettlementResult> {
+  const { store, gateway, clock } = deps;
+  const pause = deps.pause ?? ((ms: number) => new Promise((resolve) => setTimeout(resolve, ms)));
+  for (let attempt = 1; ; attempt += 1) {
+    const account = await store.getAccount(userId);
+    if (!account) {
+      throw new PenaltyNotFoundError(
+        'user_not_found',
+        `No penalties are known for user ${userId}.`,
+      );
+    }
+    if (account.pending) throw pendingConflict(account.pending.paymentIntentId);
+
+    // The status index is eventually consistent: confirm each candidate by key.
+    const candidates = await store.oldestUnpaid(userId, MAX_PENALTIES_PER_SETTLEMENT);
+    const current = await store.getPenalties(candidates.map((penalty) => penalty.penaltyId));
+    const unpaid = candidates.flatMap((penalty) => {
+      const fresh = current.get(penalty.penaltyId);
+      return fresh?.status === 'unpaid' ? [fresh] : [];
+    });
+    if (unpaid.length === 0) return { waived: [], creditsUsed: 0, payment: null };
+
+    const billing = await store.getUserBilling(userId);
+    const plan = planSettlement(unpaid, billing.credits);
+    let intent: CreatedPaymentIntent | null = null;
+    if (plan.pay.length > 0 && plan.currency) {
+      const penaltyIds = plan.pay.map((penalty) => penalty.penaltyId);
+      intent = await gateway.createPenaltyPayment({
+        userId,
+        customerId: billing.customerId,
+        amount: plan.amount,
+        currency: plan.currency,
+        penaltyIds,
+        idempotencyKey: settlementIdempotencyKey(penaltyIds),
+      });
+    }
+    const at = clock.now();
+    const transitions = [
+      ...plan.waive.map((penalty) => transition(penalty, 'waived', null)),
+      ...plan.pay.map((penalty) => transition(penalty, 'pending', intent?.paymentIntentId ?? null)),
+    ];
+    const result = await store.commitTransitions(
+      transitionCommit(transitions, at, {
+        ...(plan.waive.length > 0 ? { creditsUsed: { userId, count: plan.waive.length } } : {}),
+        ...(intent
+          ? {
+              lockPending: {
+                userId,
+                settlement: {
+                  paymentIntentId: intent.paymentIntentId,
+                  penaltyIds: plan.pay.map((penalty) => penalty.penaltyId),
+                  startedAt: new Date(at).toISOString(),
+                },
+              },
+            }
+          : {}),
+      }),
+    );
+    if (result.status === 'committed') {
+      return {
+        waived: plan.waive.map((penalty) => penalty.penaltyId),
+        creditsUsed: plan.waive.length,
+        payment: intent
+          ? {
+              paymentIntentId: intent.paymentIntentId,
+              amount: intent.amount,
+              currency: intent.currency,
+              clientSecret: intent.clientSecret,
+              penaltyIds: plan.pay.map((penalty) => penalty.penaltyId),
+            }
+          : null,
+      };
+    }
+    if (result.status === 'conflict' && result.reason === 'settlement-pending') {
+      throw pendingConflict(null);
+    }
+    // Penalties or credits moved under us (an assessment, a concurrent settlement, a
+    // refresh): plan again. The PaymentIntent created for the old plan is never
+    // confirmed (its client secret was not handed out); the same ids reuse it.
+    if (attempt >= 3) {
+      throw new PenaltyConflictError(
+        'settlement_conflict',
+        'The penalties changed while settling; try again.',
+      );
+    }
+    await pause(Math.round(30 * 2 ** attempt * (0.5 + Math.random())));
+  }
+}
+
+function pendingConflict(paymentIntentId: string | null): PenaltyConflictError {
+  return new PenaltyConflictError(
+    'settlement_pending',
+    paymentIntentId
+      ? `An earlier settlement (${paymentIntentId}) is still pending; it completes when its payment succeeds or fails.`
+      : 'An earlier settlement is still pending; it completes when its payment succeeds or fails.',
+  );
+}

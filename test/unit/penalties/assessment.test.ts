@@ -1,0 +1,285 @@
+import { describe, expect, it } from 'vitest';
+import { InMemoryPenaltyStore } from '../../../functions/adapters/memory/in-memory-penalty-store.ts';
+import {
+  assessDate,
+  assessHabit,
+  MAX_TRANSACTION_ITEMS,
+  planSlices,
+} from '../../../functions/core/penalties/assessment.ts';
+import { DEFAULT_FREE_HABIT_LIMITS } from '../../../functions/core/penalties/habits.ts';
+import { saveHabit, verifyHabit } from '../../../functions/core/penalties/manage-habits.ts';
+import {
+  ASSESSMENT_SHARDS,
+  parsePenaltyId,
+  penaltyIdOf,
+} from '../../../functions/core/penalties/penalty-ids.ts';
+import type { AssessableHabit } from '../../../functions/core/penalties/ports.ts';
+import { addHabit, at, fixedClock, noPause, settings } from './penalty-fixtures.ts';
+
+const habit = (overrides: Partial<AssessableHabit> = {}): AssessableHabit => ({
+  userId: 'u1',
+  habitId: 'h1',
+  penaltyAmount: 300,
+  currency: 'eur',
+  free: false,
+  recipientId: null,
+  currentStreak: 2,
+  longestStreak: 5,
+  lastAssessedDate: '2026-11-30',
+  createdAt: '2026-11-01T08:00:00.000Z',
+  verifiedDates: [],
+  ...overrides,
+});
+
+describe('assessHabit', () => {
+  it('extends the streak on a verified day and consumes the verifications up to it', () => {
+    const result = assessHabit(
+      habit({ verifiedDates: ['2026-11-29', '2026-12-01', '2026-12-02'] }),
+      '2026-12-01',
+      'now',
+    );
+    expect(result).toMatchObject({
+      outcome: 'verified',
+      currentStreak: 3,
+      longestStreak: 5,
+      penalty: null,
+      consumedDates: ['2026-11-29', '2026-12-01'],
+      expectedLastAssessedDate: '2026-11-30',
+    });
+    expect(
+      assessHabit(habit({ currentStreak: 5, verifiedDates: ['2026-12-01'] }), '2026-12-01', 'now')
+        ?.longestStreak,
+    ).toBe(6);
+  });
+
+  it('resets the streak on a miss and creates the deterministic penalty unless free', () => {
+    const missed = assessHabit(habit(), '2026-12-01', '2026-12-02T00:15:00.000Z');
+    expect(missed).toMatchObject({ outcome: 'missed', currentStreak: 0, longestStreak: 5 });
+    expect(missed?.penalty).toEqual({
+      penaltyId: 'pen_u1_h1_2026-12-01',
+      userId: 'u1',
+      habitId: 'h1',
+      date: '2026-12-01',
+      amount: 300,
+      currency: 'eur',
+      recipientId: null,
+      status: 'unpaid',
+      paymentId: null,
+      createdAt: '2026-12-02T00:15:00.000Z',
+      updatedAt: '2026-12-02T00:15:00.000Z',
+    });
+    expect(assessHabit(habit({ free: true }), '2026-12-01', 'now')).toMatchObject({
+      outcome: 'missed',
+      penalty: null,
+    });
+  });
+
+  it('skips a habit already assessed through the date or created after it', () => {
+    expect(assessHabit(habit({ lastAssessedDate: '2026-12-01' }), '2026-12-01', 'now')).toBeNull();
+    expect(assessHabit(habit({ lastAssessedDate: '2026-12-03' }), '2026-12-01', 'now')).toBeNull();
+    expect(
+      assessHabit(
+        habit({ createdAt: '2026-12-02T00:00:00.000Z', lastAssessedDate: null }),
+        '2026-12-01',
+        'now',
+      ),
+    ).toBeNull();
+    expect(
+      assessHabit(
+        habit({ createdAt: '2026-12-01T23:00:00.000Z', lastAssessedDate: null }),
+        '2026-12-01',
+        'now',
+      ),
+    ).not.toBeNull();
+  });
+});
+
+describe('penalty ids', () => {
+  it('split back into their parts even when the user id has underscores', () => {
+    const id = penaltyIdOf('user_with_underscores', 'habit-1', '2026-12-01');
+    expect(parsePenaltyId(id)).toEqual({
+      userId: 'user_with_underscores',
+      habitId: 'habit-1',
+      date: '2026-12-01',
+    });
+    expect(parsePenaltyId('pen_u1_2026-12-01')).toBeNull();
+    expect(parsePenaltyId('pay_u1_h1_2026-12-01')).toBeNull();
+    expect(parsePenaltyId('pen_u#1_h1_2026-12-01')).toBeNull();
+  });
+});
+
+describe('planSlices', () => {
+  it('keeps every slice within one transaction and moves the cursor over habits not due', () => {
+    const page = Array.from({ length: 120 }, (_, index) => ({
+      habit: habit({
+        userId: `u${index}`,
+        habitId: 'h',
+        lastAssessedDate: index % 10 === 0 ? '2026-12-01' : '2026-11-30',
+      }),
+      position: `u${String(index).padStart(3, '0')}#h`,
+    }));
+    const slices = planSlices(page, {
+      date: '2026-12-01',
+      shard: 3,
+      cursorBefore: null,
+      lastPage: true,
+      at: at('2026-12-02'),
+    });
+    for (const slice of slices) {
+      const items =
+        1 +
+        slice.assessments.length +
+        slice.assessments.filter((a) => a.penalty).length +
+        slice.accounts.length;
+      expect(items).toBeLessThanOrEqual(MAX_TRANSACTION_ITEMS);
+    }
+    expect(slices.flatMap((slice) => slice.assessments)).toHaveLength(108);
+    expect(slices.at(-1)).toMatchObject({ cursor: 'u119#h', done: true });
+    expect(slices.slice(0, -1).every((slice) => !slice.done)).toBe(true);
+    // One account item per user per slice, with the user's whole delta.
+    const first = slices[0];
+    expect(new Set(first?.accounts.map((a) => a.userId)).size).toBe(first?.accounts.length);
+  });
+});
+
+describe('assessDate over the in-memory store', () => {
+  async function world() {
+    const store = new InMemoryPenaltyStore();
+    const clock = fixedClock(at('2026-12-02', '00:15:00'));
+    await addHabit(store, 'alice', 'run', '2026-11-20');
+    await addHabit(store, 'alice', 'read', '2026-11-20', { free: true, penaltyAmount: 0 });
+    await addHabit(store, 'bob', 'gym', '2026-11-20', {
+      currency: 'eur',
+      recipientId: 'charity-2',
+    });
+    await addHabit(store, 'bob', 'late', '2026-12-02');
+    await addHabit(store, 'carol', 'off', '2026-11-20', { active: false });
+    clock.time = at('2026-12-01', '20:00:00');
+    await verifyHabit({ userId: 'alice', habitId: 'run' }, '2026-12-01', { store, clock });
+    clock.time = at('2026-12-02', '00:15:00');
+    return { store, clock };
+  }
+
+  it('assesses every active habit once: streaks, penalties, summaries, counts', async () => {
+    const { store, clock } = await world();
+    const result = await assessDate('2026-12-01', { store, clock, pause: noPause });
+    expect(result).toMatchObject({
+      date: '2026-12-01',
+      habits: 3,
+      verified: 1,
+      missed: 2,
+      penaltiesCreated: 1,
+      complete: true,
+    });
+    expect((await store.getHabit({ userId: 'alice', habitId: 'run' }))?.currentStreak).toBe(1);
+    expect((await store.getHabit({ userId: 'alice', habitId: 'read' }))?.lastAssessedDate).toBe(
+      '2026-12-01',
+    );
+    expect(
+      (await store.getHabit({ userId: 'carol', habitId: 'off' }))?.lastAssessedDate,
+    ).toBeNull();
+    expect((await store.getHabit({ userId: 'bob', habitId: 'late' }))?.lastAssessedDate).toBeNull();
+    expect([...store.penalties.keys()]).toEqual(['pen_bob_gym_2026-12-01']);
+    expect(await store.getAccount('bob')).toMatchObject({
+      unpaidCount: 1,
+      unpaidAmount: [{ currency: 'eur', amount: 500 }],
+    });
+    expect((await store.readAssessment('2026-12-01')).length).toBe(ASSESSMENT_SHARDS);
+  });
+
+  it('creates nothing and moves no streak when run again or twice at once', async () => {
+    const { store, clock } = await world();
+    const [first, second] = await Promise.all([
+      assessDate('2026-12-01', { store, clock, pause: noPause, concurrency: 2 }),
+      assessDate('2026-12-01', { store, clock, pause: noPause, concurrency: 3 }),
+    ]);
+    const again = await assessDate('2026-12-01', { store, clock, pause: noPause });
+    expect(first.thisRun.habits + second.thisRun.habits).toBe(3);
+    expect(again.thisRun).toEqual({ habits: 0, verified: 0, missed: 0, penaltiesCreated: 0 });
+    expect(again).toMatchObject({ habits: 3, penaltiesCreated: 1, complete: true });
+    expect(store.penalties.size).toBe(1);
+    expect((await store.getHabit({ userId: 'alice', habitId: 'run' }))?.currentStreak).toBe(1);
+    expect(await store.getAccount('bob')).toMatchObject({ unpaidCount: 1 });
+  });
+
+  it('resumes a run stopped half-way from where it stopped', async () => {
+    const store = new InMemoryPenaltyStore();
+    const clock = fixedClock(at('2026-12-02', '01:00:00'));
+    for (let user = 0; user < 60; user++) await addHabit(store, `user${user}`, 'h', '2026-11-01');
+    let pages = 0;
+    const stopped = await assessDate('2026-12-01', {
+      store,
+      clock,
+      pause: noPause,
+      pageSize: 2,
+      concurrency: 1,
+      shouldStop: () => pages++ >= 5,
+    });
+    expect(stopped.complete).toBe(false);
+    expect(stopped.habits).toBeGreaterThan(0);
+    expect(stopped.habits).toBeLessThan(60);
+    const resumed = await assessDate('2026-12-01', { store, clock, pause: noPause, pageSize: 2 });
+    expect(resumed).toMatchObject({ complete: true, habits: 60, missed: 60, penaltiesCreated: 60 });
+    expect(resumed.thisRun.habits).toBe(60 - stopped.habits);
+    expect(store.penalties.size).toBe(60);
+  });
+
+  it('re-plans a habit verified between the read and the write', async () => {
+    const store = new InMemoryPenaltyStore();
+    const clock = fixedClock(at('2026-12-02', '00:15:00'));
+    await addHabit(store, 'dora', 'walk', '2026-11-01');
+    const original = store.commitAssessment.bind(store);
+    let raced = false;
+    store.commitAssessment = async (commit) => {
+      if (!raced) {
+        raced = true;
+        await store.addVerification({ userId: 'dora', habitId: 'walk' }, '2026-12-01');
+      }
+      return original(commit);
+    };
+    const result = await assessDate('2026-12-01', { store, clock, pause: noPause });
+    expect(result).toMatchObject({ verified: 1, missed: 0, penaltiesCreated: 0 });
+    expect(store.penalties.size).toBe(0);
+  });
+});
+
+describe('habits and verifications', () => {
+  it('enforces the tier free-habit limit with a 409-worthy conflict, and counts only active free habits', async () => {
+    const store = new InMemoryPenaltyStore();
+    const clock = fixedClock(at('2026-12-02'));
+    const deps = { store, clock, freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS };
+    await saveHabit({ userId: 'eve', habitId: 'a' }, settings({ free: true }), deps);
+    await expect(
+      saveHabit({ userId: 'eve', habitId: 'b' }, settings({ free: true }), deps),
+    ).rejects.toMatchObject({
+      code: 'free_habit_limit',
+    });
+    expect(await store.getHabit({ userId: 'eve', habitId: 'b' })).toBeNull();
+    await saveHabit({ userId: 'eve', habitId: 'a' }, settings({ free: true, active: false }), deps);
+    await saveHabit({ userId: 'eve', habitId: 'b' }, settings({ free: true }), deps);
+    store.profiles.set('eve', { tier: 'bronze', credits: 0, customerId: null });
+    await saveHabit({ userId: 'eve', habitId: 'c' }, settings({ free: true }), deps);
+    expect((await store.getAccount('eve'))?.freeHabits).toBe(2);
+  });
+
+  it('refuses a future date and a date already assessed; verifying twice is fine', async () => {
+    const store = new InMemoryPenaltyStore();
+    const clock = fixedClock(at('2026-12-02', '00:15:00'));
+    await addHabit(store, 'finn', 'x', '2026-11-01');
+    const key = { userId: 'finn', habitId: 'x' };
+    await verifyHabit(key, '2026-12-02', { store, clock });
+    await verifyHabit(key, '2026-12-02', { store, clock });
+    await expect(verifyHabit(key, '2026-12-03', { store, clock })).rejects.toMatchObject({
+      code: 'invalid_parameter',
+    });
+    await assessDate('2026-12-01', { store, clock, pause: noPause });
+    await expect(verifyHabit(key, '2026-12-01', { store, clock })).rejects.toThrow(
+      /already assessed/,
+    );
+    await expect(
+      verifyHabit({ userId: 'finn', habitId: 'nope' }, '2026-12-01', { store, clock }),
+    ).rejects.toMatchObject({
+      code: 'habit_not_found',
+    });
+  });
+});

@@ -1,0 +1,81 @@
+/** Builders shared by the penalties unit tests: an in-memory store, habits, a fake gateway. */
+import type { InMemoryPenaltyStore } from '../../../functions/adapters/memory/in-memory-penalty-store.ts';
+import {
+  DEFAULT_FREE_HABIT_LIMITS,
+  MAX_HABITS_PER_USER,
+  withSettings,
+} from '../../../functions/core/penalties/habits.ts';
+import type {
+  CreatedPaymentIntent,
+  HabitSettings,
+  PenaltyPaymentGateway,
+  PenaltyPaymentRequest,
+} from '../../../functions/core/penalties/ports.ts';
+
+export const DAY = 86_400_000;
+export const at = (date: string, time = '12:00:00') => Date.parse(`${date}T${time}.000Z`);
+
+export function settings(overrides: Partial<HabitSettings> = {}): HabitSettings {
+  return {
+    name: 'Run',
+    penaltyAmount: 500,
+    currency: 'usd',
+    free: false,
+    recipientId: 'charity-1',
+    active: true,
+    ...overrides,
+  };
+}
+
+/** Puts a habit created at `createdOn` (noon UTC) straight into the store. */
+export async function addHabit(
+  store: InMemoryPenaltyStore,
+  userId: string,
+  habitId: string,
+  createdOn: string,
+  overrides: Partial<HabitSettings> = {},
+): Promise<void> {
+  const habit = withSettings(
+    { userId, habitId },
+    settings(overrides),
+    null,
+    new Date(at(createdOn)).toISOString(),
+  );
+  const result = await store.putHabit({
+    habit,
+    previous: null,
+    freeHabitLimit: DEFAULT_FREE_HABIT_LIMITS.gold,
+    maxHabits: MAX_HABITS_PER_USER,
+  });
+  if (result !== 'written') throw new Error(`could not add habit: ${result}`);
+}
+
+/** A gateway that answers like Stripe: one PaymentIntent per idempotency key. */
+export class FakeGateway implements PenaltyPaymentGateway {
+  readonly requests: PenaltyPaymentRequest[] = [];
+  readonly intents = new Map<string, CreatedPaymentIntent>();
+  failWith: Error | null = null;
+
+  async createPenaltyPayment(request: PenaltyPaymentRequest): Promise<CreatedPaymentIntent> {
+    this.requests.push(request);
+    if (this.failWith) throw this.failWith;
+    const existing = this.intents.get(request.idempotencyKey);
+    if (existing) return existing;
+    const id = `pi_fake${this.intents.size + 1}`;
+    const intent = {
+      paymentIntentId: id,
+      clientSecret: `${id}_secret_x`,
+      amount: request.amount,
+      currency: request.currency,
+    };
+    this.intents.set(request.idempotencyKey, intent);
+    return intent;
+  }
+}
+
+export const noPause = async () => {};
+
+export function fixedClock(now: number) {
+  const clock = { now: () => clock.time, time: now };
+  return clock;
+}

@@ -1,0 +1,202 @@
+import { describe, expect, it } from 'vitest';
+import { InMemoryPenaltyStore } from '../../../functions/adapters/memory/in-memory-penalty-store.ts';
+import { assessDate } from '../../../functions/core/penalties/assessment.ts';
+import { settlementIdempotencyKey } from '../../../functions/core/penalties/penalty-ids.ts';
+import {
+  applyPenaltyPayment,
+  markPenaltiesPaid,
+  outcomeOfPayment,
+} from '../../../functions/core/penalties/penalty-payments.ts';
+import {
+  PaymentGatewayUnavailableError,
+  type Penalty,
+} from '../../../functions/core/penalties/ports.ts';
+import { planSettlement, settlePenalties } from '../../../functions/core/penalties/settlement.ts';
+import { addHabit, at, FakeGateway, fixedClock, noPause } from './penalty-fixtures.ts';
+
+const penalty = (date: string, overrides: Partial<Penalty> = {}): Penalty => ({
+  penaltyId: `pen_u_h_${date}`,
+  userId: 'u',
+  habitId: 'h',
+  date,
+  amount: 100,
+  currency: 'usd',
+  recipientId: null,
+  status: 'unpaid',
+  paymentId: null,
+  createdAt: 'x',
+  updatedAt: 'x',
+  ...overrides,
+});
+
+describe('planSettlement', () => {
+  it('waives the oldest with credits and pays the rest of the oldest remaining currency', () => {
+    const plan = planSettlement(
+      [
+        penalty('2026-11-03'),
+        penalty('2026-11-01'),
+        penalty('2026-11-02', { currency: 'eur' }),
+        penalty('2026-11-04'),
+      ],
+      1,
+    );
+    expect(plan.waive.map((p) => p.date)).toEqual(['2026-11-01']);
+    expect(plan.pay.map((p) => p.date)).toEqual(['2026-11-02']);
+    expect(plan).toMatchObject({ amount: 100, currency: 'eur' });
+    expect(planSettlement([penalty('2026-11-01')], 5)).toMatchObject({
+      pay: [],
+      amount: 0,
+      currency: null,
+    });
+    expect(planSettlement([penalty('2026-11-01'), penalty('2026-11-02')], 0).amount).toBe(200);
+  });
+});
+
+async function withPenalties(days: string[], credits: number) {
+  const store = new InMemoryPenaltyStore();
+  const clock = fixedClock(at('2026-11-01'));
+  await addHabit(store, 'sam', 'run', '2026-10-01', { recipientId: 'charity' });
+  store.profiles.set('sam', { tier: 'silver', credits, customerId: 'cus_sam' });
+  for (const day of days) {
+    clock.time = at(day, '23:59:00') + 60_000 * 20;
+    await assessDate(day, { store, clock, pause: noPause });
+  }
+  return { store, clock, gateway: new FakeGateway() };
+}
+
+describe('settlePenalties', () => {
+  it('waives with credits, charges the rest once, locks until the payment ends', async () => {
+    const { store, clock, gateway } = await withPenalties(
+      ['2026-11-01', '2026-11-02', '2026-11-03'],
+      1,
+    );
+    const result = await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    expect(result.waived).toEqual(['pen_sam_run_2026-11-01']);
+    expect(result.creditsUsed).toBe(1);
+    expect(result.payment).toMatchObject({
+      amount: 1000,
+      currency: 'usd',
+      penaltyIds: ['pen_sam_run_2026-11-02', 'pen_sam_run_2026-11-03'],
+      clientSecret: expect.stringContaining('_secret_'),
+    });
+    expect(gateway.requests[0]).toMatchObject({
+      customerId: 'cus_sam',
+      idempotencyKey: settlementIdempotencyKey([
+        'pen_sam_run_2026-11-02',
+        'pen_sam_run_2026-11-03',
+      ]),
+    });
+    expect((await store.getUserBilling('sam')).credits).toBe(0);
+    expect(await store.getAccount('sam')).toMatchObject({ unpaidCount: 0, unpaidAmount: [] });
+    await expect(
+      settlePenalties('sam', { store, gateway, clock, pause: noPause }),
+    ).rejects.toMatchObject({
+      code: 'settlement_pending',
+    });
+
+    const paymentIntentId = result.payment?.paymentIntentId as string;
+    const ids = result.payment?.penaltyIds as string[];
+    const paid = await applyPenaltyPayment(
+      { paymentIntentId, penaltyIds: ids, outcome: 'succeeded' },
+      { store, clock, pause: noPause },
+    );
+    const again = await applyPenaltyPayment(
+      { paymentIntentId, penaltyIds: ids, outcome: 'succeeded' },
+      { store, clock, pause: noPause },
+    );
+    const stale = await applyPenaltyPayment(
+      { paymentIntentId, penaltyIds: ids, outcome: 'failed' },
+      { store, clock, pause: noPause },
+    );
+    expect(paid.changed).toEqual(ids);
+    expect(again.changed).toEqual([]);
+    expect(stale.changed).toEqual([]);
+    expect(await store.recipientTotals('charity')).toEqual({
+      recipientId: 'charity',
+      penaltiesPaid: 2,
+      amounts: [{ currency: 'usd', amount: 1000 }],
+    });
+    expect((await store.getAccount('sam'))?.pending).toBeNull();
+  });
+
+  it('puts the penalties back to unpaid when the payment fails, and the retry reuses the PaymentIntent', async () => {
+    const { store, clock, gateway } = await withPenalties(['2026-11-01', '2026-11-02'], 0);
+    const first = await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    const ids = first.payment?.penaltyIds as string[];
+    const failed = await applyPenaltyPayment(
+      {
+        paymentIntentId: first.payment?.paymentIntentId as string,
+        penaltyIds: ids,
+        outcome: 'failed',
+      },
+      { store, clock, pause: noPause },
+    );
+    expect(failed.changed).toEqual(ids);
+    expect(await store.getAccount('sam')).toMatchObject({ unpaidCount: 2, pending: null });
+    const second = await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    expect(second.payment?.paymentIntentId).toBe(first.payment?.paymentIntentId);
+    expect(gateway.intents.size).toBe(1);
+  });
+
+  it('changes nothing when Stripe is unavailable', async () => {
+    const { store, clock, gateway } = await withPenalties(['2026-11-01', '2026-11-02'], 1);
+    gateway.failWith = new PaymentGatewayUnavailableError('down', { retryAfterSeconds: 7 });
+    const before = structuredClone([...store.penalties.values()]);
+    await expect(
+      settlePenalties('sam', { store, gateway, clock, pause: noPause }),
+    ).rejects.toMatchObject({
+      retryAfterSeconds: 7,
+    });
+    expect([...store.penalties.values()]).toEqual(before);
+    expect((await store.getUserBilling('sam')).credits).toBe(1);
+    expect((await store.getAccount('sam'))?.pending).toBeNull();
+  });
+
+  it('answers nothing to settle, and 404 for an unknown user', async () => {
+    const { store, clock, gateway } = await withPenalties([], 3);
+    expect(await settlePenalties('sam', { store, gateway, clock })).toEqual({
+      waived: [],
+      creditsUsed: 0,
+      payment: null,
+    });
+    await expect(settlePenalties('nobody', { store, gateway, clock })).rejects.toMatchObject({
+      code: 'user_not_found',
+    });
+    expect(gateway.requests).toHaveLength(0);
+  });
+});
+
+describe('markPenaltiesPaid', () => {
+  it('says which changed, which were already paid or waived, which are unknown; idempotent', async () => {
+    const { store, clock, gateway } = await withPenalties(
+      ['2026-11-01', '2026-11-02', '2026-11-03'],
+      1,
+    );
+    await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    const ids = [
+      'pen_sam_run_2026-11-01',
+      'pen_sam_run_2026-11-02',
+      'pen_sam_run_2026-11-09',
+      'garbage',
+    ];
+    const first = await markPenaltiesPaid(ids, 'pi_manual', { store, clock, pause: noPause });
+    expect(first).toEqual({
+      changed: ['pen_sam_run_2026-11-02'],
+      alreadyPaid: ['pen_sam_run_2026-11-01'],
+      notFound: ['pen_sam_run_2026-11-09', 'garbage'],
+    });
+    const second = await markPenaltiesPaid(ids, 'pi_manual', { store, clock, pause: noPause });
+    expect(second.changed).toEqual([]);
+    expect((await store.recipientTotals('charity'))?.penaltiesPaid).toBe(1);
+  });
+});
+
+describe('outcomeOfPayment', () => {
+  it('reads paid from paidAt whatever followed, failed from failed or canceled', () => {
+    expect(outcomeOfPayment({ status: 'refunded', paidAt: '2026-01-01T00:00:00Z' })).toBe(
+      'succeeded',
+    );
+    expect(outcomeOfPayment({ status: 'canceled', paidAt: null })).toBe('failed');
+    expect(outcomeOfPayment({ status: 'processing', paidAt: null })).toBeNull();
+  });
+});
