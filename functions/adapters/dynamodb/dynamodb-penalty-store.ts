@@ -199,21 +199,32 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
     const freeDelta = (isFree ? 1 : 0) - (wasFree ? 1 : 0);
     const habitDelta = previous ? 0 : 1;
     const names: Record<string, string> = {};
-    const values: Record<string, unknown> = {
-      ':userId': habit.userId,
-      ':habitId': habit.habitId,
-      ':name': habit.name,
-      ':amount': habit.penaltyAmount,
-      ':currency': habit.currency,
-      ':free': habit.free,
-      ':active': habit.active,
-      ':updatedAt': habit.updatedAt,
-      ':createdAt': habit.createdAt,
-      ':zero': 0,
+    const values: Record<string, unknown> = { ':createdAt': habit.createdAt, ':zero': 0 };
+    // Every attribute by placeholder: several (name, free, active) are DynamoDB reserved words.
+    const fields = [
+      'userId',
+      'habitId',
+      'name',
+      'penaltyAmount',
+      'currency',
+      'free',
+      'active',
+      'updatedAt',
+    ] as const;
+    const setValues: Record<(typeof fields)[number], unknown> = {
+      userId: habit.userId,
+      habitId: habit.habitId,
+      name: habit.name,
+      penaltyAmount: habit.penaltyAmount,
+      currency: habit.currency,
+      free: habit.free,
+      active: habit.active,
+      updatedAt: habit.updatedAt,
     };
-    let set =
-      'SET userId = :userId, habitId = :habitId, #name = :name, penaltyAmount = :amount, currency = :currency, free = :free, active = :active, updatedAt = :updatedAt, createdAt = if_not_exists(createdAt, :createdAt), currentStreak = if_not_exists(currentStreak, :zero), longestStreak = if_not_exists(longestStreak, :zero)';
-    names['#name'] = 'name';
+    for (const field of fields) names[`#${field}`] = field;
+    for (const field of ['createdAt', 'currentStreak', 'longestStreak']) names[`#${field}`] = field;
+    let set = `SET ${fields.map((field) => `#${field} = :${field}`).join(', ')}, #createdAt = if_not_exists(#createdAt, :createdAt), #currentStreak = if_not_exists(#currentStreak, :zero), #longestStreak = if_not_exists(#longestStreak, :zero)`;
+    for (const field of fields) values[`:${field}`] = setValues[field];
     const remove: string[] = [];
     if (habit.recipientId) {
       set += ', recipientId = :recipientId';
@@ -225,7 +236,7 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       values[':assessKey'] = assessKeyOf(habit.userId, habit.habitId);
     } else remove.push('assessShard', 'assessKey');
     const condition = previous
-      ? 'attribute_exists(pk) AND updatedAt = :previousUpdatedAt'
+      ? 'attribute_exists(pk) AND #updatedAt = :previousUpdatedAt'
       : 'attribute_not_exists(pk)';
     if (previous) values[':previousUpdatedAt'] = previous.updatedAt;
 
@@ -317,7 +328,10 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
         IndexName: index.indexName,
         KeyConditionExpression:
           query.cursor === null ? '#shard = :shard' : '#shard = :shard AND #key > :after',
-        ExpressionAttributeNames: { '#shard': index.partitionKey.name, '#key': index.sortKey.name },
+        ExpressionAttributeNames: {
+          '#shard': index.partitionKey.name,
+          ...(query.cursor === null ? {} : { '#key': index.sortKey.name }),
+        },
         ExpressionAttributeValues: {
           ':shard': query.shard,
           ...(query.cursor === null ? {} : { ':after': query.cursor }),
@@ -594,8 +608,9 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
         Update: {
           TableName: this.#table,
           Key: keys.account(release.userId),
-          UpdateExpression: 'REMOVE pending',
-          ConditionExpression: 'pending.paymentIntentId = :releasedIntent',
+          UpdateExpression: 'REMOVE #pending',
+          ConditionExpression: '#pending.paymentIntentId = :releasedIntent',
+          ExpressionAttributeNames: { '#pending': 'pending' },
           ExpressionAttributeValues: { ':releasedIntent': release.paymentIntentId },
         },
       });
@@ -743,8 +758,9 @@ function addRelease(
   paymentIntentId: string,
 ): void {
   const update = item.Update;
-  update.UpdateExpression = `${update.UpdateExpression} REMOVE pending`;
-  update.ConditionExpression = 'pending.paymentIntentId = :releasedIntent';
+  update.UpdateExpression = `${update.UpdateExpression} REMOVE #pending`;
+  update.ConditionExpression = '#pending.paymentIntentId = :releasedIntent';
+  update.ExpressionAttributeNames = { ...update.ExpressionAttributeNames, '#pending': 'pending' };
   update.ExpressionAttributeValues = {
     ...update.ExpressionAttributeValues,
     ':releasedIntent': paymentIntentId,

@@ -1,0 +1,293 @@
+/**
+ * One contract, two implementations: the in-memory penalty store the use-case tests
+ * rely on must behave like the DynamoDB adapter on DynamoDB Local. Each scenario runs
+ * the real use cases (assessment, settlement, payment outcomes) over the store.
+ */
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { billingKeys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
+import { DynamoDbPenaltyStore } from '../../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
+import { InMemoryPenaltyStore } from '../../functions/adapters/memory/in-memory-penalty-store.ts';
+import { assessDate } from '../../functions/core/penalties/assessment.ts';
+import { DEFAULT_FREE_HABIT_LIMITS } from '../../functions/core/penalties/habits.ts';
+import { saveHabit, verifyHabit } from '../../functions/core/penalties/manage-habits.ts';
+import {
+  applyPenaltyPayment,
+  markPenaltiesPaid,
+} from '../../functions/core/penalties/penalty-payments.ts';
+import {
+  InvalidCursorError,
+  type PenaltyStore,
+  type UserBilling,
+} from '../../functions/core/penalties/ports.ts';
+import { settlePenalties } from '../../functions/core/penalties/settlement.ts';
+import { emulatorClients } from '../helpers/aws-clients.ts';
+import { createBillingTables } from '../helpers/billing-tables.ts';
+import { createPenaltiesTable } from '../helpers/penalty-table.ts';
+import {
+  at,
+  FakeGateway,
+  fixedClock,
+  noPause,
+  settings,
+} from '../unit/penalties/penalty-fixtures.ts';
+
+interface Harness {
+  store: PenaltyStore;
+  setProfile(userId: string, profile: UserBilling): Promise<void>;
+}
+
+let counter = 0;
+const fresh = (prefix: string) => `${prefix}${Date.now().toString(36)}${counter++}`;
+
+function contract(name: string, make: () => Promise<Harness>) {
+  describe(`PenaltyStore contract: ${name}`, () => {
+    it('habits: create, update under the limits, stale writes refused, list and verify', async () => {
+      const { store, setProfile } = await make();
+      const user = fresh('u');
+      const clock = fixedClock(at('2026-12-02'));
+      const deps = { store, clock, freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS };
+      const { created } = await saveHabit(
+        { userId: user, habitId: 'a' },
+        settings({ free: true }),
+        deps,
+      );
+      expect(created).toBe(true);
+      await expect(
+        saveHabit({ userId: user, habitId: 'b' }, settings({ free: true }), deps),
+      ).rejects.toMatchObject({ code: 'free_habit_limit' });
+      await setProfile(user, { tier: 'bronze', credits: 0, customerId: null });
+      await saveHabit({ userId: user, habitId: 'b' }, settings({ free: true }), deps);
+      clock.time += 1000;
+      const updated = await saveHabit(
+        { userId: user, habitId: 'a' },
+        settings({ free: false, name: 'Swim', recipientId: null }),
+        deps,
+      );
+      expect(updated).toMatchObject({ created: false, habit: { name: 'Swim', recipientId: null } });
+      const stale = await store.putHabit({
+        habit: { ...updated.habit, name: 'Late' },
+        previous: { ...updated.habit, updatedAt: '2000-01-01T00:00:00.000Z' },
+        freeHabitLimit: 3,
+        maxHabits: 100,
+      });
+      expect(stale).toBe('conflict');
+      expect(await store.getAccount(user)).toMatchObject({ habits: 2, freeHabits: 1 });
+      const habits = await store.listHabits(user);
+      expect(habits.map((habit) => [habit.habitId, habit.name, habit.free])).toEqual([
+        ['a', 'Swim', false],
+        ['b', 'Run', true],
+      ]);
+      expect(await store.addVerification({ userId: user, habitId: 'a' }, '2026-12-01')).toBe(
+        'recorded',
+      );
+      expect(await store.addVerification({ userId: user, habitId: 'a' }, '2026-12-01')).toBe(
+        'recorded',
+      );
+      expect(await store.addVerification({ userId: user, habitId: 'zz' }, '2026-12-01')).toBe(
+        'no-habit',
+      );
+    });
+
+    it('assessment: streaks, penalties, summaries; again or concurrently creates nothing', async () => {
+      const { store } = await make();
+      const clock = fixedClock(at('2026-11-20'));
+      const deps = { store, clock, freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS };
+      const users = Array.from({ length: 12 }, () => fresh('a'));
+      for (const [index, user] of users.entries()) {
+        await saveHabit(
+          { userId: user, habitId: 'run' },
+          settings({ currency: index % 2 ? 'eur' : 'usd' }),
+          deps,
+        );
+        await saveHabit(
+          { userId: user, habitId: 'free' },
+          settings({ free: true, penaltyAmount: 0 }),
+          deps,
+        );
+        if (index % 3 === 0)
+          await verifyHabit({ userId: user, habitId: 'run' }, '2026-12-01', {
+            store,
+            clock: fixedClock(at('2026-12-01')),
+          });
+      }
+      clock.time = at('2026-12-02', '00:15:00');
+      const [one, two] = await Promise.all([
+        assessDate('2026-12-01', { store, clock, pause: noPause, pageSize: 5 }),
+        assessDate('2026-12-01', { store, clock, pause: noPause, pageSize: 7 }),
+      ]);
+      expect(one.thisRun.habits + two.thisRun.habits).toBe(24);
+      const again = await assessDate('2026-12-01', { store, clock, pause: noPause });
+      expect(again).toMatchObject({
+        habits: 24,
+        verified: 4,
+        missed: 20,
+        penaltiesCreated: 8,
+        complete: true,
+      });
+      expect(again.thisRun.habits).toBe(0);
+      const summaries = await Promise.all(users.map((user) => store.getAccount(user)));
+      expect(summaries.reduce((sum, account) => sum + (account?.unpaidCount ?? 0), 0)).toBe(8);
+      const verified = (await store.listHabits(users[0] as string)).find(
+        (h) => h.habitId === 'run',
+      );
+      expect(verified).toMatchObject({
+        currentStreak: 1,
+        longestStreak: 1,
+        lastAssessedDate: '2026-12-01',
+      });
+      expect(
+        await store.addVerification({ userId: users[1] as string, habitId: 'run' }, '2026-12-01'),
+      ).toBe('already-assessed');
+      const missed = await store.getPenalties([`pen_${users[1]}_run_2026-12-01`]);
+      expect([...missed.values()]).toMatchObject([
+        { status: 'unpaid', amount: 500, currency: 'eur', recipientId: 'charity-1' },
+      ]);
+    });
+
+    it('penalties: newest first, by status, selected fields, cursor bound to its query', async () => {
+      const { store } = await make();
+      const user = fresh('p');
+      const clock = fixedClock(at('2026-10-01'));
+      await saveHabit({ userId: user, habitId: 'h' }, settings(), {
+        store,
+        clock,
+        freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+      });
+      const days = ['2026-10-01', '2026-10-02', '2026-10-03', '2026-10-04', '2026-10-05'];
+      for (const day of days) {
+        clock.time = at(day) + 86_400_000;
+        await assessDate(day, { store, clock, pause: noPause });
+      }
+      const first = await store.listPenalties({ userId: user, limit: 2 });
+      expect(first.items.map((p) => p.date)).toEqual(['2026-10-05', '2026-10-04']);
+      const second = await store.listPenalties({
+        userId: user,
+        limit: 2,
+        cursor: first.nextCursor as string,
+      });
+      const third = await store.listPenalties({
+        userId: user,
+        limit: 2,
+        cursor: second.nextCursor as string,
+      });
+      expect([...second.items, ...third.items].map((p) => p.date)).toEqual([
+        '2026-10-03',
+        '2026-10-02',
+        '2026-10-01',
+      ]);
+      expect(third.nextCursor).toBeNull();
+      await markPenaltiesPaid([`pen_${user}_h_2026-10-02`], null, { store, clock, pause: noPause });
+      const paid = await store.listPenalties({
+        userId: user,
+        status: 'paid',
+        limit: 10,
+        fields: ['penaltyId', 'status'],
+      });
+      expect(paid).toEqual({
+        items: [{ penaltyId: `pen_${user}_h_2026-10-02`, status: 'paid' }],
+        nextCursor: null,
+      });
+      const unpaid = await store.listPenalties({ userId: user, status: 'unpaid', limit: 3 });
+      expect(unpaid.items.map((p) => p.date)).toEqual(['2026-10-05', '2026-10-04', '2026-10-03']);
+      await expect(
+        store.listPenalties({
+          userId: user,
+          status: 'paid',
+          limit: 2,
+          cursor: first.nextCursor as string,
+        }),
+      ).rejects.toBeInstanceOf(InvalidCursorError);
+      expect((await store.oldestUnpaid(user, 1)).map((p) => p.date)).toEqual(['2026-10-01']);
+      expect(await store.getAccount(user)).toMatchObject({
+        unpaidCount: 4,
+        unpaidAmount: [{ currency: 'usd', amount: 2000 }],
+      });
+    });
+
+    it('settlement: credits spent once, lock held, payment outcome exactly once, recipient totals', async () => {
+      const { store, setProfile } = await make();
+      const user = fresh('s');
+      const clock = fixedClock(at('2026-09-01'));
+      await saveHabit({ userId: user, habitId: 'h' }, settings({ recipientId: `r-${user}` }), {
+        store,
+        clock,
+        freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+      });
+      for (const day of ['2026-09-01', '2026-09-02', '2026-09-03']) {
+        clock.time = at(day) + 86_400_000;
+        await assessDate(day, { store, clock, pause: noPause });
+      }
+      await setProfile(user, { tier: 'gold', credits: 1, customerId: 'cus_1' });
+      const gateway = new FakeGateway();
+      const result = await settlePenalties(user, { store, gateway, clock, pause: noPause });
+      expect(result).toMatchObject({ waived: [`pen_${user}_h_2026-09-01`], creditsUsed: 1 });
+      expect((await store.getUserBilling(user)).credits).toBe(0);
+      await expect(
+        settlePenalties(user, { store, gateway, clock, pause: noPause }),
+      ).rejects.toMatchObject({
+        code: 'settlement_pending',
+      });
+      const payment = result.payment as NonNullable<typeof result.payment>;
+      const outcome = { paymentIntentId: payment.paymentIntentId, penaltyIds: payment.penaltyIds };
+      const runs = await Promise.all([
+        applyPenaltyPayment({ ...outcome, outcome: 'succeeded' }, { store, clock, pause: noPause }),
+        applyPenaltyPayment({ ...outcome, outcome: 'succeeded' }, { store, clock, pause: noPause }),
+      ]);
+      expect(runs.flatMap((run) => run.changed).sort()).toEqual([...payment.penaltyIds].sort());
+      await applyPenaltyPayment(
+        { ...outcome, outcome: 'failed' },
+        { store, clock, pause: noPause },
+      );
+      expect(await store.recipientTotals(`r-${user}`)).toEqual({
+        recipientId: `r-${user}`,
+        penaltiesPaid: 2,
+        amounts: [{ currency: 'usd', amount: 1000 }],
+      });
+      expect(await store.getAccount(user)).toMatchObject({
+        unpaidCount: 0,
+        pending: null,
+        unpaidAmount: [],
+      });
+      expect(await settlePenalties(user, { store, gateway, clock, pause: noPause })).toEqual({
+        waived: [],
+        creditsUsed: 0,
+        payment: null,
+      });
+    });
+  });
+}
+
+contract('in-memory', async () => {
+  const store = new InMemoryPenaltyStore();
+  return {
+    store,
+    setProfile: async (userId, profile) => {
+      store.profiles.set(userId, profile);
+    },
+  };
+});
+
+contract('DynamoDB Local', async () => {
+  const { dynamo } = emulatorClients();
+  const { billingTableName } = await createBillingTables(dynamo);
+  const penaltiesTableName = await createPenaltiesTable(dynamo);
+  const documents = DynamoDBDocumentClient.from(dynamo);
+  return {
+    store: new DynamoDbPenaltyStore({ client: dynamo, penaltiesTableName, billingTableName }),
+    setProfile: async (userId, profile) => {
+      await documents.send(
+        new PutCommand({
+          TableName: billingTableName,
+          Item: {
+            ...billingKeys.profile(userId),
+            userId,
+            tier: profile.tier,
+            credits: profile.credits,
+            ...(profile.customerId ? { stripeCustomerId: profile.customerId } : {}),
+          },
+        }),
+      );
+    },
+  };
+});
