@@ -9,7 +9,10 @@ import * as z from 'zod/mini';
 import type { $ZodType, output } from 'zod/v4/core';
 import { parseCreditAllowances } from '../core/credits/allowances.ts';
 import { parseFreeHabitLimits } from '../core/penalties/habits.ts';
-import { parseLedgerRetentionDays } from '../core/shared/config-values.ts';
+import {
+  parseAssessmentDeadlineHour,
+  parseLedgerRetentionDays,
+} from '../core/shared/config-values.ts';
 import { lazy } from './lazy.ts';
 
 /** The environment does not satisfy a handler's schema. */
@@ -98,3 +101,6 @@ export const creditAllowancesEnv = () => configEnv(parseCreditAllowances);
 
 /** FREE_HABIT_LIMITS (core/penalties/habits.ts); absent gives the defaults. */
 export const freeHabitLimitsEnv = () => configEnv(parseFreeHabitLimits);
+
+/** PENALTY_ASSESSMENT_DEADLINE_HOUR (core/shared/config-values.ts); absent gives 6. */
+export const assessmentDeadlineHourEnv = () => configEnv(parseAssessmentDeadlineHour);

@@ -73,3 +73,21 @@ export function parseTierNumbers(
   }
   return numbers;
 }
+
+/**
+ * The UTC hour (1-23) by which yesterday's penalty assessment must be complete; past
+ * it, an incomplete assessment is reported overdue. Absent or '' gives the default, 6.
+ */
+export const ASSESSMENT_DEADLINE_HOUR = { min: 1, max: 23, default: 6 } as const;
+
+export function parseAssessmentDeadlineHour(value: unknown): number {
+  if (value === undefined || value === null || value === '') return ASSESSMENT_DEADLINE_HOUR.default;
+  const hour = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  const { min, max } = ASSESSMENT_DEADLINE_HOUR;
+  if (typeof hour !== 'number' || !Number.isInteger(hour) || hour < min || hour > max) {
+    throw new ConfigValueError(
+      `expected a whole UTC hour from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return hour;
+}

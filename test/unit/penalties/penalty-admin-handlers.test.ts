@@ -1,0 +1,123 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import type { Context } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { InMemoryPenaltyStore } from '../../../functions/adapters/memory/in-memory-penalty-store.ts';
+import { PENALTY_ROUTES } from '../../../functions/commons/routes.ts';
+import { parseAssessmentDeadlineHour } from '../../../functions/core/shared/config-values.ts';
+import { createPenaltyAdminHandler } from '../../../functions/penalty-admin.ts';
+import {
+  createPenaltyAssessor,
+  overdue,
+  yesterdayOf,
+} from '../../../functions/penalty-assessor.ts';
+import { httpApiEvent } from '../../helpers/apigw-events.ts';
+import { addHabit, at, fixedClock } from './penalty-fixtures.ts';
+
+const context = { getRemainingTimeInMillis: () => 600_000 } as Context;
+const quiet = () => ({
+  logger: new Logger({ logLevel: 'SILENT' }),
+  metrics: new Metrics({ namespace: 'Test', serviceName: 'test' }),
+});
+
+const post = (route: string, body: unknown) =>
+  httpApiEvent({
+    method: 'POST',
+    path: route,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+
+async function world() {
+  const store = new InMemoryPenaltyStore();
+  await addHabit(store, 'u1', 'run', '2026-11-01');
+  await addHabit(store, 'u2', 'read', '2026-11-01', { free: true, penaltyAmount: 0 });
+  const clock = fixedClock(at('2026-12-02', '00:20:00'));
+  return { store, clock, handler: createPenaltyAdminHandler({ store, clock, ...quiet() }) };
+}
+
+describe('POST /admin/penalties/assess', () => {
+  it('assesses a past date, and running it again answers the same totals and creates nothing', async () => {
+    const { store, handler } = await world();
+    const first = await handler(post(PENALTY_ROUTES.assess, { date: '2026-12-01' }), context);
+    expect(first.statusCode).toBe(200);
+    expect(JSON.parse(first.body as string)).toEqual({
+      date: '2026-12-01',
+      habits: 2,
+      verified: 0,
+      missed: 2,
+      penaltiesCreated: 1,
+    });
+    const again = await handler(post(PENALTY_ROUTES.assess, { date: '2026-12-01' }), context);
+    expect(JSON.parse(again.body as string)).toEqual(JSON.parse(first.body as string));
+    expect(store.penalties.size).toBe(1);
+  });
+
+  it.each([
+    [{ date: '2026-12-02' }, 'date'],
+    [{ date: '2026-13-01' }, 'date'],
+    [{}, 'date'],
+    [{ date: '2026-12-01', extra: 1 }, 'extra'],
+    ['{not json', 'JSON'],
+  ])('refuses %j with a 400 naming %s and changes nothing', async (body, field) => {
+    const { store, handler } = await world();
+    const response = await handler(post(PENALTY_ROUTES.assess, body), context);
+    expect(response.statusCode).toBe(400);
+    expect(JSON.parse(response.body as string).error.message).toContain(field);
+    expect(store.penalties.size).toBe(0);
+    expect(store.commits).toBe(0);
+  });
+});
+
+describe('POST /admin/penalties/mark-paid', () => {
+  it('answers changed, alreadyPaid and notFound, idempotently', async () => {
+    const { handler } = await world();
+    await handler(post(PENALTY_ROUTES.assess, { date: '2026-12-01' }), context);
+    const ids = ['pen_u1_run_2026-12-01', 'pen_u9_x_2026-12-01'];
+    const first = await handler(
+      post(PENALTY_ROUTES.markPaid, { penaltyIds: ids, paymentId: 'pi_123' }),
+      context,
+    );
+    expect(JSON.parse(first.body as string)).toEqual({
+      changed: ['pen_u1_run_2026-12-01'],
+      alreadyPaid: [],
+      notFound: ['pen_u9_x_2026-12-01'],
+    });
+    const second = await handler(post(PENALTY_ROUTES.markPaid, { penaltyIds: ids }), context);
+    expect(JSON.parse(second.body as string)).toMatchObject({
+      changed: [],
+      alreadyPaid: ['pen_u1_run_2026-12-01'],
+    });
+  });
+
+  it.each([
+    [{ penaltyIds: [] }, 'penaltyIds'],
+    [{ penaltyIds: Array.from({ length: 101 }, (_, i) => `pen_u_h_${i}`) }, 'penaltyIds'],
+    [{ penaltyIds: ['pen_a_b_2026-01-01'], paymentId: 'nope' }, 'paymentId'],
+    [{ penaltyIds: 'pen_a' }, 'penaltyIds'],
+  ])('refuses %j with a 400 naming %s', async (body, field) => {
+    const { handler } = await world();
+    const response = await handler(post(PENALTY_ROUTES.markPaid, body), context);
+    expect(response.statusCode).toBe(400);
+    expect(JSON.parse(response.body as string).error.message).toContain(field);
+  });
+});
+
+describe('the scheduled assessor', () => {
+  it('assesses yesterday and reports overdue only past the deadline while incomplete', async () => {
+    const { store, clock } = await world();
+    const assessor = createPenaltyAssessor({ store, clock, deadlineHour: 6, ...quiet() });
+    const result = await assessor({}, context);
+    expect(result).toMatchObject({ date: '2026-12-01', complete: true, penaltiesCreated: 1 });
+    expect(yesterdayOf(at('2026-12-02', '00:00:00'))).toBe('2026-12-01');
+    expect(overdue(false, at('2026-12-02', '05:59:59'), 6)).toBe(0);
+    expect(overdue(false, at('2026-12-02', '06:00:00'), 6)).toBe(1);
+    expect(overdue(true, at('2026-12-02', '23:00:00'), 6)).toBe(0);
+  });
+
+  it('reads the deadline hour with one rule for synth and handler', () => {
+    expect(parseAssessmentDeadlineHour(undefined)).toBe(6);
+    expect(parseAssessmentDeadlineHour('9')).toBe(9);
+    for (const bad of [0, 24, '6.5', 'six', -1])
+      expect(() => parseAssessmentDeadlineHour(bad)).toThrow(/1 to 23/);
+  });
+});
