@@ -81,7 +81,8 @@ export function parseTierNumbers(
 export const ASSESSMENT_DEADLINE_HOUR = { min: 1, max: 23, default: 6 } as const;
 
 export function parseAssessmentDeadlineHour(value: unknown): number {
-  if (value === undefined || value === null || value === '') return ASSESSMENT_DEADLINE_HOUR.default;
+  if (value === undefined || value === null || value === '')
+    return ASSESSMENT_DEADLINE_HOUR.default;
   const hour = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
   const { min, max } = ASSESSMENT_DEADLINE_HOUR;
   if (typeof hour !== 'number' || !Number.isInteger(hour) || hour < min || hour > max) {
