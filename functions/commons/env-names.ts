@@ -19,6 +19,12 @@ export const ENV = {
   webhookSecretArn: 'STRIPE_WEBHOOK_SECRET_ARN',
   /** Plain signing secret, local runtime and tests only; never set by the stack. */
   webhookSecret: 'STRIPE_WEBHOOK_SECRET',
+  /** Secrets Manager secret ARN holding the Stripe secret API key (deployed). */
+  stripeApiKeySecretArn: 'STRIPE_API_KEY_SECRET_ARN',
+  /** Plain Stripe secret API key, local runtime and tests only; never set by the stack. */
+  stripeSecretKey: 'STRIPE_SECRET_KEY',
+  /** Base URL of the Stripe API (default Stripe's own); locally and in tests, the fake Stripe. */
+  stripeApiUrl: 'STRIPE_API_URL',
   /** JSON object price id -> tier, used when a price has no `metadata.tier`. */
   priceTierMap: 'PRICE_TIER_MAP',
   /** Standard SQS queue of credit refresh work (planner → worker). */

@@ -1,16 +1,18 @@
 /**
- * Where the Stripe signing secret comes from: Secrets Manager when deployed (cached
- * by Powertools Parameters so a warm function does not call Secrets Manager per
- * request), or the plain STRIPE_WEBHOOK_SECRET env var in the local runtime and tests.
- * Nothing is fetched or constructed at import time.
+ * Where the Stripe signing secret comes from: Secrets Manager when deployed (cached, see
+ * secret-string.ts), or the plain STRIPE_WEBHOOK_SECRET env var in the local runtime and
+ * tests. Nothing is fetched or constructed at import time.
  */
 
-import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { defaultSecretsManagerClient } from '../../commons/aws-clients.ts';
 import { ENV } from '../../commons/env-names.ts';
 import type { WebhookSecretProvider } from '../../core/intake/ports.ts';
-import { type Clock, systemClock } from '../../core/shared/clock.ts';
+import type { Clock } from '../../core/shared/clock.ts';
+import {
+  type SecretString,
+  SecretsManagerSecretString,
+  StaticSecretString,
+} from './secret-string.ts';
 
 export type { WebhookSecretProvider };
 
@@ -22,20 +24,30 @@ export class WebhookSecretUnavailableError extends Error {
   }
 }
 
-/** A fixed secret (local runtime, tests). */
-export class StaticWebhookSecretProvider implements WebhookSecretProvider {
-  readonly #secret: string;
+const LABEL = 'the Stripe webhook signing secret';
+const unavailable = (message: string, options?: ErrorOptions) =>
+  new WebhookSecretUnavailableError(message, options);
 
-  constructor(secret: string) {
-    this.#secret = normalizeSecret(secret, 'the configured secret');
+class SecretStringWebhookProvider implements WebhookSecretProvider {
+  readonly #source: SecretString;
+
+  constructor(source: SecretString) {
+    this.#source = source;
   }
 
   async getSecret(): Promise<string> {
-    return this.#secret;
+    return await this.#source.get();
   }
 
-  async refreshSecret(): Promise<undefined> {
-    return undefined;
+  async refreshSecret(): Promise<string | undefined> {
+    return await this.#source.refresh();
+  }
+}
+
+/** A fixed secret (local runtime, tests). */
+export class StaticWebhookSecretProvider extends SecretStringWebhookProvider {
+  constructor(secret: string) {
+    super(new StaticSecretString(secret, LABEL, unavailable));
   }
 }
 
@@ -52,64 +64,10 @@ export interface SecretsManagerWebhookSecretProviderOptions {
 }
 
 /** The secret from Secrets Manager (a plain string SecretString), cached for `maxAgeSeconds`. */
-export class SecretsManagerWebhookSecretProvider implements WebhookSecretProvider {
-  readonly #secretId: string;
-  readonly #maxAge: number;
-  readonly #minRefreshIntervalMs: number;
-  readonly #clock: Clock;
-  readonly #client: SecretsManagerClient | undefined;
-  #provider: SecretsProvider | undefined;
-  #lastRefreshAt = Number.NEGATIVE_INFINITY;
-
+export class SecretsManagerWebhookSecretProvider extends SecretStringWebhookProvider {
   constructor(options: SecretsManagerWebhookSecretProviderOptions) {
-    this.#secretId = options.secretId;
-    this.#client = options.client;
-    this.#maxAge = options.maxAgeSeconds ?? 300;
-    this.#minRefreshIntervalMs = options.minRefreshIntervalMs ?? 30_000;
-    this.#clock = options.clock ?? systemClock;
+    super(new SecretsManagerSecretString({ ...options, label: LABEL, unavailable }));
   }
-
-  async getSecret(): Promise<string> {
-    return await this.#fetch(false);
-  }
-
-  async refreshSecret(): Promise<string | undefined> {
-    const now = this.#clock.now();
-    if (now - this.#lastRefreshAt < this.#minRefreshIntervalMs) return undefined;
-    this.#lastRefreshAt = now;
-    return await this.#fetch(true);
-  }
-
-  async #fetch(forceFetch: boolean): Promise<string> {
-    this.#provider ??= new SecretsProvider({
-      awsSdkV3Client: this.#client ?? defaultSecretsManagerClient(),
-    });
-    let value: string | Uint8Array | undefined;
-    try {
-      value = await this.#provider.get(this.#secretId, { maxAge: this.#maxAge, forceFetch });
-    } catch (error) {
-      throw new WebhookSecretUnavailableError('Could not read the Stripe webhook signing secret.', {
-        cause: error,
-      });
-    }
-    if (typeof value !== 'string') {
-      throw new WebhookSecretUnavailableError(
-        'The Stripe webhook signing secret must be a plain string SecretString.',
-      );
-    }
-    return normalizeSecret(value, 'the Secrets Manager secret');
-  }
-}
-
-// A trailing newline from a copy-paste silently breaks every signature; trim it, but
-// an empty secret would make every request fail with a misleading 400, so it is a 5xx.
-function normalizeSecret(value: string, what: string): string {
-  const secret = value.trim();
-  if (!secret)
-    throw new WebhookSecretUnavailableError(
-      `The Stripe webhook signing secret (${what}) is empty.`,
-    );
-  return secret;
 }
 
 /**

@@ -1,0 +1,179 @@
+/**
+ * How every Stripe call is made (DESIGN §3.5, §8.4), with cockatiel's policies: at
+ * most 3 attempts, with jittered exponential backoff, on rate limits, 5xx and
+ * connection errors (and whatever Stripe marks `Stripe-Should-Retry: true`) only; a
+ * circuit breaker shared by all calls of the process that opens after consecutive
+ * such failures, so a Stripe outage costs callers nothing but a fast 503; and an
+ * overall deadline over the attempts and their backoff, so a Stripe that hangs
+ * costs one deadline, not three timeouts. Other errors (a bad request, a declined
+ * card, a bad key) are the caller's to handle and are neither retried nor counted.
+ */
+import {
+  BrokenCircuitError,
+  type CircuitBreakerPolicy,
+  CircuitState,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  retry,
+  TaskCancelledError,
+  TimeoutStrategy,
+  timeout,
+  wrap,
+} from 'cockatiel';
+import Stripe from 'stripe';
+import { STRIPE_REQUEST_TIMEOUT_MS } from './stripe-client.ts';
+
+/** Stripe could not answer in time: unreachable, failing, rate-limiting, or the breaker is open. */
+export class StripeUnavailableError extends Error {
+  readonly reason: 'breaker-open' | 'deadline' | 'retries-exhausted';
+  /** When a caller may usefully try again. */
+  readonly retryAfterSeconds: number;
+
+  constructor(
+    reason: StripeUnavailableError['reason'],
+    retryAfterSeconds: number,
+    options?: ErrorOptions,
+  ) {
+    super(
+      {
+        'breaker-open': 'Stripe calls are paused after repeated failures (circuit open).',
+        deadline: 'Stripe did not answer before the deadline.',
+        'retries-exhausted': 'Stripe kept failing or rate-limiting after the retries.',
+      }[reason],
+      options,
+    );
+    this.name = 'StripeUnavailableError';
+    this.reason = reason;
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** Worth another attempt: 429, 5xx, no response, or Stripe's own `Stripe-Should-Retry` says so. */
+export function isTransientStripeError(error: unknown): boolean {
+  if (!(error instanceof Stripe.errors.StripeError)) return false;
+  const shouldRetry = error.headers?.['stripe-should-retry'];
+  if (shouldRetry === 'true') return true;
+  if (shouldRetry === 'false') return false;
+  if (error instanceof Stripe.errors.StripeConnectionError) return true;
+  const status = error.statusCode;
+  return status === 429 || (status !== undefined && status >= 500);
+}
+
+export interface StripeCallPolicyOptions {
+  /** Attempts per call, the first included. Default 3. */
+  maxAttempts?: number;
+  /** First backoff; later ones grow exponentially with decorrelated jitter. Default 200 ms. */
+  initialBackoffMs?: number;
+  /** Default 2 s. */
+  maxBackoffMs?: number;
+  /** One request's timeout. Default 10 s. */
+  attemptTimeoutMs?: number;
+  /** The whole call, attempts and backoff included. Default 10 s. */
+  deadlineMs?: number;
+  /** Consecutive transient failures that open the breaker. Default 5. */
+  breakerThreshold?: number;
+  /** How long the breaker stays open before letting one trial call through. Default 30 s. */
+  breakerOpenMs?: number;
+  /** Retry-After given to callers when Stripe did not say. Default 5 s. */
+  defaultRetryAfterSeconds?: number;
+}
+
+export interface StripeAttempt {
+  /** Pass as the request's `timeout`: the attempt timeout, cut to what is left of the deadline. */
+  timeoutMs: number;
+  /** 1 for the first attempt. */
+  attempt: number;
+}
+
+export class StripeCallPolicy {
+  readonly #options: Required<StripeCallPolicyOptions>;
+  readonly #breaker: CircuitBreakerPolicy;
+  #openedAt = 0;
+
+  constructor(options: StripeCallPolicyOptions = {}) {
+    this.#options = {
+      maxAttempts: options.maxAttempts ?? 3,
+      initialBackoffMs: options.initialBackoffMs ?? 200,
+      maxBackoffMs: options.maxBackoffMs ?? 2_000,
+      attemptTimeoutMs: options.attemptTimeoutMs ?? STRIPE_REQUEST_TIMEOUT_MS,
+      deadlineMs: options.deadlineMs ?? 10_000,
+      breakerThreshold: options.breakerThreshold ?? 5,
+      breakerOpenMs: options.breakerOpenMs ?? 30_000,
+      defaultRetryAfterSeconds: options.defaultRetryAfterSeconds ?? 5,
+    };
+    this.#breaker = circuitBreaker(handleWhen(isTransientStripeError), {
+      halfOpenAfter: this.#options.breakerOpenMs,
+      breaker: new ConsecutiveBreaker(this.#options.breakerThreshold),
+    });
+    this.#breaker.onBreak(() => {
+      this.#openedAt = Date.now();
+    });
+  }
+
+  /** 'closed' (calls flow), 'open' (calls refused), 'half-open' (one trial call in flight). */
+  get state(): 'closed' | 'open' | 'half-open' {
+    switch (this.#breaker.state) {
+      case CircuitState.Closed:
+        return 'closed';
+      case CircuitState.HalfOpen:
+        return 'half-open';
+      default:
+        return 'open';
+    }
+  }
+
+  /** Runs `call` under the policy; transient failures surface as StripeUnavailableError. */
+  async run<T>(call: (attempt: StripeAttempt) => Promise<T>): Promise<T> {
+    const options = this.#options;
+    const deadlineAt = Date.now() + options.deadlineMs;
+    const retries = retry(handleWhen(isTransientStripeError), {
+      maxAttempts: options.maxAttempts - 1, // cockatiel counts retries, not attempts
+      backoff: new ExponentialBackoff({
+        initialDelay: options.initialBackoffMs,
+        maxDelay: options.maxBackoffMs,
+      }),
+    });
+    // Aggressive: the caller is answered at the deadline even if a request still hangs
+    // (that request ends by its own timeout, cut to the same deadline).
+    const deadline = timeout(options.deadlineMs, TimeoutStrategy.Aggressive);
+    try {
+      return await wrap(deadline, retries, this.#breaker).execute(({ attempt }) =>
+        call({
+          attempt: attempt + 1,
+          timeoutMs: Math.max(1, Math.min(options.attemptTimeoutMs, deadlineAt - Date.now())),
+        }),
+      );
+    } catch (error) {
+      if (error instanceof BrokenCircuitError) {
+        const reopensIn = this.#openedAt + options.breakerOpenMs - Date.now();
+        throw new StripeUnavailableError('breaker-open', Math.max(1, Math.ceil(reopensIn / 1000)), {
+          cause: error,
+        });
+      }
+      if (error instanceof TaskCancelledError) {
+        throw new StripeUnavailableError('deadline', options.defaultRetryAfterSeconds, {
+          cause: error,
+        });
+      }
+      if (isTransientStripeError(error)) {
+        throw new StripeUnavailableError('retries-exhausted', this.#retryAfter(error), {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  // Stripe's own Retry-After (on a 429) when it gives one, within reason.
+  #retryAfter(error: unknown): number {
+    const header = (error as InstanceType<typeof Stripe.errors.StripeError>).headers?.[
+      'retry-after'
+    ];
+    const seconds = Number(header);
+    return Number.isFinite(seconds) && seconds > 0 && seconds <= 600
+      ? Math.ceil(seconds)
+      : this.#options.defaultRetryAfterSeconds;
+  }
+}

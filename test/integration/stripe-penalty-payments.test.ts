@@ -1,0 +1,268 @@
+/**
+ * The Stripe penalty gateway through the real Stripe SDK against the fake Stripe
+ * server: what is sent, idempotency, and the call policy (retries on 429/5xx/dropped
+ * connections only, the breaker, the overall deadline, key rotation).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { SecretString } from '../../functions/adapters/secrets/secret-string.ts';
+import { StaticSecretString } from '../../functions/adapters/secrets/secret-string.ts';
+import {
+  parseStripeApiUrl,
+  StripeClientSource,
+} from '../../functions/adapters/stripe/stripe-client.ts';
+import { StripePenaltyPaymentGateway } from '../../functions/adapters/stripe/stripe-penalty-payments.ts';
+import {
+  StripeCallPolicy,
+  type StripeCallPolicyOptions,
+} from '../../functions/adapters/stripe/stripe-resilience.ts';
+import { settlementIdempotencyKey } from '../../functions/core/penalties/penalty-ids.ts';
+import {
+  PaymentGatewayUnavailableError,
+  PaymentRejectedError,
+  type PenaltyPaymentRequest,
+} from '../../functions/core/penalties/ports.ts';
+import { penaltyIdsFromMetadata } from '../../functions/core/shared/penalty-metadata.ts';
+import { type FakeStripe, startFakeStripe } from '../../local/fake-stripe.ts';
+
+let stripe: FakeStripe;
+
+beforeAll(async () => {
+  stripe = await startFakeStripe();
+});
+afterAll(async () => {
+  await stripe.close();
+});
+afterEach(() => {
+  stripe.clearFaults();
+});
+
+const fastPolicy: StripeCallPolicyOptions = { initialBackoffMs: 5, maxBackoffMs: 20 };
+
+function gateway(options: { policy?: StripeCallPolicyOptions; key?: SecretString } = {}): {
+  gateway: StripePenaltyPaymentGateway;
+  calls: StripeCallPolicy;
+} {
+  const calls = new StripeCallPolicy({ ...fastPolicy, ...options.policy });
+  const key = options.key ?? new StaticSecretString(stripe.secretKey, 'key', (m) => new Error(m));
+  return {
+    gateway: new StripePenaltyPaymentGateway({
+      clients: new StripeClientSource(key, parseStripeApiUrl(stripe.url)),
+      calls,
+    }),
+    calls,
+  };
+}
+
+let counter = 0;
+function request(overrides: Partial<PenaltyPaymentRequest> = {}): PenaltyPaymentRequest {
+  counter += 1;
+  const penaltyIds = [`pen_user-${counter}_run_2026-11-30`, `pen_user-${counter}_read_2026-12-01`];
+  return {
+    userId: `user-${counter}`,
+    customerId: null,
+    amount: 700,
+    currency: 'usd',
+    penaltyIds,
+    idempotencyKey: settlementIdempotencyKey(penaltyIds),
+    ...overrides,
+  };
+}
+
+function requestsFor(key: string) {
+  return stripe.requests.filter((r) => r.idempotencyKey === key);
+}
+
+describe('creating a penalty PaymentIntent', () => {
+  it('sends the amount, purpose, user and penalty ids with the settlement idempotency key', async () => {
+    const { gateway: g } = gateway();
+    const req = request({ customerId: 'cus_123' });
+    const created = await g.createPenaltyPayment(req);
+
+    const intent = stripe.paymentIntents.get(created.paymentIntentId);
+    expect(intent).toMatchObject({ amount: 700, currency: 'usd', customer: 'cus_123' });
+    expect(intent?.metadata).toMatchObject({ purpose: 'penalty', userId: req.userId });
+    expect(penaltyIdsFromMetadata(intent!.metadata)).toEqual(req.penaltyIds);
+    expect(created).toEqual({
+      paymentIntentId: intent!.id,
+      clientSecret: intent!.client_secret,
+      amount: 700,
+      currency: 'usd',
+    });
+    expect(requestsFor(req.idempotencyKey)).toHaveLength(1);
+  });
+
+  it('returns the same PaymentIntent when the same settlement is asked for twice', async () => {
+    const { gateway: g } = gateway();
+    const req = request();
+    const first = await g.createPenaltyPayment(req);
+    const second = await g.createPenaltyPayment(req);
+    expect(second.paymentIntentId).toBe(first.paymentIntentId);
+    const created = [...stripe.paymentIntents.values()].filter(
+      (pi) => pi.metadata.userId === req.userId,
+    );
+    expect(created).toHaveLength(1);
+  });
+});
+
+describe('the call policy', () => {
+  it('retries a 429 and succeeds on the next attempt', async () => {
+    const { gateway: g } = gateway();
+    stripe.injectFault({ kind: 'status', status: 429 });
+    const req = request();
+    await expect(g.createPenaltyPayment(req)).resolves.toMatchObject({ amount: 700 });
+    expect(requestsFor(req.idempotencyKey).map((r) => r.status)).toEqual([429, 200]);
+  });
+
+  it('retries a dropped connection', async () => {
+    const { gateway: g } = gateway();
+    stripe.injectFault({ kind: 'drop' });
+    const req = request();
+    await expect(g.createPenaltyPayment(req)).resolves.toMatchObject({ amount: 700 });
+    expect(requestsFor(req.idempotencyKey).map((r) => r.status)).toEqual(['drop', 200]);
+  });
+
+  it('gives up after 3 attempts of 500s with a 503-shaped error, and Stripe changes nothing', async () => {
+    const { gateway: g } = gateway();
+    stripe.injectFault({ kind: 'status', status: 500 }, 10);
+    const req = request();
+    const error = await g.createPenaltyPayment(req).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PaymentGatewayUnavailableError);
+    expect((error as Error).message).not.toMatch(/Injected/);
+    expect(requestsFor(req.idempotencyKey).map((r) => r.status)).toEqual([500, 500, 500]);
+  });
+
+  it("passes Stripe's Retry-After on to the caller when rate limits outlast the retries", async () => {
+    const { gateway: g } = gateway();
+    stripe.injectFault({ kind: 'status', status: 429, headers: { 'retry-after': '7' } }, 3);
+    const error = await g.createPenaltyPayment(request()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PaymentGatewayUnavailableError);
+    expect((error as PaymentGatewayUnavailableError).retryAfterSeconds).toBe(7);
+  });
+
+  it('does not retry a request Stripe refuses (400), and maps it to its code only', async () => {
+    const { gateway: g, calls } = gateway({ policy: { breakerThreshold: 2 } });
+    for (let i = 0; i < 3; i += 1) {
+      const req = request({ amount: 0 });
+      const error = await g.createPenaltyPayment(req).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PaymentRejectedError);
+      expect((error as PaymentRejectedError).code).toBe('amount_too_small');
+      expect(requestsFor(req.idempotencyKey)).toHaveLength(1);
+    }
+    // Refusals say nothing about Stripe's health: the breaker stays closed.
+    expect(calls.state).toBe('closed');
+  });
+
+  it('refuses an idempotency key reused with other parameters', async () => {
+    const { gateway: g } = gateway();
+    const req = request();
+    await g.createPenaltyPayment(req);
+    const error = await g.createPenaltyPayment({ ...req, amount: 900 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PaymentRejectedError);
+    expect((error as PaymentRejectedError).code).toBe('idempotency_key_in_use');
+  });
+
+  it('retries what Stripe marks Stripe-Should-Retry: true, and not a 5xx marked false', async () => {
+    const { gateway: g } = gateway();
+    stripe.injectFault({
+      kind: 'status',
+      status: 409,
+      type: 'invalid_request_error',
+      code: 'lock_timeout',
+      headers: { 'stripe-should-retry': 'true' },
+    });
+    const retried = request();
+    await expect(g.createPenaltyPayment(retried)).resolves.toBeDefined();
+    expect(requestsFor(retried.idempotencyKey).map((r) => r.status)).toEqual([409, 200]);
+
+    stripe.injectFault({
+      kind: 'status',
+      status: 500,
+      headers: { 'stripe-should-retry': 'false' },
+    });
+    const notRetried = request();
+    await expect(g.createPenaltyPayment(notRetried)).rejects.toBeInstanceOf(PaymentRejectedError);
+    expect(requestsFor(notRetried.idempotencyKey)).toHaveLength(1);
+  });
+
+  it('opens the breaker after consecutive failures, answers without calling Stripe, then recovers', async () => {
+    const { gateway: g, calls } = gateway({
+      policy: { maxAttempts: 1, breakerThreshold: 3, breakerOpenMs: 300 },
+    });
+    stripe.injectFault({ kind: 'status', status: 503 }, 3);
+    for (let i = 0; i < 3; i += 1) {
+      await expect(g.createPenaltyPayment(request())).rejects.toBeInstanceOf(
+        PaymentGatewayUnavailableError,
+      );
+    }
+    expect(calls.state).toBe('open');
+
+    const refused = request();
+    const error = await g.createPenaltyPayment(refused).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PaymentGatewayUnavailableError);
+    expect((error as PaymentGatewayUnavailableError).retryAfterSeconds).toBe(1);
+    expect(requestsFor(refused.idempotencyKey)).toHaveLength(0);
+
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    const trial = request();
+    await expect(g.createPenaltyPayment(trial)).resolves.toBeDefined();
+    expect(calls.state).toBe('closed');
+  });
+
+  it('answers a hanging Stripe at the overall deadline, not after three timeouts', async () => {
+    const { gateway: g } = gateway({ policy: { deadlineMs: 400, attemptTimeoutMs: 10_000 } });
+    stripe.injectFault({ kind: 'hang' }, 5);
+    const req = request();
+    const started = Date.now();
+    const error = await g.createPenaltyPayment(req).catch((e: unknown) => e);
+    const took = Date.now() - started;
+    expect(error).toBeInstanceOf(PaymentGatewayUnavailableError);
+    expect(took).toBeGreaterThanOrEqual(380);
+    expect(took).toBeLessThan(2_000);
+    // The hung request's own timeout was cut to the deadline, so no second attempt started.
+    expect(requestsFor(req.idempotencyKey)).toHaveLength(1);
+  });
+});
+
+describe('the API key', () => {
+  it('re-reads a rotated key once after a 401 and succeeds with the new one', async () => {
+    let current = 'sk_test_old_key';
+    let refreshes = 0;
+    const rotating: SecretString = {
+      get: async () => current,
+      refresh: async () => {
+        refreshes += 1;
+        current = stripe.secretKey;
+        return current;
+      },
+    };
+    const { gateway: g } = gateway({ key: rotating });
+    await expect(g.createPenaltyPayment(request())).resolves.toBeDefined();
+    expect(refreshes).toBe(1);
+  });
+
+  it('a wrong key that does not change is a 503-shaped error, not a rejection', async () => {
+    const wrong = new StaticSecretString('sk_test_wrong', 'key', (m) => new Error(m));
+    const { gateway: g } = gateway({ key: wrong });
+    const error = await g.createPenaltyPayment(request()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PaymentGatewayUnavailableError);
+    expect((error as Error).message).toBe('Stripe refused the API key.');
+  });
+});
+
+describe('STRIPE_API_URL', () => {
+  it('accepts https, and http only on a loopback host', () => {
+    expect(parseStripeApiUrl(undefined)).toBeUndefined();
+    expect(parseStripeApiUrl('https://api.stripe.com')?.hostname).toBe('api.stripe.com');
+    expect(parseStripeApiUrl('http://127.0.0.1:12111')?.port).toBe('12111');
+    expect(parseStripeApiUrl('http://localhost:12111/')?.hostname).toBe('localhost');
+  });
+
+  it.each([
+    ['http://stripe.example.com', /https/],
+    ['https://api.stripe.com/v1', /no path/],
+    ['https://user:pw@api.stripe.com', /credentials/],
+    ['not a url', /must be a URL/],
+  ])('refuses %s', (value, message) => {
+    expect(() => parseStripeApiUrl(value)).toThrow(message);
+  });
+});
