@@ -1,0 +1,267 @@
+/**
+ * The penalties routes of the app backend (DESIGN §8.3), one function: habits and
+ * verifications, the user's penalties and unpaid summary, settlement, and recipients'
+ * totals. Thin: parameters are checked here, the rules live in core/penalties/.
+ */
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import * as z from 'zod/mini';
+import { freeHabitLimitsEnv, lazyEnv } from './commons/env.ts';
+import { ENV } from './commons/env-names.ts';
+import { type HttpResponse, jsonResponse, NotFoundError } from './commons/http.ts';
+import { lazy } from './commons/lazy.ts';
+import { METRIC } from './commons/metric-names.ts';
+import { type BaseHandler, withPowertools } from './commons/middleware.ts';
+import { penaltyErrorResponse, recipientIdParam, routeOf } from './commons/penalty-http.ts';
+import { penaltyStoreFromEnv } from './commons/penalty-wiring.ts';
+import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
+import {
+  cursorParam,
+  dateParam,
+  invalidParameter,
+  limitParam,
+  parseJsonBody,
+  parseParams,
+  parseQuery,
+  userIdParam,
+} from './commons/request-params.ts';
+import { PENALTY_ROUTES } from './commons/routes.ts';
+import { stripePenaltyGatewayFromEnv } from './commons/stripe-wiring.ts';
+import { PenaltyNotFoundError } from './core/penalties/errors.ts';
+import type { FreeHabitLimits } from './core/penalties/habits.ts';
+import { saveHabit, verifyHabit } from './core/penalties/manage-habits.ts';
+import { HABIT_ID_PATTERN, HABIT_ID_RULE } from './core/penalties/penalty-ids.ts';
+import {
+  PENALTY_FIELDS,
+  PENALTY_STATUSES,
+  type PenaltyField,
+  type PenaltyPaymentGateway,
+  type PenaltyStore,
+} from './core/penalties/ports.ts';
+import { settlePenalties } from './core/penalties/settlement.ts';
+import { type Clock, systemClock } from './core/shared/clock.ts';
+
+export interface PenaltyApiDeps {
+  store: PenaltyStore;
+  gateway: PenaltyPaymentGateway;
+  freeHabitLimits: FreeHabitLimits;
+  clock?: Clock;
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+/** Stripe's largest amount in minor units (99,999,999 = $999,999.99). */
+export const MAX_PENALTY_AMOUNT = 99_999_999;
+
+const habitIdParam = () => z.string().check(z.regex(HABIT_ID_PATTERN, { message: HABIT_ID_RULE }));
+
+const habitBody = z.object({
+  name: z
+    .string()
+    .check(
+      z.trim(),
+      z.minLength(1, { message: 'must be 1-100 characters' }),
+      z.maxLength(100, { message: 'must be 1-100 characters' }),
+    ),
+  penaltyAmount: z
+    .int({ message: `must be a whole number of minor units from 0 to ${MAX_PENALTY_AMOUNT}` })
+    .check(
+      z.gte(0, {
+        message: `must be a whole number of minor units from 0 to ${MAX_PENALTY_AMOUNT}`,
+      }),
+      z.lte(MAX_PENALTY_AMOUNT, {
+        message: `must be a whole number of minor units from 0 to ${MAX_PENALTY_AMOUNT}`,
+      }),
+    ),
+  currency: z
+    .string()
+    .check(z.regex(/^[a-z]{3}$/, { message: 'must be a lower-case ISO currency, e.g. usd' })),
+  free: z.boolean({ message: 'must be true or false' }),
+  recipientId: z.optional(z.nullable(recipientIdParam())),
+  active: z.optional(z.boolean({ message: 'must be true or false' })),
+});
+
+const statusParam = () =>
+  z.enum(PENALTY_STATUSES, { message: `must be one of ${PENALTY_STATUSES.join(', ')}` });
+
+/** `fields=a,b`: a comma-separated subset of the penalty's attributes. */
+function parseFields(raw: string | undefined): PenaltyField[] | undefined {
+  if (raw === undefined) return undefined;
+  const fields = raw.split(',').map((field) => field.trim());
+  const unknown = fields.filter((field) => !(PENALTY_FIELDS as readonly string[]).includes(field));
+  if (fields.length === 0 || unknown.length > 0 || fields.some((field) => field === '')) {
+    throw invalidParameter(
+      'fields',
+      `must be a comma-separated list of ${PENALTY_FIELDS.join(', ')}`,
+    );
+  }
+  return [...new Set(fields)] as PenaltyField[];
+}
+
+/** The API handler over explicit dependencies (a getter defers building them to the first call). */
+export function createPenaltyApiHandler(
+  deps: PenaltyApiDeps | (() => PenaltyApiDeps),
+): BaseHandler<APIGatewayProxyEventV2, HttpResponse> {
+  const resolve = typeof deps === 'function' ? deps : () => deps;
+  return async (event) => {
+    const resolved = resolve();
+    const { store, clock = systemClock, logger = sharedLogger, metrics = sharedMetrics } = resolved;
+    const route = routeOf(event);
+    try {
+      const params = event.pathParameters ?? {};
+      switch (route) {
+        case PENALTY_ROUTES.habit: {
+          parseQuery(event, z.object({}));
+          const key = parseParams(
+            z.object({ userId: userIdParam(), habitId: habitIdParam() }),
+            params,
+          );
+          const body = parseJsonBody(event, habitBody);
+          if (!body.free && body.penaltyAmount === 0) {
+            throw invalidParameter('penaltyAmount', 'must be above 0 for a habit that is not free');
+          }
+          const { habit, created } = await saveHabit(
+            key,
+            {
+              name: body.name,
+              penaltyAmount: body.penaltyAmount,
+              currency: body.currency,
+              free: body.free,
+              recipientId: body.recipientId ?? null,
+              active: body.active ?? true,
+            },
+            { store, clock, freeHabitLimits: resolved.freeHabitLimits },
+          );
+          return jsonResponse(created ? 201 : 200, habit);
+        }
+        case PENALTY_ROUTES.habits: {
+          parseQuery(event, z.object({}));
+          const { userId } = parseParams(z.object({ userId: userIdParam() }), params);
+          const [account, habits] = await Promise.all([
+            store.getAccount(userId),
+            store.listHabits(userId),
+          ]);
+          if (!account) throw unknownUser(userId);
+          return jsonResponse(
+            200,
+            { items: habits, nextCursor: null },
+            { 'cache-control': 'no-store' },
+          );
+        }
+        case PENALTY_ROUTES.verification: {
+          parseQuery(event, z.object({}));
+          parseJsonBody(event, z.object({}));
+          const { userId, habitId, date } = parseParams(
+            z.object({ userId: userIdParam(), habitId: habitIdParam(), date: dateParam() }),
+            params,
+          );
+          await verifyHabit({ userId, habitId }, date, { store, clock });
+          return jsonResponse(200, { userId, habitId, date, verified: true });
+        }
+        case PENALTY_ROUTES.penalties: {
+          const query = parseQuery(
+            event,
+            z.object({
+              status: z.optional(statusParam()),
+              limit: limitParam(),
+              cursor: cursorParam(),
+              fields: z.optional(z.string()),
+            }),
+          );
+          const { userId } = parseParams(z.object({ userId: userIdParam() }), params);
+          const fields = parseFields(query.fields);
+          const account = await store.getAccount(userId);
+          if (!account) throw unknownUser(userId);
+          const page = await store.listPenalties({
+            userId,
+            limit: query.limit,
+            ...(query.status ? { status: query.status } : {}),
+            ...(query.cursor ? { cursor: query.cursor } : {}),
+            ...(fields ? { fields } : {}),
+          });
+          return jsonResponse(200, page, { 'cache-control': 'no-store' });
+        }
+        case PENALTY_ROUTES.summary: {
+          parseQuery(event, z.object({}));
+          const { userId } = parseParams(z.object({ userId: userIdParam() }), params);
+          // The counts and amounts from the one account item; the oldest date from one index item.
+          const [account, oldest] = await Promise.all([
+            store.getAccount(userId),
+            store.oldestUnpaid(userId, 1),
+          ]);
+          if (!account) throw unknownUser(userId);
+          return jsonResponse(
+            200,
+            {
+              userId,
+              unpaidCount: account.unpaidCount,
+              unpaidAmount: account.unpaidAmount,
+              oldestUnpaidDate: account.unpaidCount > 0 ? (oldest[0]?.date ?? null) : null,
+            },
+            { 'cache-control': 'no-store' },
+          );
+        }
+        case PENALTY_ROUTES.settle: {
+          parseQuery(event, z.object({}));
+          parseJsonBody(event, z.object({}));
+          const { userId } = parseParams(z.object({ userId: userIdParam() }), params);
+          try {
+            const result = await settlePenalties(userId, {
+              store,
+              gateway: resolved.gateway,
+              clock,
+            });
+            metrics.addMetric(METRIC.penaltySettlements, MetricUnit.Count, 1);
+            logger.info('Penalties settled', {
+              userId,
+              waived: result.waived.length,
+              paid: result.payment?.penaltyIds.length ?? 0,
+              paymentIntentId: result.payment?.paymentIntentId,
+            });
+            return jsonResponse(200, result);
+          } catch (error) {
+            if (!(error instanceof PenaltyNotFoundError)) {
+              metrics.addMetric(METRIC.penaltySettlementFailures, MetricUnit.Count, 1);
+            }
+            throw error;
+          }
+        }
+        case PENALTY_ROUTES.recipientTotals: {
+          parseQuery(event, z.object({}));
+          const { recipientId } = parseParams(
+            z.object({ recipientId: recipientIdParam() }),
+            params,
+          );
+          const totals = await store.recipientTotals(recipientId);
+          return jsonResponse(200, totals ?? { recipientId, penaltiesPaid: 0, amounts: [] }, {
+            'cache-control': 'no-store',
+          });
+        }
+        default:
+          throw new NotFoundError();
+      }
+    } catch (error) {
+      return penaltyErrorResponse(error, logger);
+    }
+  };
+}
+
+function unknownUser(userId: string): PenaltyNotFoundError {
+  return new PenaltyNotFoundError(
+    'user_not_found',
+    `No habits or penalties are known for user ${userId}.`,
+  );
+}
+
+const apiEnv = lazyEnv(z.object({ [ENV.freeHabitLimits]: freeHabitLimitsEnv() }));
+
+const penaltyApiDepsFromEnv = lazy(
+  (): PenaltyApiDeps => ({
+    store: penaltyStoreFromEnv(),
+    gateway: stripePenaltyGatewayFromEnv(),
+    freeHabitLimits: apiEnv()[ENV.freeHabitLimits],
+  }),
+);
+
+export const handler = withPowertools(createPenaltyApiHandler(penaltyApiDepsFromEnv));
