@@ -6,6 +6,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { ENV } from '../functions/commons/env-names.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators.ts';
 import { type FunctionModel, resolveEnvironment, type StackModel } from '../local/stack-model.ts';
 import type { AwsMeter } from './aws-meter.ts';
@@ -168,7 +169,10 @@ export function functionEnv(
   ctx: Pick<BenchContext, 'provisioned' | 'endpoints' | 'webhookSecret'>,
 ): Record<string, string> {
   return {
-    ...resolveEnvironment(fn, { ...ctx.provisioned, secretValue: ctx.webhookSecret }),
+    ...resolveEnvironment(fn, {
+      ...ctx.provisioned,
+      secretValues: { [ENV.webhookSecret]: ctx.webhookSecret },
+    }),
     ...awsEnv(ctx.endpoints),
     ...MEASURED_POWERTOOLS_ENV,
   };

@@ -60,7 +60,7 @@ export function createBillingApp(options: CreateBillingAppOptions = {}): Billing
 
   const dataStack = new BillingDataStack(app, DATA_STACK_ID, {
     description:
-      'Billing suite: tables, one event queue and DLQ per event family, webhook signing secret',
+      'Billing suite: tables, one event queue and DLQ per event family, webhook signing secret, Stripe API key',
   });
   const serviceStack = new BillingServiceStack(app, SERVICE_STACK_ID, {
     description: 'Billing suite: webhook, consumers and read functions, HTTP API, alarms',
@@ -68,6 +68,9 @@ export function createBillingApp(options: CreateBillingAppOptions = {}): Billing
     priceTierMap: config.priceTierMap,
     ledgerRetentionDays: config.ledgerRetentionDays,
     creditAllowances: config.creditAllowances,
+    freeHabitLimits: config.freeHabitLimits,
+    assessmentDeadlineHour: config.assessmentDeadlineHour,
+    ...(config.stripeApiUrl ? { stripeApiUrl: config.stripeApiUrl } : {}),
     ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
   });
   return { app, dataStack, serviceStack };

@@ -4,6 +4,8 @@ import { EVENT_FAMILIES, type EventFamilyName } from '../functions/core/shared/e
 import { BillingTables } from './billing-tables.ts';
 import { ConsumedQueue, CREDIT_WORKER_SETTINGS, EventFamilyQueue } from './event-family-queue.ts';
 import { PaymentTables } from './payment-tables.ts';
+import { PenaltyTables } from './penalty-tables.ts';
+import { StripeApiKey } from './stripe-api-key.ts';
 import { WebhookSigningSecret } from './webhook-signing-secret.ts';
 
 /** Construct id (and output prefix) of each family's queue. */
@@ -13,22 +15,26 @@ const QUEUE_IDS: Record<EventFamilyName, string> = {
 };
 
 /**
- * The stateful half: tables, one event queue (and DLQ) per event family, and the
- * signing secret. Kept apart from the functions so redeploying code never risks
- * replacing data.
+ * The stateful half: tables, one event queue (and DLQ) per event family, the webhook
+ * signing secret and the Stripe API key. Kept apart from the functions so redeploying
+ * code never risks replacing data.
  */
 export class BillingDataStack extends Stack {
   public readonly tables: BillingTables;
   public readonly paymentTables: PaymentTables;
+  public readonly penaltyTables: PenaltyTables;
   public readonly eventQueues: Readonly<Record<EventFamilyName, EventFamilyQueue>>;
   /** Credit refresh work, planner → worker. */
   public readonly creditRefreshQueue: ConsumedQueue;
   public readonly signingSecret: WebhookSigningSecret;
+  /** The Stripe secret API key penalty settlement calls Stripe with. */
+  public readonly stripeApiKey: StripeApiKey;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
     this.tables = new BillingTables(this, 'Tables');
     this.paymentTables = new PaymentTables(this, 'PaymentTables');
+    this.penaltyTables = new PenaltyTables(this, 'PenaltyTables');
     this.eventQueues = Object.fromEntries(
       EVENT_FAMILIES.map((family) => [
         family,
@@ -42,10 +48,16 @@ export class BillingDataStack extends Stack {
       retentionPeriod: Duration.days(1),
     });
     this.signingSecret = new WebhookSigningSecret(this, 'WebhookSigningSecret');
+    this.stripeApiKey = new StripeApiKey(this, 'StripeApiKey');
 
     new CfnOutput(this, 'WebhookSecretArn', {
       value: this.signingSecret.secret.secretArn,
       description: 'Put the Stripe signing secret (whsec_...) here after deploy',
+    });
+    new CfnOutput(this, 'StripeApiKeySecretArn', {
+      value: this.stripeApiKey.secret.secretArn,
+      description:
+        'Put the Stripe secret API key (sk_..., or a restricted rk_... key) here after deploy',
     });
     for (const family of EVENT_FAMILIES) {
       const events = this.eventQueues[family];
@@ -63,5 +75,6 @@ export class BillingDataStack extends Stack {
       value: this.tables.subscriptionLedger.tableName,
     });
     new CfnOutput(this, 'PaymentsTableName', { value: this.paymentTables.payments.tableName });
+    new CfnOutput(this, 'PenaltiesTableName', { value: this.penaltyTables.penalties.tableName });
   }
 }

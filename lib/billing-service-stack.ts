@@ -1,6 +1,7 @@
 import { Annotations, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { CreditAllowances } from '../functions/core/credits/allowances.ts';
+import type { FreeHabitLimits } from '../functions/core/penalties/habits.ts';
 import type { PriceTierMap } from '../functions/core/shared/tiers.ts';
 import type { BillingDataStack } from './billing-data-stack.ts';
 import { BillingHttpApi } from './billing-http-api.ts';
@@ -8,6 +9,7 @@ import { CreditRefresh } from './credit-refresh.ts';
 import { Observability } from './observability.ts';
 import { PaymentProcessing } from './payment-processing.ts';
 import { PaymentReadApi } from './payment-read-api.ts';
+import { Penalties } from './penalties.ts';
 import { SubscriptionProcessing } from './subscription-processing.ts';
 import { SubscriptionReadApi } from './subscription-read-api.ts';
 import { WebhookIngress } from './webhook-ingress.ts';
@@ -17,6 +19,10 @@ export interface BillingServiceStackProps extends StackProps {
   readonly priceTierMap: PriceTierMap;
   readonly ledgerRetentionDays: number;
   readonly creditAllowances: CreditAllowances;
+  readonly freeHabitLimits: FreeHabitLimits;
+  readonly assessmentDeadlineHour: number;
+  /** Base URL of the Stripe API for the penalty settlement; unset: Stripe's own. */
+  readonly stripeApiUrl?: string;
   readonly alarmEmail?: string;
 }
 
@@ -29,6 +35,7 @@ export class BillingServiceStack extends Stack {
   public readonly readApi: SubscriptionReadApi;
   public readonly paymentReadApi: PaymentReadApi;
   public readonly credits: CreditRefresh;
+  public readonly penalties: Penalties;
   public readonly observability: Observability;
 
   constructor(scope: Construct, id: string, props: BillingServiceStackProps) {
@@ -53,6 +60,7 @@ export class BillingServiceStack extends Stack {
       events: payments,
       paymentsTable: data.paymentTables.payments,
       billingTable: data.tables.billing,
+      penaltiesTable: data.penaltyTables.penalties,
       ledgerRetentionDays: props.ledgerRetentionDays,
     });
     this.readApi = new SubscriptionReadApi(this, 'SubscriptionReadApi', {
@@ -69,6 +77,15 @@ export class BillingServiceStack extends Stack {
       refreshQueue: data.creditRefreshQueue,
       allowances: props.creditAllowances,
     });
+    this.penalties = new Penalties(this, 'Penalties', {
+      api: this.api,
+      penaltiesTable: data.penaltyTables.penalties,
+      billingTable: data.tables.billing,
+      stripeApiKey: data.stripeApiKey.secret,
+      freeHabitLimits: props.freeHabitLimits,
+      assessmentDeadlineHour: props.assessmentDeadlineHour,
+      ...(props.stripeApiUrl ? { stripeApiUrl: props.stripeApiUrl } : {}),
+    });
     this.observability = new Observability(this, 'Observability', {
       functions: [
         this.webhook.handler,
@@ -80,12 +97,22 @@ export class BillingServiceStack extends Stack {
         this.credits.worker,
         this.credits.reader,
         this.credits.admin,
+        this.penalties.api,
+        this.penalties.admin,
+        this.penalties.assessor,
       ],
       credits: {
         refreshQueue: data.creditRefreshQueue,
         planner: this.credits.planner,
         worker: this.credits.worker,
         scheduleDeadLetterQueue: this.credits.scheduleDeadLetterQueue,
+      },
+      penalties: {
+        api: this.penalties.api,
+        admin: this.penalties.admin,
+        assessor: this.penalties.assessor,
+        paymentConsumer: this.paymentProcessing.handler,
+        scheduleDeadLetterQueue: this.penalties.scheduleDeadLetterQueue,
       },
       webhook: this.webhook.handler,
       consumers: [

@@ -3,13 +3,17 @@
  * validated at synth so a bad value fails `cdk synth` with one clear line instead of
  * reaching a Lambda that would fail at its first event.
  */
+
+import { parseStripeApiUrl } from '../functions/adapters/stripe/stripe-client.ts';
 import {
   type CreditAllowances,
   parseCreditAllowances,
 } from '../functions/core/credits/allowances.ts';
+import { type FreeHabitLimits, parseFreeHabitLimits } from '../functions/core/penalties/habits.ts';
 import {
   ConfigValueError,
   LEDGER_RETENTION_DAYS,
+  parseAssessmentDeadlineHour,
   parseLedgerRetentionDays,
 } from '../functions/core/shared/config-values.ts';
 import { type PriceTierMap, parsePriceTierMap, TIERS } from '../functions/core/shared/tiers.ts';
@@ -24,6 +28,12 @@ export const CONTEXT_KEYS = {
   creditAllowances: 'creditAllowances',
   /** Days a ledger page is kept before TTL removes it. Default 90, 4 to 3650. */
   ledgerRetentionDays: 'ledgerRetentionDays',
+  /** JSON object tier -> active free habits allowed, e.g. {"gold":60}; tiers left out keep their default. */
+  freeHabitLimits: 'freeHabitLimits',
+  /** UTC hour (1-23) by which yesterday's penalty assessment must be complete. Default 6. */
+  assessmentDeadlineHour: 'assessmentDeadlineHour',
+  /** Optional https base URL of the Stripe API (a proxy); default Stripe's own. */
+  stripeApiUrl: 'stripeApiUrl',
 } as const;
 
 export const DEFAULT_LEDGER_RETENTION_DAYS = LEDGER_RETENTION_DAYS.default;
@@ -41,6 +51,10 @@ export interface BillingConfig {
   creditAllowances: CreditAllowances;
   alarmEmail?: string;
   ledgerRetentionDays: number;
+  freeHabitLimits: FreeHabitLimits;
+  assessmentDeadlineHour: number;
+  /** A base URL (origin) such as `https://stripe-proxy.example.com`; absent: Stripe's own. */
+  stripeApiUrl?: string;
 }
 
 /**
@@ -109,15 +123,63 @@ export function creditAllowancesFromContext(value: unknown): CreditAllowances {
   );
 }
 
+/** Validates `freeHabitLimits` with the handlers' own rule (core/penalties/habits.ts). */
+export function freeHabitLimitsFromContext(value: unknown): FreeHabitLimits {
+  return fromContext(
+    CONTEXT_KEYS.freeHabitLimits,
+    parseFreeHabitLimits,
+    value,
+    `, e.g. -c ${CONTEXT_KEYS.freeHabitLimits}='{"gold":60}'`,
+  );
+}
+
+/** Validates `assessmentDeadlineHour` with the handlers' own rule (core/shared/config-values.ts). */
+export function assessmentDeadlineHourFromContext(value: unknown): number {
+  return fromContext(CONTEXT_KEYS.assessmentDeadlineHour, parseAssessmentDeadlineHour, value);
+}
+
+/**
+ * Validates the optional `stripeApiUrl`: the handlers' own rule (adapters/stripe/
+ * stripe-client.ts: a base URL, no path, query or credentials), and https only, since
+ * the plain-http loopback the handlers also accept exists for local runs, never for a
+ * deployed function. Returns the URL's origin; absent or '' gives undefined (Stripe's own).
+ */
+export function stripeApiUrlFromContext(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const invalid = (reason: string, cause?: unknown) =>
+    new ConfigError(
+      `Invalid CDK context "${CONTEXT_KEYS.stripeApiUrl}": ${reason}, e.g. -c ${CONTEXT_KEYS.stripeApiUrl}=https://stripe-proxy.example.com.`,
+      cause === undefined ? undefined : { cause },
+    );
+  if (typeof value !== 'string') {
+    throw invalid(`expected an https base URL, got ${JSON.stringify(value)}`);
+  }
+  let url: URL | undefined;
+  try {
+    url = parseStripeApiUrl(value);
+  } catch (error) {
+    throw invalid(error instanceof Error ? error.message : String(error), error);
+  }
+  if (!url) return undefined;
+  if (url.protocol !== 'https:') throw invalid('must be https');
+  return url.origin;
+}
+
 /** Reads and validates every context key this app uses. */
 export function readBillingConfig(tryGetContext: (key: string) => unknown): BillingConfig {
   const alarmEmail = alarmEmailFromContext(tryGetContext(CONTEXT_KEYS.alarmEmail));
+  const stripeApiUrl = stripeApiUrlFromContext(tryGetContext(CONTEXT_KEYS.stripeApiUrl));
   return {
     priceTierMap: priceTierMapFromContext(tryGetContext(CONTEXT_KEYS.priceTierMap)),
     creditAllowances: creditAllowancesFromContext(tryGetContext(CONTEXT_KEYS.creditAllowances)),
     ledgerRetentionDays: ledgerRetentionDaysFromContext(
       tryGetContext(CONTEXT_KEYS.ledgerRetentionDays),
     ),
+    freeHabitLimits: freeHabitLimitsFromContext(tryGetContext(CONTEXT_KEYS.freeHabitLimits)),
+    assessmentDeadlineHour: assessmentDeadlineHourFromContext(
+      tryGetContext(CONTEXT_KEYS.assessmentDeadlineHour),
+    ),
     ...(alarmEmail ? { alarmEmail } : {}),
+    ...(stripeApiUrl ? { stripeApiUrl } : {}),
   };
 }

@@ -35,6 +35,19 @@ export interface WatchedCreditRefresh {
   readonly scheduleDeadLetterQueue: IQueue;
 }
 
+/** The penalties' pieces the dashboard and alarms watch. */
+export interface WatchedPenalties {
+  /** The user routes: publishes the settlement metrics. */
+  readonly api: BillingFunction;
+  /** The operators' routes: on-demand assessments and mark-paid. */
+  readonly admin: BillingFunction;
+  /** The scheduled assessment: the only publisher of PenaltyAssessmentOverdue. */
+  readonly assessor: BillingFunction;
+  /** The payments consumer, which marks a settlement's penalties paid when its PaymentIntent succeeds. */
+  readonly paymentConsumer: BillingFunction;
+  readonly scheduleDeadLetterQueue: IQueue;
+}
+
 export interface ObservabilityProps {
   readonly functions: readonly BillingFunction[];
   /** Every family's queue and consumer: each gets its alarms and widgets. */
@@ -43,6 +56,8 @@ export interface ObservabilityProps {
   readonly webhook: BillingFunction;
   /** The credit refresh, when deployed. */
   readonly credits?: WatchedCreditRefresh;
+  /** The penalties, when deployed. */
+  readonly penalties?: WatchedPenalties;
   readonly httpApi: HttpApi;
   /** Age of the oldest queued event above which the backlog alarm fires. @default 300 s */
   readonly maxMessageAge?: Duration;
@@ -165,6 +180,7 @@ export class Observability extends Construct {
     }
 
     const credits = props.credits ? this.creditAlarms(props.credits) : undefined;
+    const penalties = props.penalties ? this.penaltyAlarms(props.penalties) : undefined;
 
     this.dashboard = new Dashboard(this, 'Dashboard', {
       defaultInterval: Duration.hours(3),
@@ -225,6 +241,7 @@ export class Observability extends Construct {
       );
     }
     if (credits) this.dashboard.addWidgets(...credits.widgets);
+    if (penalties) this.dashboard.addWidgets(...penalties.widgets);
     this.dashboard.addWidgets(
       graph(
         'Lambda errors',
@@ -309,6 +326,75 @@ export class Observability extends Construct {
     };
   }
 
+  /** Alarms of the penalties; returns their dashboard row. */
+  private penaltyAlarms(penalties: WatchedPenalties): { widgets: GraphWidget[] } {
+    const { api, admin, assessor, paymentConsumer } = penalties;
+    const labelled = (name: string, fn: BillingFunction, label: string) =>
+      customMetric(name, fn).with({ label });
+    const hourly = { period: Duration.hours(1), statistic: 'Maximum' } as const;
+    // Unlabelled in the alarm: a label would turn the alarm into metric math.
+    const overdue = customMetric(METRIC.penaltyAssessmentOverdue, assessor).with(hourly);
+    const scheduleDlq = penalties.scheduleDeadLetterQueue.metricApproximateNumberOfMessagesVisible({
+      period: Duration.minutes(1),
+      statistic: 'Maximum',
+    });
+    const settlementFailures = customMetric(METRIC.penaltySettlementFailures, api);
+    // Every assessor run publishes 0 or 1, so an hour with no value means no run at all:
+    // a stopped schedule, or an assessor that fails before it reports, is overdue too.
+    this.alarm('PenaltyAssessmentOverdue', overdue, {
+      threshold: 1,
+      treatMissingData: TreatMissingData.BREACHING,
+      description:
+        "Yesterday's penalty assessment is not complete past the deadline hour, or the hourly assessor has stopped reporting: see the assessor's logs and the schedule DLQ, or run POST /admin/penalties/assess.",
+    });
+    this.alarm('PenaltyScheduleDeadLetterQueueNotEmpty', scheduleDlq, {
+      threshold: 0,
+      operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description: 'EventBridge Scheduler could not invoke the penalty assessor.',
+    });
+    // One failure is a user retrying later (Stripe busy, a settlement still pending);
+    // failures in three five-minute periods running mean settlement is broken.
+    this.alarm('PenaltySettlementFailures', settlementFailures, {
+      threshold: 0,
+      operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 3,
+      description:
+        'Penalty settlements have failed for 15 minutes (Stripe unavailable or refusing, e.g. the API key secret is still the placeholder).',
+    });
+    return {
+      widgets: [
+        graph('Penalties: assessment', [
+          labelled(METRIC.penaltyHabitsAssessed, assessor, 'habits assessed (scheduled)'),
+          labelled(METRIC.penaltyHabitsAssessed, admin, 'habits assessed (on demand)'),
+          labelled(METRIC.penaltiesCreated, assessor, 'penalties created (scheduled)'),
+          labelled(METRIC.penaltiesCreated, admin, 'penalties created (on demand)'),
+        ]),
+        new GraphWidget({
+          title: 'Penalties: assessment runs',
+          left: [
+            customMetric(METRIC.penaltyAssessmentDuration, assessor).with({
+              statistic: 'Maximum',
+              label: 'run time max (ms, scheduled)',
+            }),
+            customMetric(METRIC.penaltyAssessmentDuration, admin).with({
+              statistic: 'Maximum',
+              label: 'run time max (ms, on demand)',
+            }),
+          ],
+          right: [overdue.with({ label: "yesterday's assessment overdue (1 = yes)" }), scheduleDlq],
+          width: 8,
+          height: 6,
+        }),
+        graph('Penalties: settlement and payment', [
+          labelled(METRIC.penaltySettlements, api, 'settlements'),
+          settlementFailures.with({ label: 'settlement failures' }),
+          labelled(METRIC.penaltiesPaid, paymentConsumer, 'paid (PaymentIntent succeeded)'),
+          labelled(METRIC.penaltiesPaid, admin, 'paid (marked by an operator)'),
+        ]),
+      ],
+    };
+  }
+
   private alarm(
     id: string,
     metric: IMetric,
@@ -317,6 +403,8 @@ export class Observability extends Construct {
       description: string;
       operator?: ComparisonOperator;
       evaluationPeriods?: number;
+      /** @default NOT_BREACHING */
+      treatMissingData?: TreatMissingData;
     },
   ): Alarm {
     const alarm = new Alarm(this, id, {
@@ -324,8 +412,8 @@ export class Observability extends Construct {
       threshold: options.threshold,
       comparisonOperator: options.operator ?? ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: options.evaluationPeriods ?? 1,
-      // No data means no traffic (or no failures being reported), not an outage.
-      treatMissingData: TreatMissingData.NOT_BREACHING,
+      // By default no data means no traffic (or no failures being reported), not an outage.
+      treatMissingData: options.treatMissingData ?? TreatMissingData.NOT_BREACHING,
       alarmDescription: options.description,
     });
     alarm.addAlarmAction(new SnsAction(this.alarmTopic));

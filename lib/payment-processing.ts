@@ -10,13 +10,20 @@ export interface PaymentProcessingProps {
   readonly paymentsTable: ITable;
   /** Read only: the customer → user link the subscription consumer keeps. */
   readonly billingTable: ITable;
+  /**
+   * The penalties table: after each batch the consumer settles the penalties of every
+   * penalty PaymentIntent it recorded (paid once on success, unpaid again on failure).
+   * Absent: penalty PaymentIntents are recorded as payments only.
+   */
+  readonly penaltiesTable?: ITable;
   readonly ledgerRetentionDays: number;
 }
 
 /**
  * The consumer of the payments family: records PaymentIntents, charges, refunds and
- * disputes exactly once, with its own queue, DLQ and concurrency, so a flood or a
- * poison record of payments never delays subscriptions (and the other way round).
+ * disputes exactly once, then settles the penalties of the penalty PaymentIntents it
+ * recorded, with its own queue, DLQ and concurrency, so a flood or a poison record of
+ * payments never delays subscriptions (and the other way round).
  */
 export class PaymentProcessing extends Construct {
   public readonly handler: BillingFunction;
@@ -42,5 +49,15 @@ export class PaymentProcessing extends Construct {
       .bindTable(ENV.billingTableName, props.billingTable, ['BatchGetItem'])
       .setEnvironment(ENV.ledgerRetentionDays, String(props.ledgerRetentionDays))
       .bindQueueConsumer(props.events);
+    if (props.penaltiesTable) {
+      // Settling reads the PaymentIntent's penalties (BatchGetItem) and commits their new
+      // status, the user's summary, the recipients' totals and the settlement lock's
+      // release in one TransactWriteItems of updates (UpdateItem). Never credits: the
+      // billing table stays read-only here.
+      this.handler.bindTable(ENV.penaltiesTableName, props.penaltiesTable, [
+        'BatchGetItem',
+        'UpdateItem',
+      ]);
+    }
   }
 }

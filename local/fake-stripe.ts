@@ -82,7 +82,13 @@ interface Route {
 
 /** Starts the fake on 127.0.0.1 (port 0: any free port). */
 export async function startFakeStripe(
-  options: { port?: number; secretKey?: string; now?: () => number } = {},
+  options: {
+    port?: number;
+    secretKey?: string;
+    now?: () => number;
+    /** Let the process exit while the server listens (the local runtime's process-wide fake). */
+    unref?: boolean;
+  } = {},
 ): Promise<FakeStripe> {
   const secretKey = options.secretKey ?? FAKE_STRIPE_SECRET_KEY;
   const now = options.now ?? Date.now;
@@ -287,6 +293,7 @@ export async function startFakeStripe(
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  if (options.unref) server.unref();
 
   return {
     url: `http://127.0.0.1:${port}`,

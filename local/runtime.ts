@@ -18,6 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { interceptLocalhostDns } from 'fauxqs';
+import { parseStripeApiUrl } from '../functions/adapters/stripe/stripe-client.ts';
 import { ENV } from '../functions/commons/env-names.ts';
 import {
   assertJavaAvailable,
@@ -32,6 +33,7 @@ import {
   startDynamoDbLocal,
   startSqsEmulator,
 } from './emulators.ts';
+import { type FakeStripe, startFakeStripe } from './fake-stripe.ts';
 import { type HttpHandler, type HttpRouteBinding, startHttpServer } from './http-server.ts';
 import {
   createLocalLog,
@@ -73,6 +75,13 @@ export interface LocalRuntimeOptions {
   inMemory?: boolean;
   /** Stripe webhook signing secret. Default env STRIPE_WEBHOOK_SECRET, else `DEFAULT_LOCAL_WEBHOOK_SECRET`. */
   webhookSecret?: string;
+  /**
+   * The Stripe API the functions call. Default env STRIPE_API_URL; when unset, the fake
+   * Stripe (local/fake-stripe.ts), started once per process, is used.
+   */
+  stripeApiUrl?: string;
+  /** Stripe secret key for `stripeApiUrl`. Default env STRIPE_SECRET_KEY, else the fake's key. */
+  stripeSecretKey?: string;
   /** DynamoDB Local port; 0 picks a free one. Default env DYNAMODB_PORT, else 0. */
   dynamoPort?: number;
   /** SQS emulator port; 0 picks a free one. Default env SQS_PORT, else 0. */
@@ -126,6 +135,10 @@ export interface LocalRuntime {
   /** The schedules being fired (on the clock of `clockSpeed`). */
   readonly scheduler: Pick<RunningScheduler, 'fired'>;
   readonly webhookSecret: string;
+  /** The Stripe API the functions call (STRIPE_API_URL). */
+  readonly stripeApiUrl: string;
+  /** The fake Stripe, unless STRIPE_API_URL named another: tests move its PaymentIntents on. */
+  readonly fakeStripe: FakeStripe | undefined;
   /** `undefined` in in-memory mode. */
   readonly dataDir: string | undefined;
   readonly clockSpeed: number;
@@ -143,6 +156,8 @@ export interface ResolvedRuntimeOptions {
   port: number;
   dataDir: string | undefined;
   webhookSecret: string;
+  /** Undefined: start (or reuse) the fake Stripe. */
+  stripe: { apiUrl: string; secretKey: string } | undefined;
   dynamoPort: number;
   sqsPort: number;
   clockSpeed: number;
@@ -173,10 +188,25 @@ export function resolveRuntimeOptions(options: LocalRuntimeOptions = {}): Resolv
   }
   const webhookSecret =
     options.webhookSecret ?? (env[ENV.webhookSecret] || DEFAULT_LOCAL_WEBHOOK_SECRET);
+  const stripeApiUrl = options.stripeApiUrl ?? (env[ENV.stripeApiUrl] || undefined);
+  const stripeSecretKey = options.stripeSecretKey ?? (env[ENV.stripeSecretKey] || undefined);
+  if (stripeApiUrl) {
+    try {
+      parseStripeApiUrl(stripeApiUrl);
+    } catch (error) {
+      throw new PrerequisiteError(`${ENV.stripeApiUrl} ${(error as Error).message}.`);
+    }
+    if (!stripeSecretKey) {
+      throw new PrerequisiteError(
+        `${ENV.stripeApiUrl} is set, so set ${ENV.stripeSecretKey} to that API's secret key too.`,
+      );
+    }
+  }
   const resolved: ResolvedRuntimeOptions = {
     port,
     dataDir,
     webhookSecret,
+    stripe: stripeApiUrl ? { apiUrl: stripeApiUrl, secretKey: stripeSecretKey! } : undefined,
     dynamoPort: options.dynamoPort ?? parsePort(env.DYNAMODB_PORT, 'DYNAMODB_PORT') ?? 0,
     sqsPort: options.sqsPort ?? parsePort(env.SQS_PORT, 'SQS_PORT') ?? 0,
     clockSpeed,
@@ -258,6 +288,7 @@ export function buildLocalEnvironment(
   resolved: { tableNames: Record<string, string>; queueUrls: Record<string, string> },
   settings: {
     webhookSecret: string;
+    stripe: { apiUrl: string; secretKey: string };
     dynamoEndpoint: string;
     sqsEndpoint: string;
     current?: Record<string, string | undefined>;
@@ -267,7 +298,13 @@ export function buildLocalEnvironment(
   const union: Record<string, { value: string; from: string }> = {};
   const identities: Record<string, Set<string>> = {};
   for (const fn of model.functions) {
-    const fnEnv = resolveEnvironment(fn, { ...resolved, secretValue: settings.webhookSecret });
+    const fnEnv = resolveEnvironment(fn, {
+      ...resolved,
+      secretValues: {
+        [ENV.webhookSecret]: settings.webhookSecret,
+        [ENV.stripeSecretKey]: settings.stripe.secretKey,
+      },
+    });
     for (const [name, value] of Object.entries(fnEnv)) {
       if (LAMBDA_RUNTIME_ONLY.has(name)) continue;
       if (PER_FUNCTION_IDENTITY.has(name)) {
@@ -301,6 +338,9 @@ export function buildLocalEnvironment(
     AWS_ENDPOINT_URL_DYNAMODB: settings.dynamoEndpoint,
     AWS_ENDPOINT_URL_SQS: settings.sqsEndpoint,
     [ENV.webhookSecret]: settings.webhookSecret,
+    // Stripe is never the real one locally unless the developer said so.
+    [ENV.stripeApiUrl]: settings.stripe.apiUrl,
+    [ENV.stripeSecretKey]: settings.stripe.secretKey,
   });
   return env;
 }
@@ -329,6 +369,17 @@ function applyEnvironment(env: Record<string, string>): void {
   for (const name of REAL_AWS_VARIABLES) delete process.env[name];
   Object.assign(process.env, env);
   appliedInThisProcess = { ...env };
+}
+
+/**
+ * One fake Stripe per process: handler modules keep their Stripe client (and its URL)
+ * once built, so later runtimes in the same process must point at the same server. Its
+ * socket does not keep the process alive; it ends with the process.
+ */
+let fakeStripeOfProcess: Promise<FakeStripe> | undefined;
+function processFakeStripe(): Promise<FakeStripe> {
+  fakeStripeOfProcess ??= startFakeStripe({ unref: true });
+  return fakeStripeOfProcess;
 }
 
 async function importHandler<T>(fn: FunctionModel): Promise<T> {
@@ -443,12 +494,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     phase('SQS emulator and queues');
 
     // 4. The handlers' environment, then the handlers.
+    const fakeStripe = settings.stripe ? undefined : await processFakeStripe();
+    const stripe = settings.stripe ?? { apiUrl: fakeStripe!.url, secretKey: fakeStripe!.secretKey };
+    if (fakeStripe) log.info(`Stripe API: the fake Stripe at ${fakeStripe.url}`);
     applyEnvironment(
       buildLocalEnvironment(
         model,
         { tableNames, queueUrls },
         {
           webhookSecret: settings.webhookSecret,
+          stripe,
           dynamoEndpoint,
           sqsEndpoint: handlerSqsEndpoint,
           current: process.env,
@@ -621,6 +676,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       consumers: pollers.map((p) => p.consumer),
       scheduler,
       webhookSecret: settings.webhookSecret,
+      stripeApiUrl: stripe.apiUrl,
+      fakeStripe,
       dataDir: settings.dataDir,
       clockSpeed: settings.clockSpeed,
       model,

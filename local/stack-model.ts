@@ -111,17 +111,26 @@ export function loadStackModel(options: LoadStackModelOptions = {}): StackModel 
   return structuredClone(model);
 }
 
+/**
+ * Secrets Manager is not emulated: a function given a secret's ARN in one of these
+ * variables reads the plain value from the paired variable instead (local only).
+ */
+export const LOCAL_SECRET_VARIABLES: Readonly<Record<string, string>> = {
+  [ENV.webhookSecretArn]: ENV.webhookSecret,
+  [ENV.stripeApiKeySecretArn]: ENV.stripeSecretKey,
+};
+
 /** Turns a function's environment into plain strings once tables/queues exist locally. */
 export function resolveEnvironment(
   fn: FunctionModel,
   resolved: {
     tableNames: Record<string, string>;
     queueUrls: Record<string, string>;
-    secretValue?: string;
+    /** Plain secret values by their local variable (`STRIPE_WEBHOOK_SECRET`, `STRIPE_SECRET_KEY`). */
+    secretValues?: Readonly<Record<string, string>>;
   },
 ): Record<string, string> {
   const env: Record<string, string> = {};
-  let needsSecret = false;
   for (const [name, value] of Object.entries(fn.environment)) {
     switch (value.kind) {
       case 'literal':
@@ -133,14 +142,18 @@ export function resolveEnvironment(
       case 'queueUrl':
         env[name] = required(resolved.queueUrls, value.queueLogicalId, fn, name, 'queue');
         break;
-      case 'secretArn':
-        // Secrets Manager is not emulated: the handler reads the plain value instead.
-        needsSecret = true;
+      case 'secretArn': {
+        const plain = LOCAL_SECRET_VARIABLES[name];
+        if (!plain) {
+          throw new StackModelError(
+            `${fn.logicalId}: ${name} holds a secret ARN the local runtime has no plain variable for (add it to LOCAL_SECRET_VARIABLES)`,
+          );
+        }
+        const secret = resolved.secretValues?.[plain];
+        if (secret !== undefined) env[plain] = secret;
         break;
+      }
     }
-  }
-  if (needsSecret && resolved.secretValue !== undefined) {
-    env[ENV.webhookSecret] = resolved.secretValue;
   }
   return env;
 }

@@ -245,6 +245,7 @@ describe('local runtime configuration', () => {
   });
   const endpoints = {
     webhookSecret: 'whsec_x',
+    stripe: { apiUrl: 'http://127.0.0.1:3', secretKey: 'sk_test_x' },
     dynamoEndpoint: 'http://127.0.0.1:1',
     sqsEndpoint: 'http://sqs.us-east-1.localhost:2',
   };
@@ -282,7 +283,8 @@ describe('local runtime configuration', () => {
             POWERTOOLS_LOG_LEVEL: { kind: 'literal', value: 'INFO' },
             NODE_OPTIONS: { kind: 'literal', value: '--enable-source-maps' },
             TABLE: { kind: 'tableName', tableLogicalId: 'T' },
-            SECRET_ARN: { kind: 'secretArn', secretLogicalId: 'S' },
+            STRIPE_WEBHOOK_SECRET_ARN: { kind: 'secretArn', secretLogicalId: 'S' },
+            STRIPE_API_KEY_SECRET_ARN: { kind: 'secretArn', secretLogicalId: 'K' },
           }),
           fn('B', {
             POWERTOOLS_SERVICE_NAME: { kind: 'literal', value: 'b' },
@@ -298,6 +300,8 @@ describe('local runtime configuration', () => {
       TABLE: 'table-t',
       QUEUE: 'http://q',
       STRIPE_WEBHOOK_SECRET: 'whsec_x',
+      STRIPE_SECRET_KEY: 'sk_test_x',
+      STRIPE_API_URL: 'http://127.0.0.1:3',
       AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:1',
       AWS_ENDPOINT_URL_SQS: 'http://sqs.us-east-1.localhost:2',
       AWS_REGION: 'us-east-1',
@@ -307,7 +311,8 @@ describe('local runtime configuration', () => {
       POWERTOOLS_LOG_LEVEL: 'SILENT',
     });
     expect(env).not.toHaveProperty('NODE_OPTIONS');
-    expect(env).not.toHaveProperty('SECRET_ARN');
+    expect(env).not.toHaveProperty('STRIPE_WEBHOOK_SECRET_ARN');
+    expect(env).not.toHaveProperty('STRIPE_API_KEY_SECRET_ARN');
   });
 
   it('refuses two functions that need different values for one variable', () => {

@@ -1,46 +1,24 @@
 import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  HABIT_ASSESSMENT_INDEX,
-  PENALTY_STATUS_INDEX,
-} from '../../functions/adapters/dynamodb/penalty-table-schema.ts';
+import { LOCAL_NAME_PREFIX } from '../../lib/metadata.ts';
+import { loadStackModel } from '../../local/stack-model.ts';
 import { uniqueName } from './aws-clients.ts';
 
+/** The penalties table's local name (lib/penalty-tables.ts sets it with setLocalName). */
+export const PENALTIES_LOCAL_NAME = `${LOCAL_NAME_PREFIX}-penalties`;
+
 /**
- * Creates a penalties table with the key schema and indexes of penalty-table-schema.ts,
- * the module the CDK construct builds the deployed table from.
+ * Creates a penalties table exactly as the CDK stack defines it (key schema, the
+ * `byStatus` and `byAssessment` indexes and their projections, from the synthesized
+ * template, which lib/penalty-tables.ts builds from penalty-table-schema.ts), under a
+ * unique name so test files do not collide.
  */
 export async function createPenaltiesTable(dynamo: DynamoDBClient): Promise<string> {
+  const table = loadStackModel().tables.find((t) => t.localName === PENALTIES_LOCAL_NAME);
+  if (!table) throw new Error(`the stack model has no ${PENALTIES_LOCAL_NAME} table`);
+  if (table.ttlAttribute) {
+    throw new Error(`${PENALTIES_LOCAL_NAME} has TTL now: createPenaltiesTable must enable it`);
+  }
   const name = uniqueName('penalties');
-  const attribute = (spec: { name: string; type: 'S' | 'N' }) => ({
-    AttributeName: spec.name,
-    AttributeType: spec.type,
-  });
-  const status = PENALTY_STATUS_INDEX;
-  const assessment = HABIT_ASSESSMENT_INDEX;
-  await dynamo.send(
-    new CreateTableCommand({
-      TableName: name,
-      BillingMode: 'PAY_PER_REQUEST',
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-        attribute(status.partitionKey),
-        attribute(assessment.partitionKey),
-        attribute(assessment.sortKey),
-      ],
-      GlobalSecondaryIndexes: [status, assessment].map((index) => ({
-        IndexName: index.indexName,
-        KeySchema: [
-          { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
-          { AttributeName: index.sortKey.name, KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'ALL' },
-      })),
-    }),
-  );
+  await dynamo.send(new CreateTableCommand({ ...table.create, TableName: name }));
   return name;
 }

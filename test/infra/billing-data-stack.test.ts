@@ -23,7 +23,6 @@ import {
   functionByEntry,
   getAtt,
   mappingsOf,
-  onlyResource,
   resolveImport,
   resources,
   statementsOf,
@@ -61,7 +60,7 @@ describe('tables', () => {
   it('every table is on-demand, PITR on, encrypted, deletion-protected and retained', () => {
     const tables = resources(t.data, 'AWS::DynamoDB::Table');
     expect(Object.keys(tables)).toEqual(
-      expect.arrayContaining([ids.billing, ids.subscriptionLedger, ids.payments]),
+      expect.arrayContaining([ids.billing, ids.subscriptionLedger, ids.payments, ids.penalties]),
     );
     for (const [id, resource] of Object.entries(tables)) {
       expect(resource.Properties, id).toMatchObject(STATEFUL);
@@ -340,12 +339,31 @@ describe('queues', () => {
   });
 });
 
-describe('webhook signing secret', () => {
-  it('is generated (no value in the template) and retained', () => {
-    const [, secret] = onlyResource(t.data, 'AWS::SecretsManager::Secret');
-    expect(secret.Properties.SecretString).toBeUndefined();
-    expect(secret.Properties.GenerateSecretString).toBeDefined();
-    expect(secret).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+describe('secrets: the webhook signing secret and the Stripe API key', () => {
+  it('are exactly these two', () => {
+    expect(Object.keys(resources(t.data, 'AWS::SecretsManager::Secret')).sort()).toEqual(
+      [ids.secret, ids.stripeApiKey].sort(),
+    );
+    expect(ids.secret).not.toBe(ids.stripeApiKey);
+  });
+
+  it('are generated (no value in the template) and retained', () => {
+    const secrets = resources(t.data, 'AWS::SecretsManager::Secret');
+    for (const id of [ids.secret, ids.stripeApiKey]) {
+      const secret = secrets[id];
+      expect(secret?.Properties.SecretString, id).toBeUndefined();
+      expect(secret?.Properties.GenerateSecretString, id).toBeDefined();
+      expect(secret, id).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    }
+  });
+
+  it("say what to put in them after deploy (the Stripe key's description names sk_ and rk_)", () => {
+    const secrets = resources(t.data, 'AWS::SecretsManager::Secret');
+    expect(String(secrets[ids.secret]?.Properties.Description)).toContain('whsec_');
+    const description = String(secrets[ids.stripeApiKey]?.Properties.Description);
+    expect(description).toContain('sk_');
+    expect(description).toContain('rk_');
+    expect(description).toMatch(/after deploy/);
   });
 });
 
@@ -387,5 +405,7 @@ describe('outputs', () => {
     t.data.hasOutput('BillingTableName', { Value: { Ref: ids.billing } });
     t.data.hasOutput('SubscriptionLedgerTableName', { Value: { Ref: ids.subscriptionLedger } });
     t.data.hasOutput('PaymentsTableName', { Value: { Ref: ids.payments } });
+    t.data.hasOutput('PenaltiesTableName', { Value: { Ref: ids.penalties } });
+    t.data.hasOutput('StripeApiKeySecretArn', { Value: { Ref: ids.stripeApiKey } });
   });
 });

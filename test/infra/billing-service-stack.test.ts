@@ -185,11 +185,14 @@ describe('subscription consumer', () => {
 });
 
 describe('payment consumer', () => {
-  it('has the payments and billing tables and the ledger retention in env, no price map', () => {
+  it('has the payments, billing and penalties tables and the ledger retention in env, no price map', () => {
     const [, consumer] = functionByEntry(t.service, ENTRY.paymentConsumer);
     const env = envOf(consumer);
     expect(resolveImport(t.data, env[ENV.paymentsTableName])).toEqual({ Ref: ids.payments });
     expect(resolveImport(t.data, env[ENV.billingTableName])).toEqual({ Ref: ids.billing });
+    expect(resolveImport(t.data, env[ENV.penaltiesTableName])).toEqual({ Ref: ids.penalties });
+    // The consumer never calls Stripe.
+    expect(env[ENV.stripeApiKeySecretArn]).toBeUndefined();
     expect(env[ENV.ledgerRetentionDays]).toBe(
       envOf(functionByEntry(t.service, ENTRY.subscriptionConsumer)[1])[ENV.ledgerRetentionDays],
     );
@@ -252,7 +255,7 @@ describe('least privilege', () => {
     );
   });
 
-  it('payment consumer: item actions on the payments table, BatchGetItem only on the billing table', () => {
+  it('payment consumer: item actions on the payments table, BatchGetItem only on the billing table, BatchGetItem and UpdateItem on the penalties table', () => {
     const [, consumer] = functionByEntry(t.service, ENTRY.paymentConsumer);
     const statements = roleStatements(t.service, consumer);
     expect(actionsOn(statements, getAtt(ids.payments))).toEqual(
@@ -266,10 +269,16 @@ describe('least privilege', () => {
     );
     // The customer → user link is the subscription consumer's: read in batches, never written.
     expect(actionsOn(statements, getAtt(ids.billing))).toEqual(['dynamodb:BatchGetItem']);
+    // Settling a penalty PaymentIntent: its penalties read in a batch, then one
+    // transaction of updates (status, summary, recipients' totals, the lock's release).
+    expect(actionsOn(statements, getAtt(ids.penalties))).toEqual([
+      'dynamodb:BatchGetItem',
+      'dynamodb:UpdateItem',
+    ]);
     // No other table (the subscription ledger least of all), and no index: item actions
     // do not apply to indexes, so bindTable grants them on the table only.
     expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
-      sortedJson([getAtt(ids.payments), getAtt(ids.billing)]),
+      sortedJson([getAtt(ids.payments), getAtt(ids.billing), getAtt(ids.penalties)]),
     );
     expect(actionsOf(statements).filter((a) => !a.startsWith('sqs:'))).toEqual(
       [

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../lib/billing-function.ts';
 import { CREDIT_PLANNER_SCHEDULE } from '../../lib/credit-refresh.ts';
+import { PENALTY_ASSESSOR_SCHEDULE } from '../../lib/penalties.ts';
 import { ENTRY } from './synth.ts';
 
 const CDK_CLI = resolve(REPO_ROOT, 'node_modules/aws-cdk/bin/cdk');
@@ -65,14 +66,14 @@ describe('cdk synth (CLI) without AWS credentials', () => {
     const functions = Object.values(template.Resources).filter(
       (r) => r.Type === 'AWS::Lambda::Function',
     );
-    // The credit planner's schedule survives CDK's CloudFormation validation too.
+    // The credit planner's and penalty assessor's schedules survive CDK's CloudFormation validation too.
     const schedules = Object.values(template.Resources).filter(
       (r) => r.Type === 'AWS::Scheduler::Schedule',
     );
-    expect(schedules.map((s) => s.Properties.ScheduleExpression)).toEqual([
-      CREDIT_PLANNER_SCHEDULE,
-    ]);
-    // Every handler is bundled, the payments and credit functions included.
+    expect(schedules.map((s) => s.Properties.ScheduleExpression).sort()).toEqual(
+      [CREDIT_PLANNER_SCHEDULE, PENALTY_ASSESSOR_SCHEDULE].sort(),
+    );
+    // Every handler is bundled, the payments, credit and penalty functions included.
     expect(functions.map((fn) => fn.Metadata?.['billing:entry']).sort()).toEqual(
       Object.values(ENTRY).sort(),
     );

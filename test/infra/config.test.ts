@@ -7,16 +7,23 @@ import { describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import { EnvConfigError, ledgerRetentionDaysEnv, readEnv } from '../../functions/commons/env.ts';
 import { ENV } from '../../functions/commons/env-names.ts';
-import { LEDGER_RETENTION_DAYS } from '../../functions/core/shared/config-values.ts';
+import { DEFAULT_FREE_HABIT_LIMITS } from '../../functions/core/penalties/habits.ts';
+import {
+  ASSESSMENT_DEADLINE_HOUR,
+  LEDGER_RETENTION_DAYS,
+} from '../../functions/core/shared/config-values.ts';
 import { type BillingApp, createBillingApp } from '../../lib/billing-app.ts';
 import {
   alarmEmailFromContext,
+  assessmentDeadlineHourFromContext,
   ConfigError,
   creditAllowancesFromContext,
   DEFAULT_LEDGER_RETENTION_DAYS,
+  freeHabitLimitsFromContext,
   ledgerRetentionDaysFromContext,
   priceTierMapFromContext,
   readBillingConfig,
+  stripeApiUrlFromContext,
 } from '../../lib/config.ts';
 import { visibilityTimeoutFor } from '../../lib/event-family-queue.ts';
 import { CONSUMER_ENTRY, envOf, functionByEntry } from './synth.ts';
@@ -84,7 +91,20 @@ describe('alarmEmailFromContext and ledgerRetentionDaysFromContext', () => {
       alarmEmail: 'a@b.co',
       ledgerRetentionDays: 7,
       creditAllowances: { free: 1, bronze: 3, silver: 5, gold: 12 },
+      freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+      assessmentDeadlineHour: ASSESSMENT_DEADLINE_HOUR.default,
     });
+    const penalties: Record<string, unknown> = {
+      freeHabitLimits: '{"gold":60}',
+      assessmentDeadlineHour: '9',
+      stripeApiUrl: 'https://stripe-proxy.example.com/',
+    };
+    expect(readBillingConfig((key) => penalties[key])).toMatchObject({
+      freeHabitLimits: { ...DEFAULT_FREE_HABIT_LIMITS, gold: 60 },
+      assessmentDeadlineHour: 9,
+      stripeApiUrl: 'https://stripe-proxy.example.com',
+    });
+    expect(readBillingConfig(() => undefined)).not.toHaveProperty('stripeApiUrl');
   });
 
   it.each([
@@ -97,6 +117,83 @@ describe('alarmEmailFromContext and ledgerRetentionDaysFromContext', () => {
       /Invalid CDK context "creditAllowances"/,
     );
     expect(() => creditAllowancesFromContext(value)).toThrow(reason);
+  });
+});
+
+describe('penalties context: freeHabitLimits, assessmentDeadlineHour, stripeApiUrl', () => {
+  it('default to the handlers’ defaults, and stripeApiUrl to none (Stripe’s own)', () => {
+    expect(freeHabitLimitsFromContext(undefined)).toEqual(DEFAULT_FREE_HABIT_LIMITS);
+    expect(assessmentDeadlineHourFromContext(undefined)).toBe(ASSESSMENT_DEADLINE_HOUR.default);
+    expect(stripeApiUrlFromContext(undefined)).toBeUndefined();
+    expect(stripeApiUrlFromContext('')).toBeUndefined();
+  });
+
+  it('accept objects or JSON (cdk.json or -c), numbers or numeric strings, https base URLs', () => {
+    expect(freeHabitLimitsFromContext({ gold: 60 })).toEqual({
+      ...DEFAULT_FREE_HABIT_LIMITS,
+      gold: 60,
+    });
+    expect(freeHabitLimitsFromContext('{"free":0}')).toEqual({
+      ...DEFAULT_FREE_HABIT_LIMITS,
+      free: 0,
+    });
+    expect(assessmentDeadlineHourFromContext(1)).toBe(1);
+    expect(assessmentDeadlineHourFromContext('23')).toBe(23);
+    expect(stripeApiUrlFromContext('https://stripe-proxy.example.com')).toBe(
+      'https://stripe-proxy.example.com',
+    );
+    expect(stripeApiUrlFromContext(' https://stripe-proxy.example.com:8443/ ')).toBe(
+      'https://stripe-proxy.example.com:8443',
+    );
+  });
+
+  it.each([
+    [{ platinum: 3 }, /unknown tier "platinum"/],
+    [{ gold: -1 }, /gold: expected a whole number/],
+    [{ gold: 101 }, /gold: expected a whole number of free habits from 0 to 100/],
+    [{ silver: 1.5 }, /silver: expected a whole number/],
+    ['{gold: 3', /expected a JSON object/],
+    [['gold'], /expected a JSON object/],
+  ])('rejects freeHabitLimits %j at synth, naming the key and an example', (value, reason) => {
+    const error = captureError(() => freeHabitLimitsFromContext(value));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toMatch(/^Invalid CDK context "freeHabitLimits": /);
+    expect(error.message).toMatch(reason);
+    expect(error.message).toContain(`-c freeHabitLimits='{"gold":60}'`);
+  });
+
+  it.each([[0], [24], [-1], [6.5], ['six'], ['25'], [true]])(
+    'rejects assessmentDeadlineHour %j at synth, naming the key',
+    (value) => {
+      const error = captureError(() => assessmentDeadlineHourFromContext(value));
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error.message).toMatch(/^Invalid CDK context "assessmentDeadlineHour": /);
+      expect(error.message).toContain('1 to 23');
+    },
+  );
+
+  it.each([
+    ['http://stripe-proxy.example.com', /https/],
+    // The handlers accept plain http on loopback for the local fake Stripe; a deployed stack does not.
+    ['http://localhost:12111', /must be https/],
+    ['https://stripe-proxy.example.com/v1', /no path, query or credentials/],
+    ['https://user:pw@stripe-proxy.example.com', /no path, query or credentials/],
+    ['https://stripe-proxy.example.com/?a=1', /no path, query or credentials/],
+    ['not a url', /must be a URL/],
+    [42, /expected an https base URL/],
+  ])('rejects stripeApiUrl %j at synth, naming the key', (value, reason) => {
+    const error = captureError(() => stripeApiUrlFromContext(value));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toMatch(/^Invalid CDK context "stripeApiUrl": /);
+    expect(error.message).toMatch(reason);
+  });
+
+  it.each([
+    [{ freeHabitLimits: { vip: 1 } }, /Invalid CDK context "freeHabitLimits"/],
+    [{ assessmentDeadlineHour: 0 }, /Invalid CDK context "assessmentDeadlineHour"/],
+    [{ stripeApiUrl: 'http://stripe.example.com' }, /Invalid CDK context "stripeApiUrl"/],
+  ])('synth with %j fails with the clear message', (context, message) => {
+    expect(() => withApp(context, () => undefined)).toThrow(message);
   });
 });
 

@@ -110,10 +110,19 @@ describe('the credit functions', () => {
 
 describe('the planner schedule', () => {
   function schedule(): CfnResourceJson {
-    const [scheduleId, found] = onlyResource(t.service, 'AWS::Scheduler::Schedule');
-    expect(scheduleId).toBe(credit.schedule);
+    const found = resources(t.service, 'AWS::Scheduler::Schedule')[credit.schedule];
+    if (!found) throw new Error(`no schedule ${credit.schedule}`);
     return found;
   }
+
+  it('is the only schedule invoking the planner', () => {
+    const planners = Object.entries(resources(t.service, 'AWS::Scheduler::Schedule')).filter(
+      ([, s]) =>
+        JSON.stringify((s.Properties.Target as { Arn: unknown }).Arn) ===
+        JSON.stringify(getAtt(credit.planner)),
+    );
+    expect(planners.map(([id]) => id)).toEqual([credit.schedule]);
+  });
 
   function target(): Record<string, unknown> {
     return schedule().Properties.Target as Record<string, unknown>;
@@ -309,12 +318,15 @@ describe('credit grants (least privilege)', () => {
     expect(Object.keys(admin).length).toBeGreaterThan(1);
   });
 
-  it('no credit function may reach the ledger, payments, event queues or the signing secret', () => {
+  it('no credit function may reach the ledger, payments, penalties, event queues or the secrets', () => {
     const elsewhere = [
       getAtt(ids.subscriptionLedger),
       getAtt(ids.payments),
+      getAtt(ids.penalties),
+      indexArns(ids.penalties),
       getAtt(ids.creditRefresh.dlq),
       { Ref: ids.secret },
+      { Ref: ids.stripeApiKey },
       ...Object.values(ids.queues).flatMap(({ queue, dlq }) => [getAtt(queue), getAtt(dlq)]),
     ];
     for (const fnId of [credit.planner, credit.worker, credit.reader, credit.admin]) {

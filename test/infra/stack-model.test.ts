@@ -4,6 +4,10 @@ import {
   createPaymentsTableInput,
   PAYMENT_TTL_ATTRIBUTE,
 } from '../../functions/adapters/dynamodb/payment-table-schema.ts';
+import {
+  HABIT_ASSESSMENT_INDEX,
+  PENALTY_STATUS_INDEX,
+} from '../../functions/adapters/dynamodb/penalty-table-schema.ts';
 import { ENV, EVENT_QUEUE_URL_ENV } from '../../functions/commons/env-names.ts';
 import { METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
 import { CREDIT_ROUTES, PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
@@ -15,7 +19,8 @@ import {
   CREDIT_WORKER_SETTINGS,
   visibilityTimeoutFor,
 } from '../../lib/event-family-queue.ts';
-import { scheduleInput } from '../../local/scheduler.ts';
+import { PENALTY_ASSESSOR_SCHEDULE } from '../../lib/penalties.ts';
+import { nextFire, parseCron, scheduleInput } from '../../local/scheduler.ts';
 import {
   type FunctionModel,
   loadStackModel,
@@ -24,7 +29,7 @@ import {
   StackModelError,
   type TableModel,
 } from '../../local/stack-model.ts';
-import { CONSUMER_ENTRY, ENTRY } from './synth.ts';
+import { CONSUMER_ENTRY, ENTRY, PENALTY_ROUTE_SPEC } from './synth.ts';
 
 const model = loadStackModel();
 
@@ -32,6 +37,7 @@ const TABLE = {
   billing: 'billing-suite-billing',
   subscriptionLedger: 'billing-suite-subscription-ledger',
   payments: 'billing-suite-payments',
+  penalties: 'billing-suite-penalties',
 } as const;
 
 function fn(entry: string): FunctionModel {
@@ -61,7 +67,7 @@ function familyQueues(family: string): { main: QueueModel; dlq: QueueModel } {
 }
 
 describe('loadStackModel', () => {
-  it('finds the billing table, the subscription ledger with its TTL and the payments table', () => {
+  it('finds the billing table, the subscription ledger with its TTL, the payments and the penalties tables', () => {
     expect(model.tables.map((t) => t.localName).sort()).toEqual(Object.values(TABLE).sort());
     expect(table(TABLE.billing).create).toMatchObject({
       TableName: TABLE.billing,
@@ -100,6 +106,46 @@ describe('loadStackModel', () => {
       byName(expected.GlobalSecondaryIndexes),
     );
     expect(payments.ttlAttribute).toBe(PAYMENT_TTL_ATTRIBUTE);
+  });
+
+  it('creates the penalties table locally with the keys and indexes of the penalty schema module', () => {
+    const penalties = table(TABLE.penalties);
+    expect(penalties.ttlAttribute).toBeUndefined();
+    expect(penalties.create).toMatchObject({
+      TableName: TABLE.penalties,
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+    });
+    const indexes = [PENALTY_STATUS_INDEX, HABIT_ASSESSMENT_INDEX];
+    expect(
+      [...(penalties.create.GlobalSecondaryIndexes ?? [])].sort((a, b) =>
+        String(a.IndexName).localeCompare(String(b.IndexName)),
+      ),
+    ).toEqual(
+      indexes
+        .map((index) => ({
+          IndexName: index.indexName,
+          KeySchema: [
+            { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
+            { AttributeName: index.sortKey.name, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        }))
+        .sort((a, b) => a.IndexName.localeCompare(b.IndexName)),
+    );
+    const definitions = new Map(
+      (penalties.create.AttributeDefinitions ?? []).map((d) => [d.AttributeName, d.AttributeType]),
+    );
+    expect(Object.fromEntries(definitions)).toEqual({
+      pk: 'S',
+      sk: 'S',
+      [PENALTY_STATUS_INDEX.partitionKey.name]: PENALTY_STATUS_INDEX.partitionKey.type,
+      [HABIT_ASSESSMENT_INDEX.partitionKey.name]: HABIT_ASSESSMENT_INDEX.partitionKey.type,
+      [HABIT_ASSESSMENT_INDEX.sortKey.name]: HABIT_ASSESSMENT_INDEX.sortKey.type,
+    });
   });
 
   it('creates the billing table locally with the slot index of the credit schema module', () => {
@@ -186,7 +232,24 @@ describe('loadStackModel', () => {
     });
     expect(paymentConsumer.environment[ENV.paymentsTableName]).toEqual(tableRef(TABLE.payments));
     expect(paymentConsumer.environment[ENV.billingTableName]).toEqual(tableRef(TABLE.billing));
+    expect(paymentConsumer.environment[ENV.penaltiesTableName]).toEqual(tableRef(TABLE.penalties));
     expect(paymentConsumer.environment[ENV.ledgerRetentionDays]?.kind).toBe('literal');
+
+    const penaltyApi = fn(ENTRY.penaltyApi);
+    expect(penaltyApi.environment[ENV.penaltiesTableName]).toEqual(tableRef(TABLE.penalties));
+    expect(penaltyApi.environment[ENV.billingTableName]).toEqual(tableRef(TABLE.billing));
+    expect(penaltyApi.environment[ENV.stripeApiKeySecretArn]?.kind).toBe('secretArn');
+    expect(penaltyApi.environment[ENV.freeHabitLimits]?.kind).toBe('literal');
+    for (const entry of [ENTRY.penaltyAdmin, ENTRY.penaltyAssessor]) {
+      const { environment } = fn(entry);
+      expect(environment[ENV.penaltiesTableName], entry).toEqual(tableRef(TABLE.penalties));
+      expect(environment[ENV.billingTableName], entry).toBeUndefined();
+      expect(environment[ENV.stripeApiKeySecretArn], entry).toBeUndefined();
+    }
+    expect(fn(ENTRY.penaltyAssessor).environment[ENV.assessmentDeadlineHour]).toEqual({
+      kind: 'literal',
+      value: '6',
+    });
 
     expect(fn(ENTRY.subscriptionRead).environment[ENV.billingTableName]).toEqual(
       tableRef(TABLE.billing),
@@ -204,15 +267,20 @@ describe('loadStackModel', () => {
       [`GET ${CREDIT_ROUTES.stats}`, ENTRY.creditAdmin],
       [`POST ${CREDIT_ROUTES.refresh}`, ENTRY.creditAdmin],
     ];
+    const penaltyRoutes: [string, string][] = PENALTY_ROUTE_SPEC.map((route) => [
+      `${route.method} ${route.path}`,
+      route.entry,
+    ]);
     expect(Object.keys(byKey).sort()).toEqual(
       [
         'POST /webhooks/stripe',
         'GET /users/{userId}/subscription',
         ...paymentKeys,
         ...creditRoutes.map(([key]) => key),
+        ...penaltyRoutes.map(([key]) => key),
       ].sort(),
     );
-    for (const [key, entry] of creditRoutes) {
+    for (const [key, entry] of [...creditRoutes, ...penaltyRoutes]) {
       expect(byKey[key], key).toMatchObject({
         authorization: 'AWS_IAM',
         functionLogicalId: fn(entry).logicalId,
@@ -265,19 +333,39 @@ describe('loadStackModel', () => {
     expect([...model.queueConsumers].sort(byQueue)).toEqual(expected.sort(byQueue));
   });
 
-  it('finds the credit planner schedule with its function and input', () => {
-    expect(model.schedules).toEqual([
-      {
-        logicalId: expect.any(String),
-        expression: CREDIT_PLANNER_SCHEDULE,
-        functionLogicalId: fn(ENTRY.creditPlanner).logicalId,
-        input: JSON.stringify({ scheduledTime: '<aws.scheduler.scheduled-time>' }),
-      },
-    ]);
+  it('finds the credit planner and penalty assessor schedules with their functions and input', () => {
+    const input = JSON.stringify({ scheduledTime: '<aws.scheduler.scheduled-time>' });
+    const byExpression = (a: { expression: string }, b: { expression: string }) =>
+      a.expression.localeCompare(b.expression);
+    expect([...model.schedules].sort(byExpression)).toEqual(
+      [
+        {
+          logicalId: expect.any(String),
+          expression: CREDIT_PLANNER_SCHEDULE,
+          functionLogicalId: fn(ENTRY.creditPlanner).logicalId,
+          input,
+        },
+        {
+          logicalId: expect.any(String),
+          expression: PENALTY_ASSESSOR_SCHEDULE,
+          functionLogicalId: fn(ENTRY.penaltyAssessor).logicalId,
+          input,
+        },
+      ].sort(byExpression),
+    );
+  });
+
+  it('the local scheduler can fire the assessor schedule: hourly at a quarter past', () => {
+    const cron = parseCron(PENALTY_ASSESSOR_SCHEDULE);
+    const at = Date.UTC(2026, 11, 3, 10, 5);
+    expect(new Date(nextFire(cron, at)).toISOString()).toBe('2026-12-03T10:15:00.000Z');
+    expect(new Date(nextFire(cron, Date.UTC(2026, 11, 3, 10, 15))).toISOString()).toBe(
+      '2026-12-03T11:15:00.000Z',
+    );
   });
 
   it("fills the schedule's input as Scheduler does, into a scheduledTime the planner reads", () => {
-    const [schedule] = model.schedules;
+    const schedule = model.schedules.find((s) => s.expression === CREDIT_PLANNER_SCHEDULE);
     const at = Date.UTC(2026, 11, 3, 10, 5);
     const event = scheduleInput(schedule?.input, at, 'arn:local:schedule') as {
       scheduledTime?: string;
@@ -378,7 +466,11 @@ describe('resolveEnvironment', () => {
 
   it('replaces the secret ARN by the plain secret when one is given', () => {
     const webhook = fn(ENTRY.webhook);
-    const env = resolveEnvironment(webhook, { tableNames, queueUrls, secretValue: 'whsec_x' });
+    const env = resolveEnvironment(webhook, {
+      tableNames,
+      queueUrls,
+      secretValues: { [ENV.webhookSecret]: 'whsec_x' },
+    });
     expect(env[ENV.webhookSecret]).toBe('whsec_x');
     expect(env[ENV.webhookSecretArn]).toBeUndefined();
     expect(env[ENV.subscriptionEventsQueueUrl]).toBe(
@@ -393,7 +485,7 @@ describe('resolveEnvironment', () => {
     const read = resolveEnvironment(fn(ENTRY.subscriptionRead), {
       tableNames,
       queueUrls,
-      secretValue: 'whsec_x',
+      secretValues: { [ENV.webhookSecret]: 'whsec_x' },
     });
     expect(read[ENV.webhookSecret]).toBeUndefined();
   });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
+import { PENALTY_ROUTES } from '../../functions/commons/routes.ts';
 import {
   EVENT_FAMILIES,
   type EventFamilyName,
@@ -28,7 +29,30 @@ export const ENTRY = {
   creditWorker: 'functions/credit-worker.ts',
   creditRead: 'functions/credit-read.ts',
   creditAdmin: 'functions/credit-admin.ts',
+  penaltyApi: 'functions/penalty-api.ts',
+  penaltyAdmin: 'functions/penalty-admin.ts',
+  penaltyAssessor: 'functions/penalty-assessor.ts',
 } as const;
+
+/**
+ * The penalties routes of DESIGN §8.3, written out here (not read from lib/) so the
+ * tests check the stack against the design: method, path and the function answering.
+ */
+export const PENALTY_ROUTE_SPEC: ReadonlyArray<{
+  method: 'GET' | 'PUT' | 'POST';
+  path: (typeof PENALTY_ROUTES)[keyof typeof PENALTY_ROUTES];
+  entry: string;
+}> = [
+  { method: 'PUT', path: PENALTY_ROUTES.habit, entry: ENTRY.penaltyApi },
+  { method: 'GET', path: PENALTY_ROUTES.habits, entry: ENTRY.penaltyApi },
+  { method: 'PUT', path: PENALTY_ROUTES.verification, entry: ENTRY.penaltyApi },
+  { method: 'POST', path: PENALTY_ROUTES.assess, entry: ENTRY.penaltyAdmin },
+  { method: 'GET', path: PENALTY_ROUTES.penalties, entry: ENTRY.penaltyApi },
+  { method: 'GET', path: PENALTY_ROUTES.summary, entry: ENTRY.penaltyApi },
+  { method: 'POST', path: PENALTY_ROUTES.markPaid, entry: ENTRY.penaltyAdmin },
+  { method: 'POST', path: PENALTY_ROUTES.settle, entry: ENTRY.penaltyApi },
+  { method: 'GET', path: PENALTY_ROUTES.recipientTotals, entry: ENTRY.penaltyApi },
+];
 
 /** The function that consumes each event family's queue. */
 export const CONSUMER_ENTRY: Record<EventFamilyName, string> = {
@@ -48,10 +72,24 @@ export interface DataIds {
   billing: string;
   subscriptionLedger: string;
   payments: string;
+  penalties: string;
+  /** The webhook signing secret. */
   secret: string;
+  /** The Stripe API key secret (penalty settlement). */
+  stripeApiKey: string;
   queues: Record<EventFamilyName, { queue: string; dlq: string }>;
   /** The credit refresh work queue (planner → worker) and its DLQ. */
   creditRefresh: { queue: string; dlq: string };
+}
+
+/** Logical ids of the penalties' resources in the service stack. */
+export interface PenaltyIds {
+  api: string;
+  admin: string;
+  assessor: string;
+  schedule: string;
+  /** Where Scheduler puts the assessor invocations it gave up on. */
+  scheduleDlq: string;
 }
 
 /** Logical ids of the credit refresh's resources in the service stack. */
@@ -107,7 +145,15 @@ export function logicalIdOf(construct: IConstruct): string {
 }
 
 export function dataIds(t: Templates): DataIds {
-  const { tables, paymentTables, eventQueues, creditRefreshQueue, signingSecret } = t.stacks.data;
+  const {
+    tables,
+    paymentTables,
+    penaltyTables,
+    eventQueues,
+    creditRefreshQueue,
+    signingSecret,
+    stripeApiKey,
+  } = t.stacks.data;
   const queues = Object.fromEntries(
     EVENT_FAMILIES.map((family) => [
       family,
@@ -121,7 +167,9 @@ export function dataIds(t: Templates): DataIds {
     billing: logicalIdOf(tables.billing),
     subscriptionLedger: logicalIdOf(tables.subscriptionLedger),
     payments: logicalIdOf(paymentTables.payments),
+    penalties: logicalIdOf(penaltyTables.penalties),
     secret: logicalIdOf(signingSecret.secret),
+    stripeApiKey: logicalIdOf(stripeApiKey.secret),
     queues,
     creditRefresh: {
       queue: logicalIdOf(creditRefreshQueue.queue),
@@ -139,6 +187,17 @@ export function creditIds(t: Templates): CreditIds {
     admin: logicalIdOf(credits.admin.function),
     schedule: logicalIdOf(credits.schedule),
     scheduleDlq: logicalIdOf(credits.scheduleDeadLetterQueue),
+  };
+}
+
+export function penaltyIds(t: Templates): PenaltyIds {
+  const { penalties } = t.stacks.service;
+  return {
+    api: logicalIdOf(penalties.api.function),
+    admin: logicalIdOf(penalties.admin.function),
+    assessor: logicalIdOf(penalties.assessor.function),
+    schedule: logicalIdOf(penalties.schedule),
+    scheduleDlq: logicalIdOf(penalties.scheduleDeadLetterQueue),
   };
 }
 

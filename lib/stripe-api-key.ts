@@ -1,0 +1,26 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+
+/**
+ * The Stripe secret API key the penalties API settles with (creates PaymentIntents).
+ * CloudFormation creates it with a random placeholder, so no key ever sits in source or
+ * templates; operators then store the real key, a secret `sk_...` or better a restricted
+ * `rk_...` key limited to writing PaymentIntents, with
+ * `aws secretsmanager put-secret-value` (docs/deploy.md). Until they do, Stripe refuses
+ * the placeholder and settlement answers 503. Retained on stack deletion so a redeploy
+ * does not lose the key.
+ */
+export class StripeApiKey extends Construct {
+  public readonly secret: Secret;
+
+  constructor(scope: Construct, id: string) {
+    super(scope, id);
+    this.secret = new Secret(this, 'Secret', {
+      description:
+        'Stripe secret API key (sk_..., or a restricted rk_... key) for penalty settlement. Created with a placeholder: set the real key after deploy.',
+      generateSecretString: { passwordLength: 32, excludePunctuation: true },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+}
