@@ -7,7 +7,7 @@
  * (subscriptions and payments); prints a table and
  * writes bench/results/<timestamp>.json and bench/results/latest.json.
  *
- * Options: --quick; --only=raw,ingress,pipeline,store,payments,credits,coldStart (cost needs ingress
+ * Options: --quick; --only=raw,ingress,pipeline,store,payments,credits,penalties,coldStart (cost needs ingress
  * and pipeline); --out=<dir> (default bench/results).
  */
 import { dirname, resolve } from 'node:path';
@@ -52,6 +52,7 @@ import {
 import { LogCapture, progress } from './log-capture.ts';
 import { measurePaymentReads } from './payment-reads.ts';
 import { measurePaymentsEndToEnd, type PaymentsEndToEnd, paymentsSection } from './payments.ts';
+import { measurePenalties, penaltiesSection } from './penalties.ts';
 import { measurePipeline, type PipelineResult, pipelineSection } from './pipeline.ts';
 import {
   localFunction,
@@ -83,6 +84,7 @@ const SCENARIOS = [
   'store',
   'payments',
   'credits',
+  'penalties',
   'coldStart',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -313,6 +315,11 @@ async function main(): Promise<void> {
       }
       if (options.scenarios.has('credits')) {
         await scenario('credits', 'Credits', async () => creditsSection(await measureCredits(ctx)));
+      }
+      if (options.scenarios.has('penalties')) {
+        await scenario('penalties', 'Penalties', async () =>
+          penaltiesSection(await measurePenalties(ctx)),
+        );
       }
     } finally {
       capture.uninstall();

@@ -1,0 +1,371 @@
+/**
+ * Penalties (issue 13): one day's assessment on DynamoDB Local with the real DynamoDB
+ * penalty store — habit-days per second against the raw BatchWriteItem item rate
+ * measured beside it, write requests per penalty created, wall time — then the same
+ * day again (must create nothing), the p99 of a penalties page and of the summary read
+ * for one user with many penalties, and settlements per second through the Stripe
+ * gateway against the fake Stripe. Habits are seeded with BatchWriteItem in the
+ * store's item shape (the API's one-transaction-per-habit write is not what is measured).
+ */
+import { performance } from 'node:perf_hooks';
+import { type DynamoDBClient, GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDbPenaltyStore } from '../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
+import {
+  assessKeyOf,
+  PENALTY_KEYS,
+  PENALTY_STATUS_INDEX,
+} from '../functions/adapters/dynamodb/penalty-table-schema.ts';
+import { StaticSecretString } from '../functions/adapters/secrets/secret-string.ts';
+import {
+  parseStripeApiUrl,
+  StripeClientSource,
+} from '../functions/adapters/stripe/stripe-client.ts';
+import { StripePenaltyPaymentGateway } from '../functions/adapters/stripe/stripe-penalty-payments.ts';
+import { StripeCallPolicy } from '../functions/adapters/stripe/stripe-resilience.ts';
+import { ENV } from '../functions/commons/env-names.ts';
+import { assessDate } from '../functions/core/penalties/assessment.ts';
+import { assessmentShardOf } from '../functions/core/penalties/penalty-ids.ts';
+import { settlePenalties } from '../functions/core/penalties/settlement.ts';
+import { startFakeStripe } from '../local/fake-stripe.ts';
+import { type BenchContext, localDynamo } from './context.ts';
+import { runClosedLoop } from './load.ts';
+import { boundResource, functionByEntry } from './provision.ts';
+import { mustBeZero, type Section } from './report.ts';
+import { percentile, ratio } from './stats.ts';
+
+const DAY = '2026-02-01';
+const CREATED = '2026-01-01T00:00:00.000Z';
+
+export interface PenaltiesResult {
+  habitDays: number;
+  missedNonFree: number;
+  penaltiesCreated: number;
+  habitDaysPerSecond: number;
+  rawBatchWriteItemsPerSecond: number;
+  writeRequestsPerPenalty: number;
+  wallMs: number;
+  rerunPenaltiesCreated: number;
+  rerunWriteRequests: number;
+  page: { penalties: number; p99Ms: number; rawP99Ms: number };
+  summary: { p99Ms: number; rawP99Ms: number };
+  settlementsPerSecond: number;
+  settlementsPaidTwice: number;
+}
+
+export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResult> {
+  const assessor = functionByEntry(ctx.model, 'functions/penalty-assessor.ts');
+  const table = ctx.provisioned.tableNames[boundResource(assessor, ENV.penaltiesTableName)]!;
+  const documents = DynamoDBDocumentClient.from(ctx.harness.dynamo);
+  const habitDays = ctx.quick ? 10_000 : 100_000;
+  const tag = Date.now().toString(36);
+
+  // About a third missed, one in ten free; 5 habits per user.
+  ctx.log(`penalties: seeding ${habitDays} habits`);
+  const habits = Array.from({ length: habitDays }, (_, i) => {
+    const userId = `pb-${tag}-${Math.floor(i / 5)}`;
+    const habitId = `h${i % 5}`;
+    const free = i % 10 === 3;
+    const verified = i % 3 !== 0;
+    return {
+      ...PENALTY_KEYS.habit(userId, habitId),
+      userId,
+      habitId,
+      name: habitId,
+      penaltyAmount: free ? 0 : 100,
+      currency: 'usd',
+      free,
+      active: true,
+      recipientId: `charity-${i % 7}`,
+      currentStreak: 0,
+      longestStreak: 0,
+      createdAt: CREATED,
+      updatedAt: CREATED,
+      assessShard: assessmentShardOf(userId),
+      assessKey: assessKeyOf(userId, habitId),
+      ...(verified ? { verifiedDates: new Set([DAY]) } : {}),
+    };
+  });
+  const missedNonFree = habits.filter((h) => !h.verifiedDates && !h.free).length;
+  const seedStart = performance.now();
+  await runClosedLoop(
+    async (i) => {
+      const chunk = habits.slice(i * 25, i * 25 + 25);
+      if (chunk.length === 0) return;
+      await documents.send(
+        new BatchWriteCommand({
+          RequestItems: { [table]: chunk.map((Item) => ({ PutRequest: { Item } })) },
+        }),
+      );
+    },
+    { concurrency: 8, total: Math.ceil(habitDays / 25) },
+  );
+  const rawBatchWriteItemsPerSecond = habitDays / ((performance.now() - seedStart) / 1000);
+
+  let writeRequests = 0;
+  const counted = countingWrites(ctx, () => {
+    writeRequests += 1;
+  });
+  const store = new DynamoDbPenaltyStore({ client: counted, penaltiesTableName: table });
+  const clock = { now: () => Date.parse('2026-02-02T00:20:00Z') };
+
+  ctx.log(`penalties: assessing ${DAY} over ${habitDays} habit-days`);
+  const started = performance.now();
+  const first = await assessDate(DAY, { store, clock, concurrency: 8 });
+  const wallMs = performance.now() - started;
+  const firstWrites = writeRequests;
+
+  ctx.log('penalties: the same day again');
+  writeRequests = 0;
+  const rerun = await assessDate(DAY, { store, clock, concurrency: 8 });
+  const rerunWriteRequests = writeRequests;
+
+  // One user with many penalties: the page and the summary read.
+  const heavyUser = `pb-${tag}-heavy`;
+  const pagePenalties = ctx.quick ? 2_000 : 10_000;
+  ctx.log(`penalties: seeding ${pagePenalties} penalties of one user`);
+  const penalties = Array.from({ length: pagePenalties }, (_, i) => {
+    const date = new Date(Date.parse('2000-01-01') + i * 86_400_000).toISOString().slice(0, 10);
+    return {
+      ...PENALTY_KEYS.penalty(heavyUser, 'h0', date),
+      penaltyId: `pen_${heavyUser}_h0_${date}`,
+      userId: heavyUser,
+      habitId: 'h0',
+      date,
+      amount: 100,
+      currency: 'usd',
+      recipientId: 'charity-0',
+      status: 'unpaid',
+      userStatus: `${heavyUser}#unpaid`,
+      createdAt: CREATED,
+      updatedAt: CREATED,
+    };
+  });
+  await runClosedLoop(
+    async (i) => {
+      const chunk = penalties.slice(i * 25, i * 25 + 25);
+      if (chunk.length === 0) return;
+      await documents.send(
+        new BatchWriteCommand({
+          RequestItems: { [table]: chunk.map((Item) => ({ PutRequest: { Item } })) },
+        }),
+      );
+    },
+    { concurrency: 8, total: Math.ceil(pagePenalties / 25) },
+  );
+  await documents.send(
+    new BatchWriteCommand({
+      RequestItems: {
+        [table]: [
+          {
+            PutRequest: {
+              Item: {
+                ...PENALTY_KEYS.account(heavyUser),
+                userId: heavyUser,
+                unpaidCount: pagePenalties,
+                'unpaid#usd': pagePenalties * 100,
+              },
+            },
+          },
+        ],
+      },
+    }),
+  );
+  // One read at a time, in slices alternating with the raw call it makes (as the
+  // payments reads are timed), so the emulator's own latency is in the same figures.
+  const raw = ctx.harness.dynamo;
+  const timed = async (op: () => Promise<unknown>, baseline: () => Promise<unknown>) => {
+    const own: number[] = [];
+    const base: number[] = [];
+    for (let slice = 0; slice < 4; slice++) {
+      const loop = {
+        concurrency: 1,
+        durationMs: ctx.sizes.paymentReadDurationMs / 4,
+        warmupMs: slice === 0 ? ctx.sizes.warmupMs : 0,
+      };
+      base.push(...(await runClosedLoop(async () => void (await baseline()), loop)).latenciesMs);
+      own.push(...(await runClosedLoop(async () => void (await op()), loop)).latenciesMs);
+    }
+    return { p99Ms: percentile(own, 99), rawP99Ms: percentile(base, 99) };
+  };
+  const pageRead = await timed(
+    () => store.listPenalties({ userId: heavyUser, limit: 25, status: 'unpaid' }),
+    () =>
+      raw.send(
+        new QueryCommand({
+          TableName: table,
+          IndexName: PENALTY_STATUS_INDEX.indexName,
+          KeyConditionExpression: '#k = :k',
+          ExpressionAttributeNames: { '#k': PENALTY_STATUS_INDEX.partitionKey.name },
+          ExpressionAttributeValues: { ':k': { S: `${heavyUser}#unpaid` } },
+          ScanIndexForward: false,
+          Limit: 26,
+        }),
+      ),
+  );
+  const accountKey = PENALTY_KEYS.account(heavyUser);
+  const summaryRead = await timed(
+    () => Promise.all([store.getAccount(heavyUser), store.oldestUnpaid(heavyUser, 1)]),
+    () =>
+      raw.send(
+        new GetItemCommand({
+          TableName: table,
+          Key: { pk: { S: accountKey.pk }, sk: { S: accountKey.sk } },
+        }),
+      ),
+  );
+
+  // Settlements through the real gateway against the fake Stripe.
+  ctx.log('penalties: settlements against the fake Stripe');
+  const stripe = await startFakeStripe();
+  let settlementsPerSecond = 0;
+  let settlementsPaidTwice = 0;
+  try {
+    const gateway = new StripePenaltyPaymentGateway({
+      clients: new StripeClientSource(
+        new StaticSecretString(stripe.secretKey, 'key', (m) => new Error(m)),
+        parseStripeApiUrl(stripe.url),
+      ),
+      calls: new StripeCallPolicy(),
+    });
+    const users = [
+      ...new Set(habits.filter((h) => !h.verifiedDates && !h.free).map((h) => h.userId)),
+    ];
+    const settleUsers = users.slice(0, ctx.quick ? 200 : 1_000);
+    const settleStart = performance.now();
+    await runClosedLoop(
+      async (i) => {
+        const userId = settleUsers[i]!;
+        await settlePenalties(userId, { store, gateway, clock });
+        // A double click: the same settlement again must not charge again.
+        await settlePenalties(userId, { store, gateway, clock }).catch(() => undefined);
+      },
+      { concurrency: 8, total: settleUsers.length },
+    );
+    settlementsPerSecond = settleUsers.length / ((performance.now() - settleStart) / 1000);
+    const perUser = new Map<string, number>();
+    for (const intent of stripe.paymentIntents.values()) {
+      const userId = intent.metadata.userId ?? '';
+      perUser.set(userId, (perUser.get(userId) ?? 0) + 1);
+    }
+    settlementsPaidTwice = [...perUser.values()].filter((n) => n > 1).length;
+  } finally {
+    await stripe.close();
+    counted.destroy();
+  }
+
+  return {
+    habitDays,
+    missedNonFree,
+    penaltiesCreated: first.penaltiesCreated,
+    habitDaysPerSecond: first.habits / (wallMs / 1000),
+    rawBatchWriteItemsPerSecond,
+    writeRequestsPerPenalty: firstWrites / Math.max(1, first.penaltiesCreated),
+    wallMs,
+    rerunPenaltiesCreated: rerun.thisRun.penaltiesCreated,
+    rerunWriteRequests,
+    page: { penalties: pagePenalties, ...pageRead },
+    summary: summaryRead,
+    settlementsPerSecond,
+    settlementsPaidTwice,
+  };
+}
+
+/** A client of its own on the same emulator, counting each write request (a transaction is one). */
+function countingWrites(ctx: BenchContext, onWrite: () => void): DynamoDBClient {
+  const client = localDynamo(ctx.endpoints.dynamo);
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (WRITE_COMMANDS.has(String(context.commandName))) onWrite();
+      return await next(args);
+    },
+    { step: 'initialize', name: 'countWriteRequests' },
+  );
+  return client;
+}
+
+const WRITE_COMMANDS = new Set([
+  'TransactWriteItemsCommand',
+  'BatchWriteItemCommand',
+  'PutItemCommand',
+  'UpdateItemCommand',
+  'DeleteItemCommand',
+]);
+
+export function penaltiesSection(result: PenaltiesResult): Section {
+  const r = result;
+  return {
+    id: 'penalties',
+    title: 'Penalties',
+    figures: [
+      {
+        id: 'penalties.assess.habitDaysPerSecond',
+        label: `habit-days assessed per second (${r.habitDays} habit-days, one day)`,
+        value: r.habitDaysPerSecond,
+        unit: 'habit-days/s',
+        ratio: {
+          value: ratio(r.habitDaysPerSecond, r.rawBatchWriteItemsPerSecond),
+          to: 'raw BatchWriteItem items/s',
+        },
+      },
+      {
+        id: 'penalties.assess.writeRequestsPerPenalty',
+        label: 'write requests per penalty created (transactions of up to 100 items)',
+        value: r.writeRequestsPerPenalty,
+        unit: 'requests',
+        target: { op: '<=', value: 0.1 },
+      },
+      {
+        id: 'penalties.assess.wallSeconds',
+        label: `wall time of the assessment (${r.habitDays} habit-days)`,
+        value: r.wallMs / 1000,
+        unit: 's',
+        target: { op: '<', value: 30 },
+      },
+      mustBeZero(
+        'penalties.assess.missing',
+        'missed non-free habit-days without a penalty',
+        r.missedNonFree - r.penaltiesCreated,
+        'penalties',
+      ),
+      mustBeZero(
+        'penalties.rerun.penaltiesCreated',
+        'penalties created by assessing the same day again',
+        r.rerunPenaltiesCreated,
+        'penalties',
+      ),
+      {
+        id: 'penalties.read.pageP99',
+        label: `penalties page p99 (25, unpaid, user with ${r.page.penalties} penalties)`,
+        value: r.page.p99Ms,
+        unit: 'ms',
+        ratio: { value: ratio(r.page.p99Ms, r.page.rawP99Ms), to: 'raw Query (26 items) p99' },
+        target: { op: '<', value: 5 },
+      },
+      {
+        id: 'penalties.read.summaryP99',
+        label: 'unpaid summary p99 (account GetItem + oldest unpaid Query of 1, in parallel)',
+        value: r.summary.p99Ms,
+        unit: 'ms',
+        ratio: { value: ratio(r.summary.p99Ms, r.summary.rawP99Ms), to: 'raw GetItem p99' },
+        target: { op: '<', value: 5 },
+      },
+      {
+        id: 'penalties.settle.perSecond',
+        label: 'settlements per second (DynamoDB Local + fake Stripe, each settled twice)',
+        value: r.settlementsPerSecond,
+        unit: 'settlements/s',
+      },
+      mustBeZero(
+        'penalties.settle.paidTwice',
+        'users with more than one PaymentIntent',
+        r.settlementsPaidTwice,
+        'users',
+      ),
+    ],
+    notes: [
+      `Raw BatchWriteItem while seeding the habits: ${r.rawBatchWriteItemsPerSecond.toFixed(0)} items/s (8 in flight).`,
+      `The same day again made ${r.rerunWriteRequests} write requests (the shards are complete: none expected).`,
+    ],
+  };
+}
