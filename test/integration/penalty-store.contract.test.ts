@@ -145,6 +145,64 @@ function contract(name: string, make: () => Promise<Harness>) {
       ]);
     });
 
+    it('assessment killed half-way (a commit fails mid-run) resumes to the exact same result', async () => {
+      const { store } = await make();
+      const clock = fixedClock(at('2026-11-20'));
+      const deps = { store, clock, freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS };
+      const users = Array.from({ length: 30 }, () => fresh('k'));
+      for (const [index, user] of users.entries()) {
+        await saveHabit({ userId: user, habitId: 'run' }, settings(), deps);
+        if (index % 4 === 0)
+          await verifyHabit({ userId: user, habitId: 'run' }, '2026-12-01', {
+            store,
+            clock: fixedClock(at('2026-12-01')),
+          });
+      }
+      clock.time = at('2026-12-02', '00:15:00');
+      // The process dies at the fourth page's commit: Lambda timeout, crash, throttling.
+      let commits = 0;
+      const dying = new Proxy(store, {
+        get(target, property, receiver) {
+          if (property === 'commitAssessment') {
+            return async (...args: Parameters<PenaltyStore['commitAssessment']>) => {
+              commits += 1;
+              if (commits === 4) throw new Error('killed');
+              return await target.commitAssessment(...args);
+            };
+          }
+          const value = Reflect.get(target, property, receiver);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      await expect(
+        assessDate('2026-12-01', {
+          store: dying,
+          clock,
+          pause: noPause,
+          pageSize: 3,
+          concurrency: 1,
+        }),
+      ).rejects.toThrow('killed');
+      const partial = await store.readAssessment('2026-12-01');
+      expect(partial.filter((shard) => shard.done).length).toBeLessThan(16);
+
+      const resumed = await assessDate('2026-12-01', { store, clock, pause: noPause, pageSize: 3 });
+      expect(resumed).toMatchObject({
+        habits: 30,
+        verified: 8,
+        missed: 22,
+        penaltiesCreated: 22,
+        complete: true,
+      });
+      const habits = (await Promise.all(users.map((user) => store.listHabits(user)))).flat();
+      expect(habits.every((habit) => habit.lastAssessedDate === '2026-12-01')).toBe(true);
+      // No streak moved twice: verified habits are at 1, missed at 0.
+      expect(habits.filter((habit) => habit.currentStreak === 1)).toHaveLength(8);
+      expect(habits.every((habit) => habit.currentStreak <= 1)).toBe(true);
+      const accounts = await Promise.all(users.map((user) => store.getAccount(user)));
+      expect(accounts.reduce((sum, account) => sum + (account?.unpaidCount ?? 0), 0)).toBe(22);
+    });
+
     it('penalties: newest first, by status, selected fields, cursor bound to its query', async () => {
       const { store } = await make();
       const user = fresh('p');
