@@ -21,11 +21,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import {
-  ConditionalCheckFailedException,
-  DynamoDBClient,
-  type DynamoDBClientConfig,
-} from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
   ScanCommand,
@@ -37,8 +33,8 @@ import {
   CREDIT_ATTRIBUTE,
   initialCreditFields,
 } from '../functions/adapters/dynamodb/credit-table-schema.ts';
-import { clientConfig } from '../functions/commons/aws-clients.ts';
 import { LOCAL_NAME_PREFIX } from '../lib/metadata.ts';
+import { operatorDynamoDbClient, positiveInteger } from './operator-clients.ts';
 
 export interface BackfillOptions {
   client: DynamoDBClient;
@@ -164,7 +160,7 @@ async function main(): Promise<void> {
     );
     return;
   }
-  const endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB;
+  const { client, endpoint } = operatorDynamoDbClient();
   const tableName = values.table ?? (endpoint ? LOCAL_BILLING_TABLE : undefined);
   if (!tableName) {
     throw new Error(
@@ -173,17 +169,6 @@ async function main(): Promise<void> {
   }
   const pageSize = positiveInteger(values['page-size'], '--page-size');
   const concurrency = positiveInteger(values.concurrency, '--concurrency');
-  const config: DynamoDBClientConfig = {
-    // The SDK's standard retry with more patience than a handler's: throttling on a
-    // busy table waits and goes on instead of failing the run.
-    ...clientConfig({ maxAttempts: 10, requestTimeoutMs: 10_000 }),
-  };
-  if (endpoint && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE) {
-    // DynamoDB Local accepts any credentials, but the SDK still wants some.
-    config.credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
-    config.region = process.env.AWS_REGION ?? 'us-east-1';
-  }
-  const client = new DynamoDBClient(config);
   const target = endpoint ? `${tableName} at ${endpoint}` : `${tableName} (AWS)`;
   console.log(
     `Backfilling credit refresh slots in ${target}${values['dry-run'] ? ' (dry run)' : ''}`,
@@ -203,14 +188,6 @@ async function main(): Promise<void> {
         ? 'none written (dry run).'
         : `${result.updated} given their slot, ${result.raced} changed meanwhile (left as they were).`),
   );
-}
-
-function positiveInteger(value: string | undefined, flag: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 1) {
-    throw new Error(`${flag} must be a positive integer, got ${value}`);
-  }
-  return parsed;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -1,0 +1,75 @@
+/**
+ * `npm run penalties:assess -- --date YYYY-MM-DD [--table <penalties table>]`
+ *
+ * Operator command: assesses one past UTC date now, with the same use case as the
+ * schedule and `POST /admin/penalties/assess`, but without the HTTP route's 25 s
+ * budget: it runs until the date is complete. Resumable and idempotent like them: it
+ * continues where any earlier run stopped and re-running a complete date creates nothing.
+ *
+ * Against the local runtime: set `AWS_ENDPOINT_URL_DYNAMODB` to the DynamoDB endpoint
+ * `npm start` prints (the table defaults to the local `billing-suite-penalties`).
+ * Against AWS: your usual credentials and region, and `--table` with the deployed
+ * `PenaltiesTableName` output.
+ */
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DynamoDbPenaltyStore } from '../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
+import { isCalendarDate } from '../functions/commons/request-params.ts';
+import { assessDate } from '../functions/core/penalties/assessment.ts';
+import { LOCAL_NAME_PREFIX } from '../lib/metadata.ts';
+import { operatorDynamoDbClient, positiveInteger } from './operator-clients.ts';
+
+export const LOCAL_PENALTIES_TABLE = `${LOCAL_NAME_PREFIX}-penalties`;
+
+async function main(): Promise<void> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { values } = parseArgs({
+    options: {
+      date: { type: 'string' },
+      table: { type: 'string' },
+      concurrency: { type: 'string', default: '4' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help || !values.date) {
+    console.log(
+      'Usage: npm run penalties:assess -- --date YYYY-MM-DD [--table <penalties table>] [--concurrency 4]\n' +
+        'Local: set AWS_ENDPOINT_URL_DYNAMODB (table default billing-suite-penalties). AWS: --table is required.',
+    );
+    if (!values.help) process.exitCode = 1;
+    return;
+  }
+  const date = values.date;
+  const today = new Date().toISOString().slice(0, 10);
+  if (!isCalendarDate(date) || date >= today) {
+    throw new Error(`--date must be a past UTC date (YYYY-MM-DD), got ${date}`);
+  }
+  const { client, endpoint } = operatorDynamoDbClient();
+  const tableName = values.table ?? (endpoint ? LOCAL_PENALTIES_TABLE : undefined);
+  if (!tableName) {
+    throw new Error(
+      '--table <penalties table name> is required against AWS (or set AWS_ENDPOINT_URL_DYNAMODB for the local runtime)',
+    );
+  }
+  const store = new DynamoDbPenaltyStore({ client, penaltiesTableName: tableName });
+  const target = endpoint ? `${tableName} at ${endpoint}` : `${tableName} (AWS)`;
+  console.log(`Assessing ${date} in ${target}`);
+  const started = Date.now();
+  const result = await assessDate(date, {
+    store,
+    clock: { now: () => Date.now() },
+    concurrency: positiveInteger(values.concurrency, '--concurrency'),
+  });
+  const { habits, verified, missed, penaltiesCreated } = result;
+  console.log(
+    `Done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${JSON.stringify({ date, habits, verified, missed, penaltiesCreated })} (this run: ${result.thisRun.habits} habits, ${result.thisRun.penaltiesCreated} penalties created)`,
+  );
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exitCode = 1;
+  });
+}

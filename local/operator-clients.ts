@@ -1,0 +1,31 @@
+/**
+ * The DynamoDB client of the operator commands (`npm run credits:backfill`,
+ * `npm run penalties:assess`): against the local runtime when AWS_ENDPOINT_URL_DYNAMODB
+ * is set (with dummy credentials unless some are given), else AWS with the usual
+ * credentials and region.
+ */
+import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { clientConfig } from '../functions/commons/aws-clients.ts';
+
+export function operatorDynamoDbClient(): { client: DynamoDBClient; endpoint: string | undefined } {
+  const endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB;
+  const config: DynamoDBClientConfig = {
+    // The SDK's standard retry with more patience than a handler's: throttling on a
+    // busy table waits and goes on instead of failing the run.
+    ...clientConfig({ maxAttempts: 10, requestTimeoutMs: 10_000 }),
+  };
+  if (endpoint && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE) {
+    // DynamoDB Local accepts any credentials, but the SDK still wants some.
+    config.credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+    config.region = process.env.AWS_REGION ?? 'us-east-1';
+  }
+  return { client: new DynamoDBClient(config), endpoint };
+}
+
+export function positiveInteger(value: string | undefined, flag: string): number {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) {
+    throw new Error(`${flag} must be a positive integer, got ${value}`);
+  }
+  return parsed;
+}
