@@ -145,7 +145,8 @@ export async function startFakeStripe(
       handle: (_params, match) => {
         const intent = paymentIntents.get(match[1]!);
         if (!intent) return missing('payment_intent', match[1]!);
-        if (intent.status === 'succeeded' || intent.status === 'canceled') {
+        // Stripe cancels an intent still waiting for the customer (processing only rarely).
+        if (['succeeded', 'canceled', 'processing'].includes(intent.status)) {
           return [
             400,
             stripeError(

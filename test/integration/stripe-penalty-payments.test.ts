@@ -104,6 +104,42 @@ describe('creating a penalty PaymentIntent', () => {
   });
 });
 
+describe('canceling an abandoned settlement', () => {
+  it('cancels an open PaymentIntent; settling the same penalties again gets a new one, once', async () => {
+    const { gateway: g } = gateway();
+    const req = request();
+    const abandoned = await g.createPenaltyPayment(req);
+    expect(await g.cancelPenaltyPayment(abandoned.paymentIntentId)).toBe('canceled');
+    expect(stripe.paymentIntents.get(abandoned.paymentIntentId)?.status).toBe('canceled');
+    // Canceled again (a retry): still canceled, not an error.
+    expect(await g.cancelPenaltyPayment(abandoned.paymentIntentId)).toBe('canceled');
+
+    // Stripe replays the canceled intent for the same key; the gateway replaces it.
+    const fresh = await g.createPenaltyPayment(req);
+    expect(fresh.paymentIntentId).not.toBe(abandoned.paymentIntentId);
+    expect(stripe.paymentIntents.get(fresh.paymentIntentId)?.status).toBe(
+      'requires_payment_method',
+    );
+    const doubleClick = await g.createPenaltyPayment(req);
+    expect(doubleClick.paymentIntentId).toBe(fresh.paymentIntentId);
+  });
+
+  it('answers succeeded for a PaymentIntent paid meanwhile, and leaves it paid', async () => {
+    const { gateway: g } = gateway();
+    const paid = await g.createPenaltyPayment(request());
+    stripe.succeedPaymentIntent(paid.paymentIntentId);
+    expect(await g.cancelPenaltyPayment(paid.paymentIntentId)).toBe('succeeded');
+    expect(stripe.paymentIntents.get(paid.paymentIntentId)?.status).toBe('succeeded');
+  });
+
+  it('answers open for a PaymentIntent still processing', async () => {
+    const { gateway: g } = gateway();
+    const processing = await g.createPenaltyPayment(request());
+    stripe.paymentIntents.get(processing.paymentIntentId)!.status = 'processing';
+    expect(await g.cancelPenaltyPayment(processing.paymentIntentId)).toBe('open');
+  });
+});
+
 describe('the call policy', () => {
   it('retries a 429 and succeeds on the next attempt', async () => {
     const { gateway: g } = gateway();

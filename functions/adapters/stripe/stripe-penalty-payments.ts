@@ -11,6 +11,7 @@ import {
   PaymentRejectedError,
   type PenaltyPaymentGateway,
   type PenaltyPaymentRequest,
+  type PenaltyPaymentState,
 } from '../../core/penalties/ports.ts';
 import { PENALTY_PURPOSE, penaltyIdsMetadata } from '../../core/shared/penalty-metadata.ts';
 import type { StripeClientSource } from './stripe-client.ts';
@@ -38,7 +39,7 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
         ...penaltyIdsMetadata(request.penaltyIds),
       },
     };
-    const intent = await this.#create(params, request.idempotencyKey, true);
+    const intent = await this.#createFresh(params, request.idempotencyKey);
     if (!intent.client_secret) {
       throw new PaymentGatewayUnavailableError(
         'Stripe returned a PaymentIntent without a client secret.',
@@ -52,16 +53,66 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
     };
   }
 
-  async #create(
+  async cancelPenaltyPayment(paymentIntentId: string): Promise<PenaltyPaymentState> {
+    try {
+      await this.#call((stripe, timeout) =>
+        stripe.paymentIntents.cancel(paymentIntentId, {}, { timeout }),
+      );
+      return 'canceled';
+    } catch (error) {
+      // Already canceled, or paid meanwhile: Stripe refuses the cancel; ask what it is.
+      if (
+        !(error instanceof PaymentRejectedError && error.code === 'payment_intent_unexpected_state')
+      ) {
+        throw error;
+      }
+    }
+    const intent = await this.#call((stripe, timeout) =>
+      stripe.paymentIntents.retrieve(paymentIntentId, {}, { timeout }),
+    );
+    if (intent.status === 'succeeded') return 'succeeded';
+    return intent.status === 'canceled' ? 'canceled' : 'open';
+  }
+
+  /**
+   * Creates the PaymentIntent. Settling the same penalties again after their intent was
+   * canceled derives the same key, and Stripe replays the first answer for 24 h: the
+   * canceled intent, as it was at creation. So a replay is checked, and a canceled one is
+   * replaced under a key derived from it (deterministic: a double click still dedups).
+   */
+  async #createFresh(
     params: Stripe.PaymentIntentCreateParams,
     idempotencyKey: string,
-    mayRefreshKey: boolean,
   ): Promise<Stripe.PaymentIntent> {
+    let key = idempotencyKey;
+    for (let replaced = 0; ; replaced += 1) {
+      const intent = await this.#call((stripe, timeout) =>
+        stripe.paymentIntents.create(params, { idempotencyKey: key, timeout }),
+      );
+      if (intent.lastResponse?.headers?.['idempotent-replayed'] !== 'true') return intent;
+      const current = await this.#call((stripe, timeout) =>
+        stripe.paymentIntents.retrieve(intent.id, {}, { timeout }),
+      );
+      if (current.status !== 'canceled') return intent;
+      if (replaced >= 5) {
+        throw new PaymentRejectedError('payment_intent_canceled_repeatedly');
+      }
+      key = `${idempotencyKey}:after:${intent.id}`;
+    }
+  }
+
+  /** One Stripe call under the policy, Stripe's errors mapped to the gateway's. */
+  async #call<T>(request: (stripe: Stripe, timeoutMs: number) => Promise<T>): Promise<T> {
+    return await this.#callWithKey(request, true);
+  }
+
+  async #callWithKey<T>(
+    request: (stripe: Stripe, timeoutMs: number) => Promise<T>,
+    mayRefreshKey: boolean,
+  ): Promise<T> {
     try {
       const stripe = await this.#clients.get();
-      return await this.#calls.run(({ timeoutMs }) =>
-        stripe.paymentIntents.create(params, { idempotencyKey, timeout: timeoutMs }),
-      );
+      return await this.#calls.run(({ timeoutMs }) => request(stripe, timeoutMs));
     } catch (error) {
       if (error instanceof StripeUnavailableError) {
         throw new PaymentGatewayUnavailableError(error.message, {
@@ -72,13 +123,13 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
       if (error instanceof Stripe.errors.StripeAuthenticationError) {
         // A rotated key: read it again once; a key that is wrong is the operators' to fix.
         if (mayRefreshKey && (await this.#clients.refresh().catch(() => false))) {
-          return await this.#create(params, idempotencyKey, false);
+          return await this.#callWithKey(request, false);
         }
         throw new PaymentGatewayUnavailableError('Stripe refused the API key.', { cause: error });
       }
       if (error instanceof Stripe.errors.StripePermissionError) {
         throw new PaymentGatewayUnavailableError(
-          'The Stripe API key may not create PaymentIntents.',
+          'The Stripe API key may not manage PaymentIntents.',
           {
             cause: error,
           },

@@ -313,7 +313,15 @@ export interface PenaltyPaymentGateway {
    * Stripe refuses the request itself (retrying would not help).
    */
   createPenaltyPayment(request: PenaltyPaymentRequest): Promise<CreatedPaymentIntent>;
+  /**
+   * Cancels an abandoned settlement's PaymentIntent. Answers what it now is: `canceled`
+   * (by this call or before), `succeeded` (it was paid after all; its webhook may be
+   * late), or `open` (processing: it cannot be canceled now). Same errors as creating.
+   */
+  cancelPenaltyPayment(paymentIntentId: string): Promise<PenaltyPaymentState>;
 }
+
+export type PenaltyPaymentState = 'canceled' | 'succeeded' | 'open';
 
 /** Stripe is down, slow or rate-limiting: answer 503 with Retry-After; nothing was changed. */
 export class PaymentGatewayUnavailableError extends Error {

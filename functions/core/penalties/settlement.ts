@@ -6,11 +6,13 @@
  * those ids. Stripe is called before anything is written, so Stripe being down changes
  * nothing; then one transaction waives, marks the paid ones `pending`, spends the
  * credits (never below zero) and takes the user's settlement lock (a second settlement
- * while one is pending is refused).
+ * while one is pending is refused, until it is an hour old: then its PaymentIntent is
+ * canceled at Stripe and its penalties go back to unpaid, or to paid if it was paid).
  */
 import type { Clock } from '../shared/clock.ts';
 import { PenaltyConflictError, PenaltyNotFoundError } from './errors.ts';
 import { settlementIdempotencyKey } from './penalty-ids.ts';
+import { applyPenaltyPayment } from './penalty-payments.ts';
 import { transition, transitionCommit } from './penalty-transitions.ts';
 import type {
   CreatedPaymentIntent,
@@ -25,6 +27,9 @@ import type {
  * A user with more settles again for the rest.
  */
 export const MAX_PENALTIES_PER_SETTLEMENT = 90;
+
+/** A pending settlement older than this is taken as abandoned: canceled at Stripe, settled anew. */
+export const ABANDONED_SETTLEMENT_AFTER_MS = 60 * 60_000;
 
 export interface SettlementPlan {
   waive: Penalty[];
@@ -73,6 +78,7 @@ export interface SettleDeps {
 export async function settlePenalties(userId: string, deps: SettleDeps): Promise<SettlementResult> {
   const { store, gateway, clock } = deps;
   const pause = deps.pause ?? ((ms: number) => new Promise((resolve) => setTimeout(resolve, ms)));
+  let released: string | null = null;
   for (let attempt = 1; ; attempt += 1) {
     const account = await store.getAccount(userId);
     if (!account) {
@@ -81,7 +87,28 @@ export async function settlePenalties(userId: string, deps: SettleDeps): Promise
         `No penalties are known for user ${userId}.`,
       );
     }
-    if (account.pending) throw pendingConflict(account.pending.paymentIntentId);
+    if (account.pending) {
+      // A settlement nobody finished (the payment sheet closed) never sends a webhook:
+      // past an hour it is canceled at Stripe and its penalties are settled anew.
+      const { pending } = account;
+      const age = clock.now() - Date.parse(pending.startedAt);
+      if (released === pending.paymentIntentId || !(age >= ABANDONED_SETTLEMENT_AFTER_MS)) {
+        throw pendingConflict(pending.paymentIntentId);
+      }
+      const state = await gateway.cancelPenaltyPayment(pending.paymentIntentId);
+      if (state === 'open') throw pendingConflict(pending.paymentIntentId);
+      // The same move as its webhook (idempotent with it): paid, or back to unpaid; the lock goes.
+      await applyPenaltyPayment(
+        {
+          paymentIntentId: pending.paymentIntentId,
+          penaltyIds: pending.penaltyIds,
+          outcome: state === 'succeeded' ? 'succeeded' : 'failed',
+        },
+        { store, clock, pause },
+      );
+      released = pending.paymentIntentId;
+      continue;
+    }
 
     // The status index is eventually consistent: confirm each candidate by key.
     const candidates = await store.oldestUnpaid(userId, MAX_PENALTIES_PER_SETTLEMENT);

@@ -10,6 +10,7 @@ import type {
   HabitSettings,
   PenaltyPaymentGateway,
   PenaltyPaymentRequest,
+  PenaltyPaymentState,
 } from '../../../functions/core/penalties/ports.ts';
 
 export const DAY = 86_400_000;
@@ -54,14 +55,29 @@ export async function addHabit(
 export class FakeGateway implements PenaltyPaymentGateway {
   readonly requests: PenaltyPaymentRequest[] = [];
   readonly intents = new Map<string, CreatedPaymentIntent>();
+  readonly cancels: string[] = [];
   failWith: Error | null = null;
+  /** What a cancel finds the PaymentIntent to be. */
+  cancelAnswer: PenaltyPaymentState = 'canceled';
+
+  async cancelPenaltyPayment(paymentIntentId: string): Promise<PenaltyPaymentState> {
+    this.cancels.push(paymentIntentId);
+    if (this.failWith) throw this.failWith;
+    if (this.cancelAnswer === 'canceled') {
+      // Like the Stripe adapter: the same key after a cancel gives a new PaymentIntent.
+      for (const [key, intent] of this.intents) {
+        if (intent.paymentIntentId === paymentIntentId) this.intents.delete(key);
+      }
+    }
+    return this.cancelAnswer;
+  }
 
   async createPenaltyPayment(request: PenaltyPaymentRequest): Promise<CreatedPaymentIntent> {
     this.requests.push(request);
     if (this.failWith) throw this.failWith;
     const existing = this.intents.get(request.idempotencyKey);
     if (existing) return existing;
-    const id = `pi_fake${this.intents.size + 1}`;
+    const id = `pi_fake${this.requests.length}`;
     const intent = {
       paymentIntentId: id,
       clientSecret: `${id}_secret_x`,

@@ -11,7 +11,11 @@ import {
   PaymentGatewayUnavailableError,
   type Penalty,
 } from '../../../functions/core/penalties/ports.ts';
-import { planSettlement, settlePenalties } from '../../../functions/core/penalties/settlement.ts';
+import {
+  ABANDONED_SETTLEMENT_AFTER_MS,
+  planSettlement,
+  settlePenalties,
+} from '../../../functions/core/penalties/settlement.ts';
 import { addHabit, at, FakeGateway, fixedClock, noPause } from './penalty-fixtures.ts';
 
 const penalty = (date: string, overrides: Partial<Penalty> = {}): Penalty => ({
@@ -136,6 +140,63 @@ describe('settlePenalties', () => {
     const second = await settlePenalties('sam', { store, gateway, clock, pause: noPause });
     expect(second.payment?.paymentIntentId).toBe(first.payment?.paymentIntentId);
     expect(gateway.intents.size).toBe(1);
+  });
+
+  it('takes a settlement pending for an hour as abandoned: cancels it, then settles anew', async () => {
+    const { store, clock, gateway } = await withPenalties(['2026-11-01', '2026-11-02'], 0);
+    const first = await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    const abandoned = first.payment?.paymentIntentId as string;
+
+    clock.time += ABANDONED_SETTLEMENT_AFTER_MS - 1_000;
+    await expect(
+      settlePenalties('sam', { store, gateway, clock, pause: noPause }),
+    ).rejects.toMatchObject({ code: 'settlement_pending' });
+    expect(gateway.cancels).toEqual([]);
+
+    clock.time += 2_000;
+    const second = await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    expect(gateway.cancels).toEqual([abandoned]);
+    expect(second.payment?.penaltyIds).toEqual(first.payment?.penaltyIds);
+    expect((await store.getAccount('sam'))?.pending).toMatchObject({
+      penaltyIds: first.payment?.penaltyIds,
+    });
+    // Its late `canceled` webhook changes nothing of the new settlement.
+    const late = await applyPenaltyPayment(
+      {
+        paymentIntentId: abandoned,
+        penaltyIds: first.payment?.penaltyIds as string[],
+        outcome: 'failed',
+      },
+      { store, clock, pause: noPause },
+    );
+    expect(second.payment?.paymentIntentId).not.toBe(abandoned);
+    expect(late.changed).toEqual([]);
+    expect((await store.getAccount('sam'))?.pending?.paymentIntentId).toBe(
+      second.payment?.paymentIntentId,
+    );
+  });
+
+  it('marks an abandoned settlement paid when Stripe says it was paid after all', async () => {
+    const { store, clock, gateway } = await withPenalties(['2026-11-01'], 0);
+    await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    clock.time += ABANDONED_SETTLEMENT_AFTER_MS + 1;
+    gateway.cancelAnswer = 'succeeded';
+    const result = await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    expect(result).toEqual({ waived: [], creditsUsed: 0, payment: null });
+    expect(await store.getAccount('sam')).toMatchObject({ unpaidCount: 0, pending: null });
+    expect(await store.recipientTotals('charity')).toMatchObject({ penaltiesPaid: 1 });
+    expect(gateway.requests).toHaveLength(1);
+  });
+
+  it('keeps the lock while the abandoned payment is still processing', async () => {
+    const { store, clock, gateway } = await withPenalties(['2026-11-01'], 0);
+    await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    clock.time += ABANDONED_SETTLEMENT_AFTER_MS + 1;
+    gateway.cancelAnswer = 'open';
+    await expect(
+      settlePenalties('sam', { store, gateway, clock, pause: noPause }),
+    ).rejects.toMatchObject({ code: 'settlement_pending' });
+    expect((await store.getAccount('sam'))?.pending).not.toBeNull();
   });
 
   it('changes nothing when Stripe is unavailable', async () => {
