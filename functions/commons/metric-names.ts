@@ -33,6 +33,16 @@ export const METRIC = {
   subscriptionReads: 'SubscriptionReads',
   /** Read API requests for a user the store does not know. */
   subscriptionReadMisses: 'SubscriptionReadMisses',
+  /** Read API misses answered from Stripe (read-through fallback) and stored as a snapshot. */
+  subscriptionFallbackHits: 'SubscriptionFallbackHits',
+  /** Stripe API calls (one per logical call, retries included). Dimension `operation`. */
+  stripeCalls: 'StripeCalls',
+  /** Milliseconds one Stripe call took, retries included. Dimension `operation`. */
+  stripeCallLatency: 'StripeCallLatency',
+  /** Stripe calls refused at once because the circuit breaker was open. */
+  stripeCircuitRejected: 'StripeCircuitRejected',
+  /** 1 each time the Stripe circuit breaker opens (alarmed). */
+  stripeCircuitOpened: 'StripeCircuitOpened',
   /** Payment lookups and reports answered 200. */
   paymentReads: 'PaymentReads',
   /** Users the credit planner enqueued for a refresh. */
