@@ -1,14 +1,19 @@
 /**
- * `GET /users/{userId}/subscription`: the user's tier and current subscription,
- * from one DynamoDB key lookup of the profile item. No Stripe call.
+ * `GET /users/{userId}/subscription`: the user's tier and current subscription, from
+ * one DynamoDB key lookup of the profile item. On a miss, when Stripe is configured,
+ * the read-through fallback asks Stripe once and stores what it says (DESIGN §8.4);
+ * Stripe down answers 503 with `Retry-After`.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from 'zod/mini';
-import { DynamoDbUserViewReader } from './adapters/dynamodb/dynamodb-subscription-store.ts';
+import {
+  DynamoDbSubscriptionStore,
+  DynamoDbUserViewReader,
+} from './adapters/dynamodb/dynamodb-subscription-store.ts';
 import { defaultDynamoDbClient } from './commons/aws-clients.ts';
-import { lazyEnv, requiredString } from './commons/env.ts';
+import { lazyEnv, ledgerRetentionDaysEnv, requiredString } from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
 import {
   BadRequestError,
@@ -16,6 +21,7 @@ import {
   jsonResponse,
   MethodNotAllowedError,
   NotFoundError,
+  ServiceUnavailableError,
   toHttpErrorResponse,
 } from './commons/http.ts';
 import { lazy } from './commons/lazy.ts';
@@ -23,11 +29,18 @@ import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
 import { USER_ID_RULE, userIdParam } from './commons/request-params.ts';
+import { stripeConfigured, stripeCustomerLookupFromEnv } from './commons/stripe-wiring.ts';
+import { systemClock } from './core/shared/clock.ts';
+import { parsePriceTierMap } from './core/shared/tiers.ts';
 import type { UserSubscriptionView } from './core/subscriptions/customer-account.ts';
-import type { UserViewReader } from './core/subscriptions/ports.ts';
+import { StripeSourceUnavailableError, type UserViewReader } from './core/subscriptions/ports.ts';
+import { SubscriptionReadThrough } from './core/subscriptions/read-through.ts';
+import { SnapshotConflictError } from './core/subscriptions/stripe-snapshot.ts';
 
 export interface SubscriptionReadDeps {
   reader: UserViewReader;
+  /** Asks Stripe on a store miss; without it a miss is a 404. */
+  readThrough?: SubscriptionReadThrough;
   logger?: Logger;
   metrics?: Metrics;
 }
@@ -55,7 +68,7 @@ export function createSubscriptionReadHandler(
 ): BaseHandler<APIGatewayProxyEventV2, HttpResponse> {
   const resolve = typeof deps === 'function' ? deps : () => deps;
   return async (event) => {
-    const { reader, logger = sharedLogger, metrics = sharedMetrics } = resolve();
+    const { reader, readThrough, logger = sharedLogger, metrics = sharedMetrics } = resolve();
     try {
       const method = event.requestContext?.http?.method?.toUpperCase();
       if (method !== 'GET') throw new MethodNotAllowedError(['GET']);
@@ -63,7 +76,13 @@ export function createSubscriptionReadHandler(
       if (!parsed.success) {
         throw new BadRequestError(`userId ${USER_ID_RULE}.`, { code: 'invalid_user_id' });
       }
-      const view = await reader.getUserView(parsed.data);
+      const read = readThrough
+        ? await readThrough.read(parsed.data).catch(toServiceError)
+        : { view: await reader.getUserView(parsed.data), source: 'store' };
+      const { view } = read;
+      if (read.source === 'stripe' && view) {
+        metrics.addMetric(METRIC.subscriptionFallbackHits, MetricUnit.Count, 1);
+      }
       if (!view) {
         metrics.addMetric(METRIC.subscriptionReadMisses, MetricUnit.Count, 1);
         throw new NotFoundError(`No subscription is known for user ${parsed.data}.`, {
@@ -78,16 +97,59 @@ export function createSubscriptionReadHandler(
   };
 }
 
-const readEnv = lazyEnv(z.object({ [ENV.billingTableName]: requiredString() }));
+/** Stripe unreachable (or the snapshot kept losing races): a 503 the caller may retry. */
+function toServiceError(error: unknown): never {
+  if (error instanceof StripeSourceUnavailableError) {
+    throw new ServiceUnavailableError({ cause: error, retryAfterSeconds: error.retryAfterSeconds });
+  }
+  if (error instanceof SnapshotConflictError) {
+    throw new ServiceUnavailableError({ cause: error, retryAfterSeconds: 1 });
+  }
+  throw error;
+}
 
-/** Production wiring from env, built on the first invocation and reused while warm. */
-const defaultDeps = lazy(
-  (): SubscriptionReadDeps => ({
-    reader: new DynamoDbUserViewReader({
-      client: defaultDynamoDbClient(),
-      billingTableName: readEnv()[ENV.billingTableName],
-    }),
+const readEnv = lazyEnv(
+  z.object({
+    [ENV.billingTableName]: requiredString(),
+    // The fallback's snapshot commits like the consumer: these come with it.
+    [ENV.subscriptionLedgerTableName]: z.optional(z.string()),
+    [ENV.priceTierMap]: z.optional(z.string()),
+    [ENV.ledgerRetentionDays]: ledgerRetentionDaysEnv(),
   }),
 );
+
+/** Production wiring from env, built on the first invocation and reused while warm. */
+const defaultDeps = lazy((): SubscriptionReadDeps => {
+  const env = readEnv();
+  const client = defaultDynamoDbClient();
+  const billingTableName = env[ENV.billingTableName];
+  const reader = new DynamoDbUserViewReader({ client, billingTableName });
+  const ledgerTableName = env[ENV.subscriptionLedgerTableName];
+  if (!ledgerTableName || !stripeConfigured()) {
+    sharedLogger.warn('Read-through fallback off: a store miss answers 404', {
+      missing: ledgerTableName ? 'Stripe API key' : ENV.subscriptionLedgerTableName,
+    });
+    return { reader };
+  }
+  const readThrough = new SubscriptionReadThrough({
+    reader,
+    source: stripeCustomerLookupFromEnv(),
+    store: new DynamoDbSubscriptionStore({
+      client,
+      billingTableName,
+      ledgerTableName,
+      ledgerRetentionDays: env[ENV.ledgerRetentionDays],
+    }),
+    clock: systemClock,
+    priceTierMap: parsePriceTierMap(env[ENV.priceTierMap]),
+    onUnmappedPrice: (priceIds) => {
+      sharedMetrics.addMetric(METRIC.unmappedPrices, MetricUnit.Count, priceIds.length);
+      sharedLogger.warn('Price has no tier; add it to PRICE_TIER_MAP or set metadata.tier', {
+        priceIds,
+      });
+    },
+  });
+  return { reader, readThrough };
+});
 
 export const handler = withPowertools(createSubscriptionReadHandler(defaultDeps));

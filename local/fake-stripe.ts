@@ -2,13 +2,15 @@
  * A small fake of the Stripe API, for the local runtime and the tests (Stripe itself is
  * never reachable here): node:http on 127.0.0.1, the SDK pointed at it by
  * STRIPE_API_URL. It speaks what the suite calls — PaymentIntents (create, retrieve,
- * cancel) — the way Stripe does: form-encoded bodies with `a[b]=c` nesting, Bearer
+ * cancel), customers (retrieve, search on metadata), subscriptions (list) and events
+ * (list, retrieve) — the way Stripe does: form-encoded bodies with `a[b]=c` nesting, Bearer
  * auth, JSON errors `{error: {type, code, message}}` with Stripe's statuses,
  * idempotency keys (the same key and body replays the first answer with
  * `Idempotent-Replayed: true`; the same key with another body is a 400
  * `idempotency_error`). Tests inject faults (status codes, hangs, dropped connections)
- * for the next requests and read the request log; `succeedPaymentIntent` and friends
- * move a PaymentIntent on and return the event Stripe would send.
+ * for the next requests, add latency to every answer, and read the request log;
+ * `createCustomer`, `createSubscription`, `succeedPaymentIntent` and friends change the
+ * fake's objects and return the event Stripe would send (also listed by `/v1/events`).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -48,7 +50,18 @@ export type FakePaymentIntent = Record<string, unknown> & {
   client_secret: string;
 };
 
-export interface FakeStripeEvent {
+export type FakeStripeObject = Record<string, unknown> & { id: string };
+
+export type FakeCustomer = FakeStripeObject & { metadata: Record<string, string> };
+
+export type FakeSubscription = FakeStripeObject & {
+  customer: string;
+  status: string;
+  created: number;
+  metadata: Record<string, string>;
+};
+
+export interface FakeStripeEvent<O extends FakeStripeObject = FakeStripeObject> {
   id: string;
   object: 'event';
   type: string;
@@ -57,7 +70,16 @@ export interface FakeStripeEvent {
   livemode: false;
   pending_webhooks: number;
   request: { id: null; idempotency_key: null };
-  data: { object: FakePaymentIntent };
+  data: { object: O; previous_attributes?: Record<string, unknown> };
+}
+
+export interface FakeSubscriptionParams {
+  customer: string;
+  priceId: string;
+  /** Written to the price's `metadata.tier` when given. */
+  tier?: string;
+  status?: string;
+  metadata?: Record<string, string>;
 }
 
 export interface FakeStripe {
@@ -66,11 +88,29 @@ export interface FakeStripe {
   secretKey: string;
   requests: FakeStripeRequest[];
   paymentIntents: Map<string, FakePaymentIntent>;
+  customers: Map<string, FakeCustomer>;
+  subscriptions: Map<string, FakeSubscription>;
+  /** Every event the fake's changes produced, oldest first (`/v1/events` lists them newest first). */
+  events: FakeStripeEvent[];
   /** The next `count` requests (to `pathPrefix`, when given) get `fault` instead of an answer. */
   injectFault(fault: FakeStripeFault, count?: number, pathPrefix?: string): void;
   clearFaults(): void;
-  succeedPaymentIntent(id: string): FakeStripeEvent;
-  failPaymentIntent(id: string): FakeStripeEvent;
+  /** Every answer (faults included) waits this long first; 0 to stop. */
+  setLatency(ms: number): void;
+  succeedPaymentIntent(id: string): FakeStripeEvent<FakePaymentIntent>;
+  failPaymentIntent(id: string): FakeStripeEvent<FakePaymentIntent>;
+  createCustomer(params?: {
+    id?: string;
+    email?: string;
+    metadata?: Record<string, string>;
+  }): FakeStripeEvent<FakeCustomer>;
+  createSubscription(params: FakeSubscriptionParams): FakeStripeEvent<FakeSubscription>;
+  /** Changes a subscription (status, price, cancel_at_period_end...): `customer.subscription.updated`. */
+  updateSubscription(
+    id: string,
+    changes: { status?: string; priceId?: string; tier?: string; cancelAtPeriodEnd?: boolean },
+  ): FakeStripeEvent<FakeSubscription>;
+  cancelSubscription(id: string): FakeStripeEvent<FakeSubscription>;
   close(): Promise<void>;
 }
 
@@ -94,6 +134,10 @@ export async function startFakeStripe(
   const now = options.now ?? Date.now;
   const requests: FakeStripeRequest[] = [];
   const paymentIntents = new Map<string, FakePaymentIntent>();
+  const customers = new Map<string, FakeCustomer>();
+  const subscriptions = new Map<string, FakeSubscription>();
+  const events: FakeStripeEvent[] = [];
+  let latencyMs = 0;
   const idempotent = new Map<string, { bodyDigest: string; status: number; body: unknown }>();
   let faults: { fault: FakeStripeFault; remaining: number; pathPrefix: string }[] = [];
   const hanging = new Set<ServerResponse>();
@@ -160,7 +204,106 @@ export async function startFakeStripe(
         return [200, intent];
       },
     },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/customers\/search$/,
+      handle: (params) => {
+        const matches = parseSearchQuery(String(params.query ?? ''));
+        if (!matches) return invalid('query', 'parameter_invalid_string', 'Invalid search query.');
+        const found = [...customers.values()]
+          .filter((customer) => matches(customer))
+          .sort(newestFirst)
+          .slice(0, listLimit(params.limit));
+        const expandSubscriptions = listOf(params.expand).includes('data.subscriptions');
+        return [
+          200,
+          {
+            object: 'search_result',
+            url: '/v1/customers/search',
+            has_more: false,
+            next_page: null,
+            data: found.map((customer) =>
+              expandSubscriptions ? withSubscriptions(customer) : customer,
+            ),
+          },
+        ];
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/customers\/([^/]+)$/,
+      handle: (params, match) => {
+        const customer = customers.get(match[1]!);
+        if (!customer) return missing('customer', match[1]!);
+        if (customer.deleted) return [200, { id: customer.id, object: 'customer', deleted: true }];
+        return [
+          200,
+          listOf(params.expand).includes('subscriptions') ? withSubscriptions(customer) : customer,
+        ];
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/subscriptions$/,
+      handle: (params) => {
+        const status = typeof params.status === 'string' ? params.status : undefined;
+        const all = [...subscriptions.values()]
+          .filter((sub) => params.customer === undefined || sub.customer === params.customer)
+          .filter((sub) =>
+            status === 'all' ? true : status ? sub.status === status : sub.status !== 'canceled',
+          )
+          .sort(newestFirst);
+        return [200, page(all, params, '/v1/subscriptions')];
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/events$/,
+      handle: (params) => {
+        const created = (params.created ?? {}) as Record<string, string>;
+        const bound = (key: string) =>
+          created[key] === undefined ? undefined : Number(created[key]);
+        const [gte, gt, lte, lt] = [bound('gte'), bound('gt'), bound('lte'), bound('lt')];
+        const types = [...listOf(params.types), ...listOf(params.type)];
+        const selected = [...events]
+          .reverse()
+          .filter(
+            (event) =>
+              (gte === undefined || event.created >= gte) &&
+              (gt === undefined || event.created > gt) &&
+              (lte === undefined || event.created <= lte) &&
+              (lt === undefined || event.created < lt) &&
+              (types.length === 0 || types.some((type) => typeMatches(type, event.type))),
+          );
+        return [200, page(selected, params, '/v1/events')];
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/v1\/events\/([^/]+)$/,
+      handle: (_params, match) => {
+        const event = events.find((candidate) => candidate.id === match[1]);
+        return event ? [200, event] : missing('event', match[1]!);
+      },
+    },
   ];
+
+  /** A customer with its current subscriptions, as `expand[]=subscriptions` answers it. */
+  function withSubscriptions(customer: FakeCustomer): FakeCustomer {
+    const current = [...subscriptions.values()]
+      .filter((sub) => sub.customer === customer.id && sub.status !== 'canceled')
+      .sort(newestFirst);
+    return {
+      ...customer,
+      subscriptions: {
+        object: 'list',
+        url: `/v1/customers/${customer.id}/subscriptions`,
+        has_more: false,
+        total_count: current.length,
+        data: current,
+      },
+    };
+  }
 
   const server: Server = createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => {
@@ -182,6 +325,7 @@ export async function startFakeStripe(
       status: 0,
     };
     requests.push(entry);
+    if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs));
 
     const injected = faults.find((f) => f.remaining > 0 && url.pathname.startsWith(f.pathPrefix));
     if (injected) {
@@ -260,7 +404,60 @@ export async function startFakeStripe(
     send(res, status, body);
   }
 
-  function transition(id: string, status: string, type: string): FakeStripeEvent {
+  function emit<O extends FakeStripeObject>(
+    type: string,
+    object: O,
+    previous?: Record<string, unknown>,
+  ): FakeStripeEvent<O> {
+    const event: FakeStripeEvent<O> = {
+      id: `evt_${randomBytes(12).toString('hex')}`,
+      object: 'event',
+      type,
+      created: seconds(),
+      api_version: EVENT_API_VERSION,
+      livemode: false,
+      pending_webhooks: 1,
+      request: { id: null, idempotency_key: null },
+      data: {
+        object: structuredClone(object),
+        ...(previous ? { previous_attributes: previous } : {}),
+      },
+    };
+    events.push(event as FakeStripeEvent);
+    return event;
+  }
+
+  function subscriptionItems(priceId: string, tier: string | undefined, periodEnd: number) {
+    return {
+      object: 'list',
+      has_more: false,
+      data: [
+        {
+          id: `si_${randomBytes(8).toString('hex')}`,
+          object: 'subscription_item',
+          current_period_end: periodEnd,
+          price: {
+            id: priceId,
+            object: 'price',
+            metadata: tier ? { tier } : {},
+          },
+          quantity: 1,
+        },
+      ],
+    };
+  }
+
+  function subscriptionOf(id: string): FakeSubscription {
+    const subscription = subscriptions.get(id);
+    if (!subscription) throw new Error(`The fake Stripe has no subscription ${id}.`);
+    return subscription;
+  }
+
+  function transition(
+    id: string,
+    status: string,
+    type: string,
+  ): FakeStripeEvent<FakePaymentIntent> {
     const intent = paymentIntents.get(id);
     if (!intent) throw new Error(`The fake Stripe has no PaymentIntent ${id}.`);
     Object.assign(intent, {
@@ -276,17 +473,7 @@ export async function startFakeStripe(
             },
           }),
     });
-    return {
-      id: `evt_${randomBytes(12).toString('hex')}`,
-      object: 'event',
-      type,
-      created: seconds(),
-      api_version: EVENT_API_VERSION,
-      livemode: false,
-      pending_webhooks: 1,
-      request: { id: null, idempotency_key: null },
-      data: { object: structuredClone(intent) },
-    };
+    return emit(type, intent);
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -301,11 +488,74 @@ export async function startFakeStripe(
     secretKey,
     requests,
     paymentIntents,
+    customers,
+    subscriptions,
+    events,
     injectFault(fault, count = 1, pathPrefix = '/') {
       faults.push({ fault, remaining: count, pathPrefix });
     },
     clearFaults() {
       faults = [];
+    },
+    setLatency(ms) {
+      latencyMs = Math.max(0, ms);
+    },
+    createCustomer(params = {}) {
+      const id = params.id ?? `cus_${randomBytes(7).toString('hex')}`;
+      const customer: FakeCustomer = {
+        id,
+        object: 'customer',
+        created: seconds(),
+        email: params.email ?? null,
+        livemode: false,
+        metadata: { ...params.metadata },
+      };
+      customers.set(id, customer);
+      return emit('customer.created', customer);
+    },
+    createSubscription(params) {
+      if (!customers.has(params.customer)) {
+        throw new Error(`The fake Stripe has no customer ${params.customer}.`);
+      }
+      const created = seconds();
+      const subscription: FakeSubscription = {
+        id: `sub_${randomBytes(12).toString('hex')}`,
+        object: 'subscription',
+        customer: params.customer,
+        status: params.status ?? 'active',
+        created,
+        start_date: created,
+        cancel_at_period_end: false,
+        canceled_at: null,
+        livemode: false,
+        metadata: { ...params.metadata },
+        items: subscriptionItems(params.priceId, params.tier, created + 30 * 86_400),
+      };
+      subscriptions.set(subscription.id, subscription);
+      return emit('customer.subscription.created', subscription);
+    },
+    updateSubscription(id, changes) {
+      const subscription = subscriptionOf(id);
+      const previous: Record<string, unknown> = {};
+      if (changes.status !== undefined) {
+        previous.status = subscription.status;
+        subscription.status = changes.status;
+      }
+      if (changes.cancelAtPeriodEnd !== undefined) {
+        previous.cancel_at_period_end = subscription.cancel_at_period_end;
+        subscription.cancel_at_period_end = changes.cancelAtPeriodEnd;
+      }
+      if (changes.priceId !== undefined) {
+        previous.items = subscription.items;
+        const periodEnd = seconds() + 30 * 86_400;
+        subscription.items = subscriptionItems(changes.priceId, changes.tier, periodEnd);
+      }
+      return emit('customer.subscription.updated', subscription, previous);
+    },
+    cancelSubscription(id) {
+      const subscription = subscriptionOf(id);
+      Object.assign(subscription, { status: 'canceled', canceled_at: seconds() });
+      return emit('customer.subscription.deleted', subscription);
     },
     succeedPaymentIntent: (id) => transition(id, 'succeeded', 'payment_intent.succeeded'),
     failPaymentIntent: (id) =>
@@ -357,6 +607,66 @@ export function parseForm(form: URLSearchParams): Record<string, unknown> {
     });
   }
   return result;
+}
+
+/** A list parameter as the SDK sends it: `a[]=x`, `a[0]=x`, or a single `a=x`. */
+function listOf(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  if (Array.isArray(value)) return value.map(String);
+  if (typeof value === 'object') return Object.values(value).map(String);
+  return [String(value)];
+}
+
+function listLimit(value: unknown): number {
+  const limit = value === undefined ? 10 : Number(value);
+  return Number.isInteger(limit) && limit >= 1 && limit <= 100 ? limit : 10;
+}
+
+function newestFirst(a: { created?: unknown; id: string }, b: { created?: unknown; id: string }) {
+  return (
+    Number(b.created ?? 0) - Number(a.created ?? 0) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
+  );
+}
+
+/** One page of a newest-first list, after `starting_after` when given. */
+function page<T extends { id: string }>(items: T[], params: Record<string, unknown>, url: string) {
+  const after = typeof params.starting_after === 'string' ? params.starting_after : undefined;
+  const start = after ? items.findIndex((item) => item.id === after) + 1 : 0;
+  const limit = listLimit(params.limit);
+  const data = items.slice(start, start + limit);
+  return { object: 'list', url, has_more: start + limit < items.length, data };
+}
+
+/** `customer.*` matches every customer event type, as Stripe's `types[]` wildcards do. */
+function typeMatches(pattern: string, type: string): boolean {
+  return pattern.endsWith('.*') ? type.startsWith(pattern.slice(0, -1)) : pattern === type;
+}
+
+/**
+ * The part of Stripe's search language the suite uses: `field:'value'` and
+ * `metadata['key']:'value'` clauses joined by one of OR / AND. Anything else is refused.
+ */
+function parseSearchQuery(query: string): ((customer: FakeCustomer) => boolean) | null {
+  const clause = /^(\w+)(?:\['([^']+)'\])?:'([^']*)'$/;
+  const joiner = / OR | AND /.exec(query)?.[0];
+  const parts = joiner ? query.split(joiner) : [query];
+  if (joiner && parts.some((part) => / OR | AND /.test(part))) return null;
+  const tests: ((customer: FakeCustomer) => boolean)[] = [];
+  for (const part of parts) {
+    const match = clause.exec(part.trim());
+    if (!match) return null;
+    const [, field, key, value] = match;
+    if (field === 'metadata' && key) {
+      tests.push((customer) => customer.metadata[key] === value);
+    } else if (!key && (field === 'email' || field === 'name')) {
+      tests.push((customer) => customer[field] === value);
+    } else {
+      return null;
+    }
+  }
+  return joiner === ' AND '
+    ? (customer) => tests.every((test) => test(customer))
+    : (customer) => tests.some((test) => test(customer));
 }
 
 function stringRecord(value: unknown): Record<string, string> {

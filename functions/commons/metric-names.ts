@@ -35,9 +35,9 @@ export const METRIC = {
   subscriptionReadMisses: 'SubscriptionReadMisses',
   /** Read API misses answered from Stripe (read-through fallback) and stored as a snapshot. */
   subscriptionFallbackHits: 'SubscriptionFallbackHits',
-  /** Stripe API calls (one per logical call, retries included). Dimension `operation`. */
+  /** Stripe API calls (one per logical call, retries included). */
   stripeCalls: 'StripeCalls',
-  /** Milliseconds one Stripe call took, retries included. Dimension `operation`. */
+  /** Milliseconds one Stripe call took, retries included. */
   stripeCallLatency: 'StripeCallLatency',
   /** Stripe calls refused at once because the circuit breaker was open. */
   stripeCircuitRejected: 'StripeCircuitRejected',

@@ -4,6 +4,7 @@
  * and one call policy per process, so every Stripe call of a warm function shares the
  * breaker. Built on first use and reused while warm.
  */
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import * as z from 'zod/mini';
 import {
   type SecretString,
@@ -11,12 +12,15 @@ import {
   StaticSecretString,
 } from '../adapters/secrets/secret-string.ts';
 import { parseStripeApiUrl, StripeClientSource } from '../adapters/stripe/stripe-client.ts';
+import { StripeCustomerLookup } from '../adapters/stripe/stripe-customer-source.ts';
 import { StripePenaltyPaymentGateway } from '../adapters/stripe/stripe-penalty-payments.ts';
-import { StripeCallPolicy } from '../adapters/stripe/stripe-resilience.ts';
+import { type StripeCallObserver, StripeCallPolicy } from '../adapters/stripe/stripe-resilience.ts';
 import { PaymentGatewayUnavailableError } from '../core/penalties/ports.ts';
 import { configEnv, lazyEnv } from './env.ts';
 import { ENV } from './env-names.ts';
 import { lazy } from './lazy.ts';
+import { METRIC } from './metric-names.ts';
+import { logger, metrics } from './powertools.ts';
 
 const nonBlank = () => z.optional(z.string().check(z.trim(), z.minLength(1)));
 
@@ -68,8 +72,34 @@ export const stripeClientsFromEnv = lazy(() => {
   );
 });
 
+/** Whether this function was given a Stripe API key (the key itself is read on first use). */
+export function stripeConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env[ENV.stripeApiKeySecretArn]?.trim() || env[ENV.stripeSecretKey]?.trim());
+}
+
+/** Stripe calls as metrics: count and latency per call, breaker openings and refusals. */
+export function stripeCallMetrics(metrics: Metrics): StripeCallObserver {
+  return {
+    call(durationMs) {
+      metrics.addMetric(METRIC.stripeCalls, MetricUnit.Count, 1);
+      metrics.addMetric(METRIC.stripeCallLatency, MetricUnit.Milliseconds, durationMs);
+    },
+    circuitRejected() {
+      metrics.addMetric(METRIC.stripeCircuitRejected, MetricUnit.Count, 1);
+    },
+    circuitOpened() {
+      metrics.addMetric(METRIC.stripeCircuitOpened, MetricUnit.Count, 1);
+      logger.error('Stripe circuit breaker opened: Stripe calls answer 503 until it closes');
+    },
+  };
+}
+
 /** One breaker per process: Stripe being down is one fact for every call. */
-export const stripeCallPolicy = lazy(() => new StripeCallPolicy());
+export const stripeCallPolicy = lazy(() => new StripeCallPolicy({}, stripeCallMetrics(metrics)));
+
+export const stripeCustomerLookupFromEnv = lazy(
+  () => new StripeCustomerLookup({ clients: stripeClientsFromEnv(), calls: stripeCallPolicy() }),
+);
 
 export const stripePenaltyGatewayFromEnv = lazy(
   () =>

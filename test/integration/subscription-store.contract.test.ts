@@ -124,6 +124,10 @@ function contract(name: string, make: () => Promise<Store>) {
         },
       ]);
       expect(await store.getUserView(commit.view!.userId)).toEqual(commit.view);
+      expect(await store.lookupUser(commit.view!.userId)).toEqual({
+        view: commit.view,
+        stripeCustomerId: customerId,
+      });
     });
 
     it('appends one ledger page per revision, oldest first', async () => {
@@ -192,6 +196,10 @@ function contract(name: string, make: () => Promise<Store>) {
 
     it('answers null for a user it has never seen', async () => {
       expect(await store.getUserView(fresh('nobody-'))).toBeNull();
+      expect(await store.lookupUser(fresh('nobody-'))).toEqual({
+        view: null,
+        stripeCustomerId: null,
+      });
     });
   });
 }
@@ -207,7 +215,10 @@ contract('DynamoDB Local', async () => {
     client: dynamo,
     billingTableName: tables.billingTableName,
   });
-  return Object.assign(store, { getUserView: reader.getUserView.bind(reader) });
+  return Object.assign(store, {
+    getUserView: reader.getUserView.bind(reader),
+    lookupUser: reader.lookupUser.bind(reader),
+  });
 });
 
 describe('DynamoDbSubscriptionStore items', () => {

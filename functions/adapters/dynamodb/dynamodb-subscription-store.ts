@@ -31,6 +31,7 @@ import type {
   LedgerReader,
   StoredAccount,
   SubscriptionStore,
+  UserLookup,
   UserViewReader,
 } from '../../core/subscriptions/ports.ts';
 import { billingKeys as keys } from './billing-table-keys.ts';
@@ -307,16 +308,23 @@ export class DynamoDbUserViewReader implements UserViewReader {
   }
 
   async getUserView(userId: string): Promise<UserSubscriptionView | null> {
+    return (await this.lookupUser(userId)).view;
+  }
+
+  async lookupUser(userId: string): Promise<UserLookup> {
     // Eventually consistent: half the read cost, and a webhook-driven view is
     // already seconds behind Stripe.
     const { Item } = await this.#documents.send(
       new GetCommand({
         TableName: this.#billingTable,
         Key: keys.profile(userId),
-        ProjectionExpression: 'subscriptionView',
+        ProjectionExpression: 'subscriptionView, stripeCustomerId',
       }),
     );
-    return (Item?.subscriptionView as UserSubscriptionView | undefined) ?? null;
+    return {
+      view: (Item?.subscriptionView as UserSubscriptionView | undefined) ?? null,
+      stripeCustomerId: (Item?.stripeCustomerId as string | undefined) ?? null,
+    };
   }
 }
 

@@ -11,6 +11,7 @@ import type {
   LedgerReader,
   StoredAccount,
   SubscriptionStore,
+  UserLookup,
   UserViewReader,
 } from '../../core/subscriptions/ports.ts';
 
@@ -94,5 +95,10 @@ export class InMemorySubscriptionStore implements SubscriptionStore, LedgerReade
 
   async getUserView(userId: string): Promise<UserSubscriptionView | null> {
     return this.views.get(userId) ?? null;
+  }
+
+  async lookupUser(userId: string): Promise<UserLookup> {
+    const view = this.views.get(userId) ?? null;
+    return { view, stripeCustomerId: view?.stripeCustomerId ?? null };
   }
 }

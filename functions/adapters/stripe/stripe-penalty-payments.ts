@@ -4,7 +4,7 @@
  * them paid from those when `payment_intent.succeeded` arrives), created with the
  * settlement's idempotency key so a retried settlement returns the same PaymentIntent.
  */
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import {
   type CreatedPaymentIntent,
   PaymentGatewayUnavailableError,
@@ -14,16 +14,19 @@ import {
   type PenaltyPaymentState,
 } from '../../core/penalties/ports.ts';
 import { PENALTY_PURPOSE, penaltyIdsMetadata } from '../../core/shared/penalty-metadata.ts';
+import { StripeCaller } from './stripe-call.ts';
 import type { StripeClientSource } from './stripe-client.ts';
-import { type StripeCallPolicy, StripeUnavailableError } from './stripe-resilience.ts';
+import type { StripeCallPolicy } from './stripe-resilience.ts';
 
 export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
-  readonly #clients: StripeClientSource;
-  readonly #calls: StripeCallPolicy;
+  readonly #stripe: StripeCaller;
 
   constructor(deps: { clients: StripeClientSource; calls: StripeCallPolicy }) {
-    this.#clients = deps.clients;
-    this.#calls = deps.calls;
+    this.#stripe = new StripeCaller(deps.clients, deps.calls, {
+      unavailable: (message, options) => new PaymentGatewayUnavailableError(message, options),
+      // e.g. amount_too_small, an idempotency key reused with other parameters.
+      rejected: (code, error) => new PaymentRejectedError(code, { cause: error }),
+    });
   }
 
   async createPenaltyPayment(request: PenaltyPaymentRequest): Promise<CreatedPaymentIntent> {
@@ -55,7 +58,7 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
 
   async cancelPenaltyPayment(paymentIntentId: string): Promise<PenaltyPaymentState> {
     try {
-      await this.#call((stripe, timeout) =>
+      await this.#stripe.call((stripe, timeout) =>
         stripe.paymentIntents.cancel(paymentIntentId, {}, { timeout }),
       );
       return 'canceled';
@@ -67,7 +70,7 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
         throw error;
       }
     }
-    const intent = await this.#call((stripe, timeout) =>
+    const intent = await this.#stripe.call((stripe, timeout) =>
       stripe.paymentIntents.retrieve(paymentIntentId, {}, { timeout }),
     );
     if (intent.status === 'succeeded') return 'succeeded';
@@ -86,11 +89,11 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
   ): Promise<Stripe.PaymentIntent> {
     let key = idempotencyKey;
     for (let replaced = 0; ; replaced += 1) {
-      const intent = await this.#call((stripe, timeout) =>
+      const intent = await this.#stripe.call((stripe, timeout) =>
         stripe.paymentIntents.create(params, { idempotencyKey: key, timeout }),
       );
       if (intent.lastResponse?.headers?.['idempotent-replayed'] !== 'true') return intent;
-      const current = await this.#call((stripe, timeout) =>
+      const current = await this.#stripe.call((stripe, timeout) =>
         stripe.paymentIntents.retrieve(intent.id, {}, { timeout }),
       );
       if (current.status !== 'canceled') return intent;
@@ -98,51 +101,6 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
         throw new PaymentRejectedError('payment_intent_canceled_repeatedly');
       }
       key = `${idempotencyKey}:after:${intent.id}`;
-    }
-  }
-
-  /** One Stripe call under the policy, Stripe's errors mapped to the gateway's. */
-  async #call<T>(request: (stripe: Stripe, timeoutMs: number) => Promise<T>): Promise<T> {
-    return await this.#callWithKey(request, true);
-  }
-
-  async #callWithKey<T>(
-    request: (stripe: Stripe, timeoutMs: number) => Promise<T>,
-    mayRefreshKey: boolean,
-  ): Promise<T> {
-    try {
-      const stripe = await this.#clients.get();
-      return await this.#calls.run(({ timeoutMs }) => request(stripe, timeoutMs));
-    } catch (error) {
-      if (error instanceof StripeUnavailableError) {
-        throw new PaymentGatewayUnavailableError(error.message, {
-          cause: error,
-          retryAfterSeconds: error.retryAfterSeconds,
-        });
-      }
-      if (error instanceof Stripe.errors.StripeAuthenticationError) {
-        // A rotated key: read it again once; a key that is wrong is the operators' to fix.
-        if (mayRefreshKey && (await this.#clients.refresh().catch(() => false))) {
-          return await this.#callWithKey(request, false);
-        }
-        throw new PaymentGatewayUnavailableError('Stripe refused the API key.', { cause: error });
-      }
-      if (error instanceof Stripe.errors.StripePermissionError) {
-        throw new PaymentGatewayUnavailableError(
-          'The Stripe API key may not manage PaymentIntents.',
-          {
-            cause: error,
-          },
-        );
-      }
-      if (error instanceof Stripe.errors.StripeError) {
-        // 4xx: the request itself is refused (e.g. amount_too_small, an idempotency key
-        // reused with other parameters); only the code leaves here, never Stripe's message.
-        throw new PaymentRejectedError(error.code ?? error.type ?? 'stripe_error', {
-          cause: error,
-        });
-      }
-      throw error;
     }
   }
 }

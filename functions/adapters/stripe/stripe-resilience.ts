@@ -80,6 +80,16 @@ export interface StripeCallPolicyOptions {
   defaultRetryAfterSeconds?: number;
 }
 
+/** What the policy reports, for metrics: one `call` per run, retries included. */
+export interface StripeCallObserver {
+  /** `unavailable`: down, deadline or breaker open; `error`: Stripe answered with a refusal. */
+  call(durationMs: number, outcome: 'ok' | 'unavailable' | 'error'): void;
+  /** A call refused at once because the breaker is open. */
+  circuitRejected(): void;
+  /** The breaker just opened. */
+  circuitOpened(): void;
+}
+
 export interface StripeAttempt {
   /** Pass as the request's `timeout`: the attempt timeout, cut to what is left of the deadline. */
   timeoutMs: number;
@@ -92,7 +102,10 @@ export class StripeCallPolicy {
   readonly #breaker: CircuitBreakerPolicy;
   #openedAt = 0;
 
-  constructor(options: StripeCallPolicyOptions = {}) {
+  #observer: StripeCallObserver | undefined;
+
+  constructor(options: StripeCallPolicyOptions = {}, observer?: StripeCallObserver) {
+    this.#observer = observer;
     this.#options = {
       maxAttempts: options.maxAttempts ?? 3,
       initialBackoffMs: options.initialBackoffMs ?? 200,
@@ -109,7 +122,13 @@ export class StripeCallPolicy {
     });
     this.#breaker.onBreak(() => {
       this.#openedAt = Date.now();
+      this.#observer?.circuitOpened();
     });
+  }
+
+  /** Reports to `observer` from now on (the process-wide policy gets its metrics sink late). */
+  observe(observer: StripeCallObserver): void {
+    this.#observer = observer;
   }
 
   /** 'closed' (calls flow), 'open' (calls refused), 'half-open' (one trial call in flight). */
@@ -126,6 +145,23 @@ export class StripeCallPolicy {
 
   /** Runs `call` under the policy; transient failures surface as StripeUnavailableError. */
   async run<T>(call: (attempt: StripeAttempt) => Promise<T>): Promise<T> {
+    const startedAt = Date.now();
+    try {
+      const result = await this.#run(call);
+      this.#observer?.call(Date.now() - startedAt, 'ok');
+      return result;
+    } catch (error) {
+      if (error instanceof StripeUnavailableError && error.reason === 'breaker-open') {
+        this.#observer?.circuitRejected();
+      } else {
+        const outcome = error instanceof StripeUnavailableError ? 'unavailable' : 'error';
+        this.#observer?.call(Date.now() - startedAt, outcome);
+      }
+      throw error;
+    }
+  }
+
+  async #run<T>(call: (attempt: StripeAttempt) => Promise<T>): Promise<T> {
     const options = this.#options;
     const deadlineAt = Date.now() + options.deadlineMs;
     const retries = retry(handleWhen(isTransientStripeError), {

@@ -84,6 +84,8 @@ function isNewer(candidate: Version, current: Version | null): boolean {
 }
 
 const TYPE_RANK: Record<string, number> = {
+  // A snapshot read from Stripe's API: before every event of its own second (snapshotFacts).
+  'stripe.snapshot': -1,
   'customer.created': 0,
   'customer.subscription.created': 0,
   'checkout.session.completed': 1,

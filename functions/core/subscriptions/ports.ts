@@ -2,8 +2,9 @@
 import type { CommitResult } from '../shared/event-batch.ts';
 import type { LedgerEvent } from '../shared/event-ledger.ts';
 import type { CustomerAccount, UserSubscriptionView } from './customer-account.ts';
+import type { StripeCustomerRecord } from './subscription-facts.ts';
 
-export type { CommitResult, LedgerEvent };
+export type { CommitResult, LedgerEvent, StripeCustomerRecord };
 
 /** An account as stored, with the revision used for optimistic concurrency. */
 export interface StoredAccount {
@@ -65,7 +66,40 @@ export interface LedgerReader {
   readLedger(customerId: string): Promise<LedgerPage[]>;
 }
 
+/** What the profile says of a user: the view, and the Stripe customer id once known. */
+export interface UserLookup {
+  view: UserSubscriptionView | null;
+  stripeCustomerId: string | null;
+}
+
 /** The read model behind the read API. */
 export interface UserViewReader {
   getUserView(userId: string): Promise<UserSubscriptionView | null>;
+  /** The same one key lookup, with the customer id the read-through fallback starts from. */
+  lookupUser(userId: string): Promise<UserLookup>;
+}
+
+/** Stripe's API as the read-through fallback and the resync read it. */
+export interface StripeCustomerSource {
+  /**
+   * The customer and its subscriptions (current ones only unless `allSubscriptions`);
+   * null when Stripe has no such customer or it was deleted.
+   */
+  customerById(
+    customerId: string,
+    options?: { allSubscriptions?: boolean },
+  ): Promise<StripeCustomerRecord | null>;
+  /** Customers whose metadata names the user (`userId` or `user_id`), with current subscriptions. */
+  customersOfUser(userId: string): Promise<StripeCustomerRecord[]>;
+}
+
+/** Stripe could not be asked (down, breaker open, key refused): the caller answers 503. */
+export class StripeSourceUnavailableError extends Error {
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, options?: ErrorOptions & { retryAfterSeconds?: number }) {
+    super(message, options);
+    this.name = 'StripeSourceUnavailableError';
+    this.retryAfterSeconds = options?.retryAfterSeconds ?? 5;
+  }
 }

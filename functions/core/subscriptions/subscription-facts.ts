@@ -198,41 +198,17 @@ export function toSubscriptionFact(
     case 'customer.subscription.created':
     case 'customer.subscription.updated':
     case 'customer.subscription.deleted': {
-      const subscription = parseOrThrow(subscriptionSchema, object, event.type);
-      const customerId = idOf(subscription.customer);
-      if (!customerId) throw new MalformedEventError(`${event.type}: customer missing`);
-      const prices: PriceRef[] = [];
-      const itemPeriodEnds: number[] = [];
-      for (const item of subscription.items.data) {
-        const price = item.price ?? item.plan;
-        if (price) prices.push({ id: price.id, metadataTier: price.metadata?.tier ?? undefined });
-        if (typeof item.current_period_end === 'number')
-          itemPeriodEnds.push(item.current_period_end);
-      }
-      const { tier, unmappedPriceIds } = resolveTier(prices, priceTierMap);
-      // basil+: the period lives on items; with several items the subscription
-      // is paid up to the latest of them.
-      const currentPeriodEnd =
-        subscription.current_period_end ??
-        (itemPeriodEnds.length ? Math.max(...itemPeriodEnds) : null);
       const deleted = event.type === 'customer.subscription.deleted';
+      const read = readSubscription(event.data.object, priceTierMap, event.type);
       return {
         ...stamp,
         kind: 'subscription',
-        customerId,
-        userId: userIdFrom(subscription.metadata),
+        customerId: read.customerId,
+        userId: read.userId,
         deleted,
-        unmappedPriceIds,
-        snapshot: {
-          subscriptionId: subscription.id,
-          // A deleted subscription is over whatever status the payload shows.
-          status: deleted ? 'canceled' : subscription.status,
-          tier,
-          priceIds: prices.map((price) => price.id),
-          currentPeriodEnd,
-          cancelAtPeriodEnd: subscription.cancel_at_period_end ?? false,
-          createdAt: subscription.created,
-        },
+        unmappedPriceIds: read.unmappedPriceIds,
+        // A deleted subscription is over whatever status the payload shows.
+        snapshot: deleted ? { ...read.snapshot, status: 'canceled' } : read.snapshot,
       };
     }
     case 'invoice.paid':
@@ -255,4 +231,108 @@ export function toSubscriptionFact(
       };
     }
   }
+}
+
+/**
+ * A Stripe subscription object (from an event or from the API) read into the domain's
+ * snapshot, its customer and the user its metadata names. Throws MalformedEventError
+ * naming the first bad field.
+ */
+export function readSubscription(
+  object: unknown,
+  priceTierMap: PriceTierMap,
+  what: string,
+): {
+  customerId: string;
+  userId: string | null;
+  snapshot: SubscriptionSnapshot;
+  unmappedPriceIds: string[];
+} {
+  const subscription = parseOrThrow(subscriptionSchema, object, what);
+  const customerId = idOf(subscription.customer);
+  if (!customerId) throw new MalformedEventError(`${what}: customer missing`);
+  const prices: PriceRef[] = [];
+  const itemPeriodEnds: number[] = [];
+  for (const item of subscription.items.data) {
+    const price = item.price ?? item.plan;
+    if (price) prices.push({ id: price.id, metadataTier: price.metadata?.tier ?? undefined });
+    if (typeof item.current_period_end === 'number') itemPeriodEnds.push(item.current_period_end);
+  }
+  const { tier, unmappedPriceIds } = resolveTier(prices, priceTierMap);
+  return {
+    customerId,
+    userId: userIdFrom(subscription.metadata),
+    unmappedPriceIds,
+    snapshot: {
+      subscriptionId: subscription.id,
+      status: subscription.status,
+      tier,
+      priceIds: prices.map((price) => price.id),
+      // basil+: the period lives on items; with several items the subscription
+      // is paid up to the latest of them.
+      currentPeriodEnd:
+        subscription.current_period_end ??
+        (itemPeriodEnds.length ? Math.max(...itemPeriodEnds) : null),
+      cancelAtPeriodEnd: subscription.cancel_at_period_end ?? false,
+      createdAt: subscription.created,
+    },
+  };
+}
+
+/** The ledger type of the facts a Stripe snapshot (read-through fallback, resync) records. */
+export const SNAPSHOT_EVENT_TYPE = 'stripe.snapshot';
+
+/** A customer and its subscriptions as the Stripe API answered them, at `fetchedAt`. */
+export interface StripeCustomerRecord {
+  /** The customer object (`cus_...`, with `metadata`). */
+  customer: unknown;
+  /** Subscription objects of that customer. */
+  subscriptions: readonly unknown[];
+  /** Epoch seconds of the answer (Stripe's `Date` header, else the local clock). */
+  fetchedAt: number;
+}
+
+/**
+ * The facts of a snapshot: the customer's link to its user and every subscription as
+ * Stripe shows it now. They are stamped at `fetchedAt` with the lowest rank of that
+ * second, so the order guard treats the snapshot as an event just before any event of
+ * the same second: an event of an earlier second cannot undo it, and any event of
+ * that second or later still wins (it may describe a change the snapshot missed).
+ */
+export function snapshotFacts(
+  record: StripeCustomerRecord,
+  priceTierMap: PriceTierMap,
+): { customerId: string; facts: SubscriptionEventFact[]; unmappedPriceIds: string[] } {
+  const customer = parseOrThrow(customerSchema, record.customer, 'customer');
+  const stamp = { type: SNAPSHOT_EVENT_TYPE, created: record.fetchedAt };
+  const facts: SubscriptionEventFact[] = [
+    {
+      ...stamp,
+      eventId: `snapshot_${customer.id}_${record.fetchedAt}`,
+      kind: 'customer',
+      customerId: customer.id,
+      userId: userIdFrom(customer.metadata),
+    },
+  ];
+  const unmappedPriceIds: string[] = [];
+  for (const object of record.subscriptions) {
+    const read = readSubscription(object, priceTierMap, 'subscription');
+    if (read.customerId !== customer.id) {
+      throw new MalformedEventError(
+        `subscription ${read.snapshot.subscriptionId} belongs to ${read.customerId}, not ${customer.id}`,
+      );
+    }
+    unmappedPriceIds.push(...read.unmappedPriceIds);
+    facts.push({
+      ...stamp,
+      eventId: `snapshot_${read.snapshot.subscriptionId}_${record.fetchedAt}`,
+      kind: 'subscription',
+      customerId: customer.id,
+      userId: read.userId,
+      deleted: false,
+      snapshot: read.snapshot,
+      unmappedPriceIds: read.unmappedPriceIds,
+    });
+  }
+  return { customerId: customer.id, facts, unmappedPriceIds };
 }

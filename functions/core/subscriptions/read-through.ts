@@ -1,0 +1,123 @@
+/**
+ * The read route's use case (DESIGN §8.4): answer from the store; on a miss ask Stripe
+ * once (the customer by the stored id, else by search on the user id in metadata),
+ * store what it says as a snapshot (stripe-snapshot.ts), and answer that. The snapshot
+ * writes the profile, so a user Stripe knows costs at most one Stripe call on this path.
+ * Concurrent misses for one user share one Stripe call; a user Stripe does not know
+ * either is remembered for a short while, so a client polling an unknown user is not
+ * a stream of Stripe searches.
+ */
+import type { Clock } from '../shared/clock.ts';
+import { type PriceTierMap, tierRank } from '../shared/tiers.ts';
+import { foldFacts, projectUserView, type UserSubscriptionView } from './customer-account.ts';
+import type {
+  StripeCustomerRecord,
+  StripeCustomerSource,
+  SubscriptionStore,
+  UserViewReader,
+} from './ports.ts';
+import { storeStripeSnapshot } from './stripe-snapshot.ts';
+import { snapshotFacts } from './subscription-facts.ts';
+
+export interface ReadThroughDeps {
+  reader: UserViewReader;
+  source: StripeCustomerSource;
+  store: SubscriptionStore;
+  clock: Clock;
+  priceTierMap: PriceTierMap;
+  /** How long a user Stripe does not know is answered 404 without asking again. Default 60 s. */
+  unknownUserTtlMs?: number;
+  onUnmappedPrice?: (priceIds: string[]) => void;
+}
+
+export type SubscriptionRead =
+  | { view: UserSubscriptionView; source: 'store' | 'stripe' }
+  | { view: null; source: 'store' | 'stripe' | 'remembered-unknown' };
+
+/** Unknown users remembered per instance: bounded, oldest forgotten first. */
+const UNKNOWN_USERS_REMEMBERED = 10_000;
+
+export class SubscriptionReadThrough {
+  readonly #deps: ReadThroughDeps;
+  readonly #inFlight = new Map<string, Promise<SubscriptionRead>>();
+  /** userId -> epoch ms until which it is answered 404 without a Stripe call. */
+  readonly #unknownUntil = new Map<string, number>();
+
+  constructor(deps: ReadThroughDeps) {
+    this.#deps = deps;
+  }
+
+  async read(userId: string): Promise<SubscriptionRead> {
+    const lookup = await this.#deps.reader.lookupUser(userId);
+    if (lookup.view) return { view: lookup.view, source: 'store' };
+    const remembered = this.#unknownUntil.get(userId);
+    if (remembered !== undefined) {
+      if (remembered > this.#deps.clock.now()) return { view: null, source: 'remembered-unknown' };
+      this.#unknownUntil.delete(userId);
+    }
+    let read = this.#inFlight.get(userId);
+    if (!read) {
+      read = this.#fromStripe(userId, lookup.stripeCustomerId).finally(() =>
+        this.#inFlight.delete(userId),
+      );
+      this.#inFlight.set(userId, read);
+    }
+    return await read;
+  }
+
+  async #fromStripe(userId: string, knownCustomerId: string | null): Promise<SubscriptionRead> {
+    const { source } = this.#deps;
+    let records: StripeCustomerRecord[] = [];
+    if (knownCustomerId) {
+      const record = await source.customerById(knownCustomerId);
+      if (record) records = [record];
+    }
+    if (records.length === 0) records = await source.customersOfUser(userId);
+    const best = this.#best(records);
+    if (!best) {
+      this.#rememberUnknown(userId);
+      return { view: null, source: 'stripe' };
+    }
+    const stored = await storeStripeSnapshot(best, this.#deps);
+    // The stored account may link the customer to someone else (moved since): not this user's.
+    if (stored.view?.userId !== userId) {
+      this.#rememberUnknown(userId);
+      return { view: null, source: 'stripe' };
+    }
+    return { view: stored.view, source: 'stripe' };
+  }
+
+  /** The customer whose subscriptions give the user the best standing (several checkouts). */
+  #best(records: readonly StripeCustomerRecord[]): StripeCustomerRecord | null {
+    let best: { record: StripeCustomerRecord; score: number[] } | null = null;
+    for (const record of records) {
+      const { customerId, facts } = snapshotFacts(record, this.#deps.priceTierMap);
+      const view = projectUserView(foldFacts(customerId, facts));
+      const score = [
+        tierRank(view?.tier ?? 'free'),
+        view?.status === 'none' || !view ? 0 : 1,
+        view?.currentPeriodEnd ?? 0,
+      ];
+      if (!best || compareScores(score, best.score) > 0) best = { record, score };
+    }
+    return best?.record ?? null;
+  }
+
+  #rememberUnknown(userId: string): void {
+    if (this.#unknownUntil.size >= UNKNOWN_USERS_REMEMBERED) {
+      const oldest = this.#unknownUntil.keys().next().value;
+      if (oldest !== undefined) this.#unknownUntil.delete(oldest);
+    }
+    this.#unknownUntil.set(
+      userId,
+      this.#deps.clock.now() + (this.#deps.unknownUserTtlMs ?? 60_000),
+    );
+  }
+}
+
+function compareScores(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return a[i]! - b[i]!;
+  }
+  return 0;
+}

@@ -1,0 +1,70 @@
+/**
+ * Stores what Stripe's API says of one customer (the read-through fallback, the
+ * operators' resync) through the same fold, order guard, ledger and commit as the
+ * webhook events: the snapshot is recorded in the ledger as `stripe.snapshot` facts,
+ * a newer webhook still wins over it, and an older one cannot undo it.
+ */
+import type { Clock } from '../shared/clock.ts';
+import type { PriceTierMap } from '../shared/tiers.ts';
+import { planAccountCommit } from './apply-subscription-events.ts';
+import {
+  type CustomerAccount,
+  projectUserView,
+  type UserSubscriptionView,
+} from './customer-account.ts';
+import type { StripeCustomerRecord, SubscriptionStore } from './ports.ts';
+import { snapshotFacts } from './subscription-facts.ts';
+
+export interface SnapshotDeps {
+  store: SubscriptionStore;
+  clock: Clock;
+  priceTierMap: PriceTierMap;
+  /** Lost write races before giving up. Default 5. */
+  maxAttempts?: number;
+  onUnmappedPrice?: (priceIds: string[]) => void;
+}
+
+export interface StoredSnapshot {
+  customerId: string;
+  account: CustomerAccount;
+  /** The user's view after the snapshot (null while the customer is linked to no user). */
+  view: UserSubscriptionView | null;
+}
+
+export class SnapshotConflictError extends Error {
+  constructor(customerId: string, attempts: number) {
+    super(
+      `The account of ${customerId} kept changing during ${attempts} attempts to store its snapshot.`,
+    );
+    this.name = 'SnapshotConflictError';
+  }
+}
+
+export async function storeStripeSnapshot(
+  record: StripeCustomerRecord,
+  deps: SnapshotDeps,
+): Promise<StoredSnapshot> {
+  const { customerId, facts, unmappedPriceIds } = snapshotFacts(record, deps.priceTierMap);
+  if (unmappedPriceIds.length > 0) deps.onUnmappedPrice?.(unmappedPriceIds);
+  const pending = facts.map((fact) => ({ recordIds: [], fact, receivedAt: null }));
+  const maxAttempts = deps.maxAttempts ?? 5;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const stored = (await deps.store.loadAccounts([customerId])).get(customerId);
+    const planned = planAccountCommit(customerId, pending, stored, deps.clock.now());
+    if (planned.commit === null) {
+      // Every fact already recorded (the same snapshot stored twice): nothing to write.
+      const account = stored!.account;
+      return { customerId, account, view: projectUserView(account) };
+    }
+    const view = projectUserView(planned.commit.account);
+    // The profile is written even when the view did not change, so a profile that lost
+    // its view (or never had one) is repaired: the next read is a hit, not a Stripe call.
+    const result = await deps.store.commit({ ...planned.commit, view });
+    if (result.status === 'committed') {
+      return { customerId, account: planned.commit.account, view };
+    }
+    if (result.status === 'failed') throw result.error;
+    // revision-conflict (a webhook landed meanwhile) or aborted: read again and re-fold.
+  }
+  throw new SnapshotConflictError(customerId, maxAttempts);
+}

@@ -1,0 +1,257 @@
+/**
+ * The read-through fallback as a use case, without AWS: the in-memory store and a
+ * scripted Stripe source built from real captured Stripe objects. A miss asks Stripe
+ * once and stores a snapshot; the snapshot sits under the same order guard as the
+ * webhooks (an older event cannot undo it, a newer one wins); concurrent misses share
+ * one call; unknown users are remembered for a while.
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { InMemorySubscriptionStore } from '../../../functions/adapters/memory/in-memory-subscription-store.ts';
+import { applySubscriptionEvents } from '../../../functions/core/subscriptions/apply-subscription-events.ts';
+import type {
+  StripeCustomerRecord,
+  StripeCustomerSource,
+} from '../../../functions/core/subscriptions/ports.ts';
+import { SubscriptionReadThrough } from '../../../functions/core/subscriptions/read-through.ts';
+import { SNAPSHOT_EVENT_TYPE } from '../../../functions/core/subscriptions/subscription-facts.ts';
+import { loadStripeEvent } from '../../helpers/fixtures.ts';
+
+type StripeObject = Record<string, unknown> & { id: string };
+
+const PRICE = 'price_1IDQm5JDPojXS6LNM31hxKzp';
+const CUSTOMER = 'cus_IhGfebO16cMIGN';
+/** The real subscription object of the captured `customer.subscription.updated` event. */
+const realSubscription = () =>
+  loadStripeEvent<{ created: number; data: { object: StripeObject } }>(
+    'customer.subscription.updated.stripe-sync-engine',
+  );
+const realCustomer = (id: string, userId: string): StripeObject => {
+  const customer = loadStripeEvent<{ data: { object: StripeObject } }>(
+    'customer.created.WRAPPED.openapi-fixtures3',
+  ).data.object;
+  return { ...customer, id, metadata: { userId } };
+};
+
+/** A Stripe source that answers from a script and counts calls. */
+class ScriptedStripe implements StripeCustomerSource {
+  byUser = new Map<string, StripeCustomerRecord[]>();
+  byId = new Map<string, StripeCustomerRecord>();
+  calls: string[] = [];
+  gate: Promise<void> | null = null;
+  failWith: Error | null = null;
+
+  async customerById(customerId: string) {
+    this.calls.push(`id:${customerId}`);
+    await this.gate;
+    if (this.failWith) throw this.failWith;
+    return this.byId.get(customerId) ?? null;
+  }
+
+  async customersOfUser(userId: string) {
+    this.calls.push(`search:${userId}`);
+    await this.gate;
+    if (this.failWith) throw this.failWith;
+    return this.byUser.get(userId) ?? [];
+  }
+}
+
+let now: number;
+let store: InMemorySubscriptionStore;
+let stripe: ScriptedStripe;
+let readThrough: SubscriptionReadThrough;
+const clock = { now: () => now };
+const priceTierMap = { [PRICE]: 'gold' as const };
+
+/** A record of the real customer and subscription, fetched at `fetchedAt` (s). */
+function record(
+  userId: string,
+  fetchedAt: number,
+  subscription: Partial<StripeObject> = {},
+): StripeCustomerRecord {
+  const sub = realSubscription().data.object;
+  return {
+    customer: realCustomer(CUSTOMER, userId),
+    subscriptions: [{ ...sub, ...subscription }],
+    fetchedAt,
+  };
+}
+
+beforeEach(() => {
+  now = Date.UTC(2026, 11, 4, 12) as number;
+  store = new InMemorySubscriptionStore();
+  stripe = new ScriptedStripe();
+  readThrough = new SubscriptionReadThrough({
+    reader: store,
+    source: stripe,
+    store,
+    clock,
+    priceTierMap,
+    unknownUserTtlMs: 60_000,
+  });
+});
+
+describe('SubscriptionReadThrough', () => {
+  it('answers a miss from Stripe once, stores it, and answers the next read from the store', async () => {
+    stripe.byUser.set('user-1', [record('user-1', 1_700_000_000)]);
+    const first = await readThrough.read('user-1');
+    expect(first).toMatchObject({
+      source: 'stripe',
+      view: { userId: 'user-1', tier: 'gold', status: 'active', stripeCustomerId: CUSTOMER },
+    });
+    const second = await readThrough.read('user-1');
+    expect(second).toEqual({ source: 'store', view: first.view });
+    expect(stripe.calls).toEqual(['search:user-1']);
+    // Recorded like any event: the ledger shows the snapshot's facts.
+    const ledger = await store.readLedger(CUSTOMER);
+    expect(ledger.flatMap((page) => page.events.map((event) => event.type))).toEqual([
+      SNAPSHOT_EVENT_TYPE,
+      SNAPSHOT_EVENT_TYPE,
+    ]);
+  });
+
+  it('makes one Stripe call for 20 concurrent misses of one user', async () => {
+    stripe.byUser.set('user-2', [record('user-2', 1_700_000_000)]);
+    let open!: () => void;
+    stripe.gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    const reads = Array.from({ length: 20 }, () => readThrough.read('user-2'));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    open();
+    const answers = await Promise.all(reads);
+    expect(stripe.calls).toEqual(['search:user-2']);
+    expect(new Set(answers.map((answer) => answer.view?.tier))).toEqual(new Set(['gold']));
+  });
+
+  it('answers a user Stripe does not know with no view, and asks again only after the TTL', async () => {
+    expect(await readThrough.read('ghost')).toEqual({ view: null, source: 'stripe' });
+    expect(await readThrough.read('ghost')).toEqual({ view: null, source: 'remembered-unknown' });
+    expect(stripe.calls).toEqual(['search:ghost']);
+    now += 60_001;
+    stripe.byUser.set('ghost', [record('ghost', 1_700_000_100)]);
+    expect((await readThrough.read('ghost')).view?.tier).toBe('gold');
+    expect(stripe.calls).toEqual(['search:ghost', 'search:ghost']);
+  });
+
+  it('does not remember a failure: the next read asks Stripe again', async () => {
+    stripe.failWith = new Error('down');
+    await expect(readThrough.read('user-3')).rejects.toThrow('down');
+    stripe.failWith = null;
+    stripe.byUser.set('user-3', [record('user-3', 1_700_000_000)]);
+    expect((await readThrough.read('user-3')).view?.tier).toBe('gold');
+    expect(stripe.calls).toEqual(['search:user-3', 'search:user-3']);
+  });
+
+  it('starts from the stored customer id when the profile has one', async () => {
+    const reader = {
+      getUserView: async () => null,
+      lookupUser: async () => ({ view: null, stripeCustomerId: CUSTOMER }),
+    };
+    stripe.byId.set(CUSTOMER, record('user-4', 1_700_000_000));
+    const withKnownId = new SubscriptionReadThrough({
+      reader,
+      source: stripe,
+      store,
+      clock,
+      priceTierMap,
+    });
+    expect((await withKnownId.read('user-4')).view?.stripeCustomerId).toBe(CUSTOMER);
+    expect(stripe.calls).toEqual([`id:${CUSTOMER}`]);
+  });
+
+  it('falls back to the search when the stored customer is gone', async () => {
+    const reader = {
+      getUserView: async () => null,
+      lookupUser: async () => ({ view: null, stripeCustomerId: 'cus_deleted' }),
+    };
+    stripe.byUser.set('user-5', [record('user-5', 1_700_000_000)]);
+    const withGoneId = new SubscriptionReadThrough({
+      reader,
+      source: stripe,
+      store,
+      clock,
+      priceTierMap,
+    });
+    expect((await withGoneId.read('user-5')).view?.tier).toBe('gold');
+    expect(stripe.calls).toEqual(['id:cus_deleted', 'search:user-5']);
+  });
+
+  it('picks the customer giving the best standing when the user has several', async () => {
+    const lapsed = record('user-6', 1_700_000_000, { status: 'canceled' });
+    (lapsed.customer as StripeObject).id = 'cus_old';
+    (lapsed.subscriptions[0] as StripeObject).customer = 'cus_old';
+    (lapsed.subscriptions[0] as StripeObject).id = 'sub_old';
+    const paying = record('user-6', 1_700_000_000);
+    stripe.byUser.set('user-6', [lapsed, paying]);
+    const answer = await readThrough.read('user-6');
+    expect(answer.view).toMatchObject({ stripeCustomerId: CUSTOMER, tier: 'gold' });
+  });
+
+  it('does not answer with a customer now linked to another user', async () => {
+    // The store already links the customer to user-7 (a webhook); Stripe's metadata
+    // still names user-8 (stale metadata): user-8 gets no one else's subscription.
+    stripe.byUser.set('user-7', [record('user-7', 1_700_000_000)]);
+    await readThrough.read('user-7');
+    const stale = record('user-8', 1_600_000_000);
+    stripe.byUser.set('user-8', [stale]);
+    expect(await readThrough.read('user-8')).toEqual({ view: null, source: 'stripe' });
+  });
+
+  describe('the snapshot under the order guard', () => {
+    const applyEvent = (body: unknown) =>
+      applySubscriptionEvents([{ recordId: 'r1', body: JSON.stringify(body) }], {
+        store,
+        clock,
+        priceTierMap,
+      });
+
+    it('an event older than the snapshot does not undo it; a newer one wins', async () => {
+      const event = realSubscription();
+      stripe.byUser.set('user-9', [record('user-9', event.created + 10)]);
+      await readThrough.read('user-9');
+
+      const older = { ...event, id: 'evt_older', created: event.created + 9 };
+      older.data.object = { ...older.data.object, status: 'past_due' };
+      const [olderOutcome] = (await applyEvent(older)).values();
+      expect(olderOutcome?.status).toBe('stale');
+      expect((await store.getUserView('user-9'))?.status).toBe('active');
+
+      const newer = { ...event, id: 'evt_newer', created: event.created + 11 };
+      newer.data.object = { ...newer.data.object, status: 'past_due' };
+      const [newerOutcome] = (await applyEvent(newer)).values();
+      expect(newerOutcome?.status).toBe('applied');
+      expect((await store.getUserView('user-9'))?.status).toBe('past_due');
+    });
+
+    it('an event of the snapshot second still wins (it may be a change the snapshot missed)', async () => {
+      const event = realSubscription();
+      stripe.byUser.set('user-10', [record('user-10', event.created)]);
+      await readThrough.read('user-10');
+      const sameSecond = { ...event, id: 'evt_same' };
+      sameSecond.data.object = { ...sameSecond.data.object, cancel_at_period_end: true };
+      await applyEvent(sameSecond);
+      expect((await store.getUserView('user-10'))?.cancelAtPeriodEnd).toBe(true);
+    });
+
+    it('a snapshot older than stored events changes nothing of theirs', async () => {
+      const event = realSubscription();
+      event.data.object = { ...event.data.object, metadata: { userId: 'user-11' } };
+      await applyEvent(event);
+      const storedView = await store.getUserView('user-11');
+      // A resync answer that was already out of date when it was stored.
+      stripe.byId.set(CUSTOMER, record('user-11', event.created - 100, { status: 'unpaid' }));
+      const reader = {
+        getUserView: async () => null,
+        lookupUser: async () => ({ view: null, stripeCustomerId: CUSTOMER }),
+      };
+      const read = await new SubscriptionReadThrough({
+        reader,
+        source: stripe,
+        store,
+        clock,
+        priceTierMap,
+      }).read('user-11');
+      expect(read.view).toEqual(storedView);
+    });
+  });
+});
