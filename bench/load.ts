@@ -143,3 +143,47 @@ export async function runOpenLoop<T = undefined>(
     ...(firstError === undefined ? {} : { firstError }),
   };
 }
+
+export interface AlternatingTiming {
+  /** Latencies of `op`, ms. */
+  own: number[];
+  /** Latencies of `baseline` (the raw call `op` makes), ms; empty without one. */
+  base: number[];
+  /** Calls of `op` started, warm-up included. */
+  calls: number;
+  failed: number;
+  firstError?: unknown;
+}
+
+/**
+ * `op` one call at a time, in `slices` alternating with `baseline` (the raw emulator
+ * call it makes), so both see the same machine and the emulator's own latency is in
+ * both figures. The first slice of each is preceded by a warm-up.
+ */
+export async function timeAlternating(
+  op: () => Promise<unknown>,
+  baseline: (() => Promise<unknown>) | undefined,
+  options: { slices: number; durationMs: number; warmupMs: number },
+): Promise<AlternatingTiming> {
+  const timing: AlternatingTiming = { own: [], base: [], calls: 0, failed: 0 };
+  for (let slice = 0; slice < options.slices; slice++) {
+    const loop = {
+      concurrency: 1,
+      durationMs: options.durationMs / options.slices,
+      warmupMs: slice === 0 ? options.warmupMs : 0,
+    };
+    if (baseline) {
+      timing.base.push(
+        ...(await runClosedLoop(async () => void (await baseline()), loop)).latenciesMs,
+      );
+    }
+    const run = await runClosedLoop(async () => {
+      timing.calls += 1;
+      await op();
+    }, loop);
+    timing.own.push(...run.latenciesMs);
+    timing.failed += run.failed;
+    timing.firstError ??= run.firstError;
+  }
+  return timing;
+}

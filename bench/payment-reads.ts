@@ -29,7 +29,7 @@ import {
 } from '../test/helpers/payment-history.ts';
 import { type BenchContext, localDynamo } from './context.ts';
 import { pool } from './ledger-check.ts';
-import { runClosedLoop } from './load.ts';
+import { timeAlternating } from './load.ts';
 import { paymentResources, provisionTableCopy } from './provision.ts';
 import type { Figure } from './report.ts';
 import { type LatencySummary, ratio, summarize } from './stats.ts';
@@ -207,36 +207,20 @@ export async function measurePaymentReads(ctx: BenchContext) {
   let historyPages = 0;
   /** `op` one at a time, in slices alternating with `baseline` (the raw call it makes), if any. */
   const timed = async (op: () => Promise<unknown>, baseline?: () => Promise<unknown>) => {
-    const own: number[] = [];
-    const raw: number[] = [];
-    let calls = 0;
     let units = 0;
-    let failed = 0;
-    let firstError: unknown;
     onUnits = (_operation, value) => {
       units += value;
     };
     ctx.meter.reset();
-    for (let slice = 0; slice < READ_SLICES; slice++) {
-      const loop = {
-        concurrency: 1,
-        durationMs: sizes.paymentReadDurationMs / READ_SLICES,
-        warmupMs: slice === 0 ? sizes.warmupMs : 0,
-      };
-      if (baseline)
-        raw.push(...(await runClosedLoop(async () => void (await baseline()), loop)).latenciesMs);
-      const run = await runClosedLoop(async () => {
-        calls += 1;
-        await op();
-      }, loop);
-      own.push(...run.latenciesMs);
-      failed += run.failed;
-      firstError ??= run.firstError;
-    }
+    const { own, base, calls, failed, firstError } = await timeAlternating(op, baseline, {
+      slices: READ_SLICES,
+      durationMs: sizes.paymentReadDurationMs,
+      warmupMs: sizes.warmupMs,
+    });
     onUnits = undefined;
     return {
       latency: summarize(own),
-      raw: baseline ? summarize(raw) : undefined,
+      raw: baseline ? summarize(base) : undefined,
       failed,
       firstError: firstError === undefined ? undefined : errorText(firstError),
       /** Read units the store reported through `onReadUnits` (DynamoDB Local's figure), per call. */

@@ -29,7 +29,7 @@ import { assessmentShardOf } from '../functions/core/penalties/penalty-ids.ts';
 import { settlePenalties } from '../functions/core/penalties/settlement.ts';
 import { startFakeStripe } from '../local/fake-stripe.ts';
 import { type BenchContext, localDynamo } from './context.ts';
-import { runClosedLoop } from './load.ts';
+import { runClosedLoop, timeAlternating } from './load.ts';
 import { boundResource, functionByEntry } from './provision.ts';
 import { mustBeZero, type Section } from './report.ts';
 import { percentile, ratio } from './stats.ts';
@@ -175,17 +175,11 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
   // payments reads are timed), so the emulator's own latency is in the same figures.
   const raw = ctx.harness.dynamo;
   const timed = async (op: () => Promise<unknown>, baseline: () => Promise<unknown>) => {
-    const own: number[] = [];
-    const base: number[] = [];
-    for (let slice = 0; slice < 4; slice++) {
-      const loop = {
-        concurrency: 1,
-        durationMs: ctx.sizes.paymentReadDurationMs / 4,
-        warmupMs: slice === 0 ? ctx.sizes.warmupMs : 0,
-      };
-      base.push(...(await runClosedLoop(async () => void (await baseline()), loop)).latenciesMs);
-      own.push(...(await runClosedLoop(async () => void (await op()), loop)).latenciesMs);
-    }
+    const { own, base } = await timeAlternating(op, baseline, {
+      slices: 4,
+      durationMs: ctx.sizes.paymentReadDurationMs,
+      warmupMs: ctx.sizes.warmupMs,
+    });
     return { p99Ms: percentile(own, 99), rawP99Ms: percentile(base, 99) };
   };
   const pageRead = await timed(

@@ -7,7 +7,7 @@
  * (subscriptions and payments); prints a table and
  * writes bench/results/<timestamp>.json and bench/results/latest.json.
  *
- * Options: --quick; --only=raw,ingress,pipeline,store,payments,credits,penalties,coldStart (cost needs ingress
+ * Options: --quick; --only=raw,ingress,pipeline,store,payments,credits,penalties,fallback,coldStart (cost needs ingress
  * and pipeline); --out=<dir> (default bench/results).
  */
 import { dirname, resolve } from 'node:path';
@@ -76,6 +76,10 @@ import {
   writeReport,
 } from './report.ts';
 import { measureStoreStage, type StoreStageResult, storeStageSection } from './store-stage.ts';
+import {
+  measureSubscriptionFallback,
+  subscriptionFallbackSection,
+} from './subscription-fallback.ts';
 
 const SCENARIOS = [
   'raw',
@@ -85,6 +89,7 @@ const SCENARIOS = [
   'payments',
   'credits',
   'penalties',
+  'fallback',
   'coldStart',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -319,6 +324,11 @@ async function main(): Promise<void> {
       if (options.scenarios.has('penalties')) {
         await scenario('penalties', 'Penalties', async () =>
           penaltiesSection(await measurePenalties(ctx)),
+        );
+      }
+      if (options.scenarios.has('fallback')) {
+        await scenario('fallback', 'Stripe fallback', async () =>
+          subscriptionFallbackSection(await measureSubscriptionFallback(ctx)),
         );
       }
     } finally {
