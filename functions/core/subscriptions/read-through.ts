@@ -8,16 +8,15 @@
  * a stream of Stripe searches.
  */
 import type { Clock } from '../shared/clock.ts';
-import { type PriceTierMap, tierRank } from '../shared/tiers.ts';
-import { foldFacts, projectUserView, type UserSubscriptionView } from './customer-account.ts';
+import type { PriceTierMap } from '../shared/tiers.ts';
+import type { UserSubscriptionView } from './customer-account.ts';
 import type {
   StripeCustomerRecord,
   StripeCustomerSource,
   SubscriptionStore,
   UserViewReader,
 } from './ports.ts';
-import { storeStripeSnapshot } from './stripe-snapshot.ts';
-import { snapshotFacts } from './subscription-facts.ts';
+import { compareStandings, standingOf, storeStripeSnapshot } from './stripe-snapshot.ts';
 
 export interface ReadThroughDeps {
   reader: UserViewReader;
@@ -89,16 +88,10 @@ export class SubscriptionReadThrough {
 
   /** The customer whose subscriptions give the user the best standing (several checkouts). */
   #best(records: readonly StripeCustomerRecord[]): StripeCustomerRecord | null {
-    let best: { record: StripeCustomerRecord; score: number[] } | null = null;
+    let best: { record: StripeCustomerRecord; standing: number[] } | null = null;
     for (const record of records) {
-      const { customerId, facts } = snapshotFacts(record, this.#deps.priceTierMap);
-      const view = projectUserView(foldFacts(customerId, facts));
-      const score = [
-        tierRank(view?.tier ?? 'free'),
-        view?.status === 'none' || !view ? 0 : 1,
-        view?.currentPeriodEnd ?? 0,
-      ];
-      if (!best || compareScores(score, best.score) > 0) best = { record, score };
+      const standing = standingOf(record, this.#deps.priceTierMap);
+      if (!best || compareStandings(standing, best.standing) > 0) best = { record, standing };
     }
     return best?.record ?? null;
   }
@@ -113,11 +106,4 @@ export class SubscriptionReadThrough {
       this.#deps.clock.now() + (this.#deps.unknownUserTtlMs ?? 60_000),
     );
   }
-}
-
-function compareScores(a: readonly number[], b: readonly number[]): number {
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i]) return a[i]! - b[i]!;
-  }
-  return 0;
 }

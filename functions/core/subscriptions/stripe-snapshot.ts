@@ -5,10 +5,11 @@
  * a newer webhook still wins over it, and an older one cannot undo it.
  */
 import type { Clock } from '../shared/clock.ts';
-import type { PriceTierMap } from '../shared/tiers.ts';
+import { type PriceTierMap, tierRank } from '../shared/tiers.ts';
 import { planAccountCommit } from './apply-subscription-events.ts';
 import {
   type CustomerAccount,
+  foldFacts,
   projectUserView,
   type UserSubscriptionView,
 } from './customer-account.ts';
@@ -67,4 +68,28 @@ export async function storeStripeSnapshot(
     // revision-conflict (a webhook landed meanwhile) or aborted: read again and re-fold.
   }
   throw new SnapshotConflictError(customerId, maxAttempts);
+}
+
+/**
+ * How good a standing a customer's snapshot gives its user: a higher tier first, then
+ * having a subscription at all, then the later period end. Where a user has several
+ * customers, the best one is the one the profile should show.
+ */
+export function standingOf(record: StripeCustomerRecord, priceTierMap: PriceTierMap): number[] {
+  const { customerId, facts } = snapshotFacts(record, priceTierMap);
+  const view = projectUserView(foldFacts(customerId, facts));
+  return [
+    tierRank(view?.tier ?? 'free'),
+    !view || view.status === 'none' ? 0 : 1,
+    view?.currentPeriodEnd ?? 0,
+  ];
+}
+
+/** Orders standings (standingOf) ascending. */
+export function compareStandings(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const difference = (a[i] ?? 0) - (b[i] ?? 0);
+    if (difference !== 0) return difference;
+  }
+  return 0;
 }

@@ -1,0 +1,71 @@
+/**
+ * Operators' resync (DESIGN §8.4): rebuild one customer's subscription state from
+ * Stripe's current objects (every subscription, canceled ones included), stored as a
+ * snapshot under the order guard (stripe-snapshot.ts). It repairs what the webhooks
+ * left wrong — a lost event, a tier computed before the price→tier map was fixed —
+ * and an event newer than the snapshot still wins, so a resync never rolls state back.
+ */
+import type { UserSubscriptionView } from './customer-account.ts';
+import type { StripeCustomerRecord, StripeCustomerSource, UserViewReader } from './ports.ts';
+import {
+  compareStandings,
+  type SnapshotDeps,
+  standingOf,
+  storeStripeSnapshot,
+} from './stripe-snapshot.ts';
+
+export interface ResyncDeps extends SnapshotDeps {
+  source: StripeCustomerSource;
+  reader: UserViewReader;
+}
+
+export type ResyncOutcome =
+  | {
+      customerId: string;
+      outcome: 'resynced';
+      subscriptions: number;
+      /** The user's view after the resync (null while the customer is linked to no user). */
+      view: UserSubscriptionView | null;
+    }
+  | { customerId: string; outcome: 'unknown-to-stripe' };
+
+export async function resyncCustomer(customerId: string, deps: ResyncDeps): Promise<ResyncOutcome> {
+  const record = await deps.source.customerById(customerId, { allSubscriptions: true });
+  if (!record) return { customerId, outcome: 'unknown-to-stripe' };
+  return await storeRecord(record, deps);
+}
+
+/**
+ * Every Stripe customer of a user: the one the profile names, and those whose metadata
+ * names the user (a user may have several). Empty when neither knows the user. The
+ * customer giving the best standing is stored last, so the profile ends on it.
+ */
+export async function resyncUser(userId: string, deps: ResyncDeps): Promise<ResyncOutcome[]> {
+  const customerIds = new Set<string>();
+  const { stripeCustomerId } = await deps.reader.lookupUser(userId);
+  if (stripeCustomerId) customerIds.add(stripeCustomerId);
+  for (const record of await deps.source.customersOfUser(userId)) {
+    const id = (record.customer as { id?: unknown }).id;
+    if (typeof id === 'string') customerIds.add(id);
+  }
+  const outcomes: ResyncOutcome[] = [];
+  const found: { record: StripeCustomerRecord; standing: number[] }[] = [];
+  for (const customerId of customerIds) {
+    const record = await deps.source.customerById(customerId, { allSubscriptions: true });
+    if (record) found.push({ record, standing: standingOf(record, deps.priceTierMap) });
+    else outcomes.push({ customerId, outcome: 'unknown-to-stripe' });
+  }
+  found.sort((a, b) => compareStandings(a.standing, b.standing));
+  for (const { record } of found) outcomes.push(await storeRecord(record, deps));
+  return outcomes;
+}
+
+async function storeRecord(record: StripeCustomerRecord, deps: ResyncDeps): Promise<ResyncOutcome> {
+  const stored = await storeStripeSnapshot(record, deps);
+  return {
+    customerId: stored.customerId,
+    outcome: 'resynced',
+    subscriptions: record.subscriptions.length,
+    view: stored.view,
+  };
+}

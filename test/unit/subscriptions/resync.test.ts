@@ -1,0 +1,140 @@
+/**
+ * Resync as a use case: one customer rebuilt from Stripe's current objects (canceled
+ * subscriptions included) through the snapshot path, repairing a tier computed before
+ * the price→tier map was fixed, never rolling back a newer event.
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { InMemorySubscriptionStore } from '../../../functions/adapters/memory/in-memory-subscription-store.ts';
+import { applySubscriptionEvents } from '../../../functions/core/subscriptions/apply-subscription-events.ts';
+import type {
+  StripeCustomerRecord,
+  StripeCustomerSource,
+} from '../../../functions/core/subscriptions/ports.ts';
+import { resyncCustomer, resyncUser } from '../../../functions/core/subscriptions/resync.ts';
+import { loadStripeEvent } from '../../helpers/fixtures.ts';
+
+type StripeObject = Record<string, unknown> & { id: string };
+const CUSTOMER = 'cus_IhGfebO16cMIGN';
+const PRICE = 'price_1IDQm5JDPojXS6LNM31hxKzp';
+const clock = { now: () => 1_800_000_000_000 };
+
+const subscriptionEvent = (userId: string) => {
+  const event = loadStripeEvent<{ id: string; created: number; data: { object: StripeObject } }>(
+    'customer.subscription.updated.stripe-sync-engine',
+  );
+  event.data.object = { ...event.data.object, metadata: { userId } };
+  return event;
+};
+
+class ScriptedStripe implements StripeCustomerSource {
+  records = new Map<string, StripeCustomerRecord>();
+  byUser = new Map<string, StripeCustomerRecord[]>();
+  asked: { id: string; all: boolean }[] = [];
+  async customerById(id: string, options?: { allSubscriptions?: boolean }) {
+    this.asked.push({ id, all: options?.allSubscriptions === true });
+    return this.records.get(id) ?? null;
+  }
+  async customersOfUser(userId: string) {
+    return this.byUser.get(userId) ?? [];
+  }
+}
+
+let store: InMemorySubscriptionStore;
+let stripe: ScriptedStripe;
+beforeEach(() => {
+  store = new InMemorySubscriptionStore();
+  stripe = new ScriptedStripe();
+});
+
+const recordAt = (userId: string, fetchedAt: number, status = 'active'): StripeCustomerRecord => ({
+  customer: { id: CUSTOMER, object: 'customer', metadata: { userId } },
+  subscriptions: [{ ...subscriptionEvent(userId).data.object, status }],
+  fetchedAt,
+});
+
+describe('resync', () => {
+  it('repairs a tier computed before the price→tier map was fixed', async () => {
+    const event = subscriptionEvent('user-r1');
+    // The map did not know the price: the webhook recorded the user as free.
+    await applySubscriptionEvents([{ recordId: 'r', body: JSON.stringify(event) }], {
+      store,
+      clock,
+      priceTierMap: {},
+    });
+    expect((await store.getUserView('user-r1'))?.tier).toBe('free');
+
+    stripe.records.set(CUSTOMER, recordAt('user-r1', event.created + 3_600));
+    const outcome = await resyncCustomer(CUSTOMER, {
+      source: stripe,
+      reader: store,
+      store,
+      clock,
+      priceTierMap: { [PRICE]: 'gold' },
+    });
+    expect(outcome).toMatchObject({
+      outcome: 'resynced',
+      subscriptions: 1,
+      view: { tier: 'gold' },
+    });
+    expect((await store.getUserView('user-r1'))?.tier).toBe('gold');
+    // Every subscription is asked for, canceled ones included.
+    expect(stripe.asked).toEqual([{ id: CUSTOMER, all: true }]);
+  });
+
+  it('never rolls back an event newer than what Stripe answered', async () => {
+    const event = subscriptionEvent('user-r2');
+    const priceTierMap = { [PRICE]: 'gold' as const };
+    await applySubscriptionEvents([{ recordId: 'r', body: JSON.stringify(event) }], {
+      store,
+      clock,
+      priceTierMap,
+    });
+    stripe.records.set(CUSTOMER, recordAt('user-r2', event.created - 60, 'past_due'));
+    await resyncCustomer(CUSTOMER, { source: stripe, reader: store, store, clock, priceTierMap });
+    expect((await store.getUserView('user-r2'))?.status).toBe('active');
+  });
+
+  it('changes nothing for a customer Stripe does not know', async () => {
+    expect(
+      await resyncCustomer('cus_gone', {
+        source: stripe,
+        reader: store,
+        store,
+        clock,
+        priceTierMap: {},
+      }),
+    ).toEqual({ customerId: 'cus_gone', outcome: 'unknown-to-stripe' });
+    expect(await store.loadAccounts(['cus_gone'])).toEqual(new Map());
+  });
+
+  it('resyncs every customer of a user: the profile’s and those Stripe finds by metadata', async () => {
+    const event = subscriptionEvent('user-r3');
+    const priceTierMap = { [PRICE]: 'gold' as const };
+    await applySubscriptionEvents([{ recordId: 'r', body: JSON.stringify(event) }], {
+      store,
+      clock,
+      priceTierMap,
+    });
+    stripe.records.set(CUSTOMER, recordAt('user-r3', event.created + 10));
+    const other: StripeCustomerRecord = {
+      customer: { id: 'cus_second', object: 'customer', metadata: { userId: 'user-r3' } },
+      subscriptions: [],
+      fetchedAt: event.created + 10,
+    };
+    stripe.byUser.set('user-r3', [other]);
+    stripe.records.set('cus_second', other);
+    const outcomes = await resyncUser('user-r3', {
+      source: stripe,
+      reader: store,
+      store,
+      clock,
+      priceTierMap,
+    });
+    // The customer without a subscription first, the paying one last: the profile shows gold.
+    expect(outcomes.map((o) => [o.customerId, o.outcome])).toEqual([
+      ['cus_second', 'resynced'],
+      [CUSTOMER, 'resynced'],
+    ]);
+    expect((await store.getUserView('user-r3'))?.tier).toBe('gold');
+  });
+});
