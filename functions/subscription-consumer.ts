@@ -63,6 +63,14 @@ export function createSubscriptionConsumer(
                 fact.kind === 'subscription' ? fact.snapshot.subscriptionId : undefined,
             });
           },
+          onUnresolvedTie: (customerId, subscriptionIds) => {
+            // Not an error of the event: the state may be wrong until `npm run ops -- resync --marked`.
+            metrics.addMetric(METRIC.subscriptionTiesUnresolved, MetricUnit.Count, 1);
+            logger.warn('Same-second updates could not be ordered; customer marked for resync', {
+              customerId,
+              subscriptionIds,
+            });
+          },
         }),
     };
   });

@@ -29,6 +29,8 @@ export const METRIC = {
   eventsFailed: 'EventsFailed',
   /** Subscription prices with no tier (no metadata.tier, not in PRICE_TIER_MAP): granted free. */
   unmappedPrices: 'UnmappedPrices',
+  /** Customers marked for a resync: same-second updates their payloads could not order. */
+  subscriptionTiesUnresolved: 'SubscriptionTiesUnresolved',
   /** Read API requests answered with a subscription. */
   subscriptionReads: 'SubscriptionReads',
   /** Read API requests for a user the store does not know. */

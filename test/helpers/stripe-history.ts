@@ -99,18 +99,29 @@ export function generateHistory(seed: number, options: HistoryOptions = {}): Gen
     clock += chance(0.4) ? 0 : Math.ceil(random() * 3);
     return clock;
   };
+  // The last object each subscription event carried: an update lists what it changed.
+  const lastObject = new Map<string, Record<string, unknown>>();
   const emit = (type: string, object: Record<string, unknown>) => {
     eventCounter += 1;
-    const randomPart = Math.floor(random() * 1e9).toString(36);
+    const data: StripeEventJson['data'] = { object };
+    const before = lastObject.get(String(object.id));
+    if (type === 'customer.subscription.updated' && before) {
+      // As Stripe does: the top-level attributes the update changed, with their old values.
+      data.previous_attributes = Object.fromEntries(
+        Object.keys({ ...before, ...object })
+          .filter((key) => JSON.stringify(before[key]) !== JSON.stringify(object[key]))
+          .map((key) => [key, before[key] ?? null]),
+      );
+    }
+    if (type.startsWith('customer.subscription.')) lastObject.set(String(object.id), object);
     events.push({
       ...structuredClone(templates.envelope),
-      // Zero-padded counter first: same-second ties break in history order, so a naive
-      // in-order oracle and the order guard must agree.
-      id: `evt_${prefix}${seed}x${String(eventCounter).padStart(4, '0')}${randomPart}`,
+      // Random: Stripe does not promise that event ids sort in time, so nothing may rely on it.
+      id: `evt_${prefix}${seed}x${Math.floor(random() * 36 ** 8).toString(36)}${eventCounter}`,
       type,
       created: tick(),
       api_version: shape === 'basil' ? '2025-03-31.basil' : '2020-03-02',
-      data: { object },
+      data,
     });
   };
 

@@ -537,6 +537,7 @@ describe('DynamoDB credit store on the billing table', () => {
         latestInvoiceOutcome: null,
       },
       newSubscriptionIds: [],
+      resyncMark: null,
     });
     expect(await subscriptions.commit(commit(0, 'silver'))).toEqual({ status: 'committed' });
     const { Item } = await documents.send(

@@ -20,13 +20,14 @@ import {
 import type {
   AccountCommit,
   LedgerReader,
+  ResyncMarkReader,
   SubscriptionStore,
   UserViewReader,
 } from '../../functions/core/subscriptions/ports.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
 
-type Store = SubscriptionStore & LedgerReader & UserViewReader;
+type Store = SubscriptionStore & LedgerReader & UserViewReader & ResyncMarkReader;
 
 /** Every event id the customer's ledger pages record, in page order. */
 const ledgerIds = async (store: Store, customerId: string) =>
@@ -94,6 +95,7 @@ function commitFor(
     },
     view: view(userId, customerId),
     newSubscriptionIds: ['sub_1'],
+    resyncMark: null,
   };
 }
 
@@ -192,6 +194,22 @@ function contract(name: string, make: () => Promise<Store>) {
       expect(results.every((result) => result.status === 'committed')).toBe(true);
       const loaded = await store.loadAccounts([...ids, 'cus_missing']);
       expect([...loaded.keys()].sort()).toEqual([...ids].sort());
+    });
+
+    it('lists a customer marked for resync until a commit clears the mark', async () => {
+      const customerId = fresh('cus_tie');
+      const marked = commitFor(customerId, 0, [fresh('evt_')]);
+      marked.account = { ...marked.account, unresolvedTies: { sub_1: 1_700_000_000 } };
+      marked.resyncMark = 'set';
+      expect(await store.commit(marked)).toEqual({ status: 'committed' });
+      const open = (await store.listResyncMarks()).filter((m) => m.customerId === customerId);
+      expect(open).toEqual([
+        { customerId, subscriptions: { sub_1: 1_700_000_000 }, markedAt: appliedAt },
+      ]);
+      const cleared = commitFor(customerId, 1, [fresh('evt_')]);
+      cleared.resyncMark = 'clear';
+      expect(await store.commit(cleared)).toEqual({ status: 'committed' });
+      expect((await store.listResyncMarks()).some((m) => m.customerId === customerId)).toBe(false);
     });
 
     it('answers null for a user it has never seen', async () => {

@@ -39,6 +39,7 @@ const subscription = (
   customerId,
   userId: null,
   deleted: options.type === 'customer.subscription.deleted',
+  previous: null,
   unmappedPriceIds: [],
   snapshot: {
     subscriptionId: options.subscriptionId ?? 'sub_1',

@@ -17,6 +17,8 @@ export const billingKeys = {
     pk: `SUBSCRIPTION#${subscriptionId}`,
     sk: 'SUBSCRIPTION',
   }),
+  /** A customer marked for a resync (unresolved same-second tie); all marks share one partition. */
+  resyncMark: (customerId: string) => ({ pk: 'RESYNC', sk: `CUSTOMER#${customerId}` }),
   /** The credit run log of one period (UTC date): counters, planned slots, error sequence. */
   creditRun: (period: string) => ({ pk: `CREDITS#${period}`, sk: 'RUN' }),
   /** One position (0-19) of a period's recent-errors ring, in the run log's partition. */

@@ -29,6 +29,8 @@ import type {
   CommitResult,
   LedgerPage,
   LedgerReader,
+  ResyncMark,
+  ResyncMarkReader,
   StoredAccount,
   SubscriptionStore,
   UserLookup,
@@ -63,7 +65,9 @@ export interface DynamoDbSubscriptionStoreOptions {
 /** Subscription pointers an instance remembers having put. */
 const POINTERS_REMEMBERED = 10_000;
 
-export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReader {
+export class DynamoDbSubscriptionStore
+  implements SubscriptionStore, LedgerReader, ResyncMarkReader
+{
   readonly #documents: DynamoDBDocumentClient;
   readonly #billingTable: string;
   readonly #ledgerTable: string;
@@ -264,7 +268,62 @@ export class DynamoDbSubscriptionStore implements SubscriptionStore, LedgerReade
       },
     ];
     if (commit.view) items.push(this.#profileUpdate(commit.view, appliedAt));
+    if (commit.resyncMark) items.push(this.#resyncMarkUpdate(commit, appliedAt));
     return items;
+  }
+
+  /** The mark stays as history once cleared; `open` (present only while marked) is what lists it. */
+  #resyncMarkUpdate(commit: AccountCommit, appliedAt: number): TransactItem {
+    const key = keys.resyncMark(commit.customerId);
+    if (commit.resyncMark === 'set') {
+      return {
+        Put: {
+          TableName: this.#billingTable,
+          Item: {
+            ...key,
+            customerId: commit.customerId,
+            subscriptions: commit.account.unresolvedTies ?? {},
+            markedAt: appliedAt,
+            open: true,
+          },
+        },
+      };
+    }
+    return {
+      Update: {
+        TableName: this.#billingTable,
+        Key: key,
+        UpdateExpression: 'REMOVE #open SET clearedAt = :at',
+        ExpressionAttributeNames: { '#open': 'open' },
+        ExpressionAttributeValues: { ':at': appliedAt },
+      },
+    };
+  }
+
+  async listResyncMarks(): Promise<ResyncMark[]> {
+    const marks: ResyncMark[] = [];
+    let startKey: QueryCommandOutput['LastEvaluatedKey'];
+    do {
+      const page = await this.#documents.send(
+        new QueryCommand({
+          TableName: this.#billingTable,
+          KeyConditionExpression: 'pk = :pk',
+          FilterExpression: 'attribute_exists(#open)',
+          ExpressionAttributeNames: { '#open': 'open' },
+          ExpressionAttributeValues: { ':pk': keys.resyncMark('').pk },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        marks.push({
+          customerId: String(item.customerId),
+          subscriptions: (item.subscriptions ?? {}) as Record<string, number>,
+          markedAt: Number(item.markedAt),
+        });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return marks;
   }
 
   #profileUpdate(view: UserSubscriptionView, appliedAt: number): TransactItem {

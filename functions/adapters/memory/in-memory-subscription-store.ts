@@ -9,17 +9,22 @@ import type {
   CommitResult,
   LedgerPage,
   LedgerReader,
+  ResyncMark,
+  ResyncMarkReader,
   StoredAccount,
   SubscriptionStore,
   UserLookup,
   UserViewReader,
 } from '../../core/subscriptions/ports.ts';
 
-export class InMemorySubscriptionStore implements SubscriptionStore, LedgerReader, UserViewReader {
+export class InMemorySubscriptionStore
+  implements SubscriptionStore, LedgerReader, UserViewReader, ResyncMarkReader
+{
   /** Ledger pages per customer, oldest first. */
   readonly ledger = new Map<string, LedgerPage[]>();
   readonly accounts = new Map<string, StoredAccount>();
   readonly views = new Map<string, UserSubscriptionView>();
+  readonly resyncMarks = new Map<string, ResyncMark>();
   readonly subscriptionPointers = new Map<string, string>();
   /** Counts committed transactions, for assertions on write amplification. */
   commits = 0;
@@ -63,6 +68,15 @@ export class InMemorySubscriptionStore implements SubscriptionStore, LedgerReade
       recentEvents: [...commit.recentEvents],
     });
     if (commit.view) this.views.set(commit.view.userId, { ...commit.view });
+    if (commit.resyncMark === 'set') {
+      this.resyncMarks.set(commit.customerId, {
+        customerId: commit.customerId,
+        subscriptions: { ...commit.account.unresolvedTies },
+        markedAt: commit.ledger.appliedAt,
+      });
+    } else if (commit.resyncMark === 'clear') {
+      this.resyncMarks.delete(commit.customerId);
+    }
     for (const subscriptionId of commit.newSubscriptionIds) {
       this.subscriptionPointers.set(subscriptionId, commit.customerId);
     }
@@ -91,6 +105,10 @@ export class InMemorySubscriptionStore implements SubscriptionStore, LedgerReade
     const currentRevision = this.accounts.get(commit.customerId)?.revision ?? 0;
     if (currentRevision !== commit.expectedRevision) return { status: 'revision-conflict' };
     return null;
+  }
+
+  async listResyncMarks(): Promise<ResyncMark[]> {
+    return [...this.resyncMarks.values()].map((mark) => structuredClone(mark));
   }
 
   async getUserView(userId: string): Promise<UserSubscriptionView | null> {

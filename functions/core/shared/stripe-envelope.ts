@@ -27,7 +27,9 @@ export const stripeEnvelopeSchema = z.object({
   object: z.literal('event'),
   type: z.string().check(z.minLength(1), z.maxLength(255)),
   created: z.int().check(z.nonnegative()),
-  data: z.object({ object: jsonObject() }),
+  // previous_attributes: an update's old values, which order same-second updates.
+  // Not checked here: the families that read it parse it (a bad one is just unusable).
+  data: z.object({ object: jsonObject(), previous_attributes: z.optional(z.unknown()) }),
 });
 
 export type StripeEventEnvelope = z.infer<typeof stripeEnvelopeSchema>;

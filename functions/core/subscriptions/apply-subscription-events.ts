@@ -41,6 +41,8 @@ export interface ApplyDeps {
   /** Waits before resending commits whose pack failed. Default: a timer. */
   pause?: (ms: number) => Promise<void>;
   onUnmappedPrice?: (priceIds: string[], fact: SubscriptionEventFact) => void;
+  /** A commit marks a customer for resync (same-second updates the payloads cannot order). */
+  onUnresolvedTie?: (customerId: string, subscriptionIds: string[]) => void;
 }
 
 /** Applies a batch; never throws for a single bad record, reports it as failed instead. */
@@ -71,7 +73,15 @@ function subscriptionFamily(
       return fact;
     },
     aggregateKey: (fact) => fact.customerId,
-    plan: planAccountCommit,
+    plan(key, facts, stored, appliedAt) {
+      const planned = planAccountCommit(key, facts, stored, appliedAt);
+      const ties = planned.commit?.account.unresolvedTies;
+      // Counted when planned: a commit retried after a lost race may count twice.
+      if (planned.commit?.resyncMark === 'set' && ties) {
+        deps.onUnresolvedTie?.(key, Object.keys(ties));
+      }
+      return planned;
+    },
     storedAfter: (commit) => ({
       account: commit.account,
       revision: commit.expectedRevision + 1,
@@ -111,6 +121,17 @@ export function planAccountCommit(
       newSubscriptionIds: Object.keys(after.subscriptions).filter(
         (id) => !(id in before.subscriptions),
       ),
+      resyncMark: resyncMarkOf(before, after),
     },
   };
+}
+
+function resyncMarkOf(
+  before: CustomerAccount,
+  after: CustomerAccount,
+): AccountCommit['resyncMark'] {
+  const was = JSON.stringify(before.unresolvedTies ?? {});
+  const is = JSON.stringify(after.unresolvedTies ?? {});
+  if (was === is) return null;
+  return is === '{}' ? 'clear' : 'set';
 }

@@ -15,6 +15,7 @@ import type {
   EventStamp,
   InvoiceFact,
   SubscriptionEventFact,
+  SubscriptionPrevious,
   SubscriptionSnapshot,
   SubscriptionStatus,
 } from './subscription-facts.ts';
@@ -29,6 +30,16 @@ export interface Version {
 
 export interface SubscriptionState extends SubscriptionSnapshot {
   version: Version;
+  /** The update's previous values, kept to place a later same-second update against it. */
+  previous?: SubscriptionPrevious | null;
+  /** Every update of `version`'s second and rank seen, by event id, when there was more than one. */
+  peers?: TiedUpdate[];
+}
+
+/** One update of a tied second: its state, what it replaced, and its event. */
+export interface TiedUpdate extends SubscriptionSnapshot {
+  eventId: string;
+  previous: SubscriptionPrevious | null;
 }
 
 export interface InvoiceState {
@@ -48,6 +59,11 @@ export interface CustomerAccount {
   subscriptions: Record<string, SubscriptionState>;
   /** Latest invoice per subscription id ('' for invoices without a subscription). */
   invoices: Record<string, InvoiceState>;
+  /**
+   * Subscriptions whose last same-second updates the payloads could not order, with
+   * that second: their state may be wrong until a resync (or a later event) settles it.
+   */
+  unresolvedTies?: Record<string, number>;
 }
 
 export type FactOutcome = 'applied' | 'stale';
@@ -101,21 +117,69 @@ export function versionOf(stamp: EventStamp & { type: string }): Version {
 }
 
 /**
- * Whether a subscription snapshot replaces the stored one. A terminal state is
- * final: once canceled, no older-or-newer non-terminal snapshot revives it (a
- * stale `updated` after `deleted`). Among terminal or among live snapshots the
- * newer version wins. This is still a total order (terminal first, then
- * version), so the result stays independent of arrival order.
+ * Where a subscription event leaves the stored state: `replace` with a newer (or final)
+ * state, `keep` the stored one, or `tie`: an update of the same second and lifecycle
+ * rank as the stored one, placed among all that second's updates (settleTie).
  */
-function subscriptionWins(
+function placeSubscription(
   candidate: SubscriptionState,
   current: SubscriptionState | undefined,
-): boolean {
-  if (!current) return true;
+): 'replace' | 'keep' | 'tie' {
+  if (!current) return 'replace';
   const candidateTerminal = isTerminal(candidate.status);
   const currentTerminal = isTerminal(current.status);
-  if (candidateTerminal !== currentTerminal) return candidateTerminal;
-  return isNewer(candidate.version, current.version);
+  if (candidateTerminal !== currentTerminal) return candidateTerminal ? 'replace' : 'keep';
+  const { version: a } = candidate;
+  const { version: b } = current;
+  if (a.created === b.created && a.rank === b.rank) return 'tie';
+  return isNewer(a, b) ? 'replace' : 'keep';
+}
+
+/** The snapshot fields `previous_attributes` can name. */
+const PLACED_FIELDS = ['status', 'cancelAtPeriodEnd', 'currentPeriodEnd', 'priceIds'] as const;
+
+/**
+ * Whether `later` directly follows `earlier`: the values `later` replaced are
+ * `earlier`'s, and every field it did not change equals `earlier`'s.
+ */
+function follows(later: TiedUpdate, earlier: TiedUpdate): boolean {
+  const previous = later.previous;
+  if (!previous) return false;
+  return PLACED_FIELDS.every((field) => {
+    const before = field in previous ? previous[field] : later[field];
+    return JSON.stringify(before) === JSON.stringify(earlier[field]);
+  });
+}
+
+function sameSnapshot(a: SubscriptionSnapshot, b: SubscriptionSnapshot): boolean {
+  return (
+    a.status === b.status &&
+    a.tier === b.tier &&
+    a.cancelAtPeriodEnd === b.cancelAtPeriodEnd &&
+    a.currentPeriodEnd === b.currentPeriodEnd &&
+    a.createdAt === b.createdAt &&
+    JSON.stringify(a.priceIds) === JSON.stringify(b.priceIds)
+  );
+}
+
+function tiedUpdateOf(state: SubscriptionState): TiedUpdate {
+  const { version, previous, peers: _peers, ...snapshot } = state;
+  return { ...snapshot, eventId: version.eventId, previous: previous ?? null };
+}
+
+/**
+ * The last of one second's updates of a subscription, from the whole set seen so far
+ * (so the answer does not depend on arrival order): the one no other update follows.
+ * Unresolved when there is no such update or several with different states (no
+ * previous attributes, or A→B→A); the greatest event id is then kept, deterministic
+ * but unproven, and the caller marks the subscription for a resync.
+ */
+function settleTie(peers: readonly TiedUpdate[]): { last: TiedUpdate; resolved: boolean } {
+  const byId = [...peers].sort((a, b) => (a.eventId < b.eventId ? -1 : 1));
+  const sinks = byId.filter((x) => !byId.some((y) => y !== x && follows(y, x)));
+  const pool = sinks.length > 0 ? sinks : byId;
+  const last = pool.at(-1)!;
+  return { last, resolved: pool.every((update) => sameSnapshot(update, last)) };
 }
 
 /**
@@ -171,12 +235,9 @@ export function applyFact(
       }
       break;
     case 'subscription': {
-      const candidate: SubscriptionState = { ...fact.snapshot, version };
-      if (subscriptionWins(candidate, next.subscriptions[fact.snapshot.subscriptionId])) {
-        next = {
-          ...next,
-          subscriptions: { ...next.subscriptions, [fact.snapshot.subscriptionId]: candidate },
-        };
+      const step = applySubscriptionFact(next, fact, version);
+      if (step) {
+        next = step;
         changed = true;
       }
       break;
@@ -204,6 +265,41 @@ export function applyFact(
     }
   }
   return { account: next, outcome: changed ? 'applied' : 'stale' };
+}
+
+/** The account after a subscription fact, or null when the fact changes nothing. */
+function applySubscriptionFact(
+  account: CustomerAccount,
+  fact: Extract<SubscriptionEventFact, { kind: 'subscription' }>,
+  version: Version,
+): CustomerAccount | null {
+  const id = fact.snapshot.subscriptionId;
+  const current = account.subscriptions[id];
+  const candidate: SubscriptionState = { ...fact.snapshot, version, previous: fact.previous };
+  const placement = placeSubscription(candidate, current);
+  if (placement === 'keep') return null;
+  let state: SubscriptionState = candidate;
+  let resolved = true;
+  if (placement === 'tie' && current) {
+    const peers = current.peers ?? [tiedUpdateOf(current)];
+    if (peers.some((peer) => peer.eventId === version.eventId)) return null; // seen already
+    const all = [...peers, tiedUpdateOf(candidate)].sort((a, b) =>
+      a.eventId < b.eventId ? -1 : 1,
+    );
+    const settled = settleTie(all);
+    resolved = settled.resolved;
+    const { eventId, previous, ...snapshot } = settled.last;
+    state = { ...snapshot, version: { ...version, eventId }, previous, peers: all };
+  }
+  const ties = { ...account.unresolvedTies };
+  if (resolved) delete ties[id];
+  else ties[id] = version.created;
+  const { unresolvedTies: _old, ...rest } = account;
+  return {
+    ...rest,
+    subscriptions: { ...account.subscriptions, [id]: state },
+    ...(Object.keys(ties).length > 0 ? { unresolvedTies: ties } : {}),
+  };
 }
 
 /** What the read API serves and the profile item stores. */

@@ -47,6 +47,25 @@ export interface AccountCommit {
   view: UserSubscriptionView | null;
   /** Subscriptions seen for the first time: their id → customer pointer is written. */
   newSubscriptionIds: string[];
+  /**
+   * The account's resync mark (an unresolved same-second tie): `set` when its tied
+   * subscriptions changed and some remain, `clear` when none remain, else null.
+   */
+  resyncMark: 'set' | 'clear' | null;
+}
+
+/** A customer marked for a resync from Stripe by an unresolved same-second tie. */
+export interface ResyncMark {
+  customerId: string;
+  /** Tied subscription id -> the second of the tie. */
+  subscriptions: Record<string, number>;
+  /** Epoch ms of the commit that marked it. */
+  markedAt: number;
+}
+
+/** The open resync marks, for the operators' `resync --marked`. */
+export interface ResyncMarkReader {
+  listResyncMarks(): Promise<ResyncMark[]>;
 }
 
 export interface SubscriptionStore {

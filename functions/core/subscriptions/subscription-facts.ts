@@ -71,11 +71,24 @@ export interface SubscriptionSnapshot {
   createdAt: number;
 }
 
+/**
+ * What an update's `data.previous_attributes` says the subscription was just before it,
+ * for the fields the snapshot keeps (absent: unchanged by that update).
+ */
+export interface SubscriptionPrevious {
+  status?: string;
+  cancelAtPeriodEnd?: boolean;
+  currentPeriodEnd?: number | null;
+  priceIds?: string[];
+}
+
 export interface SubscriptionFact extends EventBase {
   kind: 'subscription';
   userId: string | null;
   deleted: boolean;
   snapshot: SubscriptionSnapshot;
+  /** From an update's `previous_attributes`: null when the event has none. */
+  previous: SubscriptionPrevious | null;
   unmappedPriceIds: string[];
 }
 
@@ -209,6 +222,10 @@ export function toSubscriptionFact(
         unmappedPriceIds: read.unmappedPriceIds,
         // A deleted subscription is over whatever status the payload shows.
         snapshot: deleted ? { ...read.snapshot, status: 'canceled' } : read.snapshot,
+        previous:
+          event.type === 'customer.subscription.updated'
+            ? readPrevious(event.data.previous_attributes)
+            : null,
       };
     }
     case 'invoice.paid':
@@ -279,6 +296,52 @@ export function readSubscription(
   };
 }
 
+const previousSchema = z.looseObject({
+  status: z.optional(z.string()),
+  cancel_at_period_end: z.nullish(z.boolean()),
+  current_period_end: z.nullish(z.int()),
+  items: z.optional(
+    z.looseObject({
+      data: z.array(
+        z.looseObject({
+          current_period_end: z.nullish(z.int()),
+          price: z.nullish(z.looseObject({ id: z.string() })),
+          plan: z.nullish(z.looseObject({ id: z.string() })),
+        }),
+      ),
+    }),
+  ),
+});
+
+/**
+ * The snapshot fields an update changed, with their old values. Unreadable or absent
+ * previous attributes give null: the update then cannot be placed by its payload.
+ */
+export function readPrevious(previousAttributes: unknown): SubscriptionPrevious | null {
+  if (previousAttributes === undefined || previousAttributes === null) return null;
+  const parsed = z.safeParse(previousSchema, previousAttributes);
+  if (!parsed.success) return null;
+  const old = parsed.data;
+  const previous: SubscriptionPrevious = {};
+  if (old.status !== undefined) previous.status = old.status;
+  if ('cancel_at_period_end' in old) previous.cancelAtPeriodEnd = old.cancel_at_period_end ?? false;
+  if ('current_period_end' in old) previous.currentPeriodEnd = old.current_period_end ?? null;
+  if (old.items) {
+    previous.priceIds = old.items.data.flatMap((item) => {
+      const price = item.price ?? item.plan;
+      return price ? [price.id] : [];
+    });
+    // basil+: the period lives on the items.
+    const ends = old.items.data.flatMap((item) =>
+      typeof item.current_period_end === 'number' ? [item.current_period_end] : [],
+    );
+    if (!('current_period_end' in old) && ends.length > 0) {
+      previous.currentPeriodEnd = Math.max(...ends);
+    }
+  }
+  return previous;
+}
+
 /** The ledger type of the facts a Stripe snapshot (read-through fallback, resync) records. */
 export const SNAPSHOT_EVENT_TYPE = 'stripe.snapshot';
 
@@ -331,6 +394,7 @@ export function snapshotFacts(
       userId: read.userId,
       deleted: false,
       snapshot: read.snapshot,
+      previous: null,
       unmappedPriceIds: read.unmappedPriceIds,
     });
   }
