@@ -6,7 +6,12 @@
  * and an event newer than the snapshot still wins, so a resync never rolls state back.
  */
 import type { UserSubscriptionView } from './customer-account.ts';
-import type { StripeCustomerRecord, StripeCustomerSource, UserViewReader } from './ports.ts';
+import type {
+  ResyncMarkReader,
+  StripeCustomerRecord,
+  StripeCustomerSource,
+  UserViewReader,
+} from './ports.ts';
 import {
   compareStandings,
   type SnapshotDeps,
@@ -68,4 +73,21 @@ async function storeRecord(record: StripeCustomerRecord, deps: ResyncDeps): Prom
     subscriptions: record.subscriptions.length,
     view: stored.view,
   };
+}
+
+/**
+ * Every customer marked by an unresolved same-second tie. The snapshot of each, newer
+ * than the tie, settles the tied subscriptions and clears the mark in the same commit.
+ */
+export async function resyncMarked(
+  deps: ResyncDeps & { marks: ResyncMarkReader },
+  onEach?: (outcome: ResyncOutcome) => void,
+): Promise<ResyncOutcome[]> {
+  const outcomes: ResyncOutcome[] = [];
+  for (const mark of await deps.marks.listResyncMarks()) {
+    const outcome = await resyncCustomer(mark.customerId, deps);
+    onEach?.(outcome);
+    outcomes.push(outcome);
+  }
+  return outcomes;
 }

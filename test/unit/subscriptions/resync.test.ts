@@ -10,7 +10,11 @@ import type {
   StripeCustomerRecord,
   StripeCustomerSource,
 } from '../../../functions/core/subscriptions/ports.ts';
-import { resyncCustomer, resyncUser } from '../../../functions/core/subscriptions/resync.ts';
+import {
+  resyncCustomer,
+  resyncMarked,
+  resyncUser,
+} from '../../../functions/core/subscriptions/resync.ts';
 import { loadStripeEvent } from '../../helpers/fixtures.ts';
 
 type StripeObject = Record<string, unknown> & { id: string };
@@ -136,5 +140,35 @@ describe('resync', () => {
       [CUSTOMER, 'resynced'],
     ]);
     expect((await store.getUserView('user-r3'))?.tier).toBe('gold');
+  });
+
+  it('resyncs every customer marked by an unresolved tie, and the marks clear', async () => {
+    const priceTierMap = { [PRICE]: 'gold' as const };
+    const blind = (id: string, status: string) => {
+      const event = subscriptionEvent('user-r4');
+      event.id = id;
+      event.data.object = { ...event.data.object, status };
+      delete (event.data as { previous_attributes?: unknown }).previous_attributes;
+      return event;
+    };
+    const a = blind('evt_tie_a', 'past_due');
+    const b = blind('evt_tie_b', 'unpaid');
+    await applySubscriptionEvents(
+      [a, b].map((event) => ({ recordId: event.id, body: JSON.stringify(event) })),
+      { store, clock, priceTierMap },
+    );
+    expect((await store.listResyncMarks()).map((m) => m.customerId)).toEqual([CUSTOMER]);
+    stripe.records.set(CUSTOMER, recordAt('user-r4', a.created + 30, 'active'));
+    const outcomes = await resyncMarked({
+      source: stripe,
+      reader: store,
+      store,
+      marks: store,
+      clock,
+      priceTierMap,
+    });
+    expect(outcomes).toMatchObject([{ customerId: CUSTOMER, outcome: 'resynced' }]);
+    expect(await store.listResyncMarks()).toEqual([]);
+    expect((await store.getUserView('user-r4'))?.status).toBe('active');
   });
 });
