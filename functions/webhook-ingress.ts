@@ -56,6 +56,8 @@ const ALLOWED_METHODS = ['POST'] as const;
 export interface WebhookIngressDeps {
   verifier: SignatureVerifier;
   queue: EventQueue;
+  /** The Stripe mode the stack serves (STRIPE_LIVEMODE); undefined: no check. */
+  livemode?: boolean;
   /** Default: the system clock. */
   clock?: Clock;
   /** Default: the shared Powertools logger. */
@@ -102,7 +104,14 @@ export function createWebhookIngressHandler(
 ): BaseHandler<APIGatewayProxyEventV2, HttpResponse> {
   const resolve = typeof deps === 'function' ? deps : () => deps;
   return async (event) => {
-    const { verifier, queue, clock, logger = sharedLogger, metrics = sharedMetrics } = resolve();
+    const {
+      verifier,
+      queue,
+      clock,
+      livemode,
+      logger = sharedLogger,
+      metrics = sharedMetrics,
+    } = resolve();
     metrics.addMetric(METRIC.webhookReceived, MetricUnit.Count, 1);
 
     const reject = (reason: string, error: HttpError): HttpResponse => {
@@ -121,12 +130,27 @@ export function createWebhookIngressHandler(
           rawBody: rawBodyBytes(event),
           signatureHeader: getHeader(event.headers, 'stripe-signature'),
         },
-        { verifier, queue, ...(clock ? { clock } : {}) },
+        {
+          verifier,
+          queue,
+          ...(clock ? { clock } : {}),
+          ...(livemode === undefined ? {} : { livemode }),
+        },
       );
       if (result.outcome === 'rejected') {
         return reject(result.reason, rejectionError(result.reason, result.message));
       }
       setEventCorrelation(result.eventId, logger);
+      if (result.outcome === 'wrong_mode') {
+        // A misconfigured endpoint, not a bad delivery: acknowledged (a 4xx would be
+        // retried for days), counted and alarmed; a replay brings events back once fixed.
+        metrics.addMetric(METRIC.webhookWrongMode, MetricUnit.Count, 1);
+        logger.warn('Webhook of the other Stripe mode acknowledged, not queued', {
+          eventType: result.eventType,
+          livemode: result.livemode,
+        });
+        return jsonResponse(200, { received: true });
+      }
       if (result.families.length === 0) {
         // No family consumes this type (an endpoint subscribed to more than we handle):
         // acknowledged so Stripe stops retrying, counted so the gap is visible.
@@ -167,6 +191,7 @@ const ingressEnv = lazyEnv(
       [EVENT_QUEUE_URL_ENV.payments]: z.url(),
       [ENV.webhookSecretArn]: nonBlank(),
       [ENV.webhookSecret]: nonBlank(),
+      [ENV.stripeLivemode]: z.optional(z.enum(['true', 'false'])),
     })
     .check(
       z.refine((env) => Boolean(env[ENV.webhookSecretArn] || env[ENV.webhookSecret]), {
@@ -181,7 +206,9 @@ const ingressEnv = lazyEnv(
 /** Dependencies from the environment, built on the first invocation and then reused. */
 export const webhookIngressDepsFromEnv = lazy((): WebhookIngressDeps => {
   const env = ingressEnv();
+  const mode = env[ENV.stripeLivemode];
   return {
+    ...(mode === undefined ? {} : { livemode: mode === 'true' }),
     verifier: new StripeSignatureVerifier(
       webhookSecretProviderFromConfig({
         secret: env[ENV.webhookSecret],

@@ -23,6 +23,8 @@ export const ENV = {
   stripeApiKeySecretArn: 'STRIPE_API_KEY_SECRET_ARN',
   /** Plain Stripe secret API key, local runtime and tests only; never set by the stack. */
   stripeSecretKey: 'STRIPE_SECRET_KEY',
+  /** 'true' (live) or 'false' (test): the Stripe mode the webhook accepts events of; unset: no check. */
+  stripeLivemode: 'STRIPE_LIVEMODE',
   /** Base URL of the Stripe API (default Stripe's own); locally and in tests, the fake Stripe. */
   stripeApiUrl: 'STRIPE_API_URL',
   /** JSON object price id -> tier, used when a price has no `metadata.tier`. */

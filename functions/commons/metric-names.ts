@@ -15,6 +15,8 @@ export const METRIC = {
   webhookEnqueued: 'WebhookEnqueued',
   /** Verified events of a type no family consumes: acknowledged, not queued. Dimension `eventType`. */
   webhookUnrouted: 'WebhookUnrouted',
+  /** Verified events of the other Stripe mode (live vs test): acknowledged, not queued. */
+  webhookWrongMode: 'WebhookWrongMode',
   /** Verified events that could not be enqueued (answered 5xx so Stripe retries). */
   webhookEnqueueFailed: 'WebhookEnqueueFailed',
   /** Events whose state change was committed (per consumer: `service` dimension). */

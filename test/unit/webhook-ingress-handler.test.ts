@@ -40,6 +40,7 @@ class RecordingQueue implements EventQueue {
 
 function setup(
   secrets: WebhookSecretProvider = new StaticWebhookSecretProvider(TEST_WEBHOOK_SECRET),
+  livemode?: boolean,
 ) {
   const queue = new RecordingQueue();
   const logger = new Logger({ serviceName: 'webhook-test', logLevel: 'DEBUG' });
@@ -65,7 +66,13 @@ function setup(
   });
   const verifier = new StripeSignatureVerifier(secrets);
   const handler = withPowertools(
-    createWebhookIngressHandler({ verifier, queue, logger, metrics }),
+    createWebhookIngressHandler({
+      verifier,
+      queue,
+      logger,
+      metrics,
+      ...(livemode === undefined ? {} : { livemode }),
+    }),
     {
       logger,
       metrics,
@@ -103,6 +110,16 @@ describe('webhook ingress handler', () => {
     expect(queue.sent).toHaveLength(1);
     expect(queue.sent[0]).toMatchObject({ body: raw, eventId: EVENT_ID });
     expect(added).toEqual([METRIC.webhookReceived, METRIC.webhookEnqueued]);
+  });
+
+  it('answers 200 to an event of the other Stripe mode, counts it, and queues nothing', async () => {
+    const { queue, invoke, added } = setup(undefined, true);
+    // The captured event is a test-mode event; this stack serves live mode.
+    expect(JSON.parse(raw).livemode).toBe(false);
+    const response = await invoke(stripeWebhookEvent(raw, signPayload(raw)));
+    expect(response.statusCode).toBe(200);
+    expect(queue.sent).toHaveLength(0);
+    expect(added).toEqual([METRIC.webhookReceived, METRIC.webhookWrongMode]);
   });
 
   it('verifies and queues the decoded bytes of a base64 body', async () => {

@@ -126,6 +126,30 @@ describe('acceptStripeWebhook', () => {
     expect(queue.sent).toHaveLength(0);
   });
 
+  it('acknowledges an event of the other Stripe mode without queueing it; its own mode is queued', async () => {
+    const { queue, deps } = setup();
+    const event = stripeEventWith('invoice.paid.stripe-sync-engine', { id: 'evt_mode' });
+    const live = JSON.stringify({ ...event, livemode: true });
+    const test = JSON.stringify({ ...event, livemode: false });
+    expect(await acceptStripeWebhook(signed(live), { ...deps, livemode: false })).toEqual({
+      outcome: 'wrong_mode',
+      eventId: 'evt_mode',
+      eventType: 'invoice.paid',
+      livemode: true,
+    });
+    expect(queue.sent).toHaveLength(0);
+    expect(await acceptStripeWebhook(signed(test), { ...deps, livemode: false })).toMatchObject({
+      outcome: 'enqueued',
+    });
+    // A stack serving live mode refuses the test event the same way.
+    expect(await acceptStripeWebhook(signed(test), { ...deps, livemode: true })).toMatchObject({
+      outcome: 'wrong_mode',
+    });
+    // Without a configured mode nothing is checked.
+    expect(await acceptStripeWebhook(signed(live), deps)).toMatchObject({ outcome: 'enqueued' });
+    expect(queue.sent).toHaveLength(2);
+  });
+
   it('fails the whole delivery when one of the target queues refuses it, so Stripe retries', async () => {
     const { queue, deps } = setup();
     queue.failing.add('payments');

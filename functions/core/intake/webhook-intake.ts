@@ -45,6 +45,12 @@ export interface WebhookIntakeDeps {
   verifier: SignatureVerifier;
   queue: EventQueue;
   clock?: Clock;
+  /**
+   * The Stripe mode this stack serves (true: live). An event of the other mode (a test
+   * endpoint pointed at production, or the reverse) is acknowledged and not queued.
+   * Undefined: no check.
+   */
+  livemode?: boolean;
 }
 
 export type RejectionReason = 'payload_too_large' | SignatureFailure | 'malformed_event';
@@ -58,6 +64,8 @@ export type WebhookIntakeResult =
       /** The families whose queues now hold the event; empty when no family wants it. */
       families: readonly EventFamilyName[];
     }
+  /** Verified, but of the other Stripe mode: acknowledged (a 4xx would be retried for days), not queued. */
+  | { outcome: 'wrong_mode'; eventId: string; eventType: string; livemode: boolean }
   | { outcome: 'rejected'; reason: RejectionReason; message: string };
 
 // fatal: invalid UTF-8 is malformed, not silently replaced; ignoreBOM: keep a BOM so
@@ -115,7 +123,10 @@ export async function acceptStripeWebhook(
     return rejected('malformed_event', 'Body contains characters that cannot be queued.');
   }
 
-  const { id: eventId, type: eventType } = envelope.data;
+  const { id: eventId, type: eventType, livemode } = envelope.data;
+  if (deps.livemode !== undefined && livemode !== undefined && livemode !== deps.livemode) {
+    return { outcome: 'wrong_mode', eventId, eventType, livemode };
+  }
   const families = familiesFor(eventType);
   const event = { body, eventId, eventType, receivedAt };
   try {

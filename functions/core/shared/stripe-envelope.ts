@@ -27,6 +27,8 @@ export const stripeEnvelopeSchema = z.object({
   object: z.literal('event'),
   type: z.string().check(z.minLength(1), z.maxLength(255)),
   created: z.int().check(z.nonnegative()),
+  /** Whether the event is from live or test mode (absent in some old fixtures). */
+  livemode: z.optional(z.boolean()),
   // previous_attributes: an update's old values, which order same-second updates.
   // Not checked here: the families that read it parse it (a bad one is just unusable).
   data: z.object({ object: jsonObject(), previous_attributes: z.optional(z.unknown()) }),
