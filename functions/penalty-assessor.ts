@@ -1,7 +1,8 @@
 /**
  * The scheduled assessment (EventBridge Scheduler, hourly): assesses yesterday (UTC)
- * unless it is complete, resuming where an earlier run stopped, and stops taking pages
- * a minute before the Lambda timeout. Every run emits PenaltyAssessmentOverdue (1 when
+ * unless it is complete, resuming where an earlier run stopped, and first any date a
+ * stopped schedule left behind (up to a week, oldest first: datesToCatchUp); it stops
+ * taking pages a minute before the Lambda timeout. Every run emits PenaltyAssessmentOverdue (1 when
  * yesterday is still incomplete at or after the deadline hour, else 0), so the alarm on
  * it also fires when the schedule stops running at all (missing data is breaching).
  */
@@ -15,7 +16,7 @@ import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import { penaltyStoreFromEnv } from './commons/penalty-wiring.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
-import { type AssessmentResult, assessDate } from './core/penalties/assessment.ts';
+import { type AssessmentResult, assessDate, datesToCatchUp } from './core/penalties/assessment.ts';
 import type { PenaltyStore } from './core/penalties/ports.ts';
 import { type Clock, systemClock } from './core/shared/clock.ts';
 
@@ -36,7 +37,7 @@ export function yesterdayOf(now: number): string {
 
 export function createPenaltyAssessor(
   deps: PenaltyAssessorDeps | (() => PenaltyAssessorDeps),
-): BaseHandler<unknown, AssessmentResult> {
+): BaseHandler<unknown, AssessmentResult & { caughtUp: AssessmentResult[] }> {
   const resolve = typeof deps === 'function' ? deps : () => deps;
   return async (_event, context: Context) => {
     const {
@@ -52,13 +53,20 @@ export function createPenaltyAssessor(
       typeof context?.getRemainingTimeInMillis === 'function'
         ? context.getRemainingTimeInMillis()
         : Number.POSITIVE_INFINITY;
-    let result: AssessmentResult;
+    const caughtUp: AssessmentResult[] = [];
+    let result: AssessmentResult | undefined;
     try {
-      result = await assessDate(date, {
-        store,
-        clock,
-        shouldStop: () => remaining() < STOP_MARGIN_MS,
-      });
+      for (const day of await datesToCatchUp(date, store)) {
+        const dayResult = await assessDate(day, {
+          store,
+          clock,
+          shouldStop: () => remaining() < STOP_MARGIN_MS,
+        });
+        if (day === date) result = dayResult;
+        else caughtUp.push(dayResult);
+        // In order: a later date must not pass an earlier one still incomplete.
+        if (!dayResult.complete) break;
+      }
     } catch (error) {
       metrics.addMetric(
         METRIC.penaltyAssessmentOverdue,
@@ -67,8 +75,20 @@ export function createPenaltyAssessor(
       );
       throw error;
     }
-    metrics.addMetric(METRIC.penaltiesCreated, MetricUnit.Count, result.thisRun.penaltiesCreated);
-    metrics.addMetric(METRIC.penaltyHabitsAssessed, MetricUnit.Count, result.thisRun.habits);
+    // Yesterday not reached (an earlier date took the run): its totals so far.
+    result ??= await assessDate(date, { store, clock, shouldStop: () => true });
+    const all = [...caughtUp, result];
+    const sum = (pick: (r: AssessmentResult) => number) => all.reduce((n, r) => n + pick(r), 0);
+    metrics.addMetric(
+      METRIC.penaltiesCreated,
+      MetricUnit.Count,
+      sum((r) => r.thisRun.penaltiesCreated),
+    );
+    metrics.addMetric(
+      METRIC.penaltyHabitsAssessed,
+      MetricUnit.Count,
+      sum((r) => r.thisRun.habits),
+    );
     metrics.addMetric(
       METRIC.penaltyAssessmentDuration,
       MetricUnit.Milliseconds,
@@ -79,8 +99,13 @@ export function createPenaltyAssessor(
       MetricUnit.Count,
       overdue(result.complete, clock.now(), deadlineHour),
     );
+    if (caughtUp.length > 0) {
+      logger.warn('Caught up dates a stopped schedule left behind', {
+        dates: caughtUp.map((r) => ({ date: r.date, complete: r.complete })),
+      });
+    }
     logger.info('Scheduled assessment', { ...result });
-    return result;
+    return { ...result, caughtUp };
   };
 }
 

@@ -340,3 +340,32 @@ function lastIndexOf(page: readonly Positioned[], slice: AssessmentCommit): numb
 function keyOf(habit: HabitKey): string {
   return `${habit.userId}\u0000${habit.habitId}`;
 }
+
+/** Days the scheduled assessment looks back for dates a stopped schedule left behind. */
+export const CATCH_UP_DAYS = 7;
+
+/**
+ * The dates the scheduled run must assess, oldest first, ending with `yesterday`: every
+ * date after the latest complete one of the last CATCH_UP_DAYS (a schedule that stopped
+ * for a few days catches up in order, since a habit assessed for a later date skips
+ * earlier ones). With no complete date in the window (a fresh deploy), the started but
+ * incomplete dates and yesterday only: nothing before the schedule ran is invented.
+ */
+export async function datesToCatchUp(
+  yesterday: string,
+  store: Pick<PenaltyStore, 'readAssessment'>,
+): Promise<string[]> {
+  const window = Array.from({ length: CATCH_UP_DAYS }, (_, back) =>
+    new Date(Date.parse(`${yesterday}T00:00:00Z`) - (CATCH_UP_DAYS - 1 - back) * 86_400_000)
+      .toISOString()
+      .slice(0, 10),
+  );
+  const progress = await Promise.all(window.map((date) => store.readAssessment(date)));
+  const complete = (shards: ShardProgress[]) =>
+    shards.length === ASSESSMENT_SHARDS && shards.every((shard) => shard.done);
+  const lastComplete = progress.findLastIndex(complete);
+  // Yesterday complete: it alone (a finished date answers at once, with its totals).
+  if (lastComplete === window.length - 1) return [yesterday];
+  if (lastComplete >= 0) return window.slice(lastComplete + 1);
+  return window.filter((date, index) => date === yesterday || progress[index]!.length > 0);
+}

@@ -4,6 +4,7 @@ import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { InMemoryPenaltyStore } from '../../../functions/adapters/memory/in-memory-penalty-store.ts';
 import { PENALTY_ROUTES } from '../../../functions/commons/routes.ts';
+import { assessDate } from '../../../functions/core/penalties/assessment.ts';
 import { parseAssessmentDeadlineHour } from '../../../functions/core/shared/config-values.ts';
 import { createPenaltyAdminHandler } from '../../../functions/penalty-admin.ts';
 import {
@@ -112,6 +113,42 @@ describe('the scheduled assessor', () => {
     expect(overdue(false, at('2026-12-02', '05:59:59'), 6)).toBe(0);
     expect(overdue(false, at('2026-12-02', '06:00:00'), 6)).toBe(1);
     expect(overdue(true, at('2026-12-02', '23:00:00'), 6)).toBe(0);
+  });
+
+  it('catches up, oldest first, the dates a stopped schedule left behind since the last complete one', async () => {
+    const { store, clock } = await world();
+    await assessDate('2026-11-27', { store, clock });
+    const assessor = createPenaltyAssessor({ store, clock, deadlineHour: 6, ...quiet() });
+    const result = await assessor({}, context);
+    expect(result.caughtUp.map((day) => [day.date, day.complete, day.penaltiesCreated])).toEqual([
+      ['2026-11-28', true, 1],
+      ['2026-11-29', true, 1],
+      ['2026-11-30', true, 1],
+    ]);
+    expect(result).toMatchObject({ date: '2026-12-01', complete: true, penaltiesCreated: 1 });
+    // One penalty per missed day of the non-free habit, none skipped.
+    const penalties = await store.listPenalties({ userId: 'u1', limit: 10 });
+    expect(penalties.items.map((p) => p.date)).toEqual([
+      '2026-12-01',
+      '2026-11-30',
+      '2026-11-29',
+      '2026-11-28',
+      '2026-11-27',
+    ]);
+    // The next run finds yesterday complete and does nothing more.
+    const again = await assessor({}, context);
+    expect(again.caughtUp).toEqual([]);
+    expect(again.thisRun.penaltiesCreated).toBe(0);
+  });
+
+  it('on a fresh deploy assesses yesterday only, inventing nothing before the schedule ran', async () => {
+    const { store, clock } = await world();
+    const result = await createPenaltyAssessor({ store, clock, deadlineHour: 6, ...quiet() })(
+      {},
+      context,
+    );
+    expect(result.caughtUp).toEqual([]);
+    expect((await store.listPenalties({ userId: 'u1', limit: 10 })).items).toHaveLength(1);
   });
 
   it('reads the deadline hour with one rule for synth and handler', () => {
