@@ -63,7 +63,7 @@ function request(overrides: Partial<PenaltyPaymentRequest> = {}): PenaltyPayment
     amount: 700,
     currency: 'usd',
     penaltyIds,
-    idempotencyKey: settlementIdempotencyKey(penaltyIds),
+    idempotencyKey: settlementIdempotencyKey(penaltyIds, null),
     ...overrides,
   };
 }

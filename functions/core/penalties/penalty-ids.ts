@@ -35,11 +35,17 @@ export function assessmentShardOf(userId: string): number {
 /**
  * The idempotency key of a settlement's PaymentIntent: made from the penalty ids it
  * pays, so settling the same penalties again (a retry, a double click) creates no
- * second PaymentIntent. Stripe keys are at most 255 characters: a digest.
+ * second PaymentIntent, and from the Stripe customer it is created for: Stripe refuses
+ * a key reused with other parameters, so a user whose customer changed between two
+ * attempts gets a new intent instead of a refusal. Stripe keys are at most 255
+ * characters: a digest.
  */
-export function settlementIdempotencyKey(penaltyIds: readonly string[]): string {
+export function settlementIdempotencyKey(
+  penaltyIds: readonly string[],
+  customerId: string | null,
+): string {
   const digest = createHash('sha256')
-    .update([...penaltyIds].sort().join(','), 'utf8')
+    .update(`${[...penaltyIds].sort().join(',')}|${customerId ?? ''}`, 'utf8')
     .digest('hex');
   return `penalty-settlement-${digest}`;
 }

@@ -130,7 +130,7 @@ export async function settlePenalties(userId: string, deps: SettleDeps): Promise
         amount: plan.amount,
         currency: plan.currency,
         penaltyIds,
-        idempotencyKey: settlementIdempotencyKey(penaltyIds),
+        idempotencyKey: settlementIdempotencyKey(penaltyIds, billing.customerId),
       });
     }
     const at = clock.now();

@@ -85,11 +85,19 @@ describe('settlePenalties', () => {
     });
     expect(gateway.requests[0]).toMatchObject({
       customerId: 'cus_sam',
-      idempotencyKey: settlementIdempotencyKey([
-        'pen_sam_run_2026-11-02',
-        'pen_sam_run_2026-11-03',
-      ]),
+      idempotencyKey: settlementIdempotencyKey(
+        ['pen_sam_run_2026-11-02', 'pen_sam_run_2026-11-03'],
+        'cus_sam',
+      ),
     });
+    // The key follows the ids (any order) and the customer.
+    const key = gateway.requests[0]!.idempotencyKey;
+    expect(
+      settlementIdempotencyKey(['pen_sam_run_2026-11-03', 'pen_sam_run_2026-11-02'], 'cus_sam'),
+    ).toBe(key);
+    expect(
+      settlementIdempotencyKey(['pen_sam_run_2026-11-02', 'pen_sam_run_2026-11-03'], 'cus_new'),
+    ).not.toBe(key);
     expect((await store.getUserBilling('sam')).credits).toBe(0);
     expect(await store.getAccount('sam')).toMatchObject({ unpaidCount: 0, unpaidAmount: [] });
     await expect(
