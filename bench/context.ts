@@ -4,10 +4,15 @@
  * handlers read — exactly what the stack model gives each function, resolved
  * against the locally created tables and queues.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { ENV } from '../functions/commons/env-names.ts';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators.ts';
+import {
+  LOCAL_CREDENTIALS,
+  LOCAL_REGION,
+  localDynamoDbClient,
+  localSqsClient,
+} from '../local/emulators.ts';
 import { type FunctionModel, resolveEnvironment, type StackModel } from '../local/stack-model.ts';
 import type { AwsMeter } from './aws-meter.ts';
 import type { LogCapture } from './log-capture.ts';
@@ -129,15 +134,10 @@ export interface BenchContext {
   log: (message: string) => void;
 }
 
-const LOCAL = { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
 /** A client at the DynamoDB emulator: metered, unless passed to `meter.exclude`. */
-export const localDynamo = (endpoint: string) => new DynamoDBClient({ ...LOCAL, endpoint });
+export const localDynamo = (endpoint: string) => localDynamoDbClient(endpoint);
 /** A client at the SQS emulator: metered, unless passed to `meter.exclude`. */
-export const localSqs = (endpoint: string) => new SQSClient({ ...LOCAL, endpoint });
-
-export function createHarnessClients(endpoints: { dynamo: string; sqs: string }) {
-  return { dynamo: localDynamo(endpoints.dynamo), sqs: localSqs(endpoints.sqs) };
-}
+export const localSqs = (endpoint: string) => localSqsClient(endpoint);
 
 /** Standard SDK env that points default clients at the emulators, as the local runtime does. */
 export function awsEnv(endpoints: { dynamo: string; sqs: string }): Record<string, string> {

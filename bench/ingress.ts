@@ -9,7 +9,7 @@
 import { cpus } from 'node:os';
 import { PurgeQueueCommand } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { createLambdaContext, type LambdaHandler } from '../local/lambda-context.ts';
+import { createLambdaContext, type LambdaHandler, localFunction } from '../local/lambda-context.ts';
 import { stripeWebhookEvent } from '../test/helpers/apigw-events.ts';
 import type { StripeEventJson } from '../test/helpers/stripe-history.ts';
 import { signPayload } from '../test/helpers/stripe-signing.ts';
@@ -17,7 +17,7 @@ import type { AwsUsage } from './aws-meter.ts';
 import type { BenchContext } from './context.ts';
 import { meanBilledDurationMs } from './cost-model.ts';
 import { type ClosedLoopOptions, type ClosedLoopResult, runClosedLoop } from './load.ts';
-import { localFunction, subscriptionResources } from './provision.ts';
+import { subscriptionResources } from './provision.ts';
 import type { RawLimits } from './raw-limits.ts';
 import type { Figure, Section } from './report.ts';
 import { type LatencySummary, median, summarize } from './stats.ts';

@@ -7,7 +7,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { ENV } from '../functions/commons/env-names.ts';
-import type { LocalFunction } from '../local/lambda-context.ts';
 import { ensureTable, provisionStack as provisionLocalStack } from '../local/provision.ts';
 import type { FunctionModel, StackModel } from '../local/stack-model.ts';
 
@@ -40,11 +39,6 @@ export function functionByEntry(model: StackModel, entry: string): FunctionModel
   const fn = model.functions.find((f) => f.entry === entry);
   if (!fn) throw new Error(`the stack model has no function with entry ${entry}`);
   return fn;
-}
-
-/** A function as the local runtime hosts it (name, timeout, memory), as local/runtime.ts does. */
-export function localFunction(fn: FunctionModel): LocalFunction {
-  return { functionName: fn.logicalId, timeoutSeconds: fn.timeoutSeconds, memoryMb: fn.memoryMb };
 }
 
 /** The logical id an env var of `fn` points at (a table or a queue). */

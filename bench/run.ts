@@ -15,11 +15,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { foldFacts } from '../functions/core/subscriptions/customer-account.ts';
 import {
+  emulatorClients,
   LOCAL_CREDENTIALS,
   type RunningEmulator,
   startDynamoDbLocal,
   startSqsEmulator,
 } from '../local/emulators.ts';
+import { localFunction } from '../local/lambda-context.ts';
 import { type FunctionModel, loadStackModel } from '../local/stack-model.ts';
 import {
   generateHistory,
@@ -34,7 +36,6 @@ import { coldStartPlans } from './cold-start-plans.ts';
 import {
   applyInProcessEnv,
   type BenchContext,
-  createHarnessClients,
   FULL_SIZES,
   functionEnv,
   QUICK_SIZES,
@@ -54,12 +55,7 @@ import { measurePaymentReads } from './payment-reads.ts';
 import { measurePaymentsEndToEnd, type PaymentsEndToEnd, paymentsSection } from './payments.ts';
 import { measurePenalties, penaltiesSection } from './penalties.ts';
 import { measurePipeline, type PipelineResult, pipelineSection } from './pipeline.ts';
-import {
-  localFunction,
-  paymentResources,
-  provisionStack,
-  subscriptionResources,
-} from './provision.ts';
+import { paymentResources, provisionStack, subscriptionResources } from './provision.ts';
 import {
   createRawProbe,
   measureRawLimits,
@@ -168,7 +164,7 @@ async function main(): Promise<void> {
     const [dynamo, sqs] = await Promise.all([startDynamoDbLocal(), startSqsEmulator()]);
     emulators.push(dynamo, sqs);
     const endpoints = { dynamo: dynamo.endpoint, sqs: sqs.endpoint };
-    const harness = createHarnessClients(endpoints);
+    const harness = emulatorClients(endpoints);
     meter.install();
     meter.exclude(harness.dynamo);
     meter.exclude(harness.sqs);

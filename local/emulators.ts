@@ -11,7 +11,12 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import {
+  DynamoDBClient,
+  type DynamoDBClientConfig,
+  ListTablesCommand,
+} from '@aws-sdk/client-dynamodb';
+import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
 
 /** A prerequisite or environment problem the user can fix; its message is one actionable line. */
@@ -24,6 +29,37 @@ export class PrerequisiteError extends Error {
 
 /** Credentials the emulators accept; they are never validated. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' } as const;
+
+/** A DynamoDB client at the local emulator (its region and dummy credentials). */
+export function localDynamoDbClient(
+  endpoint: string,
+  config: Partial<DynamoDBClientConfig> = {},
+): DynamoDBClient {
+  return new DynamoDBClient({
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+    ...config,
+    endpoint,
+  });
+}
+
+/** An SQS client at the local emulator (its region and dummy credentials). */
+export function localSqsClient(endpoint: string, config: Partial<SQSClientConfig> = {}): SQSClient {
+  return new SQSClient({
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+    ...config,
+    endpoint,
+  });
+}
+
+/** Both clients at the emulators: what the runtime, the tests and the benchmark talk to them with. */
+export function emulatorClients(endpoints: { dynamo: string; sqs: string }): {
+  dynamo: DynamoDBClient;
+  sqs: SQSClient;
+} {
+  return { dynamo: localDynamoDbClient(endpoints.dynamo), sqs: localSqsClient(endpoints.sqs) };
+}
 export const LOCAL_REGION = 'us-east-1';
 
 const MIN_JAVA_MAJOR = 17;
@@ -140,12 +176,7 @@ export async function startDynamoDbLocal(
   });
 
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = new DynamoDBClient({
-    endpoint,
-    region: LOCAL_REGION,
-    credentials: LOCAL_CREDENTIALS,
-    maxAttempts: 1,
-  });
+  const client = localDynamoDbClient(endpoint, { maxAttempts: 1 });
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
   try {
     for (;;) {

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { LOCAL_REGION } from './emulators.ts';
+import type { FunctionModel } from './stack-model.ts';
 
 /** The account id the emulators use in ARNs (fauxqs writes the same one into queue URLs). */
 export const LOCAL_ACCOUNT_ID = '000000000000';
@@ -133,4 +134,9 @@ export function createLocalLog(level: LocalLogLevel = 'info', prefix = '[local]'
       console.error(`${prefix} ${message}${detail}`);
     },
   };
+}
+
+/** A function of the stack model as the local runtime (and the benchmark) hosts it. */
+export function localFunction(fn: FunctionModel): LocalFunction {
+  return { functionName: fn.logicalId, timeoutSeconds: fn.timeoutSeconds, memoryMb: fn.memoryMb };
 }

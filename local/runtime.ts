@@ -15,8 +15,6 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import { interceptLocalhostDns } from 'fauxqs';
 import { parseStripeApiUrl } from '../functions/adapters/stripe/stripe-client.ts';
 import { ENV } from '../functions/commons/env-names.ts';
@@ -24,6 +22,7 @@ import {
   assertJavaAvailable,
   assertPortFree,
   assertWritableDir,
+  emulatorClients,
   findFreePort,
   LOCAL_CREDENTIALS,
   LOCAL_REGION,
@@ -40,8 +39,8 @@ import {
   invokeLocally,
   isLocalLogLevel,
   type LambdaHandler,
-  type LocalFunction,
   type LocalLogLevel,
+  localFunction,
 } from './lambda-context.ts';
 import { ensureQueues, ensureTables } from './provision.ts';
 import {
@@ -401,10 +400,6 @@ async function importHandler<T>(fn: FunctionModel): Promise<T> {
   return handler as T;
 }
 
-function localFunction(fn: FunctionModel): LocalFunction {
-  return { functionName: fn.logicalId, timeoutSeconds: fn.timeoutSeconds, memoryMb: fn.memoryMb };
-}
-
 /** Starts the suite; see the module comment. Throws `PrerequisiteError` for what the user can fix. */
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Promise<LocalRuntime> {
   const settings = resolveRuntimeOptions(options);
@@ -463,9 +458,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     const handlerSqsEndpoint = `http://sqs.${LOCAL_REGION}.localhost:${sqsEmulator.port}`;
     const dynamoEndpoint = `http://127.0.0.1:${dynamoPort}`;
 
-    const clientConfig = { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
-    const dynamoClient = new DynamoDBClient({ ...clientConfig, endpoint: dynamoEndpoint });
-    const sqsClient = new SQSClient({ ...clientConfig, endpoint: sqsEmulator.endpoint });
+    const { dynamo: dynamoClient, sqs: sqsClient } = emulatorClients({
+      dynamo: dynamoEndpoint,
+      sqs: sqsEmulator.endpoint,
+    });
     cleanup.push(async () => {
       dynamoClient.destroy();
       sqsClient.destroy();

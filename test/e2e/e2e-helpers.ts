@@ -2,9 +2,9 @@
  * Helpers for the end-to-end tests: everything goes through the local runtime's HTTP
  * API with real signed payloads, like Stripe and the app backend would.
  */
-import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { familiesFor } from '../../functions/core/shared/event-families.ts';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators.ts';
+import { localDynamoDbClient } from '../../local/emulators.ts';
 import type { LocalRuntime } from '../../local/runtime.ts';
 import type { StripeEventJson } from '../../local/send-sample.ts';
 import { signPayload } from '../helpers/stripe-signing.ts';
@@ -88,11 +88,7 @@ export async function waitForSubscription(
 export async function dumpTables(
   runtime: Pick<LocalRuntime, 'dynamoEndpoint' | 'tableNames'>,
 ): Promise<Record<string, string[]>> {
-  const client = new DynamoDBClient({
-    endpoint: runtime.dynamoEndpoint,
-    region: LOCAL_REGION,
-    credentials: LOCAL_CREDENTIALS,
-  });
+  const client = localDynamoDbClient(runtime.dynamoEndpoint);
   try {
     const dump: Record<string, string[]> = {};
     for (const table of Object.values(runtime.tableNames)) {

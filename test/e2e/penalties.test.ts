@@ -4,7 +4,7 @@
  * (one PaymentIntent, idempotent), then Stripe's signed `payment_intent.succeeded`
  * through the webhook and the payments queue marks them paid exactly once.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbPenaltyStore } from '../../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
 import {
@@ -12,7 +12,7 @@ import {
   MAX_HABITS_PER_USER,
   withSettings,
 } from '../../functions/core/penalties/habits.ts';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators.ts';
+import { localDynamoDbClient } from '../../local/emulators.ts';
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
 import type { StripeEventJson } from '../../local/send-sample.ts';
 import { eventually, postWebhook, uniqueUserId } from './e2e-helpers.ts';
@@ -26,11 +26,7 @@ describe('penalties through the local runtime', () => {
 
   beforeAll(async () => {
     runtime = await startLocalRuntime({ port: 0, inMemory: true, logLevel: 'warn' });
-    dynamo = new DynamoDBClient({
-      region: LOCAL_REGION,
-      credentials: LOCAL_CREDENTIALS,
-      endpoint: runtime.dynamoEndpoint,
-    });
+    dynamo = localDynamoDbClient(runtime.dynamoEndpoint);
   });
   afterAll(async () => {
     dynamo?.destroy();

@@ -6,19 +6,15 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findFreePort, LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators.ts';
+import { findFreePort, localSqsClient } from '../../local/emulators.ts';
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
 import { buildDefaultSample, sampleIds } from '../../local/send-sample.ts';
 import { getSubscription, postWebhook, uniqueUserId, waitForSubscription } from './e2e-helpers.ts';
 
 function sqsClient(runtime: LocalRuntime): SQSClient {
-  return new SQSClient({
-    endpoint: runtime.sqsEndpoint,
-    region: LOCAL_REGION,
-    credentials: LOCAL_CREDENTIALS,
-  });
+  return localSqsClient(runtime.sqsEndpoint);
 }
 
 function dlqOf(runtime: LocalRuntime): { url: string; name: string } {

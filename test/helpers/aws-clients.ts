@@ -1,21 +1,9 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import { inject } from 'vitest';
-import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators.ts';
+import { emulatorClients as clientsAt } from '../../local/emulators.ts';
 
 /** Real SDK clients pointed at the emulators the global setup started. */
 export function emulatorClients() {
-  const dynamo = new DynamoDBClient({
-    endpoint: inject('dynamoEndpoint'),
-    region: LOCAL_REGION,
-    credentials: LOCAL_CREDENTIALS,
-  });
-  const sqs = new SQSClient({
-    endpoint: inject('sqsEndpoint'),
-    region: LOCAL_REGION,
-    credentials: LOCAL_CREDENTIALS,
-  });
-  return { dynamo, sqs };
+  return clientsAt({ dynamo: inject('dynamoEndpoint'), sqs: inject('sqsEndpoint') });
 }
 
 /** A name no other test file uses, for tables and queues. */
