@@ -15,10 +15,13 @@ import {
   MAX_WEBHOOK_BODY_BYTES,
   type VerifiedStripeEvent,
 } from '../../functions/core/intake/webhook-intake.ts';
+import { minimizeStripeEvent } from '../../functions/core/shared/personal-data.ts';
 import { createWebhookIngressHandler } from '../../functions/webhook-ingress.ts';
 import { httpApiEvent, stripeWebhookEvent } from '../helpers/apigw-events.ts';
 import { readStripeEventRaw, stripeEventWith } from '../helpers/fixtures.ts';
 import { signPayload, TEST_WEBHOOK_SECRET } from '../helpers/stripe-signing.ts';
+
+const minimized = (raw: string) => JSON.stringify(minimizeStripeEvent(JSON.parse(raw)));
 
 const context = {
   functionName: 'webhook-ingress',
@@ -101,14 +104,14 @@ afterEach(() => {
 });
 
 describe('webhook ingress handler', () => {
-  it('answers 200 {"received":true} once the event is queued, with the raw body', async () => {
+  it('answers 200 {"received":true} once the event is queued, minimised', async () => {
     const { queue, invoke, added } = setup();
     const response = await invoke(stripeWebhookEvent(raw, signPayload(raw)));
     expect(response.statusCode).toBe(200);
     expect(JSON.parse(response.body)).toEqual({ received: true });
     expect(response.headers['content-type']).toBe('application/json');
     expect(queue.sent).toHaveLength(1);
-    expect(queue.sent[0]).toMatchObject({ body: raw, eventId: EVENT_ID });
+    expect(queue.sent[0]).toMatchObject({ body: minimized(raw), eventId: EVENT_ID });
     expect(added).toEqual([METRIC.webhookReceived, METRIC.webhookEnqueued]);
   });
 
@@ -131,7 +134,8 @@ describe('webhook ingress handler', () => {
     expect(text).toContain('🚀');
     const response = await invoke(stripeWebhookEvent(text, signPayload(text), { base64: true }));
     expect(response.statusCode).toBe(200);
-    expect(queue.sent.map((m) => m.body)).toEqual([text]);
+    expect(queue.sent.map((m) => m.body)).toEqual([minimized(text)]);
+    expect(queue.sent[0]!.body).toContain('Zoë & Ünïcødé 🚀');
   });
 
   it('rejects a body signed as its base64 text rather than its bytes', async () => {

@@ -6,7 +6,7 @@ import type { EventFamilyName } from '../shared/event-families.ts';
 
 /** The queue message for one verified event (the ingress → consumer contract). */
 export interface VerifiedStripeEvent {
-  /** The raw event JSON exactly as received. */
+  /** The event JSON as verified, without personal data (core/shared/personal-data.ts). */
   body: string;
   eventId: string;
   eventType: string;

@@ -9,6 +9,7 @@
 import * as z from 'zod/mini';
 import type { Clock } from '../shared/clock.ts';
 import { type EventFamilyName, familiesFor } from '../shared/event-families.ts';
+import { minimizeStripeEvent } from '../shared/personal-data.ts';
 import { stripeEnvelopeSchema } from '../shared/stripe-envelope.ts';
 import type { EventQueue } from './ports.ts';
 
@@ -112,7 +113,8 @@ export async function replayStripeEvents(
       }
       if (!request.dryRun) {
         const queued = {
-          body: JSON.stringify(event),
+          // As the webhook queues it: without personal data.
+          body: JSON.stringify(minimizeStripeEvent(event as { data: { object: unknown } })),
           eventId: envelope.data.id,
           eventType: envelope.data.type,
           receivedAt,

@@ -8,7 +8,8 @@
 import * as z from 'zod/mini';
 import { type Clock, systemClock } from '../shared/clock.ts';
 import { type EventFamilyName, familiesFor } from '../shared/event-families.ts';
-import { stripeEnvelopeSchema } from '../shared/stripe-envelope.ts';
+import { minimizeStripeEvent } from '../shared/personal-data.ts';
+import { type StripeEventEnvelope, stripeEnvelopeSchema } from '../shared/stripe-envelope.ts';
 import {
   EnqueueFailedError,
   type EventQueue,
@@ -128,7 +129,12 @@ export async function acceptStripeWebhook(
     return { outcome: 'wrong_mode', eventId, eventType, livemode };
   }
   const families = familiesFor(eventType);
-  const event = { body, eventId, eventType, receivedAt };
+  if (families.length === 0) {
+    return { outcome: 'enqueued', eventId, eventType, receivedAt, families };
+  }
+  // Queued without personal data (personal-data.ts): what no consumer reads, no queue keeps.
+  const queued = JSON.stringify(minimizeStripeEvent(parsed as StripeEventEnvelope));
+  const event = { body: queued, eventId, eventType, receivedAt };
   try {
     // Stripe's 2xx waits for every queue that needs the event. If one send fails the
     // whole delivery is retried; a copy already queued elsewhere is a duplicate there,
