@@ -63,3 +63,19 @@ export function minimizeStripeEvent<
   }
   return { ...event, data } as E;
 }
+
+/**
+ * `JSON.stringify(minimizeStripeEvent(event))` in one pass, without building the
+ * minimised copy: what the webhook queues (it is on the ack path).
+ */
+export function minimizedEventJson(event: { data: { object: unknown } }): string {
+  const ours = new WeakSet<object>();
+  return JSON.stringify(event, function (this: unknown, key: string, value: unknown) {
+    if (key === 'metadata' && typeof value === 'object' && value !== null) {
+      ours.add(value);
+      return value;
+    }
+    if (PERSONAL_DATA_KEYS.has(key) && !ours.has(this as object)) return undefined;
+    return value;
+  });
+}
