@@ -22,7 +22,7 @@ import {
   type EventFamilyName,
   familiesFor,
 } from '../../functions/core/shared/event-families.ts';
-import { minimizeStripeEvent } from '../../functions/core/shared/personal-data.ts';
+import { queuedEventJson } from '../../functions/core/shared/personal-data.ts';
 import { createWebhookIngressHandler } from '../../functions/webhook-ingress.ts';
 import {
   findFreePort,
@@ -42,7 +42,7 @@ import {
 import { signPayload, TEST_WEBHOOK_SECRET } from '../helpers/stripe-signing.ts';
 
 /** What the webhook queues: the verified event without personal data. */
-const minimized = (raw: string) => JSON.stringify(minimizeStripeEvent(JSON.parse(raw)));
+const minimized = (raw: string) => queuedEventJson(JSON.parse(raw), raw);
 
 const context = {
   functionName: 'webhook-ingress',

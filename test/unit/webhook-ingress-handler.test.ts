@@ -15,13 +15,13 @@ import {
   MAX_WEBHOOK_BODY_BYTES,
   type VerifiedStripeEvent,
 } from '../../functions/core/intake/webhook-intake.ts';
-import { minimizeStripeEvent } from '../../functions/core/shared/personal-data.ts';
+import { queuedEventJson } from '../../functions/core/shared/personal-data.ts';
 import { createWebhookIngressHandler } from '../../functions/webhook-ingress.ts';
 import { httpApiEvent, stripeWebhookEvent } from '../helpers/apigw-events.ts';
 import { readStripeEventRaw, stripeEventWith } from '../helpers/fixtures.ts';
 import { signPayload, TEST_WEBHOOK_SECRET } from '../helpers/stripe-signing.ts';
 
-const minimized = (raw: string) => JSON.stringify(minimizeStripeEvent(JSON.parse(raw)));
+const minimized = (raw: string) => queuedEventJson(JSON.parse(raw), raw);
 
 const context = {
   functionName: 'webhook-ingress',

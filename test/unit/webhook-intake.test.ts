@@ -15,12 +15,12 @@ import {
   type VerifiedStripeEvent,
 } from '../../functions/core/intake/webhook-intake.ts';
 import { type EventFamilyName, familiesFor } from '../../functions/core/shared/event-families.ts';
-import { minimizeStripeEvent } from '../../functions/core/shared/personal-data.ts';
+import { queuedEventJson } from '../../functions/core/shared/personal-data.ts';
 import { readStripeEventRaw, STRIPE_EVENT_FIXTURES, stripeEventWith } from '../helpers/fixtures.ts';
 import { signPayload, TEST_WEBHOOK_SECRET } from '../helpers/stripe-signing.ts';
 
 /** What the intake queues for a verified event: its JSON without personal data. */
-const minimized = (raw: string) => JSON.stringify(minimizeStripeEvent(JSON.parse(raw)));
+const minimized = (raw: string) => queuedEventJson(JSON.parse(raw), raw);
 
 const NOW_MS = 1_750_000_000_123;
 const NOW_S = Math.floor(NOW_MS / 1000);

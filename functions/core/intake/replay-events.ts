@@ -9,7 +9,7 @@
 import * as z from 'zod/mini';
 import type { Clock } from '../shared/clock.ts';
 import { type EventFamilyName, familiesFor } from '../shared/event-families.ts';
-import { minimizedEventJson } from '../shared/personal-data.ts';
+import { minimizeStripeEvent } from '../shared/personal-data.ts';
 import { stripeEnvelopeSchema } from '../shared/stripe-envelope.ts';
 import type { EventQueue } from './ports.ts';
 
@@ -114,7 +114,7 @@ export async function replayStripeEvents(
       if (!request.dryRun) {
         const queued = {
           // As the webhook queues it: without personal data.
-          body: minimizedEventJson(event as { data: { object: unknown } }),
+          body: JSON.stringify(minimizeStripeEvent(event as { data: { object: unknown } })),
           eventId: envelope.data.id,
           eventType: envelope.data.type,
           receivedAt,

@@ -8,7 +8,7 @@
 import * as z from 'zod/mini';
 import { type Clock, systemClock } from '../shared/clock.ts';
 import { type EventFamilyName, familiesFor } from '../shared/event-families.ts';
-import { minimizedEventJson } from '../shared/personal-data.ts';
+import { queuedEventJson } from '../shared/personal-data.ts';
 import { type StripeEventEnvelope, stripeEnvelopeSchema } from '../shared/stripe-envelope.ts';
 import {
   EnqueueFailedError,
@@ -133,7 +133,7 @@ export async function acceptStripeWebhook(
     return { outcome: 'enqueued', eventId, eventType, receivedAt, families };
   }
   // Queued without personal data (personal-data.ts): what no consumer reads, no queue keeps.
-  const queued = minimizedEventJson(parsed as StripeEventEnvelope);
+  const queued = queuedEventJson(parsed as StripeEventEnvelope, body);
   const event = { body: queued, eventId, eventType, receivedAt };
   try {
     // Stripe's 2xx waits for every queue that needs the event. If one send fails the

@@ -64,18 +64,41 @@ export function minimizeStripeEvent<
   return { ...event, data } as E;
 }
 
-/**
- * `JSON.stringify(minimizeStripeEvent(event))` in one pass, without building the
- * minimised copy: what the webhook queues (it is on the ack path).
- */
-export function minimizedEventJson(event: { data: { object: unknown } }): string {
-  const ours = new WeakSet<object>();
-  return JSON.stringify(event, function (this: unknown, key: string, value: unknown) {
-    if (key === 'metadata' && typeof value === 'object' && value !== null) {
-      ours.add(value);
-      return value;
+/** Sets every personal-data value under `value` to undefined; true when one was not null. */
+function blank(value: unknown): boolean {
+  if (Array.isArray(value)) {
+    let found = false;
+    for (const item of value) found = blank(item) || found;
+    return found;
+  }
+  if (typeof value !== 'object' || value === null) return false;
+  const object = value as Record<string, unknown>;
+  let found = false;
+  for (const key in object) {
+    if (key === 'metadata') continue;
+    const inner = object[key];
+    if (PERSONAL_DATA_KEYS.has(key)) {
+      if (inner !== null && inner !== undefined) found = true;
+      // Undefined, not deleted: JSON.stringify omits it and the object keeps its shape (fast).
+      object[key] = undefined;
+    } else if (typeof inner === 'object' && inner !== null) {
+      found = blank(inner) || found;
     }
-    if (PERSONAL_DATA_KEYS.has(key) && !ours.has(this as object)) return undefined;
-    return value;
-  });
+  }
+  return found;
+}
+
+/**
+ * What the webhook queues for a verified event, cheaply (it is on the ack path):
+ * `parsed` (the body's own parse, changed in place) re-serialised without its personal
+ * data, or `rawBody` unchanged when every personal-data key in it is null, since
+ * then there is nothing to remove and nothing to re-serialise.
+ */
+export function queuedEventJson(
+  parsed: { data: { object: unknown; previous_attributes?: unknown } },
+  rawBody: string,
+): string {
+  const inObject = blank(parsed.data.object);
+  const inPrevious = blank(parsed.data.previous_attributes);
+  return inObject || inPrevious ? JSON.stringify(parsed) : rawBody;
 }
