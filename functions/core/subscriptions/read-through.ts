@@ -77,7 +77,8 @@ export class SubscriptionReadThrough {
       this.#rememberUnknown(userId);
       return { view: null, source: 'stripe' };
     }
-    const stored = await storeStripeSnapshot(best, this.#deps);
+    // Found by search: the store has no profile for this user, so most likely no account.
+    const stored = await storeStripeSnapshot(best, { ...this.#deps, expectNew: !knownCustomerId });
     // The stored account may link the customer to someone else (moved since): not this user's.
     if (stored.view?.userId !== userId) {
       this.#rememberUnknown(userId);

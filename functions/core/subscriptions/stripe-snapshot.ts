@@ -22,6 +22,12 @@ export interface SnapshotDeps {
   priceTierMap: PriceTierMap;
   /** Lost write races before giving up. Default 5. */
   maxAttempts?: number;
+  /**
+   * Try the first commit as the account's creation, without reading it first (a user
+   * the store has never seen): one read less on the read route's miss; an account that
+   * exists after all makes that commit lose its race, and the next attempt reads it.
+   */
+  expectNew?: boolean;
   onUnmappedPrice?: (priceIds: string[]) => void;
 }
 
@@ -50,7 +56,10 @@ export async function storeStripeSnapshot(
   const pending = facts.map((fact) => ({ recordIds: [], fact, receivedAt: null }));
   const maxAttempts = deps.maxAttempts ?? 5;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    const stored = (await deps.store.loadAccounts([customerId])).get(customerId);
+    const stored =
+      attempt === 1 && deps.expectNew
+        ? undefined
+        : (await deps.store.loadAccounts([customerId])).get(customerId);
     const planned = planAccountCommit(customerId, pending, stored, deps.clock.now());
     if (planned.commit === null) {
       // Every fact already recorded (the same snapshot stored twice): nothing to write.
