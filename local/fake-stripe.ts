@@ -2,8 +2,8 @@
  * A small fake of the Stripe API, for the local runtime and the tests (Stripe itself is
  * never reachable here): node:http on 127.0.0.1, the SDK pointed at it by
  * STRIPE_API_URL. It speaks what the suite calls — PaymentIntents (create, retrieve,
- * cancel), customers (retrieve, search on metadata), subscriptions (list) and events
- * (list, retrieve) — the way Stripe does: form-encoded bodies with `a[b]=c` nesting, Bearer
+ * cancel), customers (create, retrieve, search on metadata), subscriptions (create,
+ * update, cancel, list) and events (list, retrieve) — the way Stripe does: form-encoded bodies with `a[b]=c` nesting, Bearer
  * auth, JSON errors `{error: {type, code, message}}` with Stripe's statuses,
  * idempotency keys (the same key and body replays the first answer with
  * `Idempotent-Replayed: true`; the same key with another body is a 400
@@ -203,6 +203,58 @@ export async function startFakeStripe(
         Object.assign(intent, { status: 'canceled', canceled_at: seconds() });
         return [200, intent];
       },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/customers$/,
+      handle: (params) => [
+        200,
+        createCustomer({
+          ...(typeof params.email === 'string' ? { email: params.email } : {}),
+          metadata: stringRecord(params.metadata),
+        }).data.object,
+      ],
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/subscriptions$/,
+      handle: (params) => {
+        const customer = typeof params.customer === 'string' ? params.customer : '';
+        if (!customers.has(customer)) return missing('customer', customer);
+        const price = listOf(
+          Object.values((params.items ?? {}) as Record<string, { price?: string }>).map(
+            (item) => item.price,
+          ),
+        )[0];
+        if (!price || price === 'undefined') return invalid('items', 'parameter_missing');
+        return [
+          200,
+          createSubscription({ customer, priceId: price, metadata: stringRecord(params.metadata) })
+            .data.object,
+        ];
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/subscriptions\/([^/]+)$/,
+      handle: (params, match) => {
+        if (!subscriptions.has(match[1]!)) return missing('subscription', match[1]!);
+        const cancel = params.cancel_at_period_end;
+        return [
+          200,
+          updateSubscription(match[1]!, {
+            ...(cancel === undefined ? {} : { cancelAtPeriodEnd: cancel === 'true' }),
+          }).data.object,
+        ];
+      },
+    },
+    {
+      method: 'DELETE',
+      pattern: /^\/v1\/subscriptions\/([^/]+)$/,
+      handle: (_params, match) =>
+        subscriptions.has(match[1]!)
+          ? [200, cancelSubscription(match[1]!).data.object]
+          : missing('subscription', match[1]!),
     },
     {
       method: 'GET',
@@ -453,6 +505,69 @@ export async function startFakeStripe(
     return subscription;
   }
 
+  function createCustomer(
+    params: Parameters<FakeStripe['createCustomer']>[0] = {},
+  ): FakeStripeEvent<FakeCustomer> {
+    const id = params.id ?? `cus_${randomBytes(7).toString('hex')}`;
+    const customer: FakeCustomer = {
+      id,
+      object: 'customer',
+      created: seconds(),
+      email: params.email ?? null,
+      livemode: false,
+      metadata: { ...params.metadata },
+    };
+    customers.set(id, customer);
+    return emit('customer.created', customer);
+  }
+  function createSubscription(params: FakeSubscriptionParams): FakeStripeEvent<FakeSubscription> {
+    if (!customers.has(params.customer)) {
+      throw new Error(`The fake Stripe has no customer ${params.customer}.`);
+    }
+    const created = seconds();
+    const subscription: FakeSubscription = {
+      id: `sub_${randomBytes(12).toString('hex')}`,
+      object: 'subscription',
+      customer: params.customer,
+      status: params.status ?? 'active',
+      created,
+      start_date: created,
+      cancel_at_period_end: false,
+      canceled_at: null,
+      livemode: false,
+      metadata: { ...params.metadata },
+      items: subscriptionItems(params.priceId, params.tier, created + 30 * 86_400),
+    };
+    subscriptions.set(subscription.id, subscription);
+    return emit('customer.subscription.created', subscription);
+  }
+  function updateSubscription(
+    id: string,
+    changes: Parameters<FakeStripe['updateSubscription']>[1],
+  ): FakeStripeEvent<FakeSubscription> {
+    const subscription = subscriptionOf(id);
+    const previous: Record<string, unknown> = {};
+    if (changes.status !== undefined) {
+      previous.status = subscription.status;
+      subscription.status = changes.status;
+    }
+    if (changes.cancelAtPeriodEnd !== undefined) {
+      previous.cancel_at_period_end = subscription.cancel_at_period_end;
+      subscription.cancel_at_period_end = changes.cancelAtPeriodEnd;
+    }
+    if (changes.priceId !== undefined) {
+      previous.items = subscription.items;
+      const periodEnd = seconds() + 30 * 86_400;
+      subscription.items = subscriptionItems(changes.priceId, changes.tier, periodEnd);
+    }
+    return emit('customer.subscription.updated', subscription, previous);
+  }
+  function cancelSubscription(id: string): FakeStripeEvent<FakeSubscription> {
+    const subscription = subscriptionOf(id);
+    Object.assign(subscription, { status: 'canceled', canceled_at: seconds() });
+    return emit('customer.subscription.deleted', subscription);
+  }
+
   function transition(
     id: string,
     status: string,
@@ -500,63 +615,10 @@ export async function startFakeStripe(
     setLatency(ms) {
       latencyMs = Math.max(0, ms);
     },
-    createCustomer(params = {}) {
-      const id = params.id ?? `cus_${randomBytes(7).toString('hex')}`;
-      const customer: FakeCustomer = {
-        id,
-        object: 'customer',
-        created: seconds(),
-        email: params.email ?? null,
-        livemode: false,
-        metadata: { ...params.metadata },
-      };
-      customers.set(id, customer);
-      return emit('customer.created', customer);
-    },
-    createSubscription(params) {
-      if (!customers.has(params.customer)) {
-        throw new Error(`The fake Stripe has no customer ${params.customer}.`);
-      }
-      const created = seconds();
-      const subscription: FakeSubscription = {
-        id: `sub_${randomBytes(12).toString('hex')}`,
-        object: 'subscription',
-        customer: params.customer,
-        status: params.status ?? 'active',
-        created,
-        start_date: created,
-        cancel_at_period_end: false,
-        canceled_at: null,
-        livemode: false,
-        metadata: { ...params.metadata },
-        items: subscriptionItems(params.priceId, params.tier, created + 30 * 86_400),
-      };
-      subscriptions.set(subscription.id, subscription);
-      return emit('customer.subscription.created', subscription);
-    },
-    updateSubscription(id, changes) {
-      const subscription = subscriptionOf(id);
-      const previous: Record<string, unknown> = {};
-      if (changes.status !== undefined) {
-        previous.status = subscription.status;
-        subscription.status = changes.status;
-      }
-      if (changes.cancelAtPeriodEnd !== undefined) {
-        previous.cancel_at_period_end = subscription.cancel_at_period_end;
-        subscription.cancel_at_period_end = changes.cancelAtPeriodEnd;
-      }
-      if (changes.priceId !== undefined) {
-        previous.items = subscription.items;
-        const periodEnd = seconds() + 30 * 86_400;
-        subscription.items = subscriptionItems(changes.priceId, changes.tier, periodEnd);
-      }
-      return emit('customer.subscription.updated', subscription, previous);
-    },
-    cancelSubscription(id) {
-      const subscription = subscriptionOf(id);
-      Object.assign(subscription, { status: 'canceled', canceled_at: seconds() });
-      return emit('customer.subscription.deleted', subscription);
-    },
+    createCustomer,
+    createSubscription,
+    updateSubscription,
+    cancelSubscription,
     succeedPaymentIntent: (id) => transition(id, 'succeeded', 'payment_intent.succeeded'),
     failPaymentIntent: (id) =>
       transition(id, 'requires_payment_method', 'payment_intent.payment_failed'),

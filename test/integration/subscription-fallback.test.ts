@@ -11,6 +11,7 @@ import {
 } from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
 import { StaticSecretString } from '../../functions/adapters/secrets/secret-string.ts';
 import {
+  createStripeClient,
   parseStripeApiUrl,
   StripeClientSource,
 } from '../../functions/adapters/stripe/stripe-client.ts';
@@ -133,6 +134,29 @@ describe('GET /users/{userId}/subscription on a store miss', () => {
     expect(second.statusCode).toBe(200);
     expect(JSON.parse(second.body)).toEqual(JSON.parse(first.body));
     expect(stripeRequests(userId)).toBe(1);
+  });
+
+  it('finds what was created through the Stripe SDK itself (the fake speaks the API)', async () => {
+    const sdk = createStripeClient(stripe.secretKey, parseStripeApiUrl(stripe.url));
+    const userId = `fallback-sdk-${Date.now()}`;
+    const customer = await sdk.customers.create({ metadata: { userId } });
+    const subscription = await sdk.subscriptions.create({
+      customer: customer.id,
+      items: [{ price: PRICE }],
+    });
+    const response = await route().get(userId);
+    expect(response.statusCode).toBe(200);
+    expect(JSON.parse(response.body)).toMatchObject({
+      tier: 'gold',
+      stripeCustomerId: customer.id,
+      subscriptionId: subscription.id,
+    });
+    // Cancelled through the API: the event lands in the events list for a replay.
+    await sdk.subscriptions.cancel(subscription.id);
+    const listed = await sdk.events.list({ types: ['customer.subscription.deleted'], limit: 100 });
+    expect(listed.data.map((event) => (event.data.object as { id: string }).id)).toContain(
+      subscription.id,
+    );
   });
 
   it('answers 404 for a user Stripe does not know either', async () => {
