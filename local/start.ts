@@ -6,6 +6,7 @@
  * LOCAL_CLOCK_SPEED, LOCAL_LOG_LEVEL, and POWERTOOLS_LOG_LEVEL for the handlers.
  */
 import { PrerequisiteError } from './emulators.ts';
+import { describeLocalRuntime, writeRuntimeFile } from './operations/target.ts';
 import {
   DEFAULT_LOCAL_WEBHOOK_SECRET,
   type LocalRuntime,
@@ -72,6 +73,8 @@ async function main(): Promise<void> {
     `Starting the billing suite (DynamoDB Local needs a few seconds the first time)${options.dataDir ? '' : ' in memory'}...`,
   );
   const runtime = await startLocalRuntime();
+  // What `npm run ops` needs to find this runtime from another terminal.
+  await writeRuntimeFile(describeLocalRuntime(runtime));
   console.log(banner(runtime));
 
   let signals = 0;

@@ -31,5 +31,5 @@ export async function createBillingTables(dynamo: DynamoDBClient) {
   if (!billingTableName || !ledgerTableName) {
     throw new Error(`stack model tables changed: ${Object.keys(names).join(', ')}`);
   }
-  return { billingTableName, ledgerTableName };
+  return { billingTableName, ledgerTableName, byLocalName: names };
 }

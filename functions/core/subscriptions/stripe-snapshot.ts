@@ -28,6 +28,8 @@ export interface SnapshotDeps {
    * exists after all makes that commit lose its race, and the next attempt reads it.
    */
   expectNew?: boolean;
+  /** Fold and answer the view it would give, write nothing (the operators' `--dry-run`). */
+  dryRun?: boolean;
   onUnmappedPrice?: (priceIds: string[]) => void;
 }
 
@@ -57,7 +59,7 @@ export async function storeStripeSnapshot(
   const maxAttempts = deps.maxAttempts ?? 5;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     const stored =
-      attempt === 1 && deps.expectNew
+      attempt === 1 && deps.expectNew && !deps.dryRun
         ? undefined
         : (await deps.store.loadAccounts([customerId])).get(customerId);
     const planned = planAccountCommit(customerId, pending, stored, deps.clock.now());
@@ -67,6 +69,7 @@ export async function storeStripeSnapshot(
       return { customerId, account, view: projectUserView(account) };
     }
     const view = projectUserView(planned.commit.account);
+    if (deps.dryRun) return { customerId, account: planned.commit.account, view };
     // The profile is written even when the view did not change, so a profile that lost
     // its view (or never had one) is repaired: the next read is a hit, not a Stripe call.
     const result = await deps.store.commit({ ...planned.commit, view });

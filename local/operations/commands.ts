@@ -1,0 +1,430 @@
+/**
+ * The operator commands (DESIGN §8.4). Each is a name, a usage line, its flags, and a
+ * `run` over a connected target; `cli.ts` parses and dispatches. Long runs print
+ * progress; commands that change data take `--dry-run`.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { DynamoDbCreditStore } from '../../functions/adapters/dynamodb/dynamodb-credit-store.ts';
+import { DynamoDbPaymentStore } from '../../functions/adapters/dynamodb/dynamodb-payment-store.ts';
+import { DynamoDbPenaltyStore } from '../../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
+import {
+  DynamoDbSubscriptionStore,
+  DynamoDbUserViewReader,
+} from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
+import { SqsEventQueue } from '../../functions/adapters/sqs/sqs-event-queue.ts';
+import { StripeCustomerLookup } from '../../functions/adapters/stripe/stripe-customer-source.ts';
+import { StripeEventList } from '../../functions/adapters/stripe/stripe-event-source.ts';
+import { StripeCallPolicy } from '../../functions/adapters/stripe/stripe-resilience.ts';
+import { creditStats } from '../../functions/core/credits/credit-stats.ts';
+import {
+  MAX_REPLAY_TYPES,
+  type ReplayProgress,
+  replayStripeEvents,
+} from '../../functions/core/intake/replay-events.ts';
+import { systemClock } from '../../functions/core/shared/clock.ts';
+import {
+  type ResyncDeps,
+  type ResyncOutcome,
+  resyncCustomer,
+  resyncMarked,
+  resyncUser,
+} from '../../functions/core/subscriptions/resync.ts';
+import { peek, queueDepth, redrive } from './dead-letters.ts';
+import { type OpsTarget, UsageError } from './target.ts';
+
+type FlagSpec = { type: 'string' | 'boolean'; description: string };
+
+export interface OpsCommand {
+  name: string;
+  summary: string;
+  usage: string;
+  flags: Record<string, FlagSpec>;
+  run(
+    target: OpsTarget,
+    flags: Record<string, string | boolean | undefined>,
+    io: OpsIo,
+  ): Promise<unknown>;
+}
+
+export interface OpsIo {
+  /** One line of human output (progress, results). */
+  print(line: string): void;
+  /** `--json`: the result is printed as JSON instead of lines. */
+  json: boolean;
+}
+
+/** Where replays keep their cursor between runs (per range and types). */
+export const REPLAY_STATE_DIR = resolve(
+  dirname(new URL(import.meta.url).pathname),
+  '../../.local/ops',
+);
+
+const dlqList: OpsCommand = {
+  name: 'dlq:list',
+  summary: 'every queue with its DLQ: depths, and with --peek the first messages of each DLQ',
+  usage: 'dlq:list [--peek N] [--json]',
+  flags: {
+    peek: {
+      type: 'string',
+      description: 'show up to N (1-10) messages of each non-empty DLQ, consuming nothing',
+    },
+  },
+  async run(target, flags, io) {
+    const peekCount = flags.peek === undefined ? 0 : positive(flags.peek, '--peek', 10);
+    const rows = [];
+    for (const queue of target.consumedQueues) {
+      const [source, dead] = await Promise.all([
+        queueDepth(target.sqs, queue),
+        queueDepth(target.sqs, queue.deadLetter),
+      ]);
+      const messages =
+        peekCount > 0 && dead.visible > 0
+          ? await peek(target.sqs, queue.deadLetter, peekCount)
+          : [];
+      rows.push({
+        queue: queue.name,
+        deadLetterQueue: queue.deadLetter.name,
+        source,
+        dead,
+        messages,
+      });
+      io.print(
+        `${queue.deadLetter.name}: ${dead.visible} waiting, ${dead.inFlight} in flight  (source ${queue.name}: ${source.visible} waiting, ${source.inFlight} in flight)`,
+      );
+      for (const m of messages) {
+        io.print(
+          `  ${m.eventId ?? '?'} ${m.eventType ?? '?'} received ${m.receiveCount}x, ${m.bytes} bytes`,
+        );
+      }
+    }
+    for (const queue of target.scheduleDeadLetters) {
+      const dead = await queueDepth(target.sqs, queue);
+      rows.push({ queue: null, deadLetterQueue: queue.name, dead, messages: [] });
+      io.print(
+        `${queue.name}: ${dead.visible} waiting (failed schedule runs: rerun them, nothing to redrive)`,
+      );
+    }
+    return rows;
+  },
+};
+
+const dlqRedrive: OpsCommand = {
+  name: 'dlq:redrive',
+  summary: 'move DLQ messages back to the queue they failed from (after fixing the cause)',
+  usage: 'dlq:redrive [--queue <name>] [--max N] [--dry-run] [--json]',
+  flags: {
+    queue: { type: 'string', description: 'only the queue (or DLQ) whose name contains this' },
+    max: { type: 'string', description: 'move at most N messages per queue' },
+    'dry-run': { type: 'boolean', description: 'count what would move, move nothing' },
+  },
+  async run(target, flags, io) {
+    const filter = typeof flags.queue === 'string' ? flags.queue : undefined;
+    const queues = target.consumedQueues.filter(
+      (q) => !filter || q.name.includes(filter) || q.deadLetter.name.includes(filter),
+    );
+    if (queues.length === 0) {
+      throw new UsageError(
+        `--queue ${filter} names no queue; one of: ${target.consumedQueues.map((q) => q.name).join(', ')}`,
+      );
+    }
+    const max = flags.max === undefined ? undefined : positive(flags.max, '--max');
+    const results = [];
+    for (const queue of queues) {
+      const before = await queueDepth(target.sqs, queue.deadLetter);
+      if (flags['dry-run'] || before.visible === 0) {
+        const wouldMove = Math.min(before.visible, max ?? before.visible);
+        io.print(
+          `${queue.deadLetter.name}: ${before.visible} waiting; ${flags['dry-run'] ? `would move ${wouldMove} to ${queue.name}` : 'nothing to move'}`,
+        );
+        results.push({
+          queue: queue.name,
+          before: before.visible,
+          moved: 0,
+          after: before.visible,
+        });
+        continue;
+      }
+      io.print(`${queue.deadLetter.name}: ${before.visible} waiting; moving to ${queue.name}...`);
+      const moved = await redrive(target.sqs, queue, {
+        ...(max === undefined ? {} : { max }),
+        onProgress: (n) => io.print(`  ${n} moved`),
+      });
+      const after = await queueDepth(target.sqs, queue.deadLetter);
+      io.print(`${queue.deadLetter.name}: moved ${moved}; ${after.visible} waiting now`);
+      results.push({ queue: queue.name, before: before.visible, moved, after: after.visible });
+    }
+    return results;
+  },
+};
+
+const replay: OpsCommand = {
+  name: 'replay',
+  summary:
+    "send a time range of Stripe's events through the normal queues (safe to repeat, resumable)",
+  usage: 'replay --from <iso> [--to <iso>] [--types a,b] [--dry-run] [--restart] [--json]',
+  flags: {
+    from: { type: 'string', description: 'events created at or after this time (ISO 8601)' },
+    to: { type: 'string', description: 'events created at or before this time (default now)' },
+    types: {
+      type: 'string',
+      description: `comma-separated event types, at most ${MAX_REPLAY_TYPES} (default all)`,
+    },
+    'dry-run': { type: 'boolean', description: 'count what would be sent, send nothing' },
+    restart: {
+      type: 'boolean',
+      description: 'ignore the saved cursor of an earlier run of the same range',
+    },
+  },
+  async run(target, flags, io) {
+    const fromSeconds = isoSeconds(flags.from, '--from');
+    let toSeconds =
+      flags.to === undefined ? Math.floor(Date.now() / 1000) : isoSeconds(flags.to, '--to');
+    const types =
+      typeof flags.types === 'string'
+        ? flags.types
+            .split(',')
+            .map((t) => t.trim())
+            .filter(Boolean)
+        : [];
+    if (fromSeconds > toSeconds) throw new UsageError('--from must not be after --to');
+    if (types.length > MAX_REPLAY_TYPES)
+      throw new UsageError(`--types: at most ${MAX_REPLAY_TYPES}`);
+    const dryRun = flags['dry-run'] === true;
+    const stateFile = resolve(
+      REPLAY_STATE_DIR,
+      `replay-${createHash('sha256')
+        .update(JSON.stringify([target.where, fromSeconds, flags.to ?? 'now', types]))
+        .digest('hex')
+        .slice(0, 16)}.json`,
+    );
+    const saved = dryRun || flags.restart ? undefined : await readState(stateFile);
+    if (saved) {
+      // Without --to, "now" is the first run's: the same range, so its cursor holds.
+      toSeconds = saved.toSeconds;
+      io.print(
+        `Resuming after ${saved.progress.cursor} (${saved.progress.listed} events already listed).`,
+      );
+    }
+    const progress = await replayStripeEvents(
+      { fromSeconds, toSeconds, types, dryRun, ...(saved ? { resumeFrom: saved.progress } : {}) },
+      {
+        source: new StripeEventList({
+          clients: target.stripeClients(),
+          calls: new StripeCallPolicy(),
+        }),
+        queue: new SqsEventQueue({ queueUrls: target.eventQueues, client: target.sqs }),
+        clock: systemClock,
+        onPage: async (page) => {
+          io.print(
+            `  page ${page.pages}: ${page.listed} listed, ${page.enqueued} ${dryRun ? 'to send' : 'sent'}`,
+          );
+          if (!dryRun) await writeState(stateFile, { progress: page, toSeconds });
+        },
+      },
+    );
+    if (!dryRun) await rm(stateFile, { force: true });
+    io.print(
+      `${dryRun ? 'Would send' : 'Sent'} ${progress.enqueued} of ${progress.listed} events (${
+        Object.entries(progress.byFamily)
+          .map(([f, n]) => `${f} ${n}`)
+          .join(', ') || 'none'
+      }); ${progress.unrouted} of types no family consumes; ${progress.malformed.length} malformed${progress.malformed.length ? `: ${progress.malformed.join(', ')}` : ''}.`,
+    );
+    return progress;
+  },
+};
+
+const resync: OpsCommand = {
+  name: 'resync',
+  summary:
+    "rebuild a customer's subscriptions from Stripe's current objects (a user's every customer, or every customer a same-second tie marked)",
+  usage: 'resync (--user <id> | --customer <cus_...> | --marked) [--dry-run] [--json]',
+  flags: {
+    user: { type: 'string', description: 'every Stripe customer of this user' },
+    customer: { type: 'string', description: 'this Stripe customer' },
+    marked: {
+      type: 'boolean',
+      description: 'every customer marked by an unresolved same-second tie',
+    },
+    'dry-run': {
+      type: 'boolean',
+      description: 'show the view the resync would give, write nothing',
+    },
+  },
+  async run(target, flags, io) {
+    const chosen = [flags.user, flags.customer, flags.marked].filter(
+      (v) => v !== undefined && v !== false,
+    );
+    if (chosen.length !== 1)
+      throw new UsageError('resync takes exactly one of --user, --customer, --marked');
+    const store = new DynamoDbSubscriptionStore({
+      client: target.dynamo,
+      billingTableName: target.tables.billing,
+      ledgerTableName: target.tables.ledger,
+    });
+    const deps: ResyncDeps = {
+      source: new StripeCustomerLookup({
+        clients: target.stripeClients(),
+        calls: new StripeCallPolicy(),
+      }),
+      reader: new DynamoDbUserViewReader({
+        client: target.dynamo,
+        billingTableName: target.tables.billing,
+      }),
+      store,
+      clock: systemClock,
+      priceTierMap: target.priceTierMap,
+      dryRun: flags['dry-run'] === true,
+    };
+    const report = (outcome: ResyncOutcome) =>
+      io.print(
+        outcome.outcome === 'resynced'
+          ? `${outcome.customerId}: ${flags['dry-run'] ? 'would give' : 'resynced,'} ${outcome.subscriptions} subscription(s) → ${outcome.view ? `${outcome.view.userId} ${outcome.view.tier} ${outcome.view.status}` : 'no user linked'}`
+          : `${outcome.customerId}: Stripe does not know this customer; nothing changed`,
+      );
+    let outcomes: ResyncOutcome[];
+    if (typeof flags.customer === 'string') {
+      if (!flags.customer.startsWith('cus_'))
+        throw new UsageError('--customer must be a cus_... id');
+      outcomes = [await resyncCustomer(flags.customer, deps)];
+      outcomes.forEach(report);
+    } else if (typeof flags.user === 'string') {
+      outcomes = await resyncUser(flags.user, deps);
+      if (outcomes.length === 0)
+        io.print(`Neither the store nor Stripe knows a customer of ${flags.user}.`);
+      outcomes.forEach(report);
+    } else {
+      outcomes = await resyncMarked({ ...deps, marks: store }, report);
+      if (outcomes.length === 0) io.print('No customer is marked for a resync.');
+    }
+    return outcomes;
+  },
+};
+
+const stats: OpsCommand = {
+  name: 'stats',
+  summary: "every capability's figures: queues, credits, penalties, payments, subscriptions",
+  usage: 'stats [--date YYYY-MM-DD] [--json]',
+  flags: {
+    date: { type: 'string', description: 'the UTC day (default today; penalties: the day before)' },
+  },
+  async run(target, flags, io) {
+    const now = Date.now();
+    const date =
+      typeof flags.date === 'string'
+        ? calendarDate(flags.date)
+        : new Date(now).toISOString().slice(0, 10);
+    const assessed = new Date(Date.parse(`${date}T00:00:00Z`) - 86_400_000)
+      .toISOString()
+      .slice(0, 10);
+    const credits = new DynamoDbCreditStore({
+      client: target.dynamo,
+      billingTableName: target.tables.billing,
+    });
+    const penalties = new DynamoDbPenaltyStore({
+      client: target.dynamo,
+      penaltiesTableName: target.tables.penalties,
+    });
+    const payments = new DynamoDbPaymentStore({
+      client: target.dynamo,
+      paymentsTableName: target.tables.payments,
+    });
+    const subscriptions = new DynamoDbSubscriptionStore({
+      client: target.dynamo,
+      billingTableName: target.tables.billing,
+      ledgerTableName: target.tables.ledger,
+    });
+    const [queues, counters, planned, shards, summary, marks] = await Promise.all([
+      Promise.all(
+        target.consumedQueues.map(async (q) => ({
+          queue: q.name,
+          ...(await queueDepth(target.sqs, q)),
+          deadLetters: (await queueDepth(target.sqs, q.deadLetter)).visible,
+        })),
+      ),
+      credits.readCounters(date),
+      credits.plannedSlots(date),
+      penalties.readAssessment(assessed),
+      payments.dailySummary(date),
+      subscriptions.listResyncMarks(),
+    ]);
+    const creditFigures = creditStats(date, counters, now, planned);
+    const penaltyFigures = {
+      date: assessed,
+      shardsDone: shards.filter((s) => s.done).length,
+      habits: shards.reduce((n, s) => n + s.habits, 0),
+      missed: shards.reduce((n, s) => n + s.missed, 0),
+      penaltiesCreated: shards.reduce((n, s) => n + s.penaltiesCreated, 0),
+    };
+    const result = {
+      target: target.where,
+      date,
+      queues,
+      credits: creditFigures,
+      penalties: penaltyFigures,
+      payments: summary,
+      subscriptions: { markedForResync: marks.length },
+    };
+    io.print(`Stats of ${target.where}, ${date}`);
+    for (const q of queues)
+      io.print(
+        `  queue ${q.queue}: ${q.visible} waiting, ${q.inFlight} in flight, ${q.deadLetters} in its DLQ`,
+      );
+    io.print(`  credits: ${JSON.stringify(creditFigures)}`);
+    io.print(
+      `  penalties (${assessed}): ${penaltyFigures.shardsDone}/16 shards done, ${penaltyFigures.habits} habits, ${penaltyFigures.missed} missed, ${penaltyFigures.penaltiesCreated} penalties created`,
+    );
+    io.print(
+      `  payments: ${summary.length === 0 ? 'none that day' : summary.map((r) => `${r.status}/${r.gateway} ${r.count} × ${r.amount} ${r.currency}`).join('; ')}`,
+    );
+    io.print(`  subscriptions: ${marks.length} customer(s) marked for resync`);
+    return result;
+  },
+};
+
+export const OPS_COMMANDS: readonly OpsCommand[] = [dlqList, dlqRedrive, replay, resync, stats];
+
+function positive(value: unknown, flag: string, most = Number.POSITIVE_INFINITY): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > most) {
+    throw new UsageError(
+      `${flag} must be a whole number from 1${Number.isFinite(most) ? ` to ${most}` : ''}, got ${String(value)}`,
+    );
+  }
+  return n;
+}
+
+function isoSeconds(value: unknown, flag: string): number {
+  const ms = typeof value === 'string' ? Date.parse(value) : Number.NaN;
+  if (!Number.isFinite(ms))
+    throw new UsageError(`${flag} must be an ISO 8601 time such as 2026-12-01T00:00:00Z`);
+  return Math.floor(ms / 1000);
+}
+
+function calendarDate(value: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value) || Number.isNaN(Date.parse(`${value}T00:00:00Z`))) {
+    throw new UsageError(`--date must be YYYY-MM-DD, got ${value}`);
+  }
+  return value;
+}
+
+/** A replay's saved cursor, with the end of its range. */
+interface ReplayState {
+  progress: ReplayProgress;
+  toSeconds: number;
+}
+
+async function readState(file: string): Promise<ReplayState | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as ReplayState;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeState(file: string, state: ReplayState): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, JSON.stringify(state));
+}

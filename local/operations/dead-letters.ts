@@ -1,0 +1,184 @@
+/**
+ * DLQ operations on SQS: depths, a peek that consumes nothing, and a redrive that
+ * moves messages back to the queue they failed from. A redrive sends a batch to the
+ * source first and deletes it from the DLQ only once sent, so an interruption leaves a
+ * message in both (a duplicate, which the consumers' exactly-once rule absorbs), never
+ * in neither. Body and message attributes travel unchanged.
+ */
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  type MessageAttributeValue,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { ConsumedQueue, NamedQueue } from './target.ts';
+
+export interface QueueDepth {
+  /** Messages waiting. */
+  visible: number;
+  /** Messages received and not yet deleted (being processed, or a peek/redrive in flight). */
+  inFlight: number;
+}
+
+export async function queueDepth(sqs: SQSClient, queue: NamedQueue): Promise<QueueDepth> {
+  const { Attributes = {} } = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queue.url,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+    }),
+  );
+  return {
+    visible: Number(Attributes.ApproximateNumberOfMessages ?? 0),
+    inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0),
+  };
+}
+
+export interface PeekedMessage {
+  eventId: string | null;
+  eventType: string | null;
+  receiveCount: number;
+  bytes: number;
+}
+
+/** Up to `count` (≤ 10) messages of `queue`, made visible again at once: nothing consumed. */
+export async function peek(
+  sqs: SQSClient,
+  queue: NamedQueue,
+  count: number,
+): Promise<PeekedMessage[]> {
+  const { Messages = [] } = await sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: queue.url,
+      MaxNumberOfMessages: Math.min(10, Math.max(1, count)),
+      VisibilityTimeout: 5,
+      MessageAttributeNames: ['All'],
+      MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+    }),
+  );
+  // Visible again at once (a short timeout above, in case this process dies first).
+  await Promise.all(
+    Messages.map((message) =>
+      sqs.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: queue.url,
+          ReceiptHandle: message.ReceiptHandle!,
+          VisibilityTimeout: 0,
+        }),
+      ),
+    ),
+  );
+  return Messages.map((message) => {
+    const fromBody = eventOf(message.Body);
+    return {
+      eventId: message.MessageAttributes?.eventId?.StringValue ?? fromBody.id,
+      eventType: message.MessageAttributes?.eventType?.StringValue ?? fromBody.type,
+      receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? 0),
+      bytes: Buffer.byteLength(message.Body ?? ''),
+    };
+  });
+}
+
+/** The event id and type of a message sent without attributes (another producer). */
+function eventOf(body: string | undefined): { id: string | null; type: string | null } {
+  try {
+    const parsed = JSON.parse(body ?? '') as { id?: unknown; type?: unknown };
+    return {
+      id: typeof parsed.id === 'string' ? parsed.id : null,
+      type: typeof parsed.type === 'string' ? parsed.type : null,
+    };
+  } catch {
+    return { id: null, type: null };
+  }
+}
+
+export interface RedriveOptions {
+  /** Most messages to move. Default: all. */
+  max?: number;
+  /** How long a received batch stays hidden while it is moved. Default 60 s. */
+  visibilitySeconds?: number;
+  onProgress?: (moved: number) => void;
+  /** Test hook: runs after a batch is sent and before it is deleted from the DLQ. */
+  afterSend?: (batch: readonly Message[]) => Promise<void> | void;
+}
+
+/** Moves messages from `queue.deadLetter` back to `queue`; the count moved. */
+export async function redrive(
+  sqs: SQSClient,
+  queue: ConsumedQueue,
+  options: RedriveOptions = {},
+): Promise<number> {
+  const max = options.max ?? Number.POSITIVE_INFINITY;
+  let moved = 0;
+  let emptyPolls = 0;
+  // Two empty receives in a row: the DLQ is drained (SQS may answer one empty at random).
+  while (moved < max && emptyPolls < 2) {
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queue.deadLetter.url,
+        MaxNumberOfMessages: Math.min(10, max - moved),
+        VisibilityTimeout: options.visibilitySeconds ?? 60,
+        WaitTimeSeconds: 1,
+        MessageAttributeNames: ['All'],
+      }),
+    );
+    if (Messages.length === 0) {
+      emptyPolls += 1;
+      continue;
+    }
+    emptyPolls = 0;
+    const sent = await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queue.url,
+        Entries: Messages.map((message, index) => ({
+          Id: String(index),
+          MessageBody: message.Body ?? '',
+          ...(message.MessageAttributes
+            ? { MessageAttributes: sendable(message.MessageAttributes) }
+            : {}),
+        })),
+      }),
+    );
+    const delivered = (sent.Successful ?? []).map((entry) => Messages[Number(entry.Id)]!);
+    await options.afterSend?.(delivered);
+    if (delivered.length > 0) {
+      await sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: queue.deadLetter.url,
+          Entries: delivered.map((message, index) => ({
+            Id: String(index),
+            ReceiptHandle: message.ReceiptHandle!,
+          })),
+        }),
+      );
+    }
+    moved += delivered.length;
+    options.onProgress?.(moved);
+    // A message SQS refused to send stays in the DLQ (visible again after the timeout).
+    if (sent.Failed?.length) {
+      throw new Error(
+        `SQS refused ${sent.Failed.length} message(s) for ${queue.name} (${sent.Failed[0]?.Code}); they stay in ${queue.deadLetter.name}.`,
+      );
+    }
+  }
+  return moved;
+}
+
+/** Received attributes as SendMessage takes them (string and binary values only). */
+function sendable(
+  attributes: Record<string, MessageAttributeValue>,
+): Record<string, MessageAttributeValue> {
+  return Object.fromEntries(
+    Object.entries(attributes).map(([name, value]) => [
+      name,
+      {
+        DataType: value.DataType,
+        ...(value.StringValue !== undefined ? { StringValue: value.StringValue } : {}),
+        ...(value.BinaryValue !== undefined ? { BinaryValue: value.BinaryValue } : {}),
+      },
+    ]),
+  );
+}
