@@ -157,6 +157,8 @@ export function createWebhookIngressHandler(
         const single = metrics.singleMetric();
         single.addDimension('eventType', result.eventType);
         single.addMetric(METRIC.webhookUnrouted, MetricUnit.Count, 1);
+        // And without the type: the series the alarm watches.
+        metrics.addMetric(METRIC.webhookUnrouted, MetricUnit.Count, 1);
         logger.debug('Webhook acknowledged, no family consumes it', {
           eventType: result.eventType,
         });

@@ -71,6 +71,7 @@ export function createBillingApp(options: CreateBillingAppOptions = {}): Billing
     freeHabitLimits: config.freeHabitLimits,
     assessmentDeadlineHour: config.assessmentDeadlineHour,
     ...(config.stripeApiUrl ? { stripeApiUrl: config.stripeApiUrl } : {}),
+    ...(config.stripeMode ? { stripeMode: config.stripeMode } : {}),
     ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
   });
   return { app, dataStack, serviceStack };

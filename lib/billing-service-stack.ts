@@ -23,6 +23,8 @@ export interface BillingServiceStackProps extends StackProps {
   readonly assessmentDeadlineHour: number;
   /** Base URL of the Stripe API for the penalty settlement; unset: Stripe's own. */
   readonly stripeApiUrl?: string;
+  /** The Stripe mode the webhook applies events of; absent: both. */
+  readonly stripeMode?: 'live' | 'test';
   readonly alarmEmail?: string;
 }
 
@@ -48,7 +50,14 @@ export class BillingServiceStack extends Stack {
       api: this.api,
       queues: Object.values(data.eventQueues),
       signingSecret: data.signingSecret.secret,
+      ...(props.stripeMode ? { stripeMode: props.stripeMode } : {}),
     });
+    if (!props.stripeMode) {
+      Annotations.of(this).addWarningV2(
+        'billing:no-stripe-mode',
+        'No stripeMode is set: the webhook applies events of live and test mode alike (set -c stripeMode=live for production).',
+      );
+    }
     this.processing = new SubscriptionProcessing(this, 'SubscriptionProcessing', {
       events: subscriptions,
       billingTable: data.tables.billing,
@@ -66,6 +75,11 @@ export class BillingServiceStack extends Stack {
     this.readApi = new SubscriptionReadApi(this, 'SubscriptionReadApi', {
       api: this.api,
       billingTable: data.tables.billing,
+      ledgerTable: data.tables.subscriptionLedger,
+      ledgerRetentionDays: props.ledgerRetentionDays,
+      priceTierMap: props.priceTierMap,
+      stripeApiKey: data.stripeApiKey.secret,
+      ...(props.stripeApiUrl ? { stripeApiUrl: props.stripeApiUrl } : {}),
     });
     this.paymentReadApi = new PaymentReadApi(this, 'PaymentReadApi', {
       api: this.api,
@@ -120,6 +134,10 @@ export class BillingServiceStack extends Stack {
         { events: payments, handler: this.paymentProcessing.handler },
       ],
       httpApi: this.api.httpApi,
+      stripe: {
+        subscriptionRead: this.readApi.handler,
+        callers: [this.readApi.handler, this.penalties.api],
+      },
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
     });
 

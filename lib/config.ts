@@ -34,6 +34,8 @@ export const CONTEXT_KEYS = {
   assessmentDeadlineHour: 'assessmentDeadlineHour',
   /** Optional https base URL of the Stripe API (a proxy); default Stripe's own. */
   stripeApiUrl: 'stripeApiUrl',
+  /** `live` or `test`: the Stripe mode the webhook applies events of. Unset: no check (warned at synth). */
+  stripeMode: 'stripeMode',
 } as const;
 
 export const DEFAULT_LEDGER_RETENTION_DAYS = LEDGER_RETENTION_DAYS.default;
@@ -55,6 +57,17 @@ export interface BillingConfig {
   assessmentDeadlineHour: number;
   /** A base URL (origin) such as `https://stripe-proxy.example.com`; absent: Stripe's own. */
   stripeApiUrl?: string;
+  /** The Stripe mode this stack serves; absent: events of both modes are applied. */
+  stripeMode?: 'live' | 'test';
+}
+
+/** Validates the optional `stripeMode` context value. */
+export function stripeModeFromContext(value: unknown): 'live' | 'test' | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (value === 'live' || value === 'test') return value;
+  throw new ConfigError(
+    `Invalid CDK context "${CONTEXT_KEYS.stripeMode}": expected "live" or "test", got ${JSON.stringify(value)}.`,
+  );
 }
 
 /**
@@ -169,6 +182,7 @@ export function stripeApiUrlFromContext(value: unknown): string | undefined {
 export function readBillingConfig(tryGetContext: (key: string) => unknown): BillingConfig {
   const alarmEmail = alarmEmailFromContext(tryGetContext(CONTEXT_KEYS.alarmEmail));
   const stripeApiUrl = stripeApiUrlFromContext(tryGetContext(CONTEXT_KEYS.stripeApiUrl));
+  const stripeMode = stripeModeFromContext(tryGetContext(CONTEXT_KEYS.stripeMode));
   return {
     priceTierMap: priceTierMapFromContext(tryGetContext(CONTEXT_KEYS.priceTierMap)),
     creditAllowances: creditAllowancesFromContext(tryGetContext(CONTEXT_KEYS.creditAllowances)),
@@ -181,5 +195,6 @@ export function readBillingConfig(tryGetContext: (key: string) => unknown): Bill
     ),
     ...(alarmEmail ? { alarmEmail } : {}),
     ...(stripeApiUrl ? { stripeApiUrl } : {}),
+    ...(stripeMode ? { stripeMode } : {}),
   };
 }

@@ -59,6 +59,11 @@ export interface ObservabilityProps {
   /** The penalties, when deployed. */
   readonly penalties?: WatchedPenalties;
   readonly httpApi: HttpApi;
+  /** The read route with its Stripe fallback, and every other function that calls Stripe. */
+  readonly stripe?: {
+    readonly subscriptionRead: BillingFunction;
+    readonly callers: readonly BillingFunction[];
+  };
   /** Age of the oldest queued event above which the backlog alarm fires. @default 300 s */
   readonly maxMessageAge?: Duration;
   /** Subscribed to the alarm topic when set. */
@@ -160,6 +165,31 @@ export class Observability extends Construct {
         },
       );
     }
+    if (subscriptionConsumer) {
+      this.alarm(
+        'SubscriptionTiesUnresolved',
+        customMetric(METRIC.subscriptionTiesUnresolved, subscriptionConsumer.handler),
+        {
+          threshold: 1,
+          description:
+            'Same-second subscription updates could not be ordered by their payloads: run `npm run ops -- resync --marked`.',
+        },
+      );
+    }
+    // A test-mode endpoint pointed at production (or the reverse): events acknowledged, not applied.
+    this.alarm('WebhookWrongMode', customMetric(METRIC.webhookWrongMode, props.webhook), {
+      threshold: 1,
+      description:
+        'Webhooks of the other Stripe mode (live vs test) are arriving and are not applied: check the endpoint and stripeLivemode, then replay.',
+    });
+    // Types no family consumes, for an hour: the endpoint sends more than the suite handles.
+    this.alarm('WebhookTypesUnrouted', customMetric(METRIC.webhookUnrouted, props.webhook), {
+      threshold: 1,
+      evaluationPeriods: 12,
+      description:
+        'For an hour, Stripe has sent event types no family consumes: remove them from the webhook endpoint (the dashboard lists them by type).',
+    });
+    const stripeWidgets = props.stripe ? this.stripeAlarms(props.stripe) : [];
     this.alarm('Api5xx', api5xx, {
       threshold: 1,
       description: 'The HTTP API answered 5xx (Stripe retries webhooks; app reads failed).',
@@ -242,6 +272,7 @@ export class Observability extends Construct {
     }
     if (credits) this.dashboard.addWidgets(...credits.widgets);
     if (penalties) this.dashboard.addWidgets(...penalties.widgets);
+    if (stripeWidgets.length > 0) this.dashboard.addWidgets(...stripeWidgets);
     this.dashboard.addWidgets(
       graph(
         'Lambda errors',
@@ -393,6 +424,47 @@ export class Observability extends Construct {
         ]),
       ],
     };
+  }
+
+  /** Stripe calls (read fallback, settlement): the breaker alarm and the calls' figures. */
+  private stripeAlarms(stripe: NonNullable<ObservabilityProps['stripe']>): GraphWidget[] {
+    const sum = (metricName: string, statistic = 'Sum') =>
+      new MathExpression({
+        expression: stripe.callers.map((_, i) => `FILL(m${i}, 0)`).join(' + '),
+        usingMetrics: Object.fromEntries(
+          stripe.callers.map((fn, i) => [
+            `m${i}`,
+            customMetric(metricName, fn).with({ statistic }),
+          ]),
+        ),
+        label: metricName,
+        period: FIVE_MINUTES,
+      });
+    this.alarm('StripeCircuitOpen', sum(METRIC.stripeCircuitOpened), {
+      threshold: 1,
+      description:
+        'The Stripe circuit breaker opened: Stripe calls (read fallback, settlement) answer 503 until it closes. Check Stripe status and the API key secret.',
+    });
+    return [
+      graph('Stripe: calls and fallback', [
+        ...stripe.callers.map((fn) =>
+          customMetric(METRIC.stripeCalls, fn).with({ label: `Stripe calls (${fn.serviceName})` }),
+        ),
+        customMetric(METRIC.subscriptionFallbackHits, stripe.subscriptionRead).with({
+          label: 'read misses answered from Stripe',
+        }),
+        sum(METRIC.stripeCircuitRejected),
+      ]),
+      graph(
+        'Stripe: call latency p99 (ms, retries included)',
+        stripe.callers.map((fn) =>
+          customMetric(METRIC.stripeCallLatency, fn).with({
+            statistic: 'p99',
+            label: fn.serviceName,
+          }),
+        ),
+      ),
+    ];
   }
 
   private alarm(

@@ -1,22 +1,35 @@
+import { Duration } from 'aws-cdk-lib';
 import { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/commons/env-names.ts';
 import { SUBSCRIPTION_READ_PATH } from '../functions/commons/routes.ts';
+import type { PriceTierMap } from '../functions/core/shared/tiers.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
 
 export interface SubscriptionReadApiProps {
   readonly api: BillingHttpApi;
   readonly billingTable: ITable;
+  /** The fallback's snapshot commits a ledger page, like the consumer. */
+  readonly ledgerTable: ITable;
+  readonly ledgerRetentionDays: number;
+  readonly priceTierMap: PriceTierMap;
+  /** The Stripe secret API key the fallback reads customers with. */
+  readonly stripeApiKey: ISecret;
+  /** Base URL of the Stripe API; unset: Stripe's own. */
+  readonly stripeApiUrl?: string;
   /** @default 50 requests/s, burst 100 */
   readonly throttle?: RouteThrottle;
 }
 
 /**
  * `GET /users/{userId}/subscription` for the app's backend, authenticated with IAM
- * (SigV4). Reads one item: the function may only GetItem on the billing table.
+ * (SigV4). A hit reads one item. A miss asks Stripe once (read-through fallback) and
+ * commits the answer as a snapshot through the subscription store, so the function has
+ * the consumer's write grants on the billing and ledger tables, and reads the Stripe key.
  */
 export class SubscriptionReadApi extends Construct {
   public readonly handler: BillingFunction;
@@ -27,7 +40,22 @@ export class SubscriptionReadApi extends Construct {
       entry: 'functions/subscription-read.ts',
       serviceName: 'subscription-read',
       description: "Returns a user's current subscription and tier",
-    }).bindTable(ENV.billingTableName, props.billingTable, ['GetItem']);
+      // Stripe's 10 s deadline, then the snapshot commit, inside API Gateway's 29 s.
+      timeout: Duration.seconds(15),
+    })
+      // TransactWriteItems is authorised per item action (Put account, Update profile).
+      .bindTable(ENV.billingTableName, props.billingTable, [
+        'GetItem',
+        'PutItem',
+        'UpdateItem',
+        // Subscription pointers of a snapshot, put ahead of its transaction.
+        'BatchWriteItem',
+      ])
+      .bindTable(ENV.subscriptionLedgerTableName, props.ledgerTable, ['PutItem'])
+      .bindSecretReader(ENV.stripeApiKeySecretArn, props.stripeApiKey)
+      .setEnvironment(ENV.priceTierMap, JSON.stringify(props.priceTierMap))
+      .setEnvironment(ENV.ledgerRetentionDays, String(props.ledgerRetentionDays));
+    if (props.stripeApiUrl) this.handler.setEnvironment(ENV.stripeApiUrl, props.stripeApiUrl);
 
     props.api.addRoute('SubscriptionRead', {
       method: HttpMethod.GET,

@@ -13,6 +13,8 @@ export interface WebhookIngressProps {
   readonly queues: readonly EventFamilyQueue[];
   /** The Stripe signing secret; the function may only read it. */
   readonly signingSecret: ISecret;
+  /** The Stripe mode whose events are applied; the other's are acknowledged and counted. */
+  readonly stripeMode?: 'live' | 'test';
   /** @default 100 requests/s, burst 200 (Stripe delivers in bursts after an outage) */
   readonly throttle?: RouteThrottle;
 }
@@ -34,6 +36,9 @@ export class WebhookIngress extends Construct {
       serviceName: 'webhook-ingress',
       description: 'Verifies Stripe webhooks and enqueues them',
     }).bindSecretReader(ENV.webhookSecretArn, props.signingSecret);
+    if (props.stripeMode) {
+      this.handler.setEnvironment(ENV.stripeLivemode, String(props.stripeMode === 'live'));
+    }
     // The function may only SendMessage, and only to the family queues.
     for (const events of props.queues) {
       this.handler.bindQueueSender(EVENT_QUEUE_URL_ENV[events.family], events.queue);

@@ -229,11 +229,33 @@ describe('least privilege', () => {
     expect(env[ENV.webhookSecret]).toBeUndefined();
   });
 
-  it('subscription read API: GetItem on the billing table only', () => {
+  it('subscription read API: reads the profile; its Stripe fallback commits a snapshot like the consumer (no BatchGetItem, no Query), 15 s', () => {
     const [, read] = functionByEntry(t.service, ENTRY.subscriptionRead);
     const statements = roleStatements(t.service, read);
-    expect(actionsOf(statements)).toEqual(['dynamodb:GetItem', ...XRAY_ACTIONS].sort());
-    expect(resourcesOfService(statements, 'dynamodb:')).toEqual(sortedJson([getAtt(ids.billing)]));
+    expect(actionsOn(statements, getAtt(ids.billing))).toEqual(
+      [
+        'dynamodb:BatchWriteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+      ].sort(),
+    );
+    expect(actionsOn(statements, getAtt(ids.subscriptionLedger))).toEqual(['dynamodb:PutItem']);
+    expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
+      sortedJson([getAtt(ids.billing), getAtt(ids.subscriptionLedger)]),
+    );
+    const env = (read.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(Object.keys(env)).toEqual(
+      expect.arrayContaining([
+        'BILLING_TABLE_NAME',
+        'SUBSCRIPTION_LEDGER_TABLE_NAME',
+        'STRIPE_API_KEY_SECRET_ARN',
+        'PRICE_TIER_MAP',
+        'LEDGER_RETENTION_DAYS',
+      ]),
+    );
+    expect(env.STRIPE_SECRET_KEY).toBeUndefined();
+    expect(read.Properties.Timeout).toBe(15);
   });
 
   it('subscription consumer: the item actions of the contract on each table, and queue consumption', () => {
@@ -478,6 +500,50 @@ describe('observability', () => {
         { Name: 'service', Value: envOf(consumer).POWERTOOLS_SERVICE_NAME },
       ]);
     });
+  });
+
+  it.each([
+    ['WebhookWrongMode', METRIC.webhookWrongMode, ENTRY.webhook, 1, 1],
+    ['WebhookTypesUnrouted', METRIC.webhookUnrouted, ENTRY.webhook, 1, 12],
+    [
+      'SubscriptionTiesUnresolved',
+      METRIC.subscriptionTiesUnresolved,
+      ENTRY.subscriptionConsumer,
+      1,
+      1,
+    ],
+  ])(
+    '%s watches %s of its function (service dimension only)',
+    (id, metricName, entry, threshold, periods) => {
+      const a = alarm(id);
+      const [, fn] = functionByEntry(t.service, entry);
+      expect(a.Properties).toMatchObject({
+        Namespace: METRICS_NAMESPACE,
+        MetricName: metricName,
+        Threshold: threshold,
+        EvaluationPeriods: periods,
+      });
+      expect(dimensions(a)).toEqual([
+        { Name: 'service', Value: envOf(fn).POWERTOOLS_SERVICE_NAME },
+      ]);
+    },
+  );
+
+  it('StripeCircuitOpen sums the breaker openings of every function that calls Stripe', () => {
+    const a = alarm('StripeCircuitOpen');
+    const metrics = a.Properties.Metrics as Array<{
+      Id: string;
+      Expression?: string;
+      MetricStat?: { Metric: { MetricName: string; Dimensions: Array<{ Value: string }> } };
+    }>;
+    const stats = metrics.filter((m) => m.MetricStat);
+    expect(new Set(stats.map((m) => m.MetricStat!.Metric.MetricName))).toEqual(
+      new Set([METRIC.stripeCircuitOpened]),
+    );
+    expect(stats.map((m) => m.MetricStat!.Metric.Dimensions[0]!.Value).sort()).toEqual(
+      ['penalty-api', 'subscription-read'].sort(),
+    );
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe('FILL(m0, 0) + FILL(m1, 0)');
   });
 
   it('alarms on API 5xx', () => {

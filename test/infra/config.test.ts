@@ -24,9 +24,10 @@ import {
   priceTierMapFromContext,
   readBillingConfig,
   stripeApiUrlFromContext,
+  stripeModeFromContext,
 } from '../../lib/config.ts';
 import { visibilityTimeoutFor } from '../../lib/event-family-queue.ts';
-import { CONSUMER_ENTRY, envOf, functionByEntry } from './synth.ts';
+import { CONSUMER_ENTRY, ENTRY, envOf, functionByEntry, synthTemplates } from './synth.ts';
 
 describe('priceTierMapFromContext', () => {
   it('accepts an object (cdk.json) or a JSON string (-c on the CLI)', () => {
@@ -105,6 +106,23 @@ describe('alarmEmailFromContext and ledgerRetentionDaysFromContext', () => {
       stripeApiUrl: 'https://stripe-proxy.example.com',
     });
     expect(readBillingConfig(() => undefined)).not.toHaveProperty('stripeApiUrl');
+  });
+
+  it('reads stripeMode live or test, refuses anything else, and gives the webhook STRIPE_LIVEMODE', () => {
+    expect(stripeModeFromContext('live')).toBe('live');
+    expect(stripeModeFromContext('test')).toBe('test');
+    expect(stripeModeFromContext(undefined)).toBeUndefined();
+    expect(() => stripeModeFromContext('production')).toThrow(
+      /"stripeMode": expected "live" or "test"/,
+    );
+    const env = (context?: Record<string, unknown>) => {
+      const templates = synthTemplates(context);
+      const [, webhook] = functionByEntry(templates.service, ENTRY.webhook);
+      return envOf(webhook);
+    };
+    expect(env({ stripeMode: 'live' }).STRIPE_LIVEMODE).toBe('true');
+    expect(env({ stripeMode: 'test' }).STRIPE_LIVEMODE).toBe('false');
+    expect(env().STRIPE_LIVEMODE).toBeUndefined();
   });
 
   it.each([

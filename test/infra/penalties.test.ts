@@ -345,7 +345,7 @@ describe('penalty grants (least privilege)', () => {
     }
   });
 
-  it('only the penalty API may read the Stripe API key (not the assessor, the admin or the webhook)', () => {
+  it('only the penalty API and the read route (its fallback) may read the Stripe API key (not the assessor, the admin or the webhook)', () => {
     const readers = Object.values(resources(t.service, 'AWS::IAM::Policy'))
       .filter((policy) =>
         statementsOf(policy.Properties.PolicyDocument).some(
@@ -357,10 +357,10 @@ describe('penalty grants (least privilege)', () => {
         ),
       )
       .flatMap((policy) => (policy.Properties.Roles as Array<{ Ref: string }>).map((r) => r.Ref));
-    const apiRole = (fnResource(penalty.api).Properties.Role as { 'Fn::GetAtt': [string] })[
-      'Fn::GetAtt'
-    ][0];
-    expect(readers).toEqual([apiRole]);
+    const roleOf = (fn: CfnResourceJson) =>
+      (fn.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
+    const [, read] = functionByEntry(t.service, ENTRY.subscriptionRead);
+    expect(readers.sort()).toEqual([roleOf(fnResource(penalty.api)), roleOf(read)].sort());
     // And the API may not read the webhook signing secret.
     expect(actionsOn(t.data, statementsOfFn(penalty.api), { Ref: ids.secret })).toEqual([]);
   });
