@@ -1,8 +1,8 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CfnResource, Duration } from 'aws-cdk-lib';
+import { type CfnResource, Duration, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { Grant } from 'aws-cdk-lib/aws-iam';
+import { Grant, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
   ApplicationLogLevel,
   Architecture,
@@ -89,6 +89,29 @@ export class BillingFunction extends Construct {
     this.logGroup = new LogGroup(this, 'Logs', {
       retention: props.logRetention ?? RetentionDays.ONE_MONTH,
     });
+    // Its own role instead of AWSLambdaBasicExecutionRole: logs go to this group only.
+    const role = new Role(this, 'Role', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `${props.serviceName}: its log group, X-Ray, and what its bindings grant`,
+    });
+    role.addToPolicy(
+      new PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+    Validations.of(this).acknowledge(
+      {
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) supports no resource-level permissions: AWS requires "*".',
+      },
+      {
+        id: 'AwsSolutions-L1',
+        reason:
+          'Pinned to nodejs22.x, the runtime the bundle is built for (esbuild target node22); the two move together, deliberately.',
+      },
+    );
 
     const bundle = this.node.tryGetContext(BUNDLE_CONTEXT_KEY) !== false;
     const code = bundle
@@ -105,6 +128,7 @@ export class BillingFunction extends Construct {
       projectRoot: REPO_ROOT,
       depsLockFilePath: resolve(REPO_ROOT, 'package-lock.json'),
       description: props.description,
+      role,
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,
       timeout: props.timeout ?? Duration.seconds(10),
@@ -147,16 +171,23 @@ export class BillingFunction extends Construct {
    * Puts the table's name in `name` and grants exactly `actions` on the table; on its
    * indexes only when `Query` is among them (the item actions do not apply to indexes).
    */
-  bindTable(name: EnvName, table: ITable, actions: readonly DynamoDbItemAction[]): this {
+  bindTable(
+    name: EnvName,
+    table: ITable,
+    actions: readonly DynamoDbItemAction[],
+    /** The indexes the function queries (with `Query`): only these, never `index/*`. */
+    indexes: readonly string[] = [],
+  ): this {
     if (actions.length === 0)
       throw new Error(`bindTable(${name}): at least one action is required`);
+    if (indexes.length > 0 && !actions.includes('Query')) {
+      throw new Error(`bindTable(${name}): indexes are only read with Query`);
+    }
     this.function.addEnvironment(name, table.tableName);
     Grant.addToPrincipal({
       grantee: this.function,
       actions: actions.map((action) => `dynamodb:${action}`),
-      resourceArns: actions.includes('Query')
-        ? [table.tableArn, `${table.tableArn}/index/*`]
-        : [table.tableArn],
+      resourceArns: [table.tableArn, ...indexes.map((index) => `${table.tableArn}/index/${index}`)],
     });
     // AWS-managed encryption needs no key grant; a customer-managed key would.
     table.encryptionKey?.grantEncryptDecrypt(this.function);

@@ -11,12 +11,14 @@ import {
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { CREDIT_SLOT_INDEX } from '../functions/adapters/dynamodb/credit-table-schema.ts';
 import { ENV } from '../functions/commons/env-names.ts';
 import { CREDIT_ROUTES } from '../functions/commons/routes.ts';
 import type { CreditAllowances } from '../functions/core/credits/allowances.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
 import type { ConsumedQueue } from './event-family-queue.ts';
+import { acknowledgeScheduleTarget } from './schedule-acknowledgements.ts';
 
 /** Every five minutes on the clock, so each run starts at a slot boundary (00:00, 00:05...). */
 export const CREDIT_PLANNER_SCHEDULE = 'cron(0/5 * * * ? *)';
@@ -60,7 +62,7 @@ export class CreditRefresh extends Construct {
       description: 'Plans the due credit refresh slots and enqueues their users',
       timeout: Duration.minutes(2),
     })
-      .bindTable(ENV.billingTableName, billingTable, plannerGrants)
+      .bindTable(ENV.billingTableName, billingTable, plannerGrants, [CREDIT_SLOT_INDEX.indexName])
       .bindQueueSender(ENV.creditRefreshQueueUrl, refreshQueue.queue);
 
     this.worker = new BillingFunction(this, 'Worker', {
@@ -89,7 +91,7 @@ export class CreditRefresh extends Construct {
       description: 'Credit refresh stats, and running the planner on demand',
       timeout: Duration.seconds(29),
     })
-      .bindTable(ENV.billingTableName, billingTable, plannerGrants)
+      .bindTable(ENV.billingTableName, billingTable, plannerGrants, [CREDIT_SLOT_INDEX.indexName])
       .bindQueueSender(ENV.creditRefreshQueueUrl, refreshQueue.queue);
 
     this.scheduleDeadLetterQueue = new Queue(this, 'ScheduleDeadLetterQueue', {
@@ -110,6 +112,7 @@ export class CreditRefresh extends Construct {
         maxEventAge: Duration.minutes(5),
       }),
     });
+    acknowledgeScheduleTarget(this.planner.function, this.scheduleDeadLetterQueue);
 
     const throttle = props.throttle ?? { rateLimit: 20, burstLimit: 40 };
     const routes: [string, HttpMethod, string, BillingFunction][] = [

@@ -2,6 +2,7 @@ import { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
+import { PAYMENT_INDEXES } from '../functions/adapters/dynamodb/payment-table-schema.ts';
 import { ENV } from '../functions/commons/env-names.ts';
 import { PAYMENT_ROUTES } from '../functions/commons/routes.ts';
 import { BillingFunction } from './billing-function.ts';
@@ -29,7 +30,12 @@ export class PaymentReadApi extends Construct {
       entry: 'functions/payment-read.ts',
       serviceName: 'payment-read',
       description: 'Payment lookups, user payment history and payment reports',
-    }).bindTable(ENV.paymentsTableName, props.paymentsTable, ['GetItem', 'BatchGetItem', 'Query']);
+    }).bindTable(
+      ENV.paymentsTableName,
+      props.paymentsTable,
+      ['GetItem', 'BatchGetItem', 'Query'],
+      PAYMENT_INDEXES.map((index) => index.indexName),
+    );
 
     const routes: [string, string][] = [
       ['PaymentById', PAYMENT_ROUTES.payment],

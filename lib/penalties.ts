@@ -12,11 +12,16 @@ import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import {
+  HABIT_ASSESSMENT_INDEX,
+  PENALTY_STATUS_INDEX,
+} from '../functions/adapters/dynamodb/penalty-table-schema.ts';
 import { ENV } from '../functions/commons/env-names.ts';
 import { PENALTY_ROUTES } from '../functions/commons/routes.ts';
 import type { FreeHabitLimits } from '../functions/core/penalties/habits.ts';
 import { BillingFunction, type DynamoDbItemAction } from './billing-function.ts';
 import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
+import { acknowledgeScheduleTarget } from './schedule-acknowledgements.ts';
 
 /**
  * Hourly, at a quarter past (UTC). The assessor assesses yesterday and resumes where an
@@ -108,7 +113,9 @@ export class Penalties extends Construct {
       // inside the HTTP API's 30 s integration limit.
       timeout: Duration.seconds(29),
     })
-      .bindTable(ENV.penaltiesTableName, penaltiesTable, PENALTY_API_ACTIONS)
+      .bindTable(ENV.penaltiesTableName, penaltiesTable, PENALTY_API_ACTIONS, [
+        PENALTY_STATUS_INDEX.indexName,
+      ])
       .bindTable(ENV.billingTableName, props.billingTable, PENALTY_API_BILLING_ACTIONS)
       .bindSecretReader(ENV.stripeApiKeySecretArn, props.stripeApiKey)
       .setEnvironment(ENV.freeHabitLimits, JSON.stringify(props.freeHabitLimits));
@@ -120,7 +127,9 @@ export class Penalties extends Construct {
       description: 'Assesses a past date on demand, and marks penalties paid',
       // It stops taking assessment pages at 25 s and answers 202 with the totals so far.
       timeout: Duration.seconds(29),
-    }).bindTable(ENV.penaltiesTableName, penaltiesTable, PENALTY_ASSESSMENT_ACTIONS);
+    }).bindTable(ENV.penaltiesTableName, penaltiesTable, PENALTY_ASSESSMENT_ACTIONS, [
+      HABIT_ASSESSMENT_INDEX.indexName,
+    ]);
 
     this.assessor = new BillingFunction(this, 'Assessor', {
       entry: 'functions/penalty-assessor.ts',
@@ -129,7 +138,9 @@ export class Penalties extends Construct {
       // It stops taking pages a minute before this; the next hourly run resumes.
       timeout: Duration.minutes(5),
     })
-      .bindTable(ENV.penaltiesTableName, penaltiesTable, PENALTY_ASSESSMENT_ACTIONS)
+      .bindTable(ENV.penaltiesTableName, penaltiesTable, PENALTY_ASSESSMENT_ACTIONS, [
+        HABIT_ASSESSMENT_INDEX.indexName,
+      ])
       .setEnvironment(ENV.assessmentDeadlineHour, String(props.assessmentDeadlineHour));
 
     this.scheduleDeadLetterQueue = new Queue(this, 'ScheduleDeadLetterQueue', {
@@ -150,6 +161,7 @@ export class Penalties extends Construct {
         maxEventAge: Duration.hours(1),
       }),
     });
+    acknowledgeScheduleTarget(this.assessor.function, this.scheduleDeadLetterQueue);
 
     const throttle = props.throttle ?? { rateLimit: 20, burstLimit: 40 };
     const routes: [string, HttpMethod, string, BillingFunction][] = [

@@ -1,5 +1,6 @@
 import { Capture, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { PAYMENT_INDEXES } from '../../functions/adapters/dynamodb/payment-table-schema.ts';
 import { ENV, EVENT_QUEUE_URL_ENV } from '../../functions/commons/env-names.ts';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
 import { PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
@@ -19,10 +20,11 @@ import {
   envOf,
   functionByEntry,
   getAtt,
-  indexArns,
+  indexArn,
   mappingsOf,
   observabilityAlarm,
   onlyResource,
+  RUNTIME_ACTIONS,
   resolveImport,
   resources,
   roleStatements,
@@ -37,7 +39,8 @@ import {
   type Templates,
 } from './synth.ts';
 
-const XRAY_ACTIONS = ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
+/** Every function's own log group and X-Ray, beside its bindings. */
+const XRAY_ACTIONS = RUNTIME_ACTIONS;
 /** How each family is titled in the alarm ids (`<Family>DeadLetterQueueNotEmpty`...). */
 const FAMILY_TITLE: Record<EventFamilyName, string> = {
   subscriptions: 'Subscriptions',
@@ -319,11 +322,12 @@ describe('least privilege', () => {
     const statements = roleStatements(t.service, read);
     const readActions = ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'];
     expect(actionsOf(statements)).toEqual([...readActions, ...XRAY_ACTIONS].sort());
+    const indexes = PAYMENT_INDEXES.map((index) => indexArn(ids.payments, index.indexName));
     expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
-      sortedJson([getAtt(ids.payments), indexArns(ids.payments)]),
+      sortedJson([getAtt(ids.payments), ...indexes]),
     );
     expect(actionsOn(statements, getAtt(ids.payments))).toEqual(readActions);
-    expect(actionsOn(statements, indexArns(ids.payments))).toEqual(readActions);
+    for (const index of indexes) expect(actionsOn(statements, index)).toEqual(readActions);
   });
 
   it('no policy anywhere allows Scan', () => {
@@ -345,15 +349,18 @@ describe('least privilege', () => {
     }
   });
 
-  it('function roles use only the basic execution managed policy (logs)', () => {
+  it('function roles carry no managed policy, and write logs only to their own log group', () => {
     const lambdaRoles = Object.values(resources(t.service, 'AWS::IAM::Role')).filter((role) =>
       JSON.stringify(role.Properties.AssumeRolePolicyDocument).includes('lambda.amazonaws.com'),
     );
     expect(lambdaRoles.length).toBeGreaterThanOrEqual(Object.keys(ENTRY).length);
-    for (const role of lambdaRoles) {
-      const managed = JSON.stringify(role.Properties.ManagedPolicyArns ?? []);
-      expect(managed).toContain('service-role/AWSLambdaBasicExecutionRole');
-      expect((role.Properties.ManagedPolicyArns as unknown[]).length).toBe(1);
+    for (const role of lambdaRoles) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    for (const fn of Object.values(resources(t.service, 'AWS::Lambda::Function'))) {
+      const logs = roleStatements(t.service, fn).filter((s) =>
+        s.Action.some((a) => a.startsWith('logs:')),
+      );
+      const logGroup = (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+      expect(logs.flatMap((s) => s.Resource)).toEqual([getAtt(logGroup)]);
     }
   });
 });

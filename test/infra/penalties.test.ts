@@ -41,7 +41,7 @@ import {
   envOf,
   functionByEntry,
   getAtt,
-  indexArns,
+  indexArn,
   integrationFunction,
   logicalIdOf,
   mappingsOf,
@@ -50,6 +50,7 @@ import {
   PENALTY_ROUTE_SPEC,
   type PenaltyIds,
   penaltyIds,
+  RUNTIME_ACTIONS,
   resolvedResources,
   resolveImport,
   resources,
@@ -64,7 +65,8 @@ import {
   type Templates,
 } from './synth.ts';
 
-const XRAY_ACTIONS = ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
+/** Every function's own log group and X-Ray, beside its bindings. */
+const XRAY_ACTIONS = RUNTIME_ACTIONS;
 const SECRET_READ_ACTIONS = ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'];
 /** The input Scheduler sends, before it fills in the context attribute. */
 const SCHEDULED_TIME_INPUT = { scheduledTime: '<aws.scheduler.scheduled-time>' };
@@ -301,7 +303,8 @@ describe('penalty env', () => {
 
 describe('penalty grants (least privilege)', () => {
   const table = () => getAtt(ids.penalties);
-  const indexes = () => indexArns(ids.penalties);
+  const indexes = () => indexArn(ids.penalties, PENALTY_STATUS_INDEX.indexName);
+  const assessIndex = () => indexArn(ids.penalties, HABIT_ASSESSMENT_INDEX.indexName);
 
   it('api: read and update the penalties table and its indexes; GetItem and UpdateItem on the billing table; read the Stripe key', () => {
     const statements = statementsOfFn(penalty.api);
@@ -328,9 +331,9 @@ describe('penalty grants (least privilege)', () => {
     for (const fnId of [penalty.admin, penalty.assessor]) {
       const statements = statementsOfFn(fnId);
       expect(actionsOn(t.data, statements, table()), fnId).toEqual(ASSESSMENT_ACTIONS);
-      expect(actionsOn(t.data, statements, indexes()), fnId).toContain('dynamodb:Query');
+      expect(actionsOn(t.data, statements, assessIndex()), fnId).toContain('dynamodb:Query');
       expect(resourcesOfService(t.data, statements, 'dynamodb:'), fnId).toEqual(
-        sortedJson([table(), indexes()]),
+        sortedJson([table(), assessIndex()]),
       );
       expect(actionsOf(statements), fnId).toEqual([...ASSESSMENT_ACTIONS, ...XRAY_ACTIONS].sort());
     }

@@ -103,6 +103,14 @@ export interface CreditIds {
   scheduleDlq: string;
 }
 
+/** What every function's role allows beside its bindings: its own log group, and X-Ray. */
+export const RUNTIME_ACTIONS = [
+  'logs:CreateLogStream',
+  'logs:PutLogEvents',
+  'xray:PutTelemetryRecords',
+  'xray:PutTraceSegments',
+];
+
 export interface CfnResourceJson {
   Type: string;
   Properties: Record<string, unknown>;
@@ -207,8 +215,9 @@ export function getAtt(logicalId: string, attribute = 'Arn'): unknown {
 }
 
 /** The ARN pattern `Table.grant` adds for a table's indexes. */
-export function indexArns(tableId: string): unknown {
-  return { 'Fn::Join': ['', [getAtt(tableId), '/index/*']] };
+/** The ARN of one named index of a table (grants name their indexes, never `index/*`). */
+export function indexArn(tableId: string, indexName: string): unknown {
+  return { 'Fn::Join': ['', [getAtt(tableId), `/index/${indexName}`]] };
 }
 
 export function resources(template: Template, type: string): Record<string, CfnResourceJson> {
