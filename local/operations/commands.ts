@@ -112,7 +112,8 @@ const dlqList: OpsCommand = {
 
 const dlqRedrive: OpsCommand = {
   name: 'dlq:redrive',
-  summary: 'move DLQ messages back to the queue they failed from (after fixing the cause)',
+  summary:
+    'move DLQ messages back to the queue they failed from (after fixing the cause); send first, then delete: an interrupted run leaves a duplicate the consumers absorb, never a loss',
   usage: 'dlq:redrive [--queue <name>] [--max N] [--dry-run] [--json]',
   flags: {
     queue: { type: 'string', description: 'only the queue (or DLQ) whose name contains this' },
@@ -147,8 +148,10 @@ const dlqRedrive: OpsCommand = {
         continue;
       }
       io.print(`${queue.deadLetter.name}: ${before.visible} waiting; moving to ${queue.name}...`);
+      // At most what waited at the start: if the cause is not fixed and messages fail
+      // back into the DLQ, this run does not chase them round in a loop.
       const moved = await redrive(target.sqs, queue, {
-        ...(max === undefined ? {} : { max }),
+        max: Math.min(max ?? before.visible, before.visible),
         onProgress: (n) => io.print(`  ${n} moved`),
       });
       const after = await queueDepth(target.sqs, queue.deadLetter);
