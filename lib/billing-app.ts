@@ -72,6 +72,8 @@ export function createBillingApp(options: CreateBillingAppOptions = {}): Billing
     assessmentDeadlineHour: config.assessmentDeadlineHour,
     ...(config.stripeApiUrl ? { stripeApiUrl: config.stripeApiUrl } : {}),
     ...(config.stripeMode ? { stripeMode: config.stripeMode } : {}),
+    appBackendRoleArns: config.appBackendRoleArns,
+    operatorRoleArns: config.operatorRoleArns,
     ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
   });
   return { app, dataStack, serviceStack };

@@ -11,6 +11,7 @@ import {
   LogGroupLogDestination,
   type ThrottleSettings,
 } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -50,6 +51,8 @@ export class BillingHttpApi extends Construct {
   public readonly stage: HttpStage;
   public readonly accessLogs: LogGroup;
   private readonly routeSettings: Record<string, Record<string, number>> = {};
+  /** Every route added, with whether it is IAM-authorised (for the invoke policies). */
+  public readonly routes: { method: HttpMethod; path: string; iam: boolean }[] = [];
 
   constructor(scope: Construct, id: string, props: BillingHttpApiProps = {}) {
     super(scope, id);
@@ -107,6 +110,11 @@ export class BillingHttpApi extends Construct {
       authorizer: options.authorizer ?? new HttpNoneAuthorizer(),
     });
     if (!route) throw new Error(`addRoute(${id}): HttpApi.addRoutes returned no route`);
+    this.routes.push({
+      method: options.method,
+      path: options.path,
+      iam: options.authorizer instanceof HttpIamAuthorizer,
+    });
     this.routeSettings[`${options.method} ${options.path}`] = {
       ThrottlingRateLimit: options.throttle.rateLimit,
       ThrottlingBurstLimit: options.throttle.burstLimit,

@@ -3,6 +3,7 @@ import type { Construct } from 'constructs';
 import type { CreditAllowances } from '../functions/core/credits/allowances.ts';
 import type { FreeHabitLimits } from '../functions/core/penalties/habits.ts';
 import type { PriceTierMap } from '../functions/core/shared/tiers.ts';
+import { ApiAccess } from './api-access.ts';
 import type { BillingDataStack } from './billing-data-stack.ts';
 import { BillingHttpApi } from './billing-http-api.ts';
 import { CreditRefresh } from './credit-refresh.ts';
@@ -23,6 +24,9 @@ export interface BillingServiceStackProps extends StackProps {
   readonly assessmentDeadlineHour: number;
   /** Base URL of the Stripe API for the penalty settlement; unset: Stripe's own. */
   readonly stripeApiUrl?: string;
+  /** Roles given invoke rights on the user routes, and on the admin and report routes. */
+  readonly appBackendRoleArns?: readonly string[];
+  readonly operatorRoleArns?: readonly string[];
   /** The Stripe mode the webhook applies events of; absent: both. */
   readonly stripeMode?: 'live' | 'test';
   readonly alarmEmail?: string;
@@ -35,6 +39,7 @@ export class BillingServiceStack extends Stack {
   public readonly processing: SubscriptionProcessing;
   public readonly paymentProcessing: PaymentProcessing;
   public readonly readApi: SubscriptionReadApi;
+  public readonly access: ApiAccess;
   public readonly paymentReadApi: PaymentReadApi;
   public readonly credits: CreditRefresh;
   public readonly penalties: Penalties;
@@ -99,6 +104,12 @@ export class BillingServiceStack extends Stack {
       freeHabitLimits: props.freeHabitLimits,
       assessmentDeadlineHour: props.assessmentDeadlineHour,
       ...(props.stripeApiUrl ? { stripeApiUrl: props.stripeApiUrl } : {}),
+    });
+    // After every route: the invoke policies list them.
+    this.access = new ApiAccess(this, 'ApiAccess', {
+      api: this.api,
+      appBackendRoleArns: props.appBackendRoleArns ?? [],
+      operatorRoleArns: props.operatorRoleArns ?? [],
     });
     this.observability = new Observability(this, 'Observability', {
       functions: [

@@ -36,6 +36,10 @@ export const CONTEXT_KEYS = {
   stripeApiUrl: 'stripeApiUrl',
   /** `live` or `test`: the Stripe mode the webhook applies events of. Unset: no check (warned at synth). */
   stripeMode: 'stripeMode',
+  /** JSON array of IAM role ARNs of the app backend: given invoke rights on the user routes. */
+  appBackendRoleArns: 'appBackendRoleArns',
+  /** JSON array of IAM role ARNs of operators: given invoke rights on the admin and report routes. */
+  operatorRoleArns: 'operatorRoleArns',
 } as const;
 
 export const DEFAULT_LEDGER_RETENTION_DAYS = LEDGER_RETENTION_DAYS.default;
@@ -59,6 +63,29 @@ export interface BillingConfig {
   stripeApiUrl?: string;
   /** The Stripe mode this stack serves; absent: events of both modes are applied. */
   stripeMode?: 'live' | 'test';
+  appBackendRoleArns: string[];
+  operatorRoleArns: string[];
+}
+
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
+
+/** Validates a list of IAM role ARNs (JSON array, or an array from cdk.json); absent: none. */
+export function roleArnsFromContext(key: string, value: unknown): string[] {
+  if (value === undefined || value === null || value === '') return [];
+  let list: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      list = JSON.parse(value);
+    } catch {
+      list = value.split(',').map((part) => part.trim());
+    }
+  }
+  if (!Array.isArray(list) || list.some((arn) => typeof arn !== 'string' || !ROLE_ARN.test(arn))) {
+    throw new ConfigError(
+      `Invalid CDK context "${key}": expected IAM role ARNs such as ["arn:aws:iam::123456789012:role/app-backend"], got ${JSON.stringify(value)}.`,
+    );
+  }
+  return list as string[];
 }
 
 /** Validates the optional `stripeMode` context value. */
@@ -196,5 +223,13 @@ export function readBillingConfig(tryGetContext: (key: string) => unknown): Bill
     ...(alarmEmail ? { alarmEmail } : {}),
     ...(stripeApiUrl ? { stripeApiUrl } : {}),
     ...(stripeMode ? { stripeMode } : {}),
+    appBackendRoleArns: roleArnsFromContext(
+      CONTEXT_KEYS.appBackendRoleArns,
+      tryGetContext(CONTEXT_KEYS.appBackendRoleArns),
+    ),
+    operatorRoleArns: roleArnsFromContext(
+      CONTEXT_KEYS.operatorRoleArns,
+      tryGetContext(CONTEXT_KEYS.operatorRoleArns),
+    ),
   };
 }

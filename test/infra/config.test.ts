@@ -94,6 +94,8 @@ describe('alarmEmailFromContext and ledgerRetentionDaysFromContext', () => {
       creditAllowances: { free: 1, bronze: 3, silver: 5, gold: 12 },
       freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
       assessmentDeadlineHour: ASSESSMENT_DEADLINE_HOUR.default,
+      appBackendRoleArns: [],
+      operatorRoleArns: [],
     });
     const penalties: Record<string, unknown> = {
       freeHabitLimits: '{"gold":60}',
