@@ -51,6 +51,11 @@ export interface LocalHttpServerOptions {
   /** Default 10 MB, API Gateway's limit. */
   maxBodyBytes?: number;
   log?: LocalLog;
+  /**
+   * Local-only pages (the operations page) tried before the API routes: answers and
+   * returns true for its own paths, false for any other, which the routes then serve.
+   */
+  localPages?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 }
 
 export interface LocalHttpServer {
@@ -71,6 +76,7 @@ export async function startHttpServer(options: LocalHttpServerOptions): Promise<
   const maxBodyBytes = options.maxBodyBytes ?? API_GATEWAY_MAX_BODY_BYTES;
   const host = options.host ?? '127.0.0.1';
   const routes = options.routes.map(compileRoute);
+  const localPages = options.localPages;
   let active = 0;
   let idle: (() => void) | undefined;
 
@@ -80,7 +86,7 @@ export async function startHttpServer(options: LocalHttpServerOptions): Promise<
       active -= 1;
       if (active === 0) idle?.();
     });
-    handleRequest(req, res, routes, maxBodyBytes, log).catch((error: unknown) => {
+    handleRequest(req, res, routes, maxBodyBytes, log, localPages).catch((error: unknown) => {
       log.error('HTTP request handling failed', error);
       if (!res.headersSent) sendJson(res, 500, { message: 'Internal Server Error' });
       else res.destroy();
@@ -184,7 +190,12 @@ async function handleRequest(
   routes: CompiledRoute[],
   maxBodyBytes: number,
   log: LocalLog,
+  localPages?: LocalHttpServerOptions['localPages'],
 ): Promise<void> {
+  if (localPages && (await localPages(req, res))) {
+    log.debug(`${req.method} ${req.url} -> ${res.statusCode} (local page)`);
+    return;
+  }
   const started = Date.now();
   const requestId = newRequestId();
   res.setHeader('apigw-requestid', requestId);

@@ -42,6 +42,7 @@ import {
   type LocalLogLevel,
   localFunction,
 } from './lambda-context.ts';
+import { type OpsPage, startOpsPage } from './ops/ops-page.ts';
 import { ensureQueues, ensureTables } from './provision.ts';
 import {
   type QueuePoller,
@@ -93,6 +94,11 @@ export interface LocalRuntimeOptions {
   throttle?: boolean;
   /** How long the pollers may take to finish in-flight batches at stop. Default 10 s. */
   drainTimeoutMs?: number;
+  /**
+   * Serve the operations page (`GET /ops`, `/ops/figures`): collects the handlers'
+   * metrics and samples queue depths. Default true.
+   */
+  opsPage?: boolean;
   /** CDK context over cdk.json's for the stack model (e.g. `priceTierMap`). */
   context?: Record<string, unknown>;
   /** A ready stack model (tests); default `loadStackModel({ context })`. */
@@ -142,6 +148,8 @@ export interface LocalRuntime {
   readonly dataDir: string | undefined;
   readonly clockSpeed: number;
   readonly model: StackModel;
+  /** The operations page (`<apiUrl>/ops`; its figures as JSON at `/ops/figures`), unless turned off. */
+  readonly opsUrl: string | undefined;
   /**
    * Stops the HTTP server first (requests in progress finish), lets the pollers drain
    * in-flight batches (bounded), saves the queues' messages (persistent mode), then
@@ -529,7 +537,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       return { fn, handler };
     };
 
-    // 6. HTTP API.
+    // 6. The operations page (after the handler imports: it taps their shared metrics), then the HTTP API.
+    const clock = simulatedClock(settings.clockSpeed);
+    let ops: OpsPage | undefined;
+    if (options.opsPage ?? true) {
+      ops = await startOpsPage({
+        model,
+        queueUrls,
+        sqs: sqsClient,
+        dayClock: () => clock.now(),
+        log,
+      });
+      const opsPage = ops;
+      cleanup.push(() => opsPage.stop());
+    }
     const unauthenticated = model.routes.filter((r) => r.authorization !== 'NONE');
     if (unauthenticated.length > 0) {
       log.info(
@@ -547,7 +568,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         handler: handler as HttpHandler,
       };
     });
-    const http = await startHttpServer({ routes: bindings, port: settings.port, log });
+    const http = await startHttpServer({
+      routes: bindings,
+      port: settings.port,
+      log,
+      ...(ops ? { localPages: ops.handler } : {}),
+    });
     cleanup.push(() => http.close());
 
     // 7. Queue pollers.
@@ -590,8 +616,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       });
     }
 
-    // 8. Schedules, on a clock that may run faster than the wall clock.
-    const clock = simulatedClock(settings.clockSpeed);
+    // 8. Schedules, on a clock that may run faster than the wall clock (made in step 6).
     const scheduler = startScheduler(
       model.schedules.map((schedule) => {
         const { fn, handler } = functionFor(schedule.functionLogicalId, schedule.logicalId);
@@ -627,6 +652,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       const drained = await Promise.all(
         pollers.map(({ poller }) => poller.stop({ drainTimeoutMs: settings.drainTimeoutMs })),
       );
+      await ops?.stop();
       if (drained.includes(false)) {
         log.warn(
           `Some batches were still running after ${settings.drainTimeoutMs} ms; their messages stay queued and will be redelivered`,
@@ -677,6 +703,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       dataDir: settings.dataDir,
       clockSpeed: settings.clockSpeed,
       model,
+      opsUrl: ops ? `${http.url}/ops` : undefined,
       stop: () => {
         stopping ??= stop();
         return stopping;

@@ -46,6 +46,9 @@ function banner(runtime: LocalRuntime): string {
     '',
     `  API        ${runtime.apiUrl}`,
     ...routes,
+    ...(runtime.opsUrl
+      ? [`  Ops page   ${runtime.opsUrl}   (live plots; JSON at ${runtime.opsUrl}/figures)`]
+      : []),
     `  Queues`,
     ...consumers,
     `  Webhook    signing secret ${secret}`,

@@ -1,0 +1,244 @@
+/**
+ * The figures of the operations page (`GET /ops`), collected inside the local
+ * runtime's process:
+ *
+ * - every EMF document a hosted handler publishes (metrics-tap.ts hands them over),
+ *   summed per metric name into per-second series;
+ * - queue depth samples (queue-depths.ts), kept per second as gauges;
+ * - the credit planner's and worker's counts per five-minute slot of the UTC day, by
+ *   the schedules' clock (which `LOCAL_CLOCK_SPEED` may run faster than the wall clock).
+ *
+ * The per-second series are ring buffers over a sliding window (default 15 minutes),
+ * so memory stays fixed whatever the traffic. Pure: time comes from the injected clocks.
+ */
+import { METRIC } from '../../functions/commons/metric-names.ts';
+import { periodAt, SLOTS_PER_DAY, slotAt } from '../../functions/core/credits/refresh-slot.ts';
+
+/** One metric of an EMF document: its values (several when added several times) and dimensions. */
+export interface EmfMetric {
+  name: string;
+  unit: string;
+  values: number[];
+  dimensions: Record<string, string>;
+}
+
+/**
+ * The metrics of a CloudWatch Embedded Metric Format document (what Powertools
+ * Metrics serialises): names and units from `_aws.CloudWatchMetrics[].Metrics`, values
+ * (a number or an array) and dimension values from the top-level keys. Anything that
+ * is not EMF gives `[]`; a metric without a numeric value is left out.
+ */
+export function parseEmf(document: unknown): EmfMetric[] {
+  if (!isRecord(document) || !isRecord(document._aws)) return [];
+  const directives = document._aws.CloudWatchMetrics;
+  if (!Array.isArray(directives)) return [];
+  const metrics: EmfMetric[] = [];
+  for (const directive of directives) {
+    if (!isRecord(directive) || !Array.isArray(directive.Metrics)) continue;
+    const dimensions: Record<string, string> = {};
+    for (const set of Array.isArray(directive.Dimensions) ? directive.Dimensions : []) {
+      for (const key of Array.isArray(set) ? set : []) {
+        const value = document[key as string];
+        if (typeof key === 'string' && typeof value === 'string') dimensions[key] = value;
+      }
+    }
+    for (const definition of directive.Metrics) {
+      if (!isRecord(definition) || typeof definition.Name !== 'string') continue;
+      const raw = document[definition.Name];
+      const values = (Array.isArray(raw) ? raw : [raw]).filter(
+        (v): v is number => typeof v === 'number' && Number.isFinite(v),
+      );
+      if (values.length === 0) continue;
+      metrics.push({
+        name: definition.Name,
+        unit: typeof definition.Unit === 'string' ? definition.Unit : 'None',
+        values,
+        dimensions: { ...dimensions },
+      });
+    }
+  }
+  return metrics;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** What one second of a series holds. */
+export interface SecondStats {
+  count: number;
+  sum: number;
+  max: number;
+  /** The value added last (gauges). */
+  last: number;
+}
+
+/**
+ * Per-second statistics over the last `size` seconds: slot `second % size` holds
+ * that second until a later second reuses it. A value for a second older than the
+ * one its slot holds now is outside the window and dropped.
+ */
+export class SecondRing {
+  readonly size: number;
+  private readonly seconds: Float64Array;
+  private readonly count: Float64Array;
+  private readonly sum: Float64Array;
+  private readonly max: Float64Array;
+  private readonly last: Float64Array;
+
+  constructor(size: number) {
+    if (!Number.isInteger(size) || size < 1) throw new RangeError(`ring size ${size}`);
+    this.size = size;
+    this.seconds = new Float64Array(size).fill(Number.NaN);
+    this.count = new Float64Array(size);
+    this.sum = new Float64Array(size);
+    this.max = new Float64Array(size);
+    this.last = new Float64Array(size);
+  }
+
+  add(second: number, value: number): void {
+    const i = this.index(second);
+    const held = this.seconds[i]!;
+    if (held !== second) {
+      if (held > second) return;
+      this.seconds[i] = second;
+      this.count[i] = 0;
+      this.sum[i] = 0;
+      this.max[i] = Number.NEGATIVE_INFINITY;
+    }
+    this.count[i]! += 1;
+    this.sum[i]! += value;
+    this.max[i] = Math.max(this.max[i]!, value);
+    this.last[i] = value;
+  }
+
+  /** The statistics of `second`, or undefined when nothing was added in it (or it left the window). */
+  at(second: number): SecondStats | undefined {
+    const i = this.index(second);
+    if (this.seconds[i] !== second) return undefined;
+    return { count: this.count[i]!, sum: this.sum[i]!, max: this.max[i]!, last: this.last[i]! };
+  }
+
+  private index(second: number): number {
+    return ((second % this.size) + this.size) % this.size;
+  }
+}
+
+/** Metrics counted per slot of the day as well as per second. */
+export const SLOT_METRICS = [METRIC.creditsRefreshed, METRIC.creditsPlanned] as const;
+export type SlotMetric = (typeof SLOT_METRICS)[number];
+
+export interface OpsCollectorOptions {
+  /** Length of the per-second window. Default 900 (15 minutes). */
+  windowSeconds?: number;
+  /** Wall clock, epoch ms. Default `Date.now`. */
+  now?: () => number;
+  /** The schedules' clock (simulated when LOCAL_CLOCK_SPEED ≠ 1), for the slots of the day. Default `now`. */
+  dayClock?: () => number;
+  /** Days of slot counts kept. Default 2 (today and yesterday). */
+  slotDays?: number;
+}
+
+/** See the module comment. */
+export class OpsCollector {
+  readonly windowSeconds: number;
+  readonly startedAt: number;
+  readonly now: () => number;
+  readonly dayClock: () => number;
+  private readonly slotDays: number;
+  private readonly series = new Map<string, SecondRing>();
+  private readonly totals = new Map<string, number>();
+  private readonly gauges = new Map<string, SecondRing>();
+  /** metric -> UTC date -> count per slot. */
+  private readonly slots = new Map<string, Map<string, number[]>>();
+  private documents = 0;
+
+  constructor(options: OpsCollectorOptions = {}) {
+    this.windowSeconds = options.windowSeconds ?? 900;
+    this.now = options.now ?? Date.now;
+    this.dayClock = options.dayClock ?? this.now;
+    this.slotDays = options.slotDays ?? 2;
+    this.startedAt = this.now();
+  }
+
+  /** EMF documents recorded so far. */
+  get documentCount(): number {
+    return this.documents;
+  }
+
+  /** Records every metric of an EMF document at the current time; ignores what is not EMF. */
+  recordEmf(document: unknown): void {
+    const metrics = parseEmf(document);
+    if (metrics.length === 0) return;
+    this.documents += 1;
+    for (const metric of metrics) this.recordMetric(metric.name, metric.values);
+  }
+
+  /** Adds `values` of metric `name` at `atMs` (default now): summed per second, and per slot for `SLOT_METRICS`. */
+  recordMetric(name: string, values: readonly number[], atMs = this.now()): void {
+    const second = Math.floor(atMs / 1000);
+    let ring = this.series.get(name);
+    if (!ring) {
+      ring = new SecondRing(this.windowSeconds);
+      this.series.set(name, ring);
+    }
+    let added = 0;
+    for (const value of values) {
+      ring.add(second, value);
+      added += value;
+    }
+    this.totals.set(name, (this.totals.get(name) ?? 0) + added);
+    if ((SLOT_METRICS as readonly string[]).includes(name)) this.addToSlot(name, added);
+  }
+
+  /** A gauge sample (a queue depth): per second, the last value wins. */
+  recordGauge(key: string, value: number, atMs = this.now()): void {
+    let ring = this.gauges.get(key);
+    if (!ring) {
+      ring = new SecondRing(this.windowSeconds);
+      this.gauges.set(key, ring);
+    }
+    ring.add(Math.floor(atMs / 1000), value);
+  }
+
+  /** The statistics of metric `name` in `second`, if anything was recorded then and it is in the window. */
+  metricAt(name: string, second: number): SecondStats | undefined {
+    return this.inWindow(second) ? this.series.get(name)?.at(second) : undefined;
+  }
+
+  /** The gauge `key`'s sample in `second`, if one was taken then and it is in the window. */
+  gaugeAt(key: string, second: number): number | undefined {
+    return this.inWindow(second) ? this.gauges.get(key)?.at(second)?.last : undefined;
+  }
+
+  private inWindow(second: number): boolean {
+    return second > Math.floor(this.now() / 1000) - this.windowSeconds;
+  }
+
+  /** The sum of every value of metric `name` since the collector started. */
+  total(name: string): number {
+    return this.totals.get(name) ?? 0;
+  }
+
+  /** Counts per slot (288) of `date` (default: today by the day clock); zeros when nothing ran. */
+  slotCounts(name: SlotMetric, date = periodAt(this.dayClock())): number[] {
+    return [...(this.slots.get(name)?.get(date) ?? new Array<number>(SLOTS_PER_DAY).fill(0))];
+  }
+
+  private addToSlot(name: string, value: number): void {
+    const at = this.dayClock();
+    const date = periodAt(at);
+    let days = this.slots.get(name);
+    if (!days) {
+      days = new Map();
+      this.slots.set(name, days);
+    }
+    let counts = days.get(date);
+    if (!counts) {
+      counts = new Array<number>(SLOTS_PER_DAY).fill(0);
+      days.set(date, counts);
+      for (const old of [...days.keys()].sort().slice(0, -this.slotDays)) days.delete(old);
+    }
+    counts[slotAt(at)]! += value;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The operations page of the local runtime, wired: a collector fed by the handlers'
+ * metrics (tap on the shared Powertools `Metrics`) and by queue depth samples, the
+ * figures document built from it, and the `/ops` routes serving both.
+ *
+ * `startOpsPage` must run after the handler modules were imported, so that the
+ * shared Powertools module it taps is the one they use (and was evaluated with the
+ * handlers' environment).
+ */
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { LocalLog } from '../lambda-context.ts';
+import type { StackModel } from '../stack-model.ts';
+import { OpsCollector } from './collector.ts';
+import { buildFigures, type FiguresDocument, type QueueSpec } from './figures.ts';
+import { addEmfSink, tapMetrics } from './metrics-tap.ts';
+import { createOpsRoutes, type LocalPageHandler } from './ops-routes.ts';
+import { type QueueDepthSampler, sqsDepthReader, startQueueDepthSampler } from './queue-depths.ts';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The module every handler takes its `metrics` from. */
+const SHARED_POWERTOOLS = join(REPO_ROOT, 'functions', 'commons', 'powertools.ts');
+
+export interface OpsPageOptions {
+  model: Pick<StackModel, 'queues'>;
+  queueUrls: Readonly<Record<string, string>>;
+  sqs: SQSClient;
+  /** The schedules' clock, for the slots of the day. */
+  dayClock: () => number;
+  /** How often the page polls `/ops/figures`. Default 2000. */
+  refreshMs?: number;
+  /** How often queue depths are sampled. Default 2000. */
+  sampleIntervalMs?: number;
+  /** Per-second window kept. Default 900 s. */
+  windowSeconds?: number;
+  log: LocalLog;
+}
+
+export interface OpsPage {
+  readonly handler: LocalPageHandler;
+  readonly collector: OpsCollector;
+  figures(): FiguresDocument;
+  /** Stops sampling and listening to the handlers' metrics. */
+  stop(): Promise<void>;
+}
+
+/** Consumed queues and DLQs of the stack, labelled for the plots; keys are local queue names. */
+export function queueSpecs(
+  model: Pick<StackModel, 'queues'>,
+  queueUrls: Readonly<Record<string, string>>,
+): {
+  queues: Array<QueueSpec & { url: string }>;
+  deadLetterQueues: Array<QueueSpec & { url: string }>;
+} {
+  const spec = (logicalId: string) => {
+    const queue = model.queues.find((q) => q.logicalId === logicalId)!;
+    const short = queue.localName.replace(/^billing-suite-/, '');
+    // Names CDK made up end in the logical id's hash: the logical id reads better.
+    const label = /[0-9a-f]{8}$/.test(short) ? logicalId.replace(/[0-9A-F]{8}$/, '') : short;
+    return { key: queue.localName, label, url: queueUrls[logicalId] ?? '' };
+  };
+  const sources = model.queues.filter((q) => q.deadLetter);
+  const sourceIds = new Set(sources.map((q) => q.logicalId));
+  return {
+    queues: sources.map((q) => spec(q.logicalId)),
+    deadLetterQueues: model.queues
+      .filter((q) => !sourceIds.has(q.logicalId))
+      .map((q) => spec(q.logicalId)),
+  };
+}
+
+export async function startOpsPage(options: OpsPageOptions): Promise<OpsPage> {
+  const { metrics } = (await import(pathToFileURL(SHARED_POWERTOOLS).href)) as {
+    metrics: Parameters<typeof tapMetrics>[0];
+  };
+  tapMetrics(metrics);
+  const collector = new OpsCollector({
+    dayClock: options.dayClock,
+    ...(options.windowSeconds ? { windowSeconds: options.windowSeconds } : {}),
+  });
+  const removeSink = addEmfSink((document) => collector.recordEmf(document));
+  const specs = queueSpecs(options.model, options.queueUrls);
+  const sampler: QueueDepthSampler = startQueueDepthSampler({
+    queues: [...specs.queues, ...specs.deadLetterQueues].filter((q) => q.url),
+    read: sqsDepthReader(options.sqs),
+    collector,
+    intervalMs: options.sampleIntervalMs ?? 2000,
+    log: options.log,
+  });
+  const figures = () =>
+    buildFigures(collector, {
+      queues: specs.queues,
+      deadLetterQueues: specs.deadLetterQueues,
+      refreshMs: options.refreshMs ?? 2000,
+    });
+  return {
+    handler: createOpsRoutes({ figures, log: options.log }),
+    collector,
+    figures,
+    async stop() {
+      removeSink();
+      await sampler.stop();
+    },
+  };
+}
