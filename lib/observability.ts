@@ -104,6 +104,7 @@ export class Observability extends Construct {
         dlqDepth: events.deadLetterQueue.metricApproximateNumberOfMessagesVisible(perMinute),
         oldestAge: events.queue.metricApproximateAgeOfOldestMessage(perMinute),
         queueDepth: events.queue.metricApproximateNumberOfMessagesVisible(perMinute),
+        inFlight: events.queue.metricApproximateNumberOfMessagesNotVisible(perMinute),
         eventsFailed: customMetric(METRIC.eventsFailed, handler),
       };
     });
@@ -252,7 +253,15 @@ export class Observability extends Construct {
         props.httpApi.metricIntegrationLatency({ period: FIVE_MINUTES, statistic: 'p99' }),
       ]),
     );
-    for (const { title, handler, eventsFailed, queueDepth, oldestAge, dlqDepth } of watched) {
+    for (const {
+      title,
+      handler,
+      eventsFailed,
+      queueDepth,
+      inFlight,
+      oldestAge,
+      dlqDepth,
+    } of watched) {
       const consumerMetric = (name: string) => customMetric(name, handler);
       this.dashboard.addWidgets(
         graph(`${title}: events applied`, [
@@ -267,7 +276,7 @@ export class Observability extends Construct {
           consumerMetric(METRIC.processingLag).with({ statistic: 'p99', label: 'lag p99' }),
           consumerMetric(METRIC.endToEndLag).with({ statistic: 'p99', label: 'end-to-end p99' }),
         ]),
-        graph(`${title}: queue`, [queueDepth, oldestAge, dlqDepth]),
+        graph(`${title}: queue`, [queueDepth, inFlight, oldestAge, dlqDepth]),
       );
     }
     if (credits) this.dashboard.addWidgets(...credits.widgets);
@@ -347,9 +356,21 @@ export class Observability extends Construct {
           worker(METRIC.creditsSkipped),
           worker(METRIC.creditsFailed),
         ]),
+        // The day's 288 slots side by side, whatever the dashboard's time range.
+        new GraphWidget({
+          title: 'Credits: refreshes per 5-minute slot, last 24 h',
+          left: [
+            customMetric(METRIC.creditsPlanned, credits.planner),
+            worker(METRIC.creditsRefreshed),
+          ],
+          start: '-PT24H',
+          width: 8,
+          height: 6,
+        }),
         graph('Credits: slot lag (min)', [slotLag]),
         graph('Credits: queues', [
           credits.refreshQueue.queue.metricApproximateNumberOfMessagesVisible(perMinute),
+          credits.refreshQueue.queue.metricApproximateNumberOfMessagesNotVisible(perMinute),
           refreshDlq,
           scheduleDlq,
         ]),

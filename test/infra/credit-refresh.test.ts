@@ -23,6 +23,7 @@ import { createBillingApp } from '../../lib/billing-app.ts';
 import { ConfigError, creditAllowancesFromContext } from '../../lib/config.ts';
 import { CREDIT_PLANNER_SCHEDULE } from '../../lib/credit-refresh.ts';
 import { CREDIT_WORKER_SETTINGS } from '../../lib/event-family-queue.ts';
+import { renderBody } from './metric-coverage.ts';
 import {
   actionsOf,
   actionsOn,
@@ -605,5 +606,25 @@ describe('credit alarms', () => {
       expect(() => alarm(`${owner}Errors`), owner).not.toThrow();
       expect(() => alarm(`${owner}Throttles`), owner).not.toThrow();
     }
+  });
+});
+
+describe('dashboard figures the local operations page also shows', () => {
+  it('graphs credit refreshes per slot over the last 24 h, and the queues in flight', () => {
+    const [, dashboard] = onlyResource(t.service, 'AWS::CloudWatch::Dashboard');
+    const body = JSON.parse(renderBody(dashboard.Properties.DashboardBody)) as {
+      widgets: Array<{ properties?: { title?: string; start?: string; metrics?: unknown[][] } }>;
+    };
+    const perSlot = body.widgets.find((w) => w.properties?.title?.includes('per 5-minute slot'));
+    expect(perSlot?.properties?.start).toBe('-PT24H');
+    expect(perSlot?.properties?.metrics?.map((row) => row[1])).toEqual([
+      METRIC.creditsPlanned,
+      METRIC.creditsRefreshed,
+    ]);
+    const inFlight = body.widgets.filter((w) =>
+      JSON.stringify(w.properties?.metrics ?? []).includes('ApproximateNumberOfMessagesNotVisible'),
+    );
+    // Each family's queue widget and the credit queues'.
+    expect(inFlight.length).toBe(3);
   });
 });
