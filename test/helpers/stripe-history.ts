@@ -76,6 +76,10 @@ export interface HistoryOptions {
   /** Unix seconds of the first event. */
   start?: number;
   shape?: 'legacy' | 'basil';
+  /** The user the customer is linked to. Default: one of its own, `user-<prefix>-<seed>`. */
+  userId?: string;
+  /** Ends the history by moving the customer to this user (`customer.updated` metadata). */
+  movesTo?: string;
 }
 
 /**
@@ -89,7 +93,7 @@ export function generateHistory(seed: number, options: HistoryOptions = {}): Gen
   const chance = (p: number) => random() < p;
   const prefix = options.prefix ?? 'gen';
   const customerId = `cus_${prefix}${seed}`;
-  const userId = `user-${prefix}-${seed}`;
+  const userId = options.userId ?? `user-${prefix}-${seed}`;
   const shape = options.shape ?? (chance(0.5) ? 'basil' : 'legacy');
   let clock = options.start ?? 1_700_000_000 + (seed % 100_000) * 7;
   let eventCounter = 0;
@@ -197,6 +201,7 @@ export function generateHistory(seed: number, options: HistoryOptions = {}): Gen
     if (chance(0.3))
       emit('customer.updated', customerObject(customerId, linkViaCustomerMetadata ? userId : null));
   }
+  if (options.movesTo) emit('customer.updated', customerObject(customerId, options.movesTo));
   return { customerId, userId, shape, events };
 }
 

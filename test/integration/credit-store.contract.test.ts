@@ -538,6 +538,7 @@ describe('DynamoDB credit store on the billing table', () => {
       },
       newSubscriptionIds: [],
       resyncMark: null,
+      unlinkedUserId: null,
     });
     expect(await subscriptions.commit(commit(0, 'silver'))).toEqual({ status: 'committed' });
     const { Item } = await documents.send(

@@ -9,6 +9,7 @@ import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
 } from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
+import { bestView } from '../../functions/core/subscriptions/user-standing.ts';
 import { createSubscriptionConsumer } from '../../functions/subscription-consumer.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
@@ -64,6 +65,48 @@ describe('subscription consumer on DynamoDB Local', () => {
     );
     const unique = histories.flatMap((history) => history.events.map((event) => event.id));
     expect(recorded.sort()).toEqual(unique.sort());
+  });
+
+  it('gives a user with several customers the best of them, across concurrent batches, and moves a customer away', async () => {
+    const [first, second] = ['user-it-multi-1', 'user-it-multi-2'];
+    const histories = [
+      generateHistory(9101, { prefix: 'itm', userId: first }),
+      generateHistory(9102, { prefix: 'itm', userId: first }),
+      generateHistory(9103, { prefix: 'itm', userId: first, movesTo: second }),
+      generateHistory(9104, { prefix: 'itm', userId: second }),
+    ];
+    const bodies = deliver(histories, 11, { duplicateRate: 0.3, reorderWindow: 8 });
+    const consumer = createSubscriptionConsumer({ store: storeOn(dynamo), priceTierMap });
+    let pending = bodies;
+    // Three batches at a time, as concurrent consumer instances would take them; records
+    // failed after lost races come back, as SQS redelivers them.
+    for (let round = 0; pending.length > 0 && round < 10; round++) {
+      const batches: string[][] = [];
+      for (let index = 0; index < pending.length; index += 5)
+        batches.push(pending.slice(index, index + 5));
+      const retry: string[] = [];
+      for (let index = 0; index < batches.length; index += 3) {
+        const group = batches.slice(index, index + 3).map((batch) => sqsBatch(batch));
+        const responses = await Promise.all(group.map((batch) => consumer(batch, context)));
+        responses.forEach((response, position) => {
+          const failed = new Set(failedIds(response));
+          for (const record of group[position]!.Records) {
+            if (failed.has(record.messageId)) retry.push(record.body);
+          }
+        });
+      }
+      pending = retry;
+    }
+    expect(pending).toEqual([]);
+    const views = histories.map(expectedView);
+    for (const userId of [first, second]) {
+      const own = Object.fromEntries(
+        views.flatMap((view) => (view?.userId === userId ? [[view.stripeCustomerId, view]] : [])),
+      );
+      expect(await reader().getUserView(userId)).toEqual(bestView(own));
+    }
+    // The moved customer counts for the second user only.
+    expect(views[2]?.userId).toBe(second);
   });
 
   it('reports only the poison record, acknowledges unknown types, and applies the rest', async () => {

@@ -3,8 +3,9 @@
  * tests rely on must behave like the DynamoDB adapter on DynamoDB Local.
  */
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { itemSize } from '../../bench/dynamo-capacity.ts';
 import { billingKeys as keys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
 import {
   DynamoDbSubscriptionStore,
@@ -96,6 +97,7 @@ function commitFor(
     view: view(userId, customerId),
     newSubscriptionIds: ['sub_1'],
     resyncMark: null,
+    unlinkedUserId: null,
   };
 }
 
@@ -212,6 +214,105 @@ function contract(name: string, make: () => Promise<Store>) {
       expect((await store.listResyncMarks()).some((m) => m.customerId === customerId)).toBe(false);
     });
 
+    describe('one user, several customers', () => {
+      /** A commit of `customerId` whose view for `userId` has the given standing. */
+      const standing = (
+        customerId: string,
+        expectedRevision: number,
+        userId: string,
+        change: Partial<UserSubscriptionView>,
+      ): AccountCommit => {
+        const commit = commitFor(customerId, expectedRevision, [fresh('evt_')], userId);
+        return { ...commit, view: { ...commit.view!, ...change }, newSubscriptionIds: [] };
+      };
+      const canceled = {
+        tier: 'free',
+        status: 'canceled',
+        currentPeriodEnd: 1_800_000_000,
+      } as const;
+      const silver = { tier: 'silver', status: 'active' } as const;
+
+      it('shows the best of the customers, and a late change of a lesser one does not take over', async () => {
+        const userId = fresh('user-');
+        const [oldCustomer, newCustomer] = [fresh('cus_old'), fresh('cus_new')];
+        await store.commit(standing(oldCustomer, 0, userId, canceled));
+        await store.commit(standing(newCustomer, 0, userId, {}));
+        expect(await store.getUserView(userId)).toMatchObject({
+          tier: 'gold',
+          stripeCustomerId: newCustomer,
+        });
+        // A late change on the old (canceled) customer: the new customer's gold stays.
+        const late = standing(oldCustomer, 1, userId, { ...canceled, cancelAtPeriodEnd: true });
+        expect(await store.commit(late)).toEqual({ status: 'committed' });
+        expect(await store.getUserView(userId)).toMatchObject({
+          tier: 'gold',
+          stripeCustomerId: newCustomer,
+        });
+        expect((await store.lookupUser(userId)).stripeCustomerId).toBe(newCustomer);
+        // The new customer's subscription ends: the latest ended one is shown.
+        await store.commit(
+          standing(newCustomer, 1, userId, { ...canceled, currentPeriodEnd: 1_850_000_000 }),
+        );
+        expect(await store.getUserView(userId)).toMatchObject({
+          tier: 'free',
+          status: 'canceled',
+          stripeCustomerId: newCustomer,
+        });
+      });
+
+      it('removes a customer moved to another user from the old user, in the same commit', async () => {
+        const [from, to] = [fresh('user-from'), fresh('user-to')];
+        const moved = fresh('cus_moved');
+        const kept = fresh('cus_kept');
+        await store.commit(standing(moved, 0, from, {}));
+        await store.commit(standing(kept, 0, from, silver));
+        expect(await store.getUserView(from)).toMatchObject({
+          tier: 'gold',
+          stripeCustomerId: moved,
+        });
+        const move = { ...standing(moved, 1, to, {}), unlinkedUserId: from };
+        expect(await store.commit(move)).toEqual({ status: 'committed' });
+        expect(await store.getUserView(from)).toMatchObject({
+          tier: 'silver',
+          stripeCustomerId: kept,
+        });
+        expect(await store.getUserView(to)).toMatchObject({
+          tier: 'gold',
+          stripeCustomerId: moved,
+        });
+        // The old user's last customer moves too: the old user has no subscription view left.
+        await store.commit({ ...standing(kept, 1, to, silver), unlinkedUserId: from });
+        expect(await store.lookupUser(from)).toEqual({ view: null, stripeCustomerId: null });
+        expect(await store.getUserView(to)).toMatchObject({
+          tier: 'gold',
+          stripeCustomerId: moved,
+        });
+      });
+
+      it('keeps both views when two customers of one user commit at once', async () => {
+        const userId = fresh('user-');
+        const [gold, silverCustomer] = [fresh('cus_gold'), fresh('cus_silver')];
+        const commits = [
+          standing(gold, 0, userId, {}),
+          standing(silverCustomer, 0, userId, silver),
+        ];
+        const results = await Promise.all(commits.map((commit) => store.commit(commit)));
+        // The loser of the profile race writes nothing and is resent, as the consumer does.
+        for (const [index, result] of results.entries()) {
+          if (result.status !== 'committed') {
+            expect(result).toEqual({ status: 'revision-conflict' });
+            expect(await store.commit(commits[index]!)).toEqual({ status: 'committed' });
+          }
+        }
+        expect(await store.getUserView(userId)).toMatchObject({ tier: 'gold' });
+        await store.commit(standing(gold, 1, userId, canceled));
+        expect(await store.getUserView(userId)).toMatchObject({
+          tier: 'silver',
+          stripeCustomerId: silverCustomer,
+        });
+      });
+    });
+
     it('answers null for a user it has never seen', async () => {
       expect(await store.getUserView(fresh('nobody-'))).toBeNull();
       expect(await store.lookupUser(fresh('nobody-'))).toEqual({
@@ -304,6 +405,55 @@ describe('DynamoDbSubscriptionStore items', () => {
       revision: 3,
       recentEvents: [],
     });
+  });
+
+  it('keeps a one-customer profile, credit fields included, within one 1 KB write unit', async () => {
+    const { dynamo } = emulatorClients();
+    const tables = await createBillingTables(dynamo);
+    const store = new DynamoDbSubscriptionStore({ client: dynamo, ...tables });
+    // A UUID user id and Stripe-length ids, as in production.
+    const userId = '6f1c2a9e-3b7d-4e0a-9c55-2d8f7a1b3e64';
+    const customerId = 'cus_QxY7rT2kLmN8pZ';
+    const commit = commitFor(customerId, 0, [fresh('evt_')], userId);
+    commit.view = {
+      ...commit.view!,
+      subscriptionId: 'sub_1QxY7rT2kLmN8pZaBcDeFgHi',
+      priceId: 'price_1QxY7rT2kLmN8pZaBcDeFgHi',
+      latestInvoiceOutcome: 'payment_failed',
+    };
+    expect(await store.commit(commit)).toEqual({ status: 'committed' });
+    const { Item } = await DynamoDBDocumentClient.from(dynamo).send(
+      new GetCommand({ TableName: tables.billingTableName, Key: keys.profile(userId) }),
+    );
+    expect(Item?.customerViews).toEqual({ [customerId]: commit.view });
+    expect(Item?.subscriptionView).toBeUndefined();
+    expect(itemSize(Item, false)).toBeLessThan(1024);
+  });
+
+  it("reads a profile written before profiles kept customer views as that one customer's view", async () => {
+    const { dynamo } = emulatorClients();
+    const tables = await createBillingTables(dynamo);
+    const store = new DynamoDbSubscriptionStore({ client: dynamo, ...tables });
+    const reader = new DynamoDbUserViewReader({ client: dynamo, ...tables });
+    const userId = fresh('user-legacy');
+    const legacyCustomer = fresh('cus_');
+    await DynamoDBDocumentClient.from(dynamo).send(
+      new PutCommand({
+        TableName: tables.billingTableName,
+        Item: {
+          ...keys.profile(userId),
+          userId,
+          tier: 'gold',
+          stripeCustomerId: legacyCustomer,
+          subscriptionView: view(userId, legacyCustomer),
+        },
+      }),
+    );
+    const other = fresh('cus_');
+    const lesser = commitFor(other, 0, [fresh('evt_')], userId);
+    lesser.view = { ...lesser.view!, tier: 'bronze' };
+    expect(await store.commit(lesser)).toEqual({ status: 'committed' });
+    expect(await reader.getUserView(userId)).toEqual(view(userId, legacyCustomer));
   });
 
   it('puts subscription pointers before the transaction; when that fails, only the commits with new subscriptions fail, and nothing of them is written', async () => {

@@ -18,8 +18,10 @@ import {
   projectUserView,
 } from '../../functions/core/subscriptions/customer-account.ts';
 import type { SubscriptionEventFact } from '../../functions/core/subscriptions/subscription-facts.ts';
+import { bestView } from '../../functions/core/subscriptions/user-standing.ts';
 import {
   deliver,
+  expectedView,
   generateHistory,
   HISTORY_PRICE_TIER_MAP,
   historyFacts,
@@ -119,6 +121,72 @@ describe('applySubscriptionEvents: exactly-once under at-least-once, out-of-orde
               records.filter((event) => event.outcome === 'applied').length,
             ).toBeLessThanOrEqual(1);
           }
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('shows each user the best standing across all their customers, and drops a customer moved to someone else', async () => {
+    const users = ['user-multi-a', 'user-multi-b'];
+    const customers = fc.record({
+      seed: fc.integer({ min: 1, max: 1_000_000 }),
+      user: fc.constantFrom(0, 1),
+      movesTo: fc.option(fc.constantFrom(0, 1), { freq: 3 }),
+    });
+    const multiScenario = fc.record({
+      customers: fc.uniqueArray(customers, { minLength: 2, maxLength: 5, selector: (c) => c.seed }),
+      deliverySeed: fc.integer(),
+      duplicateRate: fc.double({ min: 0, max: 0.5, noNaN: true }),
+      reorderWindow: fc.integer({ min: 0, max: 12 }),
+      batchSize: fc.integer({ min: 1, max: 20 }),
+      parallelBatches: fc.integer({ min: 1, max: 3 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(multiScenario, async (s) => {
+        const histories = s.customers.map((customer) =>
+          generateHistory(customer.seed, {
+            prefix: 'multi',
+            userId: users[customer.user]!,
+            ...(customer.movesTo === null ? {} : { movesTo: users[customer.movesTo]! }),
+          }),
+        );
+        const bodies = deliver(histories, s.deliverySeed, {
+          duplicateRate: s.duplicateRate,
+          reorderWindow: s.reorderWindow,
+        });
+        const store = new InMemorySubscriptionStore();
+        let pending = bodies.map((body, index) => ({ recordId: `r${index}`, body }));
+        for (let round = 0; pending.length > 0 && round < 20; round++) {
+          const batches: QueuedEvent[][] = [];
+          for (let index = 0; index < pending.length; index += s.batchSize) {
+            batches.push(pending.slice(index, index + s.batchSize));
+          }
+          const retry: QueuedEvent[] = [];
+          for (let index = 0; index < batches.length; index += s.parallelBatches) {
+            const group = batches.slice(index, index + s.parallelBatches);
+            const results = await Promise.all(
+              group.map((batch) => applySubscriptionEvents(batch, { store, clock, priceTierMap })),
+            );
+            results.forEach((outcomes, position) => {
+              for (const record of group[position]!) {
+                if (outcomes.get(record.recordId)?.status === 'failed') retry.push(record);
+              }
+            });
+          }
+          pending = retry;
+        }
+        expect(pending).toEqual([]);
+
+        // Each customer's view, in order; each user's: the best of the customers it ends with.
+        const inOrder = histories.map(expectedView);
+        for (const userId of users) {
+          const own = Object.fromEntries(
+            inOrder.flatMap((view) =>
+              view && view.userId === userId ? [[view.stripeCustomerId, view]] : [],
+            ),
+          );
+          expect((await store.getUserView(userId)) ?? null).toEqual(bestView(own));
         }
       }),
       { numRuns: 150 },

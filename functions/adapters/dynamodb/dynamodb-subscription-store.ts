@@ -5,7 +5,11 @@
  *   CUSTOMER#<cus>      / ACCOUNT       the customer's account (link, subscriptions, invoices) + revision;
  *                                       `account` is brotli-compressed JSON (see encodeAccount)
  *   USER#<userId>       / PROFILE       the user's profile; this adapter owns its subscription fields
- *                                       only, and initialises the credit fields (slot, period, balance)
+ *                                       only: `customerViews` (the view of each of the user's customers)
+ *                                       with `viewsRevision`, and the best of them as `stripeCustomerId`
+ *                                       (whose view the read serves) and `tier`; it initialises the
+ *                                       credit fields (slot, period, balance). Profiles written before
+ *                                       customer views kept one `subscriptionView`, read as its customer's.
  *   SUBSCRIPTION#<sub>  / SUBSCRIPTION  subscription id -> customer pointer: an immutable fact,
  *                                       put (batched, outside the transaction) before the commit
  *                                       that first lists the subscription
@@ -36,6 +40,12 @@ import type {
   UserLookup,
   UserViewReader,
 } from '../../core/subscriptions/ports.ts';
+import {
+  bestView,
+  type CustomerViews,
+  customerViewsOfLegacy,
+  withCustomerView,
+} from '../../core/subscriptions/user-standing.ts';
 import { billingKeys as keys } from './billing-table-keys.ts';
 import { decodeCompressedJson, encodeCompressedJson } from './compressed-json.ts';
 import { CREDIT_ATTRIBUTE, initialCreditFields } from './credit-table-schema.ts';
@@ -61,6 +71,16 @@ export interface DynamoDbSubscriptionStoreOptions {
   concurrency?: number;
   client: DynamoDBClient;
 }
+
+/** A profile's customer views as read before a commit changes them. */
+interface ProfileViews {
+  exists: boolean;
+  views: CustomerViews;
+  /** 0 for a profile that has never kept customer views. */
+  revision: number;
+}
+
+type ProfileViewsRead = { profiles: Map<string, ProfileViews> } | { error: Error };
 
 /** Subscription pointers an instance remembers having put. */
 const POINTERS_REMEMBERED = 10_000;
@@ -155,6 +175,10 @@ export class DynamoDbSubscriptionStore
     // A pointer only states which customer a subscription belongs to, so a plain put
     // (one unit, not a transaction's two) is safe to repeat after a lost race.
     const pointerError = await this.#putSubscriptionPointers(commits);
+    // The profiles whose customer views change, read before writing: each profile write
+    // is conditioned on the revision read, so a concurrent change of another customer
+    // of the same user makes this commit lose its race and be re-planned, not clobber it.
+    const profileRead = await this.#readProfiles(commits);
     const packs: {
       items: TransactItem[];
       members: PackMember[];
@@ -166,7 +190,14 @@ export class DynamoDbSubscriptionStore
         results[index] = { status: 'failed', error: pointerError };
         return;
       }
-      const items = this.#commitItems(commit);
+      if ('error' in profileRead && (commit.view || commit.unlinkedUserId)) {
+        results[index] = { status: 'failed', error: profileRead.error };
+        return;
+      }
+      const items = this.#commitItems(
+        commit,
+        'profiles' in profileRead ? profileRead.profiles : new Map(),
+      );
       // Billing items are keyed by pk/sk, ledger pages by customerId/revision.
       const itemKeys = items.map((item) =>
         transactItemKey(item, (table) =>
@@ -227,8 +258,38 @@ export class DynamoDbSubscriptionStore
     }
   }
 
-  /** The account first, then the ledger page and the profile: `memberResult` relies on it. */
-  #commitItems(commit: AccountCommit): TransactItem[] {
+  /** Reads, strongly consistent, the profiles whose customer views the commits change. */
+  async #readProfiles(commits: readonly AccountCommit[]): Promise<ProfileViewsRead> {
+    const userIds = new Set<string>();
+    for (const commit of commits) {
+      if (commit.view) userIds.add(commit.view.userId);
+      if (commit.unlinkedUserId) userIds.add(commit.unlinkedUserId);
+    }
+    const profiles = new Map<string, ProfileViews>();
+    if (userIds.size === 0) return { profiles };
+    try {
+      const { items } = await batchGetAll(this.#documents, {
+        tableName: this.#billingTable,
+        keys: [...userIds].map((userId) => keys.profile(userId)),
+        consistentRead: true,
+        projectionExpression: 'userId, customerViews, viewsRevision, subscriptionView',
+      });
+      for (const item of items) {
+        const legacy = (item.subscriptionView as UserSubscriptionView | undefined) ?? null;
+        profiles.set(String(item.userId), {
+          exists: true,
+          views: (item.customerViews as CustomerViews | undefined) ?? customerViewsOfLegacy(legacy),
+          revision: Number(item.viewsRevision ?? 0),
+        });
+      }
+      return { profiles };
+    } catch (error) {
+      return { error: error instanceof Error ? error : new Error(String(error)) };
+    }
+  }
+
+  /** The account first, then the ledger page and the profiles: `memberResult` relies on it. */
+  #commitItems(commit: AccountCommit, profiles: ReadonlyMap<string, ProfileViews>): TransactItem[] {
     const revision = commit.expectedRevision + 1;
     const { appliedAt, events } = commit.ledger;
     const items: TransactItem[] = [
@@ -267,7 +328,23 @@ export class DynamoDbSubscriptionStore
         },
       },
     ];
-    if (commit.view) items.push(this.#profileUpdate(commit.view, appliedAt));
+    const profileOf = (userId: string): ProfileViews =>
+      profiles.get(userId) ?? { exists: false, views: {}, revision: 0 };
+    if (commit.unlinkedUserId) {
+      // The customer now belongs to another user: the old user no longer has its view.
+      const profile = profileOf(commit.unlinkedUserId);
+      if (profile.exists) {
+        items.push(
+          this.#profileUpdate(commit.unlinkedUserId, commit.customerId, null, profile, appliedAt),
+        );
+      }
+    }
+    if (commit.view) {
+      const profile = profileOf(commit.view.userId);
+      items.push(
+        this.#profileUpdate(commit.view.userId, commit.customerId, commit.view, profile, appliedAt),
+      );
+    }
     if (commit.resyncMark) items.push(this.#resyncMarkUpdate(commit, appliedAt));
     return items;
   }
@@ -326,30 +403,60 @@ export class DynamoDbSubscriptionStore
     return marks;
   }
 
-  #profileUpdate(view: UserSubscriptionView, appliedAt: number): TransactItem {
-    // SET only the fields this consumer owns: other capabilities (credits) write
-    // the same profile item and must not be clobbered. The credit fields are only
-    // initialised (if_not_exists), so every profile has a refresh slot and is in the
-    // slot index (credit-table-schema.ts) from its first commit, and a refresh already
-    // stamped is kept.
-    const initial = initialCreditFields(view.userId);
+  /**
+   * Sets (or, with a null view, removes) one customer's view among the user's and
+   * writes the best of them as the view the profile shows, if the profile's customer
+   * views are still those read. SET only the fields this adapter owns: other
+   * capabilities (credits) write the same profile item and must not be clobbered. The
+   * credit fields are only initialised (if_not_exists), so every profile has a refresh
+   * slot and is in the slot index (credit-table-schema.ts) from its first commit, and
+   * a refresh already stamped is kept.
+   */
+  #profileUpdate(
+    userId: string,
+    customerId: string,
+    view: UserSubscriptionView | null,
+    profile: ProfileViews,
+    appliedAt: number,
+  ): TransactItem {
+    const views = withCustomerView(profile.views, customerId, view);
+    const best = bestView(views);
+    const initial = initialCreditFields(userId);
     const c = CREDIT_ATTRIBUTE;
+    const set = [
+      'userId = :userId',
+      'customerViews = :views',
+      'viewsRevision = :revision',
+      'tier = :tier',
+      'subscriptionUpdatedAt = :at',
+      `${c.refreshSlot} = if_not_exists(${c.refreshSlot}, :slot)`,
+      `${c.period} = if_not_exists(${c.period}, :never)`,
+      `${c.balance} = if_not_exists(${c.balance}, :zero)`,
+      ...(best ? ['stripeCustomerId = :customerId'] : []),
+    ];
+    // The best view is served from `customerViews` by its customer id, not stored twice:
+    // the profile stays within one write unit, which every credit refresh pays for.
+    const remove = ['subscriptionView', ...(best ? [] : ['stripeCustomerId'])];
     return {
       Update: {
         TableName: this.#billingTable,
-        Key: keys.profile(view.userId),
-        UpdateExpression:
-          'SET userId = :userId, tier = :tier, stripeCustomerId = :customerId, subscriptionView = :view, subscriptionUpdatedAt = :at, ' +
-          `${c.refreshSlot} = if_not_exists(${c.refreshSlot}, :slot), ${c.period} = if_not_exists(${c.period}, :never), ${c.balance} = if_not_exists(${c.balance}, :zero)`,
+        Key: keys.profile(userId),
+        UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')}`,
+        ConditionExpression:
+          profile.revision === 0
+            ? 'attribute_not_exists(viewsRevision)'
+            : 'viewsRevision = :expectedRevision',
         ExpressionAttributeValues: {
-          ':userId': view.userId,
-          ':tier': view.tier,
-          ':customerId': view.stripeCustomerId,
-          ':view': view,
+          ':userId': userId,
+          ':views': views,
+          ':revision': profile.revision + 1,
+          ':tier': best?.tier ?? 'free',
           ':at': appliedAt,
           ':slot': initial.refreshSlot,
           ':never': initial.period,
           ':zero': initial.balance,
+          ...(best ? { ':customerId': best.stripeCustomerId } : {}),
+          ...(profile.revision === 0 ? {} : { ':expectedRevision': profile.revision }),
         },
       },
     };
@@ -377,13 +484,17 @@ export class DynamoDbUserViewReader implements UserViewReader {
       new GetCommand({
         TableName: this.#billingTable,
         Key: keys.profile(userId),
-        ProjectionExpression: 'subscriptionView, stripeCustomerId',
+        ProjectionExpression: 'customerViews, stripeCustomerId, subscriptionView',
       }),
     );
-    return {
-      view: (Item?.subscriptionView as UserSubscriptionView | undefined) ?? null,
-      stripeCustomerId: (Item?.stripeCustomerId as string | undefined) ?? null,
-    };
+    const stripeCustomerId = (Item?.stripeCustomerId as string | undefined) ?? null;
+    const views = Item?.customerViews as CustomerViews | undefined;
+    const view = views
+      ? stripeCustomerId
+        ? (views[stripeCustomerId] ?? null)
+        : null
+      : ((Item?.subscriptionView as UserSubscriptionView | undefined) ?? null);
+    return { view, stripeCustomerId };
   }
 }
 

@@ -16,6 +16,12 @@ import type {
   UserLookup,
   UserViewReader,
 } from '../../core/subscriptions/ports.ts';
+import {
+  bestView,
+  type CustomerViews,
+  customerViewsOfLegacy,
+  withCustomerView,
+} from '../../core/subscriptions/user-standing.ts';
 
 export class InMemorySubscriptionStore
   implements SubscriptionStore, LedgerReader, UserViewReader, ResyncMarkReader
@@ -23,7 +29,10 @@ export class InMemorySubscriptionStore
   /** Ledger pages per customer, oldest first. */
   readonly ledger = new Map<string, LedgerPage[]>();
   readonly accounts = new Map<string, StoredAccount>();
+  /** The view each profile shows: the best of its customers' views. */
   readonly views = new Map<string, UserSubscriptionView>();
+  /** The views of each user's customers, as the profile keeps them. */
+  readonly customerViews = new Map<string, CustomerViews>();
   readonly resyncMarks = new Map<string, ResyncMark>();
   readonly subscriptionPointers = new Map<string, string>();
   /** Counts committed transactions, for assertions on write amplification. */
@@ -67,7 +76,9 @@ export class InMemorySubscriptionStore
       revision,
       recentEvents: [...commit.recentEvents],
     });
-    if (commit.view) this.views.set(commit.view.userId, { ...commit.view });
+    if (commit.unlinkedUserId)
+      this.#setCustomerView(commit.unlinkedUserId, commit.customerId, null);
+    if (commit.view) this.#setCustomerView(commit.view.userId, commit.customerId, commit.view);
     if (commit.resyncMark === 'set') {
       this.resyncMarks.set(commit.customerId, {
         customerId: commit.customerId,
@@ -99,6 +110,16 @@ export class InMemorySubscriptionStore
   /** Every ledger page, all customers: for assertions on what was recorded. */
   allLedgerEvents(): LedgerPage['events'] {
     return [...this.ledger.values()].flatMap((pages) => pages.flatMap((page) => page.events));
+  }
+
+  #setCustomerView(userId: string, customerId: string, view: UserSubscriptionView | null): void {
+    const before =
+      this.customerViews.get(userId) ?? customerViewsOfLegacy(this.views.get(userId) ?? null);
+    const after = withCustomerView(before, customerId, view ? { ...view } : null);
+    this.customerViews.set(userId, after);
+    const best = bestView(after);
+    if (best) this.views.set(userId, best);
+    else this.views.delete(userId);
   }
 
   #check(commit: AccountCommit): CommitResult | null {

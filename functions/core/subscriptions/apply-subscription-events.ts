@@ -118,6 +118,8 @@ export function planAccountCommit(
       recentEvents: fold.recentEvents,
       ledger: { appliedAt, events: fold.recorded },
       view: sameView(viewBefore, viewAfter) ? null : viewAfter,
+      unlinkedUserId:
+        before.userId !== null && before.userId !== after.userId ? before.userId : null,
       newSubscriptionIds: Object.keys(after.subscriptions).filter(
         (id) => !(id in before.subscriptions),
       ),

@@ -43,8 +43,17 @@ export interface AccountCommit {
   /** The account's recent-events window after this commit. */
   recentEvents: string[];
   ledger: { appliedAt: number; events: LedgerEvent[] };
-  /** Set when the user's view changed. */
+  /**
+   * This customer's view, set when it changed. The store keeps it among the views of
+   * the user's customers on the profile, and the profile shows the best of them
+   * (user-standing.ts), recomputed in the same atomic write.
+   */
   view: UserSubscriptionView | null;
+  /**
+   * The user this customer was linked to before this commit, when it is now linked to
+   * another: the customer's view is removed from that user's profile in the same write.
+   */
+  unlinkedUserId: string | null;
   /** Subscriptions seen for the first time: their id → customer pointer is written. */
   newSubscriptionIds: string[];
   /**

@@ -16,7 +16,8 @@ import type {
   SubscriptionStore,
   UserViewReader,
 } from './ports.ts';
-import { compareStandings, standingOf, storeStripeSnapshot } from './stripe-snapshot.ts';
+import { snapshotView, storeStripeSnapshot } from './stripe-snapshot.ts';
+import { compareViews } from './user-standing.ts';
 
 export interface ReadThroughDeps {
   reader: UserViewReader;
@@ -89,10 +90,12 @@ export class SubscriptionReadThrough {
 
   /** The customer whose subscriptions give the user the best standing (several checkouts). */
   #best(records: readonly StripeCustomerRecord[]): StripeCustomerRecord | null {
-    let best: { record: StripeCustomerRecord; standing: number[] } | null = null;
+    let best: { record: StripeCustomerRecord; view: UserSubscriptionView | null } | null = null;
     for (const record of records) {
-      const standing = standingOf(record, this.#deps.priceTierMap);
-      if (!best || compareStandings(standing, best.standing) > 0) best = { record, standing };
+      const view = snapshotView(record, this.#deps.priceTierMap);
+      const better =
+        !best || (view !== null && (best.view === null || compareViews(view, best.view) > 0));
+      if (better) best = { record, view };
     }
     return best?.record ?? null;
   }

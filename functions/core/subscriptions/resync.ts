@@ -12,12 +12,7 @@ import type {
   StripeCustomerSource,
   UserViewReader,
 } from './ports.ts';
-import {
-  compareStandings,
-  type SnapshotDeps,
-  standingOf,
-  storeStripeSnapshot,
-} from './stripe-snapshot.ts';
+import { type SnapshotDeps, storeStripeSnapshot } from './stripe-snapshot.ts';
 
 export interface ResyncDeps extends SnapshotDeps {
   source: StripeCustomerSource;
@@ -42,8 +37,8 @@ export async function resyncCustomer(customerId: string, deps: ResyncDeps): Prom
 
 /**
  * Every Stripe customer of a user: the one the profile names, and those whose metadata
- * names the user (a user may have several). Empty when neither knows the user. The
- * customer giving the best standing is stored last, so the profile ends on it.
+ * names the user (a user may have several). Empty when neither knows the user. Each
+ * is stored as its own snapshot; the profile shows the best of them (user-standing.ts).
  */
 export async function resyncUser(userId: string, deps: ResyncDeps): Promise<ResyncOutcome[]> {
   const customerIds = new Set<string>();
@@ -54,14 +49,7 @@ export async function resyncUser(userId: string, deps: ResyncDeps): Promise<Resy
     if (typeof id === 'string') customerIds.add(id);
   }
   const outcomes: ResyncOutcome[] = [];
-  const found: { record: StripeCustomerRecord; standing: number[] }[] = [];
-  for (const customerId of customerIds) {
-    const record = await deps.source.customerById(customerId, { allSubscriptions: true });
-    if (record) found.push({ record, standing: standingOf(record, deps.priceTierMap) });
-    else outcomes.push({ customerId, outcome: 'unknown-to-stripe' });
-  }
-  found.sort((a, b) => compareStandings(a.standing, b.standing));
-  for (const { record } of found) outcomes.push(await storeRecord(record, deps));
+  for (const customerId of customerIds) outcomes.push(await resyncCustomer(customerId, deps));
   return outcomes;
 }
 

@@ -5,7 +5,7 @@
  * a newer webhook still wins over it, and an older one cannot undo it.
  */
 import type { Clock } from '../shared/clock.ts';
-import { type PriceTierMap, tierRank } from '../shared/tiers.ts';
+import type { PriceTierMap } from '../shared/tiers.ts';
 import { planAccountCommit } from './apply-subscription-events.ts';
 import {
   type CustomerAccount,
@@ -82,26 +82,11 @@ export async function storeStripeSnapshot(
   throw new SnapshotConflictError(customerId, maxAttempts);
 }
 
-/**
- * How good a standing a customer's snapshot gives its user: a higher tier first, then
- * having a subscription at all, then the later period end. Where a user has several
- * customers, the best one is the one the profile should show.
- */
-export function standingOf(record: StripeCustomerRecord, priceTierMap: PriceTierMap): number[] {
+/** The view a customer's snapshot alone gives its user (null when it names no user). */
+export function snapshotView(
+  record: StripeCustomerRecord,
+  priceTierMap: PriceTierMap,
+): UserSubscriptionView | null {
   const { customerId, facts } = snapshotFacts(record, priceTierMap);
-  const view = projectUserView(foldFacts(customerId, facts));
-  return [
-    tierRank(view?.tier ?? 'free'),
-    !view || view.status === 'none' ? 0 : 1,
-    view?.currentPeriodEnd ?? 0,
-  ];
-}
-
-/** Orders standings (standingOf) ascending. */
-export function compareStandings(a: readonly number[], b: readonly number[]): number {
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const difference = (a[i] ?? 0) - (b[i] ?? 0);
-    if (difference !== 0) return difference;
-  }
-  return 0;
+  return projectUserView(foldFacts(customerId, facts));
 }

@@ -134,12 +134,19 @@ describe('resync', () => {
       clock,
       priceTierMap,
     });
-    // The customer without a subscription first, the paying one last: the profile shows gold.
+    // The profile's customer first, then the one found by metadata. The second has no
+    // subscription: the profile still shows the best of the two, the paying one.
     expect(outcomes.map((o) => [o.customerId, o.outcome])).toEqual([
-      ['cus_second', 'resynced'],
       [CUSTOMER, 'resynced'],
+      ['cus_second', 'resynced'],
     ]);
-    expect((await store.getUserView('user-r3'))?.tier).toBe('gold');
+    expect(await store.getUserView('user-r3')).toMatchObject({
+      tier: 'gold',
+      stripeCustomerId: CUSTOMER,
+    });
+    expect(Object.keys(store.customerViews.get('user-r3') ?? {}).sort()).toEqual(
+      [CUSTOMER, 'cus_second'].sort(),
+    );
   });
 
   it('resyncs every customer marked by an unresolved tie, and the marks clear', async () => {
