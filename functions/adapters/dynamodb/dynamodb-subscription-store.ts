@@ -267,16 +267,37 @@ export class DynamoDbSubscriptionStore
     }
     const profiles = new Map<string, ProfileViews>();
     if (userIds.size === 0) return { profiles };
+    const projection = 'pk, customerViews, viewsRevision, subscriptionView';
     try {
-      const { items } = await batchGetAll(this.#documents, {
-        tableName: this.#billingTable,
-        keys: [...userIds].map((userId) => keys.profile(userId)),
-        consistentRead: true,
-        projectionExpression: 'userId, customerViews, viewsRevision, subscriptionView',
-      });
+      // One or two profiles (a snapshot on the read route, a moved customer): GetItem,
+      // which the read function is granted; BatchGetItem only for a consumer's batch.
+      const items =
+        userIds.size <= 2
+          ? await Promise.all(
+              [...userIds].map(async (userId) => {
+                const { Item } = await this.#documents.send(
+                  new GetCommand({
+                    TableName: this.#billingTable,
+                    Key: keys.profile(userId),
+                    ConsistentRead: true,
+                    ProjectionExpression: projection,
+                  }),
+                );
+                return Item;
+              }),
+            )
+          : (
+              await batchGetAll(this.#documents, {
+                tableName: this.#billingTable,
+                keys: [...userIds].map((userId) => keys.profile(userId)),
+                consistentRead: true,
+                projectionExpression: projection,
+              })
+            ).items;
       for (const item of items) {
+        if (!item) continue;
         const legacy = (item.subscriptionView as UserSubscriptionView | undefined) ?? null;
-        profiles.set(String(item.userId), {
+        profiles.set(String(item.pk).slice(keys.profile('').pk.length), {
           exists: true,
           views: (item.customerViews as CustomerViews | undefined) ?? customerViewsOfLegacy(legacy),
           revision: Number(item.viewsRevision ?? 0),
