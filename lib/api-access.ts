@@ -1,7 +1,8 @@
-import { ArnFormat, type CfnElement, CfnOutput, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Stack, Token } from 'aws-cdk-lib';
 import { ManagedPolicy, PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import type { BillingHttpApi } from './billing-http-api.ts';
+import { ConfigError } from './config.ts';
 
 export interface ApiAccessProps {
   readonly api: BillingHttpApi;
@@ -12,12 +13,17 @@ export interface ApiAccessProps {
 }
 
 /** A route's path in an execute-api ARN: each `{parameter}` matches any value. */
-function pattern(path: string): string {
+export function routeArnPath(path: string): string {
   return path.replace(/\{[^}]+\}/g, '*');
 }
 
 /** Routes for operators; every other IAM route is the app backend's. */
-const OPERATOR_PREFIXES = ['/admin/', '/reports/'];
+export const OPERATOR_PREFIXES = ['/admin/', '/reports/'] as const;
+
+/** Whether an IAM route is the operators' (else the app backend's). */
+export function isOperatorRoute(path: string): boolean {
+  return OPERATOR_PREFIXES.some((prefix) => path.startsWith(prefix));
+}
 
 /**
  * Who may call which IAM-authorised route. HTTP APIs have no resource policy, so the
@@ -29,28 +35,39 @@ const OPERATOR_PREFIXES = ['/admin/', '/reports/'];
 export class ApiAccess extends Construct {
   public readonly appBackendPolicy: ManagedPolicy;
   public readonly operatorPolicy: ManagedPolicy;
+  /**
+   * `<stage>/<METHOD><path>` of each IAM route with a path parameter, as its ARN names it
+   * (`$default/GET/users/<*>/subscription`, `<*>` being a `*`): what cdk-nag flags (nag-suppressions.ts).
+   */
+  public readonly wildcardRoutes: readonly string[];
 
   constructor(scope: Construct, id: string, props: ApiAccessProps) {
     super(scope, id);
     const stack = Stack.of(this);
+    // HTTP APIs have no resource policy, so IAM authorises callers of this account only
+    // (another account's role assumes one of these). A role name is also all the policy
+    // attaches by: a role of another account would attach to a namesake here.
+    if (!Token.isUnresolved(stack.account)) {
+      for (const arn of [...props.appBackendRoleArns, ...props.operatorRoleArns]) {
+        if (arn.split(':')[4] !== stack.account) {
+          throw new ConfigError(
+            `Role ${arn} is not in account ${stack.account}, where the API is deployed: an HTTP API authorises callers of its own account only (give a role there that the caller assumes).`,
+          );
+        }
+      }
+    }
     const iamRoutes = props.api.routes.filter((route) => route.iam);
+    const tail = (route: (typeof iamRoutes)[number]) =>
+      `${props.api.stage.stageName}/${route.method}${routeArnPath(route.path)}`;
     const arnOf = (route: (typeof iamRoutes)[number]) =>
       stack.formatArn({
         service: 'execute-api',
         resource: props.api.httpApi.apiId,
         // Stage, method, path; a path parameter matches any value.
-        resourceName: `${props.api.stage.stageName}/${route.method}${pattern(route.path)}`,
+        resourceName: tail(route),
         arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
       });
-    // cdk-nag flags the `*` of a path parameter: which route, not which id, is what a role may call.
-    const apiLogicalId = stack.getLogicalId(props.api.httpApi.node.defaultChild as CfnElement);
-    for (const route of iamRoutes.filter((r) => r.path.includes('{'))) {
-      Validations.of(this).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${apiLogicalId}>/${props.api.stage.stageName}/${route.method}${pattern(route.path)}]`,
-        reason: `A path parameter (${route.path}) matches any id: the policy grants the route, and the handler checks the ids.`,
-      });
-    }
-    const isOperator = (path: string) => OPERATOR_PREFIXES.some((p) => path.startsWith(p));
+    this.wildcardRoutes = iamRoutes.filter((r) => r.path.includes('{')).map(tail);
     const policy = (
       policyId: string,
       description: string,
@@ -62,7 +79,7 @@ export class ApiAccess extends Construct {
         statements: [
           new PolicyStatement({
             actions: ['execute-api:Invoke'],
-            resources: iamRoutes.filter((r) => isOperator(r.path) === operator).map(arnOf),
+            resources: iamRoutes.filter((r) => isOperatorRoute(r.path) === operator).map(arnOf),
           }),
         ],
         roles: roleArns.map((arn, index) => Role.fromRoleArn(this, `${policyId}Role${index}`, arn)),

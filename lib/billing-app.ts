@@ -6,6 +6,7 @@ import { REPO_ROOT } from './billing-function.ts';
 import { BillingServiceStack } from './billing-service-stack.ts';
 import { readBillingConfig } from './config.ts';
 import { BUNDLE_CONTEXT_KEY } from './metadata.ts';
+import { acknowledgeNagFindings } from './nag-suppressions.ts';
 
 export const DATA_STACK_ID = 'BillingData';
 export const SERVICE_STACK_ID = 'BillingService';
@@ -27,6 +28,12 @@ export interface CreateBillingAppOptions {
    * @default true
    */
   readonly validate?: boolean;
+  /**
+   * Apply the cdk-nag acknowledgements of nag-suppressions.ts (the cdk-nag test turns
+   * this off to apply them itself, one left out at a time).
+   * @default true
+   */
+  readonly acknowledgeNagFindings?: boolean;
 }
 
 export interface BillingApp {
@@ -76,6 +83,7 @@ export function createBillingApp(options: CreateBillingAppOptions = {}): Billing
     operatorRoleArns: config.operatorRoleArns,
     ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
   });
+  if (options.acknowledgeNagFindings !== false) acknowledgeNagFindings({ dataStack, serviceStack });
   return { app, dataStack, serviceStack };
 }
 

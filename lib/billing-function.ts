@@ -1,6 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type CfnResource, Duration, Validations } from 'aws-cdk-lib';
+import { type CfnResource, Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Grant, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
@@ -36,7 +36,11 @@ const APPLICATION_LOG_LEVEL = ApplicationLogLevel.INFO;
 const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
 
-/** DynamoDB item-level actions a function may be granted on a table. */
+/**
+ * DynamoDB item-level actions a function may be granted on a whole table. No
+ * BatchWriteItem: it allows deletes as well as puts, so it is only granted through
+ * `grantBatchPuts`, bounded to the items the function batch-puts.
+ */
 export type DynamoDbItemAction =
   | 'GetItem'
   | 'BatchGetItem'
@@ -44,7 +48,6 @@ export type DynamoDbItemAction =
   | 'PutItem'
   | 'UpdateItem'
   | 'DeleteItem'
-  | 'BatchWriteItem'
   | 'ConditionCheckItem';
 
 export interface BillingFunctionProps {
@@ -100,18 +103,7 @@ export class BillingFunction extends Construct {
         resources: [this.logGroup.logGroupArn],
       }),
     );
-    Validations.of(this).acknowledge(
-      {
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason:
-          'X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) supports no resource-level permissions: AWS requires "*".',
-      },
-      {
-        id: 'AwsSolutions-L1',
-        reason:
-          'Pinned to nodejs22.x, the runtime the bundle is built for (esbuild target node22); the two move together, deliberately.',
-      },
-    );
+    // X-Ray's "*" and the pinned runtime are acknowledged for cdk-nag in nag-suppressions.ts.
 
     const bundle = this.node.tryGetContext(BUNDLE_CONTEXT_KEY) !== false;
     const code = bundle
@@ -190,6 +182,31 @@ export class BillingFunction extends Construct {
       resourceArns: [table.tableArn, ...indexes.map((index) => `${table.tableArn}/index/${index}`)],
     });
     // AWS-managed encryption needs no key grant; a customer-managed key would.
+    table.encryptionKey?.grantEncryptDecrypt(this.function);
+    return this;
+  }
+
+  /**
+   * Grants BatchWriteItem on `table`, but only for items whose partition key starts
+   * with `partitionKeyPrefix` (condition `dynamodb:LeadingKeys`). IAM has one action for
+   * a batch's puts and its deletes and cannot tell them apart; the condition bounds what
+   * either may touch to those items (immutable pointers, for the stores that batch-put),
+   * so a batch can never delete an account, a profile or a payment. Sets no env: the
+   * table is bound with `bindTable` for the function's other actions.
+   */
+  grantBatchPuts(table: ITable, partitionKeyPrefix: string): this {
+    if (partitionKeyPrefix.length === 0 || /[*?]/.test(partitionKeyPrefix)) {
+      throw new Error(`grantBatchPuts: a literal partition key prefix is required`);
+    }
+    this.function.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:BatchWriteItem'],
+        resources: [table.tableArn],
+        conditions: {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${partitionKeyPrefix}*`] },
+        },
+      }),
+    );
     table.encryptionKey?.grantEncryptDecrypt(this.function);
     return this;
   }

@@ -88,6 +88,24 @@ export function roleArnsFromContext(key: string, value: unknown): string[] {
   return list as string[];
 }
 
+/**
+ * The app backend's and the operators' roles must all be of one account, the one the
+ * stack is deployed to: an HTTP API has no resource policy, so IAM authorises callers of
+ * its own account only. The account is known at deploy time only, so synth checks that
+ * the roles agree with each other (and ApiAccess with the stack's account when it is set).
+ */
+export function checkRoleAccounts(roles: Record<string, readonly string[]>): void {
+  const accounts = new Map<string, string>();
+  for (const [key, arns] of Object.entries(roles)) {
+    for (const arn of arns) accounts.set(arn.split(':')[4] ?? '', `"${key}" ${arn}`);
+  }
+  if (accounts.size > 1) {
+    throw new ConfigError(
+      `Invalid CDK context: the roles of ${[...accounts.values()].join(' and ')} are in different accounts; every role that calls the API must be in the account it is deployed to.`,
+    );
+  }
+}
+
 /** Validates the optional `stripeMode` context value. */
 export function stripeModeFromContext(value: unknown): 'live' | 'test' | undefined {
   if (value === undefined || value === null || value === '') return undefined;
@@ -210,6 +228,18 @@ export function readBillingConfig(tryGetContext: (key: string) => unknown): Bill
   const alarmEmail = alarmEmailFromContext(tryGetContext(CONTEXT_KEYS.alarmEmail));
   const stripeApiUrl = stripeApiUrlFromContext(tryGetContext(CONTEXT_KEYS.stripeApiUrl));
   const stripeMode = stripeModeFromContext(tryGetContext(CONTEXT_KEYS.stripeMode));
+  const appBackendRoleArns = roleArnsFromContext(
+    CONTEXT_KEYS.appBackendRoleArns,
+    tryGetContext(CONTEXT_KEYS.appBackendRoleArns),
+  );
+  const operatorRoleArns = roleArnsFromContext(
+    CONTEXT_KEYS.operatorRoleArns,
+    tryGetContext(CONTEXT_KEYS.operatorRoleArns),
+  );
+  checkRoleAccounts({
+    [CONTEXT_KEYS.appBackendRoleArns]: appBackendRoleArns,
+    [CONTEXT_KEYS.operatorRoleArns]: operatorRoleArns,
+  });
   return {
     priceTierMap: priceTierMapFromContext(tryGetContext(CONTEXT_KEYS.priceTierMap)),
     creditAllowances: creditAllowancesFromContext(tryGetContext(CONTEXT_KEYS.creditAllowances)),
@@ -223,13 +253,7 @@ export function readBillingConfig(tryGetContext: (key: string) => unknown): Bill
     ...(alarmEmail ? { alarmEmail } : {}),
     ...(stripeApiUrl ? { stripeApiUrl } : {}),
     ...(stripeMode ? { stripeMode } : {}),
-    appBackendRoleArns: roleArnsFromContext(
-      CONTEXT_KEYS.appBackendRoleArns,
-      tryGetContext(CONTEXT_KEYS.appBackendRoleArns),
-    ),
-    operatorRoleArns: roleArnsFromContext(
-      CONTEXT_KEYS.operatorRoleArns,
-      tryGetContext(CONTEXT_KEYS.operatorRoleArns),
-    ),
+    appBackendRoleArns,
+    operatorRoleArns,
   };
 }

@@ -18,7 +18,6 @@ import type { CreditAllowances } from '../functions/core/credits/allowances.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
 import type { ConsumedQueue } from './event-family-queue.ts';
-import { acknowledgeScheduleTarget } from './schedule-acknowledgements.ts';
 
 /** Every five minutes on the clock, so each run starts at a slot boundary (00:00, 00:05...). */
 export const CREDIT_PLANNER_SCHEDULE = 'cron(0/5 * * * ? *)';
@@ -112,7 +111,6 @@ export class CreditRefresh extends Construct {
         maxEventAge: Duration.minutes(5),
       }),
     });
-    acknowledgeScheduleTarget(this.planner.function, this.scheduleDeadLetterQueue);
 
     const throttle = props.throttle ?? { rateLimit: 20, burstLimit: 40 };
     const routes: [string, HttpMethod, string, BillingFunction][] = [

@@ -21,7 +21,6 @@ import { PENALTY_ROUTES } from '../functions/commons/routes.ts';
 import type { FreeHabitLimits } from '../functions/core/penalties/habits.ts';
 import { BillingFunction, type DynamoDbItemAction } from './billing-function.ts';
 import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
-import { acknowledgeScheduleTarget } from './schedule-acknowledgements.ts';
 
 /**
  * Hourly, at a quarter past (UTC). The assessor assesses yesterday and resumes where an
@@ -161,7 +160,6 @@ export class Penalties extends Construct {
         maxEventAge: Duration.hours(1),
       }),
     });
-    acknowledgeScheduleTarget(this.assessor.function, this.scheduleDeadLetterQueue);
 
     const throttle = props.throttle ?? { rateLimit: 20, burstLimit: 40 };
     const routes: [string, HttpMethod, string, BillingFunction][] = [

@@ -9,6 +9,7 @@ import { SUBSCRIPTION_READ_PATH } from '../functions/commons/routes.ts';
 import type { PriceTierMap } from '../functions/core/shared/tiers.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
+import { SUBSCRIPTION_POINTER_PREFIX } from './subscription-processing.ts';
 
 export interface SubscriptionReadApiProps {
   readonly api: BillingHttpApi;
@@ -43,14 +44,11 @@ export class SubscriptionReadApi extends Construct {
       // Stripe's 10 s deadline, then the snapshot commit, inside API Gateway's 29 s.
       timeout: Duration.seconds(15),
     })
+      // The snapshot reads one account (GetItem, consistent), never a batch: no BatchGetItem.
       // TransactWriteItems is authorised per item action (Put account, Update profile).
-      .bindTable(ENV.billingTableName, props.billingTable, [
-        'GetItem',
-        'PutItem',
-        'UpdateItem',
-        // Subscription pointers of a snapshot, put ahead of its transaction.
-        'BatchWriteItem',
-      ])
+      .bindTable(ENV.billingTableName, props.billingTable, ['GetItem', 'PutItem', 'UpdateItem'])
+      // Subscription pointers of a snapshot, put ahead of its transaction: only those items.
+      .grantBatchPuts(props.billingTable, SUBSCRIPTION_POINTER_PREFIX)
       .bindTable(ENV.subscriptionLedgerTableName, props.ledgerTable, ['PutItem'])
       .bindSecretReader(ENV.stripeApiKeySecretArn, props.stripeApiKey)
       .setEnvironment(ENV.priceTierMap, JSON.stringify(props.priceTierMap))

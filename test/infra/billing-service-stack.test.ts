@@ -1,6 +1,10 @@
 import { Capture, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PAYMENT_INDEXES } from '../../functions/adapters/dynamodb/payment-table-schema.ts';
+import { billingKeys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
+import {
+  PAYMENT_INDEXES,
+  paymentKeys,
+} from '../../functions/adapters/dynamodb/payment-table-schema.ts';
 import { ENV, EVENT_QUEUE_URL_ENV } from '../../functions/commons/env-names.ts';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
 import { PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
@@ -59,10 +63,27 @@ function actionsOn(statements: Statement[], resource: unknown): string[] {
   return sharedActionsOn(t.data, statements, resource);
 }
 
-/** Every resource the statements allowing any of `prefix`'s actions name. */
+/** Every resource the statements allowing any of `prefix`'s actions name, once each. */
 function resourcesOfService(statements: Statement[], prefix: string): string[] {
-  return sharedResourcesOfService(t.data, statements, prefix);
+  return [...new Set(sharedResourcesOfService(t.data, statements, prefix))];
 }
+
+/**
+ * BatchWriteItem allows deletes as well as puts; IAM cannot split them, so the grant is
+ * bounded to the pointer items the store batch-puts. Returns the statement's condition
+ * after checking it allows BatchWriteItem alone on exactly `table`.
+ */
+function batchWriteCondition(statements: Statement[], table: unknown): unknown {
+  const batch = statements.filter((s) => s.Action.includes('dynamodb:BatchWriteItem'));
+  expect(batch).toHaveLength(1);
+  expect(batch[0]!.Action).toEqual(['dynamodb:BatchWriteItem']);
+  expect(batch[0]!.Resource.map((r) => resolveImport(t.data, r))).toEqual([table]);
+  return batch[0]!.Condition;
+}
+
+const onlyPartitionsStartingWith = (prefix: string) => ({
+  'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${prefix}*`] },
+});
 
 function mappingOf(consumerEntry: string): CfnResourceJson {
   const [consumerId] = functionByEntry(t.service, consumerEntry);
@@ -259,6 +280,9 @@ describe('least privilege', () => {
     );
     expect(env.STRIPE_SECRET_KEY).toBeUndefined();
     expect(read.Properties.Timeout).toBe(15);
+    expect(batchWriteCondition(statements, getAtt(ids.billing))).toEqual(
+      onlyPartitionsStartingWith(billingKeys.subscription('').pk),
+    );
   });
 
   it('subscription consumer: the item actions of the contract on each table, and queue consumption', () => {
@@ -277,6 +301,10 @@ describe('least privilege', () => {
     expect(actionsOn(statements, getAtt(ids.subscriptionLedger))).toEqual(['dynamodb:PutItem']);
     expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
       sortedJson([getAtt(ids.billing), getAtt(ids.subscriptionLedger)]),
+    );
+    // Batches put subscription pointers only: no batch may delete an account or a profile.
+    expect(batchWriteCondition(statements, getAtt(ids.billing))).toEqual(
+      onlyPartitionsStartingWith('SUBSCRIPTION#'),
     );
   });
 
@@ -304,6 +332,10 @@ describe('least privilege', () => {
     // do not apply to indexes, so bindTable grants them on the table only.
     expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
       sortedJson([getAtt(ids.payments), getAtt(ids.billing), getAtt(ids.penalties)]),
+    );
+    // Batches put charge pointers only: no batch may delete a payment or its ledger.
+    expect(batchWriteCondition(statements, getAtt(ids.payments))).toEqual(
+      onlyPartitionsStartingWith(paymentKeys.charge('').pk),
     );
     expect(actionsOf(statements).filter((a) => !a.startsWith('sqs:'))).toEqual(
       [

@@ -217,6 +217,47 @@ describe('penalties context: freeHabitLimits, assessmentDeadlineHour, stripeApiU
   });
 });
 
+describe('appBackendRoleArns and operatorRoleArns', () => {
+  const app = 'arn:aws:iam::123456789012:role/app-backend';
+  const ops = 'arn:aws:iam::123456789012:role/ops/oncall';
+  const read = (context: Record<string, unknown>) => readBillingConfig((key) => context[key]);
+
+  it('take a JSON array (-c), an array (cdk.json) or a comma list; absent is none', () => {
+    expect(read({})).toMatchObject({ appBackendRoleArns: [], operatorRoleArns: [] });
+    expect(
+      read({ appBackendRoleArns: JSON.stringify([app]), operatorRoleArns: [ops] }),
+    ).toMatchObject({ appBackendRoleArns: [app], operatorRoleArns: [ops] });
+    expect(read({ operatorRoleArns: `${ops}, ${ops.replace('oncall', 'lead')}` })).toMatchObject({
+      operatorRoleArns: [ops, ops.replace('oncall', 'lead')],
+    });
+  });
+
+  it('refuse anything but role ARNs, and roles of two accounts, naming the key', () => {
+    expect(() => read({ appBackendRoleArns: 'arn:aws:iam::123456789012:user/x' })).toThrow(
+      /Invalid CDK context "appBackendRoleArns"/,
+    );
+    expect(() => read({ operatorRoleArns: '{"role":"x"}' })).toThrow(
+      /Invalid CDK context "operatorRoleArns"/,
+    );
+    expect(() =>
+      read({
+        appBackendRoleArns: [app],
+        operatorRoleArns: [ops.replace('123456789012', '1'.repeat(12))],
+      }),
+    ).toThrow(/"appBackendRoleArns" .* and "operatorRoleArns" .* are in different accounts/);
+  });
+
+  it('fail synth with the same one-line message', () => {
+    expect(() =>
+      createBillingApp({
+        bundle: false,
+        validate: false,
+        context: { appBackendRoleArns: '["app-backend"]' },
+      }),
+    ).toThrow(ConfigError);
+  });
+});
+
 describe('synth with invalid context', () => {
   it('fails with the clear priceTierMap message', () => {
     expect(() =>
