@@ -159,6 +159,13 @@ export class BillingServiceStack extends Stack {
     });
     new CfnOutput(this, 'DashboardName', { value: this.observability.dashboard.dashboardName });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.observability.alarmTopic.topicArn });
+    // The operators' `dlq:list` lists these (local/operations/target.ts).
+    new CfnOutput(this, 'CreditRefreshScheduleDeadLetterQueueUrl', {
+      value: this.credits.scheduleDeadLetterQueue.queueUrl,
+    });
+    new CfnOutput(this, 'PenaltyAssessmentScheduleDeadLetterQueueUrl', {
+      value: this.penalties.scheduleDeadLetterQueue.queueUrl,
+    });
     // Said plainly at deploy time: alarms without a subscriber reach no one.
     new CfnOutput(this, 'AlarmNotifications', {
       value: props.alarmEmail

@@ -6,7 +6,7 @@
  * LOCAL_CLOCK_SPEED, LOCAL_LOG_LEVEL, and POWERTOOLS_LOG_LEVEL for the handlers.
  */
 import { PrerequisiteError } from './emulators.ts';
-import { describeLocalRuntime, writeRuntimeFile } from './operations/target.ts';
+import { describeLocalRuntime, removeRuntimeFile, writeRuntimeFile } from './operations/target.ts';
 import {
   DEFAULT_LOCAL_WEBHOOK_SECRET,
   type LocalRuntime,
@@ -95,6 +95,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, FORCED_EXIT_MS).unref();
     try {
+      await removeRuntimeFile();
       await runtime.stop();
       console.log('Stopped.');
       process.exit(0);

@@ -5,7 +5,7 @@
  * tables, the queues with their DLQs, the family queues the webhook feeds, the
  * price→tier map, and a way to call Stripe.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -46,6 +46,8 @@ export interface TargetDescription {
   scheduleDeadLetters: NamedQueue[];
   priceTierMap: PriceTierMap;
   stripe?: { apiUrl?: string; secretKey?: string; secretArn?: string };
+  /** The local runtime's process, so a file it left behind is not taken for a running one. */
+  pid?: number;
 }
 
 export interface OpsTarget extends TargetDescription {
@@ -82,6 +84,7 @@ export function describeLocalRuntime(runtime: LocalRuntime): TargetDescription {
     .map((q) => named(q.logicalId));
   return {
     where: `the local runtime (${runtime.apiUrl})`,
+    pid: process.pid,
     endpoints: { dynamo: runtime.dynamoEndpoint, sqs: runtime.sqsEndpoint },
     tables: tablesOf(model, runtime.tableNames),
     eventQueues: Object.fromEntries(
@@ -102,13 +105,36 @@ export async function writeRuntimeFile(description: TargetDescription, file = RU
   await writeFile(file, `${JSON.stringify(description, null, 2)}\n`, { mode: 0o600 });
 }
 
+/** Removes the file when `npm start` stops, so no command finds a runtime that is gone. */
+export async function removeRuntimeFile(file = RUNTIME_FILE): Promise<void> {
+  await rm(file, { force: true });
+}
+
 export async function readRuntimeFile(file = RUNTIME_FILE): Promise<TargetDescription> {
+  let description: TargetDescription;
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as TargetDescription;
+    description = JSON.parse(await readFile(file, 'utf8')) as TargetDescription;
   } catch (error) {
     throw new UsageError(
       `No local runtime found (${file}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}). Start it with \`npm start\`, or pass --outputs <cdk outputs file> for a deployed stack.`,
     );
+  }
+  // A runtime killed without its shutdown leaves the file: say so, not "connection refused".
+  if (description.pid !== undefined && !isRunning(description.pid)) {
+    throw new UsageError(
+      `The local runtime that wrote ${file} (process ${description.pid}) is no longer running. Start it with \`npm start\`, or pass --outputs <cdk outputs file> for a deployed stack.`,
+    );
+  }
+  return description;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, owned by someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -157,7 +183,10 @@ export function describeDeployed(
         deadLetter: queue('CreditRefreshDeadLetterQueueUrl'),
       },
     ],
-    scheduleDeadLetters: [],
+    // Outputs of stacks deployed before these were added are missing: listed when present.
+    scheduleDeadLetters: SCHEDULE_DEAD_LETTER_OUTPUTS.flatMap((key) =>
+      all[key] ? [queue(key)] : [],
+    ),
     priceTierMap: priceTierMapOf(model),
     stripe: {
       ...(process.env[ENV.stripeApiUrl] ? { apiUrl: process.env[ENV.stripeApiUrl] } : {}),
@@ -167,6 +196,12 @@ export function describeDeployed(
     },
   };
 }
+
+/** The service stack's outputs naming the schedules' DLQs (lib/billing-service-stack.ts). */
+export const SCHEDULE_DEAD_LETTER_OUTPUTS = [
+  'CreditRefreshScheduleDeadLetterQueueUrl',
+  'PenaltyAssessmentScheduleDeadLetterQueueUrl',
+] as const;
 
 /** Clients for a description: the emulators' (dummy credentials) or AWS's usual chain. */
 export function connect(description: TargetDescription): OpsTarget {

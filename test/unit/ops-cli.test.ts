@@ -5,6 +5,7 @@
  * deployed stack's from the CloudFormation outputs lib/ declares, which name the same
  * queues, DLQs and tables.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +16,11 @@ import { OPS_COMMANDS } from '../../local/operations/commands.ts';
 import {
   describeDeployed,
   describeLocalRuntime,
+  readRuntimeFile,
+  removeRuntimeFile,
   type TargetDescription,
   UsageError,
+  writeRuntimeFile,
 } from '../../local/operations/target.ts';
 import type { LocalRuntime } from '../../local/runtime.ts';
 import { loadStackModel, type StackModel } from '../../local/stack-model.ts';
@@ -172,6 +176,26 @@ describe('npm run ops: usage', () => {
   });
 });
 
+describe('npm run ops: the local runtime file', () => {
+  it('takes a file whose runtime is running, and refuses one a killed runtime left behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ops-cli-runtime-'));
+    dirs.push(dir);
+    const file = join(dir, 'runtime.json');
+    const description = { ...localByLogicalId(), pid: process.pid };
+    await writeRuntimeFile(description, file);
+    expect(await readRuntimeFile(file)).toEqual(description);
+
+    // A process that has exited: its pid is free (the OS does not reuse it this soon).
+    const gone = spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid!;
+    await writeRuntimeFile({ ...description, pid: gone }, file);
+    await expect(readRuntimeFile(file)).rejects.toThrow(
+      new RegExp(`process ${gone}\\) is no longer running.*npm start`),
+    );
+    await removeRuntimeFile(file);
+    await expect(readRuntimeFile(file)).rejects.toThrow(/No local runtime found.*ENOENT/);
+  });
+});
+
 describe('npm run ops: targets', () => {
   it('locally, takes every queue and DLQ from the template: the consumed queues with their DLQs, and the schedule DLQs', () => {
     const local = localByLogicalId();
@@ -215,9 +239,23 @@ describe('npm run ops: targets', () => {
     expect(deployed.endpoints).toBeUndefined(); // the SDK's usual endpoints and credentials
   });
 
-  it.todo(
-    "deployed, lists the schedule DLQs too (needs CfnOutputs for the planner's and the assessor's schedule DLQ URLs, read by describeDeployed)",
-  );
+  it("deployed, lists the schedule DLQs too, from the service stack's outputs (omitted by a stack deployed before them)", () => {
+    const deployed = describeDeployed(outputs, model);
+    const local = localByLogicalId();
+    const byName = (queues: TargetDescription['scheduleDeadLetters']) =>
+      [...queues].sort((a, b) => a.name.localeCompare(b.name));
+    expect(deployed.scheduleDeadLetters).toHaveLength(2);
+    expect(byName(deployed.scheduleDeadLetters)).toEqual(byName(local.scheduleDeadLetters));
+    const older = Object.fromEntries(
+      Object.entries(outputs).map(([stack, values]) => [
+        stack,
+        Object.fromEntries(
+          Object.entries(values).filter(([key]) => !key.includes('ScheduleDeadLetter')),
+        ),
+      ]),
+    );
+    expect(describeDeployed(older, model).scheduleDeadLetters).toEqual([]);
+  });
 
   it('deployed, needs exactly these outputs, and names a missing one', () => {
     const all: Record<string, string> = Object.assign({}, ...Object.values(outputs));
