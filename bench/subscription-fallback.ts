@@ -21,6 +21,7 @@ import {
 import { StripeCustomerLookup } from '../functions/adapters/stripe/stripe-customer-source.ts';
 import { StripeCallPolicy } from '../functions/adapters/stripe/stripe-resilience.ts';
 import { ENV } from '../functions/commons/env-names.ts';
+import { withPowertools } from '../functions/commons/middleware.ts';
 import { systemClock } from '../functions/core/shared/clock.ts';
 import { SubscriptionReadThrough } from '../functions/core/subscriptions/read-through.ts';
 import { createSubscriptionReadHandler } from '../functions/subscription-read.ts';
@@ -60,22 +61,30 @@ export async function measureSubscriptionFallback(ctx: BenchContext): Promise<Fa
   try {
     const calls = new StripeCallPolicy({ breakerThreshold: 5, breakerOpenMs: 600_000 });
     const reader = new DynamoDbUserViewReader({ client: dynamo, billingTableName });
-    const handler = createSubscriptionReadHandler({
-      reader,
-      readThrough: new SubscriptionReadThrough({
+    // Wrapped as deployed: the Powertools middleware flushes the metrics every invocation
+    // (unwrapped, they pile up and every 100th request pays for a flush of 100).
+    const handler = withPowertools(
+      createSubscriptionReadHandler({
         reader,
-        source: new StripeCustomerLookup({
-          clients: new StripeClientSource(
-            new StaticSecretString(stripe.secretKey, 'key', (m) => new Error(m)),
-            parseStripeApiUrl(stripe.url),
-          ),
-          calls,
+        readThrough: new SubscriptionReadThrough({
+          reader,
+          source: new StripeCustomerLookup({
+            clients: new StripeClientSource(
+              new StaticSecretString(stripe.secretKey, 'key', (m) => new Error(m)),
+              parseStripeApiUrl(stripe.url),
+            ),
+            calls,
+          }),
+          store: new DynamoDbSubscriptionStore({
+            client: dynamo,
+            billingTableName,
+            ledgerTableName,
+          }),
+          clock: systemClock,
+          priceTierMap: { [PRICE]: 'gold' },
         }),
-        store: new DynamoDbSubscriptionStore({ client: dynamo, billingTableName, ledgerTableName }),
-        clock: systemClock,
-        priceTierMap: { [PRICE]: 'gold' },
       }),
-    });
+    );
     const context = { functionName: 'subscription-read', awsRequestId: 'bench' } as Context;
     const get = (userId: string) =>
       handler(

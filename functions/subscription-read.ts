@@ -100,7 +100,11 @@ export function createSubscriptionReadHandler(
 /** Stripe unreachable (or the snapshot kept losing races): a 503 the caller may retry. */
 function toServiceError(error: unknown): never {
   if (error instanceof StripeSourceUnavailableError) {
-    throw new ServiceUnavailableError({ cause: error, retryAfterSeconds: error.retryAfterSeconds });
+    throw new ServiceUnavailableError({
+      cause: error,
+      retryAfterSeconds: error.retryAfterSeconds,
+      ...(error.paused ? { knownCondition: error.message } : {}),
+    });
   }
   if (error instanceof SnapshotConflictError) {
     throw new ServiceUnavailableError({ cause: error, retryAfterSeconds: 1 });

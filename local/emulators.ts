@@ -233,6 +233,9 @@ function dynamoDbLocalLibDir(): string {
 function spawnDynamoDbLocal(port: number, dataDir: string | undefined): ChildProcess {
   const libDir = dynamoDbLocalLibDir();
   const javaArgs = [
+    // Throughput collector: short young-generation pauses for this small-object workload,
+    // and a lower latency tail than the default G1 (measured: raw GetItem p99).
+    '-XX:+UseParallelGC',
     `-Djava.library.path=${join(libDir, 'DynamoDBLocal_lib')}`,
     '-jar',
     join(libDir, 'DynamoDBLocal.jar'),
@@ -241,6 +244,8 @@ function spawnDynamoDbLocal(port: number, dataDir: string | undefined): ChildPro
     // One database file whatever the credentials/region of the caller.
     '-sharedDb',
     ...(dataDir ? ['-dbPath', dataDir] : ['-inMemory']),
+    // No internet here, and nothing of ours to report: no background telemetry sends.
+    '-disableTelemetry',
   ];
   // Background jobs of `sh -c` get /dev/null as stdin, so the pipe is kept on fd 3.
   // On TERM/INT the shell waits for Java to exit, so "stopped" means the port is free.

@@ -90,7 +90,14 @@ export class PayloadTooLargeError extends HttpError {
  * The message is generic on purpose; the cause goes to the logs.
  */
 export class ServiceUnavailableError extends HttpError {
-  constructor(options?: ErrorOptions & { retryAfterSeconds?: number }) {
+  /**
+   * Why, when the cause is a known state already alarmed on (Stripe's circuit open): the
+   * answer is logged as a one-line warning, not an error with its stack, so an outage
+   * does not turn every request into an error log.
+   */
+  readonly knownCondition: string | undefined;
+
+  constructor(options?: ErrorOptions & { retryAfterSeconds?: number; knownCondition?: string }) {
     super(503, 'service_unavailable', 'Service temporarily unavailable; retry later.', {
       ...options,
       ...(options?.retryAfterSeconds !== undefined
@@ -98,6 +105,7 @@ export class ServiceUnavailableError extends HttpError {
         : {}),
     });
     this.name = 'ServiceUnavailableError';
+    this.knownCondition = options?.knownCondition;
   }
 }
 
@@ -143,7 +151,7 @@ const DEPENDENCY_RETRY_AFTER_SECONDS = 2;
  */
 export function toHttpErrorResponse(
   error: unknown,
-  log: Pick<Logger, 'info' | 'error'>,
+  log: Pick<Logger, 'info' | 'warn' | 'error'>,
 ): HttpResponse {
   if (error instanceof InvalidCursorError) {
     return toHttpErrorResponse(
@@ -164,7 +172,13 @@ export function toHttpErrorResponse(
     );
   }
   if (error instanceof HttpError) {
-    if (error.statusCode >= 500) {
+    if (error instanceof ServiceUnavailableError && error.knownCondition) {
+      log.warn('Request answered 503', {
+        statusCode: error.statusCode,
+        code: error.code,
+        reason: error.knownCondition,
+      });
+    } else if (error.statusCode >= 500) {
       log.error('Request failed', { error, statusCode: error.statusCode });
     } else {
       log.info('Request rejected', {

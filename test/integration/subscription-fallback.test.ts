@@ -3,8 +3,9 @@
  * Stripe SDK against the fake Stripe server, under the call policy (timeout, retries on
  * 429/5xx only, breaker, deadline). Stripe's own messages never reach the caller.
  */
+import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
@@ -66,7 +67,7 @@ const observer: StripeCallObserver = {
 };
 
 /** The route with its own breaker (tests must not share one). */
-function route(policy: StripeCallPolicyOptions = {}) {
+function route(policy: StripeCallPolicyOptions = {}, logger?: Logger) {
   const store = new DynamoDbSubscriptionStore({ client: dynamo, ...tables });
   const reader = new DynamoDbUserViewReader({
     client: dynamo,
@@ -87,7 +88,11 @@ function route(policy: StripeCallPolicyOptions = {}) {
     clock: systemClock,
     priceTierMap,
   });
-  const handler = createSubscriptionReadHandler({ reader, readThrough });
+  const handler = createSubscriptionReadHandler({
+    reader,
+    readThrough,
+    ...(logger ? { logger } : {}),
+  });
   const get = (userId: string) =>
     handler(
       httpApiEvent({
@@ -198,7 +203,11 @@ describe('GET /users/{userId}/subscription on a store miss', () => {
   });
 
   it('answers 503 with Retry-After when Stripe keeps failing, opens the breaker, then half-opens and closes', async () => {
-    const { get, calls } = route({ breakerThreshold: 3, breakerOpenMs: 300 });
+    const log = { info: vi.fn(), warn: vi.fn(), error: vi.fn() };
+    const { get, calls } = route(
+      { breakerThreshold: 3, breakerOpenMs: 300 },
+      log as unknown as Logger,
+    );
     const { userId } = stripeOnlyUser();
     const openedBefore = observed.opened;
     stripe.injectFault({ kind: 'status', status: 500 }, 3, '/v1/customers');
@@ -216,6 +225,13 @@ describe('GET /users/{userId}/subscription on a store miss', () => {
     expect(refused.statusCode).toBe(503);
     expect(performance.now() - startedAt).toBeLessThan(100);
     expect(stripeRequests(userId)).toBe(3);
+    // The failure that opened the breaker is an error with its cause; while it stays open
+    // (alarmed on already), each refusal is a one-line warning, not an error per request.
+    expect(log.error).toHaveBeenCalledTimes(1);
+    expect(log.warn).toHaveBeenCalledWith(
+      'Request answered 503',
+      expect.objectContaining({ reason: expect.stringContaining('circuit open') }),
+    );
 
     // After the open period one trial call goes through; it succeeds and closes the breaker.
     // (cockatiel moves to half-open on that call, not on a timer.)

@@ -20,7 +20,7 @@ import {
 } from '../../functions/commons/http.ts';
 
 function fakeLog() {
-  return { info: vi.fn(), error: vi.fn() };
+  return { info: vi.fn(), warn: vi.fn(), error: vi.fn() };
 }
 
 describe('toHttpErrorResponse', () => {
@@ -57,6 +57,27 @@ describe('toHttpErrorResponse', () => {
     });
     expect(response.body).not.toContain('billing-prod');
     expect(log.error).toHaveBeenCalledWith('Unhandled error', { error: internal });
+  });
+
+  it('logs a 503 of a known, alarmed condition (Stripe paused) as a one-line warning, without the cause', () => {
+    const log = fakeLog();
+    const cause = new Error('BrokenCircuitError at internal.ts:12');
+    const response = toHttpErrorResponse(
+      new ServiceUnavailableError({
+        cause,
+        retryAfterSeconds: 30,
+        knownCondition: 'Stripe calls are paused (circuit open).',
+      }),
+      log,
+    );
+    expect(response.statusCode).toBe(503);
+    expect(response.headers['retry-after']).toBe('30');
+    expect(log.error).not.toHaveBeenCalled();
+    expect(log.warn).toHaveBeenCalledWith('Request answered 503', {
+      statusCode: 503,
+      code: 'service_unavailable',
+      reason: 'Stripe calls are paused (circuit open).',
+    });
   });
 
   it('keeps a 503 cause out of the response', () => {

@@ -10,7 +10,14 @@ import { type StripeCallPolicy, StripeUnavailableError } from './stripe-resilien
 
 export interface StripeErrorMapping {
   /** Stripe could not be used: down, breaker open, key refused or lacking permission. */
-  unavailable(message: string, options: ErrorOptions & { retryAfterSeconds?: number }): Error;
+  unavailable(
+    message: string,
+    options: ErrorOptions & {
+      retryAfterSeconds?: number;
+      /** The breaker is open: calls are paused, a known (alarmed) state, not a new failure. */
+      paused?: boolean;
+    },
+  ): Error;
   /** Stripe refused the request itself (a 4xx other than 401/403/429). */
   rejected(code: string, error: InstanceType<typeof Stripe.errors.StripeError>): Error;
 }
@@ -46,6 +53,7 @@ export class StripeCaller {
         throw this.#errors.unavailable(error.message, {
           cause: error,
           retryAfterSeconds: error.retryAfterSeconds,
+          paused: error.reason === 'breaker-open',
         });
       }
       if (error instanceof Stripe.errors.StripeAuthenticationError) {

@@ -124,10 +124,16 @@ export interface StripeCustomerSource {
 /** Stripe could not be asked (down, breaker open, key refused): the caller answers 503. */
 export class StripeSourceUnavailableError extends Error {
   readonly retryAfterSeconds: number;
+  /** Stripe calls are paused (the circuit is open): known and alarmed, not a new failure. */
+  readonly paused: boolean;
 
-  constructor(message: string, options?: ErrorOptions & { retryAfterSeconds?: number }) {
+  constructor(
+    message: string,
+    options?: ErrorOptions & { retryAfterSeconds?: number; paused?: boolean },
+  ) {
     super(message, options);
     this.name = 'StripeSourceUnavailableError';
     this.retryAfterSeconds = options?.retryAfterSeconds ?? 5;
+    this.paused = options?.paused ?? false;
   }
 }
