@@ -9,7 +9,12 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { DynamoDbSubscriptionStore } from './adapters/dynamodb/dynamodb-subscription-store.ts';
 import { defaultDynamoDbClient } from './commons/aws-clients.ts';
-import { lazyEnv, ledgerRetentionDaysEnv, requiredString } from './commons/env.ts';
+import {
+  creditAllowancesEnv,
+  lazyEnv,
+  ledgerRetentionDaysEnv,
+  requiredString,
+} from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
 import { createEventConsumer } from './commons/event-consumer.ts';
 import { lazy } from './commons/lazy.ts';
@@ -82,6 +87,7 @@ const consumerEnv = lazyEnv(
     [ENV.subscriptionLedgerTableName]: requiredString(),
     [ENV.priceTierMap]: z.optional(z.string()),
     [ENV.ledgerRetentionDays]: ledgerRetentionDaysEnv(),
+    [ENV.creditAllowances]: creditAllowancesEnv(),
   }),
 );
 
@@ -94,6 +100,7 @@ const defaultDeps = lazy((): SubscriptionConsumerDeps => {
       billingTableName: env[ENV.billingTableName],
       ledgerTableName: env[ENV.subscriptionLedgerTableName],
       ledgerRetentionDays: env[ENV.ledgerRetentionDays],
+      creditAllowances: env[ENV.creditAllowances],
     }),
     priceTierMap: parsePriceTierMap(env[ENV.priceTierMap]),
   };

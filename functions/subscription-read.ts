@@ -13,7 +13,12 @@ import {
   DynamoDbUserViewReader,
 } from './adapters/dynamodb/dynamodb-subscription-store.ts';
 import { defaultDynamoDbClient } from './commons/aws-clients.ts';
-import { lazyEnv, ledgerRetentionDaysEnv, requiredString } from './commons/env.ts';
+import {
+  creditAllowancesEnv,
+  lazyEnv,
+  ledgerRetentionDaysEnv,
+  requiredString,
+} from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
 import {
   BadRequestError,
@@ -119,6 +124,7 @@ const readEnv = lazyEnv(
     [ENV.subscriptionLedgerTableName]: z.optional(z.string()),
     [ENV.priceTierMap]: z.optional(z.string()),
     [ENV.ledgerRetentionDays]: ledgerRetentionDaysEnv(),
+    [ENV.creditAllowances]: creditAllowancesEnv(),
   }),
 );
 
@@ -143,6 +149,7 @@ const defaultDeps = lazy((): SubscriptionReadDeps => {
       billingTableName,
       ledgerTableName,
       ledgerRetentionDays: env[ENV.ledgerRetentionDays],
+      creditAllowances: env[ENV.creditAllowances],
     }),
     clock: systemClock,
     priceTierMap: parsePriceTierMap(env[ENV.priceTierMap]),

@@ -68,6 +68,7 @@ export class BillingServiceStack extends Stack {
       billingTable: data.tables.billing,
       ledgerTable: data.tables.subscriptionLedger,
       priceTierMap: props.priceTierMap,
+      creditAllowances: props.creditAllowances,
       ledgerRetentionDays: props.ledgerRetentionDays,
     });
     this.paymentProcessing = new PaymentProcessing(this, 'PaymentProcessing', {
@@ -83,6 +84,7 @@ export class BillingServiceStack extends Stack {
       ledgerTable: data.tables.subscriptionLedger,
       ledgerRetentionDays: props.ledgerRetentionDays,
       priceTierMap: props.priceTierMap,
+      creditAllowances: props.creditAllowances,
       stripeApiKey: data.stripeApiKey.secret,
       ...(props.stripeApiUrl ? { stripeApiUrl: props.stripeApiUrl } : {}),
     });

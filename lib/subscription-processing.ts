@@ -2,6 +2,7 @@ import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { billingKeys } from '../functions/adapters/dynamodb/billing-table-keys.ts';
 import { ENV } from '../functions/commons/env-names.ts';
+import type { CreditAllowances } from '../functions/core/credits/allowances.ts';
 import type { PriceTierMap } from '../functions/core/shared/tiers.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { EventFamilyQueue } from './event-family-queue.ts';
@@ -15,6 +16,8 @@ export interface SubscriptionProcessingProps {
   readonly billingTable: ITable;
   readonly ledgerTable: ITable;
   readonly priceTierMap: PriceTierMap;
+  /** A new profile's first credit refresh uses these (firstRefresh). */
+  readonly creditAllowances: CreditAllowances;
   readonly ledgerRetentionDays: number;
 }
 
@@ -48,6 +51,7 @@ export class SubscriptionProcessing extends Construct {
       // The consumer only appends ledger pages; operators read them.
       .bindTable(ENV.subscriptionLedgerTableName, props.ledgerTable, ['PutItem'])
       .setEnvironment(ENV.priceTierMap, JSON.stringify(props.priceTierMap))
+      .setEnvironment(ENV.creditAllowances, JSON.stringify(props.creditAllowances))
       .setEnvironment(ENV.ledgerRetentionDays, String(props.ledgerRetentionDays))
       .bindQueueConsumer(props.events);
   }

@@ -6,6 +6,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/commons/env-names.ts';
 import { SUBSCRIPTION_READ_PATH } from '../functions/commons/routes.ts';
+import type { CreditAllowances } from '../functions/core/credits/allowances.ts';
 import type { PriceTierMap } from '../functions/core/shared/tiers.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
@@ -18,6 +19,8 @@ export interface SubscriptionReadApiProps {
   readonly ledgerTable: ITable;
   readonly ledgerRetentionDays: number;
   readonly priceTierMap: PriceTierMap;
+  /** A new profile's first credit refresh uses these (firstRefresh). */
+  readonly creditAllowances: CreditAllowances;
   /** The Stripe secret API key the fallback reads customers with. */
   readonly stripeApiKey: ISecret;
   /** Base URL of the Stripe API; unset: Stripe's own. */
@@ -52,6 +55,7 @@ export class SubscriptionReadApi extends Construct {
       .bindTable(ENV.subscriptionLedgerTableName, props.ledgerTable, ['PutItem'])
       .bindSecretReader(ENV.stripeApiKeySecretArn, props.stripeApiKey)
       .setEnvironment(ENV.priceTierMap, JSON.stringify(props.priceTierMap))
+      .setEnvironment(ENV.creditAllowances, JSON.stringify(props.creditAllowances))
       .setEnvironment(ENV.ledgerRetentionDays, String(props.ledgerRetentionDays));
     if (props.stripeApiUrl) this.handler.setEnvironment(ENV.stripeApiUrl, props.stripeApiUrl);
 

@@ -21,6 +21,7 @@ import {
 import { DynamoDbSubscriptionStore } from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
 import { InMemoryCreditStore } from '../../functions/adapters/memory/in-memory-credit-store.ts';
 import { addDays } from '../../functions/adapters/paging/query-cursor.ts';
+import { DEFAULT_CREDIT_ALLOWANCES } from '../../functions/core/credits/allowances.ts';
 import type {
   CreditRunLog,
   CreditStore,
@@ -29,6 +30,7 @@ import type {
 } from '../../functions/core/credits/ports.ts';
 import {
   NEVER_REFRESHED,
+  periodAt,
   refreshSlotOf,
   SLOTS_PER_DAY,
 } from '../../functions/core/credits/refresh-slot.ts';
@@ -567,6 +569,82 @@ describe('DynamoDB credit store on the billing table', () => {
       refreshSlot: slot,
       refreshedAt: 7,
     });
+  });
+
+  it('a new profile gets its first refresh in the commit that creates it; the slot skips it that day, and an older profile is left to its slot', async () => {
+    const allowances = { ...DEFAULT_CREDIT_ALLOWANCES, silver: 6 };
+    const subscriptions = new DynamoDbSubscriptionStore({
+      client: dynamo,
+      billingTableName: harness.tables.billingTableName,
+      ledgerTableName: harness.tables.ledgerTableName,
+      creditAllowances: allowances,
+    });
+    const slot = freshSlot();
+    const commitOf = (userId: string, expectedRevision: number, tier: Tier) => {
+      const customerId = `cus_of_${userId}`;
+      return {
+        customerId,
+        expectedRevision,
+        account: { ...emptyAccount(customerId), userId },
+        recentEvents: [],
+        ledger: { appliedAt: Date.now(), events: [] },
+        view: {
+          userId,
+          tier,
+          status: 'active' as const,
+          stripeCustomerId: customerId,
+          subscriptionId: 'sub_1',
+          priceId: 'price_1',
+          currentPeriodEnd: 1_900_000_000,
+          cancelAtPeriodEnd: false,
+          latestInvoiceOutcome: null,
+        },
+        newSubscriptionIds: [],
+        resyncMark: null,
+        unlinkedUserId: null,
+      };
+    };
+    const newcomer = userInSlot(slot, 'user-new-');
+    const first = commitOf(newcomer, 0, 'silver');
+    expect(await subscriptions.commit(first)).toEqual({ status: 'committed' });
+    const today = periodAt(first.ledger.appliedAt);
+    expect(await harness.store.getAccount(newcomer)).toEqual({
+      userId: newcomer,
+      tier: 'silver',
+      balance: 6,
+      allowance: 6,
+      period: today,
+      refreshSlot: slot,
+      refreshedAt: first.ledger.appliedAt,
+    });
+    // Today's run of its slot does not refresh it again; tomorrow's does.
+    const due = async (period: string) =>
+      (await harness.store.usersDue({ slot, period, limit: 100 })).items.map((u) => u.userId);
+    expect(await due(today)).not.toContain(newcomer);
+    expect(await due(addDays(today, 1))).toContain(newcomer);
+    expect(
+      await harness.store.refresh({
+        userId: newcomer,
+        tier: 'silver',
+        period: today,
+        allowance: 6,
+        at: 1,
+      }),
+    ).toBe('already-refreshed');
+    // An upgrade later that day changes the tier, not the day's grant.
+    await subscriptions.commit(commitOf(newcomer, 1, 'gold'));
+    expect(await harness.store.getAccount(newcomer)).toMatchObject({ tier: 'gold', balance: 6 });
+
+    // A profile that already existed (created before first refreshes) waits for its slot.
+    const older = userInSlot(slot, 'user-older-');
+    await harness.putProfile({ userId: older, tier: 'bronze' });
+    await subscriptions.commit(commitOf(older, 0, 'bronze'));
+    expect(await harness.store.getAccount(older)).toMatchObject({
+      balance: 0,
+      allowance: 0,
+      period: NEVER_REFRESHED,
+    });
+    expect(await due(today)).toContain(older);
   });
 
   it('a profile written before slots existed: refreshed all the same, and given its slot', async () => {

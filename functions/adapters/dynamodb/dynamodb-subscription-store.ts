@@ -23,6 +23,7 @@ import {
   QueryCommand,
   type QueryCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
+import { type CreditAllowances, firstRefresh } from '../../core/credits/allowances.ts';
 import { LEDGER_RETENTION_DAYS } from '../../core/shared/config-values.ts';
 import type {
   CustomerAccount,
@@ -69,6 +70,11 @@ export interface DynamoDbSubscriptionStoreOptions {
   ledgerRetentionDays?: number;
   /** Transactions in flight at once in `commitAll`. Default 4. */
   concurrency?: number;
+  /**
+   * Grant a new profile its first credit refresh (firstRefresh) with these allowances.
+   * Default: none, the profile starts unrefreshed and waits for its slot.
+   */
+  creditAllowances?: CreditAllowances;
   client: DynamoDBClient;
 }
 
@@ -93,11 +99,13 @@ export class DynamoDbSubscriptionStore
   readonly #ledgerTable: string;
   readonly #retentionDays: number;
   readonly #concurrency: number;
+  readonly #creditAllowances: CreditAllowances | undefined;
   /** Pointers this instance has put: immutable facts, so never put twice (a lost race re-commits). */
   readonly #pointersPut = new Set<string>();
 
   constructor(options: DynamoDbSubscriptionStoreOptions) {
     this.#concurrency = Math.max(1, options.concurrency ?? 4);
+    this.#creditAllowances = options.creditAllowances;
     this.#documents = DynamoDBDocumentClient.from(options.client, {
       marshallOptions: { removeUndefinedValues: true },
     });
@@ -430,8 +438,9 @@ export class DynamoDbSubscriptionStore
    * views are still those read. SET only the fields this adapter owns: other
    * capabilities (credits) write the same profile item and must not be clobbered. The
    * credit fields are only initialised (if_not_exists), so every profile has a refresh
-   * slot and is in the slot index (credit-table-schema.ts) from its first commit, and
-   * a refresh already stamped is kept.
+   * slot and is in the slot index (credit-table-schema.ts) from its first commit, a new
+   * profile gets its first refresh (with `creditAllowances`), and a refresh already
+   * stamped is kept.
    */
   #profileUpdate(
     userId: string,
@@ -443,6 +452,13 @@ export class DynamoDbSubscriptionStore
     const views = withCustomerView(profile.views, customerId, view);
     const best = bestView(views);
     const initial = initialCreditFields(userId);
+    const tier = best?.tier ?? 'free';
+    // Only a profile that did not exist when read gets the first refresh: an older one
+    // without credit fields waits for its slot, as before.
+    const grant =
+      this.#creditAllowances && !profile.exists
+        ? firstRefresh(tier, appliedAt, this.#creditAllowances)
+        : null;
     const c = CREDIT_ATTRIBUTE;
     const set = [
       'userId = :userId',
@@ -451,8 +467,14 @@ export class DynamoDbSubscriptionStore
       'tier = :tier',
       'subscriptionUpdatedAt = :at',
       `${c.refreshSlot} = if_not_exists(${c.refreshSlot}, :slot)`,
-      `${c.period} = if_not_exists(${c.period}, :never)`,
-      `${c.balance} = if_not_exists(${c.balance}, :zero)`,
+      `${c.period} = if_not_exists(${c.period}, :period)`,
+      `${c.balance} = if_not_exists(${c.balance}, :balance)`,
+      ...(grant
+        ? [
+            `${c.allowance} = if_not_exists(${c.allowance}, :allowance)`,
+            `${c.refreshedAt} = if_not_exists(${c.refreshedAt}, :refreshedAt)`,
+          ]
+        : []),
       ...(best ? ['stripeCustomerId = :customerId'] : []),
     ];
     // The best view is served from `customerViews` by its customer id, not stored twice:
@@ -471,11 +493,12 @@ export class DynamoDbSubscriptionStore
           ':userId': userId,
           ':views': views,
           ':revision': profile.revision + 1,
-          ':tier': best?.tier ?? 'free',
+          ':tier': tier,
           ':at': appliedAt,
           ':slot': initial.refreshSlot,
-          ':never': initial.period,
-          ':zero': initial.balance,
+          ':period': grant?.period ?? initial.period,
+          ':balance': grant?.balance ?? initial.balance,
+          ...(grant ? { ':allowance': grant.allowance, ':refreshedAt': grant.at } : {}),
           ...(best ? { ':customerId': best.stripeCustomerId } : {}),
           ...(profile.revision === 0 ? {} : { ':expectedRevision': profile.revision }),
         },

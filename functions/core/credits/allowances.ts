@@ -5,6 +5,7 @@
  */
 import { parseTierNumbers } from '../shared/config-values.ts';
 import type { Tier } from '../shared/tiers.ts';
+import { periodAt } from './refresh-slot.ts';
 
 export type CreditAllowances = Readonly<Record<Tier, number>>;
 
@@ -17,6 +18,24 @@ export const DEFAULT_CREDIT_ALLOWANCES: CreditAllowances = {
 
 /** Most credits a day a tier may grant: bounds a typo (10000 for 10) from reaching users. */
 export const MAX_DAILY_CREDITS = 1_000;
+
+/** The credit fields of a user's refresh: the balance is the tier's allowance, for the period of `at`. */
+export interface CreditGrant {
+  period: string;
+  balance: number;
+  allowance: number;
+  at: number;
+}
+
+/**
+ * A new user's first refresh, granted when the profile is created (DESIGN §8.2: every
+ * user with a profile is refreshed each day): without it, a user whose slot has passed
+ * for today would wait until tomorrow's slot with no credits. It counts as the day's
+ * refresh (the slot's planner skips the user), and only a new profile gets it.
+ */
+export function firstRefresh(tier: Tier, at: number, allowances: CreditAllowances): CreditGrant {
+  return { period: periodAt(at), balance: allowances[tier], allowance: allowances[tier], at };
+}
 
 /**
  * Parses allowances from a JSON string or an object: every key a tier, every value a
