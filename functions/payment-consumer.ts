@@ -127,9 +127,10 @@ async function settlePenaltiesOf(
         deps.logger.info('Penalty payment settled', { paymentIntentId, changed: paid });
       }
       if (result.overpaid.length > 0) {
-        deps.logger.warn('Penalty paid after it was waived: refund due', {
+        deps.metrics.addMetric(METRIC.penaltiesOverpaid, MetricUnit.Count, result.overpaid.length);
+        deps.logger.warn('Penalty paid when already settled: refund due (npm run ops -- refunds)', {
           paymentIntentId,
-          penaltyIds: result.overpaid,
+          penaltyIds: result.overpaid.map((o) => o.penaltyId),
         });
       }
     },

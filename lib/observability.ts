@@ -391,6 +391,7 @@ export class Observability extends Construct {
       statistic: 'Maximum',
     });
     const settlementFailures = customMetric(METRIC.penaltySettlementFailures, api);
+    const overpaid = customMetric(METRIC.penaltiesOverpaid, paymentConsumer);
     // Every assessor run publishes 0 or 1, so an hour with no value means no run at all:
     // a stopped schedule, or an assessor that fails before it reports, is overdue too.
     this.alarm('PenaltyAssessmentOverdue', overdue, {
@@ -412,6 +413,13 @@ export class Observability extends Construct {
       evaluationPeriods: 3,
       description:
         'Penalty settlements have failed for 15 minutes (Stripe unavailable or refusing, e.g. the API key secret is still the placeholder).',
+    });
+    // Money owed back: rare, and a person decides (the refund command lists them first).
+    this.alarm('PenaltiesOverpaid', overpaid, {
+      threshold: 0,
+      operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description:
+        'A settlement PaymentIntent paid penalties already waived or paid: a refund is due. List and issue it with `npm run ops -- refunds` (then `--issue`).',
     });
     return {
       widgets: [
@@ -442,6 +450,7 @@ export class Observability extends Construct {
           settlementFailures.with({ label: 'settlement failures' }),
           labelled(METRIC.penaltiesPaid, paymentConsumer, 'paid (PaymentIntent succeeded)'),
           labelled(METRIC.penaltiesPaid, admin, 'paid (marked by an operator)'),
+          overpaid.with({ label: 'paid when already settled (refund due)' }),
         ]),
       ],
     };

@@ -73,6 +73,18 @@ export interface FakeStripeEvent<O extends FakeStripeObject = FakeStripeObject> 
   data: { object: O; previous_attributes?: Record<string, unknown> };
 }
 
+export interface FakeRefund {
+  id: string;
+  object: 'refund';
+  amount: number;
+  currency: string;
+  payment_intent: string;
+  reason: string | null;
+  status: 'succeeded';
+  created: number;
+  metadata: Record<string, string>;
+}
+
 export interface FakeSubscriptionParams {
   customer: string;
   priceId: string;
@@ -88,6 +100,8 @@ export interface FakeStripe {
   secretKey: string;
   requests: FakeStripeRequest[];
   paymentIntents: Map<string, FakePaymentIntent>;
+  /** Refunds created through `POST /v1/refunds`, by id. */
+  refunds: Map<string, FakeRefund>;
   customers: Map<string, FakeCustomer>;
   subscriptions: Map<string, FakeSubscription>;
   /** Every event the fake's changes produced, oldest first (`/v1/events` lists them newest first). */
@@ -134,6 +148,7 @@ export async function startFakeStripe(
   const now = options.now ?? Date.now;
   const requests: FakeStripeRequest[] = [];
   const paymentIntents = new Map<string, FakePaymentIntent>();
+  const refunds = new Map<string, FakeRefund>();
   const customers = new Map<string, FakeCustomer>();
   const subscriptions = new Map<string, FakeSubscription>();
   const events: FakeStripeEvent[] = [];
@@ -202,6 +217,53 @@ export async function startFakeStripe(
         }
         Object.assign(intent, { status: 'canceled', canceled_at: seconds() });
         return [200, intent];
+      },
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/refunds$/,
+      handle: (params) => {
+        const intentId = typeof params.payment_intent === 'string' ? params.payment_intent : '';
+        const intent = paymentIntents.get(intentId);
+        if (!intent) return missing('payment_intent', intentId);
+        const refunded = [...refunds.values()]
+          .filter((r) => r.payment_intent === intentId)
+          .reduce((sum, r) => sum + r.amount, 0);
+        const received = Number(intent.amount_received ?? 0);
+        const amount = params.amount === undefined ? received - refunded : Number(params.amount);
+        if (intent.status !== 'succeeded') {
+          return [
+            400,
+            stripeError(
+              'invalid_request_error',
+              'charge_not_refundable',
+              'This PaymentIntent has not succeeded.',
+            ),
+          ];
+        }
+        if (!Number.isInteger(amount) || amount < 1 || refunded + amount > received) {
+          return [
+            400,
+            stripeError(
+              'invalid_request_error',
+              'amount_too_large',
+              'Refund amount is greater than the unrefunded amount.',
+            ),
+          ];
+        }
+        const refund: FakeRefund = {
+          id: `re_${randomBytes(12).toString('hex')}`,
+          object: 'refund',
+          amount,
+          currency: intent.currency,
+          payment_intent: intentId,
+          reason: typeof params.reason === 'string' ? params.reason : null,
+          status: 'succeeded',
+          created: seconds(),
+          metadata: stringRecord(params.metadata),
+        };
+        refunds.set(refund.id, refund);
+        return [200, refund];
       },
     },
     {
@@ -603,6 +665,7 @@ export async function startFakeStripe(
     secretKey,
     requests,
     paymentIntents,
+    refunds,
     customers,
     subscriptions,
     events,

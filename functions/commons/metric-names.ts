@@ -63,6 +63,8 @@ export const METRIC = {
   penaltiesCreated: 'PenaltiesCreated',
   /** Penalties that became paid (settlement payment succeeded, or marked paid by an operator). */
   penaltiesPaid: 'PenaltiesPaid',
+  /** Penalties a PaymentIntent paid when they were already waived or paid: a refund is due. */
+  penaltiesOverpaid: 'PenaltiesOverpaid',
   /** Milliseconds one assessment run took. */
   penaltyAssessmentDuration: 'PenaltyAssessmentDuration',
   /** Habits an assessment run assessed (verified or missed). */

@@ -16,6 +16,7 @@ import {
 import { SqsEventQueue } from '../../functions/adapters/sqs/sqs-event-queue.ts';
 import { StripeCustomerLookup } from '../../functions/adapters/stripe/stripe-customer-source.ts';
 import { StripeEventList } from '../../functions/adapters/stripe/stripe-event-source.ts';
+import { StripePenaltyPaymentGateway } from '../../functions/adapters/stripe/stripe-penalty-payments.ts';
 import { StripeCallPolicy } from '../../functions/adapters/stripe/stripe-resilience.ts';
 import { creditStats } from '../../functions/core/credits/credit-stats.ts';
 import {
@@ -23,6 +24,8 @@ import {
   type ReplayProgress,
   replayStripeEvents,
 } from '../../functions/core/intake/replay-events.ts';
+import type { Overpayment } from '../../functions/core/penalties/ports.ts';
+import { refundOverpayments } from '../../functions/core/penalties/refund-overpayments.ts';
 import { systemClock } from '../../functions/core/shared/clock.ts';
 import {
   type ResyncDeps,
@@ -306,6 +309,67 @@ const resync: OpsCommand = {
   },
 };
 
+const refunds: OpsCommand = {
+  name: 'refunds',
+  summary:
+    'list the penalties a settlement PaymentIntent paid when they were already waived or paid, and (--issue) refund them at Stripe',
+  usage: 'refunds [--issue] [--all] [--json]',
+  flags: {
+    issue: {
+      type: 'boolean',
+      description: 'refund each open one (one partial refund per penalty, idempotent)',
+    },
+    all: { type: 'boolean', description: 'list refunded ones too' },
+  },
+  async run(target, flags, io) {
+    if (flags.issue && flags.all) throw new UsageError('--all lists; it does not go with --issue');
+    const store = new DynamoDbPenaltyStore({
+      client: target.dynamo,
+      penaltiesTableName: target.tables.penalties,
+    });
+    const describe = (o: Overpayment) =>
+      `${o.paymentIntentId} paid ${o.penaltyId} (${o.amount} ${o.currency}, user ${o.userId}) already ${o.settledAs}${o.settledBy ? ` by ${o.settledBy}` : ''}`;
+    if (!flags.issue) {
+      const listed = await store.listOverpayments({ all: flags.all === true });
+      if (listed.length === 0) io.print(`No refund is due in ${target.where}.`);
+      for (const o of listed)
+        io.print(`${describe(o)}${o.refundId ? `: refunded ${o.refundId}` : ': refund due'}`);
+      if (listed.some((o) => !o.refundId))
+        io.print('Issue them with: npm run ops -- refunds --issue');
+      return listed;
+    }
+    const outcomes = await refundOverpayments(
+      {
+        store,
+        gateway: new StripePenaltyPaymentGateway({
+          clients: target.stripeClients(),
+          calls: new StripeCallPolicy(),
+        }),
+        clock: systemClock,
+      },
+      {
+        onEach: (outcome) =>
+          io.print(
+            `${describe(outcome.overpayment)}: ${
+              outcome.outcome === 'refunded'
+                ? `refunded ${outcome.refundId}`
+                : outcome.outcome === 'would-refund'
+                  ? 'would refund'
+                  : `${outcome.outcome} (${outcome.error})`
+            }`,
+          ),
+      },
+    );
+    if (outcomes.length === 0) io.print(`No refund is due in ${target.where}.`);
+    const left = outcomes.filter((o) => o.outcome !== 'refunded').length;
+    if (left > 0) {
+      // Exit non-zero, so a script notices: these stay open for the next run.
+      throw new Error(`${left} refund(s) not issued; they stay open for the next run.`);
+    }
+    return outcomes;
+  },
+};
+
 const stats: OpsCommand = {
   name: 'stats',
   summary: "every capability's figures: queues, credits, penalties, payments, subscriptions",
@@ -387,7 +451,14 @@ const stats: OpsCommand = {
   },
 };
 
-export const OPS_COMMANDS: readonly OpsCommand[] = [dlqList, dlqRedrive, replay, resync, stats];
+export const OPS_COMMANDS: readonly OpsCommand[] = [
+  dlqList,
+  dlqRedrive,
+  replay,
+  resync,
+  refunds,
+  stats,
+];
 
 function positive(value: unknown, flag: string, most = Number.POSITIVE_INFINITY): number {
   const n = Number(value);

@@ -18,6 +18,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoDbPenaltyStore } from '../../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
 import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
@@ -324,6 +325,72 @@ describe('npm run ops', () => {
     expect((await ops('resync', '--customer', 'cus_unknown')).out).toContain('does not know');
   });
 
+  it('refunds an overpaid penalty once at Stripe, through the real SDK; Stripe down leaves it open', async () => {
+    const penalties = new DynamoDbPenaltyStore({
+      client: dynamo,
+      penaltiesTableName: target.tables.penalties,
+    });
+    // A settlement PaymentIntent that succeeded for 1,500: three penalties of 500.
+    const created = await fetch(`${stripe.url}/v1/payment_intents`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${stripe.secretKey}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: 'amount=1500&currency=eur&metadata[purpose]=penalty',
+    });
+    const intent = (await created.json()) as { id: string };
+    stripe.succeedPaymentIntent(intent.id);
+    const owed = (penaltyId: string) => ({
+      paymentIntentId: intent.id,
+      penaltyId,
+      userId: 'u-refund',
+      amount: 500,
+      currency: 'eur',
+      settledAs: 'waived' as const,
+      settledBy: null,
+      recordedAt: new Date().toISOString(),
+      refundId: null,
+      refundedAt: null,
+    });
+    await penalties.recordOverpayments([owed('pen_u-refund_h_2026-11-01')]);
+
+    const listed = await ops('refunds');
+    expect(listed.code).toBe(0);
+    expect(listed.out).toContain(`${intent.id} paid pen_u-refund_h_2026-11-01 (500 eur`);
+    expect(listed.out).toContain('refund due');
+
+    const issued = await ops('refunds', '--issue');
+    expect(issued.code).toBe(0);
+    const refunds = [...stripe.refunds.values()].filter((r) => r.payment_intent === intent.id);
+    expect(refunds).toEqual([
+      expect.objectContaining({
+        amount: 500,
+        reason: 'duplicate',
+        metadata: expect.objectContaining({ purpose: 'penalty' }),
+      }),
+    ]);
+    expect(issued.out).toContain(`refunded ${refunds[0]!.id}`);
+    // Issued again: nothing is due, nothing is refunded twice.
+    expect((await ops('refunds', '--issue')).code).toBe(0);
+    expect([...stripe.refunds.values()].filter((r) => r.payment_intent === intent.id)).toHaveLength(
+      1,
+    );
+    expect((await ops('refunds', '--all')).out).toContain(`refunded ${refunds[0]!.id}`);
+
+    // Stripe down: exit 1, and the refund stays due for the next run.
+    await penalties.recordOverpayments([owed('pen_u-refund_h_2026-11-02')]);
+    stripe.injectFault({ kind: 'status', status: 500 }, 100, '/v1/refunds');
+    const down = await ops('refunds', '--issue');
+    stripe.clearFaults();
+    expect(down.code).toBe(1);
+    expect(down.out).toContain('not issued');
+    expect(
+      (await penalties.listOverpayments()).some((o) => o.penaltyId === 'pen_u-refund_h_2026-11-02'),
+    ).toBe(true);
+    expect((await ops('refunds', '--issue', '--all')).code).toBe(2);
+  });
+
   it('prints every capability in stats, and answers usage mistakes with exit code 2', async () => {
     const stats = await ops('stats', '--json');
     expect(stats.code).toBe(0);
@@ -351,7 +418,7 @@ describe('npm run ops', () => {
       ['--import', 'tsx', 'local/operations/cli.ts', '--help'],
       { cwd: new URL('../..', import.meta.url).pathname },
     );
-    for (const command of ['dlq:list', 'dlq:redrive', 'replay', 'resync', 'stats']) {
+    for (const command of ['dlq:list', 'dlq:redrive', 'replay', 'resync', 'refunds', 'stats']) {
       expect(stdout).toContain(command);
     }
   });

@@ -313,6 +313,48 @@ function contract(name: string, make: () => Promise<Harness>) {
         payment: null,
       });
     });
+
+    it('overpayments: recorded once per PaymentIntent and penalty, listed oldest first until refunded', async () => {
+      const { store } = await make();
+      const pi = `pi_over_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+      const owed = (penaltyId: string, recordedAt: string) => ({
+        paymentIntentId: pi,
+        penaltyId,
+        userId: 'u-over',
+        amount: 500,
+        currency: 'eur',
+        settledAs: 'waived' as const,
+        settledBy: null,
+        recordedAt,
+        refundId: null,
+        refundedAt: null,
+      });
+      const mine = async (all = false) =>
+        (await store.listOverpayments({ all })).filter((o) => o.paymentIntentId === pi);
+      await store.recordOverpayments([
+        owed('pen_u-over_h_2026-11-02', '2026-11-05T10:00:00.000Z'),
+        owed('pen_u-over_h_2026-11-01', '2026-11-05T09:00:00.000Z'),
+      ]);
+      // Recorded again (a redelivered payment event): the first record stays.
+      await store.recordOverpayments([owed('pen_u-over_h_2026-11-01', '2026-11-06T00:00:00.000Z')]);
+      expect((await mine()).map((o) => [o.penaltyId, o.recordedAt])).toEqual([
+        ['pen_u-over_h_2026-11-01', '2026-11-05T09:00:00.000Z'],
+        ['pen_u-over_h_2026-11-02', '2026-11-05T10:00:00.000Z'],
+      ]);
+      const key = { paymentIntentId: pi, penaltyId: 'pen_u-over_h_2026-11-01' };
+      await store.markOverpaymentRefunded(key, {
+        refundId: 're_1',
+        refundedAt: '2026-11-07T00:00:00.000Z',
+      });
+      // A second mark keeps the first refund; recording again does not reopen it.
+      await store.markOverpaymentRefunded(key, {
+        refundId: 're_2',
+        refundedAt: '2026-11-08T00:00:00.000Z',
+      });
+      await store.recordOverpayments([owed('pen_u-over_h_2026-11-01', '2026-11-09T00:00:00.000Z')]);
+      expect((await mine()).map((o) => o.penaltyId)).toEqual(['pen_u-over_h_2026-11-02']);
+      expect((await mine(true))[0]).toMatchObject({ ...key, refundId: 're_1' });
+    });
   });
 }
 

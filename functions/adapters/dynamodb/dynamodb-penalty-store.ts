@@ -35,6 +35,7 @@ import {
   type HabitWriteResult,
   InvalidCursorError,
   type Money,
+  type Overpayment,
   type Page,
   type PenaltiesQuery,
   type Penalty,
@@ -687,6 +688,83 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       penaltiesPaid: numberOr(Item.penaltiesPaid, 0),
       amounts: amountsOf(Item, PAID_AMOUNT_PREFIX),
     };
+  }
+
+  /** Idempotent: `if_not_exists` keeps the first record (and its refund) of a key. */
+  async recordOverpayments(overpayments: readonly Overpayment[]): Promise<void> {
+    for (const o of overpayments) {
+      await this.#documents.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: keys.overpayment(o.paymentIntentId, o.penaltyId),
+          UpdateExpression:
+            'SET paymentIntentId = :pi, penaltyId = :penalty, userId = :user, amount = :amount, currency = :currency, settledAs = :as, settledBy = :by, recordedAt = if_not_exists(recordedAt, :at)',
+          ExpressionAttributeValues: {
+            ':pi': o.paymentIntentId,
+            ':penalty': o.penaltyId,
+            ':user': o.userId,
+            ':amount': o.amount,
+            ':currency': o.currency,
+            ':as': o.settledAs,
+            ':by': o.settledBy,
+            ':at': o.recordedAt,
+          },
+        }),
+      );
+    }
+  }
+
+  async listOverpayments(options: { all?: boolean } = {}): Promise<Overpayment[]> {
+    const found: Overpayment[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.#documents.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': keys.overpayment('', '').pk },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const overpayment: Overpayment = {
+          paymentIntentId: String(item.paymentIntentId),
+          penaltyId: String(item.penaltyId),
+          userId: String(item.userId),
+          amount: numberOr(item.amount, 0),
+          currency: String(item.currency),
+          settledAs: item.settledAs === 'paid' ? 'paid' : 'waived',
+          settledBy: typeof item.settledBy === 'string' ? item.settledBy : null,
+          recordedAt: String(item.recordedAt),
+          refundId: typeof item.refundId === 'string' ? item.refundId : null,
+          refundedAt: typeof item.refundedAt === 'string' ? item.refundedAt : null,
+        };
+        if (options.all || overpayment.refundId === null) found.push(overpayment);
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return found.sort((a, b) => a.recordedAt.localeCompare(b.recordedAt));
+  }
+
+  async markOverpaymentRefunded(
+    key: { paymentIntentId: string; penaltyId: string },
+    refund: { refundId: string; refundedAt: string },
+  ): Promise<void> {
+    await this.#documents
+      .send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: keys.overpayment(key.paymentIntentId, key.penaltyId),
+          UpdateExpression: 'SET refundId = :refund, refundedAt = :at',
+          // The first refund recorded stays: the same key refunds once at Stripe anyway.
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(refundId)',
+          ExpressionAttributeValues: { ':refund': refund.refundId, ':at': refund.refundedAt },
+        }),
+      )
+      .catch((error: unknown) => {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      });
   }
 
   // ---- helpers ------------------------------------------------------------------------

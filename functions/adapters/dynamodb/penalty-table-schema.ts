@@ -10,6 +10,8 @@
  *   USER#<userId>      / PENALTY#<date>#<habitId>   one penalty; `userStatus` = `<userId>#<status>` (the status index)
  *   RECIPIENT#<id>     / TOTALS                     penaltiesPaid, `paid#<currency>` amounts
  *   ASSESSMENT#<date>  / SHARD#<nn>                 one shard's progress: cursor, done, counts
+ *   OVERPAID           / <paymentIntentId>#<penaltyId>  a penalty paid when already settled: owed back
+ *                                                   (rare, so one partition; `refundId` once refunded)
  *
  * Indexes:
  *   byStatus      userStatus / sk, ALL: a user's penalties of one status by date (newest
@@ -26,6 +28,10 @@ export const PENALTY_KEYS = {
     sk: `PENALTY#${date}#${habitId}`,
   }),
   recipient: (recipientId: string) => ({ pk: `RECIPIENT#${recipientId}`, sk: 'TOTALS' }),
+  overpayment: (paymentIntentId: string, penaltyId: string) => ({
+    pk: 'OVERPAID',
+    sk: `${paymentIntentId}#${penaltyId}`,
+  }),
   assessmentShard: (date: string, shard: number) => ({
     pk: `ASSESSMENT#${date}`,
     sk: `SHARD#${String(shard).padStart(2, '0')}`,

@@ -19,6 +19,7 @@ import {
   type HabitWrite,
   type HabitWriteResult,
   InvalidCursorError,
+  type Overpayment,
   type Page,
   type PenaltiesQuery,
   type Penalty,
@@ -308,6 +309,30 @@ export class InMemoryPenaltyStore implements PenaltyStore {
     const totals = this.recipients.get(recipientId);
     if (!totals) return null;
     return { recipientId, penaltiesPaid: totals.count, amounts: moneyOf(totals.amounts) };
+  }
+
+  readonly overpayments = new Map<string, Overpayment>();
+
+  async recordOverpayments(overpayments: readonly Overpayment[]): Promise<void> {
+    for (const overpayment of overpayments) {
+      const key = `${overpayment.paymentIntentId}#${overpayment.penaltyId}`;
+      if (!this.overpayments.has(key)) this.overpayments.set(key, clone(overpayment));
+    }
+  }
+
+  async listOverpayments(options: { all?: boolean } = {}): Promise<Overpayment[]> {
+    return [...this.overpayments.values()]
+      .filter((o) => options.all || o.refundId === null)
+      .sort((a, b) => a.recordedAt.localeCompare(b.recordedAt))
+      .map(clone);
+  }
+
+  async markOverpaymentRefunded(
+    key: { paymentIntentId: string; penaltyId: string },
+    refund: { refundId: string; refundedAt: string },
+  ): Promise<void> {
+    const stored = this.overpayments.get(`${key.paymentIntentId}#${key.penaltyId}`);
+    if (stored && stored.refundId === null) Object.assign(stored, refund);
   }
 
   #account(userId: string): StoredAccount {

@@ -77,6 +77,26 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
     return intent.status === 'canceled' ? 'canceled' : 'open';
   }
 
+  async refundPenaltyPayment(request: {
+    paymentIntentId: string;
+    amount: number;
+    penaltyIds: string[];
+    idempotencyKey: string;
+  }): Promise<string> {
+    const refund = await this.#stripe.call((stripe, timeout) =>
+      stripe.refunds.create(
+        {
+          payment_intent: request.paymentIntentId,
+          amount: request.amount,
+          reason: 'duplicate',
+          metadata: { purpose: PENALTY_PURPOSE, ...penaltyIdsMetadata(request.penaltyIds) },
+        },
+        { idempotencyKey: request.idempotencyKey, timeout },
+      ),
+    );
+    return refund.id;
+  }
+
   /**
    * Creates the PaymentIntent. Settling the same penalties again after their intent was
    * canceled derives the same key, and Stripe replays the first answer for 24 h: the

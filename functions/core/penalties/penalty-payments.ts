@@ -10,7 +10,7 @@
 import type { Clock } from '../shared/clock.ts';
 import { parsePenaltyId } from './penalty-ids.ts';
 import { commitTransitionsSafely, transition } from './penalty-transitions.ts';
-import type { Penalty, PenaltyStore, PenaltyTransition } from './ports.ts';
+import type { Overpayment, Penalty, PenaltyStore, PenaltyTransition } from './ports.ts';
 
 export type PenaltyPaymentOutcome = 'succeeded' | 'failed';
 
@@ -35,8 +35,12 @@ export function outcomeOfPayment(view: {
 export interface PenaltyPaymentResult {
   /** Penalties whose status this call changed. */
   changed: string[];
-  /** Paid by this PaymentIntent although already waived (money to give back). */
-  overpaid: string[];
+  /**
+   * Paid by this PaymentIntent although already settled otherwise, waived by a credit or
+   * paid by another payment (an abandoned settlement that succeeded after all, a
+   * mark-paid): money the user is owed back. Recorded by settlePenaltyPayments.
+   */
+  overpaid: Overpayment[];
 }
 
 export interface PenaltyPaymentDeps {
@@ -52,9 +56,11 @@ export async function applyPenaltyPayment(
   const { paymentIntentId, outcome } = payment;
   const ids = payment.penaltyIds.filter((id) => parsePenaltyId(id) !== null);
   const owner = ids.length > 0 ? parsePenaltyId(ids[0] as string)?.userId : undefined;
-  const overpaid = new Set<string>();
+  const overpaid = new Map<string, Overpayment>();
+  const recordedAt = new Date(deps.clock.now()).toISOString();
   const plan = (penalties: Map<string, Penalty>): PenaltyTransition[] => {
     const transitions: PenaltyTransition[] = [];
+    overpaid.clear(); // planned again after a conflict: from the penalties as they are now
     for (const id of ids) {
       const penalty = penalties.get(id);
       if (!penalty) continue;
@@ -62,7 +68,23 @@ export async function applyPenaltyPayment(
         // Paid is final: money arrived, whichever settlement it was pending under.
         if (penalty.status === 'unpaid' || penalty.status === 'pending') {
           transitions.push(transition(penalty, 'paid', paymentIntentId));
-        } else if (penalty.status === 'waived') overpaid.add(id);
+        } else if (
+          penalty.status === 'waived' ||
+          (penalty.status === 'paid' && penalty.paymentId !== paymentIntentId)
+        ) {
+          overpaid.set(id, {
+            paymentIntentId,
+            penaltyId: id,
+            userId: penalty.userId,
+            amount: penalty.amount,
+            currency: penalty.currency,
+            settledAs: penalty.status,
+            settledBy: penalty.status === 'paid' ? penalty.paymentId : null,
+            recordedAt,
+            refundId: null,
+            refundedAt: null,
+          });
+        }
       } else if (penalty.status === 'pending' && penalty.paymentId === paymentIntentId) {
         transitions.push(transition(penalty, 'unpaid', null));
       }
@@ -77,7 +99,10 @@ export async function applyPenaltyPayment(
     penaltyIds: ids,
     ...(owner ? { releasePending: { userId: owner, paymentIntentId } } : {}),
   });
-  return { changed: committed.map((change) => change.penalty.penaltyId), overpaid: [...overpaid] };
+  return {
+    changed: committed.map((change) => change.penalty.penaltyId),
+    overpaid: [...overpaid.values()],
+  };
 }
 
 export interface MarkPaidResult {
@@ -160,6 +185,9 @@ export async function settlePenaltyPayments(
           { paymentIntentId, penaltyIds: payment.penaltyIds, outcome },
           deps,
         );
+        // Durable before the records are acknowledged: a failure here redelivers them,
+        // and recording again is harmless (keyed by PaymentIntent and penalty).
+        if (result.overpaid.length > 0) await deps.store.recordOverpayments(result.overpaid);
         deps.onResult?.(paymentIntentId, result);
       } catch (error) {
         failures.set(paymentIntentId, asError(error));

@@ -74,6 +74,28 @@ export interface Penalty {
   updatedAt: string;
 }
 
+/**
+ * A penalty a PaymentIntent paid when it was already settled otherwise (waived by a
+ * credit, or paid by another payment): money the user is owed back. Recorded by the
+ * payment consumer, refunded by the operators' `refunds` command (never twice: the
+ * refund's idempotency key is made from the PaymentIntent and the penalty).
+ */
+export interface Overpayment {
+  paymentIntentId: string;
+  penaltyId: string;
+  userId: string;
+  amount: number;
+  currency: string;
+  /** Why it is owed: `waived` or `paid` (by the other payment named in `settledBy`). */
+  settledAs: 'waived' | 'paid';
+  settledBy: string | null;
+  /** ISO 8601 UTC. */
+  recordedAt: string;
+  /** Set once refunded. */
+  refundId: string | null;
+  refundedAt: string | null;
+}
+
 /** `GET /users/{userId}/penalties/summary`. */
 export interface PenaltySummary {
   userId: string;
@@ -281,6 +303,15 @@ export interface PenaltyStore {
   commitTransitions(commit: TransitionCommit): Promise<TransitionCommitResult>;
 
   recipientTotals(recipientId: string): Promise<RecipientTotals | null>;
+
+  /** Records overpayments; recording one again changes nothing (keyed by PaymentIntent and penalty). */
+  recordOverpayments(overpayments: readonly Overpayment[]): Promise<void>;
+  /** Overpayments not refunded yet (all of them with `all`), oldest first. */
+  listOverpayments(options?: { all?: boolean }): Promise<Overpayment[]>;
+  markOverpaymentRefunded(
+    key: { paymentIntentId: string; penaltyId: string },
+    refund: { refundId: string; refundedAt: string },
+  ): Promise<void>;
 }
 
 // ---- The payment gateway (Stripe) ------------------------------------------------
@@ -319,6 +350,16 @@ export interface PenaltyPaymentGateway {
    * late), or `open` (processing: it cannot be canceled now). Same errors as creating.
    */
   cancelPenaltyPayment(paymentIntentId: string): Promise<PenaltyPaymentState>;
+  /**
+   * Refunds part of a PaymentIntent, once per idempotency key; answers the refund's id.
+   * Same errors as creating.
+   */
+  refundPenaltyPayment(request: {
+    paymentIntentId: string;
+    amount: number;
+    penaltyIds: string[];
+    idempotencyKey: string;
+  }): Promise<string>;
 }
 
 export type PenaltyPaymentState = 'canceled' | 'succeeded' | 'open';

@@ -72,6 +72,31 @@ export class FakeGateway implements PenaltyPaymentGateway {
     return this.cancelAnswer;
   }
 
+  /** Refunds by idempotency key: the same key refunds once, as at Stripe. */
+  readonly refunds = new Map<
+    string,
+    { refundId: string; paymentIntentId: string; amount: number; penaltyIds: string[] }
+  >();
+
+  async refundPenaltyPayment(request: {
+    paymentIntentId: string;
+    amount: number;
+    penaltyIds: string[];
+    idempotencyKey: string;
+  }): Promise<string> {
+    if (this.failWith) throw this.failWith;
+    const existing = this.refunds.get(request.idempotencyKey);
+    if (existing) return existing.refundId;
+    const refundId = `re_fake${this.refunds.size + 1}`;
+    this.refunds.set(request.idempotencyKey, {
+      refundId,
+      paymentIntentId: request.paymentIntentId,
+      amount: request.amount,
+      penaltyIds: request.penaltyIds,
+    });
+    return refundId;
+  }
+
   async createPenaltyPayment(request: PenaltyPaymentRequest): Promise<CreatedPaymentIntent> {
     this.requests.push(request);
     if (this.failWith) throw this.failWith;
