@@ -482,6 +482,31 @@ async function dynamoHarness(client: DynamoDBClient = dynamo) {
 
 contract('DynamoDB Local', dynamoHarness);
 
+/** A subscription commit that writes the user's profile with one active subscription of `tier`. */
+function profileCommit(userId: string, customerId: string, expectedRevision: number, tier: Tier) {
+  return {
+    customerId,
+    expectedRevision,
+    account: { ...emptyAccount(customerId), userId },
+    recentEvents: [],
+    ledger: { appliedAt: Date.now(), events: [] },
+    view: {
+      userId,
+      tier,
+      status: 'active' as const,
+      stripeCustomerId: customerId,
+      subscriptionId: 'sub_1',
+      priceId: 'price_1',
+      currentPeriodEnd: 1_900_000_000,
+      cancelAtPeriodEnd: false,
+      latestInvoiceOutcome: null,
+    },
+    newSubscriptionIds: [],
+    resyncMark: null,
+    unlinkedUserId: null,
+  };
+}
+
 describe('DynamoDB credit store on the billing table', () => {
   let harness: Awaited<ReturnType<typeof dynamoHarness>>;
   beforeAll(async () => {
@@ -521,27 +546,8 @@ describe('DynamoDB credit store on the billing table', () => {
     const slot = freshSlot();
     const userId = userInSlot(slot);
     const customerId = fresh('cus_');
-    const commit = (expectedRevision: number, tier: Tier) => ({
-      customerId,
-      expectedRevision,
-      account: { ...emptyAccount(customerId), userId },
-      recentEvents: [],
-      ledger: { appliedAt: Date.now(), events: [] },
-      view: {
-        userId,
-        tier,
-        status: 'active' as const,
-        stripeCustomerId: customerId,
-        subscriptionId: 'sub_1',
-        priceId: 'price_1',
-        currentPeriodEnd: 1_900_000_000,
-        cancelAtPeriodEnd: false,
-        latestInvoiceOutcome: null,
-      },
-      newSubscriptionIds: [],
-      resyncMark: null,
-      unlinkedUserId: null,
-    });
+    const commit = (expectedRevision: number, tier: Tier) =>
+      profileCommit(userId, customerId, expectedRevision, tier);
     expect(await subscriptions.commit(commit(0, 'silver'))).toEqual({ status: 'committed' });
     const { Item } = await documents.send(
       new GetCommand({
@@ -580,30 +586,8 @@ describe('DynamoDB credit store on the billing table', () => {
       creditAllowances: allowances,
     });
     const slot = freshSlot();
-    const commitOf = (userId: string, expectedRevision: number, tier: Tier) => {
-      const customerId = `cus_of_${userId}`;
-      return {
-        customerId,
-        expectedRevision,
-        account: { ...emptyAccount(customerId), userId },
-        recentEvents: [],
-        ledger: { appliedAt: Date.now(), events: [] },
-        view: {
-          userId,
-          tier,
-          status: 'active' as const,
-          stripeCustomerId: customerId,
-          subscriptionId: 'sub_1',
-          priceId: 'price_1',
-          currentPeriodEnd: 1_900_000_000,
-          cancelAtPeriodEnd: false,
-          latestInvoiceOutcome: null,
-        },
-        newSubscriptionIds: [],
-        resyncMark: null,
-        unlinkedUserId: null,
-      };
-    };
+    const commitOf = (userId: string, expectedRevision: number, tier: Tier) =>
+      profileCommit(userId, `cus_of_${userId}`, expectedRevision, tier);
     const newcomer = userInSlot(slot, 'user-new-');
     const first = commitOf(newcomer, 0, 'silver');
     expect(await subscriptions.commit(first)).toEqual({ status: 'committed' });

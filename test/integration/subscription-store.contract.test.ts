@@ -13,6 +13,7 @@ import {
   decodeAccount,
 } from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
 import { InMemorySubscriptionStore } from '../../functions/adapters/memory/in-memory-subscription-store.ts';
+import { DEFAULT_CREDIT_ALLOWANCES } from '../../functions/core/credits/allowances.ts';
 import {
   type CustomerAccount,
   emptyAccount,
@@ -407,10 +408,14 @@ describe('DynamoDbSubscriptionStore items', () => {
     });
   });
 
-  it('keeps a one-customer profile, credit fields included, within one 1 KB write unit', async () => {
+  it('keeps a one-customer profile, credit fields and first refresh included, within one 1 KB write unit', async () => {
     const { dynamo } = emulatorClients();
     const tables = await createBillingTables(dynamo);
-    const store = new DynamoDbSubscriptionStore({ client: dynamo, ...tables });
+    const store = new DynamoDbSubscriptionStore({
+      client: dynamo,
+      ...tables,
+      creditAllowances: DEFAULT_CREDIT_ALLOWANCES,
+    });
     // A UUID user id and Stripe-length ids, as in production.
     const userId = '6f1c2a9e-3b7d-4e0a-9c55-2d8f7a1b3e64';
     const customerId = 'cus_QxY7rT2kLmN8pZ';
@@ -427,6 +432,7 @@ describe('DynamoDbSubscriptionStore items', () => {
     );
     expect(Item?.customerViews).toEqual({ [customerId]: commit.view });
     expect(Item?.subscriptionView).toBeUndefined();
+    expect(Item).toMatchObject({ credits: 10, creditAllowance: 10 });
     expect(itemSize(Item, false)).toBeLessThan(1024);
   });
 

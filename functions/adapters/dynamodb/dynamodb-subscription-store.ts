@@ -182,11 +182,14 @@ export class DynamoDbSubscriptionStore
     // Pointers first, so no committed account ever lists a subscription without one.
     // A pointer only states which customer a subscription belongs to, so a plain put
     // (one unit, not a transaction's two) is safe to repeat after a lost race.
-    const pointerError = await this.#putSubscriptionPointers(commits);
-    // The profiles whose customer views change, read before writing: each profile write
-    // is conditioned on the revision read, so a concurrent change of another customer
-    // of the same user makes this commit lose its race and be re-planned, not clobber it.
-    const profileRead = await this.#readProfiles(commits);
+    // The profiles whose customer views change are read before writing, beside the
+    // pointer puts (one round trip for both): each profile write is conditioned on the
+    // revision read, so a concurrent change of another customer of the same user makes
+    // this commit lose its race and be re-planned, not clobber it.
+    const [pointerError, profileRead] = await Promise.all([
+      this.#putSubscriptionPointers(commits),
+      this.#readProfiles(commits),
+    ]);
     const packs: {
       items: TransactItem[];
       members: PackMember[];

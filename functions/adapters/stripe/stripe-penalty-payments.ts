@@ -12,6 +12,7 @@ import {
   type PenaltyPaymentGateway,
   type PenaltyPaymentRequest,
   type PenaltyPaymentState,
+  type PenaltyRefundRequest,
 } from '../../core/penalties/ports.ts';
 import { PENALTY_PURPOSE, penaltyIdsMetadata } from '../../core/shared/penalty-metadata.ts';
 import { StripeCaller } from './stripe-call.ts';
@@ -77,12 +78,7 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
     return intent.status === 'canceled' ? 'canceled' : 'open';
   }
 
-  async refundPenaltyPayment(request: {
-    paymentIntentId: string;
-    amount: number;
-    penaltyIds: string[];
-    idempotencyKey: string;
-  }): Promise<string> {
+  async refundPenaltyPayment(request: PenaltyRefundRequest): Promise<string> {
     const refund = await this.#stripe.call((stripe, timeout) =>
       stripe.refunds.create(
         {

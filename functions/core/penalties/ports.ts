@@ -354,12 +354,15 @@ export interface PenaltyPaymentGateway {
    * Refunds part of a PaymentIntent, once per idempotency key; answers the refund's id.
    * Same errors as creating.
    */
-  refundPenaltyPayment(request: {
-    paymentIntentId: string;
-    amount: number;
-    penaltyIds: string[];
-    idempotencyKey: string;
-  }): Promise<string>;
+  refundPenaltyPayment(request: PenaltyRefundRequest): Promise<string>;
+}
+
+/** A partial refund of a settlement PaymentIntent (an overpaid penalty). */
+export interface PenaltyRefundRequest {
+  paymentIntentId: string;
+  amount: number;
+  penaltyIds: string[];
+  idempotencyKey: string;
 }
 
 export type PenaltyPaymentState = 'canceled' | 'succeeded' | 'open';

@@ -11,6 +11,7 @@ import type {
   PenaltyPaymentGateway,
   PenaltyPaymentRequest,
   PenaltyPaymentState,
+  PenaltyRefundRequest,
 } from '../../../functions/core/penalties/ports.ts';
 
 export const DAY = 86_400_000;
@@ -78,12 +79,7 @@ export class FakeGateway implements PenaltyPaymentGateway {
     { refundId: string; paymentIntentId: string; amount: number; penaltyIds: string[] }
   >();
 
-  async refundPenaltyPayment(request: {
-    paymentIntentId: string;
-    amount: number;
-    penaltyIds: string[];
-    idempotencyKey: string;
-  }): Promise<string> {
+  async refundPenaltyPayment(request: PenaltyRefundRequest): Promise<string> {
     if (this.failWith) throw this.failWith;
     const existing = this.refunds.get(request.idempotencyKey);
     if (existing) return existing.refundId;
