@@ -8,16 +8,19 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { billingKeys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
 import { DynamoDbPenaltyStore } from '../../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
-import { refreshSlotOf } from '../../functions/core/credits/refresh-slot.ts';
+import { NEVER_REFRESHED, refreshSlotOf } from '../../functions/core/credits/refresh-slot.ts';
 import {
   DEFAULT_FREE_HABIT_LIMITS,
   MAX_HABITS_PER_USER,
   withSettings,
 } from '../../functions/core/penalties/habits.ts';
 import { localDynamoDbClient } from '../../local/emulators.ts';
+import { describeLocalRuntime } from '../../local/operations/target.ts';
 import { FIGURE_IDS, type Figure, type FiguresDocument } from '../../local/ops/figures.ts';
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
 import { buildDefaultSample } from '../../local/send-sample.ts';
@@ -256,11 +259,26 @@ describe('operations page', () => {
 
         const userId = await sendWebhooks('gold');
 
-        // The user's credits, refreshed now: the refresh lands in the current slot.
+        // A user whose profile predates first refreshes (the webhooks' user got its first
+        // refresh with its profile), refreshed now: the refresh lands in the current slot.
         const today = new Date().toISOString().slice(0, 10);
+        const waiting = `${userId}-waiting`;
+        await DynamoDBDocumentClient.from(dynamo).send(
+          new PutCommand({
+            TableName: describeLocalRuntime(runtime).tables.billing,
+            Item: {
+              ...billingKeys.profile(waiting),
+              userId: waiting,
+              tier: 'gold',
+              refreshSlot: refreshSlotOf(waiting),
+              creditPeriod: NEVER_REFRESHED,
+              credits: 0,
+            },
+          }),
+        );
         const refresh = await fetch(`${runtime.apiUrl}/admin/credits/refresh`, {
           method: 'POST',
-          body: JSON.stringify({ slots: [refreshSlotOf(userId)], date: today }),
+          body: JSON.stringify({ slots: [refreshSlotOf(waiting)], date: today }),
         });
         expect(refresh.status).toBe(200);
 
