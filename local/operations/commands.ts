@@ -403,7 +403,7 @@ const stats: OpsCommand = {
       billingTableName: target.tables.billing,
       ledgerTableName: target.tables.ledger,
     });
-    const [queues, counters, planned, shards, summary, marks] = await Promise.all([
+    const [queues, counters, planned, shards, summary, marks, owed] = await Promise.all([
       Promise.all(
         target.consumedQueues.map(async (q) => ({
           queue: q.name,
@@ -416,6 +416,7 @@ const stats: OpsCommand = {
       penalties.readAssessment(assessed),
       payments.dailySummary(date),
       subscriptions.listResyncMarks(),
+      penalties.listOverpayments(),
     ]);
     const creditFigures = creditStats(date, counters, now, planned);
     const penaltyFigures = {
@@ -424,6 +425,7 @@ const stats: OpsCommand = {
       habits: shards.reduce((n, s) => n + s.habits, 0),
       missed: shards.reduce((n, s) => n + s.missed, 0),
       penaltiesCreated: shards.reduce((n, s) => n + s.penaltiesCreated, 0),
+      refundsDue: owed.length,
     };
     const result = {
       target: target.where,
@@ -441,7 +443,7 @@ const stats: OpsCommand = {
       );
     io.print(`  credits: ${JSON.stringify(creditFigures)}`);
     io.print(
-      `  penalties (${assessed}): ${penaltyFigures.shardsDone}/16 shards done, ${penaltyFigures.habits} habits, ${penaltyFigures.missed} missed, ${penaltyFigures.penaltiesCreated} penalties created`,
+      `  penalties (${assessed}): ${penaltyFigures.shardsDone}/16 shards done, ${penaltyFigures.habits} habits, ${penaltyFigures.missed} missed, ${penaltyFigures.penaltiesCreated} penalties created; ${owed.length} refund(s) due`,
     );
     io.print(
       `  payments: ${summary.length === 0 ? 'none that day' : summary.map((r) => `${r.status}/${r.gateway} ${r.count} × ${r.amount} ${r.currency}`).join('; ')}`,

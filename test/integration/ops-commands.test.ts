@@ -389,6 +389,11 @@ describe('npm run ops', () => {
       (await penalties.listOverpayments()).some((o) => o.penaltyId === 'pen_u-refund_h_2026-11-02'),
     ).toBe(true);
     expect((await ops('refunds', '--issue', '--all')).code).toBe(2);
+    // stats counts what is still owed.
+    const stats = JSON.parse((await ops('stats', '--json')).out) as {
+      penalties: { refundsDue: number };
+    };
+    expect(stats.penalties.refundsDue).toBeGreaterThanOrEqual(1);
   });
 
   it('prints every capability in stats, and answers usage mistakes with exit code 2', async () => {
