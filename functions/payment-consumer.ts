@@ -120,17 +120,19 @@ async function settlePenaltiesOf(
       }
       return snapshots;
     },
-    onResult: (paymentIntentId, result) => {
+    onResult: (paymentIntentId, result, owed) => {
       const paid = result.changed.length;
       if (paid > 0) {
         deps.metrics.addMetric(METRIC.penaltiesPaid, MetricUnit.Count, paid);
         deps.logger.info('Penalty payment settled', { paymentIntentId, changed: paid });
       }
-      if (result.overpaid.length > 0) {
-        deps.metrics.addMetric(METRIC.penaltiesOverpaid, MetricUnit.Count, result.overpaid.length);
+      // Counted once per penalty: later events of the same PaymentIntent (its refund
+      // included) find the same overpayment already recorded.
+      if (owed.length > 0) {
+        deps.metrics.addMetric(METRIC.penaltiesOverpaid, MetricUnit.Count, owed.length);
         deps.logger.warn('Penalty paid when already settled: refund due (npm run ops -- refunds)', {
           paymentIntentId,
-          penaltyIds: result.overpaid.map((o) => o.penaltyId),
+          penaltyIds: owed.map((o) => o.penaltyId),
         });
       }
     },

@@ -331,12 +331,21 @@ function contract(name: string, make: () => Promise<Harness>) {
       });
       const mine = async (all = false) =>
         (await store.listOverpayments({ all })).filter((o) => o.paymentIntentId === pi);
-      await store.recordOverpayments([
+      const firstTime = await store.recordOverpayments([
         owed('pen_u-over_h_2026-11-02', '2026-11-05T10:00:00.000Z'),
         owed('pen_u-over_h_2026-11-01', '2026-11-05T09:00:00.000Z'),
       ]);
-      // Recorded again (a redelivered payment event): the first record stays.
-      await store.recordOverpayments([owed('pen_u-over_h_2026-11-01', '2026-11-06T00:00:00.000Z')]);
+      expect(firstTime.map((o) => o.penaltyId)).toEqual([
+        'pen_u-over_h_2026-11-02',
+        'pen_u-over_h_2026-11-01',
+      ]);
+      // Recorded again (a redelivered payment event): the first record stays, and it is
+      // not answered as new.
+      expect(
+        await store.recordOverpayments([
+          owed('pen_u-over_h_2026-11-01', '2026-11-06T00:00:00.000Z'),
+        ]),
+      ).toEqual([]);
       expect((await mine()).map((o) => [o.penaltyId, o.recordedAt])).toEqual([
         ['pen_u-over_h_2026-11-01', '2026-11-05T09:00:00.000Z'],
         ['pen_u-over_h_2026-11-02', '2026-11-05T10:00:00.000Z'],

@@ -691,9 +691,10 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
   }
 
   /** Idempotent: `if_not_exists` keeps the first record (and its refund) of a key. */
-  async recordOverpayments(overpayments: readonly Overpayment[]): Promise<void> {
+  async recordOverpayments(overpayments: readonly Overpayment[]): Promise<Overpayment[]> {
+    const recorded: Overpayment[] = [];
     for (const o of overpayments) {
-      await this.#documents.send(
+      const { Attributes } = await this.#documents.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: keys.overpayment(o.paymentIntentId, o.penaltyId),
@@ -709,9 +710,13 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
             ':by': o.settledBy,
             ':at': o.recordedAt,
           },
+          // What it was before: nothing, the first time.
+          ReturnValues: 'UPDATED_OLD',
         }),
       );
+      if (!Attributes?.recordedAt) recorded.push(o);
     }
+    return recorded;
   }
 
   async listOverpayments(options: { all?: boolean } = {}): Promise<Overpayment[]> {

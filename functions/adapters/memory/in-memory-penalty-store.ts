@@ -313,11 +313,15 @@ export class InMemoryPenaltyStore implements PenaltyStore {
 
   readonly overpayments = new Map<string, Overpayment>();
 
-  async recordOverpayments(overpayments: readonly Overpayment[]): Promise<void> {
+  async recordOverpayments(overpayments: readonly Overpayment[]): Promise<Overpayment[]> {
+    const recorded: Overpayment[] = [];
     for (const overpayment of overpayments) {
       const key = `${overpayment.paymentIntentId}#${overpayment.penaltyId}`;
-      if (!this.overpayments.has(key)) this.overpayments.set(key, clone(overpayment));
+      if (this.overpayments.has(key)) continue;
+      this.overpayments.set(key, clone(overpayment));
+      recorded.push(overpayment);
     }
+    return recorded;
   }
 
   async listOverpayments(options: { all?: boolean } = {}): Promise<Overpayment[]> {

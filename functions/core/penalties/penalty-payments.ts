@@ -162,7 +162,12 @@ export async function settlePenaltyPayments(
   paymentIntentIds: readonly string[],
   deps: PenaltyPaymentDeps & {
     currentPayments: (ids: readonly string[]) => Promise<Map<string, PaymentSnapshot>>;
-    onResult?: (paymentIntentId: string, result: PenaltyPaymentResult) => void;
+    /** `newlyOverpaid`: of `result.overpaid`, those recorded for the first time. */
+    onResult?: (
+      paymentIntentId: string,
+      result: PenaltyPaymentResult,
+      newlyOverpaid: readonly Overpayment[],
+    ) => void;
   },
 ): Promise<Map<string, Error>> {
   const failures = new Map<string, Error>();
@@ -187,8 +192,9 @@ export async function settlePenaltyPayments(
         );
         // Durable before the records are acknowledged: a failure here redelivers them,
         // and recording again is harmless (keyed by PaymentIntent and penalty).
-        if (result.overpaid.length > 0) await deps.store.recordOverpayments(result.overpaid);
-        deps.onResult?.(paymentIntentId, result);
+        const newlyOverpaid =
+          result.overpaid.length > 0 ? await deps.store.recordOverpayments(result.overpaid) : [];
+        deps.onResult?.(paymentIntentId, result, newlyOverpaid);
       } catch (error) {
         failures.set(paymentIntentId, asError(error));
       }

@@ -304,8 +304,11 @@ export interface PenaltyStore {
 
   recipientTotals(recipientId: string): Promise<RecipientTotals | null>;
 
-  /** Records overpayments; recording one again changes nothing (keyed by PaymentIntent and penalty). */
-  recordOverpayments(overpayments: readonly Overpayment[]): Promise<void>;
+  /**
+   * Records overpayments; recording one again changes nothing (keyed by PaymentIntent
+   * and penalty). Answers those recorded for the first time.
+   */
+  recordOverpayments(overpayments: readonly Overpayment[]): Promise<Overpayment[]>;
   /** Overpayments not refunded yet (all of them with `all`), oldest first. */
   listOverpayments(options?: { all?: boolean }): Promise<Overpayment[]>;
   markOverpaymentRefunded(
