@@ -40,6 +40,7 @@ import { emptyAccount } from '../../functions/core/subscriptions/customer-accoun
 import { backfillCreditSlots } from '../../local/backfill-credit-slots.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
+import { activeView } from '../helpers/subscription-views.ts';
 
 type Store = CreditStore & CreditRunLog;
 
@@ -490,17 +491,7 @@ function profileCommit(userId: string, customerId: string, expectedRevision: num
     account: { ...emptyAccount(customerId), userId },
     recentEvents: [],
     ledger: { appliedAt: Date.now(), events: [] },
-    view: {
-      userId,
-      tier,
-      status: 'active' as const,
-      stripeCustomerId: customerId,
-      subscriptionId: 'sub_1',
-      priceId: 'price_1',
-      currentPeriodEnd: 1_900_000_000,
-      cancelAtPeriodEnd: false,
-      latestInvoiceOutcome: null,
-    },
+    view: activeView(userId, customerId, tier),
     newSubscriptionIds: [],
     resyncMark: null,
     unlinkedUserId: null,

@@ -31,6 +31,7 @@ import { redrive } from '../../local/operations/dead-letters.ts';
 import type { ConsumedQueue, TargetDescription } from '../../local/operations/target.ts';
 import { emulatorClients, uniqueName } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
+import { runOpsOn } from '../helpers/ops.ts';
 import { sqsBatch } from '../helpers/sqs-events.ts';
 
 const PRICE = 'price_ops_gold';
@@ -95,15 +96,7 @@ afterAll(async () => {
   await stripe.close();
 });
 
-async function ops(...argv: string[]) {
-  const lines: string[] = [];
-  const code = await runOps(argv, {
-    target,
-    print: (line) => lines.push(line),
-    printError: (line) => lines.push(line),
-  });
-  return { code, out: lines.join('\n') };
-}
+const ops = (...argv: string[]) => runOpsOn(target, argv);
 
 /** Every message of a queue, received and deleted. */
 async function drain(url: string) {

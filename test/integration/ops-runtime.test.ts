@@ -32,7 +32,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbSubscriptionStore } from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
 import { SqsEventQueue } from '../../functions/adapters/sqs/sqs-event-queue.ts';
 import { localDynamoDbClient, localSqsClient } from '../../local/emulators.ts';
-import { runOps } from '../../local/operations/cli.ts';
 import {
   type ConsumedQueue,
   describeLocalRuntime,
@@ -42,6 +41,7 @@ import {
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
 import { buildDefaultSample, type StripeEventJson, sampleIds } from '../../local/send-sample.ts';
 import { eventually, getSubscription, waitForSubscription } from '../e2e/e2e-helpers.ts';
+import { runOpsOn } from '../helpers/ops.ts';
 
 const REPO = new URL('../..', import.meta.url).pathname;
 const CLI = 'local/operations/cli.ts';
@@ -93,15 +93,7 @@ afterAll(async () => {
 });
 
 /** The ops entry in this process, on the local runtime's description. */
-async function ops(...argv: string[]) {
-  const lines: string[] = [];
-  const code = await runOps(argv, {
-    target,
-    print: (line) => lines.push(line),
-    printError: (line) => lines.push(line),
-  });
-  return { code, out: lines.join('\n') };
-}
+const ops = (...argv: string[]) => runOpsOn(target, argv);
 
 /** What an operator's shell gives the entry on the deployed path, pointed at the emulators. */
 function deployedEnv(sqsEndpoint = runtime.sqsEndpoint): NodeJS.ProcessEnv {

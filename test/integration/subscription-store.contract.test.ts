@@ -28,6 +28,7 @@ import type {
 } from '../../functions/core/subscriptions/ports.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
+import { activeView } from '../helpers/subscription-views.ts';
 
 type Store = SubscriptionStore & LedgerReader & UserViewReader & ResyncMarkReader;
 
@@ -61,19 +62,7 @@ function accountFor(customerId: string, userId: string | null): CustomerAccount 
   };
 }
 
-function view(userId: string, customerId: string): UserSubscriptionView {
-  return {
-    userId,
-    tier: 'gold',
-    status: 'active',
-    stripeCustomerId: customerId,
-    subscriptionId: 'sub_1',
-    priceId: 'price_1',
-    currentPeriodEnd: 1_900_000_000,
-    cancelAtPeriodEnd: false,
-    latestInvoiceOutcome: null,
-  };
-}
+const view = (userId: string, customerId: string) => activeView(userId, customerId, 'gold');
 
 function commitFor(
   customerId: string,

@@ -55,6 +55,8 @@ export class InMemoryPenaltyStore implements PenaltyStore {
   readonly penalties = new Map<string, Penalty>();
   readonly recipients = new Map<string, { count: number; amounts: Map<string, number> }>();
   readonly assessments = new Map<string, ShardProgress>();
+  /** Overpayments by `<paymentIntentId>#<penaltyId>`. */
+  readonly overpayments = new Map<string, Overpayment>();
   /** The billing profiles settlement reads and spends credits from (tests set them). */
   readonly profiles = new Map<string, UserBilling>();
   /** Count of commits attempted (assessment slices and transitions), for tests. */
@@ -310,8 +312,6 @@ export class InMemoryPenaltyStore implements PenaltyStore {
     if (!totals) return null;
     return { recipientId, penaltiesPaid: totals.count, amounts: moneyOf(totals.amounts) };
   }
-
-  readonly overpayments = new Map<string, Overpayment>();
 
   async recordOverpayments(overpayments: readonly Overpayment[]): Promise<Overpayment[]> {
     const recorded: Overpayment[] = [];
