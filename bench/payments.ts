@@ -16,6 +16,7 @@ import {
   paymentIndexAttributes,
   paymentKeys,
 } from '../functions/adapters/dynamodb/payment-table-schema.ts';
+import { encodePaymentView } from '../functions/adapters/dynamodb/payment-view-codec.ts';
 import { planPaymentCommit } from '../functions/core/payments/apply-payment-events.ts';
 import type { PaymentView, StoredPayment } from '../functions/core/payments/ports.ts';
 import {
@@ -70,7 +71,7 @@ function indexWriteUnits(paymentId: string, before: PaymentView | null, after: P
       [index.partitionKey]: pk,
       [index.sortKey]: sk,
     };
-    return { key: `${pk}|${sk}`, item: { ...item, view } };
+    return { key: `${pk}|${sk}`, item: { ...item, view: encodePaymentView(view) } };
   };
   let units = 0;
   for (const index of PAYMENT_INDEXES) {

@@ -9,24 +9,28 @@ import {
   TransactionCanceledException,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { itemSize } from '../../bench/dynamo-capacity.ts';
 import { billingKeys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
+import { encodeCompressedJson } from '../../functions/adapters/dynamodb/compressed-json.ts';
 import {
   DynamoDbCustomerDirectory,
   DynamoDbPaymentStore,
-  decodePaymentState,
   type PaymentLedgerPage,
   type PaymentReadOperation,
 } from '../../functions/adapters/dynamodb/dynamodb-payment-store.ts';
+import { decodePaymentState } from '../../functions/adapters/dynamodb/payment-state-codec.ts';
 import {
   createPaymentsTableInput,
   PAYMENT_INDEX_ATTRIBUTE,
   PAYMENT_TTL_ATTRIBUTE,
+  paymentIndexAttributes,
   paymentKeys,
 } from '../../functions/adapters/dynamodb/payment-table-schema.ts';
+import { decodePaymentView } from '../../functions/adapters/dynamodb/payment-view-codec.ts';
 import { InMemoryPaymentStore } from '../../functions/adapters/memory/in-memory-payment-store.ts';
 import { addDays, cursorCodec } from '../../functions/adapters/paging/query-cursor.ts';
 import type { PaymentState } from '../../functions/core/payments/payment-state.ts';
@@ -706,7 +710,7 @@ async function dynamoHarness(
       );
     },
   };
-  return { harness, store, dynamo, paymentsTableName };
+  return { harness, store, dynamo, documents, paymentsTableName };
 }
 
 contract('in-memory', async () => memoryHarness());
@@ -808,7 +812,7 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     expect(rows.map((r) => r[0]?.count)).toEqual([100, 50]);
   });
 
-  it('stores state compressed, the ledger page with a TTL, sparse index keys and charge pointers', async () => {
+  it('stores state compressed, the view compact, the ledger page with a TTL, sparse index keys and charge pointers', async () => {
     const { store, dynamo, paymentsTableName } = await dynamoHarness();
     const get = async (key: { pk: string; sk: string }) =>
       (
@@ -833,7 +837,9 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     const item = await get(paymentKeys.payment(paymentId));
     expect(item?.state?.B).toBeInstanceOf(Uint8Array);
     expect(decodePaymentState(item?.state?.B)).toEqual(stateOf(paymentId, 1));
-    expect(item?.view?.M?.paymentId?.S).toBe(paymentId);
+    expect(item?.paymentId).toBeUndefined();
+    expect(decodePaymentView(item?.view?.S)).toEqual(view);
+    expect(itemSize(item, true)).toBeLessThan(1024);
     expect(item?.[PAYMENT_INDEX_ATTRIBUTE.userPk]?.S).toBe('USER#user-a');
     expect(item?.[PAYMENT_INDEX_ATTRIBUTE.userStatusPk]?.S).toBe('USER#user-a#succeeded');
     expect(item?.[PAYMENT_INDEX_ATTRIBUTE.paidPk]?.S).toMatch(/^PAID#succeeded#2031-06-01#[0-7]$/);
@@ -864,6 +870,52 @@ describe('DynamoDbPaymentStore items and capacity', () => {
       commitOf(paymentView({ paymentId: bare, chargeId: bare }), 0, { newChargeIds: [bare] }),
     );
     expect(await get(paymentKeys.charge(bare))).toBeUndefined();
+  });
+
+  it('reads a payment written before the compact layout (brotli state, map view), and rewrites it compact on its next commit', async () => {
+    const { store, documents, paymentsTableName } = await dynamoHarness();
+    const userId = fresh('user-');
+    const view = paymentView({
+      paymentId: fresh('pi_'),
+      userId,
+      createdAt: at('2031-07-01', '09:00:00'),
+    });
+    await documents.send(
+      new PutCommand({
+        TableName: paymentsTableName,
+        Item: {
+          ...paymentKeys.payment(view.paymentId),
+          paymentId: view.paymentId,
+          revision: 4,
+          state: encodeCompressedJson(stateOf(view.paymentId, 4)),
+          recentEvents: ['abcdefgh'],
+          view,
+          ...paymentIndexAttributes(view),
+        },
+      }),
+    );
+    expect((await store.loadPayments([view.paymentId, fresh('pi_')])).get(view.paymentId)).toEqual({
+      state: stateOf(view.paymentId, 4),
+      revision: 4,
+      recentEvents: ['abcdefgh'],
+    });
+    expect(await store.getPayment(view.paymentId)).toEqual(view);
+    expect((await store.listUserPayments({ userId, limit: 5 })).items).toEqual([view]);
+
+    const refunded = {
+      ...view,
+      status: 'refunded' as const,
+      amountRefunded: view.amount,
+      refundedAt: at('2031-07-02', '00:00:00'),
+    };
+    expect(await store.commit(commitOf(refunded, 4))).toEqual({ status: 'committed' });
+    const { Item } = await documents.send(
+      new GetCommand({ TableName: paymentsTableName, Key: paymentKeys.payment(view.paymentId) }),
+    );
+    expect(typeof Item?.view).toBe('string');
+    expect(Item?.state?.[0]).toBe(0xd1);
+    expect(await store.getPayment(view.paymentId)).toEqual(refunded);
+    expect((await store.listUserPayments({ userId, limit: 5 })).items).toEqual([refunded]);
   });
 
   it('puts charge pointers before the transaction; when that fails, only the commits with new charges fail', async () => {

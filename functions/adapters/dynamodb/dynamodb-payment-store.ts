@@ -13,7 +13,6 @@ import {
   type QueryCommandInput,
   type QueryCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
-import type { PaymentState } from '../../core/payments/payment-state.ts';
 import {
   type CommitResult,
   type CustomerDirectory,
@@ -40,7 +39,6 @@ import {
   parseTimeKey,
 } from '../paging/query-cursor.ts';
 import { billingKeys } from './billing-table-keys.ts';
-import { decodeCompressedJson, encodeCompressedJson } from './compressed-json.ts';
 import {
   batchGetAll,
   batchPutAll,
@@ -53,6 +51,7 @@ import {
   transactItemKey,
   transactWrite,
 } from './dynamodb-batch.ts';
+import { decodePaymentState, encodePaymentState } from './payment-state-codec.ts';
 import {
   DEFAULT_SUMMARY_SHARDS,
   LEDGER_SK_PREFIX,
@@ -60,11 +59,13 @@ import {
   PAYMENT_INDEX_ATTRIBUTE,
   PAYMENT_INDEX_SHARDS,
   PAYMENT_VIEW_ATTRIBUTE,
+  paymentIdOfKey,
   paymentIndexAttributes,
   paymentIndexKeys,
   paymentKeys,
   summaryAttributes,
 } from './payment-table-schema.ts';
+import { decodePaymentView, encodePaymentView } from './payment-view-codec.ts';
 
 /** The read operations whose consumed read units `onReadUnits` reports. */
 export type PaymentReadOperation =
@@ -215,7 +216,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
     const found = new Map<string, StoredPayment>();
     const unique = [...new Set(paymentIds)];
     const projection = {
-      ProjectionExpression: 'paymentId, revision, #state, recentEvents',
+      ProjectionExpression: 'pk, revision, #state, recentEvents',
       ExpressionAttributeNames: { '#state': 'state' },
     };
     if (unique.length === 0) return found;
@@ -242,7 +243,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
       expressionAttributeNames: projection.ExpressionAttributeNames,
     });
     this.#report('loadPayments', readUnits);
-    for (const item of items) found.set(String(item.paymentId), toStoredPayment(item));
+    for (const item of items) found.set(paymentIdOfKey(String(item.pk)), toStoredPayment(item));
     return found;
   }
 
@@ -349,7 +350,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
         }),
       );
       this.#report('getPayment', ConsumedCapacity?.CapacityUnits ?? 0);
-      return (Item?.view as PaymentView | undefined) ?? null;
+      return Item?.view === undefined ? null : decodePaymentView(Item.view);
     }
     // A charge id is either a payment of its own (a charge without a PaymentIntent) or
     // points to its PaymentIntent's payment: ask for both in one round trip.
@@ -364,7 +365,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
       // A charge-keyed record without a view yet (only a refund or dispute named the
       // charge) must not hide the PaymentIntent payment the pointer leads to.
       const own = items.find((item) => item.sk === paymentKeys.payment(id).sk);
-      if (own?.view) return own.view as PaymentView;
+      if (own?.view !== undefined) return decodePaymentView(own.view);
       const pointer = items.find((item) => item.sk === paymentKeys.charge(id).sk);
       if (typeof pointer?.paymentId !== 'string') return null;
       const { Item, ConsumedCapacity } = await this.#documents.send(
@@ -377,7 +378,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
         }),
       );
       units += ConsumedCapacity?.CapacityUnits ?? 0;
-      return (Item?.view as PaymentView | undefined) ?? null;
+      return Item?.view === undefined ? null : decodePaymentView(Item.view);
     } finally {
       this.#report('getPayment', units);
     }
@@ -424,7 +425,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
       );
       readUnits += page.ConsumedCapacity?.CapacityUnits ?? 0;
       for (const item of page.Items ?? []) {
-        found.push({ key: String(item[A.createdSk]), view: item.view as PaymentView });
+        found.push({ key: String(item[A.createdSk]), view: decodePaymentView(item.view) });
       }
       startKey = page.LastEvaluatedKey;
     } while (startKey && found.length < wanted);
@@ -511,13 +512,13 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
         Put: {
           TableName: this.#table,
           Item: {
+            // No paymentId attribute: the key holds it, and every byte counts here.
             ...paymentKeys.payment(commit.paymentId),
-            paymentId: commit.paymentId,
             revision,
             state: encodePaymentState(commit.state),
             recentEvents: commit.recentEvents,
             // No view yet (only a refund or dispute of it so far): stored, in no index.
-            ...(commit.view ? { [PAYMENT_VIEW_ATTRIBUTE]: commit.view } : {}),
+            ...(commit.view ? { [PAYMENT_VIEW_ATTRIBUTE]: encodePaymentView(commit.view) } : {}),
             // A Put replaces the item, so keys of indexes that no longer apply go away.
             ...(commit.view ? paymentIndexAttributes(commit.view) : {}),
           },
@@ -709,7 +710,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
               for (const item of page.Items ?? []) {
                 s.buffer.push({
                   key: String(item[args.sortAttribute]),
-                  view: item.view as PaymentView,
+                  view: decodePaymentView(item.view),
                 });
               }
               s.startKey = page.LastEvaluatedKey;
@@ -791,16 +792,6 @@ function sortSummaryRows(rows: DailySummaryRow[]): DailySummaryRow[] {
             ? 1
             : 0,
     );
-}
-
-/** The payment state as stored: compressed JSON (see compressed-json.ts). */
-export function encodePaymentState(state: PaymentState): Uint8Array {
-  return encodeCompressedJson(state);
-}
-
-/** Reads `state` as `encodePaymentState` wrote it, or as a plain map. */
-export function decodePaymentState(stored: unknown): PaymentState {
-  return decodeCompressedJson<PaymentState>(stored);
 }
 
 function toStoredPayment(item: Record<string, unknown>): StoredPayment {

@@ -97,10 +97,12 @@ export const PAYMENT_INDEX_SHARDS = 8;
  */
 export const DEFAULT_SUMMARY_SHARDS = 8;
 
+const PAYMENT_PK_PREFIX = 'PAYMENT#';
+
 export const paymentKeys = {
-  payment: (paymentId: string) => ({ pk: `PAYMENT#${paymentId}`, sk: 'PAYMENT' }),
+  payment: (paymentId: string) => ({ pk: `${PAYMENT_PK_PREFIX}${paymentId}`, sk: 'PAYMENT' }),
   ledger: (paymentId: string, revision: number) => ({
-    pk: `PAYMENT#${paymentId}`,
+    pk: `${PAYMENT_PK_PREFIX}${paymentId}`,
     sk: `${LEDGER_SK_PREFIX}${String(revision).padStart(10, '0')}`,
   }),
   charge: (chargeId: string) => ({ pk: `CHARGE#${chargeId}`, sk: 'CHARGE' }),
@@ -108,6 +110,12 @@ export const paymentKeys = {
 };
 
 export const LEDGER_SK_PREFIX = 'LEDGER#';
+
+/** The payment id in a payment item's (or ledger page's) partition key. */
+export function paymentIdOfKey(pk: string): string {
+  if (!pk.startsWith(PAYMENT_PK_PREFIX)) throw new Error(`not a payment key: ${pk}`);
+  return pk.slice(PAYMENT_PK_PREFIX.length);
+}
 
 /** Index partition keys, for queries and exclusive start keys. */
 export const paymentIndexKeys = {
