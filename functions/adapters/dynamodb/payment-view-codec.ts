@@ -11,26 +11,31 @@
  * layout's version: a new layout takes a new number and this module reads both.
  * Items written before this codec hold the view as a map, read as is.
  */
-import type { PaymentPurpose, PaymentStatus, PaymentView } from '../../core/payments/ports.ts';
+import type { PaymentView } from '../../core/payments/ports.ts';
 
 const LAYOUT_V1 = 1;
+
+/** Fields stored as they are, in layout order. */
+const PLAIN_FIELDS = [
+  'paymentId',
+  'chargeId',
+  'userId',
+  'customerId',
+  'amount',
+  'amountRefunded',
+  'currency',
+  'status',
+  'purpose',
+  'penaltyIds',
+] as const;
+/** ISO times, stored as epoch ms, after the plain fields. */
+const TIME_FIELDS = ['createdAt', 'paidAt', 'refundedAt'] as const;
 
 export function encodePaymentView(view: PaymentView): string {
   return JSON.stringify([
     LAYOUT_V1,
-    view.paymentId,
-    view.chargeId,
-    view.userId,
-    view.customerId,
-    view.amount,
-    view.amountRefunded,
-    view.currency,
-    view.status,
-    view.purpose,
-    view.penaltyIds,
-    encodeTime(view.createdAt),
-    encodeTime(view.paidAt),
-    encodeTime(view.refundedAt),
+    ...PLAIN_FIELDS.map((field) => view[field]),
+    ...TIME_FIELDS.map((field) => encodeTime(view[field])),
     view.failureCode,
     view.dispute ? [view.dispute.status, view.dispute.reason, view.dispute.amount] : null,
   ]);
@@ -42,71 +47,26 @@ export function decodePaymentView(stored: unknown): PaymentView {
     if (stored && typeof stored === 'object' && 'paymentId' in stored) return stored as PaymentView;
     throw new Error(`payment view: unreadable stored value (${typeof stored})`);
   }
-  const fields = JSON.parse(stored) as unknown[];
-  if (!Array.isArray(fields) || fields[0] !== LAYOUT_V1) {
-    throw new Error(`payment view: unknown layout ${JSON.stringify(fields?.[0])}`);
+  const values = JSON.parse(stored) as unknown[];
+  if (!Array.isArray(values) || values[0] !== LAYOUT_V1) {
+    throw new Error(`payment view: unknown layout ${JSON.stringify(values?.[0])}`);
   }
-  const [
-    ,
-    paymentId,
-    chargeId,
-    userId,
-    customerId,
-    amount,
-    amountRefunded,
-    currency,
-    status,
-    purpose,
-    penaltyIds,
-    createdAt,
-    paidAt,
-    refundedAt,
-    failureCode,
-    dispute,
-  ] = fields as [
-    number,
-    string,
-    string | null,
-    string | null,
-    string | null,
-    number,
-    number,
-    string,
-    PaymentStatus,
-    PaymentPurpose,
-    string[],
-    number | string,
-    number | string | null,
-    number | string | null,
-    string | null,
-    [string, string | null, number] | null,
-  ];
-  return {
-    paymentId,
-    chargeId,
-    userId,
-    customerId,
-    amount,
-    amountRefunded,
-    currency,
-    status,
-    purpose,
-    penaltyIds,
-    createdAt: decodeTime(createdAt),
-    paidAt: paidAt === null ? null : decodeTime(paidAt),
-    refundedAt: refundedAt === null ? null : decodeTime(refundedAt),
-    failureCode,
-    dispute: dispute ? { status: dispute[0], reason: dispute[1], amount: dispute[2] } : null,
-  };
+  const view: Record<string, unknown> = {};
+  let index = 1;
+  for (const field of PLAIN_FIELDS) view[field] = values[index++];
+  for (const field of TIME_FIELDS) {
+    const time = values[index++] as number | string | null;
+    view[field] = typeof time === 'number' ? new Date(time).toISOString() : time;
+  }
+  view.failureCode = values[index++];
+  const dispute = values[index] as [string, string | null, number] | null;
+  view.dispute = dispute ? { status: dispute[0], reason: dispute[1], amount: dispute[2] } : null;
+  return view as unknown as PaymentView;
 }
 
 /** Epoch ms when that reads back as the same ISO string; the string itself otherwise. */
-function encodeTime<T extends string | null>(iso: T): number | T {
+function encodeTime(iso: string | null): number | string | null {
   if (iso === null) return iso;
   const ms = Date.parse(iso);
   return Number.isFinite(ms) && new Date(ms).toISOString() === iso ? ms : iso;
-}
-
-function decodeTime(stored: number | string): string {
-  return typeof stored === 'number' ? new Date(stored).toISOString() : stored;
 }
