@@ -45,7 +45,7 @@ export const PAYMENT_INDEX_ATTRIBUTE = {
   refundSk: 'refundSk',
 } as const;
 
-/** The only non-key attribute the indexes carry: every index read answers from it. */
+/** The only non-key attribute the indexes carry (payment-view-codec.ts): every index read answers from it. */
 export const PAYMENT_VIEW_ATTRIBUTE = 'view';
 
 export interface PaymentIndexDefinition {
