@@ -511,17 +511,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
       {
         Put: {
           TableName: this.#table,
-          Item: {
-            // No paymentId attribute: the key holds it, and every byte counts here.
-            ...paymentKeys.payment(commit.paymentId),
-            revision,
-            state: encodePaymentState(commit.state),
-            recentEvents: commit.recentEvents,
-            // No view yet (only a refund or dispute of it so far): stored, in no index.
-            ...(commit.view ? { [PAYMENT_VIEW_ATTRIBUTE]: encodePaymentView(commit.view) } : {}),
-            // A Put replaces the item, so keys of indexes that no longer apply go away.
-            ...(commit.view ? paymentIndexAttributes(commit.view) : {}),
-          },
+          Item: paymentItem(commit),
           ...(commit.expectedRevision === 0
             ? { ConditionExpression: 'attribute_not_exists(pk)' }
             : {
@@ -792,6 +782,24 @@ function sortSummaryRows(rows: DailySummaryRow[]): DailySummaryRow[] {
             ? 1
             : 0,
     );
+}
+
+/**
+ * The payment item a commit puts (its revision is the one after `expectedRevision`).
+ * Exported so the size tests measure exactly what is written.
+ */
+export function paymentItem(commit: PaymentCommit): Record<string, unknown> {
+  return {
+    // No paymentId attribute: the key holds it, and every byte counts here.
+    ...paymentKeys.payment(commit.paymentId),
+    revision: commit.expectedRevision + 1,
+    state: encodePaymentState(commit.state),
+    recentEvents: commit.recentEvents,
+    // No view yet (only a refund or dispute of it so far): stored, in no index.
+    ...(commit.view ? { [PAYMENT_VIEW_ATTRIBUTE]: encodePaymentView(commit.view) } : {}),
+    // A Put replaces the item, so keys of indexes that no longer apply go away.
+    ...(commit.view ? paymentIndexAttributes(commit.view) : {}),
+  };
 }
 
 function toStoredPayment(item: Record<string, unknown>): StoredPayment {

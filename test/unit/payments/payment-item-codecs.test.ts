@@ -8,14 +8,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { itemSize } from '../../../bench/dynamo-capacity.ts';
 import { encodeCompressedJson } from '../../../functions/adapters/dynamodb/compressed-json.ts';
+import { paymentItem } from '../../../functions/adapters/dynamodb/dynamodb-payment-store.ts';
 import {
   decodePaymentState,
   encodePaymentState,
 } from '../../../functions/adapters/dynamodb/payment-state-codec.ts';
-import {
-  paymentIndexAttributes,
-  paymentKeys,
-} from '../../../functions/adapters/dynamodb/payment-table-schema.ts';
 import {
   decodePaymentView,
   encodePaymentView,
@@ -53,19 +50,6 @@ function realisticCommits(histories: number): PaymentCommit[] {
       prefix: `3QxY7rT2kLmN8pZa${String(seed).padStart(5, '0')}`,
     }),
   ).flatMap((history) => history.payments.flatMap(commitsOf));
-}
-
-/** The payment item as the DynamoDB store writes it (document form). */
-function paymentItem(commit: PaymentCommit) {
-  return {
-    ...paymentKeys.payment(commit.paymentId),
-    revision: commit.expectedRevision + 1,
-    state: encodePaymentState(commit.state),
-    recentEvents: commit.recentEvents,
-    ...(commit.view
-      ? { view: encodePaymentView(commit.view), ...paymentIndexAttributes(commit.view) }
-      : {}),
-  };
 }
 
 const commits = realisticCommits(150);
