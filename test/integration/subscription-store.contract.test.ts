@@ -121,6 +121,7 @@ function contract(name: string, make: () => Promise<Store>) {
       expect(await store.lookupUser(commit.view!.userId)).toEqual({
         view: commit.view,
         stripeCustomerId: customerId,
+        profile: { exists: true, views: { [customerId]: commit.view }, revision: 1 },
       });
     });
 
@@ -272,7 +273,11 @@ function contract(name: string, make: () => Promise<Store>) {
         });
         // The old user's last customer moves too: the old user has no subscription view left.
         await store.commit({ ...standing(kept, 1, to, silver), unlinkedUserId: from });
-        expect(await store.lookupUser(from)).toEqual({ view: null, stripeCustomerId: null });
+        expect(await store.lookupUser(from)).toEqual({
+          view: null,
+          stripeCustomerId: null,
+          profile: { exists: true, views: {}, revision: 4 },
+        });
         expect(await store.getUserView(to)).toMatchObject({
           tier: 'gold',
           stripeCustomerId: moved,
@@ -303,11 +308,56 @@ function contract(name: string, make: () => Promise<Store>) {
       });
     });
 
+    describe('a commit on the profile its caller read just before (the read route miss)', () => {
+      it('commits on a fresh read, keeping the views the read found', async () => {
+        const userId = fresh('user-');
+        const [first, second] = [fresh('cus_first'), fresh('cus_second')];
+        expect(await store.commit(commitFor(first, 0, [fresh('evt_')], userId))).toEqual({
+          status: 'committed',
+        });
+        const { profile } = await store.lookupUser(userId);
+        const commit = commitFor(second, 0, [fresh('evt_')], userId);
+        const planned = { ...commit, view: { ...commit.view!, tier: 'silver' as const } };
+        expect(
+          await store.commit({ ...planned, profilesRead: new Map([[userId, profile!]]) }),
+        ).toEqual({ status: 'committed' });
+        expect((await store.lookupUser(userId)).profile).toEqual({
+          exists: true,
+          views: { [first]: view(userId, first), [second]: planned.view },
+          revision: 2,
+        });
+        expect(await store.getUserView(userId)).toMatchObject({ stripeCustomerId: first });
+      });
+
+      it('loses its race, writing nothing, when another customer changed the profile since', async () => {
+        const userId = fresh('user-');
+        const [late, meanwhile] = [fresh('cus_late'), fresh('cus_meanwhile')];
+        const stale = (await store.lookupUser(userId)).profile!;
+        expect(stale).toEqual({ exists: false, views: {}, revision: 0 });
+        expect(await store.commit(commitFor(meanwhile, 0, [fresh('evt_')], userId))).toEqual({
+          status: 'committed',
+        });
+        const commit = commitFor(late, 0, [fresh('evt_')], userId);
+        expect(await store.commit({ ...commit, profilesRead: new Map([[userId, stale]]) })).toEqual(
+          { status: 'revision-conflict' },
+        );
+        expect(await store.loadAccounts([late])).toEqual(new Map());
+        expect(await store.readLedger(late)).toEqual([]);
+        expect(Object.keys((await store.lookupUser(userId)).profile!.views)).toEqual([meanwhile]);
+        // Planned again without the stale read, it commits and both views are kept.
+        expect(await store.commit(commit)).toEqual({ status: 'committed' });
+        expect(Object.keys((await store.lookupUser(userId)).profile!.views).sort()).toEqual(
+          [late, meanwhile].sort(),
+        );
+      });
+    });
+
     it('answers null for a user it has never seen', async () => {
       expect(await store.getUserView(fresh('nobody-'))).toBeNull();
       expect(await store.lookupUser(fresh('nobody-'))).toEqual({
         view: null,
         stripeCustomerId: null,
+        profile: { exists: false, views: {}, revision: 0 },
       });
     });
   });
@@ -449,6 +499,61 @@ describe('DynamoDbSubscriptionStore items', () => {
     lesser.view = { ...lesser.view!, tier: 'bronze' };
     expect(await store.commit(lesser)).toEqual({ status: 'committed' });
     expect(await reader.getUserView(userId)).toEqual(view(userId, legacyCustomer));
+  });
+
+  it('sends a lone commit on a profile read just before as one transaction, its new pointers in it; a lost race writes no pointer', async () => {
+    const { dynamo } = emulatorClients();
+    const tables = await createBillingTables(dynamo);
+    const sent: string[] = [];
+    dynamo.middlewareStack.add(
+      (next, context) => async (args) => {
+        sent.push(String(context.commandName));
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordCommands' },
+    );
+    const store = new DynamoDbSubscriptionStore({ client: dynamo, ...tables });
+    const reader = new DynamoDbUserViewReader({
+      client: dynamo,
+      billingTableName: tables.billingTableName,
+    });
+    const userId = fresh('user-');
+    const customerId = fresh('cus_');
+    const subscriptionId = fresh('sub_');
+    const pointer = async () =>
+      (
+        await dynamo.send(
+          new GetItemCommand({
+            TableName: tables.billingTableName,
+            Key: { pk: { S: `SUBSCRIPTION#${subscriptionId}` }, sk: { S: 'SUBSCRIPTION' } },
+          }),
+        )
+      ).Item?.customerId?.S;
+    const commit = {
+      ...commitFor(customerId, 0, [fresh('evt_')], userId),
+      newSubscriptionIds: [subscriptionId],
+    };
+
+    const stale = (await reader.lookupUser(userId)).profile!;
+    await store.commit({
+      ...commitFor(fresh('cus_'), 0, [fresh('evt_')], userId),
+      newSubscriptionIds: [],
+    });
+    sent.length = 0;
+    expect(await store.commit({ ...commit, profilesRead: new Map([[userId, stale]]) })).toEqual({
+      status: 'revision-conflict',
+    });
+    expect(sent).toEqual(['TransactWriteItemsCommand']);
+    expect(await pointer()).toBeUndefined();
+
+    const read = (await reader.lookupUser(userId)).profile!;
+    sent.length = 0;
+    expect(await store.commit({ ...commit, profilesRead: new Map([[userId, read]]) })).toEqual({
+      status: 'committed',
+    });
+    expect(sent).toEqual(['TransactWriteItemsCommand']);
+    expect(await pointer()).toBe(customerId);
+    expect(Object.keys((await reader.lookupUser(userId)).profile!.views)).toHaveLength(2);
   });
 
   it('puts subscription pointers before the transaction; when that fails, only the commits with new subscriptions fail, and nothing of them is written', async () => {

@@ -34,6 +34,7 @@ import type {
   CommitResult,
   LedgerPage,
   LedgerReader,
+  ProfileViews,
   ResyncMark,
   ResyncMarkReader,
   StoredAccount,
@@ -54,6 +55,7 @@ import {
   BATCH_WRITE_LIMIT,
   batchGetAll,
   batchPutAll,
+  memberResult,
   type PackMember,
   sendPacks,
   TRANSACTION_ITEM_LIMIT,
@@ -78,18 +80,61 @@ export interface DynamoDbSubscriptionStoreOptions {
   client: DynamoDBClient;
 }
 
-/** A profile's customer views as read before a commit changes them. */
-interface ProfileViews {
-  exists: boolean;
-  views: CustomerViews;
-  /** 0 for a profile that has never kept customer views. */
-  revision: number;
-}
-
 type ProfileViewsRead = { profiles: Map<string, ProfileViews> } | { error: Error };
 
 /** Subscription pointers an instance remembers having put. */
 const POINTERS_REMEMBERED = 10_000;
+
+/**
+ * New subscriptions whose pointers may ride in a lone commit's transaction: with the
+ * account, ledger page, two profiles and the resync mark, within its 100 items.
+ */
+const POINTERS_IN_ONE_COMMIT = TRANSACTION_ITEM_LIMIT - 5;
+
+/** What a profile read needs: `pk` tells an existing profile from a missing one. */
+const PROFILE_VIEWS_PROJECTION =
+  'pk, customerViews, viewsRevision, stripeCustomerId, subscriptionView';
+
+/** The profile's customer views as read (a profile written before them kept one `subscriptionView`). */
+function profileViewsOf(item: Record<string, unknown> | undefined): ProfileViews {
+  if (!item) return { exists: false, views: {}, revision: 0 };
+  const legacy = (item.subscriptionView as UserSubscriptionView | undefined) ?? null;
+  return {
+    exists: true,
+    views: (item.customerViews as CustomerViews | undefined) ?? customerViewsOfLegacy(legacy),
+    revision: Number(item.viewsRevision ?? 0),
+  };
+}
+
+/** The users whose profiles the commits change. */
+function profilesChanged(commit: AccountCommit): string[] {
+  return [commit.view?.userId, commit.unlinkedUserId ?? undefined].filter(
+    (userId): userId is string => userId !== undefined,
+  );
+}
+
+/** The profiles the commits change that their callers did not read just before. */
+function profilesToRead(commits: readonly AccountCommit[]): Set<string> {
+  const userIds = new Set<string>();
+  for (const commit of commits) {
+    for (const userId of profilesChanged(commit)) {
+      if (!commit.profilesRead?.has(userId)) userIds.add(userId);
+    }
+  }
+  return userIds;
+}
+
+/** The profiles the commits' callers read just before, by user id. */
+function profilesKnown(commits: readonly AccountCommit[]): Map<string, ProfileViews> {
+  const profiles = new Map<string, ProfileViews>();
+  for (const commit of commits) {
+    for (const userId of profilesChanged(commit)) {
+      const read = commit.profilesRead?.get(userId);
+      if (read) profiles.set(userId, read);
+    }
+  }
+  return profiles;
+}
 
 export class DynamoDbSubscriptionStore
   implements SubscriptionStore, LedgerReader, ResyncMarkReader
@@ -167,9 +212,24 @@ export class DynamoDbSubscriptionStore
     return pages;
   }
 
+  /**
+   * One commit alone is waited for (the read route's miss, a retry after a lost race):
+   * when its profiles are already known, its new subscription pointers ride in its
+   * transaction, so the whole commit is one round trip (a unit more per pointer).
+   */
   async commit(commit: AccountCommit): Promise<CommitResult> {
-    const [result] = await this.commitAll([commit]);
-    return result!;
+    const pointersInTransaction =
+      commit.newSubscriptionIds.length > 0 &&
+      commit.newSubscriptionIds.length <= POINTERS_IN_ONE_COMMIT &&
+      profilesToRead([commit]).size === 0;
+    if (!pointersInTransaction) return (await this.commitAll([commit]))[0]!;
+    const profiles = profilesKnown([commit]);
+    const items = [...this.#commitItems(commit, profiles), ...this.#pointerPuts([commit])];
+    const outcome = await transactWrite(this.#documents, items);
+    if (outcome.status === 'failed') return outcome;
+    if (outcome.status === 'cancelled') return memberResult(outcome.reasons);
+    this.#rememberPointers([commit]);
+    return { status: 'committed' };
   }
 
   /**
@@ -182,10 +242,11 @@ export class DynamoDbSubscriptionStore
     // Pointers first, so no committed account ever lists a subscription without one.
     // A pointer only states which customer a subscription belongs to, so a plain put
     // (one unit, not a transaction's two) is safe to repeat after a lost race.
-    // The profiles whose customer views change are read before writing, beside the
-    // pointer puts (one round trip for both): each profile write is conditioned on the
-    // revision read, so a concurrent change of another customer of the same user makes
-    // this commit lose its race and be re-planned, not clobber it.
+    // The profiles whose customer views change are read before writing (unless the
+    // caller read them just before), beside the pointer puts (one round trip for
+    // both): each profile write is conditioned on the revision read, so a concurrent
+    // change of another customer of the same user makes this commit lose its race and
+    // be re-planned, not clobber it.
     const [pointerError, profileRead] = await Promise.all([
       this.#putSubscriptionPointers(commits),
       this.#readProfiles(commits),
@@ -237,8 +298,31 @@ export class DynamoDbSubscriptionStore
 
   /** Puts every commit's new subscription pointers; the error if some could not be written. */
   async #putSubscriptionPointers(commits: readonly AccountCommit[]): Promise<Error | undefined> {
-    // By subscription: one batch may not put an item twice. Remembered with the
-    // customer, so a pointer to another customer is still put.
+    const entries = [...this.#pendingPointers(commits).values()];
+    try {
+      for (let start = 0; start < entries.length; start += BATCH_WRITE_LIMIT) {
+        const chunk = entries.slice(start, start + BATCH_WRITE_LIMIT);
+        await batchPutAll(
+          this.#documents,
+          this.#billingTable,
+          chunk.map(([, item]) => item),
+        );
+        this.#remember(chunk.map(([pointer]) => pointer));
+      }
+      return undefined;
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
+  }
+
+  /**
+   * The pointers not yet put by this instance, by subscription (one batch or
+   * transaction may not write an item twice), each with how it is remembered: with
+   * its customer, so a pointer to another customer is still put.
+   */
+  #pendingPointers(
+    commits: readonly AccountCommit[],
+  ): Map<string, [remembered: string, item: Record<string, string>]> {
     const pending = new Map<string, [remembered: string, item: Record<string, string>]>();
     for (const { customerId, newSubscriptionIds } of commits) {
       for (const subscriptionId of newSubscriptionIds) {
@@ -250,35 +334,35 @@ export class DynamoDbSubscriptionStore
         ]);
       }
     }
-    const entries = [...pending.values()];
-    try {
-      for (let start = 0; start < entries.length; start += BATCH_WRITE_LIMIT) {
-        const chunk = entries.slice(start, start + BATCH_WRITE_LIMIT);
-        await batchPutAll(
-          this.#documents,
-          this.#billingTable,
-          chunk.map(([, item]) => item),
-        );
-        // Bounded: a warm instance sees many customers; forgetting only costs a repeated put.
-        if (this.#pointersPut.size + chunk.length > POINTERS_REMEMBERED) this.#pointersPut.clear();
-        for (const [pointer] of chunk) this.#pointersPut.add(pointer);
-      }
-      return undefined;
-    } catch (error) {
-      return error instanceof Error ? error : new Error(String(error));
-    }
+    return pending;
   }
 
-  /** Reads, strongly consistent, the profiles whose customer views the commits change. */
+  /** The pending pointers as transaction puts (unconditional: a pointer is an immutable fact). */
+  #pointerPuts(commits: readonly AccountCommit[]): TransactItem[] {
+    return [...this.#pendingPointers(commits).values()].map(([, Item]) => ({
+      Put: { TableName: this.#billingTable, Item },
+    }));
+  }
+
+  #rememberPointers(commits: readonly AccountCommit[]): void {
+    this.#remember([...this.#pendingPointers(commits).values()].map(([pointer]) => pointer));
+  }
+
+  #remember(pointers: readonly string[]): void {
+    // Bounded: a warm instance sees many customers; forgetting only costs a repeated put.
+    if (this.#pointersPut.size + pointers.length > POINTERS_REMEMBERED) this.#pointersPut.clear();
+    for (const pointer of pointers) this.#pointersPut.add(pointer);
+  }
+
+  /**
+   * The profiles whose customer views the commits change: those the caller read just
+   * before as given, the others read here, strongly consistent.
+   */
   async #readProfiles(commits: readonly AccountCommit[]): Promise<ProfileViewsRead> {
-    const userIds = new Set<string>();
-    for (const commit of commits) {
-      if (commit.view) userIds.add(commit.view.userId);
-      if (commit.unlinkedUserId) userIds.add(commit.unlinkedUserId);
-    }
-    const profiles = new Map<string, ProfileViews>();
+    const userIds = profilesToRead(commits);
+    const profiles = profilesKnown(commits);
     if (userIds.size === 0) return { profiles };
-    const projection = 'pk, customerViews, viewsRevision, subscriptionView';
+    const projection = PROFILE_VIEWS_PROJECTION;
     try {
       // One or two profiles (a snapshot on the read route, a moved customer): GetItem,
       // which the read function is granted; BatchGetItem only for a consumer's batch.
@@ -306,13 +390,8 @@ export class DynamoDbSubscriptionStore
               })
             ).items;
       for (const item of items) {
-        if (!item) continue;
-        const legacy = (item.subscriptionView as UserSubscriptionView | undefined) ?? null;
-        profiles.set(String(item.pk).slice(keys.profile('').pk.length), {
-          exists: true,
-          views: (item.customerViews as CustomerViews | undefined) ?? customerViewsOfLegacy(legacy),
-          revision: Number(item.viewsRevision ?? 0),
-        });
+        if (item)
+          profiles.set(String(item.pk).slice(keys.profile('').pk.length), profileViewsOf(item));
       }
       return { profiles };
     } catch (error) {
@@ -527,11 +606,13 @@ export class DynamoDbUserViewReader implements UserViewReader {
   async lookupUser(userId: string): Promise<UserLookup> {
     // Eventually consistent: half the read cost, and a webhook-driven view is
     // already seconds behind Stripe.
+    // With the revision and `pk`, the lookup is also the profile read a snapshot commit
+    // (the miss) is conditioned on; if stale, that commit loses its race and reads again.
     const { Item } = await this.#documents.send(
       new GetCommand({
         TableName: this.#billingTable,
         Key: keys.profile(userId),
-        ProjectionExpression: 'customerViews, stripeCustomerId, subscriptionView',
+        ProjectionExpression: PROFILE_VIEWS_PROJECTION,
       }),
     );
     const stripeCustomerId = (Item?.stripeCustomerId as string | undefined) ?? null;
@@ -541,7 +622,7 @@ export class DynamoDbUserViewReader implements UserViewReader {
         ? (views[stripeCustomerId] ?? null)
         : null
       : ((Item?.subscriptionView as UserSubscriptionView | undefined) ?? null);
-    return { view, stripeCustomerId };
+    return { view, stripeCustomerId, profile: profileViewsOf(Item) };
   }
 }
 

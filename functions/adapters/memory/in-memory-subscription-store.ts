@@ -33,6 +33,8 @@ export class InMemorySubscriptionStore
   readonly views = new Map<string, UserSubscriptionView>();
   /** The views of each user's customers, as the profile keeps them. */
   readonly customerViews = new Map<string, CustomerViews>();
+  /** Each profile's views revision: a commit planned on profiles read earlier is checked against it. */
+  readonly #viewsRevisions = new Map<string, number>();
   readonly resyncMarks = new Map<string, ResyncMark>();
   readonly subscriptionPointers = new Map<string, string>();
   /** Counts committed transactions, for assertions on write amplification. */
@@ -117,6 +119,7 @@ export class InMemorySubscriptionStore
       this.customerViews.get(userId) ?? customerViewsOfLegacy(this.views.get(userId) ?? null);
     const after = withCustomerView(before, customerId, view ? { ...view } : null);
     this.customerViews.set(userId, after);
+    this.#viewsRevisions.set(userId, (this.#viewsRevisions.get(userId) ?? 0) + 1);
     const best = bestView(after);
     if (best) this.views.set(userId, best);
     else this.views.delete(userId);
@@ -125,6 +128,11 @@ export class InMemorySubscriptionStore
   #check(commit: AccountCommit): CommitResult | null {
     const currentRevision = this.accounts.get(commit.customerId)?.revision ?? 0;
     if (currentRevision !== commit.expectedRevision) return { status: 'revision-conflict' };
+    for (const [userId, read] of commit.profilesRead ?? []) {
+      if (read.revision !== (this.#viewsRevisions.get(userId) ?? 0)) {
+        return { status: 'revision-conflict' };
+      }
+    }
     return null;
   }
 
@@ -138,6 +146,15 @@ export class InMemorySubscriptionStore
 
   async lookupUser(userId: string): Promise<UserLookup> {
     const view = this.views.get(userId) ?? null;
-    return { view, stripeCustomerId: view?.stripeCustomerId ?? null };
+    const views = this.customerViews.get(userId);
+    return {
+      view,
+      stripeCustomerId: view?.stripeCustomerId ?? null,
+      profile: {
+        exists: views !== undefined || view !== null,
+        views: structuredClone(views ?? customerViewsOfLegacy(view)),
+        revision: this.#viewsRevisions.get(userId) ?? 0,
+      },
+    };
   }
 }

@@ -3,6 +3,7 @@ import type { CommitResult } from '../shared/event-batch.ts';
 import type { LedgerEvent } from '../shared/event-ledger.ts';
 import type { CustomerAccount, UserSubscriptionView } from './customer-account.ts';
 import type { StripeCustomerRecord } from './subscription-facts.ts';
+import type { CustomerViews } from './user-standing.ts';
 
 export type { CommitResult, LedgerEvent, StripeCustomerRecord };
 
@@ -61,6 +62,21 @@ export interface AccountCommit {
    * subscriptions changed and some remain, `clear` when none remain, else null.
    */
   resyncMark: 'set' | 'clear' | null;
+  /**
+   * Profiles the caller has just read, by user id (the read route's lookup, before its
+   * Stripe call): the store conditions the commit on them instead of reading them
+   * again, one round trip less. A stale one only makes the commit lose its race.
+   */
+  profilesRead?: ReadonlyMap<string, ProfileViews>;
+}
+
+/** A user's profile as read: its customers' views and the revision a change of them is conditioned on. */
+export interface ProfileViews {
+  /** The profile item exists (only a new profile gets its first credit refresh). */
+  exists: boolean;
+  views: CustomerViews;
+  /** 0 for a profile that has never kept customer views. */
+  revision: number;
 }
 
 /** A customer marked for a resync from Stripe by an unresolved same-second tie. */
@@ -98,6 +114,8 @@ export interface LedgerReader {
 export interface UserLookup {
   view: UserSubscriptionView | null;
   stripeCustomerId: string | null;
+  /** The profile as this lookup read it, for a commit the same request makes next. */
+  profile?: ProfileViews;
 }
 
 /** The read model behind the read API. */

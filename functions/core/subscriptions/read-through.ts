@@ -14,6 +14,7 @@ import type {
   StripeCustomerRecord,
   StripeCustomerSource,
   SubscriptionStore,
+  UserLookup,
   UserViewReader,
 } from './ports.ts';
 import { snapshotView, storeStripeSnapshot } from './stripe-snapshot.ts';
@@ -57,16 +58,15 @@ export class SubscriptionReadThrough {
     }
     let read = this.#inFlight.get(userId);
     if (!read) {
-      read = this.#fromStripe(userId, lookup.stripeCustomerId).finally(() =>
-        this.#inFlight.delete(userId),
-      );
+      read = this.#fromStripe(userId, lookup).finally(() => this.#inFlight.delete(userId));
       this.#inFlight.set(userId, read);
     }
     return await read;
   }
 
-  async #fromStripe(userId: string, knownCustomerId: string | null): Promise<SubscriptionRead> {
+  async #fromStripe(userId: string, lookup: UserLookup): Promise<SubscriptionRead> {
     const { source } = this.#deps;
+    const knownCustomerId = lookup.stripeCustomerId;
     let records: StripeCustomerRecord[] = [];
     if (knownCustomerId) {
       const record = await source.customerById(knownCustomerId);
@@ -79,7 +79,12 @@ export class SubscriptionReadThrough {
       return { view: null, source: 'stripe' };
     }
     // Found by search: the store has no profile for this user, so most likely no account.
-    const stored = await storeStripeSnapshot(best, { ...this.#deps, expectNew: !knownCustomerId });
+    // The profile the lookup read conditions the commit: no second read of it.
+    const stored = await storeStripeSnapshot(best, {
+      ...this.#deps,
+      expectNew: !knownCustomerId,
+      ...(lookup.profile ? { profilesRead: new Map([[userId, lookup.profile]]) } : {}),
+    });
     // The stored account may link the customer to someone else (moved since): not this user's.
     if (stored.view?.userId !== userId) {
       this.#rememberUnknown(userId);

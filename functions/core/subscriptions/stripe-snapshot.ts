@@ -13,7 +13,7 @@ import {
   projectUserView,
   type UserSubscriptionView,
 } from './customer-account.ts';
-import type { StripeCustomerRecord, SubscriptionStore } from './ports.ts';
+import type { ProfileViews, StripeCustomerRecord, SubscriptionStore } from './ports.ts';
 import { snapshotFacts } from './subscription-facts.ts';
 
 export interface SnapshotDeps {
@@ -28,6 +28,11 @@ export interface SnapshotDeps {
    * exists after all makes that commit lose its race, and the next attempt reads it.
    */
   expectNew?: boolean;
+  /**
+   * Profiles read just before (the read route's lookup), by user id: the first commit
+   * is conditioned on them rather than reading them again. A lost race reads afresh.
+   */
+  profilesRead?: ReadonlyMap<string, ProfileViews>;
   /** Fold and answer the view it would give, write nothing (the operators' `--dry-run`). */
   dryRun?: boolean;
   onUnmappedPrice?: (priceIds: string[]) => void;
@@ -72,7 +77,12 @@ export async function storeStripeSnapshot(
     if (deps.dryRun) return { customerId, account: planned.commit.account, view };
     // The profile is written even when the view did not change, so a profile that lost
     // its view (or never had one) is repaired: the next read is a hit, not a Stripe call.
-    const result = await deps.store.commit({ ...planned.commit, view });
+    const profilesRead = attempt === 1 ? deps.profilesRead : undefined;
+    const result = await deps.store.commit({
+      ...planned.commit,
+      view,
+      ...(profilesRead ? { profilesRead } : {}),
+    });
     if (result.status === 'committed') {
       return { customerId, account: planned.commit.account, view };
     }

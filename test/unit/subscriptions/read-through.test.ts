@@ -8,13 +8,17 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { InMemorySubscriptionStore } from '../../../functions/adapters/memory/in-memory-subscription-store.ts';
 import { applySubscriptionEvents } from '../../../functions/core/subscriptions/apply-subscription-events.ts';
+import { emptyAccount } from '../../../functions/core/subscriptions/customer-account.ts';
 import type {
+  AccountCommit,
+  CommitResult,
   StripeCustomerRecord,
   StripeCustomerSource,
 } from '../../../functions/core/subscriptions/ports.ts';
 import { SubscriptionReadThrough } from '../../../functions/core/subscriptions/read-through.ts';
 import { SNAPSHOT_EVENT_TYPE } from '../../../functions/core/subscriptions/subscription-facts.ts';
 import { loadStripeEvent } from '../../helpers/fixtures.ts';
+import { activeView } from '../../helpers/subscription-views.ts';
 
 type StripeObject = Record<string, unknown> & { id: string };
 
@@ -121,6 +125,52 @@ describe('SubscriptionReadThrough', () => {
     const answers = await Promise.all(reads);
     expect(stripe.calls).toEqual(['search:user-2']);
     expect(new Set(answers.map((answer) => answer.view?.tier))).toEqual(new Set(['gold']));
+  });
+
+  it('conditions the snapshot on the profile its lookup read; a webhook landing meanwhile makes it read again, and both views stay', async () => {
+    stripe.byUser.set('user-7', [record('user-7', 1_700_000_000)]);
+    let open!: () => void;
+    stripe.gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    const sent: { commit: AccountCommit; result: CommitResult }[] = [];
+    const commit = store.commit.bind(store);
+    store.commit = async (planned) => {
+      const result = await commit(planned);
+      sent.push({ commit: planned, result });
+      return result;
+    };
+    const reading = readThrough.read('user-7');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // During the Stripe call, a webhook commits another customer of the same user.
+    const other = 'cus_other';
+    await commit({
+      customerId: other,
+      expectedRevision: 0,
+      account: { ...emptyAccount(other), userId: 'user-7' },
+      recentEvents: [],
+      ledger: { appliedAt: now, events: [] },
+      view: activeView('user-7', other, 'silver'),
+      unlinkedUserId: null,
+      newSubscriptionIds: [],
+      resyncMark: null,
+    });
+    open();
+    const answer = await reading;
+    expect(answer).toMatchObject({
+      source: 'stripe',
+      view: { tier: 'gold', stripeCustomerId: CUSTOMER },
+    });
+    expect(
+      sent.map(({ commit, result }) => [commit.profilesRead?.get('user-7'), result.status]),
+    ).toEqual([
+      [{ exists: false, views: {}, revision: 0 }, 'revision-conflict'],
+      [undefined, 'committed'],
+    ]);
+    expect(Object.keys(store.customerViews.get('user-7') ?? {}).sort()).toEqual(
+      [CUSTOMER, other].sort(),
+    );
+    expect(stripe.calls).toEqual(['search:user-7']);
   });
 
   it('answers a user Stripe does not know with no view, and asks again only after the TTL', async () => {
