@@ -9,6 +9,7 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { billingKeys } from '../functions/adapters/dynamodb/billing-table-keys.ts';
+import { DynamoDbStripeLookupLeases } from '../functions/adapters/dynamodb/dynamodb-lookup-leases.ts';
 import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
@@ -68,6 +69,7 @@ export async function measureSubscriptionFallback(ctx: BenchContext): Promise<Fa
         reader,
         readThrough: new SubscriptionReadThrough({
           reader,
+          leases: new DynamoDbStripeLookupLeases({ client: dynamo, billingTableName }),
           source: new StripeCustomerLookup({
             clients: new StripeClientSource(
               new StaticSecretString(stripe.secretKey, 'key', (m) => new Error(m)),

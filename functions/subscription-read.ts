@@ -8,6 +8,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from 'zod/mini';
+import { DynamoDbStripeLookupLeases } from './adapters/dynamodb/dynamodb-lookup-leases.ts';
 import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
@@ -144,6 +145,7 @@ const defaultDeps = lazy((): SubscriptionReadDeps => {
   const readThrough = new SubscriptionReadThrough({
     reader,
     source: stripeCustomerLookupFromEnv(),
+    leases: new DynamoDbStripeLookupLeases({ client, billingTableName }),
     store: new DynamoDbSubscriptionStore({
       client,
       billingTableName,

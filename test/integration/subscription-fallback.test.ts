@@ -6,6 +6,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DynamoDbStripeLookupLeases } from '../../functions/adapters/dynamodb/dynamodb-lookup-leases.ts';
 import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
@@ -85,6 +86,10 @@ function route(policy: StripeCallPolicyOptions = {}, logger?: Logger) {
       calls,
     }),
     store,
+    leases: new DynamoDbStripeLookupLeases({
+      client: dynamo,
+      billingTableName: tables.billingTableName,
+    }),
     clock: systemClock,
     priceTierMap,
   });
@@ -177,6 +182,40 @@ describe('GET /users/{userId}/subscription on a store miss', () => {
     const responses = await Promise.all(Array.from({ length: 20 }, () => get(userId)));
     expect(responses.map((response) => response.statusCode)).toEqual(Array(20).fill(200));
     expect(stripeRequests(userId)).toBe(1);
+  });
+
+  it('makes one Stripe call for 20 concurrent misses in 20 instances (each Lambda instance its own process)', async () => {
+    const instances = Array.from({ length: 20 }, () => route());
+    const { userId } = stripeOnlyUser();
+    stripe.setLatency(50);
+    const responses = await Promise.all(instances.map(({ get }) => get(userId)));
+    expect(responses.map((response) => response.statusCode)).toEqual(Array(20).fill(200));
+    expect(new Set(responses.map((response) => response.body)).size).toBe(1);
+    expect(stripeRequests(userId)).toBe(1);
+  });
+
+  it('answers 404 in every instance after one Stripe search for a user Stripe does not know', async () => {
+    const instances = Array.from({ length: 5 }, () => route());
+    const userId = `fallback-nobody-shared-${Date.now().toString(36)}`;
+    stripe.setLatency(50);
+    const responses = await Promise.all(instances.map(({ get }) => get(userId)));
+    expect(responses.map((response) => response.statusCode)).toEqual(Array(5).fill(404));
+    // A later miss in another instance is answered from the outcome left, without asking.
+    expect((await route().get(userId)).statusCode).toBe(404);
+    expect(stripeRequests(userId)).toBe(1);
+  });
+
+  it('answers 503 with Retry-After in every instance when the one lookup finds Stripe down', async () => {
+    const instances = Array.from({ length: 5 }, () => route());
+    const { userId } = stripeOnlyUser();
+    stripe.setLatency(20);
+    stripe.injectFault({ kind: 'status', status: 500 }, 3, '/v1/customers');
+    const responses = await Promise.all(instances.map(({ get }) => get(userId)));
+    expect(responses.map((response) => response.statusCode)).toEqual(Array(5).fill(503));
+    for (const response of responses)
+      expect(Number(response.headers?.['retry-after'])).toBeGreaterThan(0);
+    // One lookup: its three attempts, not three per instance.
+    expect(stripeRequests(userId)).toBe(3);
   });
 
   it('retries a 429 and answers 200', async () => {

@@ -12,6 +12,8 @@ export const billingKeys = {
   account: (customerId: string) => ({ pk: `CUSTOMER#${customerId}`, sk: 'ACCOUNT' }),
   /** The user's profile. */
   profile: (userId: string) => ({ pk: `USER#${userId}`, sk: 'PROFILE' }),
+  /** The read route's lease on the user's Stripe lookup (one lookup at a time across instances). */
+  stripeLookup: (userId: string) => ({ pk: `USER#${userId}`, sk: 'STRIPE_LOOKUP' }),
   /** Subscription id -> customer pointer. */
   subscription: (subscriptionId: string) => ({
     pk: `SUBSCRIPTION#${subscriptionId}`,

@@ -32,14 +32,20 @@ const LIST_LIMIT = 100;
 
 export class StripeCustomerLookup implements StripeCustomerSource {
   readonly #stripe: StripeCaller;
+  readonly #calls: StripeCallPolicy;
   readonly #now: () => number;
 
   constructor(deps: { clients: StripeClientSource; calls: StripeCallPolicy; now?: () => number }) {
     this.#now = deps.now ?? Date.now;
+    this.#calls = deps.calls;
     this.#stripe = new StripeCaller(deps.clients, deps.calls, {
       unavailable: (message, options) => new StripeSourceUnavailableError(message, options),
       rejected: (code, error) => new StripeLookupRejectedError(code, { cause: error }),
     });
+  }
+
+  paused(): boolean {
+    return this.#calls.state === 'open';
   }
 
   async customerById(

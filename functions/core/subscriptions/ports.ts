@@ -137,6 +137,49 @@ export interface StripeCustomerSource {
   ): Promise<StripeCustomerRecord | null>;
   /** Customers whose metadata names the user (`userId` or `user_id`), with current subscriptions. */
   customersOfUser(userId: string): Promise<StripeCustomerRecord[]>;
+  /** Calls are paused (the circuit is open): a call now fails at once, without a request. */
+  paused?(): boolean;
+}
+
+/**
+ * A user's Stripe lookup as the read route's instances share it: running (until
+ * `untilMs`, when it is presumed dead), or ended without a view and remembered until
+ * `untilMs` so the others answer alike: `unknown` (Stripe has no such user, 404) or
+ * `unavailable` (Stripe could not be asked, 503).
+ */
+export interface LookupLease {
+  state: 'running' | 'unknown' | 'unavailable';
+  /** Epoch ms. */
+  untilMs: number;
+}
+
+/**
+ * One Stripe lookup per user at a time across every instance of the read route: a
+ * Lambda instance serves one request at a time, so concurrent misses of one user run
+ * in different instances, and only a shared lease makes them one Stripe call.
+ */
+export interface StripeLookupLeases {
+  /**
+   * Takes the user's lease, running until `untilMs`, unless another one is live at
+   * `nowMs`: null when taken, else the live lease.
+   */
+  acquire(
+    userId: string,
+    token: string,
+    nowMs: number,
+    untilMs: number,
+  ): Promise<LookupLease | null>;
+  /** The user's lease (live or not), null when there is none. */
+  read(userId: string): Promise<LookupLease | null>;
+  /**
+   * Ends the lease `token` holds: with how the lookup ended, remembered until
+   * `untilMs`, or just released. Nothing if another instance has taken it since.
+   */
+  end(
+    userId: string,
+    token: string,
+    outcome: { state: 'unknown' | 'unavailable'; untilMs: number } | { state: 'released' },
+  ): Promise<void>;
 }
 
 /** Stripe could not be asked (down, breaker open, key refused): the caller answers 503. */

@@ -3,19 +3,25 @@
  * once (the customer by the stored id, else by search on the user id in metadata),
  * store what it says as a snapshot (stripe-snapshot.ts), and answer that. The snapshot
  * writes the profile, so a user Stripe knows costs at most one Stripe call on this path.
- * Concurrent misses for one user share one Stripe call; a user Stripe does not know
- * either is remembered for a short while, so a client polling an unknown user is not
- * a stream of Stripe searches.
+ * Concurrent misses for one user make one Stripe call: within an instance they share
+ * its promise; across instances (Lambda runs each request in its own) a lease on the
+ * user does it, and the others wait for its view, or for how it ended. A user Stripe
+ * does not know either is remembered for a short while, so a client polling an unknown
+ * user is not a stream of Stripe searches.
  */
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../shared/clock.ts';
 import type { PriceTierMap } from '../shared/tiers.ts';
 import type { UserSubscriptionView } from './customer-account.ts';
-import type {
-  StripeCustomerRecord,
-  StripeCustomerSource,
-  SubscriptionStore,
-  UserLookup,
-  UserViewReader,
+import {
+  type LookupLease,
+  type StripeCustomerRecord,
+  type StripeCustomerSource,
+  type StripeLookupLeases,
+  StripeSourceUnavailableError,
+  type SubscriptionStore,
+  type UserLookup,
+  type UserViewReader,
 } from './ports.ts';
 import { snapshotView, storeStripeSnapshot } from './stripe-snapshot.ts';
 import { compareViews } from './user-standing.ts';
@@ -26,17 +32,37 @@ export interface ReadThroughDeps {
   store: SubscriptionStore;
   clock: Clock;
   priceTierMap: PriceTierMap;
+  /** Makes the Stripe lookup of a user one at a time across the route's instances. */
+  leases: StripeLookupLeases;
   /** How long a user Stripe does not know is answered 404 without asking again. Default 60 s. */
   unknownUserTtlMs?: number;
+  /**
+   * How long a lookup holds its user's lease before the others presume its instance
+   * stopped. Default 12 s: Stripe's 10 s deadline, then the snapshot's commit.
+   */
+  leaseMs?: number;
+  /** How long a request waits for another instance's lookup before a 503. Default 10 s. */
+  waitMs?: number;
+  /** Waits between looks at another instance's lookup (tests pass their own). */
+  sleep?: (ms: number) => Promise<void>;
   onUnmappedPrice?: (priceIds: string[]) => void;
 }
 
+/**
+ * Where the answer came from: the store, this request's Stripe lookup, another
+ * request's lookup of the same user, or the memory of an unknown user.
+ */
 export type SubscriptionRead =
-  | { view: UserSubscriptionView; source: 'store' | 'stripe' }
-  | { view: null; source: 'store' | 'stripe' | 'remembered-unknown' };
+  | { view: UserSubscriptionView; source: 'store' | 'stripe' | 'shared-lookup' }
+  | { view: null; source: 'store' | 'stripe' | 'shared-lookup' | 'remembered-unknown' };
 
 /** Unknown users remembered per instance: bounded, oldest forgotten first. */
 const UNKNOWN_USERS_REMEMBERED = 10_000;
+/** Looks at another instance's lookup: first after 20 ms, then twice as long, at most 200 ms apart. */
+const FIRST_LOOK_MS = 20;
+const MAX_LOOK_MS = 200;
+
+type LeaseEnd = Parameters<StripeLookupLeases['end']>[2];
 
 export class SubscriptionReadThrough {
   readonly #deps: ReadThroughDeps;
@@ -58,10 +84,95 @@ export class SubscriptionReadThrough {
     }
     let read = this.#inFlight.get(userId);
     if (!read) {
-      read = this.#fromStripe(userId, lookup).finally(() => this.#inFlight.delete(userId));
+      read = this.#shared(userId, lookup).finally(() => this.#inFlight.delete(userId));
       this.#inFlight.set(userId, read);
     }
     return await read;
+  }
+
+  /** The miss of a user, looked up in Stripe once among all instances. */
+  async #shared(userId: string, lookup: UserLookup): Promise<SubscriptionRead> {
+    const { clock, leases, source } = this.#deps;
+    // Calls paused (circuit open): the source answers 503 at once; no lease is written.
+    if (source.paused?.()) return await this.#fromStripe(userId, lookup);
+    const leaseMs = this.#deps.leaseMs ?? 12_000;
+    const giveUpAt = clock.now() + (this.#deps.waitMs ?? 10_000);
+    let latest = lookup;
+    for (;;) {
+      const token = randomUUID();
+      const now = clock.now();
+      const live = await leases.acquire(userId, token, now, now + leaseMs);
+      if (live === null) return await this.#holding(userId, latest, token);
+      const waited = await this.#waitFor(userId, live, giveUpAt);
+      if ('read' in waited) return waited.read;
+      // That lookup ended with neither a view nor an outcome (it failed, or its
+      // instance stopped): this request takes the lease and asks.
+      latest = waited.lookup;
+    }
+  }
+
+  /** Asks Stripe holding the user's lease, then ends the lease as the others need. */
+  async #holding(userId: string, lookup: UserLookup, token: string): Promise<SubscriptionRead> {
+    const { clock, leases } = this.#deps;
+    // Best effort: a lease not ended makes the others wait until it expires.
+    const end = (outcome: LeaseEnd) => leases.end(userId, token, outcome).catch(() => undefined);
+    let read: SubscriptionRead;
+    try {
+      read = await this.#fromStripe(userId, lookup);
+    } catch (error) {
+      await end(
+        error instanceof StripeSourceUnavailableError
+          ? { state: 'unavailable', untilMs: clock.now() + error.retryAfterSeconds * 1000 }
+          : { state: 'released' },
+      );
+      throw error;
+    }
+    // With a view the others find it in the store (the lease just expires); without
+    // one they are told, and answer 404 alike for as long as this instance does.
+    if (!read.view) {
+      await end({ state: 'unknown', untilMs: this.#unknownUntil.get(userId) ?? clock.now() });
+    }
+    return read;
+  }
+
+  /**
+   * Waits for another instance's lookup of the user: its view in the store, or the
+   * outcome it left. `lookup` when it ended with neither, for this request to ask.
+   */
+  async #waitFor(
+    userId: string,
+    lease: LookupLease,
+    giveUpAt: number,
+  ): Promise<{ read: SubscriptionRead } | { lookup: UserLookup }> {
+    const { clock, leases, reader } = this.#deps;
+    const sleep = this.#deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    let current = lease;
+    let pauseMs = FIRST_LOOK_MS;
+    for (;;) {
+      const now = clock.now();
+      if (current.untilMs > now && current.state === 'unknown') {
+        this.#rememberUnknown(userId, current.untilMs);
+        return { read: { view: null, source: 'shared-lookup' } };
+      }
+      if (current.untilMs > now && current.state === 'unavailable') {
+        throw new StripeSourceUnavailableError(
+          'Stripe could not be asked; another request for this user has just found so.',
+          { retryAfterSeconds: Math.max(1, Math.ceil((current.untilMs - now) / 1000)) },
+        );
+      }
+      if (now >= giveUpAt) {
+        throw new StripeSourceUnavailableError(
+          'Another request for this user is still asking Stripe.',
+          { retryAfterSeconds: 1 },
+        );
+      }
+      await sleep(pauseMs);
+      pauseMs = Math.min(pauseMs * 2, MAX_LOOK_MS);
+      const [lookup, next] = await Promise.all([reader.lookupUser(userId), leases.read(userId)]);
+      if (lookup.view) return { read: { view: lookup.view, source: 'shared-lookup' } };
+      if (!next || next.untilMs <= clock.now()) return { lookup };
+      current = next;
+    }
   }
 
   async #fromStripe(userId: string, lookup: UserLookup): Promise<SubscriptionRead> {
@@ -75,7 +186,7 @@ export class SubscriptionReadThrough {
     if (records.length === 0) records = await source.customersOfUser(userId);
     const best = this.#best(records);
     if (!best) {
-      this.#rememberUnknown(userId);
+      this.#rememberUnknown(userId, this.#unknownExpiry());
       return { view: null, source: 'stripe' };
     }
     // Found by search: the store has no profile for this user, so most likely no account.
@@ -87,7 +198,7 @@ export class SubscriptionReadThrough {
     });
     // The stored account may link the customer to someone else (moved since): not this user's.
     if (stored.view?.userId !== userId) {
-      this.#rememberUnknown(userId);
+      this.#rememberUnknown(userId, this.#unknownExpiry());
       return { view: null, source: 'stripe' };
     }
     return { view: stored.view, source: 'stripe' };
@@ -105,14 +216,15 @@ export class SubscriptionReadThrough {
     return best?.record ?? null;
   }
 
-  #rememberUnknown(userId: string): void {
+  #unknownExpiry(): number {
+    return this.#deps.clock.now() + (this.#deps.unknownUserTtlMs ?? 60_000);
+  }
+
+  #rememberUnknown(userId: string, untilMs: number): void {
     if (this.#unknownUntil.size >= UNKNOWN_USERS_REMEMBERED) {
       const oldest = this.#unknownUntil.keys().next().value;
       if (oldest !== undefined) this.#unknownUntil.delete(oldest);
     }
-    this.#unknownUntil.set(
-      userId,
-      this.#deps.clock.now() + (this.#deps.unknownUserTtlMs ?? 60_000),
-    );
+    this.#unknownUntil.set(userId, untilMs);
   }
 }

@@ -6,6 +6,7 @@
  * one call; unknown users are remembered for a while.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
+import { InMemoryStripeLookupLeases } from '../../../functions/adapters/memory/in-memory-lookup-leases.ts';
 import { InMemorySubscriptionStore } from '../../../functions/adapters/memory/in-memory-subscription-store.ts';
 import { applySubscriptionEvents } from '../../../functions/core/subscriptions/apply-subscription-events.ts';
 import { emptyAccount } from '../../../functions/core/subscriptions/customer-account.ts';
@@ -15,7 +16,11 @@ import type {
   StripeCustomerRecord,
   StripeCustomerSource,
 } from '../../../functions/core/subscriptions/ports.ts';
-import { SubscriptionReadThrough } from '../../../functions/core/subscriptions/read-through.ts';
+import { StripeSourceUnavailableError } from '../../../functions/core/subscriptions/ports.ts';
+import {
+  type ReadThroughDeps,
+  SubscriptionReadThrough,
+} from '../../../functions/core/subscriptions/read-through.ts';
 import { SNAPSHOT_EVENT_TYPE } from '../../../functions/core/subscriptions/subscription-facts.ts';
 import { loadStripeEvent } from '../../helpers/fixtures.ts';
 import { activeView } from '../../helpers/subscription-views.ts';
@@ -43,6 +48,7 @@ class ScriptedStripe implements StripeCustomerSource {
   calls: string[] = [];
   gate: Promise<void> | null = null;
   failWith: Error | null = null;
+  paused?: () => boolean;
 
   async customerById(customerId: string) {
     this.calls.push(`id:${customerId}`);
@@ -63,6 +69,7 @@ let now: number;
 let store: InMemorySubscriptionStore;
 let stripe: ScriptedStripe;
 let readThrough: SubscriptionReadThrough;
+let leases: InMemoryStripeLookupLeases;
 const clock = { now: () => now };
 const priceTierMap = { [PRICE]: 'gold' as const };
 
@@ -84,15 +91,23 @@ beforeEach(() => {
   now = Date.UTC(2026, 11, 4, 12) as number;
   store = new InMemorySubscriptionStore();
   stripe = new ScriptedStripe();
-  readThrough = new SubscriptionReadThrough({
+  leases = new InMemoryStripeLookupLeases();
+  readThrough = instance();
+});
+
+/** One read route instance (a Lambda instance) over the shared store and leases. */
+function instance(deps: Partial<ReadThroughDeps> = {}): SubscriptionReadThrough {
+  return new SubscriptionReadThrough({
     reader: store,
     source: stripe,
     store,
+    leases,
     clock,
     priceTierMap,
     unknownUserTtlMs: 60_000,
+    ...deps,
   });
-});
+}
 
 describe('SubscriptionReadThrough', () => {
   it('answers a miss from Stripe once, stores it, and answers the next read from the store', async () => {
@@ -192,6 +207,114 @@ describe('SubscriptionReadThrough', () => {
     expect(stripe.calls).toEqual(['search:user-3', 'search:user-3']);
   });
 
+  describe('across instances (each Lambda instance serves one request at a time)', () => {
+    /** Sleeps by moving the test clock: another instance's lookup is waited for in test time. */
+    const clockSleep = async (ms: number) => {
+      now += ms;
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+
+    it('makes one Stripe call for 20 concurrent misses in 20 instances; the others read its view', async () => {
+      stripe.byUser.set('user-12', [record('user-12', 1_700_000_000)]);
+      let open!: () => void;
+      stripe.gate = new Promise((resolve) => {
+        open = resolve;
+      });
+      const instances = Array.from({ length: 20 }, () => instance());
+      const reads = instances.map((each) => each.read('user-12'));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      open();
+      const answers = await Promise.all(reads);
+      expect(stripe.calls).toEqual(['search:user-12']);
+      expect(leases.acquired).toBe(1);
+      expect(answers.map((answer) => answer.source).sort()).toEqual([
+        ...Array(19).fill('shared-lookup'),
+        'stripe',
+      ]);
+      expect(new Set(answers.map((answer) => answer.view?.tier))).toEqual(new Set(['gold']));
+    });
+
+    it('answers an unknown user 404 in the others from the outcome the one lookup left', async () => {
+      let open!: () => void;
+      stripe.gate = new Promise((resolve) => {
+        open = resolve;
+      });
+      const reads = [instance(), instance(), instance()].map((each) => each.read('ghost-2'));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      open();
+      expect(await Promise.all(reads)).toEqual(
+        expect.arrayContaining([
+          { view: null, source: 'stripe' },
+          { view: null, source: 'shared-lookup' },
+        ]),
+      );
+      // A later miss elsewhere, within the TTL: no Stripe call either; after it, asked again.
+      expect(await instance().read('ghost-2')).toEqual({ view: null, source: 'shared-lookup' });
+      expect(stripe.calls).toEqual(['search:ghost-2']);
+      now += 60_001;
+      await instance().read('ghost-2');
+      expect(stripe.calls).toEqual(['search:ghost-2', 'search:ghost-2']);
+    });
+
+    it('answers 503 with the time left in the others when the one lookup finds Stripe unavailable', async () => {
+      stripe.failWith = new StripeSourceUnavailableError('Stripe is down.', {
+        retryAfterSeconds: 5,
+      });
+      let open!: () => void;
+      stripe.gate = new Promise((resolve) => {
+        open = resolve;
+      });
+      const reads = [instance(), instance(), instance()].map((each) =>
+        each.read('user-13').catch((error: unknown) => error),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      open();
+      const failures = await Promise.all(reads);
+      for (const failure of failures) {
+        expect(failure).toBeInstanceOf(StripeSourceUnavailableError);
+        expect((failure as StripeSourceUnavailableError).retryAfterSeconds).toBe(5);
+      }
+      expect(stripe.calls).toEqual(['search:user-13']);
+      // Once that time is over, the next miss asks again.
+      stripe.failWith = null;
+      stripe.byUser.set('user-13', [record('user-13', 1_700_000_000)]);
+      now += 5_001;
+      expect((await instance().read('user-13')).view?.tier).toBe('gold');
+      expect(stripe.calls).toEqual(['search:user-13', 'search:user-13']);
+    });
+
+    it('takes over the lookup of an instance that stopped holding the lease, once the lease expires', async () => {
+      stripe.byUser.set('user-14', [record('user-14', 1_700_000_000)]);
+      expect(await leases.acquire('user-14', 'stopped-instance', now, now + 12_000)).toBeNull();
+      const startedAt = now;
+      const answer = await instance({ sleep: clockSleep, waitMs: 20_000 }).read('user-14');
+      expect(answer).toMatchObject({ source: 'stripe', view: { tier: 'gold' } });
+      expect(now - startedAt).toBeGreaterThanOrEqual(12_000);
+      expect(stripe.calls).toEqual(['search:user-14']);
+    });
+
+    it('answers 503 once it has waited as long as it may for a lookup still running', async () => {
+      expect(await leases.acquire('user-15', 'slow-instance', now, now + 60_000)).toBeNull();
+      const startedAt = now;
+      await expect(
+        instance({ sleep: clockSleep, waitMs: 10_000 }).read('user-15'),
+      ).rejects.toMatchObject({ name: 'StripeSourceUnavailableError', retryAfterSeconds: 1 });
+      expect(now - startedAt).toBeGreaterThanOrEqual(10_000);
+      expect(now - startedAt).toBeLessThan(10_000 + 200 + 1);
+      expect(stripe.calls).toEqual([]);
+    });
+
+    it('writes no lease while Stripe calls are paused (the circuit is open): the 503 stays one read', async () => {
+      stripe.paused = () => true;
+      stripe.failWith = new StripeSourceUnavailableError('paused', { paused: true });
+      await expect(readThrough.read('user-16')).rejects.toBeInstanceOf(
+        StripeSourceUnavailableError,
+      );
+      expect(leases.acquired).toBe(0);
+      expect(leases.leases.size).toBe(0);
+    });
+  });
+
   it('starts from the stored customer id when the profile has one', async () => {
     const reader = {
       getUserView: async () => null,
@@ -202,6 +325,7 @@ describe('SubscriptionReadThrough', () => {
       reader,
       source: stripe,
       store,
+      leases: new InMemoryStripeLookupLeases(),
       clock,
       priceTierMap,
     });
@@ -219,6 +343,7 @@ describe('SubscriptionReadThrough', () => {
       reader,
       source: stripe,
       store,
+      leases: new InMemoryStripeLookupLeases(),
       clock,
       priceTierMap,
     });
@@ -298,6 +423,7 @@ describe('SubscriptionReadThrough', () => {
         reader,
         source: stripe,
         store,
+        leases: new InMemoryStripeLookupLeases(),
         clock,
         priceTierMap,
       }).read('user-11');
