@@ -47,6 +47,11 @@ export const METRIC = {
   stripeCircuitRejected: 'StripeCircuitRejected',
   /** 1 each time the Stripe circuit breaker opens (alarmed). */
   stripeCircuitOpened: 'StripeCircuitOpened',
+  /**
+   * The Stripe circuit breaker's new state, on every transition (see
+   * STRIPE_CIRCUIT_STATE_VALUE); graph its Maximum: a period's worst state.
+   */
+  stripeCircuitState: 'StripeCircuitState',
   /** Payment lookups and reports answered 200. */
   paymentReads: 'PaymentReads',
   /** Users the credit planner enqueued for a refresh. */
@@ -80,3 +85,10 @@ export const METRIC = {
   /** Milliseconds from Stripe's `created` to commit (includes Stripe's own delivery delay). */
   endToEndLag: 'EndToEndLag',
 } as const;
+
+/** Values of METRIC.stripeCircuitState: the worse the state, the higher the value. */
+export const STRIPE_CIRCUIT_STATE_VALUE = {
+  closed: 0,
+  'half-open': 1,
+  open: 2,
+} as const satisfies Record<'closed' | 'half-open' | 'open', number>;

@@ -19,7 +19,7 @@ import { PaymentGatewayUnavailableError } from '../core/penalties/ports.ts';
 import { configEnv, lazyEnv } from './env.ts';
 import { ENV } from './env-names.ts';
 import { lazy } from './lazy.ts';
-import { METRIC } from './metric-names.ts';
+import { METRIC, STRIPE_CIRCUIT_STATE_VALUE } from './metric-names.ts';
 import { logger, metrics } from './powertools.ts';
 
 const nonBlank = () => z.optional(z.string().check(z.trim(), z.minLength(1)));
@@ -77,7 +77,7 @@ export function stripeConfigured(env: NodeJS.ProcessEnv = process.env): boolean 
   return Boolean(env[ENV.stripeApiKeySecretArn]?.trim() || env[ENV.stripeSecretKey]?.trim());
 }
 
-/** Stripe calls as metrics: count and latency per call, breaker openings and refusals. */
+/** Stripe calls as metrics: count and latency per call, breaker openings, state and refusals. */
 export function stripeCallMetrics(metrics: Metrics): StripeCallObserver {
   return {
     call(durationMs) {
@@ -90,6 +90,14 @@ export function stripeCallMetrics(metrics: Metrics): StripeCallObserver {
     circuitOpened() {
       metrics.addMetric(METRIC.stripeCircuitOpened, MetricUnit.Count, 1);
       logger.error('Stripe circuit breaker opened: Stripe calls answer 503 until it closes');
+    },
+    circuitStateChanged(state) {
+      metrics.addMetric(
+        METRIC.stripeCircuitState,
+        MetricUnit.NoUnit,
+        STRIPE_CIRCUIT_STATE_VALUE[state],
+      );
+      if (state === 'closed') logger.info('Stripe circuit breaker closed: Stripe calls flow again');
     },
   };
 }

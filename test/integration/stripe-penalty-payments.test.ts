@@ -197,7 +197,7 @@ describe('the call policy', () => {
     expect((error as PaymentRejectedError).code).toBe('idempotency_key_in_use');
   });
 
-  it('retries what Stripe marks Stripe-Should-Retry: true, and not a 5xx marked false', async () => {
+  it('never retries a 4xx, even one Stripe marks Stripe-Should-Retry: true, nor a 5xx marked false', async () => {
     const { gateway: g } = gateway();
     stripe.injectFault({
       kind: 'status',
@@ -206,9 +206,12 @@ describe('the call policy', () => {
       code: 'lock_timeout',
       headers: { 'stripe-should-retry': 'true' },
     });
-    const retried = request();
-    await expect(g.createPenaltyPayment(retried)).resolves.toBeDefined();
-    expect(requestsFor(retried.idempotencyKey).map((r) => r.status)).toEqual([409, 200]);
+    // DESIGN §3.5 and §8.4: retries on 429, 5xx and connection errors only.
+    const conflicted = request();
+    const error = await g.createPenaltyPayment(conflicted).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PaymentRejectedError);
+    expect((error as PaymentRejectedError).code).toBe('lock_timeout');
+    expect(requestsFor(conflicted.idempotencyKey).map((r) => r.status)).toEqual([409]);
 
     stripe.injectFault({
       kind: 'status',

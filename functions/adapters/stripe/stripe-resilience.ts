@@ -1,12 +1,12 @@
 /**
  * How every Stripe call is made (DESIGN §3.5, §8.4), with cockatiel's policies: at
- * most 3 attempts, with jittered exponential backoff, on rate limits, 5xx and
- * connection errors (and whatever Stripe marks `Stripe-Should-Retry: true`) only; a
- * circuit breaker shared by all calls of the process that opens after consecutive
- * such failures, so a Stripe outage costs callers nothing but a fast 503; and an
- * overall deadline over the attempts and their backoff, so a Stripe that hangs
- * costs one deadline, not three timeouts. Other errors (a bad request, a declined
- * card, a bad key) are the caller's to handle and are neither retried nor counted.
+ * most 3 attempts, with jittered exponential backoff, on rate limits (429), 5xx and
+ * connection errors only, never on another 4xx; a circuit breaker shared by all calls
+ * of the process that opens after consecutive such failures, so a Stripe outage costs
+ * callers nothing but a fast 503; and an overall deadline over the attempts and their
+ * backoff, so a Stripe that hangs costs one deadline, not three timeouts. Other errors
+ * (a bad request, a conflict, a declined card, a bad key) are the caller's to handle
+ * and are neither retried nor counted by the breaker.
  */
 import {
   BrokenCircuitError,
@@ -50,15 +50,22 @@ export class StripeUnavailableError extends Error {
   }
 }
 
-/** Worth another attempt: 429, 5xx, no response, or Stripe's own `Stripe-Should-Retry` says so. */
+/**
+ * Worth another attempt, and a failure the breaker counts: a 429, a 5xx or no response
+ * at all. Any other 4xx (a 409 `lock_timeout` included) is never retried nor counted,
+ * whatever `Stripe-Should-Retry` says: the contract retries on those three only.
+ */
 export function isTransientStripeError(error: unknown): boolean {
   if (!(error instanceof Stripe.errors.StripeError)) return false;
-  const shouldRetry = error.headers?.['stripe-should-retry'];
-  if (shouldRetry === 'true') return true;
-  if (shouldRetry === 'false') return false;
-  if (error instanceof Stripe.errors.StripeConnectionError) return true;
   const status = error.statusCode;
-  return status === 429 || (status !== undefined && status >= 500);
+  const transient =
+    error instanceof Stripe.errors.StripeConnectionError ||
+    status === 429 ||
+    (status !== undefined && status >= 500);
+  if (!transient) return false;
+  // Stripe-Should-Retry may only narrow that set: `false` (Stripe knows another attempt
+  // cannot succeed) stops a 429/5xx from being retried; `true` never widens it to a 4xx.
+  return error.headers?.['stripe-should-retry'] !== 'false';
 }
 
 export interface StripeCallPolicyOptions {
@@ -80,6 +87,9 @@ export interface StripeCallPolicyOptions {
   defaultRetryAfterSeconds?: number;
 }
 
+/** 'closed' (calls flow), 'open' (calls refused), 'half-open' (one trial call in flight). */
+export type StripeCircuitState = 'closed' | 'half-open' | 'open';
+
 /** What the policy reports, for metrics: one `call` per run, retries included. */
 export interface StripeCallObserver {
   /** `unavailable`: down, deadline or breaker open; `error`: Stripe answered with a refusal. */
@@ -88,6 +98,11 @@ export interface StripeCallObserver {
   circuitRejected(): void;
   /** The breaker just opened. */
   circuitOpened(): void;
+  /**
+   * The breaker just changed state, on every transition: closed → open, open →
+   * half-open (the trial call starts), half-open → closed or back to open.
+   */
+  circuitStateChanged?(state: StripeCircuitState): void;
 }
 
 export interface StripeAttempt {
@@ -124,6 +139,11 @@ export class StripeCallPolicy {
       this.#openedAt = Date.now();
       this.#observer?.circuitOpened();
     });
+    // After onBreak's listener (cockatiel emits onBreak, then onStateChange), so an
+    // opening is reported as `circuitOpened` first, then as the new state.
+    this.#breaker.onStateChange((state) => {
+      this.#observer?.circuitStateChanged?.(circuitState(state));
+    });
   }
 
   /** Reports to `observer` from now on (the process-wide policy gets its metrics sink late). */
@@ -132,15 +152,8 @@ export class StripeCallPolicy {
   }
 
   /** 'closed' (calls flow), 'open' (calls refused), 'half-open' (one trial call in flight). */
-  get state(): 'closed' | 'open' | 'half-open' {
-    switch (this.#breaker.state) {
-      case CircuitState.Closed:
-        return 'closed';
-      case CircuitState.HalfOpen:
-        return 'half-open';
-      default:
-        return 'open';
-    }
+  get state(): StripeCircuitState {
+    return circuitState(this.#breaker.state);
   }
 
   /** Runs `call` under the policy; transient failures surface as StripeUnavailableError. */
@@ -211,5 +224,17 @@ export class StripeCallPolicy {
     return Number.isFinite(seconds) && seconds > 0 && seconds <= 600
       ? Math.ceil(seconds)
       : this.#options.defaultRetryAfterSeconds;
+  }
+}
+
+/** cockatiel's state as the policy names it (an isolated breaker refuses calls: open). */
+function circuitState(state: CircuitState): StripeCircuitState {
+  switch (state) {
+    case CircuitState.Closed:
+      return 'closed';
+    case CircuitState.HalfOpen:
+      return 'half-open';
+    default:
+      return 'open';
   }
 }
