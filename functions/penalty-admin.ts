@@ -1,6 +1,8 @@
 /**
  * The operators' penalties routes (DESIGN §8.3): `POST /admin/penalties/assess {date}`
- * assesses a past date now (resuming whatever an earlier run left), and
+ * assesses a past date now (resuming whatever an earlier run left; earlier dates a
+ * stopped schedule left behind first, in date order; 409 `date_superseded` for a date
+ * a later assessment has already passed), and
  * `POST /admin/penalties/mark-paid {penaltyIds, paymentId?}` marks up to 100 penalties
  * paid, idempotently, saying which changed, which were already paid, which are unknown.
  */
@@ -21,7 +23,7 @@ import {
   parseQuery,
 } from './commons/request-params.ts';
 import { PENALTY_ROUTES } from './commons/routes.ts';
-import { assessDate } from './core/penalties/assessment.ts';
+import { assessInOrder } from './core/penalties/assessment.ts';
 import { markPenaltiesPaid } from './core/penalties/penalty-payments.ts';
 import type { PenaltyStore } from './core/penalties/ports.ts';
 import { type Clock, systemClock } from './core/shared/clock.ts';
@@ -84,23 +86,32 @@ export function createPenaltyAdminHandler(
           typeof context?.getRemainingTimeInMillis === 'function'
             ? context.getRemainingTimeInMillis()
             : Number.POSITIVE_INFINITY;
-        const result = await assessDate(date, {
+        // In date order, as the schedule: earlier dates left behind first (assessInOrder).
+        const { result, caughtUp } = await assessInOrder(date, {
           store,
           clock,
           shouldStop: () => clock.now() - started > ASSESS_BUDGET_MS || remaining() < 5_000,
         });
+        const thisRun = [...caughtUp, result].map((each) => each.thisRun);
         metrics.addMetric(
           METRIC.penaltiesCreated,
           MetricUnit.Count,
-          result.thisRun.penaltiesCreated,
+          thisRun.reduce((sum, run) => sum + run.penaltiesCreated, 0),
         );
-        metrics.addMetric(METRIC.penaltyHabitsAssessed, MetricUnit.Count, result.thisRun.habits);
+        metrics.addMetric(
+          METRIC.penaltyHabitsAssessed,
+          MetricUnit.Count,
+          thisRun.reduce((sum, run) => sum + run.habits, 0),
+        );
         metrics.addMetric(
           METRIC.penaltyAssessmentDuration,
           MetricUnit.Milliseconds,
           clock.now() - started,
         );
-        logger.info('Assessment run on demand', { ...result });
+        logger.info('Assessment run on demand', {
+          ...result,
+          caughtUp: caughtUp.map((each) => ({ date: each.date, complete: each.complete })),
+        });
         const { date: assessed, habits, verified, missed, penaltiesCreated } = result;
         return jsonResponse(result.complete ? 200 : 202, {
           date: assessed,

@@ -1,7 +1,7 @@
 /**
  * The scheduled assessment (EventBridge Scheduler, hourly): assesses yesterday (UTC)
  * unless it is complete, resuming where an earlier run stopped, and first any date a
- * stopped schedule left behind (up to a week, oldest first: datesToCatchUp); it stops
+ * stopped schedule left behind (up to a week, oldest first: assessInOrder); it stops
  * taking pages a minute before the Lambda timeout. Every run emits PenaltyAssessmentOverdue (1 when
  * yesterday is still incomplete at or after the deadline hour, else 0), so the alarm on
  * it also fires when the schedule stops running at all (missing data is breaching).
@@ -16,7 +16,11 @@ import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import { penaltyStoreFromEnv } from './commons/penalty-wiring.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
-import { type AssessmentResult, assessDate, datesToCatchUp } from './core/penalties/assessment.ts';
+import {
+  type AssessmentResult,
+  assessInOrder,
+  type InOrderAssessment,
+} from './core/penalties/assessment.ts';
 import type { PenaltyStore } from './core/penalties/ports.ts';
 import { type Clock, systemClock } from './core/shared/clock.ts';
 
@@ -53,20 +57,13 @@ export function createPenaltyAssessor(
       typeof context?.getRemainingTimeInMillis === 'function'
         ? context.getRemainingTimeInMillis()
         : Number.POSITIVE_INFINITY;
-    const caughtUp: AssessmentResult[] = [];
-    let result: AssessmentResult | undefined;
+    let assessed: InOrderAssessment;
     try {
-      for (const day of await datesToCatchUp(date, store)) {
-        const dayResult = await assessDate(day, {
-          store,
-          clock,
-          shouldStop: () => remaining() < STOP_MARGIN_MS,
-        });
-        if (day === date) result = dayResult;
-        else caughtUp.push(dayResult);
-        // In order: a later date must not pass an earlier one still incomplete.
-        if (!dayResult.complete) break;
-      }
+      assessed = await assessInOrder(date, {
+        store,
+        clock,
+        shouldStop: () => remaining() < STOP_MARGIN_MS,
+      });
     } catch (error) {
       metrics.addMetric(
         METRIC.penaltyAssessmentOverdue,
@@ -75,8 +72,7 @@ export function createPenaltyAssessor(
       );
       throw error;
     }
-    // Yesterday not reached (an earlier date took the run): its totals so far.
-    result ??= await assessDate(date, { store, clock, shouldStop: () => true });
+    const { result, caughtUp } = assessed;
     const all = [...caughtUp, result];
     const sum = (pick: (r: AssessmentResult) => number) => all.reduce((n, r) => n + pick(r), 0);
     metrics.addMetric(

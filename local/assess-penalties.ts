@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DynamoDbPenaltyStore } from '../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
 import { isCalendarDate } from '../functions/commons/request-params.ts';
-import { assessDate } from '../functions/core/penalties/assessment.ts';
+import { assessInOrder } from '../functions/core/penalties/assessment.ts';
 import { LOCAL_NAME_PREFIX } from '../lib/metadata.ts';
 import { operatorDynamoDbClient, positiveInteger } from './operator-clients.ts';
 
@@ -56,11 +56,17 @@ async function main(): Promise<void> {
   const target = endpoint ? `${tableName} at ${endpoint}` : `${tableName} (AWS)`;
   console.log(`Assessing ${date} in ${target}`);
   const started = Date.now();
-  const result = await assessDate(date, {
+  // In date order, as the schedule: earlier dates left behind first (assessInOrder).
+  const { result, caughtUp } = await assessInOrder(date, {
     store,
     clock: { now: () => Date.now() },
     concurrency: positiveInteger(values.concurrency, '--concurrency'),
   });
+  for (const earlier of caughtUp) {
+    console.log(
+      `First ${earlier.date}, left behind: ${earlier.habits} habits, ${earlier.penaltiesCreated} penalties${earlier.complete ? '' : ' (not complete: run again)'}`,
+    );
+  }
   const { habits, verified, missed, penaltiesCreated } = result;
   console.log(
     `Done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${JSON.stringify({ date, habits, verified, missed, penaltiesCreated })} (this run: ${result.thisRun.habits} habits, ${result.thisRun.penaltiesCreated} penalties created)`,

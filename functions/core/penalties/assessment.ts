@@ -13,6 +13,7 @@
  * if absent. A slice refused because a habit changed is re-read and re-planned.
  */
 import type { Clock } from '../shared/clock.ts';
+import { PenaltyConflictError } from './errors.ts';
 import { ASSESSMENT_SHARDS, penaltyIdOf } from './penalty-ids.ts';
 import type {
   AccountDelta,
@@ -368,4 +369,59 @@ export async function datesToCatchUp(
   if (lastComplete === window.length - 1) return [yesterday];
   if (lastComplete >= 0) return window.slice(lastComplete + 1);
   return window.filter((date, index) => date === yesterday || progress[index]!.length > 0);
+}
+
+/** What an assessment in date order did: the date asked for, and the earlier ones it took first. */
+export interface InOrderAssessment {
+  /** The date asked for (its totals so far when an earlier date took the whole run). */
+  result: AssessmentResult;
+  /** Earlier dates a stopped schedule left behind, assessed first, oldest first. */
+  caughtUp: AssessmentResult[];
+}
+
+/**
+ * Assesses `date` (a past UTC date) the one way that loses no habit-day: after every
+ * earlier date a stopped schedule left behind (datesToCatchUp), oldest first, each
+ * complete before the next starts, since a habit assessed for a later date skips the
+ * earlier ones. The schedule (yesterday), the operators' route and the local command
+ * all assess through here. A date never started that a later assessment has already
+ * passed can no longer be assessed: PenaltyConflictError `date_superseded`, rather than
+ * an answer that silently assesses nothing.
+ */
+export async function assessInOrder(date: string, deps: AssessDeps): Promise<InOrderAssessment> {
+  await refuseSuperseded(date, deps);
+  const caughtUp: AssessmentResult[] = [];
+  let result: AssessmentResult | undefined;
+  for (const day of await datesToCatchUp(date, deps.store)) {
+    const dayResult = await assessDate(day, deps);
+    if (day === date) result = dayResult;
+    else caughtUp.push(dayResult);
+    if (!dayResult.complete) break;
+  }
+  // `date` not reached (an earlier date took the run): its totals so far.
+  result ??= await assessDate(date, { ...deps, shouldStop: () => true });
+  return { result, caughtUp };
+}
+
+async function refuseSuperseded(date: string, deps: AssessDeps): Promise<void> {
+  const yesterday = new Date(deps.clock.now() - 86_400_000).toISOString().slice(0, 10);
+  const later = Array.from({ length: CATCH_UP_DAYS }, (_, i) => addDays(date, i + 1)).filter(
+    (day) => day <= yesterday,
+  );
+  if (later.length === 0) return;
+  const [own, ...after] = await Promise.all(
+    [date, ...later].map((day) => deps.store.readAssessment(day)),
+  );
+  if (own!.length > 0) return; // started: resumed where it stopped
+  const passed = later.find((_, index) => after[index]!.length > 0);
+  if (passed) {
+    throw new PenaltyConflictError(
+      'date_superseded',
+      `${date} was never assessed and ${passed} has been since: habits are assessed in date order, so ${date} can no longer be assessed.`,
+    );
+  }
+}
+
+function addDays(date: string, days: number): string {
+  return new Date(Date.parse(`${date}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
 }

@@ -53,6 +53,43 @@ describe('POST /admin/penalties/assess', () => {
     expect(store.penalties.size).toBe(1);
   });
 
+  it('assesses first, in date order, the earlier dates left behind since the last complete one', async () => {
+    const { store, handler } = await world();
+    await assessDate('2026-11-28', { store, clock: fixedClock(at('2026-11-29', '01:00:00')) });
+    // 11-29 and 11-30 were never assessed: asked for 12-01, the route takes them first,
+    // so the habit missed on each of the three days has its three penalties.
+    const response = await handler(post(PENALTY_ROUTES.assess, { date: '2026-12-01' }), context);
+    expect(response.statusCode).toBe(200);
+    expect(JSON.parse(response.body as string)).toMatchObject({
+      date: '2026-12-01',
+      penaltiesCreated: 1,
+    });
+    expect([...store.penalties.keys()].sort()).toEqual([
+      'pen_u1_run_2026-11-28',
+      'pen_u1_run_2026-11-29',
+      'pen_u1_run_2026-11-30',
+      'pen_u1_run_2026-12-01',
+    ]);
+    expect((await store.getHabit({ userId: 'u1', habitId: 'run' }))?.lastAssessedDate).toBe(
+      '2026-12-01',
+    );
+  });
+
+  it('answers 409 date_superseded for a date never assessed that a later one has passed, and changes nothing', async () => {
+    const { store, handler } = await world();
+    expect(
+      (await handler(post(PENALTY_ROUTES.assess, { date: '2026-12-01' }), context)).statusCode,
+    ).toBe(200);
+    const commits = store.commits;
+    const response = await handler(post(PENALTY_ROUTES.assess, { date: '2026-11-25' }), context);
+    expect(response.statusCode).toBe(409);
+    const { error } = JSON.parse(response.body as string);
+    expect(error.code).toBe('date_superseded');
+    expect(error.message).toContain('2026-12-01');
+    expect(store.commits).toBe(commits);
+    expect([...store.penalties.keys()]).toEqual(['pen_u1_run_2026-12-01']);
+  });
+
   it.each([
     [{ date: '2026-12-02' }, 'date'],
     [{ date: '2026-13-01' }, 'date'],
