@@ -17,7 +17,11 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRIC, METRICS_NAMESPACE } from '../functions/commons/metric-names.ts';
+import {
+  METRIC,
+  METRICS_NAMESPACE,
+  STRIPE_CIRCUIT_STATE_VALUE,
+} from '../functions/commons/metric-names.ts';
 import type { BillingFunction } from './billing-function.ts';
 import type { ConsumedQueue } from './event-family-queue.ts';
 
@@ -456,7 +460,7 @@ export class Observability extends Construct {
     };
   }
 
-  /** Stripe calls (read fallback, settlement): the breaker alarm and the calls' figures. */
+  /** Stripe calls (read fallback, settlement): the breaker alarm and state, the calls' figures. */
   private stripeAlarms(stripe: NonNullable<ObservabilityProps['stripe']>): GraphWidget[] {
     const sum = (metricName: string, statistic = 'Sum') =>
       new MathExpression({
@@ -494,6 +498,21 @@ export class Observability extends Construct {
           }),
         ),
       ),
+      // Each function's breaker is its own (one per warm process): one line each, the
+      // worst state of the period. Published on transitions only, so gaps mean no change.
+      new GraphWidget({
+        title: 'Stripe: circuit breaker state (0 closed, 1 half-open, 2 open)',
+        left: stripe.callers.map((fn) =>
+          customMetric(METRIC.stripeCircuitState, fn).with({
+            statistic: 'Maximum',
+            label: fn.serviceName,
+          }),
+        ),
+        leftYAxis: { min: 0, max: STRIPE_CIRCUIT_STATE_VALUE.open, showUnits: false },
+        leftAnnotations: [{ value: STRIPE_CIRCUIT_STATE_VALUE.open, label: 'open' }],
+        width: 8,
+        height: 6,
+      }),
     ];
   }
 
