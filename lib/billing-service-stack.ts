@@ -168,6 +168,21 @@ export class BillingServiceStack extends Stack {
     new CfnOutput(this, 'PenaltyAssessmentScheduleDeadLetterQueueUrl', {
       value: this.penalties.scheduleDeadLetterQueue.queueUrl,
     });
+    // The operators' `resync` writes what the subscription consumer writes, so it needs
+    // the configuration the functions were deployed with (local/operations/target.ts):
+    // without the map, every price lacking `metadata.tier` would resolve to free.
+    new CfnOutput(this, 'PriceTierMap', {
+      value: JSON.stringify(props.priceTierMap),
+      description: 'Stripe price id -> tier the functions use (priceTierMap context), as JSON',
+    });
+    new CfnOutput(this, 'CreditAllowances', {
+      value: JSON.stringify(props.creditAllowances),
+      description: 'Tier -> daily credits the functions use (creditAllowances context), as JSON',
+    });
+    new CfnOutput(this, 'LedgerRetentionDays', {
+      value: String(props.ledgerRetentionDays),
+      description: 'Days a ledger page is kept (ledgerRetentionDays context)',
+    });
     // Said plainly at deploy time: alarms without a subscriber reach no one.
     new CfnOutput(this, 'AlarmNotifications', {
       value: props.alarmEmail

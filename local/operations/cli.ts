@@ -2,17 +2,18 @@
  * `npm run ops -- <command> [flags]`: the operator's tools (DESIGN §8.4), against the
  * local runtime (what `npm start` wrote to .local/runtime.json) or, with
  * `--outputs <file>` (from `cdk deploy --all --outputs-file <file>`) and the usual AWS
- * credentials, against the deployed stack. `--help` lists the commands; a usage
- * mistake prints why and exits with 2; a failure exits with 1.
+ * credentials, against the deployed stack (in its region, read from the outputs, unless
+ * AWS_REGION is set). `--help` lists the commands; a usage mistake prints why and exits
+ * with 2; a failure exits with 1.
  */
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { loadStackModel } from '../stack-model.ts';
 import { OPS_COMMANDS, type OpsCommand, type OpsIo } from './commands.ts';
 import {
   connect,
   describeDeployed,
+  type OpsTarget,
   readRuntimeFile,
   type TargetDescription,
   UsageError,
@@ -21,7 +22,8 @@ import {
 const COMMON_FLAGS = {
   outputs: {
     type: 'string',
-    description: 'act on a deployed stack: the JSON of `cdk deploy --all --outputs-file <file>`',
+    description:
+      "act on a deployed stack: the JSON of `cdk deploy --all --outputs-file <file>`; the AWS region is the stack's (from its queue URLs or ARNs) unless AWS_REGION is set",
   },
   json: { type: 'boolean', description: 'print the result as JSON' },
   help: { type: 'boolean', description: 'this help' },
@@ -30,12 +32,15 @@ const COMMON_FLAGS = {
 export function usage(command?: OpsCommand): string {
   if (command) {
     const flags = { ...command.flags, ...COMMON_FLAGS };
+    const width = Math.max(10, ...Object.keys(flags).map((name) => name.length));
     return [
       `npm run ops -- ${command.usage}`,
       '',
       command.summary,
       '',
-      ...Object.entries(flags).map(([name, spec]) => `  --${name.padEnd(10)} ${spec.description}`),
+      ...Object.entries(flags).map(
+        ([name, spec]) => `  --${name.padEnd(width)} ${spec.description}`,
+      ),
     ].join('\n');
   }
   return [
@@ -45,8 +50,11 @@ export function usage(command?: OpsCommand): string {
     ...OPS_COMMANDS.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`),
     '',
     'Target: the local runtime started by `npm start` (default), or a deployed stack with',
-    '--outputs <cdk outputs file> and your usual AWS credentials (STRIPE_SECRET_KEY, or the',
-    "stack's StripeApiKeySecretArn, for the commands that call Stripe).",
+    '--outputs <cdk outputs file> and your usual AWS credentials. Deployed, the AWS region is',
+    "the stack's, read from the outputs (its queue URLs or ARNs), unless AWS_REGION is set.",
+    'Stripe (replay, resync, refunds --issue): locally the fake Stripe of the runtime, or',
+    'with a real Stripe API STRIPE_SECRET_KEY from this shell; deployed STRIPE_SECRET_KEY',
+    "when set, else the stack's StripeApiKeySecretArn (read with your credentials).",
     '`npm run ops -- <command> --help` for its flags.',
   ].join('\n');
 }
@@ -95,7 +103,7 @@ export async function runOps(
     print(usage(command));
     return 0;
   }
-  let target: ReturnType<typeof connect> | undefined;
+  let target: OpsTarget | undefined;
   try {
     const description = options.target ?? (await resolveTarget(values.outputs));
     target = connect(description);
@@ -111,8 +119,7 @@ export async function runOps(
     printError(`${command.name} failed: ${(error as Error).message}`);
     return 1;
   } finally {
-    target?.dynamo.destroy();
-    target?.sqs.destroy();
+    target?.close();
   }
 }
 
@@ -124,7 +131,7 @@ async function resolveTarget(outputs: unknown): Promise<TargetDescription> {
   } catch (error) {
     throw new UsageError(`--outputs ${outputs}: ${(error as Error).message}`);
   }
-  return describeDeployed(parsed, loadStackModel());
+  return describeDeployed(parsed);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

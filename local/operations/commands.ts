@@ -27,6 +27,7 @@ import {
 import type { Overpayment } from '../../functions/core/penalties/ports.ts';
 import { refundOverpayments } from '../../functions/core/penalties/refund-overpayments.ts';
 import { systemClock } from '../../functions/core/shared/clock.ts';
+import { type PriceTierMap, parsePriceTierMap } from '../../functions/core/shared/tiers.ts';
 import {
   type ResyncDeps,
   type ResyncOutcome,
@@ -245,14 +246,25 @@ const replay: OpsCommand = {
 const resync: OpsCommand = {
   name: 'resync',
   summary:
-    "rebuild a customer's subscriptions from Stripe's current objects (a user's every customer, or every customer a same-second tie marked)",
-  usage: 'resync (--user <id> | --customer <cus_...> | --marked) [--dry-run] [--json]',
+    "rebuild a customer's subscriptions from Stripe's current objects (a user's every customer, or every customer a same-second tie marked), resolving tiers with the target's price→tier map",
+  usage:
+    "resync (--user <id> | --customer <cus_...> | --marked) [--price-tier-map '<json>'|<file>] [--allow-empty-price-map] [--dry-run] [--json]",
   flags: {
     user: { type: 'string', description: 'every Stripe customer of this user' },
     customer: { type: 'string', description: 'this Stripe customer' },
     marked: {
       type: 'boolean',
       description: 'every customer marked by an unresolved same-second tie',
+    },
+    'price-tier-map': {
+      type: 'string',
+      description:
+        "the price→tier map to use instead of the target's (the stack's PriceTierMap output, or the local runtime's): a JSON object of price id to tier, or a file holding one; validated like the priceTierMap CDK context",
+    },
+    'allow-empty-price-map': {
+      type: 'boolean',
+      description:
+        'run although the price→tier map is empty, i.e. every price without metadata.tier is meant to be free (refused otherwise: it would downgrade paying users)',
     },
     'dry-run': {
       type: 'boolean',
@@ -265,10 +277,29 @@ const resync: OpsCommand = {
     );
     if (chosen.length !== 1)
       throw new UsageError('resync takes exactly one of --user, --customer, --marked');
+    if (typeof flags.customer === 'string' && !flags.customer.startsWith('cus_'))
+      throw new UsageError('--customer must be a cus_... id');
+    // Before anything is read or written: a resync is newer than every event, so a tier
+    // it resolves wrongly (an unmapped price is free) overwrites the right one.
+    const priceTierMap = await resyncPriceTierMap(target, flags, io);
+    const unknown = [
+      ...(target.creditAllowances ? [] : ['CreditAllowances']),
+      ...(target.ledgerRetentionDays === undefined ? ['LedgerRetentionDays'] : []),
+    ];
+    if (unknown.length > 0) {
+      io.print(
+        `Note: the outputs file has no ${unknown.join(' or ')} (a stack deployed before them): a profile this resync creates gets no first credit refresh (it waits for its slot), and its ledger pages the default retention. Redeploy to add them.`,
+      );
+    }
     const store = new DynamoDbSubscriptionStore({
       client: target.dynamo,
       billingTableName: target.tables.billing,
       ledgerTableName: target.tables.ledger,
+      // What the subscription consumer is given (lib/subscription-processing.ts).
+      ...(target.creditAllowances ? { creditAllowances: target.creditAllowances } : {}),
+      ...(target.ledgerRetentionDays !== undefined
+        ? { ledgerRetentionDays: target.ledgerRetentionDays }
+        : {}),
     });
     const deps: ResyncDeps = {
       source: new StripeCustomerLookup({
@@ -281,7 +312,7 @@ const resync: OpsCommand = {
       }),
       store,
       clock: systemClock,
-      priceTierMap: target.priceTierMap,
+      priceTierMap,
       dryRun: flags['dry-run'] === true,
     };
     const report = (outcome: ResyncOutcome) =>
@@ -292,8 +323,6 @@ const resync: OpsCommand = {
       );
     let outcomes: ResyncOutcome[];
     if (typeof flags.customer === 'string') {
-      if (!flags.customer.startsWith('cus_'))
-        throw new UsageError('--customer must be a cus_... id');
       outcomes = [await resyncCustomer(flags.customer, deps)];
       outcomes.forEach(report);
     } else if (typeof flags.user === 'string') {
@@ -309,20 +338,95 @@ const resync: OpsCommand = {
   },
 };
 
+/**
+ * The map a resync resolves tiers with: `--price-tier-map` (JSON or a file, validated
+ * with the rule the priceTierMap CDK context and the functions use), else the target's.
+ * Refused when the target does not say (a stack deployed before its PriceTierMap
+ * output), and when the map is empty without `--allow-empty-price-map`.
+ */
+async function resyncPriceTierMap(
+  target: OpsTarget,
+  flags: Record<string, string | boolean | undefined>,
+  io: OpsIo,
+): Promise<PriceTierMap> {
+  const given = flags['price-tier-map'];
+  let map: PriceTierMap;
+  let from: string;
+  if (typeof given === 'string') {
+    map = await priceTierMapArgument(given);
+    from = '--price-tier-map';
+    if (target.priceTierMap && !samePriceTierMap(map, target.priceTierMap)) {
+      io.print(
+        `Note: --price-tier-map differs from the map of ${target.where} (${Object.keys(target.priceTierMap).length} price(s)); this run uses --price-tier-map.`,
+      );
+    }
+  } else if (target.priceTierMap) {
+    map = target.priceTierMap;
+    from = target.endpoints ? 'the local runtime' : "the stack's PriceTierMap output";
+  } else {
+    throw new UsageError(
+      `${target.where} does not say which price→tier map its functions use: the outputs file has no PriceTierMap (a stack deployed before that output). Redeploy with the current lib/ and write the outputs file again (npx cdk deploy --all --outputs-file <file>), or pass the map the stack was deployed with: --price-tier-map '{"price_...":"gold"}' or --price-tier-map <file>.`,
+    );
+  }
+  const prices = Object.keys(map).length;
+  if (prices === 0 && flags['allow-empty-price-map'] !== true) {
+    throw new UsageError(
+      `The price→tier map (from ${from}) is empty: every price without metadata.tier would resolve to free, and a resync, newer than every event, would overwrite paying users' tiers with free. Pass the map the functions should use (--price-tier-map '<json>' or <file>), or --allow-empty-price-map if free for every unmapped price is intended. Nothing was changed.`,
+    );
+  }
+  io.print(`Price→tier map: ${prices} price(s), from ${from}.`);
+  return map;
+}
+
+/** `--price-tier-map`: a JSON object (starts with `{`), else the path of a file holding one. */
+async function priceTierMapArgument(value: string): Promise<PriceTierMap> {
+  let json = value;
+  if (!value.trim().startsWith('{')) {
+    try {
+      json = await readFile(value, 'utf8');
+    } catch (error) {
+      throw new UsageError(
+        `--price-tier-map ${value}: neither a JSON object nor a readable file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`,
+      );
+    }
+  }
+  try {
+    return parsePriceTierMap(json);
+  } catch (error) {
+    throw new UsageError(
+      `--price-tier-map: ${(error as Error).message.replace(/^PRICE_TIER_MAP:?\s*/, '')}`,
+    );
+  }
+}
+
+function samePriceTierMap(a: PriceTierMap, b: PriceTierMap): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+
 const refunds: OpsCommand = {
   name: 'refunds',
   summary:
     'list the penalties a settlement PaymentIntent paid when they were already waived or paid, and (--issue) refund them at Stripe',
-  usage: 'refunds [--issue] [--all] [--json]',
+  usage: 'refunds [--issue [--dry-run]] [--all] [--json]',
   flags: {
     issue: {
       type: 'boolean',
       description: 'refund each open one (one partial refund per penalty, idempotent)',
     },
+    'dry-run': {
+      type: 'boolean',
+      description: 'with --issue: say what would be refunded, refund nothing (no Stripe call)',
+    },
     all: { type: 'boolean', description: 'list refunded ones too' },
   },
   async run(target, flags, io) {
     if (flags.issue && flags.all) throw new UsageError('--all lists; it does not go with --issue');
+    const dryRun = flags['dry-run'] === true;
+    if (dryRun && !flags.issue)
+      throw new UsageError(
+        '--dry-run goes with --issue (listing, without --issue, changes nothing anyway)',
+      );
     const store = new DynamoDbPenaltyStore({
       client: target.dynamo,
       penaltiesTableName: target.tables.penalties,
@@ -341,13 +445,19 @@ const refunds: OpsCommand = {
     const outcomes = await refundOverpayments(
       {
         store,
-        gateway: new StripePenaltyPaymentGateway({
-          clients: target.stripeClients(),
-          calls: new StripeCallPolicy(),
-        }),
+        // A dry run calls no gateway, so it needs no Stripe key either.
+        gateway: dryRun
+          ? {
+              refundPenaltyPayment: () => Promise.reject(new Error('a dry run refunds nothing')),
+            }
+          : new StripePenaltyPaymentGateway({
+              clients: target.stripeClients(),
+              calls: new StripeCallPolicy(),
+            }),
         clock: systemClock,
       },
       {
+        dryRun,
         onEach: (outcome) =>
           io.print(
             `${describe(outcome.overpayment)}: ${
@@ -361,6 +471,11 @@ const refunds: OpsCommand = {
       },
     );
     if (outcomes.length === 0) io.print(`No refund is due in ${target.where}.`);
+    if (dryRun) {
+      if (outcomes.length > 0)
+        io.print(`Would refund ${outcomes.length}; nothing was refunded (dry run).`);
+      return outcomes;
+    }
     const left = outcomes.filter((o) => o.outcome !== 'refunded').length;
     if (left > 0) {
       // Exit non-zero, so a script notices: these stay open for the next run.

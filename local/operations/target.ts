@@ -3,12 +3,15 @@
  * to `.local/runtime.json`) or a deployed stack (ordinary AWS credentials, and the JSON
  * `cdk deploy --outputs-file` writes). Either way the commands see the same shape: the
  * tables, the queues with their DLQs, the family queues the webhook feeds, the
- * price→tier map, and a way to call Stripe.
+ * configuration the subscription consumer writes with (price→tier map, credit
+ * allowances, ledger retention), and a way to call Stripe.
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { SecretsManagerSecretString } from '../../functions/adapters/secrets/secret-string.ts';
 import {
   parseStripeApiUrl,
   StripeClientSource,
@@ -16,6 +19,12 @@ import {
 import { clientConfig } from '../../functions/commons/aws-clients.ts';
 import { ENV, EVENT_QUEUE_URL_ENV } from '../../functions/commons/env-names.ts';
 import { stripeApiKeyFromConfig } from '../../functions/commons/stripe-wiring.ts';
+import {
+  type CreditAllowances,
+  parseCreditAllowances,
+} from '../../functions/core/credits/allowances.ts';
+import { PaymentGatewayUnavailableError } from '../../functions/core/penalties/ports.ts';
+import { parseLedgerRetentionDays } from '../../functions/core/shared/config-values.ts';
 import {
   EVENT_FAMILIES,
   type EventFamilyName,
@@ -44,7 +53,23 @@ export interface TargetDescription {
   consumedQueues: ConsumedQueue[];
   /** DLQs of schedules (failed invocations): listed, not redrivable to a queue. */
   scheduleDeadLetters: NamedQueue[];
-  priceTierMap: PriceTierMap;
+  /**
+   * The price→tier map the functions resolve tiers with. Absent when the target does not
+   * say: a stack deployed before its `PriceTierMap` output (`resync` then needs the map
+   * passed with `--price-tier-map`).
+   */
+  priceTierMap?: PriceTierMap;
+  /** The subscription consumer's credit allowances (a new profile's first refresh); absent as above. */
+  creditAllowances?: CreditAllowances;
+  /** The subscription consumer's ledger retention in days; absent as above. */
+  ledgerRetentionDays?: number;
+  /** A deployed stack's region, read from its outputs (queue URLs, ARNs). */
+  region?: string;
+  /**
+   * How to call Stripe. `secretKey` is the fake's (local) or STRIPE_SECRET_KEY's; a local
+   * runtime calling a real Stripe API does not write its key here, so the operator's
+   * STRIPE_SECRET_KEY is used (connect()).
+   */
   stripe?: { apiUrl?: string; secretKey?: string; secretArn?: string };
   /** The local runtime's process, so a file it left behind is not taken for a running one. */
   pid?: number;
@@ -53,9 +78,20 @@ export interface TargetDescription {
 export interface OpsTarget extends TargetDescription {
   dynamo: DynamoDBClient;
   sqs: SQSClient;
+  /** The region the AWS clients use: AWS_REGION when set, else the stack's (deployed), else the SDK's default chain (undefined). */
+  region?: string;
   /** The Stripe API; throws a clear error when no key is configured. */
   stripeClients(): StripeClientSource;
+  /** Closes the clients' connections. */
+  close(): void;
 }
+
+/** The service stack's outputs carrying the subscription consumer's configuration (lib/billing-service-stack.ts). */
+export const CONFIG_OUTPUTS = {
+  priceTierMap: 'PriceTierMap',
+  creditAllowances: 'CreditAllowances',
+  ledgerRetentionDays: 'LedgerRetentionDays',
+} as const;
 
 /** Where `npm start` writes its description for the operator commands. */
 export const RUNTIME_FILE = resolve(
@@ -92,9 +128,10 @@ export function describeLocalRuntime(runtime: LocalRuntime): TargetDescription {
     ) as Record<EventFamilyName, string>,
     consumedQueues,
     scheduleDeadLetters,
-    priceTierMap: priceTierMapOf(model),
+    ...subscriptionConfigOf(model),
     stripe: {
       apiUrl: runtime.stripeApiUrl,
+      // A real Stripe's key stays out of the file: ops takes the operator's STRIPE_SECRET_KEY.
       ...(runtime.fakeStripe ? { secretKey: runtime.fakeStripe.secretKey } : {}),
     },
   };
@@ -140,12 +177,15 @@ function isRunning(pid: number): boolean {
 
 /**
  * A deployed stack from the JSON `cdk deploy --all --outputs-file <file>` writes (every
- * stack's outputs; the keys are the CfnOutputs of lib/billing-data-stack.ts). The
- * price→tier map is the app's own (cdk.json), read from the synthesized model.
+ * stack's outputs; the keys are the CfnOutputs of lib/billing-data-stack.ts and
+ * lib/billing-service-stack.ts). Queues, tables and (unless STRIPE_SECRET_KEY is set) the
+ * Stripe key's secret are required; the configuration the functions were deployed with
+ * (CONFIG_OUTPUTS) and the schedule DLQs are taken when present, since a stack deployed
+ * before them lacks them. The region is the stack's, read from the outputs.
  */
 export function describeDeployed(
   outputs: Record<string, Record<string, string>>,
-  model: StackModel,
+  env: NodeJS.ProcessEnv = process.env,
 ): TargetDescription {
   const all: Record<string, string> = Object.assign({}, ...Object.values(outputs));
   const need = (key: string): string => {
@@ -162,6 +202,7 @@ export function describeDeployed(
     subscriptions: 'SubscriptionEvents',
     payments: 'PaymentEvents',
   };
+  const region = stackRegionOf(all);
   return {
     where: `the deployed stack (${need('BillingTableName')})`,
     tables: {
@@ -187,14 +228,77 @@ export function describeDeployed(
     scheduleDeadLetters: SCHEDULE_DEAD_LETTER_OUTPUTS.flatMap((key) =>
       all[key] ? [queue(key)] : [],
     ),
-    priceTierMap: priceTierMapOf(model),
+    ...configFromOutputs(all),
+    ...(region ? { region } : {}),
     stripe: {
-      ...(process.env[ENV.stripeApiUrl] ? { apiUrl: process.env[ENV.stripeApiUrl] } : {}),
-      ...(process.env[ENV.stripeSecretKey]
-        ? { secretKey: process.env[ENV.stripeSecretKey] }
+      ...(env[ENV.stripeApiUrl] ? { apiUrl: env[ENV.stripeApiUrl] } : {}),
+      ...(env[ENV.stripeSecretKey]?.trim()
+        ? { secretKey: env[ENV.stripeSecretKey]!.trim() }
         : { secretArn: need('StripeApiKeySecretArn') }),
     },
   };
+}
+
+/** The functions' configuration from the outputs that carry it; each absent when its output is. */
+function configFromOutputs(
+  all: Readonly<Record<string, string>>,
+): Pick<TargetDescription, 'priceTierMap' | 'creditAllowances' | 'ledgerRetentionDays'> {
+  const read = <T>(key: string, parse: (value: string) => T): T | undefined => {
+    const value = all[key];
+    if (value === undefined) return undefined;
+    try {
+      return parse(value);
+    } catch (error) {
+      throw new UsageError(`The outputs file's ${key} is invalid: ${(error as Error).message}.`);
+    }
+  };
+  const priceTierMap = read(CONFIG_OUTPUTS.priceTierMap, parsePriceTierMap);
+  const creditAllowances = read(CONFIG_OUTPUTS.creditAllowances, parseCreditAllowances);
+  const ledgerRetentionDays = read(CONFIG_OUTPUTS.ledgerRetentionDays, parseLedgerRetentionDays);
+  return {
+    ...(priceTierMap ? { priceTierMap } : {}),
+    ...(creditAllowances ? { creditAllowances } : {}),
+    ...(ledgerRetentionDays !== undefined ? { ledgerRetentionDays } : {}),
+  };
+}
+
+/** An AWS region name, e.g. `eu-west-1`, `us-gov-west-1`, `ap-southeast-2`. */
+const REGION = /^[a-z]{2}(?:-[a-z]+)+-\d+$/;
+
+/**
+ * The stack's region from its outputs: the host of a queue URL
+ * (`sqs.<region>.amazonaws.com`, or the legacy `<region>.queue.amazonaws.com`), else the
+ * region field of an ARN (the Stripe key's secret). Undefined when no output names one
+ * (e.g. emulator URLs); the SDK's default chain decides then.
+ */
+export function stackRegionOf(all: Readonly<Record<string, string>>): string | undefined {
+  const preferred = [
+    'SubscriptionEventsQueueUrl',
+    'PaymentEventsQueueUrl',
+    'CreditRefreshQueueUrl',
+  ];
+  const keys = [...preferred, ...Object.keys(all).sort()];
+  for (const key of keys) {
+    const region = regionOf(all[key]);
+    if (region) return region;
+  }
+  return undefined;
+}
+
+function regionOf(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (value.startsWith('arn:')) {
+    const field = value.split(':')[3];
+    return field && REGION.test(field) ? field : undefined;
+  }
+  let host: string;
+  try {
+    host = new URL(value).hostname;
+  } catch {
+    return undefined;
+  }
+  if (!/\.amazonaws\.com(\.cn)?$/.test(host)) return undefined;
+  return host.split('.').find((label) => REGION.test(label));
 }
 
 /** The service stack's outputs naming the schedules' DLQs (lib/billing-service-stack.ts). */
@@ -203,41 +307,73 @@ export const SCHEDULE_DEAD_LETTER_OUTPUTS = [
   'PenaltyAssessmentScheduleDeadLetterQueueUrl',
 ] as const;
 
-/** Clients for a description: the emulators' (dummy credentials) or AWS's usual chain. */
-export function connect(description: TargetDescription): OpsTarget {
+/**
+ * Clients for a description: the emulators' (dummy credentials), or AWS's usual
+ * credential chain in the region AWS_REGION names when set, else the stack's (from its
+ * outputs), else the SDK's default (the profile's). Stripe's key: the description's (the
+ * local fake's, or STRIPE_SECRET_KEY's when it was described), else STRIPE_SECRET_KEY
+ * from `env` (a local runtime calling a real Stripe API), else the stack's secret.
+ */
+export function connect(
+  description: TargetDescription,
+  env: NodeJS.ProcessEnv = process.env,
+): OpsTarget {
   const tuning = clientConfig({ maxAttempts: 10, requestTimeoutMs: 10_000 });
-  const local = description.endpoints
-    ? { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS }
-    : {};
+  const region = description.endpoints
+    ? LOCAL_REGION
+    : env.AWS_REGION?.trim() || description.region || undefined;
+  const aws = {
+    ...(region ? { region } : {}),
+    ...(description.endpoints ? { credentials: LOCAL_CREDENTIALS } : {}),
+  };
   const dynamo = new DynamoDBClient({
     ...tuning,
-    ...local,
+    ...aws,
     ...(description.endpoints ? { endpoint: description.endpoints.dynamo } : {}),
   });
   const sqs = new SQSClient({
     ...tuning,
-    ...local,
+    ...aws,
     // fauxqs names queues by a `*.localhost` host other processes may not resolve.
     useQueueUrlAsEndpoint: false,
     ...(description.endpoints ? { endpoint: description.endpoints.sqs } : {}),
   });
+  let secrets: SecretsManagerClient | undefined;
   let clients: StripeClientSource | undefined;
   return {
     ...description,
+    ...(region ? { region } : {}),
     dynamo,
     sqs,
     stripeClients() {
+      if (clients) return clients;
       const stripe = description.stripe ?? {};
-      if (!stripe.secretKey && !stripe.secretArn) {
+      const secretKey = stripe.secretKey || env[ENV.stripeSecretKey]?.trim() || undefined;
+      if (!secretKey && !stripe.secretArn) {
         throw new UsageError(
-          `No Stripe API key for ${description.where}: set ${ENV.stripeSecretKey} (and ${ENV.stripeApiUrl} for a fake).`,
+          `No Stripe API key for ${description.where}${stripe.apiUrl ? `, which calls Stripe at ${stripe.apiUrl}` : ''}: set ${ENV.stripeSecretKey} to that API's secret key in the shell that runs ops.`,
         );
       }
-      clients ??= new StripeClientSource(
-        stripeApiKeyFromConfig(stripe),
-        parseStripeApiUrl(stripe.apiUrl),
-      );
+      let key: ReturnType<typeof stripeApiKeyFromConfig>;
+      if (secretKey) {
+        key = stripeApiKeyFromConfig({ secretKey });
+      } else {
+        // The stack's secret, read in the stack's region with the operator's credentials.
+        secrets = new SecretsManagerClient({ ...tuning, ...aws });
+        key = new SecretsManagerSecretString({
+          secretId: stripe.secretArn!,
+          label: 'the Stripe API key',
+          unavailable: (message, options) => new PaymentGatewayUnavailableError(message, options),
+          client: secrets,
+        });
+      }
+      clients = new StripeClientSource(key, parseStripeApiUrl(stripe.apiUrl));
       return clients;
+    },
+    close() {
+      dynamo.destroy();
+      sqs.destroy();
+      secrets?.destroy();
     },
   };
 }
@@ -274,10 +410,27 @@ function tablesOf(model: StackModel, names: Readonly<Record<string, string>>) {
   };
 }
 
-function priceTierMapOf(model: StackModel): PriceTierMap {
-  for (const fn of model.functions) {
-    const value = fn.environment[ENV.priceTierMap];
-    if (value?.kind === 'literal') return parsePriceTierMap(value.value);
-  }
-  return {};
+/**
+ * The configuration the stack gives the subscription consumer (the function fed by the
+ * subscriptions queue): price→tier map, credit allowances, ledger retention, parsed with
+ * the handlers' own rules. A value the template does not set takes the handlers' default.
+ */
+function subscriptionConfigOf(
+  model: StackModel,
+): Required<Pick<TargetDescription, 'priceTierMap' | 'creditAllowances' | 'ledgerRetentionDays'>> {
+  const queue = webhookQueue(model, 'subscriptions');
+  const consumerId = model.queueConsumers.find(
+    (c) => c.queueLogicalId === queue,
+  )?.functionLogicalId;
+  const consumer = model.functions.find((fn) => fn.logicalId === consumerId);
+  if (!consumer) throw new Error('No function of the stack consumes the subscriptions queue.');
+  const literal = (name: string): string | undefined => {
+    const value = consumer.environment[name];
+    return value?.kind === 'literal' ? value.value : undefined;
+  };
+  return {
+    priceTierMap: parsePriceTierMap(literal(ENV.priceTierMap)),
+    creditAllowances: parseCreditAllowances(literal(ENV.creditAllowances)),
+    ledgerRetentionDays: parseLedgerRetentionDays(literal(ENV.ledgerRetentionDays)),
+  };
 }

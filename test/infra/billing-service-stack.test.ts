@@ -13,6 +13,7 @@ import {
   type EventFamilyName,
 } from '../../functions/core/shared/event-families.ts';
 import { CONSUMER_SETTINGS } from '../../lib/event-family-queue.ts';
+import { renderBody } from './metric-coverage.ts';
 import {
   actionsOf,
   allPolicyStatements,
@@ -585,6 +586,44 @@ describe('observability', () => {
     expect(metrics.find((m) => m.Expression)?.Expression).toBe('FILL(m0, 0) + FILL(m1, 0)');
   });
 
+  it("graphs each Stripe caller's breaker state (Maximum) beside the other Stripe widgets", () => {
+    const [, dashboard] = onlyResource(t.service, 'AWS::CloudWatch::Dashboard');
+    const body = JSON.parse(renderBody(dashboard.Properties.DashboardBody)) as {
+      widgets: Array<{
+        y: number;
+        properties?: { title?: string; metrics?: unknown[][]; yAxis?: unknown };
+      }>;
+    };
+    const titled = (prefix: string) => {
+      const found = body.widgets.filter((w) => w.properties?.title?.startsWith(prefix));
+      expect(found, prefix).toHaveLength(1);
+      return found[0]!;
+    };
+    const state = titled('Stripe: circuit breaker state');
+    // [namespace, name, 'service', service, { stat, label }], "." repeating the row above.
+    let previous: unknown[] = [];
+    const rows = (state.properties?.metrics ?? []).map((row) => {
+      const full = row.map((cell, i) => (cell === '.' ? previous[i] : cell));
+      previous = full;
+      return full;
+    });
+    expect(rows.map((row) => row.slice(0, 4))).toEqual(
+      ['subscription-read', 'penalty-api'].map((service) => [
+        METRICS_NAMESPACE,
+        METRIC.stripeCircuitState,
+        'service',
+        service,
+      ]),
+    );
+    for (const row of rows) expect(row[4]).toMatchObject({ stat: 'Maximum' });
+    expect(state.properties?.yAxis).toMatchObject({ left: { min: 0, max: 2 } });
+    // Same row as the calls and latency widgets.
+    expect(state.y).toBe(titled('Stripe: calls and fallback').y);
+    expect(state.y).toBe(titled('Stripe: call latency').y);
+    // The opening alarm is still the one that pages.
+    expect(alarm('StripeCircuitOpen').Properties.AlarmActions).toHaveLength(1);
+  });
+
   it('alarms on API 5xx', () => {
     expect(alarmOn('5xx', 'AWS/ApiGateway')).toHaveLength(1);
   });
@@ -620,6 +659,40 @@ describe('observability', () => {
     const webhookUrl = new Capture();
     t.service.hasOutput('WebhookUrl', { Value: webhookUrl });
     expect(JSON.stringify(webhookUrl.asObject())).toContain('/webhooks/stripe');
+  });
+
+  it("outputs the configuration the functions are deployed with, for the operators' resync: price→tier map, credit allowances, ledger retention", () => {
+    // A deployment without context: the empty map, the defaults.
+    t.service.hasOutput('PriceTierMap', { Value: '{}' });
+    t.service.hasOutput('CreditAllowances', {
+      Value: JSON.stringify({ free: 1, bronze: 3, silver: 5, gold: 10 }),
+    });
+    t.service.hasOutput('LedgerRetentionDays', { Value: '90' });
+    // Deployed with -c priceTierMap=... (a string, as the CLI passes it) and the others.
+    const custom = synthTemplates({
+      priceTierMap: '{"price_gold":"gold","price_b":"bronze"}',
+      creditAllowances: { gold: 12 },
+      ledgerRetentionDays: 30,
+    });
+    const value = (key: string) => {
+      const outputs = custom.service.findOutputs(key);
+      expect(Object.keys(outputs), key).toEqual([key]);
+      return outputs[key]!.Value as string;
+    };
+    expect(JSON.parse(value('PriceTierMap'))).toEqual({ price_gold: 'gold', price_b: 'bronze' });
+    expect(JSON.parse(value('CreditAllowances'))).toEqual({
+      free: 1,
+      bronze: 3,
+      silver: 5,
+      gold: 12,
+    });
+    expect(value('LedgerRetentionDays')).toBe('30');
+    // The same values the subscription consumer is given.
+    const [, consumer] = functionByEntry(custom.service, ENTRY.subscriptionConsumer);
+    const env = envOf(consumer);
+    expect(value('PriceTierMap')).toBe(env[ENV.priceTierMap]);
+    expect(value('CreditAllowances')).toBe(env[ENV.creditAllowances]);
+    expect(value('LedgerRetentionDays')).toBe(env[ENV.ledgerRetentionDays]);
   });
 
   it('graphs webhook rejections by the reason dimension they are published with', () => {

@@ -3,12 +3,14 @@
  * in-process through the CLI's own entry: a poison record that reached the DLQ is
  * applied exactly once after its cause is fixed and it is redriven; an interrupted
  * redrive loses nothing; a replay of applied events changes nothing and resumes after
- * a stop; a resync repairs a tier computed before the price map was fixed; usage
- * mistakes exit 2.
+ * a stop; a resync repairs a tier computed before the price map was fixed, refuses an
+ * empty map (nothing written), and writes with the consumer's credit allowances and
+ * ledger retention; a runtime calling a real Stripe API is reached with the operator's
+ * STRIPE_SECRET_KEY; refunds have a dry run; usage mistakes exit 2.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateQueueCommand,
   DeleteMessageCommand,
@@ -18,11 +20,13 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoDbCreditStore } from '../../functions/adapters/dynamodb/dynamodb-credit-store.ts';
 import { DynamoDbPenaltyStore } from '../../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
 import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
 } from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
+import type { PriceTierMap } from '../../functions/core/shared/tiers.ts';
 import { createSubscriptionConsumer } from '../../functions/subscription-consumer.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators.ts';
 import { type FakeStripe, startFakeStripe } from '../../local/fake-stripe.ts';
@@ -35,6 +39,10 @@ import { runOpsOn } from '../helpers/ops.ts';
 import { sqsBatch } from '../helpers/sqs-events.ts';
 
 const PRICE = 'price_ops_gold';
+const PRICE_MAP: PriceTierMap = { [PRICE]: 'gold' };
+/** What the target's subscription consumer is given (not the defaults: 10 gold credits, 90 days). */
+const CREDIT_ALLOWANCES = { free: 1, bronze: 3, silver: 5, gold: 12 };
+const LEDGER_RETENTION_DAYS = 30;
 const context = { functionName: 'subscription-consumer', awsRequestId: 'ops' } as never;
 
 let dynamo: DynamoDBClient;
@@ -88,7 +96,9 @@ beforeAll(async () => {
     eventQueues: { subscriptions: subscriptions.url, payments: payments.url },
     consumedQueues: [subscriptions, payments, credits],
     scheduleDeadLetters: [],
-    priceTierMap: { [PRICE]: 'gold' },
+    priceTierMap: PRICE_MAP,
+    creditAllowances: CREDIT_ALLOWANCES,
+    ledgerRetentionDays: LEDGER_RETENTION_DAYS,
     stripe: { apiUrl: stripe.url, secretKey: stripe.secretKey },
   };
 });
@@ -120,7 +130,7 @@ async function drain(url: string) {
   return bodies;
 }
 
-const consumerWith = (client: DynamoDBClient, priceTierMap = target.priceTierMap) =>
+const consumerWith = (client: DynamoDBClient, priceTierMap = PRICE_MAP) =>
   createSubscriptionConsumer({
     store: new DynamoDbSubscriptionStore({ client, ...tables }),
     priceTierMap,
@@ -318,6 +328,114 @@ describe('npm run ops', () => {
     expect((await ops('resync', '--customer', 'cus_unknown')).out).toContain('does not know');
   });
 
+  it('refuses to resync with an empty price map and writes nothing; --price-tier-map gives the map', async () => {
+    const userId = uniqueName('ops-resync-empty');
+    const customer = stripe.createCustomer({ metadata: { userId } });
+    const customerId = customer.data.object.id;
+    const created = stripe.createSubscription({ customer: customerId, priceId: PRICE });
+    await consumerWith(dynamo)(
+      sqsBatch([JSON.stringify(customer), JSON.stringify(created)]),
+      context,
+    );
+    expect((await view(userId))?.tier).toBe('gold');
+    await new Promise((r) => setTimeout(r, 1_100)); // Stripe's answer is a later second
+
+    // A stack deployed without a map: the resync would overwrite gold with free.
+    const empty: TargetDescription = { ...target, priceTierMap: {} };
+    const store = new DynamoDbSubscriptionStore({ client: dynamo, ...tables });
+    const ledger = await store.readLedger(customerId);
+    const before = await view(userId);
+    const refused = await runOpsOn(empty, ['resync', '--user', userId]);
+    expect(refused.code).toBe(2);
+    expect(refused.out).toContain('is empty');
+    expect(refused.out).toContain('--allow-empty-price-map');
+    expect(await view(userId)).toEqual(before);
+    expect(await store.readLedger(customerId)).toEqual(ledger);
+    // What it would have done, had free been intended.
+    const intended = await runOpsOn(empty, [
+      'resync',
+      '--customer',
+      customerId,
+      '--allow-empty-price-map',
+      '--dry-run',
+    ]);
+    expect(intended.code).toBe(0);
+    expect(intended.out).toContain(
+      `${customerId}: would give 1 subscription(s) → ${userId} free active`,
+    );
+    // The map passed by the operator.
+    const given = await runOpsOn(empty, [
+      'resync',
+      '--customer',
+      customerId,
+      '--price-tier-map',
+      JSON.stringify(PRICE_MAP),
+    ]);
+    expect(given.code).toBe(0);
+    expect(given.out).toContain('Price→tier map: 1 price(s), from --price-tier-map.');
+    expect(given.out).toContain(
+      `${customerId}: resynced, 1 subscription(s) → ${userId} gold active`,
+    );
+    expect((await view(userId))?.tier).toBe('gold');
+  });
+
+  it("writes as the subscription consumer does: a profile resync creates gets its first credit refresh with the target's allowances, its ledger pages the target's retention", async () => {
+    const userId = uniqueName('ops-resync-new');
+    const customer = stripe.createCustomer({ metadata: { userId } });
+    const customerId = customer.data.object.id;
+    stripe.createSubscription({ customer: customerId, priceId: PRICE });
+    const done = await ops('resync', '--customer', customerId);
+    expect(done.code).toBe(0);
+    expect(done.out).toContain(
+      `${customerId}: resynced, 1 subscription(s) → ${userId} gold active`,
+    );
+    const account = await new DynamoDbCreditStore({
+      client: dynamo,
+      billingTableName: tables.billingTableName,
+    }).getAccount(userId);
+    expect(account).toMatchObject({
+      tier: 'gold',
+      balance: CREDIT_ALLOWANCES.gold,
+      allowance: CREDIT_ALLOWANCES.gold,
+      period: new Date().toISOString().slice(0, 10),
+    });
+    const { Items = [] } = await dynamo.send(
+      new QueryCommand({
+        TableName: tables.ledgerTableName,
+        KeyConditionExpression: 'customerId = :c',
+        ExpressionAttributeValues: { ':c': { S: customerId } },
+      }),
+    );
+    expect(Items.length).toBeGreaterThan(0);
+    for (const page of Items) {
+      expect(Number(page.expiresAt?.N)).toBe(
+        Math.floor(Number(page.appliedAt?.N) / 1000) + LEDGER_RETENTION_DAYS * 86_400,
+      );
+    }
+  });
+
+  it("reaches a real (non-fake) Stripe API of the local runtime with the operator's STRIPE_SECRET_KEY", async () => {
+    // The runtime writes no real key to its file: only the API's URL.
+    const realApi: TargetDescription = { ...target, stripe: { apiUrl: stripe.url } };
+    const userId = uniqueName('ops-real-stripe');
+    const customer = stripe.createCustomer({ metadata: { userId } });
+    stripe.createSubscription({ customer: customer.data.object.id, priceId: PRICE });
+    const saved = process.env.STRIPE_SECRET_KEY;
+    try {
+      delete process.env.STRIPE_SECRET_KEY;
+      const missing = await runOpsOn(realApi, ['resync', '--user', userId]);
+      expect(missing.code).toBe(2);
+      expect(missing.out).toContain(`calls Stripe at ${stripe.url}: set STRIPE_SECRET_KEY`);
+      process.env.STRIPE_SECRET_KEY = stripe.secretKey;
+      const done = await runOpsOn(realApi, ['resync', '--user', userId]);
+      expect(done.code).toBe(0);
+      expect(done.out).toContain(`${userId} gold active`);
+    } finally {
+      if (saved === undefined) delete process.env.STRIPE_SECRET_KEY;
+      else process.env.STRIPE_SECRET_KEY = saved;
+    }
+  });
+
   it('refunds an overpaid penalty once at Stripe, through the real SDK; Stripe down leaves it open', async () => {
     const penalties = new DynamoDbPenaltyStore({
       client: dynamo,
@@ -352,6 +470,15 @@ describe('npm run ops', () => {
     expect(listed.code).toBe(0);
     expect(listed.out).toContain(`${intent.id} paid pen_u-refund_h_2026-11-01 (500 eur`);
     expect(listed.out).toContain('refund due');
+
+    // A dry run says what --issue would refund, and refunds nothing.
+    const dry = await ops('refunds', '--issue', '--dry-run');
+    expect(dry.code).toBe(0);
+    expect(dry.out).toContain(`${intent.id} paid pen_u-refund_h_2026-11-01 (500 eur`);
+    expect(dry.out).toContain('would refund');
+    expect(dry.out).toContain('nothing was refunded (dry run)');
+    expect([...stripe.refunds.values()].filter((r) => r.payment_intent === intent.id)).toEqual([]);
+    expect((await ops('refunds')).out).toContain('refund due');
 
     const issued = await ops('refunds', '--issue');
     expect(issued.code).toBe(0);

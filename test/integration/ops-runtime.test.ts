@@ -12,7 +12,8 @@
  *   and its delete, loses nothing: the cut batch is in both queues, every other message
  *   in exactly one, and a second redrive gets every event applied exactly once;
  * - help and usage mistakes give the documented exit codes from the real entry;
- * - stats prints every capability, locally and on the deployed path.
+ * - stats prints every capability, locally and on the deployed path, where the region
+ *   is the stack's (read from the outputs) when AWS_REGION is not set.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -465,5 +466,22 @@ describe('npm run ops against the local runtime', () => {
       target.consumedQueues.map((q) => q.name).sort(),
     );
     expect(result.credits.date).toBe(result.date);
+
+    // No AWS_REGION and no profile to name one: the region is the stack's, from its outputs.
+    const {
+      AWS_REGION: _region,
+      AWS_DEFAULT_REGION: _defaultRegion,
+      AWS_PROFILE: _profile,
+      ...noRegion
+    } = deployedEnv();
+    const stackRegion = await opsProcess(['stats', '--json', '--outputs', outputsFile], {
+      ...noRegion,
+      AWS_CONFIG_FILE: join(workDir, 'no-aws-config'),
+    });
+    expect(stackRegion.stderr).not.toContain('Region is missing');
+    expect(stackRegion.code).toBe(0);
+    expect(JSON.parse(stackRegion.stdout).queues).toEqual(
+      expect.arrayContaining([expect.objectContaining({ queue: subscriptions.name })]),
+    );
   }, 60_000);
 });

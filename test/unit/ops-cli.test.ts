@@ -3,21 +3,26 @@
  * a usage mistake exits 2 before anything is touched) and where the commands act —
  * the local runtime's queues and tables come from the synthesized template, and the
  * deployed stack's from the CloudFormation outputs lib/ declares, which name the same
- * queues, DLQs and tables.
+ * queues, DLQs and tables, the configuration the functions were deployed with (the
+ * price→tier map resync resolves tiers with) and the stack's region.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PriceTierMap } from '../../functions/core/shared/tiers.ts';
 import { createBillingApp } from '../../lib/billing-app.ts';
 import { runOps } from '../../local/operations/cli.ts';
 import { OPS_COMMANDS } from '../../local/operations/commands.ts';
 import {
+  CONFIG_OUTPUTS,
+  connect,
   describeDeployed,
   describeLocalRuntime,
   readRuntimeFile,
   removeRuntimeFile,
+  stackRegionOf,
   type TargetDescription,
   UsageError,
   writeRuntimeFile,
@@ -47,31 +52,77 @@ const DEPLOYED_OUTPUTS_READ = [
   'SubscriptionLedgerTableName',
 ];
 
+/**
+ * The outputs the deployed path reads when present (a stack deployed before them lacks
+ * them): the schedules' DLQs, and the configuration the functions were deployed with.
+ */
+const DEPLOYED_OUTPUTS_READ_WHEN_PRESENT = [
+  'CreditAllowances',
+  'CreditRefreshScheduleDeadLetterQueueUrl',
+  'LedgerRetentionDays',
+  'PenaltyAssessmentScheduleDeadLetterQueueUrl',
+  'PriceTierMap',
+];
+
+/** The configuration the stack of these tests is deployed with (`-c ...`), none of it the default. */
+const DEPLOYED_CONTEXT = {
+  priceTierMap: { price_gold: 'gold', price_silver: 'silver' } as PriceTierMap,
+  creditAllowances: { gold: 12 },
+  ledgerRetentionDays: 30,
+};
+
 const queueUrl = (logicalId: string) =>
   `https://sqs.eu-west-1.amazonaws.com/111111111111/${logicalId}`;
 
+/** The template of the app deployed with DEPLOYED_CONTEXT. */
 let model: StackModel;
-/** Every stack's outputs, each value standing for what it references (a queue URL ends in the queue's logical id, a table name is the table's logical id). */
+/**
+ * Every stack's outputs of that deployment, each value standing for what it references
+ * (a queue URL ends in the queue's logical id, a table name is the table's logical id);
+ * a plain string output (the configuration) is what CloudFormation gives back.
+ */
 let outputs: OutputsFile;
 const dirs: string[] = [];
 
-beforeAll(() => {
-  model = loadStackModel();
+/** What `cdk deploy --all --outputs-file` would write for the app synthesized with `context`. */
+function synthOutputs(context?: Record<string, unknown>): OutputsFile {
   const outdir = mkdtempSync(join(tmpdir(), 'ops-cli-synth-'));
   dirs.push(outdir);
-  const { app } = createBillingApp({ bundle: false, validate: false, outdir });
+  const { app } = createBillingApp({
+    bundle: false,
+    validate: false,
+    outdir,
+    ...(context ? { context } : {}),
+  });
   const queues = new Set(model.queues.map((q) => q.logicalId));
-  outputs = {};
+  const file: OutputsFile = {};
   for (const stack of app.synth().stacks) {
     const declared = (stack.template as { Outputs?: Record<string, { Value: unknown }> }).Outputs;
-    outputs[stack.stackName] = Object.fromEntries(
+    file[stack.stackName] = Object.fromEntries(
       Object.entries(declared ?? {}).map(([key, { Value }]) => {
+        if (typeof Value === 'string') return [key, Value];
         const ref = (Value as { Ref?: string }).Ref;
         const value = ref === undefined ? `value-of-${key}` : queues.has(ref) ? queueUrl(ref) : ref;
         return [key, value];
       }),
     );
   }
+  return file;
+}
+
+/** The outputs without some keys, as a stack deployed before them wrote them. */
+function outputsWithout(file: OutputsFile, drop: (key: string) => boolean): OutputsFile {
+  return Object.fromEntries(
+    Object.entries(file).map(([stack, values]) => [
+      stack,
+      Object.fromEntries(Object.entries(values).filter(([key]) => !drop(key))),
+    ]),
+  );
+}
+
+beforeAll(() => {
+  model = loadStackModel({ context: DEPLOYED_CONTEXT });
+  outputs = synthOutputs(DEPLOYED_CONTEXT);
 });
 afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
@@ -114,6 +165,40 @@ async function ops(...argv: string[]) {
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
+/** The entry on a real description (connected, never called: every case ends before any I/O). */
+async function opsOn(target: TargetDescription, ...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runOps(argv, {
+    target,
+    print: (line) => out.push(line),
+    printError: (line) => err.push(line),
+  });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** AWS and Stripe endpoints that refuse connections, and no Stripe key. */
+const REFUSING_ENDPOINTS = {
+  endpoints: { dynamo: 'http://127.0.0.1:9', sqs: 'http://127.0.0.1:9' },
+  stripe: { apiUrl: 'http://127.0.0.1:9' },
+} satisfies Partial<TargetDescription>;
+
+/** A local description with REFUSING_ENDPOINTS. */
+function unreachable(overrides: Partial<TargetDescription> = {}): TargetDescription {
+  return { ...localByLogicalId(), ...REFUSING_ENDPOINTS, ...overrides };
+}
+
+/** Runs `body` with STRIPE_SECRET_KEY unset (a test never depends on the caller's shell). */
+async function withoutStripeKey<T>(body: () => Promise<T> | T): Promise<T> {
+  const saved = process.env.STRIPE_SECRET_KEY;
+  delete process.env.STRIPE_SECRET_KEY;
+  try {
+    return await body();
+  } finally {
+    if (saved !== undefined) process.env.STRIPE_SECRET_KEY = saved;
+  }
+}
+
 describe('npm run ops: usage', () => {
   it('lists every command in the entry help, including replay and resync', async () => {
     const help = await ops('--help');
@@ -139,7 +224,7 @@ describe('npm run ops: usage', () => {
   );
 
   it('offers a dry run on every command that changes data', () => {
-    for (const name of ['dlq:redrive', 'replay', 'resync']) {
+    for (const name of ['dlq:redrive', 'replay', 'resync', 'refunds']) {
       expect(Object.keys(OPS_COMMANDS.find((c) => c.name === name)!.flags)).toContain('dry-run');
     }
   });
@@ -226,7 +311,7 @@ describe('npm run ops: targets', () => {
   });
 
   it('deployed, finds the same consumed queues, DLQs, family queues and tables in the outputs lib/ declares', () => {
-    const deployed = describeDeployed(outputs, model);
+    const deployed = describeDeployed(outputs, {});
     const local = localByLogicalId();
     const pairs = (t: TargetDescription) =>
       t.consumedQueues
@@ -235,48 +320,107 @@ describe('npm run ops: targets', () => {
     expect(pairs(deployed)).toEqual(pairs(local));
     expect(deployed.eventQueues).toEqual(local.eventQueues);
     expect(deployed.tables).toEqual(local.tables);
-    expect(deployed.priceTierMap).toEqual(local.priceTierMap);
     expect(deployed.endpoints).toBeUndefined(); // the SDK's usual endpoints and credentials
   });
 
+  it('deployed, takes the price→tier map, credit allowances and ledger retention the stack was deployed with from its outputs, as the local runtime takes them from its template', () => {
+    const deployed = describeDeployed(outputs, {});
+    const local = localByLogicalId();
+    const config = (t: TargetDescription) => ({
+      priceTierMap: t.priceTierMap,
+      creditAllowances: t.creditAllowances,
+      ledgerRetentionDays: t.ledgerRetentionDays,
+    });
+    // What the subscription consumer of that deployment is given, none of it a default.
+    const given = {
+      priceTierMap: { price_gold: 'gold', price_silver: 'silver' },
+      creditAllowances: { free: 1, bronze: 3, silver: 5, gold: 12 },
+      ledgerRetentionDays: 30,
+    };
+    expect(config(deployed)).toEqual(given);
+    expect(config(local)).toEqual(given);
+    // Not the app's own cdk.json: a stack deployed without a map says so ({}), and the
+    // model ops used to read (no context) is not where the map comes from.
+    const plain = describeDeployed(synthOutputs(), {});
+    expect(plain.priceTierMap).toEqual({});
+    expect(plain.ledgerRetentionDays).toBe(90);
+    expect(describeDeployed(outputs, {}).priceTierMap).not.toEqual(plain.priceTierMap);
+  });
+
+  it('deployed, says it does not know the configuration of a stack deployed before those outputs, and rejects an invalid one', () => {
+    const older = describeDeployed(
+      outputsWithout(outputs, (key) => Object.values<string>(CONFIG_OUTPUTS).includes(key)),
+      {},
+    );
+    expect(older.priceTierMap).toBeUndefined();
+    expect(older.creditAllowances).toBeUndefined();
+    expect(older.ledgerRetentionDays).toBeUndefined();
+    const bad = { ...outputs, Edited: { PriceTierMap: '{"price_gold":"platinum"}' } };
+    expect(() => describeDeployed(bad, {})).toThrow(/PriceTierMap is invalid.*platinum/);
+  });
+
+  it("deployed, uses the stack's region from its outputs unless AWS_REGION is set", async () => {
+    const deployed = describeDeployed(outputs, {});
+    expect(deployed.region).toBe('eu-west-1');
+    const fromOutputs = connect(deployed, {});
+    const fromEnv = connect(deployed, { AWS_REGION: 'us-west-2' });
+    try {
+      expect(fromOutputs.region).toBe('eu-west-1');
+      expect(await fromOutputs.sqs.config.region()).toBe('eu-west-1');
+      expect(await fromOutputs.dynamo.config.region()).toBe('eu-west-1');
+      expect(fromEnv.region).toBe('us-west-2');
+      expect(await fromEnv.sqs.config.region()).toBe('us-west-2');
+    } finally {
+      fromOutputs.close();
+      fromEnv.close();
+    }
+    // Where the region is read from: queue URLs (either host form), else an ARN.
+    expect(stackRegionOf({ A: 'https://ap-southeast-2.queue.amazonaws.com/1/q' })).toBe(
+      'ap-southeast-2',
+    );
+    expect(
+      stackRegionOf({
+        SubscriptionEventsQueueUrl: 'http://sqs.us-east-1.localhost:9324/000000000000/q',
+        StripeApiKeySecretArn: 'arn:aws:secretsmanager:us-gov-west-1:111111111111:secret:k',
+      }),
+    ).toBe('us-gov-west-1');
+    expect(stackRegionOf({ BillingTableName: 'billing' })).toBeUndefined();
+  });
+
   it("deployed, lists the schedule DLQs too, from the service stack's outputs (omitted by a stack deployed before them)", () => {
-    const deployed = describeDeployed(outputs, model);
+    const deployed = describeDeployed(outputs, {});
     const local = localByLogicalId();
     const byName = (queues: TargetDescription['scheduleDeadLetters']) =>
       [...queues].sort((a, b) => a.name.localeCompare(b.name));
     expect(deployed.scheduleDeadLetters).toHaveLength(2);
     expect(byName(deployed.scheduleDeadLetters)).toEqual(byName(local.scheduleDeadLetters));
-    const older = Object.fromEntries(
-      Object.entries(outputs).map(([stack, values]) => [
-        stack,
-        Object.fromEntries(
-          Object.entries(values).filter(([key]) => !key.includes('ScheduleDeadLetter')),
-        ),
-      ]),
-    );
-    expect(describeDeployed(older, model).scheduleDeadLetters).toEqual([]);
+    const older = outputsWithout(outputs, (key) => key.includes('ScheduleDeadLetter'));
+    expect(describeDeployed(older, {}).scheduleDeadLetters).toEqual([]);
   });
 
-  it('deployed, needs exactly these outputs, and names a missing one', () => {
+  it('deployed, needs exactly these outputs, names a missing one, and reads the optional ones when present', () => {
     const all: Record<string, string> = Object.assign({}, ...Object.values(outputs));
-    const saved = process.env.STRIPE_SECRET_KEY;
-    delete process.env.STRIPE_SECRET_KEY;
-    try {
-      const needed = Object.keys(all).filter((key) => {
-        const { [key]: _dropped, ...rest } = all;
-        try {
-          describeDeployed({ OneStack: rest }, model);
-          return false;
-        } catch (error) {
-          expect(error).toBeInstanceOf(UsageError);
-          expect((error as Error).message).toContain(key);
-          return true;
-        }
-      });
-      expect(needed.sort()).toEqual(DEPLOYED_OUTPUTS_READ);
-    } finally {
-      if (saved !== undefined) process.env.STRIPE_SECRET_KEY = saved;
+    const whole = describeDeployed({ OneStack: all }, {});
+    const needed: string[] = [];
+    const readWhenPresent: string[] = [];
+    for (const key of Object.keys(all)) {
+      const { [key]: _dropped, ...rest } = all;
+      try {
+        const without = describeDeployed({ OneStack: rest }, {});
+        if (JSON.stringify(without) !== JSON.stringify(whole)) readWhenPresent.push(key);
+      } catch (error) {
+        expect(error).toBeInstanceOf(UsageError);
+        expect((error as Error).message).toContain(key);
+        needed.push(key);
+      }
     }
+    expect(needed.sort()).toEqual(DEPLOYED_OUTPUTS_READ);
+    expect(readWhenPresent.sort()).toEqual(DEPLOYED_OUTPUTS_READ_WHEN_PRESENT);
+    // With STRIPE_SECRET_KEY the key's secret is not needed.
+    const { StripeApiKeySecretArn: _arn, ...noSecret } = all;
+    expect(
+      describeDeployed({ OneStack: noSecret }, { STRIPE_SECRET_KEY: 'sk_test_x' }).stripe,
+    ).toEqual({ secretKey: 'sk_test_x' });
   });
 
   it('deployed, a missing output is a usage mistake (exit 2) naming it', async () => {
@@ -293,5 +437,145 @@ describe('npm run ops: targets', () => {
     });
     expect(code).toBe(2);
     expect(lines.join('\n')).toContain('PaymentEventsDeadLetterQueueUrl');
+  });
+});
+
+describe('npm run ops: resync resolves tiers with the map the functions use', () => {
+  it('refuses a stack deployed before the PriceTierMap output, saying how to go on (exit 2, nothing touched)', async () => {
+    const older = describeDeployed(
+      outputsWithout(outputs, (key) => Object.values<string>(CONFIG_OUTPUTS).includes(key)),
+      {},
+    );
+    const result = await withoutStripeKey(() =>
+      opsOn({ ...older, ...REFUSING_ENDPOINTS }, 'resync', '--user', 'u1'),
+    );
+    expect(result.code).toBe(2);
+    expect(result.err).toContain('no PriceTierMap');
+    expect(result.err).toContain('Redeploy');
+    expect(result.err).toContain('--price-tier-map');
+  });
+
+  it('refuses an empty map, since every unmapped price would become free (exit 2, before Stripe or the store)', async () => {
+    for (const argv of [
+      ['resync', '--user', 'u1'],
+      ['resync', '--marked', '--dry-run'],
+      ['resync', '--customer', 'cus_1', '--price-tier-map', '{}'],
+    ]) {
+      const result = await opsOn(unreachable({ priceTierMap: {} }), ...argv);
+      expect(result.code, argv.join(' ')).toBe(2);
+      expect(result.err, argv.join(' ')).toMatch(
+        /price→tier map .* is empty.*--allow-empty-price-map/,
+      );
+      expect(result.err).toContain('Nothing was changed');
+    }
+  });
+
+  it('runs with an empty map when told free is intended, and with --price-tier-map (JSON or a file) over the target’s', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ops-cli-map-'));
+    dirs.push(dir);
+    const file = join(dir, 'map.json');
+    writeFileSync(file, '{"price_a":"gold","price_b":"bronze"}');
+    await withoutStripeKey(async () => {
+      // Past the map, the next thing resync needs is Stripe: its missing key is the answer.
+      const cases: Array<[string[], string]> = [
+        [['--allow-empty-price-map'], 'Price→tier map: 0 price(s), from the local runtime.'],
+        [
+          ['--price-tier-map', '{"price_a":"gold"}'],
+          'Price→tier map: 1 price(s), from --price-tier-map.',
+        ],
+        [['--price-tier-map', file], 'Price→tier map: 2 price(s), from --price-tier-map.'],
+      ];
+      for (const [flags, said] of cases) {
+        const result = await opsOn(
+          unreachable({ priceTierMap: {} }),
+          'resync',
+          '--user',
+          'u1',
+          ...flags,
+        );
+        expect(result.out, flags.join(' ')).toContain(said);
+        expect(result.err, flags.join(' ')).toContain('No Stripe API key');
+      }
+      // The target's own map, from the deployed stack's output.
+      const deployed = await opsOn(
+        { ...describeDeployed(outputs, {}), stripe: REFUSING_ENDPOINTS.stripe },
+        'resync',
+        '--user',
+        'u1',
+      );
+      expect(deployed.out).toContain(
+        "Price→tier map: 2 price(s), from the stack's PriceTierMap output.",
+      );
+      const replaced = await opsOn(
+        unreachable({ priceTierMap: DEPLOYED_CONTEXT.priceTierMap }),
+        'resync',
+        '--user',
+        'u1',
+        '--price-tier-map',
+        '{"price_a":"gold"}',
+      );
+      expect(replaced.out).toContain('--price-tier-map differs from the map of');
+    });
+  });
+
+  it('validates --price-tier-map as the priceTierMap context is validated (exit 2)', async () => {
+    const target = unreachable({ priceTierMap: { price_gold: 'gold' } });
+    const wrongTier = await opsOn(
+      target,
+      'resync',
+      '--user',
+      'u1',
+      '--price-tier-map',
+      '{"price_a":"platinum"}',
+    );
+    expect(wrongTier.code).toBe(2);
+    expect(wrongTier.err).toMatch(
+      /--price-tier-map: price price_a maps to "platinum", expected one of free, bronze, silver, gold/,
+    );
+    const notObject = await opsOn(
+      target,
+      'resync',
+      '--user',
+      'u1',
+      '--price-tier-map',
+      '{"price_a":',
+    );
+    expect(notObject.code).toBe(2);
+    expect(notObject.err).toContain('--price-tier-map: must be a JSON object of price id to tier');
+    const noFile = await opsOn(
+      target,
+      'resync',
+      '--user',
+      'u1',
+      '--price-tier-map',
+      join(tmpdir(), 'no-such-map.json'),
+    );
+    expect(noFile.code).toBe(2);
+    expect(noFile.err).toMatch(/neither a JSON object nor a readable file \(ENOENT\)/);
+  });
+});
+
+describe('npm run ops: the Stripe key', () => {
+  it("locally with a real Stripe API, takes STRIPE_SECRET_KEY from the operator's shell, and says so when it is missing", () => {
+    const local = unreachable({ stripe: { apiUrl: 'https://api.stripe.com' } });
+    const withKey = connect(local, { STRIPE_SECRET_KEY: 'sk_test_from_shell' });
+    const withoutKey = connect(local, {});
+    try {
+      expect(() => withKey.stripeClients()).not.toThrow();
+      expect(() => withoutKey.stripeClients()).toThrow(
+        /No Stripe API key for the local runtime .*which calls Stripe at https:\/\/api\.stripe\.com: set STRIPE_SECRET_KEY/,
+      );
+    } finally {
+      withKey.close();
+      withoutKey.close();
+    }
+  });
+});
+
+describe('npm run ops: refunds', () => {
+  it('takes --dry-run with --issue only', async () => {
+    const alone = await opsOn(unreachable(), 'refunds', '--dry-run');
+    expect(alone.code).toBe(2);
+    expect(alone.err).toContain('--dry-run goes with --issue');
   });
 });
