@@ -43,6 +43,11 @@ export interface ReadThroughDeps {
   leaseMs?: number;
   /** How long a request waits for another instance's lookup before a 503. Default 10 s. */
   waitMs?: number;
+  /**
+   * The whole Stripe lookup's deadline, however many calls it makes (by id, then the
+   * search): DESIGN §8.4's overall deadline on a request path. Default 10 s.
+   */
+  stripeDeadlineMs?: number;
   /** Waits between looks at another instance's lookup (tests pass their own). */
   sleep?: (ms: number) => Promise<void>;
   onUnmappedPrice?: (priceIds: string[]) => void;
@@ -176,14 +181,11 @@ export class SubscriptionReadThrough {
   }
 
   async #fromStripe(userId: string, lookup: UserLookup): Promise<SubscriptionRead> {
-    const { source } = this.#deps;
     const knownCustomerId = lookup.stripeCustomerId;
-    let records: StripeCustomerRecord[] = [];
-    if (knownCustomerId) {
-      const record = await source.customerById(knownCustomerId);
-      if (record) records = [record];
-    }
-    if (records.length === 0) records = await source.customersOfUser(userId);
+    const records = await withinDeadline(
+      this.#customersOf(userId, knownCustomerId),
+      this.#deps.stripeDeadlineMs ?? 10_000,
+    );
     const best = this.#best(records);
     if (!best) {
       this.#rememberUnknown(userId, this.#unknownExpiry());
@@ -202,6 +204,19 @@ export class SubscriptionReadThrough {
       return { view: null, source: 'stripe' };
     }
     return { view: stored.view, source: 'stripe' };
+  }
+
+  /** The user's customers in Stripe: by the stored id, else by the search on metadata. */
+  async #customersOf(
+    userId: string,
+    knownCustomerId: string | null,
+  ): Promise<StripeCustomerRecord[]> {
+    const { source } = this.#deps;
+    if (knownCustomerId) {
+      const record = await source.customerById(knownCustomerId);
+      if (record) return [record];
+    }
+    return await source.customersOfUser(userId);
   }
 
   /** The customer whose subscriptions give the user the best standing (several checkouts). */
@@ -226,5 +241,29 @@ export class SubscriptionReadThrough {
       if (oldest !== undefined) this.#unknownUntil.delete(oldest);
     }
     this.#unknownUntil.set(userId, untilMs);
+  }
+}
+
+/**
+ * `work`, or a 503-worthy error once `ms` have passed: the caller is answered at the
+ * deadline; a call still in flight ends by its own timeout.
+ */
+async function withinDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new StripeSourceUnavailableError(`Stripe did not answer within ${ms} ms.`, {
+            retryAfterSeconds: 5,
+          }),
+        ),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -315,6 +315,30 @@ describe('SubscriptionReadThrough', () => {
     });
   });
 
+  it('answers 503 at one overall deadline for the whole lookup, by id then by search (DESIGN §8.4)', async () => {
+    const reader = {
+      getUserView: async () => null,
+      lookupUser: async () => ({ view: null, stripeCustomerId: 'cus_slow' }),
+    };
+    // Each call alone is within its own deadline; the two in a row are not.
+    const slow = <T>(value: T) =>
+      new Promise<T>((resolve) => setTimeout(() => resolve(value), 150));
+    const source: StripeCustomerSource = {
+      customerById: () => slow(null),
+      customersOfUser: () => slow([record('user-17', 1_700_000_000)]),
+    };
+    const startedAt = performance.now();
+    const failure = await instance({ reader, source, stripeDeadlineMs: 200 })
+      .read('user-17')
+      .catch((error: unknown) => error);
+    const elapsed = performance.now() - startedAt;
+    expect(failure).toBeInstanceOf(StripeSourceUnavailableError);
+    expect((failure as StripeSourceUnavailableError).retryAfterSeconds).toBeGreaterThan(0);
+    expect(elapsed).toBeGreaterThanOrEqual(190);
+    expect(elapsed).toBeLessThan(290);
+    expect(await store.getUserView('user-17')).toBeNull();
+  });
+
   it('starts from the stored customer id when the profile has one', async () => {
     const reader = {
       getUserView: async () => null,
