@@ -38,8 +38,8 @@ const ESM_REQUIRE_BANNER =
 
 /**
  * DynamoDB item-level actions a function may be granted on a whole table. No
- * BatchWriteItem: it allows deletes as well as puts, so it is only granted through
- * `grantBatchPuts`, bounded to the items the function batch-puts.
+ * BatchWriteItem: IAM grants a batch's deletes with its puts, so the stores put their
+ * pointers with PutItem (dynamodb-batch.ts `putEach`) and no function can batch-delete.
  */
 export type DynamoDbItemAction =
   | 'GetItem'
@@ -182,31 +182,6 @@ export class BillingFunction extends Construct {
       resourceArns: [table.tableArn, ...indexes.map((index) => `${table.tableArn}/index/${index}`)],
     });
     // AWS-managed encryption needs no key grant; a customer-managed key would.
-    table.encryptionKey?.grantEncryptDecrypt(this.function);
-    return this;
-  }
-
-  /**
-   * Grants BatchWriteItem on `table`, but only for items whose partition key starts
-   * with `partitionKeyPrefix` (condition `dynamodb:LeadingKeys`). IAM has one action for
-   * a batch's puts and its deletes and cannot tell them apart; the condition bounds what
-   * either may touch to those items (immutable pointers, for the stores that batch-put),
-   * so a batch can never delete an account, a profile or a payment. Sets no env: the
-   * table is bound with `bindTable` for the function's other actions.
-   */
-  grantBatchPuts(table: ITable, partitionKeyPrefix: string): this {
-    if (partitionKeyPrefix.length === 0 || /[*?]/.test(partitionKeyPrefix)) {
-      throw new Error(`grantBatchPuts: a literal partition key prefix is required`);
-    }
-    this.function.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['dynamodb:BatchWriteItem'],
-        resources: [table.tableArn],
-        conditions: {
-          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${partitionKeyPrefix}*`] },
-        },
-      }),
-    );
     table.encryptionKey?.grantEncryptDecrypt(this.function);
     return this;
   }

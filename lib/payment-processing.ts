@@ -1,12 +1,8 @@
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { paymentKeys } from '../functions/adapters/dynamodb/payment-table-schema.ts';
 import { ENV } from '../functions/commons/env-names.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { EventFamilyQueue } from './event-family-queue.ts';
-
-/** Partition key prefix of the charge pointers (`CHARGE#<ch>`), the only items batch-put. */
-export const CHARGE_POINTER_PREFIX = paymentKeys.charge('').pk;
 
 export interface PaymentProcessingProps {
   /** The payments family's queue; its consumer settings are used as they are. */
@@ -48,8 +44,6 @@ export class PaymentProcessing extends Construct {
         'PutItem',
         'UpdateItem',
       ])
-      // Charge pointers, put in batches ahead of the transactions: only those items.
-      .grantBatchPuts(props.paymentsTable, CHARGE_POINTER_PREFIX)
       .bindTable(ENV.billingTableName, props.billingTable, ['BatchGetItem'])
       .setEnvironment(ENV.ledgerRetentionDays, String(props.ledgerRetentionDays))
       .bindQueueConsumer(props.events);

@@ -1,14 +1,10 @@
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { billingKeys } from '../functions/adapters/dynamodb/billing-table-keys.ts';
 import { ENV } from '../functions/commons/env-names.ts';
 import type { CreditAllowances } from '../functions/core/credits/allowances.ts';
 import type { PriceTierMap } from '../functions/core/shared/tiers.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { EventFamilyQueue } from './event-family-queue.ts';
-
-/** Partition key prefix of the subscription pointers (`SUBSCRIPTION#<sub>`), the only items batch-put. */
-export const SUBSCRIPTION_POINTER_PREFIX = billingKeys.subscription('').pk;
 
 export interface SubscriptionProcessingProps {
   /** The subscriptions family's queue; its consumer settings are used as they are. */
@@ -46,8 +42,6 @@ export class SubscriptionProcessing extends Construct {
         'PutItem',
         'UpdateItem',
       ])
-      // Subscription pointers, put in batches ahead of the transactions: only those items.
-      .grantBatchPuts(props.billingTable, SUBSCRIPTION_POINTER_PREFIX)
       // The consumer only appends ledger pages; operators read them.
       .bindTable(ENV.subscriptionLedgerTableName, props.ledgerTable, ['PutItem'])
       .setEnvironment(ENV.priceTierMap, JSON.stringify(props.priceTierMap))

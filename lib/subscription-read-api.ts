@@ -10,7 +10,6 @@ import type { CreditAllowances } from '../functions/core/credits/allowances.ts';
 import type { PriceTierMap } from '../functions/core/shared/tiers.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
-import { SUBSCRIPTION_POINTER_PREFIX } from './subscription-processing.ts';
 
 export interface SubscriptionReadApiProps {
   readonly api: BillingHttpApi;
@@ -50,8 +49,6 @@ export class SubscriptionReadApi extends Construct {
       // The snapshot reads one account (GetItem, consistent), never a batch: no BatchGetItem.
       // TransactWriteItems is authorised per item action (Put account, Update profile).
       .bindTable(ENV.billingTableName, props.billingTable, ['GetItem', 'PutItem', 'UpdateItem'])
-      // Subscription pointers of a snapshot, put ahead of its transaction: only those items.
-      .grantBatchPuts(props.billingTable, SUBSCRIPTION_POINTER_PREFIX)
       .bindTable(ENV.subscriptionLedgerTableName, props.ledgerTable, ['PutItem'])
       .bindSecretReader(ENV.stripeApiKeySecretArn, props.stripeApiKey)
       .setEnvironment(ENV.priceTierMap, JSON.stringify(props.priceTierMap))

@@ -923,7 +923,7 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     let failPointers = true;
     dynamo.middlewareStack.add(
       (next, context) => async (args) => {
-        if (failPointers && /BatchWrite/.test(String(context.commandName))) {
+        if (failPointers && /^PutItem/.test(String(context.commandName))) {
           throw Object.assign(new Error('injected: DynamoDB unavailable'), {
             name: 'InternalServerError',
             $fault: 'server',

@@ -1,15 +1,14 @@
 /**
- * Batch and transaction building blocks every DynamoDB adapter needs: batch reads and
- * puts that retry what DynamoDB left unprocessed, with jittered backoff, and the
+ * Batch and transaction building blocks every DynamoDB adapter needs: batch reads that
+ * retry what DynamoDB left unprocessed, with jittered backoff, pointer puts, and the
  * identity of a transaction item (a transaction may not touch one item twice).
  */
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   type BatchGetCommandInput,
-  BatchWriteCommand,
-  type BatchWriteCommandInput,
   type DynamoDBDocumentClient,
+  PutCommand,
   TransactWriteCommand,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
@@ -19,8 +18,6 @@ export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems'
 
 /** BatchGetItem takes at most 100 keys a call. */
 export const BATCH_GET_LIMIT = 100;
-/** BatchWriteItem takes at most 25 requests a call. */
-export const BATCH_WRITE_LIMIT = 25;
 /** TransactWriteItems takes at most 100 items a call. */
 export const TRANSACTION_ITEM_LIMIT = 100;
 /** Retries of a batch call's unprocessed keys or items before giving up. */
@@ -99,28 +96,25 @@ export async function batchGetAll(
 }
 
 /**
- * Puts any number of items in calls of 25, retrying unprocessed items. Callers must
- * not pass the same key twice (BatchWriteItem refuses it) and should use it for
- * idempotent facts only: a retried call may put an item again.
+ * Puts the items one PutItem each, `concurrency` at a time: the immutable pointers the
+ * stores write ahead of their transactions. PutItem rather than BatchWriteItem because
+ * IAM grants a batch's deletes with its puts: the functions that put pointers cannot
+ * delete anything. Callers use it for idempotent facts only (a retry may put again).
  */
-export async function batchPutAll(
+export async function putEach(
   documents: DynamoDBDocumentClient,
   tableName: string,
   items: readonly Record<string, unknown>[],
+  concurrency = 16,
 ): Promise<void> {
-  type RequestItems = NonNullable<BatchWriteCommandInput['RequestItems']>;
-  for (let start = 0; start < items.length; start += BATCH_WRITE_LIMIT) {
-    let pending: RequestItems = {
-      [tableName]: items.slice(start, start + BATCH_WRITE_LIMIT).map((Item) => ({
-        PutRequest: { Item },
-      })),
-    };
-    for (let attempt = 0; Object.keys(pending).length > 0; attempt++) {
-      if (attempt > 0) await retryPause(attempt, 'BatchWriteItem left items unprocessed');
-      const response = await documents.send(new BatchWriteCommand({ RequestItems: pending }));
-      pending = response.UnprocessedItems ?? {};
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const Item = items[next++]!;
+      await documents.send(new PutCommand({ TableName: tableName, Item }));
     }
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }
 
 /**

@@ -41,8 +41,8 @@ import {
 import { billingKeys } from './billing-table-keys.ts';
 import {
   batchGetAll,
-  batchPutAll,
   type PackMember,
+  putEach,
   retryPause,
   sendPacks,
   TRANSACTION_ITEM_LIMIT,
@@ -596,7 +596,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
 
   /** Puts every commit's new charge pointers; the error if some could not be written. */
   async #putChargePointers(commits: readonly PaymentCommit[]): Promise<Error | undefined> {
-    // By charge: one batch may not put an item twice.
+    // By charge: each pointer put once, however many commits name it.
     const pending = new Map<string, [remembered: string, item: Record<string, string>]>();
     for (const commit of commits) {
       for (const chargeId of pointerIds(commit)) {
@@ -613,7 +613,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
     try {
       // A pointer only states which payment a charge belongs to: a plain put (one
       // unit, not a transaction's two) is safe to repeat after a lost race.
-      await batchPutAll(
+      await putEach(
         this.#documents,
         this.#table,
         entries.map(([, item]) => item),

@@ -11,7 +11,7 @@
  *                                       credit fields (slot, period, balance). Profiles written before
  *                                       customer views kept one `subscriptionView`, read as its customer's.
  *   SUBSCRIPTION#<sub>  / SUBSCRIPTION  subscription id -> customer pointer: an immutable fact,
- *                                       put (batched, outside the transaction) before the commit
+ *                                       put (outside the transaction, PutItem each) before the commit
  *                                       that first lists the subscription
  * Subscription ledger table (customerId / revision): one page per account commit, listing
  * the events that commit recorded, with a TTL.
@@ -52,11 +52,10 @@ import { billingKeys as keys } from './billing-table-keys.ts';
 import { decodeCompressedJson, encodeCompressedJson } from './compressed-json.ts';
 import { CREDIT_ATTRIBUTE, initialCreditFields } from './credit-table-schema.ts';
 import {
-  BATCH_WRITE_LIMIT,
   batchGetAll,
-  batchPutAll,
   memberResult,
   type PackMember,
+  putEach,
   sendPacks,
   TRANSACTION_ITEM_LIMIT,
   type TransactItem,
@@ -300,15 +299,12 @@ export class DynamoDbSubscriptionStore
   async #putSubscriptionPointers(commits: readonly AccountCommit[]): Promise<Error | undefined> {
     const entries = [...this.#pendingPointers(commits).values()];
     try {
-      for (let start = 0; start < entries.length; start += BATCH_WRITE_LIMIT) {
-        const chunk = entries.slice(start, start + BATCH_WRITE_LIMIT);
-        await batchPutAll(
-          this.#documents,
-          this.#billingTable,
-          chunk.map(([, item]) => item),
-        );
-        this.#remember(chunk.map(([pointer]) => pointer));
-      }
+      await putEach(
+        this.#documents,
+        this.#billingTable,
+        entries.map(([, item]) => item),
+      );
+      this.#remember(entries.map(([pointer]) => pointer));
       return undefined;
     } catch (error) {
       return error instanceof Error ? error : new Error(String(error));
