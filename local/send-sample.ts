@@ -384,11 +384,16 @@ async function main(): Promise<number> {
       if (now.status === 200 && now.body !== before.body && settled(now.body)) {
         console.log(`GET ${watched} -> ${now.status}\n${pretty(now.body)}`);
         if (paymentId) {
-          const today = new Date().toISOString().slice(0, 10);
+          // The sample's own day (it was paid, refunded and created then), not the clock's.
+          const day = new Date((events[0]?.created ?? Date.now() / 1000) * 1000)
+            .toISOString()
+            .slice(0, 10);
           for (const path of [
             `/users/${user}/payments?limit=5`,
-            `/reports/refunds?from=${today}&to=${today}`,
-            `/reports/daily-summary?date=${today}`,
+            `/reports/refunds?from=${day}&to=${day}`,
+            // Reconciliation: payments of one status by paid date; the sample ends disputed.
+            `/reports/payments?status=disputed&paidFrom=${day}&paidTo=${day}`,
+            `/reports/daily-summary?date=${day}`,
           ]) {
             const answer = await readRoute(apiUrl, path);
             console.log(`\nGET ${path} -> ${answer.status}\n${pretty(answer.body)}`);

@@ -1,12 +1,32 @@
 /**
  * Payments end to end through the local runtime: a payment's life (succeeded, partial
  * refund, full refund, dispute) as signed real Stripe payloads over HTTP, delivered
- * shuffled and duplicated, read back through every payment route.
+ * shuffled and duplicated, read back through every payment route (the payment, by charge,
+ * the user's history, the refund and reconciliation reports, the daily summary).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
 import { buildPaymentSample, sampleIds } from '../../local/send-sample.ts';
 import { eventually, postWebhook, uniqueUserId } from './e2e-helpers.ts';
+
+/** The fields of a payment (DESIGN §8.1), in the contract's order. */
+const PAYMENT_FIELDS = [
+  'paymentId',
+  'chargeId',
+  'userId',
+  'customerId',
+  'amount',
+  'amountRefunded',
+  'currency',
+  'status',
+  'purpose',
+  'penaltyIds',
+  'createdAt',
+  'paidAt',
+  'refundedAt',
+  'failureCode',
+  'dispute',
+];
 
 describe('payments through the local runtime', () => {
   let runtime: LocalRuntime;
@@ -72,6 +92,25 @@ describe('payments through the local runtime', () => {
     expect(refunds.status).toBe(200);
     expect(refunds.body.items).toContainEqual(payment.body);
 
+    // Reconciliation: the payments of one status by paid date. This one was paid on `day`
+    // and ends disputed, so it is in that status's report and in no other.
+    const paid = await get(
+      `/reports/payments?status=disputed&paidFrom=${day}&paidTo=${day}&limit=100`,
+    );
+    expect(paid.status).toBe(200);
+    expect(Object.keys(paid.body).sort()).toEqual(['items', 'nextCursor']);
+    const reconciled = (paid.body.items as Record<string, unknown>[]).find(
+      (item) => item.paymentId === paymentId,
+    );
+    // Exactly the §8.1 fields, in its order, with the values of the payment's own route.
+    expect(Object.keys(reconciled ?? {})).toEqual(PAYMENT_FIELDS);
+    expect(reconciled).toEqual(payment.body);
+    const succeeded = await get(
+      `/reports/payments?status=succeeded&paidFrom=${day}&paidTo=${day}&limit=100`,
+    );
+    expect(succeeded.status).toBe(200);
+    expect(succeeded.body.items).not.toContainEqual(expect.objectContaining({ paymentId }));
+
     const summary = await get(`/reports/daily-summary?date=${day}`);
     expect(summary.status).toBe(200);
     const rows = summary.body.rows as { status: string; currency: string; count: number }[];
@@ -89,6 +128,12 @@ describe('payments through the local runtime', () => {
     const bad = await get('/reports/refunds?from=2026-02-01&to=2026-01-01');
     expect(bad.status).toBe(400);
     expect((bad.body.error as { message: string }).message).toMatch(/^to /);
+    const badPaid = await get(
+      '/reports/payments?status=succeeded&paidFrom=2026-02-01&paidTo=2026-01-01',
+    );
+    expect(badPaid.status).toBe(400);
+    expect(badPaid.body.error).toMatchObject({ code: 'invalid_parameter' });
+    expect((badPaid.body.error as { message: string }).message).toMatch(/^paidTo /);
     const unknown = await get('/users/someone/payments?sort=asc');
     expect(unknown.status).toBe(400);
     expect((unknown.body.error as { message: string }).message).toContain('sort');

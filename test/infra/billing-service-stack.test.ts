@@ -1,10 +1,6 @@
 import { Capture, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { billingKeys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
-import {
-  PAYMENT_INDEXES,
-  paymentKeys,
-} from '../../functions/adapters/dynamodb/payment-table-schema.ts';
+import { PAYMENT_INDEXES } from '../../functions/adapters/dynamodb/payment-table-schema.ts';
 import { ENV, EVENT_QUEUE_URL_ENV } from '../../functions/commons/env-names.ts';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
 import { PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
@@ -69,22 +65,10 @@ function resourcesOfService(statements: Statement[], prefix: string): string[] {
   return [...new Set(sharedResourcesOfService(t.data, statements, prefix))];
 }
 
-/**
- * BatchWriteItem allows deletes as well as puts; IAM cannot split them, so the grant is
- * bounded to the pointer items the store batch-puts. Returns the statement's condition
- * after checking it allows BatchWriteItem alone on exactly `table`.
- */
-function batchWriteCondition(statements: Statement[], table: unknown): unknown {
-  const batch = statements.filter((s) => s.Action.includes('dynamodb:BatchWriteItem'));
-  expect(batch).toHaveLength(1);
-  expect(batch[0]!.Action).toEqual(['dynamodb:BatchWriteItem']);
-  expect(batch[0]!.Resource.map((r) => resolveImport(t.data, r))).toEqual([table]);
-  return batch[0]!.Condition;
+/** No function may hold BatchWriteItem: IAM grants a batch's deletes with its puts. */
+function expectNoBatchWrites(statements: Statement[]): void {
+  expect(statements.filter((s) => s.Action.includes('dynamodb:BatchWriteItem'))).toEqual([]);
 }
-
-const onlyPartitionsStartingWith = (prefix: string) => ({
-  'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${prefix}*`] },
-});
 
 function mappingOf(consumerEntry: string): CfnResourceJson {
   const [consumerId] = functionByEntry(t.service, consumerEntry);
@@ -224,6 +208,19 @@ describe('payment consumer', () => {
     expect(env[ENV.subscriptionLedgerTableName]).toBeUndefined();
     expect(env[ENV.priceTierMap]).toBeUndefined();
   });
+
+  it('polls its queue in batches of 100, 2 s window, max 30 concurrent (10,000 events/s, docs/payments-capacity.md), partial failures', () => {
+    const source = new Capture();
+    t.service.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: functionByEntry(t.service, ENTRY.paymentConsumer)[0] },
+      EventSourceArn: source,
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 2,
+      ScalingConfig: { MaximumConcurrency: 30 },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    expect(resolveImport(t.data, source.asObject())).toEqual(getAtt(ids.queues.payments.queue));
+  });
 });
 
 describe('least privilege', () => {
@@ -258,12 +255,7 @@ describe('least privilege', () => {
     const [, read] = functionByEntry(t.service, ENTRY.subscriptionRead);
     const statements = roleStatements(t.service, read);
     expect(actionsOn(statements, getAtt(ids.billing))).toEqual(
-      [
-        'dynamodb:BatchWriteItem',
-        'dynamodb:GetItem',
-        'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
-      ].sort(),
+      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'].sort(),
     );
     expect(actionsOn(statements, getAtt(ids.subscriptionLedger))).toEqual(['dynamodb:PutItem']);
     expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
@@ -281,9 +273,8 @@ describe('least privilege', () => {
     );
     expect(env.STRIPE_SECRET_KEY).toBeUndefined();
     expect(read.Properties.Timeout).toBe(15);
-    expect(batchWriteCondition(statements, getAtt(ids.billing))).toEqual(
-      onlyPartitionsStartingWith(billingKeys.subscription('').pk),
-    );
+    // Its snapshot's subscription pointers are put with PutItem: nothing can be deleted.
+    expectNoBatchWrites(statements);
   });
 
   it('subscription consumer: the item actions of the contract on each table, and queue consumption', () => {
@@ -292,7 +283,6 @@ describe('least privilege', () => {
     expect(actionsOn(statements, getAtt(ids.billing))).toEqual(
       [
         'dynamodb:BatchGetItem',
-        'dynamodb:BatchWriteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
@@ -303,10 +293,8 @@ describe('least privilege', () => {
     expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
       sortedJson([getAtt(ids.billing), getAtt(ids.subscriptionLedger)]),
     );
-    // Batches put subscription pointers only: no batch may delete an account or a profile.
-    expect(batchWriteCondition(statements, getAtt(ids.billing))).toEqual(
-      onlyPartitionsStartingWith('SUBSCRIPTION#'),
-    );
+    // Subscription pointers are put with PutItem: nothing of the table can be deleted.
+    expectNoBatchWrites(statements);
   });
 
   it('payment consumer: item actions on the payments table, BatchGetItem only on the billing table, BatchGetItem and UpdateItem on the penalties table', () => {
@@ -315,7 +303,6 @@ describe('least privilege', () => {
     expect(actionsOn(statements, getAtt(ids.payments))).toEqual(
       [
         'dynamodb:BatchGetItem',
-        'dynamodb:BatchWriteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
@@ -334,14 +321,11 @@ describe('least privilege', () => {
     expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
       sortedJson([getAtt(ids.payments), getAtt(ids.billing), getAtt(ids.penalties)]),
     );
-    // Batches put charge pointers only: no batch may delete a payment or its ledger.
-    expect(batchWriteCondition(statements, getAtt(ids.payments))).toEqual(
-      onlyPartitionsStartingWith(paymentKeys.charge('').pk),
-    );
+    // Charge pointers are put with PutItem: no payment or ledger page can be deleted.
+    expectNoBatchWrites(statements);
     expect(actionsOf(statements).filter((a) => !a.startsWith('sqs:'))).toEqual(
       [
         'dynamodb:BatchGetItem',
-        'dynamodb:BatchWriteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
@@ -705,5 +689,97 @@ describe('observability', () => {
       METRIC.webhookRejected,
       'webhook-ingress',
     ]);
+  });
+
+  it("graphs the payment consumer's events applied, lag, queue and DLQ on a row of its own, and shows its alarms", () => {
+    const [, dashboard] = onlyResource(t.service, 'AWS::CloudWatch::Dashboard');
+    // The body with each CloudFormation token kept as a numbered placeholder (resolved
+    // through the data stack's exports), so a widget's queue can be told from another's.
+    const tokens: unknown[] = [];
+    const render = (value: unknown): string => {
+      if (typeof value === 'string') return value;
+      const join = (value as { 'Fn::Join'?: [string, unknown[]] } | null)?.['Fn::Join'];
+      if (join) return join[1].map(render).join(join[0]);
+      tokens.push(resolveImport(t.data, value));
+      return `__token_${tokens.length - 1}__`;
+    };
+    const resolved = (cell: unknown) => {
+      const index = typeof cell === 'string' ? /^__token_(\d+)__$/.exec(cell)?.[1] : undefined;
+      return index === undefined ? cell : tokens[Number(index)];
+    };
+    const body = JSON.parse(render(dashboard.Properties.DashboardBody)) as {
+      widgets: Array<{
+        type: string;
+        y: number;
+        properties?: { title?: string; metrics?: unknown[][]; alarms?: unknown[] };
+      }>;
+    };
+    const titled = (title: string) => {
+      const found = body.widgets.filter((w) => w.properties?.title === title);
+      expect(found, title).toHaveLength(1);
+      return found[0]!;
+    };
+    // [namespace, name, dimension, value, options?], "." repeating the row above.
+    const rowsOf = (title: string) => {
+      let previous: unknown[] = [];
+      return (titled(title).properties?.metrics ?? []).map((row) => {
+        const full = row.map((cell, i) => (cell === '.' ? previous[i] : cell));
+        previous = full;
+        return full.map(resolved);
+      });
+    };
+    const [, consumer] = functionByEntry(t.service, ENTRY.paymentConsumer);
+    const service = envOf(consumer).POWERTOOLS_SERVICE_NAME;
+    const consumerRow = (name: string) => [METRICS_NAMESPACE, name, 'service', service];
+
+    expect(rowsOf('Payments: events applied').map((row) => row.slice(0, 4))).toEqual(
+      [
+        METRIC.eventsProcessed,
+        METRIC.eventsDuplicate,
+        METRIC.eventsOutOfOrder,
+        METRIC.eventsIgnored,
+        METRIC.eventsFailed,
+      ].map(consumerRow),
+    );
+    const lag = rowsOf('Payments: processing lag (ms)');
+    expect(lag.map((row) => row.slice(0, 4))).toEqual(
+      [METRIC.processingLag, METRIC.processingLag, METRIC.endToEndLag].map(consumerRow),
+    );
+    expect(lag.map((row) => (row[4] as { stat?: string } | undefined)?.stat)).toEqual([
+      'p50',
+      'p99',
+      'p99',
+    ]);
+    const queueName = getAtt(ids.queues.payments.queue, 'QueueName');
+    const dlqName = getAtt(ids.queues.payments.dlq, 'QueueName');
+    expect(rowsOf('Payments: queue').map((row) => row.slice(0, 4))).toEqual([
+      ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', queueName],
+      ['AWS/SQS', 'ApproximateNumberOfMessagesNotVisible', 'QueueName', queueName],
+      ['AWS/SQS', 'ApproximateAgeOfOldestMessage', 'QueueName', queueName],
+      ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', dlqName],
+    ]);
+    // Not the subscriptions' queue or consumer: the families stay apart on the dashboard.
+    expect(JSON.stringify(rowsOf('Subscriptions: queue'))).not.toContain(JSON.stringify(queueName));
+    expect(rowsOf('Subscriptions: events applied')[0]?.[3]).not.toBe(service);
+    // The three payment widgets share one row.
+    const row = titled('Payments: events applied').y;
+    expect(titled('Payments: processing lag (ms)').y).toBe(row);
+    expect(titled('Payments: queue').y).toBe(row);
+
+    // The alarm status widget shows the payment family's alarms.
+    const shown = body.widgets
+      .filter((w) => w.type === 'alarm')
+      .flatMap((w) => (w.properties?.alarms ?? []).map(resolved));
+    const alarmEntries = Object.entries(resources(t.service, 'AWS::CloudWatch::Alarm'));
+    for (const id of [
+      'PaymentsDeadLetterQueueNotEmpty',
+      'PaymentsOldestMessageTooOld',
+      'PaymentsEventsFailed',
+    ]) {
+      const expected = JSON.stringify(alarm(id));
+      const [alarmId] = alarmEntries.find(([, a]) => JSON.stringify(a) === expected) ?? [];
+      expect(alarmId, id).toBeDefined();
+      expect(shown, id).toContainEqual(getAtt(alarmId!, 'Arn'));
+    }
   });
 });

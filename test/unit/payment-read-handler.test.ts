@@ -4,6 +4,12 @@
  * answer field by field, paging to the end, filters, and every bad input answered
  * with the right status and a `{"error":{"code","message"}}` that names the field.
  */
+import {
+  DynamoDBServiceException,
+  InternalServerError,
+  ProvisionedThroughputExceededException,
+  ThrottlingException,
+} from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InMemoryPaymentStore } from '../../functions/adapters/memory/in-memory-payment-store.ts';
@@ -29,6 +35,10 @@ import {
 } from '../helpers/payment-fixture-events.ts';
 
 const context = { functionName: 'payment-read', awsRequestId: 'test' } as Context;
+
+/** What a DynamoDB error message may carry that a caller must never see. */
+const DYNAMO_INTERNALS =
+  'arn:aws:dynamodb:eu-west-1:123456789012:table/billing-payments/index/byStatusPaid';
 
 /** The fields of `GET /payments/{id}`, in DESIGN §8.1's order. */
 const PAYMENT_FIELDS = [
@@ -914,5 +924,106 @@ describe('methods, routes and failures', () => {
       context,
     );
     expect(bad.statusCode).toBe(400);
+  });
+
+  it.each([
+    [
+      'throttled (ProvisionedThroughputExceededException)',
+      () =>
+        new ProvisionedThroughputExceededException({
+          message: `Throughput exceeds the current capacity of your table or index: ${DYNAMO_INTERNALS}`,
+          $metadata: { httpStatusCode: 400, requestId: 'REQ-THROTTLED-1' },
+        }),
+    ],
+    [
+      'throttled (ThrottlingException)',
+      () =>
+        new ThrottlingException({
+          message: `Rate of requests exceeds the allowed throughput: ${DYNAMO_INTERNALS}`,
+          $metadata: { httpStatusCode: 400, requestId: 'REQ-THROTTLED-2' },
+        }),
+    ],
+    [
+      'down (InternalServerError)',
+      () =>
+        new InternalServerError({
+          message: `Internal server error: ${DYNAMO_INTERNALS}`,
+          $metadata: { httpStatusCode: 500, requestId: 'REQ-DOWN-1' },
+        }),
+    ],
+    [
+      'unavailable (503 ServiceUnavailable)',
+      () =>
+        new DynamoDBServiceException({
+          name: 'ServiceUnavailable',
+          $fault: 'server',
+          message: `Service unavailable: ${DYNAMO_INTERNALS}`,
+          $metadata: { httpStatusCode: 503, requestId: 'REQ-DOWN-2' },
+        }),
+    ],
+  ])('answers 503 with Retry-After on every route when DynamoDB is %s', async (_label, error) => {
+    const unavailable = new InMemoryPaymentStore({
+      fault: (point) => {
+        if (point.operation !== 'commit') throw error();
+        return undefined;
+      },
+    });
+    const handler = createPaymentReadHandler({ queries: unavailable });
+    const requests: Request[] = [
+      { route: '/payments/{id}', path: '/payments/pi_1', pathParameters: { id: 'pi_1' } },
+      { route: '/payments/{id}', path: '/payments/ch_1', pathParameters: { id: 'ch_1' } },
+      {
+        route: '/users/{userId}/payments',
+        path: `/users/${U1}/payments`,
+        pathParameters: { userId: U1 },
+        query: { status: 'succeeded' },
+      },
+      {
+        route: '/reports/refunds',
+        path: '/reports/refunds',
+        query: { from: '2026-03-01', to: '2026-03-02' },
+      },
+      {
+        route: '/reports/payments',
+        path: '/reports/payments',
+        query: { status: 'succeeded', paidFrom: '2026-03-01', paidTo: '2026-03-02' },
+      },
+      {
+        route: '/reports/daily-summary',
+        path: '/reports/daily-summary',
+        query: { date: '2026-03-02' },
+      },
+    ];
+    for (const request of requests) {
+      const response = await handler(
+        httpApiEvent({
+          path: request.path,
+          routeKey: `GET ${request.route}`,
+          ...(request.pathParameters ? { pathParameters: request.pathParameters } : {}),
+          ...(request.query ? { queryStringParameters: request.query } : {}),
+        }),
+        context,
+      );
+      expect(response.statusCode, request.path).toBe(503);
+      // A number of seconds (DESIGN §8), so a client can wait and retry.
+      expect(response.headers['retry-after'], request.path).toMatch(/^[1-9]\d*$/);
+      expect(response.headers['content-type']).toBe('application/json');
+      expect(JSON.parse(response.body)).toEqual({
+        error: { code: 'service_unavailable', message: expect.any(String) },
+      });
+      for (const internal of [
+        'arn:aws',
+        '123456789012',
+        'billing-payments',
+        'REQ-',
+        'Throughput',
+        'Throttling',
+        'Internal server error',
+        'ServiceUnavailable',
+        'Service unavailable',
+      ]) {
+        expect(response.body, request.path).not.toContain(internal);
+      }
+    }
   });
 });
