@@ -9,7 +9,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { freeHabitLimitsEnv, lazyEnv } from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
-import { type HttpResponse, jsonResponse, NotFoundError } from './commons/http.ts';
+import { HttpError, type HttpResponse, jsonResponse, NotFoundError } from './commons/http.ts';
 import { lazy } from './commons/lazy.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
@@ -28,11 +28,16 @@ import {
 } from './commons/request-params.ts';
 import { PENALTY_ROUTES } from './commons/routes.ts';
 import { stripePenaltyGatewayFromEnv } from './commons/stripe-wiring.ts';
-import { PenaltyNotFoundError } from './core/penalties/errors.ts';
+import {
+  PenaltyConflictError,
+  PenaltyNotFoundError,
+  PenaltyRequestError,
+} from './core/penalties/errors.ts';
 import type { FreeHabitLimits } from './core/penalties/habits.ts';
 import { saveHabit, verifyHabit } from './core/penalties/manage-habits.ts';
 import { HABIT_ID_PATTERN, HABIT_ID_RULE } from './core/penalties/penalty-ids.ts';
 import {
+  PaymentRejectedError,
   PENALTY_FIELDS,
   PENALTY_STATUSES,
   type PenaltyField,
@@ -221,7 +226,7 @@ export function createPenaltyApiHandler(
             });
             return jsonResponse(200, result);
           } catch (error) {
-            if (!(error instanceof PenaltyNotFoundError)) {
+            if (isSettlementFailure(error)) {
               metrics.addMetric(METRIC.penaltySettlementFailures, MetricUnit.Count, 1);
             }
             throw error;
@@ -245,6 +250,31 @@ export function createPenaltyApiHandler(
       return penaltyErrorResponse(error, logger);
     }
   };
+}
+
+/**
+ * Whether a settle error counts as a PenaltySettlementFailure, the metric whose alarm
+ * means "settlement is broken": Stripe unavailable (503: down, rate-limiting past the
+ * retries, breaker open, the API key refused) and anything unexpected (500). A caller's
+ * 4xx is not: an unknown user (404), a settlement still pending (a double click) or
+ * penalties that moved while settling (409s that end by themselves), or those would
+ * keep the alarm firing on routine traffic.
+ *
+ * Stripe refusing the PaymentIntent (409 payment_rejected) is counted: it is Stripe
+ * turning down a request the suite built (an amount under its minimum, a currency the
+ * account does not take, an idempotency key reused with other parameters), which no
+ * retry fixes and which leaves the user unable to settle until someone acts. Except
+ * `idempotency_key_in_use`: Stripe's 409 for the same settlement already in flight (two
+ * clicks reaching Stripe at once), the same routine case as settlement_pending.
+ */
+function isSettlementFailure(error: unknown): boolean {
+  if (error instanceof PaymentRejectedError) return error.code !== 'idempotency_key_in_use';
+  if (error instanceof HttpError) return error.statusCode >= 500;
+  return !(
+    error instanceof PenaltyNotFoundError ||
+    error instanceof PenaltyConflictError ||
+    error instanceof PenaltyRequestError
+  );
 }
 
 function unknownUser(userId: string): PenaltyNotFoundError {

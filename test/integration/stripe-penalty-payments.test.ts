@@ -124,6 +124,22 @@ describe('canceling an abandoned settlement', () => {
     expect(doubleClick.paymentIntentId).toBe(fresh.paymentIntentId);
   });
 
+  it('replaces an intent whose payment failed: the old one canceled (its late payment_failed concerns no new settlement), a new one created, once', async () => {
+    const { gateway: g } = gateway();
+    const req = request();
+    const first = await g.createPenaltyPayment(req);
+    stripe.failPaymentIntent(first.paymentIntentId);
+    // The failure put the penalties back to unpaid; the user settles them again.
+    const retry = await g.createPenaltyPayment(req);
+    expect(retry.paymentIntentId).not.toBe(first.paymentIntentId);
+    expect(stripe.paymentIntents.get(first.paymentIntentId)?.status).toBe('canceled');
+    expect(stripe.paymentIntents.get(retry.paymentIntentId)?.status).toBe(
+      'requires_payment_method',
+    );
+    const doubleClick = await g.createPenaltyPayment(req);
+    expect(doubleClick.paymentIntentId).toBe(retry.paymentIntentId);
+  });
+
   it('answers succeeded for a PaymentIntent paid meanwhile, and leaves it paid', async () => {
     const { gateway: g } = gateway();
     const paid = await g.createPenaltyPayment(request());

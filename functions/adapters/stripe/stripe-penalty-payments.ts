@@ -95,9 +95,13 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
 
   /**
    * Creates the PaymentIntent. Settling the same penalties again after their intent was
-   * canceled derives the same key, and Stripe replays the first answer for 24 h: the
-   * canceled intent, as it was at creation. So a replay is checked, and a canceled one is
-   * replaced under a key derived from it (deterministic: a double click still dedups).
+   * canceled or failed derives the same key, and Stripe replays the first answer for
+   * 24 h: that intent, as it was at creation. So a replay is checked, and a canceled one,
+   * or one whose payment failed, is replaced under a key derived from it (deterministic:
+   * a double click still dedups). A failed one is canceled first: reused, a late or
+   * redelivered `payment_failed` of its first attempt would put the penalties of this new
+   * settlement back to unpaid while its client secret can still pay; replaced, that
+   * event only concerns penalties pending under the old intent, and there are none.
    */
   async #createFresh(
     params: Stripe.PaymentIntentCreateParams,
@@ -112,7 +116,14 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
       const current = await this.#stripe.call((stripe, timeout) =>
         stripe.paymentIntents.retrieve(intent.id, {}, { timeout }),
       );
-      if (current.status !== 'canceled') return intent;
+      const failedBefore =
+        current.status === 'requires_payment_method' && current.last_payment_error != null;
+      if (failedBefore) {
+        // Confirmed again meanwhile (Stripe refuses the cancel): that attempt stands.
+        if ((await this.cancelPenaltyPayment(intent.id)) !== 'canceled') return intent;
+      } else if (current.status !== 'canceled') {
+        return intent;
+      }
       if (replaced >= 5) {
         throw new PaymentRejectedError('payment_intent_canceled_repeatedly');
       }

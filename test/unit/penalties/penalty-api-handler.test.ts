@@ -5,8 +5,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { InMemoryPenaltyStore } from '../../../functions/adapters/memory/in-memory-penalty-store.ts';
+import { METRIC } from '../../../functions/commons/metric-names.ts';
 import { PENALTY_ROUTES } from '../../../functions/commons/routes.ts';
 import { assessDate } from '../../../functions/core/penalties/assessment.ts';
 import { DEFAULT_FREE_HABIT_LIMITS } from '../../../functions/core/penalties/habits.ts';
@@ -14,6 +15,7 @@ import {
   PaymentGatewayUnavailableError,
   PaymentRejectedError,
 } from '../../../functions/core/penalties/ports.ts';
+import { createPenaltyAdminHandler } from '../../../functions/penalty-admin.ts';
 import { createPenaltyApiHandler } from '../../../functions/penalty-api.ts';
 import { httpApiEvent } from '../../helpers/apigw-events.ts';
 import { at, FakeGateway, fixedClock } from './penalty-fixtures.ts';
@@ -24,14 +26,18 @@ function world() {
   const store = new InMemoryPenaltyStore();
   const gateway = new FakeGateway();
   const clock = fixedClock(at('2026-12-03', '09:00:00'));
+  const logger = new Logger({ logLevel: 'SILENT' });
+  const metrics = new Metrics({ namespace: 'Test', serviceName: 'test' });
   const handler = createPenaltyApiHandler({
     store,
     gateway,
     clock,
     freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
-    logger: new Logger({ logLevel: 'SILENT' }),
-    metrics: new Metrics({ namespace: 'Test', serviceName: 'test' }),
+    logger,
+    metrics,
   });
+  // The operators' routes (mark-paid) over the same store.
+  const admin = createPenaltyAdminHandler({ store, clock, logger, metrics });
   async function call(
     method: string,
     route: string,
@@ -42,7 +48,8 @@ function world() {
       (p, [name, value]) => p.replace(`{${name}}`, encodeURIComponent(value)),
       route,
     );
-    const response = await handler(
+    const routeHandler = route.startsWith('/admin/') ? admin : handler;
+    const response = await routeHandler(
       httpApiEvent({
         method,
         path,
@@ -72,8 +79,29 @@ function world() {
   };
   const putHabit = (userId: string, habitId: string, body: unknown = habit) =>
     call('PUT', PENALTY_ROUTES.habit, { userId, habitId }, { body });
-  return { store, gateway, clock, call, putHabit, habit };
+  return { store, gateway, clock, metrics, call, putHabit, habit };
 }
+
+/**
+ * Everything the in-memory store holds, deep-copied: habits (with their verified
+ * dates), accounts (summaries and the pending settlement), penalties, recipients'
+ * totals, assessment progress, overpayments, profiles (credits) and the commit count.
+ */
+function contents(store: InMemoryPenaltyStore) {
+  return structuredClone({
+    habits: [...store.habits],
+    accounts: [...store.accounts],
+    penalties: [...store.penalties],
+    recipients: [...store.recipients],
+    assessments: [...store.assessments],
+    overpayments: [...store.overpayments],
+    profiles: [...store.profiles],
+    commits: store.commits,
+  });
+}
+
+/** Values no route takes for `userId`: a space, a slash, a `#`, too long, empty. */
+const BAD_USER_IDS = ['a b', 'u/1', 'u#1', 'x'.repeat(129), ''];
 
 /** Habits created on 2026-11-30, both missed on 12-01 and 12-02 (two penalties each for u1). */
 async function withPenalties() {
@@ -264,6 +292,76 @@ describe('settlement', () => {
     expect(response.body.error.code).toBe('payment_rejected');
   });
 
+  describe('the PenaltySettlementFailures metric', () => {
+    const failuresCounted = (w: ReturnType<typeof world>) => {
+      const spy = vi.spyOn(w.metrics, 'addMetric');
+      return () =>
+        spy.mock.calls.filter(([name]) => name === METRIC.penaltySettlementFailures).length;
+    };
+
+    it('does not count a 409 settlement_pending (a second settle while one is pending)', async () => {
+      const w = await withPenalties();
+      expect((await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' })).status).toBe(200);
+      const counted = failuresCounted(w);
+      const again = await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' });
+      expect(again.status).toBe(409);
+      expect(again.body.error.code).toBe('settlement_pending');
+      expect(counted()).toBe(0);
+    });
+
+    it('does not count a 409 settlement_conflict (penalties moving under every attempt)', async () => {
+      const w = await withPenalties();
+      vi.spyOn(w.store, 'commitTransitions').mockResolvedValue({
+        status: 'conflict',
+        reason: 'penalty-changed',
+      });
+      const counted = failuresCounted(w);
+      const response = await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' });
+      expect(response.status).toBe(409);
+      expect(response.body.error.code).toBe('settlement_conflict');
+      expect(counted()).toBe(0);
+    });
+
+    it('does not count a 404 unknown user nor a 400 bad request', async () => {
+      const w = await withPenalties();
+      const counted = failuresCounted(w);
+      expect((await w.call('POST', PENALTY_ROUTES.settle, { userId: 'nobody' })).status).toBe(404);
+      expect((await w.call('POST', PENALTY_ROUTES.settle, { userId: 'a b' })).status).toBe(400);
+      expect(counted()).toBe(0);
+    });
+
+    it('counts a 503 (Stripe unavailable) once', async () => {
+      const w = await withPenalties();
+      w.gateway.failWith = new PaymentGatewayUnavailableError('down', { retryAfterSeconds: 3 });
+      const counted = failuresCounted(w);
+      expect((await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' })).status).toBe(503);
+      expect(counted()).toBe(1);
+    });
+
+    it('counts an unexpected error (500) once', async () => {
+      const w = await withPenalties();
+      vi.spyOn(w.store, 'getUserBilling').mockRejectedValue(new Error('table gone'));
+      const counted = failuresCounted(w);
+      const response = await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' });
+      expect(response.status).toBe(500);
+      expect(JSON.stringify(response.body)).not.toContain('table gone');
+      expect(counted()).toBe(1);
+    });
+
+    it("counts Stripe refusing the payment (409 payment_rejected), but not Stripe's 409 for the same request in flight", async () => {
+      const w = await withPenalties();
+      const counted = failuresCounted(w);
+      w.gateway.failWith = new PaymentRejectedError('amount_too_small');
+      expect((await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' })).status).toBe(409);
+      expect(counted()).toBe(1);
+      w.gateway.failWith = new PaymentRejectedError('idempotency_key_in_use');
+      const inFlight = await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' });
+      expect(inFlight.status).toBe(409);
+      expect(inFlight.body.error.code).toBe('payment_rejected');
+      expect(counted()).toBe(1);
+    });
+  });
+
   it('refuses a body and an unknown user', async () => {
     const w = await withPenalties();
     const body = await w.call(
@@ -288,5 +386,200 @@ describe('recipient totals', () => {
     const bad = await w.call('GET', PENALTY_ROUTES.recipientTotals, { recipientId: 'a b' });
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toContain('recipientId');
+  });
+});
+
+describe('bad input on every route: a 400 naming the field, and nothing changed', () => {
+  /** Each route with valid parameters and body, so only the one bad part is wrong. */
+  const ROUTES: {
+    method: string;
+    route: string;
+    params: Record<string, string>;
+    body?: unknown;
+  }[] = [
+    { method: 'PUT', route: PENALTY_ROUTES.habit, params: { userId: 'u1', habitId: 'run' } },
+    { method: 'GET', route: PENALTY_ROUTES.habits, params: { userId: 'u1' } },
+    {
+      method: 'PUT',
+      route: PENALTY_ROUTES.verification,
+      params: { userId: 'u1', habitId: 'run', date: '2026-12-03' },
+    },
+    { method: 'GET', route: PENALTY_ROUTES.penalties, params: { userId: 'u1' } },
+    { method: 'GET', route: PENALTY_ROUTES.summary, params: { userId: 'u1' } },
+    { method: 'POST', route: PENALTY_ROUTES.settle, params: { userId: 'u1' } },
+    { method: 'GET', route: PENALTY_ROUTES.recipientTotals, params: { recipientId: 'charity-1' } },
+    {
+      method: 'POST',
+      route: PENALTY_ROUTES.markPaid,
+      params: {},
+      body: { penaltyIds: ['pen_u1_run_2026-12-01'] },
+    },
+  ];
+  const bodyOf = (w: ReturnType<typeof world>, entry: (typeof ROUTES)[number]) =>
+    entry.route === PENALTY_ROUTES.habit ? w.habit : entry.body;
+
+  it.each(ROUTES.map((entry) => [`${entry.method} ${entry.route}`, entry] as const))(
+    '%s: an unknown query parameter is a 400 naming it',
+    async (_name, entry) => {
+      const w = await withPenalties();
+      w.store.profiles.set('u1', { tier: 'gold', credits: 2, customerId: 'cus_1' });
+      const before = contents(w.store);
+      const body = bodyOf(w, entry);
+      const response = await w.call(entry.method, entry.route, entry.params, {
+        query: { verbose: '1' },
+        ...(body === undefined ? {} : { body }),
+      });
+      expect(response.status).toBe(400);
+      expect(response.body.error.code).toBe('unknown_parameter');
+      expect(response.body.error.message).toContain('verbose');
+      expect(contents(w.store)).toEqual(before);
+      expect(w.gateway.requests).toHaveLength(0);
+    },
+  );
+
+  const userRoutes = ROUTES.filter((entry) => 'userId' in entry.params);
+  it.each(
+    userRoutes.flatMap((entry) =>
+      BAD_USER_IDS.map((userId) => [`${entry.method} ${entry.route}`, userId, entry] as const),
+    ),
+  )('%s: userId %j is a 400 naming userId', async (_name, userId, entry) => {
+    const w = await withPenalties();
+    w.store.profiles.set('u1', { tier: 'gold', credits: 2, customerId: 'cus_1' });
+    const before = contents(w.store);
+    const body = bodyOf(w, entry);
+    const response = await w.call(
+      entry.method,
+      entry.route,
+      { ...entry.params, userId },
+      body === undefined ? {} : { body },
+    );
+    expect(response.status).toBe(400);
+    expect(response.body.error.code).toBe('invalid_parameter');
+    expect(response.body.error.message).toMatch(/^userId /);
+    expect(contents(w.store)).toEqual(before);
+    expect(w.gateway.requests).toHaveLength(0);
+  });
+
+  it('GET penalties and PUT verification answer 404 for an unknown user', async () => {
+    const w = await withPenalties();
+    const before = contents(w.store);
+    const penalties = await w.call('GET', PENALTY_ROUTES.penalties, { userId: 'nobody' });
+    expect(penalties.status).toBe(404);
+    const verification = await w.call('PUT', PENALTY_ROUTES.verification, {
+      userId: 'nobody',
+      habitId: 'run',
+      date: '2026-12-03',
+    });
+    expect(verification.status).toBe(404);
+    expect(contents(w.store)).toEqual(before);
+  });
+
+  describe('PUT verification', () => {
+    const valid = { userId: 'u1', habitId: 'run', date: '2026-12-03' };
+    it.each([
+      [{ date: '2026-12-1' }, 'date'],
+      [{ date: '2026-02-30' }, 'date'],
+      [{ date: '12/03/2026' }, 'date'],
+      [{ date: 'yesterday' }, 'date'],
+      [{ date: '2026-12-03T00:00:00Z' }, 'date'],
+      // Future and already assessed: well-formed, refused by the rule.
+      [{ date: '2026-12-04' }, 'date'],
+      [{ date: '2026-12-02' }, 'date'],
+      [{ habitId: 'run_5k' }, 'habitId'],
+      [{ habitId: 'a b' }, 'habitId'],
+      [{ habitId: 'h'.repeat(65) }, 'habitId'],
+    ])('refuses %j with a 400 naming %s and records nothing', async (change, field) => {
+      const w = await withPenalties();
+      const before = contents(w.store);
+      const response = await w.call('PUT', PENALTY_ROUTES.verification, { ...valid, ...change });
+      expect(response.status).toBe(400);
+      expect(response.body.error.message).toContain(field);
+      expect(contents(w.store)).toEqual(before);
+    });
+
+    it('refuses a body with a 400 naming its field, and records nothing', async () => {
+      const w = await withPenalties();
+      const before = contents(w.store);
+      const response = await w.call('PUT', PENALTY_ROUTES.verification, valid, {
+        body: { done: true },
+      });
+      expect(response.status).toBe(400);
+      expect(response.body.error.message).toContain('done');
+      expect(contents(w.store)).toEqual(before);
+      // The same request without the body is recorded: the 400 was the body's.
+      expect((await w.call('PUT', PENALTY_ROUTES.verification, valid)).status).toBe(200);
+      expect(contents(w.store)).not.toEqual(before);
+    });
+  });
+
+  describe('POST settle', () => {
+    it.each([
+      [{ all: true }, 'all'],
+      ['{nope', 'JSON'],
+      [[1], 'object'],
+    ])(
+      'refuses body %j with a 400 (%s): no credit spent, no penalty moved, Stripe not called',
+      async (body, field) => {
+        const w = await withPenalties();
+        w.store.profiles.set('u1', { tier: 'gold', credits: 2, customerId: 'cus_1' });
+        const before = contents(w.store);
+        const response = await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' }, { body });
+        expect(response.status).toBe(400);
+        expect(response.body.error.message).toContain(field);
+        expect(contents(w.store)).toEqual(before);
+        expect(w.gateway.requests).toHaveLength(0);
+        expect((await w.store.getAccount('u1'))?.pending).toBeNull();
+      },
+    );
+  });
+
+  describe('POST mark-paid', () => {
+    const unpaidId = 'pen_u1_run_2026-12-01';
+    it.each([
+      [{ penaltyIds: [unpaidId], paymentId: 'nope' }, 'paymentId'],
+      [{ penaltyIds: [unpaidId], paymentId: 42 }, 'paymentId'],
+      [{ penaltyIds: [unpaidId], note: 'by hand' }, 'note'],
+      [{ penaltyIds: [unpaidId, ''] }, 'penaltyIds'],
+      [{ penaltyIds: [unpaidId, 'p'.repeat(301)] }, 'penaltyIds'],
+      [
+        { penaltyIds: [unpaidId, ...Array.from({ length: 100 }, (_, i) => `pen_u1_x_${i}`)] },
+        'penaltyIds',
+      ],
+      [{ penaltyIds: unpaidId }, 'penaltyIds'],
+      [{}, 'penaltyIds'],
+      ['{nope', 'JSON'],
+    ])('refuses %j with a 400 naming %s and marks nothing paid', async (body, field) => {
+      const w = await withPenalties();
+      const before = contents(w.store);
+      const response = await w.call('POST', PENALTY_ROUTES.markPaid, {}, { body });
+      expect(response.status).toBe(400);
+      expect(response.body.error.message).toContain(field);
+      expect(contents(w.store)).toEqual(before);
+      expect(w.store.penalties.get(unpaidId)?.status).toBe('unpaid');
+    });
+  });
+
+  it('GET penalties refuses a malformed fields list, limit and status, naming each', async () => {
+    const w = await withPenalties();
+    for (const [query, field] of [
+      [{ fields: '' }, 'fields'],
+      [{ fields: 'amount,,date' }, 'fields'],
+      [{ limit: 'ten' }, 'limit'],
+      [{ limit: '-1' }, 'limit'],
+      [{ status: 'unpaid,paid' }, 'status'],
+    ] as const) {
+      const response = await w.call('GET', PENALTY_ROUTES.penalties, { userId: 'u1' }, { query });
+      expect(response.status, JSON.stringify(query)).toBe(400);
+      expect(response.body.error.message).toContain(field);
+    }
+  });
+
+  it('GET recipient totals refuses malformed recipient ids, naming recipientId', async () => {
+    const w = world();
+    for (const recipientId of ['', 'a/b', 'r'.repeat(129), 'a#b']) {
+      const response = await w.call('GET', PENALTY_ROUTES.recipientTotals, { recipientId });
+      expect(response.status, recipientId).toBe(400);
+      expect(response.body.error.message).toContain('recipientId');
+    }
   });
 });
