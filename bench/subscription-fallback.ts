@@ -1,9 +1,9 @@
 /**
  * Stripe fallback (issue 15): the read route through its handler on DynamoDB Local with
  * the real Stripe SDK on the fake Stripe. A hit (one profile GetItem) against the raw
- * GetItem timed beside it; a miss through the fake with 100 ms of injected latency
- * (one Stripe call, then the snapshot commit); and, with the fake failing until the
- * breaker opens, the 503 answered without calling Stripe (the profile GetItem that
+ * GetItem timed beside it; a miss through the fake with 100 ms of injected latency (the
+ * lease on the user, one Stripe call, then the snapshot commit); and, with the fake
+ * failing until the breaker opens, the 503 answered without calling Stripe (the profile GetItem that
  * must still come first, since a stored user is served whatever Stripe's state).
  */
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
@@ -190,7 +190,7 @@ export function subscriptionFallbackSection(r: FallbackResult): Section {
       },
       {
         id: 'fallback.miss.p99',
-        label: `read route p99 on a miss (fake Stripe +${INJECTED_LATENCY_MS} ms, then the snapshot commit)`,
+        label: `read route p99 on a miss (lease, fake Stripe +${INJECTED_LATENCY_MS} ms, then the snapshot commit)`,
         value: r.miss.p99Ms,
         unit: 'ms',
         target: { op: '<', value: 150 },
