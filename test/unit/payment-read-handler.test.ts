@@ -214,9 +214,10 @@ interface Request {
   query?: Record<string, string>;
 }
 
-async function call(request: Request) {
+/** Sends `request` (GET unless it says otherwise) to `handler`. */
+function send(handler: typeof read, request: Request) {
   const method = request.method ?? 'GET';
-  const response = await read(
+  return handler(
     httpApiEvent({
       method,
       path: request.path,
@@ -226,8 +227,44 @@ async function call(request: Request) {
     }),
     context,
   );
+}
+
+async function call(request: Request) {
+  const response = await send(read, request);
   return { ...response, json: JSON.parse(response.body) as Record<string, unknown> };
 }
+
+/** One valid request of every route (the history with and without a status). */
+const EVERY_ROUTE: readonly Request[] = [
+  { route: '/payments/{id}', path: '/payments/pi_1', pathParameters: { id: 'pi_1' } },
+  { route: '/payments/{id}', path: '/payments/ch_1', pathParameters: { id: 'ch_1' } },
+  {
+    route: '/users/{userId}/payments',
+    path: `/users/${U1}/payments`,
+    pathParameters: { userId: U1 },
+  },
+  {
+    route: '/users/{userId}/payments',
+    path: `/users/${U1}/payments`,
+    pathParameters: { userId: U1 },
+    query: { status: 'succeeded' },
+  },
+  {
+    route: '/reports/refunds',
+    path: '/reports/refunds',
+    query: { from: '2026-03-01', to: '2026-03-02' },
+  },
+  {
+    route: '/reports/payments',
+    path: '/reports/payments',
+    query: { status: 'succeeded', paidFrom: '2026-03-01', paidTo: '2026-03-02' },
+  },
+  {
+    route: '/reports/daily-summary',
+    path: '/reports/daily-summary',
+    query: { date: '2026-03-02' },
+  },
+];
 
 const getPayment = (id: string, query?: Record<string, string>) =>
   call({
@@ -864,40 +901,8 @@ describe('methods, routes and failures', () => {
       },
     });
     const broken = createPaymentReadHandler({ queries: failing });
-    const requests: Request[] = [
-      { route: '/payments/{id}', path: '/payments/pi_1', pathParameters: { id: 'pi_1' } },
-      { route: '/payments/{id}', path: '/payments/ch_1', pathParameters: { id: 'ch_1' } },
-      {
-        route: '/users/{userId}/payments',
-        path: `/users/${U1}/payments`,
-        pathParameters: { userId: U1 },
-      },
-      {
-        route: '/reports/refunds',
-        path: '/reports/refunds',
-        query: { from: '2026-03-01', to: '2026-03-02' },
-      },
-      {
-        route: '/reports/payments',
-        path: '/reports/payments',
-        query: { status: 'succeeded', paidFrom: '2026-03-01', paidTo: '2026-03-02' },
-      },
-      {
-        route: '/reports/daily-summary',
-        path: '/reports/daily-summary',
-        query: { date: '2026-03-02' },
-      },
-    ];
-    for (const request of requests) {
-      const response = await broken(
-        httpApiEvent({
-          path: request.path,
-          routeKey: `GET ${request.route}`,
-          ...(request.pathParameters ? { pathParameters: request.pathParameters } : {}),
-          ...(request.query ? { queryStringParameters: request.query } : {}),
-        }),
-        context,
-      );
+    for (const request of EVERY_ROUTE) {
+      const response = await send(broken, request);
       expect(response.statusCode, request.path).toBeGreaterThanOrEqual(500);
       expect(response.statusCode, request.path).toBeLessThan(600);
       const body = JSON.parse(response.body) as { error: { code: string; message: string } };
@@ -969,41 +974,8 @@ describe('methods, routes and failures', () => {
       },
     });
     const handler = createPaymentReadHandler({ queries: unavailable });
-    const requests: Request[] = [
-      { route: '/payments/{id}', path: '/payments/pi_1', pathParameters: { id: 'pi_1' } },
-      { route: '/payments/{id}', path: '/payments/ch_1', pathParameters: { id: 'ch_1' } },
-      {
-        route: '/users/{userId}/payments',
-        path: `/users/${U1}/payments`,
-        pathParameters: { userId: U1 },
-        query: { status: 'succeeded' },
-      },
-      {
-        route: '/reports/refunds',
-        path: '/reports/refunds',
-        query: { from: '2026-03-01', to: '2026-03-02' },
-      },
-      {
-        route: '/reports/payments',
-        path: '/reports/payments',
-        query: { status: 'succeeded', paidFrom: '2026-03-01', paidTo: '2026-03-02' },
-      },
-      {
-        route: '/reports/daily-summary',
-        path: '/reports/daily-summary',
-        query: { date: '2026-03-02' },
-      },
-    ];
-    for (const request of requests) {
-      const response = await handler(
-        httpApiEvent({
-          path: request.path,
-          routeKey: `GET ${request.route}`,
-          ...(request.pathParameters ? { pathParameters: request.pathParameters } : {}),
-          ...(request.query ? { queryStringParameters: request.query } : {}),
-        }),
-        context,
-      );
+    for (const request of EVERY_ROUTE) {
+      const response = await send(handler, request);
       expect(response.statusCode, request.path).toBe(503);
       // A number of seconds (DESIGN §8), so a client can wait and retry.
       expect(response.headers['retry-after'], request.path).toMatch(/^[1-9]\d*$/);
