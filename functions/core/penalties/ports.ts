@@ -252,6 +252,7 @@ export type TransitionCommitResult =
 /** `fields` of the penalties list: the attributes a caller may select. */
 export const PENALTY_FIELDS = [
   'penaltyId',
+  'userId',
   'habitId',
   'date',
   'amount',

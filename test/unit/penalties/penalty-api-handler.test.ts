@@ -14,6 +14,7 @@ import { DEFAULT_FREE_HABIT_LIMITS } from '../../../functions/core/penalties/hab
 import {
   PaymentGatewayUnavailableError,
   PaymentRejectedError,
+  PENALTY_FIELDS,
 } from '../../../functions/core/penalties/ports.ts';
 import { createPenaltyAdminHandler } from '../../../functions/penalty-admin.ts';
 import { createPenaltyApiHandler } from '../../../functions/penalty-api.ts';
@@ -226,6 +227,15 @@ describe('penalties and the summary', () => {
     );
     expect(rest.body.items).toHaveLength(1);
     expect(rest.body.nextCursor).toBeNull();
+    // Every attribute a full item has can be selected, the user id included.
+    const selected = await w.call(
+      'GET',
+      PENALTY_ROUTES.penalties,
+      { userId: 'u1' },
+      { query: { fields: 'userId,status', limit: '1' } },
+    );
+    expect(selected.body.items).toEqual([{ userId: 'u1', status: 'unpaid' }]);
+    expect(Object.keys(all.body.items[0]).sort()).toEqual([...PENALTY_FIELDS].sort());
   });
 
   it.each([
