@@ -67,6 +67,8 @@ export async function runOps(
     printError?: (line: string) => void;
     /** Tests pass a target; otherwise it is resolved from the flags. */
     target?: TargetDescription;
+    /** Tests: called with the connected target before the command runs (e.g. to add a fault to its clients). */
+    onConnect?: (target: OpsTarget) => void;
   } = {},
 ): Promise<number> {
   const print = options.print ?? ((line: string) => console.log(line));
@@ -107,6 +109,7 @@ export async function runOps(
   try {
     const description = options.target ?? (await resolveTarget(values.outputs));
     target = connect(description);
+    options.onConnect?.(target);
     const io: OpsIo = { print: values.json ? () => {} : print, json: values.json === true };
     const result = await command.run(target, values, io);
     if (values.json) print(JSON.stringify(result, null, 2));

@@ -35,8 +35,9 @@ import {
   resyncMarked,
   resyncUser,
 } from '../../functions/core/subscriptions/resync.ts';
-import { peek, queueDepth, redrive } from './dead-letters.ts';
-import { type OpsTarget, UsageError } from './target.ts';
+import { holdMessages, peek, queueDepth, redrive } from './dead-letters.ts';
+import { describeWork, rerunScheduledWork } from './schedule-reruns.ts';
+import { type OpsTarget, type ScheduleDeadLetterQueue, UsageError } from './target.ts';
 
 type FlagSpec = { type: 'string' | 'boolean'; description: string };
 
@@ -67,7 +68,8 @@ export const REPLAY_STATE_DIR = resolve(
 
 const dlqList: OpsCommand = {
   name: 'dlq:list',
-  summary: 'every queue with its DLQ: depths, and with --peek the first messages of each DLQ',
+  summary:
+    "every queue with its DLQ: depths, and with --peek the first messages of each DLQ; the schedules' DLQs, with the work a redrive reruns",
   usage: 'dlq:list [--peek N] [--json]',
   flags: {
     peek: {
@@ -105,9 +107,19 @@ const dlqList: OpsCommand = {
     }
     for (const queue of target.scheduleDeadLetters) {
       const dead = await queueDepth(target.sqs, queue);
-      rows.push({ queue: null, deadLetterQueue: queue.name, dead, messages: [] });
+      rows.push({
+        queue: null,
+        deadLetterQueue: queue.name,
+        reruns: queue.reruns?.kind ?? null,
+        dead,
+        messages: [],
+      });
       io.print(
-        `${queue.name}: ${dead.visible} waiting (failed schedule runs: rerun them, nothing to redrive)`,
+        `${queue.name}: ${dead.visible} waiting, ${dead.inFlight} in flight  (${
+          queue.reruns
+            ? `failed runs of ${describeWork(queue.reruns)}; redrive: reruns the schedule's work now`
+            : `failed schedule runs; ${target.where} does not say which schedule: not redrivable`
+        })`,
       );
     }
     return rows;
@@ -117,21 +129,36 @@ const dlqList: OpsCommand = {
 const dlqRedrive: OpsCommand = {
   name: 'dlq:redrive',
   summary:
-    'move DLQ messages back to the queue they failed from (after fixing the cause); send first, then delete: an interrupted run leaves a duplicate the consumers absorb, never a loss',
+    "move DLQ messages back to the queue they failed from (after fixing the cause); send first, then delete: an interrupted run leaves a duplicate the consumers absorb, never a loss. A schedule's DLQ: rerun the schedule's work now, then delete the messages it held (only if the run succeeded)",
   usage: 'dlq:redrive [--queue <name>] [--max N] [--dry-run] [--json]',
   flags: {
-    queue: { type: 'string', description: 'only the queue (or DLQ) whose name contains this' },
-    max: { type: 'string', description: 'move at most N messages per queue' },
-    'dry-run': { type: 'boolean', description: 'count what would move, move nothing' },
+    queue: {
+      type: 'string',
+      description:
+        "only the queue (or DLQ, or schedule DLQ) whose name contains this; default every consumed queue, then the schedules' DLQs",
+    },
+    max: {
+      type: 'string',
+      description:
+        'move at most N messages per consumed queue (a schedule DLQ is cleared by one rerun)',
+    },
+    'dry-run': {
+      type: 'boolean',
+      description: 'count what would move, and say what a schedule rerun would do; change nothing',
+    },
   },
   async run(target, flags, io) {
     const filter = typeof flags.queue === 'string' ? flags.queue : undefined;
     const queues = target.consumedQueues.filter(
       (q) => !filter || q.name.includes(filter) || q.deadLetter.name.includes(filter),
     );
-    if (queues.length === 0) {
+    const schedules = target.scheduleDeadLetters.filter((q) => !filter || q.name.includes(filter));
+    if (queues.length === 0 && schedules.length === 0) {
       throw new UsageError(
-        `--queue ${filter} names no queue; one of: ${target.consumedQueues.map((q) => q.name).join(', ')}`,
+        `--queue ${filter} names no queue; one of: ${[
+          ...target.consumedQueues.map((q) => q.name),
+          ...target.scheduleDeadLetters.map((q) => q.name),
+        ].join(', ')}`,
       );
     }
     const max = flags.max === undefined ? undefined : positive(flags.max, '--max');
@@ -162,9 +189,103 @@ const dlqRedrive: OpsCommand = {
       io.print(`${queue.deadLetter.name}: moved ${moved}; ${after.visible} waiting now`);
       results.push({ queue: queue.name, before: before.visible, moved, after: after.visible });
     }
+    const failed: string[] = [];
+    for (const queue of schedules) {
+      const result = await redriveSchedule(target, queue, flags['dry-run'] === true, io);
+      if (result.error) failed.push(`${queue.name}: ${result.error}`);
+      results.push(result);
+    }
+    if (failed.length > 0) {
+      // Exit non-zero, so a script notices: those DLQs keep their messages for the next run.
+      throw new Error(`not redriven, the messages stay for the next redrive: ${failed.join('; ')}`);
+    }
     return results;
   },
 };
+
+/** What the redrive of a schedule's DLQ did (`--json`). */
+interface ScheduleRedrive {
+  queue: null;
+  deadLetterQueue: string;
+  reruns: string | null;
+  before: number;
+  deleted: number;
+  after: number;
+  /** The rerun's result (the use case's), or what a dry run would do. */
+  run?: unknown;
+  /** Why nothing was deleted after a rerun: it failed or stopped incomplete. */
+  error?: string;
+}
+
+/**
+ * A schedule's DLQ: hold the messages it has now, rerun the schedule's work once, and
+ * delete the held messages only if that run succeeded (else release them). Messages
+ * arriving during the run are not held, so they stay. Killed half-way, the held
+ * messages are visible again after their timeout; the work is idempotent.
+ */
+async function redriveSchedule(
+  target: OpsTarget,
+  queue: ScheduleDeadLetterQueue,
+  dryRun: boolean,
+  io: OpsIo,
+): Promise<ScheduleRedrive> {
+  const before = await queueDepth(target.sqs, queue);
+  const result: ScheduleRedrive = {
+    queue: null,
+    deadLetterQueue: queue.name,
+    reruns: queue.reruns?.kind ?? null,
+    before: before.visible,
+    deleted: 0,
+    after: before.visible,
+  };
+  if (!queue.reruns) {
+    io.print(
+      `${queue.name}: ${before.visible} waiting; ${target.where} does not say which schedule this DLQ belongs to, so nothing is rerun (restart \`npm start\`, or write the outputs file of the current lib/ again)`,
+    );
+    return result;
+  }
+  const work = describeWork(queue.reruns);
+  if (before.visible === 0) {
+    io.print(`${queue.name}: 0 waiting; nothing to redrive`);
+    return result;
+  }
+  const progress = (line: string) => io.print(line);
+  if (dryRun) {
+    const plan = await rerunScheduledWork(target, queue.reruns, { dryRun: true, progress });
+    io.print(
+      `${queue.name}: ${before.visible} waiting; would rerun ${work} now: ${plan.summary}; then delete the ${before.visible} message(s)`,
+    );
+    return { ...result, run: plan.detail };
+  }
+  const held = await holdMessages(target.sqs, queue);
+  if (held.count === 0) {
+    await held.release();
+    io.print(`${queue.name}: no message to take (another redrive holds them?); nothing rerun`);
+    return result;
+  }
+  io.print(`${queue.name}: ${before.visible} waiting; holding ${held.count}, rerunning ${work}...`);
+  let outcome: Awaited<ReturnType<typeof rerunScheduledWork>>;
+  try {
+    outcome = await rerunScheduledWork(target, queue.reruns, { dryRun: false, progress });
+  } catch (error) {
+    await held.release();
+    const after = await queueDepth(target.sqs, queue).catch(() => before);
+    const message = `the rerun failed (${(error as Error).message}); deleted nothing`;
+    io.print(`${queue.name}: ${message}; ${after.visible} waiting now`);
+    return { ...result, after: after.visible, error: message };
+  }
+  if (!outcome.done) {
+    await held.release();
+    const after = await queueDepth(target.sqs, queue);
+    const message = `${outcome.summary}: stopped incomplete, deleted nothing (run dlq:redrive again to resume)`;
+    io.print(`${queue.name}: ${message}; ${after.visible} waiting now`);
+    return { ...result, after: after.visible, run: outcome.detail, error: message };
+  }
+  const deleted = await held.delete();
+  const after = await queueDepth(target.sqs, queue);
+  io.print(`${queue.name}: ${outcome.summary}; deleted ${deleted}; ${after.visible} waiting now`);
+  return { ...result, deleted, after: after.visible, run: outcome.detail };
+}
 
 const replay: OpsCommand = {
   name: 'replay',

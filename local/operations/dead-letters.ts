@@ -4,8 +4,13 @@
  * source first and deletes it from the DLQ only once sent, so an interruption leaves a
  * message in both (a duplicate, which the consumers' exactly-once rule absorbs), never
  * in neither. Body and message attributes travel unchanged.
+ *
+ * A schedule's DLQ has no queue to go back to: its messages are held (received, kept
+ * hidden) while the schedule's work runs again, and deleted only once it succeeded
+ * (`holdMessages`).
  */
 import {
+  ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
   GetQueueAttributesCommand,
@@ -181,4 +186,104 @@ function sendable(
       },
     ]),
   );
+}
+
+/** The messages of a DLQ received and kept hidden: deleted, or released, as one. */
+export interface HeldMessages {
+  /** How many are held. */
+  readonly count: number;
+  /** Deletes them by receipt handle; the count deleted (a handle SQS refused stays, visible again later). */
+  delete(): Promise<number>;
+  /** Makes them visible again at once (best effort: else they are after the visibility timeout). */
+  release(): Promise<void>;
+}
+
+export interface HoldOptions {
+  /** How long a held message stays hidden without a renewal. Default 120 s. */
+  visibilitySeconds?: number;
+  /** How often the hold is renewed while it lasts. Default a third of visibilitySeconds. */
+  renewEveryMs?: number;
+}
+
+/**
+ * Receives every message `queue` shows now (until two empty receives) and keeps them
+ * hidden, renewing their visibility timeout until they are deleted or released. A
+ * message sent after the receives is not held, so it stays. If this process dies, the
+ * messages are visible again after `visibilitySeconds`: nothing is lost.
+ */
+export async function holdMessages(
+  sqs: SQSClient,
+  queue: NamedQueue,
+  options: HoldOptions = {},
+): Promise<HeldMessages> {
+  const visibility = options.visibilitySeconds ?? 120;
+  const held = new Map<string, string>(); // MessageId → its latest receipt handle
+  let renewal: NodeJS.Timeout | undefined;
+  const inBatches = async (
+    send: (entries: { Id: string; ReceiptHandle: string }[]) => Promise<{ Failed?: unknown[] }>,
+  ): Promise<number> => {
+    const handles = [...held.values()];
+    let failed = 0;
+    for (let at = 0; at < handles.length; at += 10) {
+      const entries = handles
+        .slice(at, at + 10)
+        .map((ReceiptHandle, index) => ({ Id: String(index), ReceiptHandle }));
+      failed += (await send(entries)).Failed?.length ?? 0;
+    }
+    return handles.length - failed;
+  };
+  const changeVisibility = (seconds: number) =>
+    inBatches((Entries) =>
+      sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: queue.url,
+          Entries: Entries.map((entry) => ({ ...entry, VisibilityTimeout: seconds })),
+        }),
+      ),
+    );
+  const stop = () => {
+    if (renewal) clearInterval(renewal);
+    renewal = undefined;
+  };
+  // Renewed from the start: a long receive (a large DLQ) must not see its first messages again.
+  renewal = setInterval(
+    () => void changeVisibility(visibility).catch(() => {}),
+    options.renewEveryMs ?? (visibility * 1000) / 3,
+  );
+  renewal.unref();
+  try {
+    // Two receives in a row with nothing new: every message shown now is held (SQS may
+    // answer one empty at random; a message seen again is one held already).
+    for (let emptyPolls = 0; emptyPolls < 2; ) {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queue.url,
+          MaxNumberOfMessages: 10,
+          VisibilityTimeout: visibility,
+          WaitTimeSeconds: 1,
+        }),
+      );
+      const before = held.size;
+      for (const message of Messages) held.set(message.MessageId!, message.ReceiptHandle!);
+      emptyPolls = held.size === before ? emptyPolls + 1 : 0;
+    }
+  } catch (error) {
+    stop();
+    await changeVisibility(0).catch(() => {});
+    throw error;
+  }
+  if (held.size === 0) stop();
+  return {
+    count: held.size,
+    async delete() {
+      stop();
+      return await inBatches((Entries) =>
+        sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queue.url, Entries })),
+      );
+    },
+    async release() {
+      stop();
+      await changeVisibility(0).catch(() => {});
+    },
+  };
 }

@@ -2,7 +2,8 @@
  * Where the operator commands act: the local runtime (`npm start` writes what they need
  * to `.local/runtime.json`) or a deployed stack (ordinary AWS credentials, and the JSON
  * `cdk deploy --outputs-file` writes). Either way the commands see the same shape: the
- * tables, the queues with their DLQs, the family queues the webhook feeds, the
+ * tables, the queues with their DLQs, the schedules' DLQs with the work each schedule
+ * runs (what their redrive reruns), the family queues the webhook feeds, the
  * configuration the subscription consumer writes with (price→tier map, credit
  * allowances, ledger retention), and a way to call Stripe.
  */
@@ -44,6 +45,25 @@ export interface ConsumedQueue extends NamedQueue {
   deadLetter: NamedQueue;
 }
 
+/**
+ * What a schedule runs, so a redrive of its DLQ can run that work once, now: the credit
+ * refresh planner (with the queue it sends refresh work to), or the penalty assessment.
+ * Both read their tables from the target's `tables`.
+ */
+export type ScheduledWork =
+  | { kind: 'credit-refresh'; refreshQueueUrl: string }
+  | { kind: 'penalty-assessment' };
+
+/** The DLQ of a schedule: the invocations EventBridge Scheduler gave up on. */
+export interface ScheduleDeadLetterQueue extends NamedQueue {
+  /**
+   * The schedule's work, which `dlq:redrive` reruns before deleting the DLQ's messages.
+   * Absent when the target does not say (a runtime file written before this field, a
+   * schedule ops does not know): the DLQ is listed, not redriven.
+   */
+  reruns?: ScheduledWork;
+}
+
 /** Everything a command needs to know of its target; plain data, so it can be written to a file. */
 export interface TargetDescription {
   where: string;
@@ -51,8 +71,8 @@ export interface TargetDescription {
   tables: { billing: string; ledger: string; payments: string; penalties: string };
   eventQueues: Record<EventFamilyName, string>;
   consumedQueues: ConsumedQueue[];
-  /** DLQs of schedules (failed invocations): listed, not redrivable to a queue. */
-  scheduleDeadLetters: NamedQueue[];
+  /** DLQs of schedules (failed invocations): redriven by rerunning the schedule's work. */
+  scheduleDeadLetters: ScheduleDeadLetterQueue[];
   /**
    * The price→tier map the functions resolve tiers with. Absent when the target does not
    * say: a stack deployed before its `PriceTierMap` output (`resync` then needs the map
@@ -117,7 +137,10 @@ export function describeLocalRuntime(runtime: LocalRuntime): TargetDescription {
   const sources = new Set(model.queues.filter((q) => q.deadLetter).map((q) => q.logicalId));
   const scheduleDeadLetters = model.queues
     .filter((q) => !sources.has(q.logicalId) && !deadLetterTargets.has(q.logicalId))
-    .map((q) => named(q.logicalId));
+    .map((q): ScheduleDeadLetterQueue => {
+      const reruns = scheduledWorkOf(model, q.logicalId, (id) => runtime.queueUrls[id]);
+      return { ...named(q.logicalId), ...(reruns ? { reruns } : {}) };
+    });
   return {
     where: `the local runtime (${runtime.apiUrl})`,
     pid: process.pid,
@@ -226,7 +249,7 @@ export function describeDeployed(
     ],
     // Outputs of stacks deployed before these were added are missing: listed when present.
     scheduleDeadLetters: SCHEDULE_DEAD_LETTER_OUTPUTS.flatMap((key) =>
-      all[key] ? [queue(key)] : [],
+      all[key] ? [{ ...queue(key), reruns: scheduledWorkOfOutput(key, need) }] : [],
     ),
     ...configFromOutputs(all),
     ...(region ? { region } : {}),
@@ -306,6 +329,48 @@ export const SCHEDULE_DEAD_LETTER_OUTPUTS = [
   'CreditRefreshScheduleDeadLetterQueueUrl',
   'PenaltyAssessmentScheduleDeadLetterQueueUrl',
 ] as const;
+
+/** The work of the schedule whose DLQ an output names (the planner sends to CreditRefreshQueueUrl). */
+function scheduledWorkOfOutput(
+  key: (typeof SCHEDULE_DEAD_LETTER_OUTPUTS)[number],
+  need: (key: string) => string,
+): ScheduledWork {
+  return key === 'CreditRefreshScheduleDeadLetterQueueUrl'
+    ? { kind: 'credit-refresh', refreshQueueUrl: need('CreditRefreshQueueUrl') }
+    : { kind: 'penalty-assessment' };
+}
+
+/** The functions whose schedules ops can rerun, by their entry (lib/credit-refresh.ts, lib/penalties.ts). */
+const SCHEDULED_ENTRIES = {
+  'functions/credit-planner.ts': 'credit-refresh',
+  'functions/penalty-assessor.ts': 'penalty-assessment',
+} as const satisfies Record<string, ScheduledWork['kind']>;
+
+/**
+ * The work of the schedule a local schedule DLQ belongs to. The stack model does not
+ * link a schedule to its DLQ, but lib/ declares each DLQ (`ScheduleDeadLetterQueue`)
+ * in the construct of its schedule, so both logical ids start with that construct's
+ * path (`CreditRefresh…`, `Penalties…`). Undefined unless exactly one schedule, of a
+ * function ops knows, matches.
+ */
+function scheduledWorkOf(
+  model: StackModel,
+  queueLogicalId: string,
+  queueUrl: (logicalId: string) => string | undefined,
+): ScheduledWork | undefined {
+  const at = queueLogicalId.indexOf('ScheduleDeadLetterQueue');
+  if (at <= 0) return undefined;
+  const construct = queueLogicalId.slice(0, at);
+  const schedules = model.schedules.filter((s) => s.logicalId.startsWith(construct));
+  if (schedules.length !== 1) return undefined;
+  const fn = model.functions.find((f) => f.logicalId === schedules[0]!.functionLogicalId);
+  const kind = fn ? SCHEDULED_ENTRIES[fn.entry as keyof typeof SCHEDULED_ENTRIES] : undefined;
+  if (kind === 'penalty-assessment') return { kind };
+  if (kind !== 'credit-refresh') return undefined;
+  const bound = fn!.environment[ENV.creditRefreshQueueUrl];
+  const refreshQueueUrl = bound?.kind === 'queueUrl' ? queueUrl(bound.queueLogicalId) : undefined;
+  return refreshQueueUrl ? { kind, refreshQueueUrl } : undefined;
+}
 
 /**
  * Clients for a description: the emulators' (dummy credentials), or AWS's usual

@@ -250,6 +250,27 @@ describe('npm run ops: usage', () => {
     expect(missingValue.err).toContain('--queue');
   });
 
+  it("says in dlq:redrive's help that a schedule DLQ is redriven by rerunning the schedule's work, and in dlq:list's that those DLQs are listed", async () => {
+    const redrive = await ops('dlq:redrive', '--help');
+    expect(redrive.code).toBe(0);
+    expect(redrive.out).toContain(
+      "A schedule's DLQ: rerun the schedule's work now, then delete the messages it held (only if the run succeeded)",
+    );
+    expect(redrive.out).toMatch(/--queue\s+only the queue \(or DLQ, or schedule DLQ\)/);
+    expect(redrive.out).toContain('a schedule DLQ is cleared by one rerun');
+    const list = await ops('dlq:list', '--help');
+    expect(list.out).toContain("the schedules' DLQs, with the work a redrive reruns");
+  });
+
+  it('answers a dlq:redrive --queue that names no queue with every name, schedule DLQs included (exit 2, nothing touched)', async () => {
+    const target = unreachable();
+    const none = await opsOn(target, 'dlq:redrive', '--queue', 'no-such-queue');
+    expect(none.code).toBe(2);
+    for (const queue of [...target.consumedQueues, ...target.scheduleDeadLetters]) {
+      expect(none.err).toContain(queue.name);
+    }
+  });
+
   it('answers an unreadable --outputs file with exit code 2', async () => {
     const lines: string[] = [];
     const code = await runOps(['stats', '--outputs', join(tmpdir(), 'no-such-outputs.json')], {
@@ -396,6 +417,26 @@ describe('npm run ops: targets', () => {
     expect(byName(deployed.scheduleDeadLetters)).toEqual(byName(local.scheduleDeadLetters));
     const older = outputsWithout(outputs, (key) => key.includes('ScheduleDeadLetter'));
     expect(describeDeployed(older, {}).scheduleDeadLetters).toEqual([]);
+  });
+
+  it('knows what the redrive of each schedule DLQ reruns: locally from the template, deployed from the outputs', () => {
+    const local = localByLogicalId();
+    const deployed = describeDeployed(outputs, {});
+    const planner = model.functions.find((f) => f.entry === 'functions/credit-planner.ts')!;
+    const plannerQueue = planner.environment.CREDIT_REFRESH_QUEUE_URL;
+    expect(plannerQueue?.kind).toBe('queueUrl');
+    // The planner's queue: the consumed credit refresh work queue.
+    const refreshQueueUrl = queueUrl((plannerQueue as { queueLogicalId: string }).queueLogicalId);
+    expect(local.consumedQueues.map((q) => q.url)).toContain(refreshQueueUrl);
+    for (const target of [local, deployed]) {
+      const reruns = Object.fromEntries(
+        target.scheduleDeadLetters.map((q) => [q.name.replace(/[0-9A-F]{8}$/, ''), q.reruns]),
+      );
+      expect(reruns).toEqual({
+        CreditRefreshScheduleDeadLetterQueue: { kind: 'credit-refresh', refreshQueueUrl },
+        PenaltiesScheduleDeadLetterQueue: { kind: 'penalty-assessment' },
+      });
+    }
   });
 
   it('deployed, needs exactly these outputs, names a missing one, and reads the optional ones when present', () => {
