@@ -58,6 +58,14 @@ export async function verifyHabit(
   if (date > today) {
     throw new PenaltyRequestError('invalid_parameter', 'date must not be in the future.');
   }
+  // A day before the habit existed is never assessed: refused rather than kept unused.
+  const habit = await deps.store.getHabit(key);
+  if (habit && date < habit.createdAt.slice(0, 10)) {
+    throw new PenaltyRequestError(
+      'invalid_parameter',
+      `date ${date} is before the habit was created (${habit.createdAt.slice(0, 10)}).`,
+    );
+  }
   const result = await deps.store.addVerification(key, date);
   if (result === 'no-habit') {
     throw new PenaltyNotFoundError(

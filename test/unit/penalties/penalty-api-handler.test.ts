@@ -198,6 +198,34 @@ describe('verifications', () => {
     });
     expect(noHabit.status).toBe(404);
   });
+
+  it('refuses a date before the habit was created, and records nothing', async () => {
+    const w = await withPenalties();
+    const created = await w.call(
+      'PUT',
+      PENALTY_ROUTES.habit,
+      { userId: 'u1', habitId: 'swim' },
+      { body: { name: 'Swim', penaltyAmount: 300, currency: 'usd', free: false } },
+    );
+    expect(created.status).toBe(201);
+    const createdOn = String(created.body.createdAt).slice(0, 10);
+    const dayBefore = new Date(Date.parse(createdOn) - 86_400_000).toISOString().slice(0, 10);
+    const before = contents(w.store);
+    const early = await w.call('PUT', PENALTY_ROUTES.verification, {
+      userId: 'u1',
+      habitId: 'swim',
+      date: dayBefore,
+    });
+    expect(early.status).toBe(400);
+    expect(early.body.error.message).toContain(`date ${dayBefore} is before the habit was created`);
+    expect(contents(w.store)).toEqual(before);
+    const onTheDay = await w.call('PUT', PENALTY_ROUTES.verification, {
+      userId: 'u1',
+      habitId: 'swim',
+      date: createdOn,
+    });
+    expect(onTheDay.status).toBe(200);
+  });
 });
 
 describe('penalties and the summary', () => {
