@@ -7,26 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
 import { buildPaymentSample, sampleIds } from '../../local/send-sample.ts';
+import { PAYMENT_FIELDS } from '../helpers/payment-contract.ts';
 import { eventually, postWebhook, uniqueUserId } from './e2e-helpers.ts';
-
-/** The fields of a payment (DESIGN §8.1), in the contract's order. */
-const PAYMENT_FIELDS = [
-  'paymentId',
-  'chargeId',
-  'userId',
-  'customerId',
-  'amount',
-  'amountRefunded',
-  'currency',
-  'status',
-  'purpose',
-  'penaltyIds',
-  'createdAt',
-  'paidAt',
-  'refundedAt',
-  'failureCode',
-  'dispute',
-];
 
 describe('payments through the local runtime', () => {
   let runtime: LocalRuntime;

@@ -19,6 +19,7 @@ import { PAYMENT_STATUSES, type PaymentView } from '../../functions/core/payment
 import { systemClock } from '../../functions/core/shared/clock.ts';
 import { createPaymentReadHandler, MAX_REPORT_DAYS } from '../../functions/payment-read.ts';
 import { httpApiEvent } from '../helpers/apigw-events.ts';
+import { PAYMENT_FIELDS } from '../helpers/payment-contract.ts';
 import {
   chargeRefundedEvent,
   chargeSucceededEvent,
@@ -39,25 +40,6 @@ const context = { functionName: 'payment-read', awsRequestId: 'test' } as Contex
 /** What a DynamoDB error message may carry that a caller must never see. */
 const DYNAMO_INTERNALS =
   'arn:aws:dynamodb:eu-west-1:123456789012:table/billing-payments/index/byStatusPaid';
-
-/** The fields of `GET /payments/{id}`, in DESIGN §8.1's order. */
-const PAYMENT_FIELDS = [
-  'paymentId',
-  'chargeId',
-  'userId',
-  'customerId',
-  'amount',
-  'amountRefunded',
-  'currency',
-  'status',
-  'purpose',
-  'penaltyIds',
-  'createdAt',
-  'paidAt',
-  'refundedAt',
-  'failureCode',
-  'dispute',
-];
 
 const tag = uniquePaymentTag();
 const U1 = `user-u1-${tag}`;
