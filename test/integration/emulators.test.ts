@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,14 +68,19 @@ describe('emulator processes and prerequisites', () => {
 
   it('says in one line that the data folder is not writable', async () => {
     // A folder under a regular file can never be created, even by root.
-    const file = join(await mkdtemp(join(tmpdir(), 'billing-')), 'a-file');
-    await writeFile(file, '');
-    const error = await assertWritableDir(join(file, 'data'), 'LOCAL_DATA_DIR').catch(
-      (caught: unknown) => caught,
-    );
-    expect(error).toBeInstanceOf(PrerequisiteError);
-    expect((error as Error).message).toMatch(
-      /^Data folder .*a-file\/data is not writable \(ENOTDIR\)\. Set LOCAL_DATA_DIR/,
-    );
+    const dir = await mkdtemp(join(tmpdir(), 'billing-'));
+    try {
+      const file = join(dir, 'a-file');
+      await writeFile(file, '');
+      const error = await assertWritableDir(join(file, 'data'), 'LOCAL_DATA_DIR').catch(
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(PrerequisiteError);
+      expect((error as Error).message).toMatch(
+        /^Data folder .*a-file\/data is not writable \(ENOTDIR\)\. Set LOCAL_DATA_DIR/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
