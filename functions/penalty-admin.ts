@@ -87,22 +87,13 @@ export function createPenaltyAdminHandler(
             ? context.getRemainingTimeInMillis()
             : Number.POSITIVE_INFINITY;
         // In date order, as the schedule: earlier dates left behind first (assessInOrder).
-        const { result, caughtUp } = await assessInOrder(date, {
+        const { result, caughtUp, thisRun } = await assessInOrder(date, {
           store,
           clock,
           shouldStop: () => clock.now() - started > ASSESS_BUDGET_MS || remaining() < 5_000,
         });
-        const thisRun = [...caughtUp, result].map((each) => each.thisRun);
-        metrics.addMetric(
-          METRIC.penaltiesCreated,
-          MetricUnit.Count,
-          thisRun.reduce((sum, run) => sum + run.penaltiesCreated, 0),
-        );
-        metrics.addMetric(
-          METRIC.penaltyHabitsAssessed,
-          MetricUnit.Count,
-          thisRun.reduce((sum, run) => sum + run.habits, 0),
-        );
+        metrics.addMetric(METRIC.penaltiesCreated, MetricUnit.Count, thisRun.penaltiesCreated);
+        metrics.addMetric(METRIC.penaltyHabitsAssessed, MetricUnit.Count, thisRun.habits);
         metrics.addMetric(
           METRIC.penaltyAssessmentDuration,
           MetricUnit.Milliseconds,

@@ -72,19 +72,9 @@ export function createPenaltyAssessor(
       );
       throw error;
     }
-    const { result, caughtUp } = assessed;
-    const all = [...caughtUp, result];
-    const sum = (pick: (r: AssessmentResult) => number) => all.reduce((n, r) => n + pick(r), 0);
-    metrics.addMetric(
-      METRIC.penaltiesCreated,
-      MetricUnit.Count,
-      sum((r) => r.thisRun.penaltiesCreated),
-    );
-    metrics.addMetric(
-      METRIC.penaltyHabitsAssessed,
-      MetricUnit.Count,
-      sum((r) => r.thisRun.habits),
-    );
+    const { result, caughtUp, thisRun } = assessed;
+    metrics.addMetric(METRIC.penaltiesCreated, MetricUnit.Count, thisRun.penaltiesCreated);
+    metrics.addMetric(METRIC.penaltyHabitsAssessed, MetricUnit.Count, thisRun.habits);
     metrics.addMetric(
       METRIC.penaltyAssessmentDuration,
       MetricUnit.Milliseconds,

@@ -222,12 +222,16 @@ export class DynamoDbSubscriptionStore
       commit.newSubscriptionIds.length <= POINTERS_IN_ONE_COMMIT &&
       profilesToRead([commit]).size === 0;
     if (!pointersInTransaction) return (await this.commitAll([commit]))[0]!;
-    const profiles = profilesKnown([commit]);
-    const items = [...this.#commitItems(commit, profiles), ...this.#pointerPuts([commit])];
+    const pointers = [...this.#pendingPointers([commit]).values()];
+    const items: TransactItem[] = [
+      ...this.#commitItems(commit, profilesKnown([commit])),
+      // Unconditional: a pointer is an immutable fact.
+      ...pointers.map(([, Item]) => ({ Put: { TableName: this.#billingTable, Item } })),
+    ];
     const outcome = await transactWrite(this.#documents, items);
     if (outcome.status === 'failed') return outcome;
     if (outcome.status === 'cancelled') return memberResult(outcome.reasons);
-    this.#rememberPointers([commit]);
+    this.#remember(pointers.map(([pointer]) => pointer));
     return { status: 'committed' };
   }
 
@@ -331,17 +335,6 @@ export class DynamoDbSubscriptionStore
       }
     }
     return pending;
-  }
-
-  /** The pending pointers as transaction puts (unconditional: a pointer is an immutable fact). */
-  #pointerPuts(commits: readonly AccountCommit[]): TransactItem[] {
-    return [...this.#pendingPointers(commits).values()].map(([, Item]) => ({
-      Put: { TableName: this.#billingTable, Item },
-    }));
-  }
-
-  #rememberPointers(commits: readonly AccountCommit[]): void {
-    this.#remember([...this.#pendingPointers(commits).values()].map(([pointer]) => pointer));
   }
 
   #remember(pointers: readonly string[]): void {
