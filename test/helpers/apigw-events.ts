@@ -4,6 +4,7 @@
  * line, headers and body replaced.
  */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { PENALTY_ROUTES } from '../../functions/commons/routes.ts';
 import { loadAwsEvent } from './fixtures.ts';
 
 export interface HttpEventOverrides {
@@ -78,5 +79,15 @@ export function stripeWebhookEvent(
     },
     body: options.base64 ? bytes.toString('base64') : bytes.toString('utf8'),
     isBase64Encoded: options.base64 ?? false,
+  });
+}
+
+/** `POST /users/{userId}/penalties/settle` as API Gateway hands it to the penalties API. */
+export function penaltySettleEvent(userId: string): APIGatewayProxyEventV2 {
+  return httpApiEvent({
+    method: 'POST',
+    path: `/users/${userId}/penalties/settle`,
+    routeKey: `POST ${PENALTY_ROUTES.settle}`,
+    pathParameters: { userId },
   });
 }

@@ -19,7 +19,7 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbCreditStore } from '../../functions/adapters/dynamodb/dynamodb-credit-store.ts';
 import { DynamoDbPenaltyStore } from '../../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
 import {
@@ -35,7 +35,7 @@ import { redrive } from '../../local/operations/dead-letters.ts';
 import type { ConsumedQueue, TargetDescription } from '../../local/operations/target.ts';
 import { emulatorClients, uniqueName } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
-import { runOpsOn } from '../helpers/ops.ts';
+import { emulatorTarget, runOpsOn } from '../helpers/ops.ts';
 import { sqsBatch } from '../helpers/sqs-events.ts';
 
 const PRICE = 'price_ops_gold';
@@ -84,15 +84,7 @@ beforeAll(async () => {
     queuePair('ops-payments'),
     queuePair('ops-credits'),
   ]);
-  target = {
-    where: `ops test ${uniqueName('run')}`,
-    endpoints: { dynamo: inject('dynamoEndpoint'), sqs: inject('sqsEndpoint') },
-    tables: {
-      billing: tables.billingTableName,
-      ledger: tables.ledgerTableName,
-      payments: tables.byLocalName['billing-suite-payments']!,
-      penalties: tables.byLocalName['billing-suite-penalties']!,
-    },
+  target = emulatorTarget(tables, {
     eventQueues: { subscriptions: subscriptions.url, payments: payments.url },
     consumedQueues: [subscriptions, payments, credits],
     scheduleDeadLetters: [],
@@ -100,7 +92,7 @@ beforeAll(async () => {
     creditAllowances: CREDIT_ALLOWANCES,
     ledgerRetentionDays: LEDGER_RETENTION_DAYS,
     stripe: { apiUrl: stripe.url, secretKey: stripe.secretKey },
-  };
+  });
 });
 afterAll(async () => {
   await stripe.close();

@@ -26,7 +26,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { billingKeys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
 import { CREDIT_ATTRIBUTE } from '../../functions/adapters/dynamodb/credit-table-schema.ts';
 import { DynamoDbCreditStore } from '../../functions/adapters/dynamodb/dynamodb-credit-store.ts';
@@ -56,7 +56,7 @@ import type {
 } from '../../local/operations/target.ts';
 import { emulatorClients, uniqueName } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
-import { runOpsOn } from '../helpers/ops.ts';
+import { emulatorTarget, runOpsOn } from '../helpers/ops.ts';
 import { settings } from '../unit/penalties/penalty-fixtures.ts';
 
 const DAY = 86_400_000;
@@ -94,19 +94,11 @@ beforeAll(async () => {
     ...(await queue('ops-sched-penalty-schedule-dlq')),
     reruns: { kind: 'penalty-assessment' },
   };
-  target = {
-    where: `ops schedule DLQ test ${uniqueName('run')}`,
-    endpoints: { dynamo: inject('dynamoEndpoint'), sqs: inject('sqsEndpoint') },
-    tables: {
-      billing: tables.billingTableName,
-      ledger: tables.ledgerTableName,
-      payments: tables.byLocalName['billing-suite-payments']!,
-      penalties: tables.byLocalName['billing-suite-penalties']!,
-    },
+  target = emulatorTarget(tables, {
     eventQueues: { subscriptions: source.url, payments: source.url },
     consumedQueues: [consumed],
     scheduleDeadLetters: [creditDlq, penaltyDlq],
-  };
+  });
   credits = new DynamoDbCreditStore({ client: dynamo, billingTableName: target.tables.billing });
   penalties = new DynamoDbPenaltyStore({
     client: dynamo,

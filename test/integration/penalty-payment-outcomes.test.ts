@@ -28,14 +28,13 @@ import {
 } from '../../functions/adapters/stripe/stripe-client.ts';
 import { StripePenaltyPaymentGateway } from '../../functions/adapters/stripe/stripe-penalty-payments.ts';
 import { StripeCallPolicy } from '../../functions/adapters/stripe/stripe-resilience.ts';
-import { PENALTY_ROUTES } from '../../functions/commons/routes.ts';
 import { assessDate } from '../../functions/core/penalties/assessment.ts';
 import { DEFAULT_FREE_HABIT_LIMITS } from '../../functions/core/penalties/habits.ts';
 import { saveHabit } from '../../functions/core/penalties/manage-habits.ts';
 import { createPaymentConsumer } from '../../functions/payment-consumer.ts';
 import { createPenaltyApiHandler } from '../../functions/penalty-api.ts';
 import { type FakeStripe, startFakeStripe } from '../../local/fake-stripe.ts';
-import { httpApiEvent } from '../helpers/apigw-events.ts';
+import { penaltySettleEvent } from '../helpers/apigw-events.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
 import { createPenaltiesTable } from '../helpers/penalty-table.ts';
@@ -154,15 +153,7 @@ async function world(options: { credits?: number } = {}) {
   });
 
   const settle = async () => {
-    const response = await api(
-      httpApiEvent({
-        method: 'POST',
-        path: `/users/${userId}/penalties/settle`,
-        routeKey: `POST ${PENALTY_ROUTES.settle}`,
-        pathParameters: { userId },
-      }),
-      context,
-    );
+    const response = await api(penaltySettleEvent(userId), context);
     return { status: response.statusCode, body: JSON.parse(response.body as string) };
   };
   /** One SQS batch of the events, as the payments queue delivers it; every record must succeed. */

@@ -22,14 +22,13 @@ import {
 import { StripePenaltyPaymentGateway } from '../../functions/adapters/stripe/stripe-penalty-payments.ts';
 import { StripeCallPolicy } from '../../functions/adapters/stripe/stripe-resilience.ts';
 import { METRIC } from '../../functions/commons/metric-names.ts';
-import { PENALTY_ROUTES } from '../../functions/commons/routes.ts';
 import { assessDate } from '../../functions/core/penalties/assessment.ts';
 import { DEFAULT_FREE_HABIT_LIMITS } from '../../functions/core/penalties/habits.ts';
 import { saveHabit } from '../../functions/core/penalties/manage-habits.ts';
 import { ABANDONED_SETTLEMENT_AFTER_MS } from '../../functions/core/penalties/settlement.ts';
 import { createPenaltyApiHandler } from '../../functions/penalty-api.ts';
 import { type FakeStripe, startFakeStripe } from '../../local/fake-stripe.ts';
-import { httpApiEvent } from '../helpers/apigw-events.ts';
+import { penaltySettleEvent } from '../helpers/apigw-events.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
 import { createPenaltiesTable } from '../helpers/penalty-table.ts';
@@ -113,15 +112,7 @@ async function world() {
     metrics,
   });
   const settle = async () => {
-    const response = await api(
-      httpApiEvent({
-        method: 'POST',
-        path: `/users/${userId}/penalties/settle`,
-        routeKey: `POST ${PENALTY_ROUTES.settle}`,
-        pathParameters: { userId },
-      }),
-      context,
-    );
+    const response = await api(penaltySettleEvent(userId), context);
     return {
       status: response.statusCode,
       headers: response.headers ?? {},
