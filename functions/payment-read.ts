@@ -9,7 +9,9 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { DynamoDbPaymentStore } from './adapters/dynamodb/dynamodb-payment-store.ts';
+import type { CursorSeal } from './adapters/paging/cursor-seal.ts';
 import { defaultDynamoDbClient } from './commons/aws-clients.ts';
+import { cursorSealFromEnv } from './commons/cursor-wiring.ts';
 import { lazyEnv, requiredString } from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
 import {
@@ -42,6 +44,8 @@ import {
 
 export interface PaymentReadDeps {
   queries: PaymentQueries;
+  /** Seals the cursors the lists hand out, so a forged or edited one is a 400. */
+  cursors: CursorSeal;
   logger?: Logger;
   metrics?: Metrics;
 }
@@ -62,7 +66,16 @@ const noQuery = z.object({});
 
 const listFields = { limit: limitParam(), cursor: cursorParam() };
 
-type Route = (event: APIGatewayProxyEventV2, queries: PaymentQueries) => Promise<unknown>;
+type Route = (
+  event: APIGatewayProxyEventV2,
+  deps: { queries: PaymentQueries; list: PagedList },
+) => Promise<unknown>;
+
+/** Runs one list query: the caller's cursor opened for the route, the next one sealed for it. */
+type PagedList = <Q extends { cursor?: string }>(
+  query: Q,
+  read: (query: Q) => Promise<Page<PaymentView>>,
+) => Promise<ReturnType<typeof toPageBody>>;
 
 /** A payment as the routes answer it: the fields of DESIGN §8.1, in its order. */
 export function toPaymentBody(view: PaymentView) {
@@ -92,27 +105,27 @@ function toPageBody(page: Page<PaymentView>) {
 }
 
 const ROUTES: Record<string, Route> = {
-  [PAYMENT_ROUTES.payment]: async (event, queries) => {
+  [PAYMENT_ROUTES.payment]: async (event, { queries }) => {
     parseQuery(event, noQuery);
     const { id } = parseParams(z.object({ id: paymentIdParam() }), event.pathParameters ?? {});
     const payment = await queries.getPayment(id);
     if (!payment) throw new NotFoundError(`No payment ${id}.`, { code: 'payment_not_found' });
     return toPaymentBody(payment);
   },
-  [PAYMENT_ROUTES.userPayments]: async (event, queries) => {
+  [PAYMENT_ROUTES.userPayments]: async (event, { queries, list }) => {
     const { userId } = parseParams(z.object({ userId: userIdParam() }), event.pathParameters ?? {});
     const query = parseQuery(event, z.object({ ...listFields, status: z.optional(statusParam()) }));
-    return toPageBody(await queries.listUserPayments({ userId, ...definedOnly(query) }));
+    return list({ userId, ...definedOnly(query) }, (q) => queries.listUserPayments(q));
   },
-  [PAYMENT_ROUTES.refundsReport]: async (event, queries) => {
+  [PAYMENT_ROUTES.refundsReport]: async (event, { queries, list }) => {
     const query = parseQuery(
       event,
       z.object({ ...listFields, from: dateParam(), to: dateParam() }),
     );
     checkDateRange(query.from, query.to, { from: 'from', to: 'to' }, MAX_REPORT_DAYS);
-    return toPageBody(await queries.listRefunds(definedOnly(query)));
+    return list(definedOnly(query), (q) => queries.listRefunds(q));
   },
-  [PAYMENT_ROUTES.paymentsReport]: async (event, queries) => {
+  [PAYMENT_ROUTES.paymentsReport]: async (event, { queries, list }) => {
     const query = parseQuery(
       event,
       z.object({
@@ -128,18 +141,18 @@ const ROUTES: Record<string, Route> = {
       { from: 'paidFrom', to: 'paidTo' },
       MAX_REPORT_DAYS,
     );
-    return toPageBody(await queries.listPaid(definedOnly(query)));
+    return list(definedOnly(query), (q) => queries.listPaid(q));
   },
-  [PAYMENT_ROUTES.dailySummary]: async (event, queries) => {
+  [PAYMENT_ROUTES.dailySummary]: async (event, { queries }) => {
     const { date } = parseQuery(event, z.object({ date: dateParam() }));
     return { date, rows: await queries.dailySummary(date) };
   },
 };
 
 /** The route an event is for: `routeKey` when API Gateway matched one, else the raw path. */
-function routeOf(event: APIGatewayProxyEventV2): Route | undefined {
+function routePathOf(event: APIGatewayProxyEventV2): string | undefined {
   const path = /^[A-Z]+ (\/.*)$/.exec(event.routeKey ?? '')?.[1];
-  return path ? ROUTES[path] : undefined;
+  return path && Object.hasOwn(ROUTES, path) ? path : undefined;
 }
 
 /** Drops undefined members: `exactOptionalPropertyTypes`-safe spreading into a query. */
@@ -155,13 +168,18 @@ export function createPaymentReadHandler(
 ): BaseHandler<APIGatewayProxyEventV2, HttpResponse> {
   const resolve = typeof deps === 'function' ? deps : () => deps;
   return async (event) => {
-    const { queries, logger = sharedLogger, metrics = sharedMetrics } = resolve();
+    const { queries, cursors, logger = sharedLogger, metrics = sharedMetrics } = resolve();
     try {
       const method = event.requestContext?.http?.method?.toUpperCase();
       if (method !== 'GET') throw new MethodNotAllowedError(['GET']);
-      const route = routeOf(event);
-      if (!route) throw new NotFoundError();
-      const body = await route(event, queries);
+      const path = routePathOf(event);
+      if (!path) throw new NotFoundError();
+      const list: PagedList = async (query, read) => {
+        const cursor = await cursors.open(path, query.cursor);
+        const page = await read(cursor === undefined ? query : { ...query, cursor });
+        return toPageBody({ ...page, nextCursor: await cursors.seal(path, page.nextCursor) });
+      };
+      const body = await ROUTES[path]!(event, { queries, list });
       metrics.addMetric(METRIC.paymentReads, MetricUnit.Count, 1);
       return jsonResponse(200, body, { 'cache-control': 'no-store' });
     } catch (error) {
@@ -179,6 +197,7 @@ const defaultDeps = lazy(
       client: defaultDynamoDbClient(),
       paymentsTableName: readEnv()[ENV.paymentsTableName],
     }),
+    cursors: cursorSealFromEnv(),
   }),
 );
 

@@ -7,6 +7,8 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from 'zod/mini';
+import type { CursorSeal } from './adapters/paging/cursor-seal.ts';
+import { cursorSealFromEnv } from './commons/cursor-wiring.ts';
 import { freeHabitLimitsEnv, lazyEnv } from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
 import { HttpError, type HttpResponse, jsonResponse, NotFoundError } from './commons/http.ts';
@@ -49,6 +51,8 @@ import { type Clock, systemClock } from './core/shared/clock.ts';
 
 export interface PenaltyApiDeps {
   store: PenaltyStore;
+  /** Seals the cursors of the penalties list, so a forged or edited one is a 400. */
+  cursors: CursorSeal;
   gateway: PenaltyPaymentGateway;
   freeHabitLimits: FreeHabitLimits;
   clock?: Clock;
@@ -61,14 +65,22 @@ export const MAX_PENALTY_AMOUNT = 99_999_999;
 
 const habitIdParam = () => z.string().check(z.regex(HABIT_ID_PATTERN, { message: HABIT_ID_RULE }));
 
+/**
+ * The currencies in use (ISO 4217, from the runtime's ICU data: no fund or test codes),
+ * lower-case as Stripe writes them. Stripe itself refuses the few it does not settle in.
+ */
+const ISO_CURRENCIES = new Set(
+  Intl.supportedValuesOf('currency').map((code) => code.toLowerCase()),
+);
+
 const habitBody = z.object({
-  name: z
-    .string()
-    .check(
-      z.trim(),
-      z.minLength(1, { message: 'must be 1-100 characters' }),
-      z.maxLength(100, { message: 'must be 1-100 characters' }),
-    ),
+  name: z.string().check(
+    z.trim(),
+    z.minLength(1, { message: 'must be 1-100 characters' }),
+    z.maxLength(100, { message: 'must be 1-100 characters' }),
+    // A name is shown in apps and e-mails: no line breaks, tabs or other control characters.
+    z.regex(/^\P{Cc}*$/u, { message: 'must not contain control characters' }),
+  ),
   penaltyAmount: z
     .int({ message: `must be a whole number of minor units from 0 to ${MAX_PENALTY_AMOUNT}` })
     .check(
@@ -79,9 +91,11 @@ const habitBody = z.object({
         message: `must be a whole number of minor units from 0 to ${MAX_PENALTY_AMOUNT}`,
       }),
     ),
-  currency: z
-    .string()
-    .check(z.regex(/^[a-z]{3}$/, { message: 'must be a lower-case ISO currency, e.g. usd' })),
+  currency: z.string().check(
+    z.refine((code) => ISO_CURRENCIES.has(code), {
+      message: 'must be a lower-case ISO 4217 currency code in use, e.g. usd',
+    }),
+  ),
   free: z.boolean({ message: 'must be true or false' }),
   recipientId: z.optional(z.nullable(recipientIdParam())),
   active: z.optional(z.boolean({ message: 'must be true or false' })),
@@ -178,14 +192,16 @@ export function createPenaltyApiHandler(
           const fields = parseFields(query.fields);
           const account = await store.getAccount(userId);
           if (!account) throw unknownUser(userId);
+          const cursor = await resolved.cursors.open(route, query.cursor);
           const page = await store.listPenalties({
             userId,
             limit: query.limit,
             ...(query.status ? { status: query.status } : {}),
-            ...(query.cursor ? { cursor: query.cursor } : {}),
+            ...(cursor ? { cursor } : {}),
             ...(fields ? { fields } : {}),
           });
-          return jsonResponse(200, page, { 'cache-control': 'no-store' });
+          const nextCursor = await resolved.cursors.seal(route, page.nextCursor);
+          return jsonResponse(200, { ...page, nextCursor }, { 'cache-control': 'no-store' });
         }
         case PENALTY_ROUTES.summary: {
           parseQuery(event, z.object({}));
@@ -289,6 +305,7 @@ const apiEnv = lazyEnv(z.object({ [ENV.freeHabitLimits]: freeHabitLimitsEnv() })
 const penaltyApiDepsFromEnv = lazy(
   (): PenaltyApiDeps => ({
     store: penaltyStoreFromEnv(),
+    cursors: cursorSealFromEnv(),
     gateway: stripePenaltyGatewayFromEnv(),
     freeHabitLimits: apiEnv()[ENV.freeHabitLimits],
   }),

@@ -2,6 +2,7 @@ import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { EVENT_FAMILIES, type EventFamilyName } from '../functions/core/shared/event-families.ts';
 import { BillingTables } from './billing-tables.ts';
+import { CursorSigningKey } from './cursor-signing-key.ts';
 import { ConsumedQueue, CREDIT_WORKER_SETTINGS, EventFamilyQueue } from './event-family-queue.ts';
 import { PaymentTables } from './payment-tables.ts';
 import { PenaltyTables } from './penalty-tables.ts';
@@ -16,7 +17,7 @@ const QUEUE_IDS: Record<EventFamilyName, string> = {
 
 /**
  * The stateful half: tables, one event queue (and DLQ) per event family, the webhook
- * signing secret and the Stripe API key. Kept apart from the functions so redeploying
+ * signing secret, the Stripe API key and the cursor signing key. Kept apart from the functions so redeploying
  * code never risks replacing data.
  */
 export class BillingDataStack extends Stack {
@@ -29,6 +30,8 @@ export class BillingDataStack extends Stack {
   public readonly signingSecret: WebhookSigningSecret;
   /** The Stripe secret API key penalty settlement calls Stripe with. */
   public readonly stripeApiKey: StripeApiKey;
+  /** The key the paged routes seal their cursors with. */
+  public readonly cursorSigningKey: CursorSigningKey;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
@@ -49,6 +52,7 @@ export class BillingDataStack extends Stack {
     });
     this.signingSecret = new WebhookSigningSecret(this, 'WebhookSigningSecret');
     this.stripeApiKey = new StripeApiKey(this, 'StripeApiKey');
+    this.cursorSigningKey = new CursorSigningKey(this, 'CursorSigningKey');
 
     new CfnOutput(this, 'WebhookSecretArn', {
       value: this.signingSecret.secret.secretArn,

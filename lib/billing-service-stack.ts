@@ -91,6 +91,7 @@ export class BillingServiceStack extends Stack {
     this.paymentReadApi = new PaymentReadApi(this, 'PaymentReadApi', {
       api: this.api,
       paymentsTable: data.paymentTables.payments,
+      cursorSigningKey: data.cursorSigningKey.secret,
     });
     this.credits = new CreditRefresh(this, 'CreditRefresh', {
       api: this.api,
@@ -103,6 +104,7 @@ export class BillingServiceStack extends Stack {
       penaltiesTable: data.penaltyTables.penalties,
       billingTable: data.tables.billing,
       stripeApiKey: data.stripeApiKey.secret,
+      cursorSigningKey: data.cursorSigningKey.secret,
       freeHabitLimits: props.freeHabitLimits,
       assessmentDeadlineHour: props.assessmentDeadlineHour,
       ...(props.stripeApiUrl ? { stripeApiUrl: props.stripeApiUrl } : {}),

@@ -56,6 +56,12 @@ export const NAG_SUPPRESSIONS = {
     reason:
       'The API key is issued by Stripe: it is rolled in the Stripe dashboard and then put here (the functions re-read it after a 401); a rotation Lambda cannot create one.',
   },
+  cursorKeyRotation: {
+    rule: 'AwsSolutions-SMG4',
+    on: 'the cursor signing key secret',
+    reason:
+      'Rotating it refuses every page cursor in flight (callers restart from page one) and protects nothing a leak of the key would not: it only makes cursors unforgeable, it guards no data (each store also checks a cursor belongs to the query). Rotate by putting a new random value when needed (docs/deploy.md).',
+  },
   scheduleDeadLetterQueues: {
     rule: 'AwsSolutions-SQS3',
     on: "the schedules' dead-letter queues (credit planner, penalty assessor)",
@@ -103,6 +109,7 @@ export function acknowledgeNagFindings(
   acknowledge('webhookRoute', serviceStack.webhook.route);
   acknowledge('webhookSecretRotation', dataStack.signingSecret.secret);
   acknowledge('stripeApiKeyRotation', dataStack.stripeApiKey.secret);
+  acknowledge('cursorKeyRotation', dataStack.cursorSigningKey.secret);
 
   const { credits, penalties } = serviceStack;
   for (const [target, deadLetterQueue] of [

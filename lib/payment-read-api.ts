@@ -1,6 +1,7 @@
 import { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { PAYMENT_INDEXES } from '../functions/adapters/dynamodb/payment-table-schema.ts';
 import { ENV } from '../functions/commons/env-names.ts';
@@ -11,6 +12,8 @@ import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
 export interface PaymentReadApiProps {
   readonly api: BillingHttpApi;
   readonly paymentsTable: ITable;
+  /** The key the history and report cursors are sealed with. */
+  readonly cursorSigningKey: ISecret;
   /** @default 50 requests/s, burst 100 per route */
   readonly throttle?: RouteThrottle;
 }
@@ -30,12 +33,14 @@ export class PaymentReadApi extends Construct {
       entry: 'functions/payment-read.ts',
       serviceName: 'payment-read',
       description: 'Payment lookups, user payment history and payment reports',
-    }).bindTable(
-      ENV.paymentsTableName,
-      props.paymentsTable,
-      ['GetItem', 'BatchGetItem', 'Query'],
-      PAYMENT_INDEXES.map((index) => index.indexName),
-    );
+    })
+      .bindTable(
+        ENV.paymentsTableName,
+        props.paymentsTable,
+        ['GetItem', 'BatchGetItem', 'Query'],
+        PAYMENT_INDEXES.map((index) => index.indexName),
+      )
+      .bindSecretReader(ENV.cursorKeySecretArn, props.cursorSigningKey);
 
     const routes: [string, string][] = [
       ['PaymentById', PAYMENT_ROUTES.payment],

@@ -76,6 +76,8 @@ export interface PenaltiesProps {
   readonly billingTable: ITable;
   /** The Stripe secret API key; only the API function may read it. */
   readonly stripeApiKey: ISecret;
+  /** The key the penalties list's cursors are sealed with; only the API function may read it. */
+  readonly cursorSigningKey: ISecret;
   readonly freeHabitLimits: FreeHabitLimits;
   /** UTC hour by which yesterday's assessment must be complete (1-23). */
   readonly assessmentDeadlineHour: number;
@@ -117,6 +119,7 @@ export class Penalties extends Construct {
       ])
       .bindTable(ENV.billingTableName, props.billingTable, PENALTY_API_BILLING_ACTIONS)
       .bindSecretReader(ENV.stripeApiKeySecretArn, props.stripeApiKey)
+      .bindSecretReader(ENV.cursorKeySecretArn, props.cursorSigningKey)
       .setEnvironment(ENV.freeHabitLimits, JSON.stringify(props.freeHabitLimits));
     if (props.stripeApiUrl) this.api.setEnvironment(ENV.stripeApiUrl, props.stripeApiUrl);
 

@@ -13,11 +13,13 @@
  * runtime sets the union of the functions' environments and refuses two functions
  * that need different values for the same variable.
  */
+import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { interceptLocalhostDns } from 'fauxqs';
 import { parseStripeApiUrl } from '../functions/adapters/stripe/stripe-client.ts';
 import { ENV } from '../functions/commons/env-names.ts';
+import { lazy } from '../functions/commons/lazy.ts';
 import {
   assertJavaAvailable,
   assertPortFree,
@@ -82,6 +84,8 @@ export interface LocalRuntimeOptions {
   stripeApiUrl?: string;
   /** Stripe secret key for `stripeApiUrl`. Default env STRIPE_SECRET_KEY, else the fake's key. */
   stripeSecretKey?: string;
+  /** The key the API seals page cursors with. Default env CURSOR_SIGNING_KEY, else a random key per process. */
+  cursorSigningKey?: string;
   /** DynamoDB Local port; 0 picks a free one. Default env DYNAMODB_PORT, else 0. */
   dynamoPort?: number;
   /** SQS emulator port; 0 picks a free one. Default env SQS_PORT, else 0. */
@@ -165,6 +169,7 @@ export interface ResolvedRuntimeOptions {
   webhookSecret: string;
   /** Undefined: start (or reuse) the fake Stripe. */
   stripe: { apiUrl: string; secretKey: string } | undefined;
+  cursorSigningKey: string;
   dynamoPort: number;
   sqsPort: number;
   clockSpeed: number;
@@ -214,6 +219,8 @@ export function resolveRuntimeOptions(options: LocalRuntimeOptions = {}): Resolv
     dataDir,
     webhookSecret,
     stripe: stripeApiUrl ? { apiUrl: stripeApiUrl, secretKey: stripeSecretKey! } : undefined,
+    cursorSigningKey:
+      options.cursorSigningKey ?? (env[ENV.cursorSigningKey] || processCursorSigningKey()),
     dynamoPort: options.dynamoPort ?? parsePort(env.DYNAMODB_PORT, 'DYNAMODB_PORT') ?? 0,
     sqsPort: options.sqsPort ?? parsePort(env.SQS_PORT, 'SQS_PORT') ?? 0,
     clockSpeed,
@@ -296,6 +303,7 @@ export function buildLocalEnvironment(
   settings: {
     webhookSecret: string;
     stripe: { apiUrl: string; secretKey: string };
+    cursorSigningKey: string;
     dynamoEndpoint: string;
     sqsEndpoint: string;
     current?: Record<string, string | undefined>;
@@ -310,6 +318,7 @@ export function buildLocalEnvironment(
       secretValues: {
         [ENV.webhookSecret]: settings.webhookSecret,
         [ENV.stripeSecretKey]: settings.stripe.secretKey,
+        [ENV.cursorSigningKey]: settings.cursorSigningKey,
       },
     });
     for (const [name, value] of Object.entries(fnEnv)) {
@@ -348,6 +357,7 @@ export function buildLocalEnvironment(
     // Stripe is never the real one locally unless the developer said so.
     [ENV.stripeApiUrl]: settings.stripe.apiUrl,
     [ENV.stripeSecretKey]: settings.stripe.secretKey,
+    [ENV.cursorSigningKey]: settings.cursorSigningKey,
   });
   return env;
 }
@@ -384,6 +394,12 @@ function applyEnvironment(env: Record<string, string>): void {
  * socket does not keep the process alive; it ends with the process.
  */
 let fakeStripeOfProcess: Promise<FakeStripe> | undefined;
+
+/**
+ * One cursor key per process, for the same reason (handlers keep the key they read):
+ * nobody needs to know it, and cursors of an earlier run are refused after a restart.
+ */
+const processCursorSigningKey = lazy(() => randomBytes(32).toString('base64url'));
 function processFakeStripe(): Promise<FakeStripe> {
   fakeStripeOfProcess ??= startFakeStripe({ unref: true });
   return fakeStripeOfProcess;
@@ -508,6 +524,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         {
           webhookSecret: settings.webhookSecret,
           stripe,
+          cursorSigningKey: settings.cursorSigningKey,
           dynamoEndpoint,
           sqsEndpoint: handlerSqsEndpoint,
           current: process.env,

@@ -118,6 +118,7 @@ export function loadStackModel(options: LoadStackModelOptions = {}): StackModel 
 export const LOCAL_SECRET_VARIABLES: Readonly<Record<string, string>> = {
   [ENV.webhookSecretArn]: ENV.webhookSecret,
   [ENV.stripeApiKeySecretArn]: ENV.stripeSecretKey,
+  [ENV.cursorKeySecretArn]: ENV.cursorSigningKey,
 };
 
 /** Turns a function's environment into plain strings once tables/queues exist locally. */

@@ -23,6 +23,10 @@ export const ENV = {
   stripeApiKeySecretArn: 'STRIPE_API_KEY_SECRET_ARN',
   /** Plain Stripe secret API key, local runtime and tests only; never set by the stack. */
   stripeSecretKey: 'STRIPE_SECRET_KEY',
+  /** Secrets Manager secret ARN holding the key the API seals its page cursors with (deployed). */
+  cursorKeySecretArn: 'CURSOR_KEY_SECRET_ARN',
+  /** Plain cursor signing key, local runtime and tests only; never set by the stack. */
+  cursorSigningKey: 'CURSOR_SIGNING_KEY',
   /** 'true' (live) or 'false' (test): the Stripe mode the webhook accepts events of; unset: no check. */
   stripeLivemode: 'STRIPE_LIVEMODE',
   /** Base URL of the Stripe API (default Stripe's own); locally and in tests, the fake Stripe. */

@@ -246,6 +246,7 @@ describe('local runtime configuration', () => {
   const endpoints = {
     webhookSecret: 'whsec_x',
     stripe: { apiUrl: 'http://127.0.0.1:3', secretKey: 'sk_test_x' },
+    cursorSigningKey: 'cursor-key-of-this-run-cursor-key-of-this-run',
     dynamoEndpoint: 'http://127.0.0.1:1',
     sqsEndpoint: 'http://sqs.us-east-1.localhost:2',
   };
@@ -262,6 +263,14 @@ describe('local runtime configuration', () => {
       sqsPort: 4001,
     });
     expect(resolveRuntimeOptions({ port: 5, env: { PORT: '4000' } }).port).toBe(5);
+    // The cursor key: the developer's, else one random key for the whole process.
+    const ownKey = 'k'.repeat(40);
+    expect(resolveRuntimeOptions({ env: { CURSOR_SIGNING_KEY: ownKey } }).cursorSigningKey).toBe(
+      ownKey,
+    );
+    const generated = resolveRuntimeOptions({ env: {} }).cursorSigningKey;
+    expect(generated.length).toBeGreaterThanOrEqual(32);
+    expect(resolveRuntimeOptions({ env: {} }).cursorSigningKey).toBe(generated);
     expect(resolveRuntimeOptions({ env: {} })).toMatchObject({
       port: 3000,
       webhookSecret: DEFAULT_LOCAL_WEBHOOK_SECRET,
@@ -285,6 +294,7 @@ describe('local runtime configuration', () => {
             TABLE: { kind: 'tableName', tableLogicalId: 'T' },
             STRIPE_WEBHOOK_SECRET_ARN: { kind: 'secretArn', secretLogicalId: 'S' },
             STRIPE_API_KEY_SECRET_ARN: { kind: 'secretArn', secretLogicalId: 'K' },
+            CURSOR_KEY_SECRET_ARN: { kind: 'secretArn', secretLogicalId: 'C' },
           }),
           fn('B', {
             POWERTOOLS_SERVICE_NAME: { kind: 'literal', value: 'b' },
@@ -301,6 +311,7 @@ describe('local runtime configuration', () => {
       QUEUE: 'http://q',
       STRIPE_WEBHOOK_SECRET: 'whsec_x',
       STRIPE_SECRET_KEY: 'sk_test_x',
+      CURSOR_SIGNING_KEY: 'cursor-key-of-this-run-cursor-key-of-this-run',
       STRIPE_API_URL: 'http://127.0.0.1:3',
       AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:1',
       AWS_ENDPOINT_URL_SQS: 'http://sqs.us-east-1.localhost:2',
@@ -313,6 +324,7 @@ describe('local runtime configuration', () => {
     expect(env).not.toHaveProperty('NODE_OPTIONS');
     expect(env).not.toHaveProperty('STRIPE_WEBHOOK_SECRET_ARN');
     expect(env).not.toHaveProperty('STRIPE_API_KEY_SECRET_ARN');
+    expect(env).not.toHaveProperty('CURSOR_KEY_SECRET_ARN');
   });
 
   it('refuses two functions that need different values for one variable', () => {

@@ -102,6 +102,48 @@ describe('payments through the local runtime', () => {
     expect(rows.some((row) => row.status === 'succeeded' && row.count < 0)).toBe(false);
   });
 
+  it('pages a history with the cursors it sealed, and refuses one it did not', async () => {
+    const userId = uniqueUserId('page');
+    const created = Math.floor(Date.now() / 1000);
+    const samples = [created, created + 10].map((at) =>
+      buildPaymentSample({ userId, created: at }),
+    );
+    for (const event of samples.flat()) {
+      expect((await postWebhook(runtime, event)).status).toBe(200);
+    }
+    const ids = samples.map((events) => String(events[0]!.data.object.id));
+    await eventually(
+      async () => {
+        const all = await get(`/users/${userId}/payments?limit=10`);
+        return (all.body.items as unknown[] | undefined)?.length === 2 ? all : undefined;
+      },
+      20_000,
+      'both payments in the history',
+    );
+
+    const first = await get(`/users/${userId}/payments?limit=1`);
+    const cursor = String(first.body.nextCursor);
+    expect(cursor).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
+    const second = await get(`/users/${userId}/payments?limit=1&cursor=${cursor}`);
+    expect(second.status).toBe(200);
+    expect(second.body.nextCursor).toBeNull();
+    const paged = [first, second].flatMap((page) =>
+      (page.body.items as { paymentId: string }[]).map((item) => item.paymentId),
+    );
+    // Newest createdAt first.
+    expect(paged).toEqual([...ids].reverse());
+
+    // The store's own cursor without the seal: well formed, bound to this query, refused.
+    const unsealed = cursor.slice(0, cursor.lastIndexOf('.'));
+    const refused = await get(`/users/${userId}/payments?limit=1&cursor=${unsealed}`);
+    expect(refused).toEqual({
+      status: 400,
+      body: {
+        error: { code: 'invalid_parameter', message: 'cursor is not valid for this query.' },
+      },
+    });
+  });
+
   it('answers clear 4xx for unknown ids and bad parameters', async () => {
     expect(await get('/payments/pi_doesnotexist')).toMatchObject({
       status: 404,

@@ -339,17 +339,18 @@ describe('queues', () => {
   });
 });
 
-describe('secrets: the webhook signing secret and the Stripe API key', () => {
-  it('are exactly these two', () => {
+describe('secrets: the webhook signing secret, the Stripe API key and the cursor signing key', () => {
+  it('are exactly these three', () => {
+    const all = [ids.secret, ids.stripeApiKey, ids.cursorSigningKey];
     expect(Object.keys(resources(t.data, 'AWS::SecretsManager::Secret')).sort()).toEqual(
-      [ids.secret, ids.stripeApiKey].sort(),
+      all.sort(),
     );
-    expect(ids.secret).not.toBe(ids.stripeApiKey);
+    expect(new Set(all).size).toBe(3);
   });
 
   it('are generated (no value in the template) and retained', () => {
     const secrets = resources(t.data, 'AWS::SecretsManager::Secret');
-    for (const id of [ids.secret, ids.stripeApiKey]) {
+    for (const id of [ids.secret, ids.stripeApiKey, ids.cursorSigningKey]) {
       const secret = secrets[id];
       expect(secret?.Properties.SecretString, id).toBeUndefined();
       expect(secret?.Properties.GenerateSecretString, id).toBeDefined();
@@ -364,6 +365,18 @@ describe('secrets: the webhook signing secret and the Stripe API key', () => {
     expect(description).toContain('sk_');
     expect(description).toContain('rk_');
     expect(description).toMatch(/after deploy/);
+  });
+
+  it('the cursor key is long and random: CloudFormation generates 64 characters nobody sets', () => {
+    const secret = resources(t.data, 'AWS::SecretsManager::Secret')[ids.cursorSigningKey];
+    expect(secret?.Properties.GenerateSecretString).toMatchObject({ PasswordLength: 64 });
+    // No output for operators (only the export the service stack imports): there is nothing to put in it.
+    const outputs = Object.values(
+      (t.data.toJSON().Outputs ?? {}) as Record<string, { Export?: unknown }>,
+    );
+    const forOperators = outputs.filter((output) => output.Export === undefined);
+    expect(forOperators.length).toBeGreaterThan(0);
+    expect(JSON.stringify(forOperators)).not.toContain(ids.cursorSigningKey);
   });
 });
 

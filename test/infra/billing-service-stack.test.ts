@@ -334,11 +334,18 @@ describe('least privilege', () => {
     );
   });
 
-  it('payment read API: GetItem, BatchGetItem and Query on the payments table and its indexes only', () => {
+  it('payment read API: GetItem, BatchGetItem and Query on the payments table and its indexes only; read the cursor key', () => {
     const [, read] = functionByEntry(t.service, ENTRY.paymentRead);
     const statements = roleStatements(t.service, read);
     const readActions = ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'];
-    expect(actionsOf(statements)).toEqual([...readActions, ...XRAY_ACTIONS].sort());
+    const secretRead = ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'];
+    expect(actionsOf(statements)).toEqual([...readActions, ...secretRead, ...XRAY_ACTIONS].sort());
+    expect(resourcesOfService(statements, 'secretsmanager:')).toEqual(
+      sortedJson([{ Ref: ids.cursorSigningKey }]),
+    );
+    expect(resolveImport(t.data, envOf(read)[ENV.cursorKeySecretArn])).toEqual({
+      Ref: ids.cursorSigningKey,
+    });
     const indexes = PAYMENT_INDEXES.map((index) => indexArn(ids.payments, index.indexName));
     expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
       sortedJson([getAtt(ids.payments), ...indexes]),

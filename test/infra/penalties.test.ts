@@ -320,7 +320,7 @@ describe('penalty grants (least privilege)', () => {
       sortedJson([table(), indexes(), getAtt(ids.billing)]),
     );
     expect(resourcesOfService(t.data, statements, 'secretsmanager:')).toEqual(
-      sortedJson([{ Ref: ids.stripeApiKey }]),
+      sortedJson([{ Ref: ids.stripeApiKey }, { Ref: ids.cursorSigningKey }]),
     );
     expect(actionsOf(statements)).toEqual(
       [...API_ACTIONS, ...SECRET_READ_ACTIONS, ...XRAY_ACTIONS].sort(),

@@ -77,6 +77,8 @@ export interface DataIds {
   secret: string;
   /** The Stripe API key secret (penalty settlement). */
   stripeApiKey: string;
+  /** The key the paged routes seal their cursors with. */
+  cursorSigningKey: string;
   queues: Record<EventFamilyName, { queue: string; dlq: string }>;
   /** The credit refresh work queue (planner → worker) and its DLQ. */
   creditRefresh: { queue: string; dlq: string };
@@ -161,6 +163,7 @@ export function dataIds(t: Templates): DataIds {
     creditRefreshQueue,
     signingSecret,
     stripeApiKey,
+    cursorSigningKey,
   } = t.stacks.data;
   const queues = Object.fromEntries(
     EVENT_FAMILIES.map((family) => [
@@ -178,6 +181,7 @@ export function dataIds(t: Templates): DataIds {
     penalties: logicalIdOf(penaltyTables.penalties),
     secret: logicalIdOf(signingSecret.secret),
     stripeApiKey: logicalIdOf(stripeApiKey.secret),
+    cursorSigningKey: logicalIdOf(cursorSigningKey.secret),
     queues,
     creditRefresh: {
       queue: logicalIdOf(creditRefreshQueue.queue),

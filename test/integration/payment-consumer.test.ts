@@ -28,6 +28,7 @@ import { createPaymentReadHandler } from '../../functions/payment-read.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators.ts';
 import { httpApiEvent } from '../helpers/apigw-events.ts';
 import { emulatorClients, uniqueName } from '../helpers/aws-clients.ts';
+import { testCursorSeal } from '../helpers/cursor-seal.ts';
 import {
   chargeRefundedEvent,
   customerCreatedEvent,
@@ -111,7 +112,7 @@ function wire(tables: Tables, client: DynamoDBClient = dynamo) {
     client: dynamo,
     paymentsTableName: tables.paymentsTableName,
   });
-  const read = createPaymentReadHandler({ queries: reader });
+  const read = createPaymentReadHandler({ queries: reader, cursors: testCursorSeal() });
   const get = async (route: string, path: string, query?: Record<string, string>) => {
     const pathParameters: Record<string, string> = {};
     const params: string[] = route.match(/\{(\w+)\}/g) ?? [];

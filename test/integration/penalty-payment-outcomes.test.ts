@@ -37,6 +37,7 @@ import { type FakeStripe, startFakeStripe } from '../../local/fake-stripe.ts';
 import { penaltySettleEvent } from '../helpers/apigw-events.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
+import { testCursorSeal } from '../helpers/cursor-seal.ts';
 import { createPenaltiesTable } from '../helpers/penalty-table.ts';
 import { sqsBatch } from '../helpers/sqs-events.ts';
 import { at, fixedClock, settings } from '../unit/penalties/penalty-fixtures.ts';
@@ -141,6 +142,7 @@ async function world(options: { credits?: number } = {}) {
   // The API and the consumer on the system clock, as deployed.
   const api = createPenaltyApiHandler({
     store,
+    cursors: testCursorSeal(),
     gateway,
     freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
     ...quiet(),

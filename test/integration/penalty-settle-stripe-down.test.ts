@@ -31,6 +31,7 @@ import { type FakeStripe, startFakeStripe } from '../../local/fake-stripe.ts';
 import { penaltySettleEvent } from '../helpers/apigw-events.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
+import { testCursorSeal } from '../helpers/cursor-seal.ts';
 import { createPenaltiesTable } from '../helpers/penalty-table.ts';
 import { at, fixedClock, settings } from '../unit/penalties/penalty-fixtures.ts';
 
@@ -105,6 +106,7 @@ async function world() {
   const addMetric = vi.spyOn(metrics, 'addMetric');
   const api = createPenaltyApiHandler({
     store,
+    cursors: testCursorSeal(),
     gateway,
     clock,
     freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,

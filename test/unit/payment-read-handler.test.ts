@@ -13,12 +13,16 @@ import {
 import type { Context } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InMemoryPaymentStore } from '../../functions/adapters/memory/in-memory-payment-store.ts';
+import { CursorSeal } from '../../functions/adapters/paging/cursor-seal.ts';
+import { ServiceUnavailableError } from '../../functions/commons/http.ts';
 import { USER_ID_RULE } from '../../functions/commons/request-params.ts';
+import { PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
 import { applyPaymentEvents } from '../../functions/core/payments/apply-payment-events.ts';
 import { PAYMENT_STATUSES, type PaymentView } from '../../functions/core/payments/ports.ts';
 import { systemClock } from '../../functions/core/shared/clock.ts';
 import { createPaymentReadHandler, MAX_REPORT_DAYS } from '../../functions/payment-read.ts';
 import { httpApiEvent } from '../helpers/apigw-events.ts';
+import { testCursorSeal } from '../helpers/cursor-seal.ts';
 import { PAYMENT_FIELDS } from '../helpers/payment-contract.ts';
 import {
   chargeRefundedEvent,
@@ -185,7 +189,7 @@ beforeAll(async () => {
       batch.map(() => 'applied'),
     );
   }
-  read = createPaymentReadHandler({ queries: store });
+  read = createPaymentReadHandler({ queries: store, cursors: testCursorSeal() });
 });
 
 interface Request {
@@ -518,12 +522,13 @@ describe('GET /users/{userId}/payments', () => {
         'base64url',
       ),
       Buffer.from(JSON.stringify({ p: 'anything' })).toString('base64url'),
-      // The real cursor with one character of its payload changed.
+      // The real cursor with one character of its payload changed, its seal kept.
       (() => {
-        const json = Buffer.from(cursor, 'base64url').toString('utf8');
+        const [inner, tag] = cursor.split('.') as [string, string];
+        const json = Buffer.from(inner, 'base64url').toString('utf8');
         const index = json.search(/[0-9]/);
         const swapped = `${json.slice(0, index)}${json[index] === '1' ? '2' : '1'}${json.slice(index + 1)}`;
-        return Buffer.from(swapped).toString('base64url');
+        return `${Buffer.from(swapped).toString('base64url')}.${tag}`;
       })(),
     ];
     for (const value of forged) {
@@ -532,6 +537,33 @@ describe('GET /users/{userId}/payments', () => {
     }
     expectBadField(await userPayments(U1, { cursor: 'a'.repeat(2049) }), 'cursor');
     expectBadField(await userPayments(U1, { cursor: '' }), 'cursor');
+  });
+
+  it('answers 400 for a cursor this deployment did not seal, even one the store would take', async () => {
+    const first = await userPayments(U1, { limit: '1' });
+    const sealed = first.json.nextCursor as string;
+    const second = await userPayments(U1, { limit: '1', cursor: sealed });
+    const sealedLater = second.json.nextCursor as string;
+    expect(sealed).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
+    const [inner, tag] = sealed.split('.') as [string, string];
+    const [laterInner] = sealedLater.split('.') as [string];
+    const refused = [
+      // The store's own cursor, genuine for this query: only the seal is missing.
+      inner,
+      // Another genuine store cursor of the same query under the first one's seal.
+      `${laterInner}.${tag}`,
+      // Sealed by another deployment (another key).
+      (await testCursorSeal().seal(PAYMENT_ROUTES.userPayments, inner)) as string,
+      `${inner}.${'A'.repeat(22)}`,
+      `${inner}.${tag.slice(0, 21)}`,
+      `${inner}.${tag}.${tag}`,
+    ];
+    for (const value of refused) {
+      const response = await userPayments(U1, { limit: '1', cursor: value });
+      expectError(response, 400, 'invalid_parameter', 'cursor is not valid for this query.');
+    }
+    // Sealed by this deployment: the next page.
+    expect((await userPayments(U1, { limit: '1', cursor: sealedLater })).statusCode).toBe(200);
   });
 
   it("answers 400 for a cursor from another user's query, and never that user's data", async () => {
@@ -882,7 +914,7 @@ describe('methods, routes and failures', () => {
         return undefined;
       },
     });
-    const broken = createPaymentReadHandler({ queries: failing });
+    const broken = createPaymentReadHandler({ queries: failing, cursors: testCursorSeal() });
     for (const request of EVERY_ROUTE) {
       const response = await send(broken, request);
       expect(response.statusCode, request.path).toBeGreaterThanOrEqual(500);
@@ -955,7 +987,7 @@ describe('methods, routes and failures', () => {
         return undefined;
       },
     });
-    const handler = createPaymentReadHandler({ queries: unavailable });
+    const handler = createPaymentReadHandler({ queries: unavailable, cursors: testCursorSeal() });
     for (const request of EVERY_ROUTE) {
       const response = await send(handler, request);
       expect(response.statusCode, request.path).toBe(503);
@@ -979,5 +1011,38 @@ describe('methods, routes and failures', () => {
         expect(response.body, request.path).not.toContain(internal);
       }
     }
+  });
+
+  it('answers 503 with Retry-After on a list when the cursor key cannot be read, and keeps the other routes', async () => {
+    // The deployed key comes from Secrets Manager: its outage is a dependency's, as the wiring reports it.
+    const keyDown = new CursorSeal({
+      get: () =>
+        Promise.reject(
+          new ServiceUnavailableError({
+            cause: new Error(
+              'Could not read the cursor signing key: AccessDeniedException arn:aws',
+            ),
+            retryAfterSeconds: 2,
+          }),
+        ),
+      refresh: async () => undefined,
+    });
+    const handler = createPaymentReadHandler({ queries: store, cursors: keyDown });
+    const list = await send(handler, {
+      path: `/users/${U1}/payments`,
+      route: PAYMENT_ROUTES.userPayments,
+      pathParameters: { userId: U1 },
+      query: { limit: '1' },
+    });
+    expect(list.statusCode).toBe(503);
+    expect(list.headers['retry-after']).toBe('2');
+    expect(list.body).not.toContain('arn:aws');
+    expect(list.body).not.toContain('cursor signing key');
+    const lookup = await send(handler, {
+      path: `/payments/${p1.paymentId}`,
+      route: PAYMENT_ROUTES.payment,
+      pathParameters: { id: p1.paymentId },
+    });
+    expect(lookup.statusCode).toBe(200);
   });
 });

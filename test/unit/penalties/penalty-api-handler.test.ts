@@ -19,6 +19,7 @@ import {
 import { createPenaltyAdminHandler } from '../../../functions/penalty-admin.ts';
 import { createPenaltyApiHandler } from '../../../functions/penalty-api.ts';
 import { httpApiEvent } from '../../helpers/apigw-events.ts';
+import { testCursorSeal } from '../../helpers/cursor-seal.ts';
 import { at, FakeGateway, fixedClock } from './penalty-fixtures.ts';
 
 const context = {} as Context;
@@ -31,6 +32,7 @@ function world() {
   const metrics = new Metrics({ namespace: 'Test', serviceName: 'test' });
   const handler = createPenaltyApiHandler({
     store,
+    cursors: testCursorSeal(),
     gateway,
     clock,
     freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
@@ -152,7 +154,13 @@ describe('habits', () => {
     [{ penaltyAmount: -1 }, 'penaltyAmount'],
     [{ penaltyAmount: 1.5 }, 'penaltyAmount'],
     [{ penaltyAmount: 0 }, 'penaltyAmount'],
+    [{ name: 'Run\nevery day' }, 'name'],
+    [{ name: 'Run\u0007' }, 'name'],
     [{ currency: 'USD' }, 'currency'],
+    [{ currency: 'abc' }, 'currency'],
+    // ISO 4217's test and "no currency" codes are not money.
+    [{ currency: 'xts' }, 'currency'],
+    [{ currency: 'xxx' }, 'currency'],
     [{ free: 'yes' }, 'free'],
     [{ color: 'red' }, 'color'],
   ])('refuses body %j with a 400 naming %s', async (change, field) => {
@@ -161,6 +169,18 @@ describe('habits', () => {
     expect(response.status).toBe(400);
     expect(response.body.error.message).toContain(field);
     expect(w.store.habits.size).toBe(0);
+  });
+
+  it('takes any currency in use and names with any printable characters', async () => {
+    const w = world();
+    for (const [habitId, change] of [
+      ['jpy', { currency: 'jpy', name: 'Laufen 🏃 — 毎日' }],
+      ['eur', { currency: 'eur', name: '  Swim  ' }],
+    ] as const) {
+      const response = await w.putHabit('u1', habitId, { ...w.habit, ...change });
+      expect(response.status, habitId).toBe(201);
+      expect(response.body.currency).toBe(change.currency);
+    }
   });
 
   it('refuses a bad habit id, malformed JSON and an unknown user', async () => {
@@ -278,6 +298,40 @@ describe('penalties and the summary', () => {
     const response = await w.call('GET', PENALTY_ROUTES.penalties, { userId: 'u1' }, { query });
     expect(response.status).toBe(400);
     expect(response.body.error.message).toContain(field);
+  });
+
+  it('refuses with a 400 a cursor this deployment did not seal, or sealed for another list', async () => {
+    const w = await withPenalties();
+    const first = await w.call(
+      'GET',
+      PENALTY_ROUTES.penalties,
+      { userId: 'u1' },
+      { query: { limit: '1' } },
+    );
+    const sealed = first.body.nextCursor as string;
+    const storeCursor = sealed.slice(0, sealed.lastIndexOf('.'));
+    for (const cursor of [
+      storeCursor,
+      `${storeCursor}.${'A'.repeat(22)}`,
+      (await testCursorSeal().seal(PENALTY_ROUTES.penalties, storeCursor)) as string,
+    ]) {
+      const response = await w.call(
+        'GET',
+        PENALTY_ROUTES.penalties,
+        { userId: 'u1' },
+        { query: { limit: '1', cursor } },
+      );
+      expect(response.status).toBe(400);
+      expect(response.body.error.message).toContain('cursor');
+    }
+    const next = await w.call(
+      'GET',
+      PENALTY_ROUTES.penalties,
+      { userId: 'u1' },
+      { query: { limit: '1', cursor: sealed } },
+    );
+    expect(next.status).toBe(200);
+    expect(next.body.items).toHaveLength(1);
   });
 
   it('summarizes unpaid penalties from the account item', async () => {

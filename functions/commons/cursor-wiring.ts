@@ -1,0 +1,64 @@
+/**
+ * Production wiring of the cursor seal: the signing key from Secrets Manager when
+ * deployed (CURSOR_KEY_SECRET_ARN, cached while warm), or CURSOR_SIGNING_KEY in the
+ * local runtime and tests. Built on first use and reused while warm.
+ */
+import * as z from 'zod/mini';
+import { CursorSeal } from '../adapters/paging/cursor-seal.ts';
+import {
+  type SecretString,
+  SecretsManagerSecretString,
+  StaticSecretString,
+} from '../adapters/secrets/secret-string.ts';
+import { lazyEnv } from './env.ts';
+import { ENV } from './env-names.ts';
+import { ServiceUnavailableError } from './http.ts';
+import { lazy } from './lazy.ts';
+
+const nonBlank = () => z.optional(z.string().check(z.trim(), z.minLength(1)));
+
+const cursorEnv = lazyEnv(
+  z
+    .object({
+      [ENV.cursorKeySecretArn]: nonBlank(),
+      [ENV.cursorSigningKey]: nonBlank(),
+    })
+    .check(
+      z.refine((env) => Boolean(env[ENV.cursorKeySecretArn] || env[ENV.cursorSigningKey]), {
+        message: `set ${ENV.cursorKeySecretArn} (deployed) or ${ENV.cursorSigningKey} (local only)`,
+        path: [ENV.cursorKeySecretArn],
+        when: () => true,
+      }),
+    ),
+);
+
+const LABEL = 'the cursor signing key';
+// The key unreadable is an outage of a dependency (503 with Retry-After), never a 500 with details.
+const unavailable = (message: string, options?: ErrorOptions) =>
+  new ServiceUnavailableError({ cause: new Error(message, options), retryAfterSeconds: 2 });
+
+/** The plain key when CURSOR_SIGNING_KEY is set (local only; the stack never sets it), else the secret. */
+export function cursorKeyFromConfig(config: {
+  key?: string | undefined;
+  secretArn?: string | undefined;
+}): SecretString {
+  if (config.key) return new StaticSecretString(config.key, LABEL, unavailable);
+  if (config.secretArn) {
+    return new SecretsManagerSecretString({
+      secretId: config.secretArn,
+      label: LABEL,
+      unavailable,
+    });
+  }
+  throw unavailable(`Neither ${ENV.cursorSigningKey} nor ${ENV.cursorKeySecretArn} is set.`);
+}
+
+export const cursorSealFromEnv = lazy(() => {
+  const env = cursorEnv();
+  return new CursorSeal(
+    cursorKeyFromConfig({
+      key: env[ENV.cursorSigningKey],
+      secretArn: env[ENV.cursorKeySecretArn],
+    }),
+  );
+});
