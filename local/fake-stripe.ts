@@ -16,6 +16,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/**
+ * How the fake's PaymentIntent ids begin, so a local tool can tell them from a real
+ * Stripe's (`npm run send-sample -- --penalties` plays Stripe for the fake's only).
+ */
+export const FAKE_PAYMENT_INTENT_PREFIX = 'pi_localfake';
+
 export const FAKE_STRIPE_SECRET_KEY = 'sk_test_local_fake_stripe';
 /** The API version events are stamped with (the SDK's own pinned version is sent by clients). */
 const EVENT_API_VERSION = '2026-04-22.dahlia';
@@ -169,7 +175,7 @@ export async function startFakeStripe(
           return invalid('amount', 'amount_too_small', 'Amount must be at least 1 in minor units.');
         }
         if (!/^[a-z]{3}$/.test(currency)) return invalid('currency', 'parameter_invalid_string');
-        const id = `pi_${randomBytes(12).toString('hex')}`;
+        const id = `${FAKE_PAYMENT_INTENT_PREFIX}${randomBytes(12).toString('hex')}`;
         const intent: FakePaymentIntent = {
           id,
           object: 'payment_intent',

@@ -1,5 +1,5 @@
 /**
- * `npm run send-sample [fixture-name-or-path] [--url http://localhost:3000] [--user demo-user] [--tier silver]`
+ * `npm run send-sample [fixture-name-or-path | --payments | --penalties] [--url http://localhost:3000] [--user demo-user] [--tier silver]`
  *
  * Sends real Stripe webhook payloads (the captured fixtures in test/fixtures/stripe),
  * re-stamped with fresh event ids and times and tied to one app user, signed exactly
@@ -11,6 +11,9 @@
  * are derived from the user id, so a later `npm run send-sample
  * customer.subscription.deleted.stripe-sync-engine` acts on the same subscription.
  *
+ * `--penalties` sends no fixture: it walks the penalty routes (DESIGN §8.3) as the app
+ * backend and an operator would (runPenaltySample).
+ *
  * The functions here are exported for the end-to-end tests.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -18,6 +21,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Stripe from 'stripe';
+import type { AssessmentCounts, Habit, Penalty } from '../functions/core/penalties/ports.ts';
+import type { SettlementResult } from '../functions/core/penalties/settlement.ts';
+import { PENALTY_PURPOSE, penaltyIdsMetadata } from '../functions/core/shared/penalty-metadata.ts';
+import { FAKE_PAYMENT_INTENT_PREFIX } from './fake-stripe.ts';
 
 /**
  * The local runtime's documented default secret (`DEFAULT_LOCAL_WEBHOOK_SECRET` in
@@ -309,12 +316,417 @@ function pretty(text: string): string {
   }
 }
 
+/** Runs `work` against the suite at `apiUrl`; the suite not running is one clear line and exit code 1. */
+async function withRunningSuite(apiUrl: string, work: () => Promise<number>): Promise<number> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isConnectionError(error)) {
+      console.error(
+        `Nothing answers at ${apiUrl}. Start the suite first with \`npm start\` (in another terminal), or pass --url.`,
+      );
+      return 1;
+    }
+    throw error;
+  }
+}
+
 /** The suite is not listening: fetch's cause says ECONNREFUSED (or similar). */
 function isConnectionError(error: unknown): boolean {
   const cause = (error as { cause?: { code?: string } }).cause;
   return (
     error instanceof TypeError &&
     ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH'].includes(cause?.code ?? '')
+  );
+}
+
+/** Where the penalties sample's non-free habits send their penalty money. */
+export const SAMPLE_RECIPIENT_ID = 'sample-charity';
+
+/**
+ * The penalties sample's habits. A habit id lives under its user
+ * (`/users/{userId}/habits/{habitId}`), so fixed ids are already per user and a re-run
+ * finds the same three habits; the `sample-` prefix keeps them apart from habits made by
+ * hand (the README's `run`).
+ */
+export const SAMPLE_HABITS = {
+  'sample-meditate': { name: 'Meditate', penaltyAmount: 0, currency: 'usd', free: true },
+  'sample-run': {
+    name: 'Run',
+    penaltyAmount: 500,
+    currency: 'usd',
+    free: false,
+    recipientId: SAMPLE_RECIPIENT_ID,
+  },
+  'sample-read': {
+    name: 'Read',
+    penaltyAmount: 300,
+    currency: 'usd',
+    free: false,
+    recipientId: SAMPLE_RECIPIENT_ID,
+  },
+} as const;
+/** The habit the sample marks done on each day it runs. */
+export const SAMPLE_DONE_HABIT = 'sample-run';
+/** The non-free habit the sample never marks done: the one that costs a penalty. */
+const MISSED_HABIT = 'sample-read';
+
+const DAY_MS = 86_400_000;
+const isoDate = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/** `${count} ${noun}`, with the plural the noun takes. */
+function counted(count: number, singular: string, plural = `${singular}s`): string {
+  return `${count} ${count === 1 ? singular : plural}`;
+}
+
+/**
+ * `payment_intent.succeeded` for a settlement's PaymentIntent, as Stripe sends it once
+ * the customer paid: the captured fixture (2020-era shape, its charge listed) re-pointed
+ * at that PaymentIntent, with the metadata the settlement gave it (purpose, user,
+ * penalty ids). The settlement's own customer is not known here; the payment consumer
+ * finds the user and the penalties in the metadata.
+ */
+export function buildPenaltyPaymentSucceeded(payment: {
+  userId: string;
+  paymentIntentId: string;
+  amount: number;
+  currency: string;
+  penaltyIds: readonly string[];
+  created?: number;
+}): StripeEventJson {
+  const created = payment.created ?? Math.floor(Date.now() / 1000);
+  const metadata = {
+    purpose: PENALTY_PURPOSE,
+    userId: payment.userId,
+    ...penaltyIdsMetadata(payment.penaltyIds),
+  };
+  const event = loadFixtureEvent('payment_intent.succeeded.stripe-ruby-mock');
+  event.id = `evt_local_${randomSuffix()}`;
+  event.created = created;
+  // What the PaymentIntent and its one charge have in common.
+  const common = { amount: payment.amount, currency: payment.currency, customer: null, created };
+  Object.assign(event.data.object, {
+    ...common,
+    id: payment.paymentIntentId,
+    amount_received: payment.amount,
+    status: 'succeeded',
+    metadata,
+  });
+  const charges = event.data.object.charges as { data: Record<string, unknown>[] };
+  charges.data = [
+    {
+      ...charges.data[0],
+      ...common,
+      id: `ch_local${randomSuffix()}`,
+      amount_captured: payment.amount,
+      amount_refunded: 0,
+      refunded: false,
+      payment_intent: payment.paymentIntentId,
+      status: 'succeeded',
+      metadata,
+      refunds: { object: 'list', data: [] },
+    },
+  ];
+  return event;
+}
+
+export interface PenaltySampleOptions {
+  apiUrl: string;
+  userId: string;
+  /** Signs the `payment_intent.succeeded` the sample sends, playing Stripe, for a settlement. */
+  webhookSecret: string;
+  /** How long to wait for the payment consumer to mark a settlement's penalties paid. Default 20 s. */
+  timeoutMs?: number;
+  /** Where the lines go. Default console.log. */
+  print?: (line: string) => void;
+}
+
+type ApiAnswer<T> = { status: number; body: T & { error?: { code?: string; message?: string } } };
+
+/** Calls one route of the suite with a JSON body (when given) and reads its JSON answer. */
+async function callRoute<T>(
+  apiUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<ApiAnswer<T>> {
+  const res = await fetch(new URL(path, apiUrl), {
+    method,
+    ...(body === undefined
+      ? {}
+      : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) };
+  } catch {
+    // Not the suite's JSON (another server on the port?): keep the text for the error.
+    return { status: res.status, body: { error: { message: text } } as ApiAnswer<T>['body'] };
+  }
+}
+
+/** The error for a route that answered what the sample cannot go on from: the route's own words. */
+function unexpectedAnswer(call: string, answer: ApiAnswer<unknown>): Error {
+  const { code, message } = answer.body.error ?? {};
+  const reason = message ?? JSON.stringify(answer.body);
+  return new Error(`${call} answered ${answer.status}${code ? ` ${code}` : ''}: ${reason}`);
+}
+
+function describeHabit(habit: {
+  name: string;
+  free: boolean;
+  penaltyAmount: number;
+  currency: string;
+  recipientId?: string | null;
+}): string {
+  if (habit.free) return `"${habit.name}", free (a missed day costs nothing)`;
+  const to = habit.recipientId ? `, paid to ${habit.recipientId}` : '';
+  return `"${habit.name}", a missed day costs ${habit.penaltyAmount} ${habit.currency}${to}`;
+}
+
+/**
+ * The penalties walk-through against a running suite, every step through the routes of
+ * DESIGN §8.3 and printed in words: the sample habits (created, or found again), one
+ * of them done today, the assessment of yesterday (an operator's route), the user's
+ * habits, penalties and unpaid summary, then a settlement of what is unpaid (credits
+ * first, the rest by a PaymentIntent on the suite's Stripe), whose
+ * `payment_intent.succeeded` it sends signed, as Stripe would once the customer paid.
+ *
+ * A habit is assessed from the day it was created, so on the first day there is nothing
+ * to assess yet: the missed day (`sample-read`, undone) costs its penalty once that day
+ * is assessed, by the hourly schedule after midnight UTC or by this sample run the next
+ * day. Running it again is harmless: the habits are updated in place, a verification
+ * and an assessment are idempotent, a settled penalty is not settled twice. Throws with
+ * the route's answer when a step fails.
+ */
+export async function runPenaltySample(options: PenaltySampleOptions): Promise<void> {
+  const { apiUrl, userId } = options;
+  const print = options.print ?? console.log;
+  const user = `/users/${encodeURIComponent(userId)}`;
+  const now = Date.now();
+  const today = isoDate(now);
+  const yesterday = isoDate(now - DAY_MS);
+  print(`Penalties sample for ${userId}; today is ${today} (UTC).`);
+
+  print(`\n1. Habits: PUT ${user}/habits/{habitId}`);
+  const createdToday: string[] = [];
+  for (const [habitId, settings] of Object.entries(SAMPLE_HABITS)) {
+    const call = `PUT ${user}/habits/${habitId}`;
+    const answer = await callRoute<Habit>(apiUrl, 'PUT', `${user}/habits/${habitId}`, settings);
+    if (answer.status === 201 || answer.status === 200) {
+      const since = answer.body.createdAt.slice(0, 10);
+      if (since === today) createdToday.push(habitId);
+      const what =
+        answer.status === 201 ? 'created' : `already there (since ${since}), settings re-applied`;
+      print(`   ${habitId} -> ${answer.status} ${what}: ${describeHabit(settings)}`);
+    } else if (answer.status === 409) {
+      // Past the tier's free-habit limit (or 100 habits): the route leaves the user's
+      // habits as they are, and the sample goes on without this one.
+      print(`   ${habitId} -> 409 not created: ${answer.body.error?.message}`);
+    } else {
+      throw unexpectedAnswer(call, answer);
+    }
+  }
+
+  // Today, not yesterday: a day before a habit was created is refused, and yesterday is
+  // usually assessed already (the hourly schedule), after which it takes no verification.
+  const verification = `${user}/habits/${SAMPLE_DONE_HABIT}/verifications/${today}`;
+  const verified = await callRoute<unknown>(apiUrl, 'PUT', verification);
+  if (verified.status !== 200) throw unexpectedAnswer(`PUT ${verification}`, verified);
+  print(`\n2. Done today: PUT ${verification} -> 200`);
+  print(
+    `   ${SAMPLE_DONE_HABIT} is done for ${today}; the other habits are left undone, so today they are missed.`,
+  );
+
+  const assessed = await callRoute<AssessmentCounts>(apiUrl, 'POST', '/admin/penalties/assess', {
+    date: yesterday,
+  });
+  if (assessed.status !== 200 && assessed.status !== 202) {
+    throw unexpectedAnswer('POST /admin/penalties/assess', assessed);
+  }
+  const totals = assessed.body;
+  print(
+    `\n3. Assessment of ${yesterday}: POST /admin/penalties/assess -> ${assessed.status} (an operator's route: IAM on AWS, no auth locally)`,
+  );
+  print(
+    `   Habits due that day (all users): ${totals.habits}; ${totals.verified} done, ${totals.missed} missed, ${counted(totals.penaltiesCreated, 'penalty', 'penalties')} created. Assessing a day again creates nothing.`,
+  );
+  if (assessed.status === 202) {
+    print('   Not finished yet: the next call or the hourly schedule goes on where it stopped.');
+  }
+  if (createdToday.length > 0) {
+    print(
+      `   ${createdToday.join(', ')}: created today, and a habit is assessed from the day it was created, so nothing of theirs for ${yesterday}.`,
+    );
+    print(
+      `   Today is assessed tomorrow (the hourly schedule after midnight UTC, or this sample run again tomorrow): then ${MISSED_HABIT}, not done, costs its penalty; ${SAMPLE_DONE_HABIT} (done) and the free habit cost nothing.`,
+    );
+  }
+
+  print(`\n4. Where ${userId} stands`);
+  const habits = await callRoute<{ items: Habit[] }>(apiUrl, 'GET', `${user}/habits`);
+  if (habits.status !== 200) throw unexpectedAnswer(`GET ${user}/habits`, habits);
+  print(`   GET ${user}/habits -> 200`);
+  for (const habit of habits.body.items) {
+    const assessedOn = habit.lastAssessedDate
+      ? `last assessed ${habit.lastAssessedDate}`
+      : 'not assessed yet';
+    print(
+      `     ${habit.habitId}: ${describeHabit(habit)}; streak ${habit.currentStreak} (longest ${habit.longestStreak}), ${assessedOn}`,
+    );
+  }
+  await printPenalties(apiUrl, user, print);
+
+  print(`\n5. Settlement`);
+  const unpaid = await readSummary(apiUrl, user);
+  if (unpaid.unpaidCount > 0) {
+    const call = `POST ${user}/penalties/settle`;
+    const settled = await callRoute<SettlementResult>(apiUrl, 'POST', `${user}/penalties/settle`);
+    if (settled.status === 200) {
+      const { waived, payment } = settled.body;
+      print(`   ${call} -> 200`);
+      if (waived.length > 0) {
+        print(
+          `   ${counted(waived.length, 'penalty', 'penalties')} waived, one credit each: ${waived.join(', ')}`,
+        );
+      }
+      if (payment) {
+        print(
+          `   ${counted(payment.penaltyIds.length, 'penalty', 'penalties')} to pay by one PaymentIntent, ${payment.paymentIntentId} (${payment.amount} ${payment.currency}), pending until Stripe says it is paid.`,
+        );
+      }
+    } else if (settled.status === 409 && settled.body.error?.code === 'settlement_pending') {
+      // An earlier run's settlement was left pending: its payment is finished below.
+      print(`   ${call} -> 409: ${settled.body.error.message}`);
+    } else {
+      throw unexpectedAnswer(call, settled);
+    }
+  }
+  const pending = await pendingPayments(apiUrl, user);
+  for (const payment of pending) {
+    await payAsStripe({ ...options, print }, user, payment);
+  }
+  if (unpaid.unpaidCount === 0 && pending.length === 0) {
+    print('   Nothing unpaid or pending: nothing to settle.');
+    return;
+  }
+  const after = await readSummary(apiUrl, user);
+  print(`   GET ${user}/penalties/summary -> 200: ${describeSummary(after)}`);
+}
+
+interface PenaltySummary {
+  unpaidCount: number;
+  unpaidAmount: { currency: string; amount: number }[];
+  oldestUnpaidDate: string | null;
+}
+
+async function readSummary(apiUrl: string, user: string): Promise<PenaltySummary> {
+  const summary = await callRoute<PenaltySummary>(apiUrl, 'GET', `${user}/penalties/summary`);
+  if (summary.status !== 200) throw unexpectedAnswer(`GET ${user}/penalties/summary`, summary);
+  return summary.body;
+}
+
+function describeSummary(summary: PenaltySummary): string {
+  if (summary.unpaidCount === 0) return 'nothing unpaid';
+  const amounts = summary.unpaidAmount.map((a) => `${a.amount} ${a.currency}`).join(' + ');
+  return `${summary.unpaidCount} unpaid (${amounts}), the oldest of ${summary.oldestUnpaidDate}`;
+}
+
+async function printPenalties(
+  apiUrl: string,
+  user: string,
+  print: (line: string) => void,
+): Promise<void> {
+  const path = `${user}/penalties?limit=10`;
+  const penalties = await callRoute<{ items: Penalty[]; nextCursor: string | null }>(
+    apiUrl,
+    'GET',
+    path,
+  );
+  if (penalties.status !== 200) throw unexpectedAnswer(`GET ${path}`, penalties);
+  print(`   GET ${path} -> 200${penalties.body.items.length === 0 ? ': none' : ''}`);
+  for (const penalty of penalties.body.items) {
+    const by = penalty.paymentId ? ` by ${penalty.paymentId}` : '';
+    print(
+      `     ${penalty.penaltyId}: ${penalty.amount} ${penalty.currency}, ${penalty.status}${by}`,
+    );
+  }
+  if (penalties.body.nextCursor) print('     (older ones on the next pages)');
+  print(
+    `   GET ${user}/penalties/summary -> 200: ${describeSummary(await readSummary(apiUrl, user))}`,
+  );
+}
+
+interface PendingPayment {
+  paymentIntentId: string;
+  amount: number;
+  currency: string;
+  penaltyIds: string[];
+}
+
+/** The user's pending penalties grouped by the PaymentIntent they wait for (one per settlement). */
+async function pendingPayments(apiUrl: string, user: string): Promise<PendingPayment[]> {
+  const path = `${user}/penalties?status=pending&limit=100`;
+  const pending = await callRoute<{ items: Penalty[] }>(apiUrl, 'GET', path);
+  if (pending.status !== 200) throw unexpectedAnswer(`GET ${path}`, pending);
+  const byPayment = new Map<string, PendingPayment>();
+  for (const penalty of pending.body.items) {
+    if (!penalty.paymentId) continue;
+    const payment = byPayment.get(penalty.paymentId) ?? {
+      paymentIntentId: penalty.paymentId,
+      amount: 0,
+      currency: penalty.currency,
+      penaltyIds: [],
+    };
+    payment.amount += penalty.amount;
+    payment.penaltyIds.push(penalty.penaltyId);
+    byPayment.set(penalty.paymentId, payment);
+  }
+  return [...byPayment.values()];
+}
+
+/**
+ * Plays Stripe for a pending settlement: nothing confirms a PaymentIntent locally (the
+ * fake Stripe has no checkout), so the sample sends the signed `payment_intent.succeeded`
+ * Stripe would send once the customer paid, then waits for the payment consumer.
+ */
+async function payAsStripe(
+  options: PenaltySampleOptions & { print: (line: string) => void },
+  user: string,
+  payment: PendingPayment,
+): Promise<void> {
+  const { apiUrl, print } = options;
+  if (!payment.paymentIntentId.startsWith(FAKE_PAYMENT_INTENT_PREFIX)) {
+    // The suite talks to another Stripe (STRIPE_API_URL): only that Stripe may say it was paid.
+    print(
+      `   ${payment.paymentIntentId} is not the fake Stripe's: it stays pending until that Stripe sends payment_intent.succeeded.`,
+    );
+    return;
+  }
+  const event = buildPenaltyPaymentSucceeded({ userId: options.userId, ...payment });
+  const delivered = await deliverSignedEvent(apiUrl, event, options.webhookSecret);
+  print(
+    `   Playing Stripe, as if the customer paid ${payment.paymentIntentId}: POST /webhooks/stripe payment_intent.succeeded (${event.id}) -> ${delivered.status}`,
+  );
+  if (delivered.status !== 200) {
+    throw new Error(
+      `The webhook answered ${delivered.status}: ${delivered.body}${delivered.status === 400 ? ' (is the suite using another STRIPE_WEBHOOK_SECRET?)' : ''}`,
+    );
+  }
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = await pendingPayments(apiUrl, user);
+    if (!left.some((p) => p.paymentIntentId === payment.paymentIntentId)) break;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${payment.paymentIntentId}'s penalties were still pending after ${timeoutMs / 1000} s: is the payments queue consumed (see the npm start terminal)?`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  print(
+    `   The payment consumer marked ${counted(payment.penaltyIds.length, 'penalty', 'penalties')} paid: ${payment.penaltyIds.join(', ')}`,
   );
 }
 
@@ -332,21 +744,40 @@ async function main(): Promise<number> {
       timeout: { type: 'string', default: '20' },
       list: { type: 'boolean', default: false },
       payments: { type: 'boolean', default: false },
+      penalties: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help || values.list) {
     console.log(
-      'Usage: npm run send-sample [-- fixture-name-or-path | --payments] [--url URL] [--user ID] [--tier TIER] [--timeout SECONDS]',
+      'Usage: npm run send-sample [-- fixture-name-or-path | --payments | --penalties] [--url URL] [--user ID] [--tier TIER] [--timeout SECONDS]',
     );
     console.log(
-      '  --payments  a payment history: succeeded, partial refund, full refund, dispute; then the payment routes',
+      '  --payments   a payment history: succeeded, partial refund, full refund, dispute; then the payment routes',
+    );
+    console.log(
+      "  --penalties  habits (one free), one done today, yesterday's assessment, the penalties and summary, then a settlement (its payment_intent.succeeded sent as Stripe would)",
     );
     console.log(`Fixtures (${STRIPE_FIXTURES_DIR}):\n  ${listFixtures().join('\n  ')}`);
     return 0;
   }
   const secret = process.env.STRIPE_WEBHOOK_SECRET || SAMPLE_WEBHOOK_SECRET;
   const userId = values.user;
+  if (values.penalties) {
+    if (values.payments || positionals.length > 0) {
+      console.error('--penalties sends no fixture: give it without --payments or a fixture name.');
+      return 1;
+    }
+    return await withRunningSuite(values.url, async () => {
+      await runPenaltySample({
+        apiUrl: values.url,
+        userId,
+        webhookSecret: secret,
+        timeoutMs: Number(values.timeout) * 1000,
+      });
+      return 0;
+    });
+  }
   const options: RestampOptions = { userId, ...(values.tier ? { tier: values.tier } : {}) };
   const events = values.payments
     ? buildPaymentSample(options)
@@ -360,7 +791,7 @@ async function main(): Promise<number> {
   const watched = paymentId ? `/payments/${paymentId}` : `/users/${user}/subscription`;
   const settled = (body: string) => !paymentId || body.includes('"disputed"');
 
-  try {
+  return await withRunningSuite(apiUrl, async () => {
     const before = await readRoute(apiUrl, watched);
     for (const event of events) {
       const result = await deliverSignedEvent(apiUrl, event, secret);
@@ -409,15 +840,7 @@ async function main(): Promise<number> {
       }
       await new Promise((r) => setTimeout(r, 250));
     }
-  } catch (error) {
-    if (isConnectionError(error)) {
-      console.error(
-        `Nothing answers at ${apiUrl}. Start the suite first with \`npm start\` (in another terminal), or pass --url.`,
-      );
-      return 1;
-    }
-    throw error;
-  }
+  });
 }
 
 const invokedDirectly =

@@ -9,8 +9,9 @@
  * query at hand, so a cursor from another query (another user, status or range) or an
  * altered one is refused, and then hands `p` to the reader's own shape check, which
  * must also check that the position belongs to the query (a key of this date range,
- * of this user). The digest is not a secret MAC: it binds, and the shape check is what
- * makes a forged cursor harmless, since it can only point inside the query's own data.
+ * of this user). The digest is not a secret MAC: it binds, and the shape check keeps a
+ * forged cursor inside the query's own data. What makes a forged cursor a 400 is the
+ * HMAC the routes seal every cursor with (cursor-seal.ts).
  */
 import { createHash } from 'node:crypto';
 
