@@ -268,12 +268,12 @@ export class Observability extends Construct {
     } of watched) {
       const consumerMetric = (name: string) => customMetric(name, handler);
       this.dashboard.addWidgets(
-        graph(`${title}: events applied`, [
-          consumerMetric(METRIC.eventsProcessed),
-          consumerMetric(METRIC.eventsDuplicate),
-          consumerMetric(METRIC.eventsOutOfOrder),
-          consumerMetric(METRIC.eventsIgnored),
-          eventsFailed,
+        graph(`${title}: events per second`, [
+          perSecond(consumerMetric(METRIC.eventsProcessed), 'applied'),
+          perSecond(consumerMetric(METRIC.eventsDuplicate), 'duplicate'),
+          perSecond(consumerMetric(METRIC.eventsOutOfOrder), 'out of order'),
+          perSecond(consumerMetric(METRIC.eventsIgnored), 'ignored'),
+          perSecond(eventsFailed, 'failed'),
         ]),
         graph(`${title}: processing lag (ms)`, [
           consumerMetric(METRIC.processingLag).with({ statistic: 'p50', label: 'lag p50' }),
@@ -571,6 +571,21 @@ function searchByDimension(
   return new MathExpression({
     expression: `SEARCH('{${METRICS_NAMESPACE},${dimension},service} MetricName="${metricName}" service="${fn.serviceName}"', 'Sum', 300)`,
     label: '',
+    period: FIVE_MINUTES,
+  });
+}
+
+/**
+ * A Sum metric as a rate: the graph reads events per second whatever period the
+ * dashboard is zoomed to (CloudWatch widens the period over long ranges).
+ */
+function perSecond(metric: IMetric, label: string): MathExpression {
+  // Ids are per graph: one from the label, `out of order` → `out_of_order`.
+  const id = label.replace(/[^a-z0-9]+/g, '_');
+  return new MathExpression({
+    expression: `${id} / PERIOD(${id})`,
+    usingMetrics: { [id]: metric },
+    label,
     period: FIVE_MINUTES,
   });
 }

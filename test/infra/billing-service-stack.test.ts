@@ -698,7 +698,7 @@ describe('observability', () => {
     ]);
   });
 
-  it("graphs the payment consumer's events applied, lag, queue and DLQ on a row of its own, and shows its alarms", () => {
+  it("graphs the payment consumer's events per second, lag, queue and DLQ on a row of its own, and shows its alarms", () => {
     const [, dashboard] = onlyResource(t.service, 'AWS::CloudWatch::Dashboard');
     // The body with each CloudFormation token kept as a numbered placeholder (resolved
     // through the data stack's exports), so a widget's queue can be told from another's.
@@ -739,7 +739,20 @@ describe('observability', () => {
     const service = envOf(consumer).POWERTOOLS_SERVICE_NAME;
     const consumerRow = (name: string) => [METRICS_NAMESPACE, name, 'service', service];
 
-    expect(rowsOf('Payments: events applied').map((row) => row.slice(0, 4))).toEqual(
+    // Per second: each Sum divided by its period, the Sums themselves hidden.
+    const eventRows = rowsOf('Payments: events per second');
+    const expressions = eventRows
+      .filter((row) => row.length === 1)
+      .map((row) => row[0] as { expression: string; label: string });
+    expect(expressions.map((e) => e.label)).toEqual([
+      'applied',
+      'duplicate',
+      'out of order',
+      'ignored',
+      'failed',
+    ]);
+    const sums = eventRows.filter((row) => row.length > 1);
+    expect(sums.map((row) => row.slice(0, 4))).toEqual(
       [
         METRIC.eventsProcessed,
         METRIC.eventsDuplicate,
@@ -748,6 +761,11 @@ describe('observability', () => {
         METRIC.eventsFailed,
       ].map(consumerRow),
     );
+    sums.forEach((row, index) => {
+      const options = row[4] as { id: string; visible: boolean; stat: string };
+      expect(options).toMatchObject({ visible: false, stat: 'Sum' });
+      expect(expressions[index]?.expression).toBe(`${options.id} / PERIOD(${options.id})`);
+    });
     const lag = rowsOf('Payments: processing lag (ms)');
     expect(lag.map((row) => row.slice(0, 4))).toEqual(
       [METRIC.processingLag, METRIC.processingLag, METRIC.endToEndLag].map(consumerRow),
@@ -767,9 +785,11 @@ describe('observability', () => {
     ]);
     // Not the subscriptions' queue or consumer: the families stay apart on the dashboard.
     expect(JSON.stringify(rowsOf('Subscriptions: queue'))).not.toContain(JSON.stringify(queueName));
-    expect(rowsOf('Subscriptions: events applied')[0]?.[3]).not.toBe(service);
+    expect(rowsOf('Subscriptions: events per second').find((row) => row.length > 1)?.[3]).not.toBe(
+      service,
+    );
     // The three payment widgets share one row.
-    const row = titled('Payments: events applied').y;
+    const row = titled('Payments: events per second').y;
     expect(titled('Payments: processing lag (ms)').y).toBe(row);
     expect(titled('Payments: queue').y).toBe(row);
 
