@@ -15,6 +15,7 @@ import {
   toHttpErrorResponse,
 } from './commons/http.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
+import { operatorRoutesGuard } from './commons/operator-access.ts';
 import { logger as sharedLogger } from './commons/powertools.ts';
 import { dateParam, parseJsonBody, parseQuery } from './commons/request-params.ts';
 import { CREDIT_ROUTES } from './commons/routes.ts';
@@ -107,5 +108,7 @@ export function createCreditAdminHandler(
 }
 
 export const handler = withPowertools(
-  createCreditAdminHandler(() => ({ store: creditStoreFromEnv(), queue: refreshQueueFromEnv() })),
+  operatorRoutesGuard(
+    createCreditAdminHandler(() => ({ store: creditStoreFromEnv(), queue: refreshQueueFromEnv() })),
+  ),
 );

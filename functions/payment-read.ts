@@ -24,6 +24,7 @@ import {
 import { lazy } from './commons/lazy.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
+import { operatorRoutesGuard } from './commons/operator-access.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
 import {
   checkDateRange,
@@ -201,4 +202,5 @@ const defaultDeps = lazy(
   }),
 );
 
-export const handler = withPowertools(createPaymentReadHandler(defaultDeps));
+// The reports are the operators' routes; the lookups and the user history the app backend's.
+export const handler = withPowertools(operatorRoutesGuard(createPaymentReadHandler(defaultDeps)));

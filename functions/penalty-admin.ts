@@ -13,6 +13,7 @@ import * as z from 'zod/mini';
 import { type HttpResponse, jsonResponse, NotFoundError } from './commons/http.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
+import { operatorRoutesGuard } from './commons/operator-access.ts';
 import { penaltyErrorResponse, routeOf } from './commons/penalty-http.ts';
 import { penaltyStoreFromEnv } from './commons/penalty-wiring.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
@@ -137,5 +138,5 @@ export function createPenaltyAdminHandler(
 }
 
 export const handler = withPowertools(
-  createPenaltyAdminHandler(() => ({ store: penaltyStoreFromEnv() })),
+  operatorRoutesGuard(createPenaltyAdminHandler(() => ({ store: penaltyStoreFromEnv() }))),
 );

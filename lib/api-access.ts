@@ -1,6 +1,10 @@
 import { ArnFormat, CfnOutput, Stack, Token } from 'aws-cdk-lib';
 import { ManagedPolicy, PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
+import { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { ENV } from '../functions/commons/env-names.ts';
+import { operatorRoleOf } from '../functions/commons/operator-roles.ts';
+import { isOperatorRoute } from '../functions/commons/routes.ts';
 import type { BillingHttpApi } from './billing-http-api.ts';
 import { ConfigError } from './config.ts';
 
@@ -15,14 +19,6 @@ export interface ApiAccessProps {
 /** A route's path in an execute-api ARN: each `{parameter}` matches any value. */
 export function routeArnPath(path: string): string {
   return path.replace(/\{[^}]+\}/g, '*');
-}
-
-/** Routes for operators; every other IAM route is the app backend's. */
-export const OPERATOR_PREFIXES = ['/admin/', '/reports/'] as const;
-
-/** Whether an IAM route is the operators' (else the app backend's). */
-export function isOperatorRoute(path: string): boolean {
-  return OPERATOR_PREFIXES.some((prefix) => path.startsWith(prefix));
 }
 
 /**
@@ -97,6 +93,27 @@ export class ApiAccess extends Construct {
       true,
       props.operatorRoleArns,
     );
+    // No resource policy either means another principal allowed execute-api:Invoke by its
+    // own policies passes IAM: the functions behind operator routes also check the caller
+    // is a session of an operator role (functions/commons/operator-access.ts).
+    if (props.operatorRoleArns.length > 0) {
+      const operatorFunctions = new Set(
+        iamRoutes.filter((route) => isOperatorRoute(route.path)).map((route) => route.handler),
+      );
+      for (const arn of props.operatorRoleArns) {
+        try {
+          operatorRoleOf(arn);
+        } catch (error) {
+          throw new ConfigError(`operatorRoleArns: ${(error as Error).message}`);
+        }
+      }
+      for (const fn of operatorFunctions) {
+        if (!(fn instanceof LambdaFunction)) {
+          throw new Error(`${fn.node.path} serves an operator route but is not a Lambda Function`);
+        }
+        fn.addEnvironment(ENV.operatorRoleArns, JSON.stringify(props.operatorRoleArns));
+      }
+    }
     new CfnOutput(stack, 'AppBackendInvokePolicyArn', {
       value: this.appBackendPolicy.managedPolicyArn,
       description: 'Attach to the app backend role (if not given as appBackendRoleArns)',

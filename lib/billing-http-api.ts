@@ -52,7 +52,8 @@ export class BillingHttpApi extends Construct {
   public readonly accessLogs: LogGroup;
   private readonly routeSettings: Record<string, Record<string, number>> = {};
   /** Every route added, with whether it is IAM-authorised (for the invoke policies). */
-  public readonly routes: { method: HttpMethod; path: string; iam: boolean }[] = [];
+  public readonly routes: { method: HttpMethod; path: string; iam: boolean; handler: IFunction }[] =
+    [];
 
   constructor(scope: Construct, id: string, props: BillingHttpApiProps = {}) {
     super(scope, id);
@@ -114,6 +115,7 @@ export class BillingHttpApi extends Construct {
       method: options.method,
       path: options.path,
       iam: options.authorizer instanceof HttpIamAuthorizer,
+      handler: options.handler,
     });
     this.routeSettings[`${options.method} ${options.path}`] = {
       ThrottlingRateLimit: options.throttle.rateLimit,

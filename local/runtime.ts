@@ -281,8 +281,11 @@ export class LocalEnvironmentConflictError extends Error {
  * name is used; each log line still names its function (`function_name`).
  */
 const PER_FUNCTION_IDENTITY = new Set(['POWERTOOLS_SERVICE_NAME']);
-/** Lambda runtime settings with no meaning for an already running Node process. */
-const LAMBDA_RUNTIME_ONLY = new Set(['NODE_OPTIONS']);
+/**
+ * Settings with no meaning here: the Lambda runtime's (an already running Node process),
+ * and the operator roles (the local API checks no IAM, so there is no session to check).
+ */
+const LAMBDA_RUNTIME_ONLY = new Set<string>(['NODE_OPTIONS', ENV.operatorRoleArns]);
 /** Set by the developer (or the test runner) to see more or less: their value wins over the stack's. */
 const DEVELOPER_OVERRIDES = [
   'POWERTOOLS_LOG_LEVEL',

@@ -3,6 +3,14 @@
  * that answer them and the local runtime, so a path is spelled once.
  */
 export const WEBHOOK_PATH = '/webhooks/stripe';
+
+/** Routes for operators; every other IAM route is the app backend's. */
+export const OPERATOR_ROUTE_PREFIXES = ['/admin/', '/reports/'] as const;
+
+/** Whether a route path is the operators' (else the app backend's). */
+export function isOperatorRoute(path: string): boolean {
+  return OPERATOR_ROUTE_PREFIXES.some((prefix) => path.startsWith(prefix));
+}
 export const SUBSCRIPTION_READ_PATH = '/users/{userId}/subscription';
 
 /** The payments read API (DESIGN §8.1), all served by one function. */

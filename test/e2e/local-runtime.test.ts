@@ -291,6 +291,10 @@ describe('local runtime configuration', () => {
             POWERTOOLS_SERVICE_NAME: { kind: 'literal', value: 'a' },
             POWERTOOLS_LOG_LEVEL: { kind: 'literal', value: 'INFO' },
             NODE_OPTIONS: { kind: 'literal', value: '--enable-source-maps' },
+            OPERATOR_ROLE_ARNS: {
+              kind: 'literal',
+              value: '["arn:aws:iam::123456789012:role/ops"]',
+            },
             TABLE: { kind: 'tableName', tableLogicalId: 'T' },
             STRIPE_WEBHOOK_SECRET_ARN: { kind: 'secretArn', secretLogicalId: 'S' },
             STRIPE_API_KEY_SECRET_ARN: { kind: 'secretArn', secretLogicalId: 'K' },
@@ -322,6 +326,8 @@ describe('local runtime configuration', () => {
       POWERTOOLS_LOG_LEVEL: 'SILENT',
     });
     expect(env).not.toHaveProperty('NODE_OPTIONS');
+    // No IAM locally: no caller to hold to the operator roles.
+    expect(env).not.toHaveProperty('OPERATOR_ROLE_ARNS');
     expect(env).not.toHaveProperty('STRIPE_WEBHOOK_SECRET_ARN');
     expect(env).not.toHaveProperty('STRIPE_API_KEY_SECRET_ARN');
     expect(env).not.toHaveProperty('CURSOR_KEY_SECRET_ARN');

@@ -8,10 +8,11 @@ import { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { describe, expect, it } from 'vitest';
+import { ENV } from '../../functions/commons/env-names.ts';
 import { ApiAccess } from '../../lib/api-access.ts';
 import { BillingHttpApi } from '../../lib/billing-http-api.ts';
 import { ConfigError, readBillingConfig, roleArnsFromContext } from '../../lib/config.ts';
-import { logicalIdOf, resources, synthTemplates } from './synth.ts';
+import { ENTRY, envOf, functionByEntry, logicalIdOf, resources, synthTemplates } from './synth.ts';
 
 const APP_ROLE = 'arn:aws:iam::123456789012:role/app-backend';
 const OPERATOR_ROLE = 'arn:aws:iam::123456789012:role/ops/oncall';
@@ -109,6 +110,26 @@ describe('API access by role', () => {
     });
     expect(app.roles).toEqual(['app-backend']);
     expect(operators.roles).toEqual(['oncall']);
+  });
+
+  it('names the operator roles to exactly the functions behind operator routes, which check the caller too', () => {
+    const withRoles = synthTemplates({ operatorRoleArns: OPERATOR_ROLE });
+    const named = Object.values(ENTRY).filter(
+      (entry) => envOf(functionByEntry(withRoles.service, entry)[1])[ENV.operatorRoleArns],
+    );
+    // The admin functions and the payment reads (the /reports/ routes), no other.
+    expect(named.sort()).toEqual([ENTRY.creditAdmin, ENTRY.paymentRead, ENTRY.penaltyAdmin].sort());
+    for (const entry of named) {
+      const value = envOf(functionByEntry(withRoles.service, entry)[1])[ENV.operatorRoleArns];
+      expect(JSON.parse(String(value)), entry).toEqual([OPERATOR_ROLE]);
+    }
+    // No roles named: IAM alone decides, and no function carries the variable.
+    const without = synthTemplates();
+    for (const entry of Object.values(ENTRY)) {
+      expect(envOf(functionByEntry(without.service, entry)[1])[ENV.operatorRoleArns], entry).toBe(
+        undefined,
+      );
+    }
   });
 
   it('refuses roles of two accounts (an HTTP API authorises its own account only)', () => {
