@@ -253,22 +253,33 @@ async function assessShard(
 ): Promise<AssessmentCounts> {
   const { store } = deps;
   const done: AssessmentCounts[] = [];
-  let cursor = progress?.cursor ?? null;
-  for (;;) {
-    if (deps.shouldStop?.()) break;
-    const page = await store.habitsToAssess({
+  const read = (after: string | null) => {
+    const page = store.habitsToAssess({
       shard,
       limit: deps.pageSize ?? ASSESSMENT_PAGE_SIZE,
-      cursor,
+      cursor: after,
     });
+    // A page read ahead may never be awaited (the run stops, or a commit fails first).
+    page.catch(() => {});
+    return page;
+  };
+  let cursor = progress?.cursor ?? null;
+  let next = deps.shouldStop?.() ? null : read(cursor);
+  while (next) {
+    const page = await next;
     const positioned = page.items.map((habit, index) => ({
       habit,
       position: page.positions[index] as string,
     }));
     const lastPage = page.nextCursor === null;
+    // The next page is read while this one commits: the index query and the transactions
+    // overlap. Its habits may change meanwhile, as they may under any read; the commit's
+    // conditions catch that, and the slice is re-read.
+    next = lastPage || deps.shouldStop?.() ? null : read(page.nextCursor);
     done.push(await commitPage(positioned, { date, shard, cursor, lastPage }, deps));
     if (lastPage) break;
     cursor = page.nextCursor;
+    if (deps.shouldStop?.()) break;
   }
   return sumCounts(done);
 }

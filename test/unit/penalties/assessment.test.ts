@@ -224,6 +224,68 @@ describe('assessDate over the in-memory store', () => {
     expect(store.penalties.size).toBe(60);
   });
 
+  it('reads the next page of a shard while the current one commits', async () => {
+    const store = new InMemoryPenaltyStore();
+    const clock = fixedClock(at('2026-12-02', '01:00:00'));
+    for (let user = 0; user < 60; user++) await addHabit(store, `user${user}`, 'h', '2026-11-01');
+    const log: string[] = [];
+    const read = store.habitsToAssess.bind(store);
+    const commit = store.commitAssessment.bind(store);
+    store.habitsToAssess = async (query) => {
+      log.push(`read ${query.shard}`);
+      return read(query);
+    };
+    store.commitAssessment = async (slice) => {
+      log.push(`commit ${slice.shard}`);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      log.push(`committed ${slice.shard}`);
+      return commit(slice);
+    };
+    const result = await assessDate('2026-12-01', {
+      store,
+      clock,
+      pause: noPause,
+      pageSize: 2,
+      concurrency: 1,
+    });
+    expect(result).toMatchObject({ complete: true, habits: 60, penaltiesCreated: 60 });
+    // One shard at a time, so two reads in a row mean the second page was asked for before
+    // the first one's commit (one read then its commits, in turn, would never do that).
+    const readAhead = log.filter((entry, i) => entry.startsWith('read') && log[i - 1] === entry);
+    expect(readAhead.length).toBeGreaterThan(10);
+    // And the commits stay in page order, one at a time.
+    const commits = log.filter((entry) => !entry.startsWith('read'));
+    commits.forEach((entry, i) => {
+      expect(entry.startsWith(i % 2 === 0 ? 'commit ' : 'committed ')).toBe(true);
+    });
+  });
+
+  it('fails with the commit error when a commit fails, leaving no page read ahead unhandled', async () => {
+    const store = new InMemoryPenaltyStore();
+    const clock = fixedClock(at('2026-12-02', '01:00:00'));
+    for (let user = 0; user < 60; user++) await addHabit(store, `user${user}`, 'h', '2026-11-01');
+    const read = store.habitsToAssess.bind(store);
+    let reads = 0;
+    store.habitsToAssess = async (query) => {
+      reads += 1;
+      // The page read ahead fails too, after the commit has: nothing may await it any more.
+      if (reads > 1) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        throw new Error('read failed');
+      }
+      return read(query);
+    };
+    store.commitAssessment = async () => {
+      throw new Error('commit failed');
+    };
+    await expect(
+      assessDate('2026-12-01', { store, clock, pause: noPause, pageSize: 2, concurrency: 1 }),
+    ).rejects.toThrow('commit failed');
+    // Give the failing read time to settle: an unhandled rejection fails this test run.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(reads).toBe(2);
+  });
+
   it('re-plans a habit verified between the read and the write', async () => {
     const store = new InMemoryPenaltyStore();
     const clock = fixedClock(at('2026-12-02', '00:15:00'));
