@@ -203,6 +203,27 @@ function contract(name: string, make: () => Promise<Harness>) {
       expect(accounts.reduce((sum, account) => sum + (account?.unpaidCount ?? 0), 0)).toBe(22);
     });
 
+    it('tells the first later date whose assessment has committed anything', async () => {
+      const { store } = await make();
+      const user = fresh('s');
+      const clock = fixedClock(at('2026-12-05'));
+      await saveHabit({ userId: user, habitId: 'h' }, settings(), {
+        store,
+        clock: fixedClock(at('2026-11-20')),
+        freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+      });
+      expect(await store.assessmentStartedAfter('2026-11-01')).toBeNull();
+      await assessDate('2026-12-01', { store, clock, pause: noPause });
+      await assessDate('2026-12-03', { store, clock, pause: noPause });
+      expect(await store.assessmentStartedAfter('2026-11-01')).toBe('2026-12-01');
+      expect(await store.assessmentStartedAfter('2026-12-01')).toBe('2026-12-03');
+      expect(await store.assessmentStartedAfter('2026-12-02')).toBe('2026-12-03');
+      expect(await store.assessmentStartedAfter('2026-12-03')).toBeNull();
+      // A run that stopped before its first commit has started nothing.
+      await assessDate('2026-12-04', { store, clock, pause: noPause, shouldStop: () => true });
+      expect(await store.assessmentStartedAfter('2026-12-03')).toBeNull();
+    });
+
     it('penalties: newest first, by status, selected fields, cursor bound to its query', async () => {
       const { store } = await make();
       const user = fresh('p');

@@ -406,6 +406,16 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       });
     }
     for (const delta of commit.accounts) items.push(this.#accountUpdate(delta));
+    // A shard's first slice marks the date started, in the same write as the habits it
+    // moves: "has a later date moved any habit" is then one query (assessmentStartedAfter).
+    if (commit.startsShard) {
+      items.push({
+        Put: {
+          TableName: this.#table,
+          Item: { ...keys.assessmentStarted(commit.date, commit.shard), date: commit.date },
+        },
+      });
+    }
     const counts = commit.counts;
     items.push({
       Update: {
@@ -472,6 +482,24 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
         penaltiesCreated: numberOr(item.penaltiesCreated, 0),
       }))
       .sort((a, b) => a.shard - b.shard);
+  }
+
+  async assessmentStartedAfter(date: string): Promise<string | null> {
+    const response = await this.#documents.send(
+      new QueryCommand({
+        TableName: this.#table,
+        KeyConditionExpression: 'pk = :pk AND sk > :after',
+        // `~` sorts after every `#<nn>`: the first key of a later date.
+        ExpressionAttributeValues: {
+          ':pk': keys.assessmentStarted(date, 0).pk,
+          ':after': `${date}#~`,
+        },
+        ConsistentRead: true,
+        Limit: 1,
+      }),
+    );
+    const next = response.Items?.[0]?.date;
+    return typeof next === 'string' ? next : null;
   }
 
   // ---- penalties ----------------------------------------------------------------------

@@ -10,6 +10,9 @@
  *   USER#<userId>      / PENALTY#<date>#<habitId>   one penalty; `userStatus` = `<userId>#<status>` (the status index)
  *   RECIPIENT#<id>     / TOTALS                     penaltiesPaid, `paid#<currency>` amounts
  *   ASSESSMENT#<date>  / SHARD#<nn>                 one shard's progress: cursor, done, counts
+ *   ASSESSMENTS        / <date>#<nn>                the shard's assessment of the date has committed
+ *                                                   (is any later date started: one query; per shard,
+ *                                                   so shards starting at once write no common item)
  *   OVERPAID           / <paymentIntentId>#<penaltyId>  a penalty paid when already settled: owed back
  *                                                   (rare, so one partition; `refundId` once refunded)
  *
@@ -35,6 +38,10 @@ export const PENALTY_KEYS = {
   assessmentShard: (date: string, shard: number) => ({
     pk: `ASSESSMENT#${date}`,
     sk: `SHARD#${String(shard).padStart(2, '0')}`,
+  }),
+  assessmentStarted: (date: string, shard: number) => ({
+    pk: 'ASSESSMENTS',
+    sk: `${date}#${String(shard).padStart(2, '0')}`,
   }),
 };
 

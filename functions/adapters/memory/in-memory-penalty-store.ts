@@ -199,6 +199,14 @@ export class InMemoryPenaltyStore implements PenaltyStore {
       .sort((a, b) => a.shard - b.shard);
   }
 
+  async assessmentStartedAfter(date: string): Promise<string | null> {
+    const later = [...this.assessments.keys()]
+      .map((key) => key.slice(0, key.indexOf('#')))
+      .filter((started) => started > date)
+      .sort();
+    return later[0] ?? null;
+  }
+
   async listPenalties(query: PenaltiesQuery): Promise<Page<Partial<Penalty>>> {
     const sortKey = (penalty: Penalty) => `${penalty.date}#${penalty.habitId}`;
     let after: string | undefined;

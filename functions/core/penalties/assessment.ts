@@ -137,6 +137,7 @@ export function planSlices(
       shard: context.shard,
       cursor,
       done,
+      startsShard: commits.length === 0 && context.cursorBefore === null,
       assessments,
       accounts: accountDeltasOf(penalties),
       counts: countsOf(assessments),
@@ -417,24 +418,13 @@ export async function assessInOrder(date: string, deps: AssessDeps): Promise<InO
 }
 
 async function refuseSuperseded(date: string, deps: AssessDeps): Promise<void> {
-  const yesterday = new Date(deps.clock.now() - 86_400_000).toISOString().slice(0, 10);
-  const later = Array.from({ length: CATCH_UP_DAYS }, (_, i) => addDays(date, i + 1)).filter(
-    (day) => day <= yesterday,
+  const [own, later] = await Promise.all([
+    deps.store.readAssessment(date),
+    deps.store.assessmentStartedAfter(date),
+  ]);
+  if (own.length > 0 || later === null) return; // started (resumed where it stopped), or the latest
+  throw new PenaltyConflictError(
+    'date_superseded',
+    `${date} was never assessed and ${later} has been since: habits are assessed in date order, so ${date} can no longer be assessed.`,
   );
-  if (later.length === 0) return;
-  const [own, ...after] = await Promise.all(
-    [date, ...later].map((day) => deps.store.readAssessment(day)),
-  );
-  if (own!.length > 0) return; // started: resumed where it stopped
-  const passed = later.find((_, index) => after[index]!.length > 0);
-  if (passed) {
-    throw new PenaltyConflictError(
-      'date_superseded',
-      `${date} was never assessed and ${passed} has been since: habits are assessed in date order, so ${date} can no longer be assessed.`,
-    );
-  }
-}
-
-function addDays(date: string, days: number): string {
-  return new Date(Date.parse(`${date}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
 }

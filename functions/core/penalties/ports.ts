@@ -193,6 +193,8 @@ export interface AssessmentCommit {
   cursor: string | null;
   /** True when this slice ends the shard. */
   done: boolean;
+  /** True for the shard's first slice (nothing of it committed before): it marks the date started. */
+  startsShard: boolean;
   assessments: HabitAssessment[];
   /** Changes to users' unpaid summaries (one per user). */
   accounts: AccountDelta[];
@@ -295,6 +297,8 @@ export interface PenaltyStore {
   commitAssessment(commit: AssessmentCommit): Promise<AssessmentCommitResult>;
   /** Every shard's progress for `date` (shards never started are absent). */
   readAssessment(date: string): Promise<ShardProgress[]>;
+  /** The earliest date after `date` whose assessment has committed anything, or null. */
+  assessmentStartedAfter(date: string): Promise<string | null>;
 
   listPenalties(query: PenaltiesQuery): Promise<Page<Partial<Penalty>>>;
   /** Strongly consistent reads by id; unknown ids are absent. */

@@ -88,6 +88,11 @@ describe('POST /admin/penalties/assess', () => {
     expect(error.message).toContain('2026-12-01');
     expect(store.commits).toBe(commits);
     expect([...store.penalties.keys()]).toEqual(['pen_u1_run_2026-12-01']);
+    // However far back: a date weeks before the latest assessed one is refused the same way.
+    const weeksBefore = await handler(post(PENALTY_ROUTES.assess, { date: '2026-11-02' }), context);
+    expect(weeksBefore.statusCode).toBe(409);
+    expect(JSON.parse(weeksBefore.body as string).error.code).toBe('date_superseded');
+    expect(store.commits).toBe(commits);
   });
 
   it.each([
