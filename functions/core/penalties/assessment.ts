@@ -125,7 +125,10 @@ export function planSlices(
   const commits: AssessmentCommit[] = [];
   let assessments: HabitAssessment[] = [];
   let users = new Set<string>();
-  let items = 1; // the shard's progress item
+  // Every slice writes the shard's progress item; the shard's first also its start marker.
+  const startsShard = () => commits.length === 0 && context.cursorBefore === null;
+  const fixedItems = () => (startsShard() ? 2 : 1);
+  let items = fixedItems();
   let cursor = context.cursorBefore;
 
   const flush = (done: boolean) => {
@@ -137,7 +140,7 @@ export function planSlices(
       shard: context.shard,
       cursor,
       done,
-      startsShard: commits.length === 0 && context.cursorBefore === null,
+      startsShard: startsShard(),
       assessments,
       accounts: accountDeltasOf(penalties),
       counts: countsOf(assessments),
@@ -145,7 +148,7 @@ export function planSlices(
     });
     assessments = [];
     users = new Set();
-    items = 1;
+    items = fixedItems();
   };
 
   for (const { habit, position } of page) {

@@ -128,6 +128,7 @@ describe('planSlices', () => {
     for (const slice of slices) {
       const items =
         1 +
+        (slice.startsShard ? 1 : 0) +
         slice.assessments.length +
         slice.assessments.filter((a) => a.penalty).length +
         slice.accounts.length;
@@ -135,6 +136,8 @@ describe('planSlices', () => {
     }
     expect(slices.flatMap((slice) => slice.assessments)).toHaveLength(108);
     expect(slices.at(-1)).toMatchObject({ cursor: 'u119#h', done: true });
+    // The shard's first slice (no cursor before it) marks the date started; no other does.
+    expect(slices.map((slice) => slice.startsShard)).toEqual(slices.map((_, i) => i === 0));
     expect(slices.slice(0, -1).every((slice) => !slice.done)).toBe(true);
     // One account item per user per slice, with the user's whole delta.
     const first = slices[0];
