@@ -36,6 +36,7 @@ import {
   resyncUser,
 } from '../../functions/core/subscriptions/resync.ts';
 import { holdMessages, peek, queueDepth, redrive } from './dead-letters.ts';
+import { describeStripe, describeWebhooks, readMetricFigures } from './metric-figures.ts';
 import { describeWork, rerunScheduledWork } from './schedule-reruns.ts';
 import { type OpsTarget, type ScheduleDeadLetterQueue, UsageError } from './target.ts';
 
@@ -608,7 +609,8 @@ const refunds: OpsCommand = {
 
 const stats: OpsCommand = {
   name: 'stats',
-  summary: "every capability's figures: queues, credits, penalties, payments, subscriptions",
+  summary:
+    "every capability's figures of a day: queues, webhooks, credits, penalties, payments, subscriptions, Stripe calls (webhooks and Stripe: the handlers' metrics, from CloudWatch, or locally from the running runtime)",
   usage: 'stats [--date YYYY-MM-DD] [--json]',
   flags: {
     date: { type: 'string', description: 'the UTC day (default today; penalties: the day before)' },
@@ -639,7 +641,7 @@ const stats: OpsCommand = {
       billingTableName: target.tables.billing,
       ledgerTableName: target.tables.ledger,
     });
-    const [queues, counters, planned, shards, summary, marks, owed] = await Promise.all([
+    const [queues, counters, planned, shards, summary, marks, owed, metrics] = await Promise.all([
       Promise.all(
         target.consumedQueues.map(async (q) => ({
           queue: q.name,
@@ -653,6 +655,7 @@ const stats: OpsCommand = {
       payments.dailySummary(date),
       subscriptions.listResyncMarks(),
       penalties.listOverpayments(),
+      readMetricFigures(target, date, now),
     ]);
     const creditFigures = creditStats(date, counters, now, planned);
     const penaltyFigures = {
@@ -667,16 +670,19 @@ const stats: OpsCommand = {
       target: target.where,
       date,
       queues,
+      webhooks: metrics.webhooks,
       credits: creditFigures,
       penalties: penaltyFigures,
       payments: summary,
       subscriptions: { markedForResync: marks.length },
+      stripe: metrics.stripe,
     };
     io.print(`Stats of ${target.where}, ${date}`);
     for (const q of queues)
       io.print(
         `  queue ${q.queue}: ${q.visible} waiting, ${q.inFlight} in flight, ${q.deadLetters} in its DLQ`,
       );
+    io.print(`  ${describeWebhooks(metrics.webhooks)}`);
     io.print(`  credits: ${JSON.stringify(creditFigures)}`);
     io.print(
       `  penalties (${assessed}): ${penaltyFigures.shardsDone}/16 shards done, ${penaltyFigures.habits} habits, ${penaltyFigures.missed} missed, ${penaltyFigures.penaltiesCreated} penalties created; ${owed.length} refund(s) due`,
@@ -685,6 +691,7 @@ const stats: OpsCommand = {
       `  payments: ${summary.length === 0 ? 'none that day' : summary.map((r) => `${r.status}/${r.gateway} ${r.count} × ${r.amount} ${r.currency}`).join('; ')}`,
     );
     io.print(`  subscriptions: ${marks.length} customer(s) marked for resync`);
+    for (const line of describeStripe(metrics.stripe)) io.print(`  ${line}`);
     return result;
   },
 };

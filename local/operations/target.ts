@@ -5,10 +5,12 @@
  * tables, the queues with their DLQs, the schedules' DLQs with the work each schedule
  * runs (what their redrive reruns), the family queues the webhook feeds, the
  * configuration the subscription consumer writes with (price→tier map, credit
- * allowances, ledger retention), and a way to call Stripe.
+ * allowances, ledger retention), a way to call Stripe, and where the handlers' metrics
+ * are (CloudWatch deployed; the running local runtime's operations page locally).
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -93,6 +95,11 @@ export interface TargetDescription {
   stripe?: { apiUrl?: string; secretKey?: string; secretArn?: string };
   /** The local runtime's process, so a file it left behind is not taken for a running one. */
   pid?: number;
+  /**
+   * The local runtime's operations page (`<apiUrl>/ops`), whose `/metrics` holds the
+   * handlers' metrics while it runs. Absent deployed, and for a runtime without the page.
+   */
+  opsUrl?: string;
 }
 
 export interface OpsTarget extends TargetDescription {
@@ -102,6 +109,8 @@ export interface OpsTarget extends TargetDescription {
   region?: string;
   /** The Stripe API; throws a clear error when no key is configured. */
   stripeClients(): StripeClientSource;
+  /** CloudWatch in the target's region (deployed: where the handlers' metrics are). */
+  cloudWatch(): CloudWatchClient;
   /** Closes the clients' connections. */
   close(): void;
 }
@@ -144,6 +153,7 @@ export function describeLocalRuntime(runtime: LocalRuntime): TargetDescription {
   return {
     where: `the local runtime (${runtime.apiUrl})`,
     pid: process.pid,
+    ...(runtime.opsUrl ? { opsUrl: runtime.opsUrl } : {}),
     endpoints: { dynamo: runtime.dynamoEndpoint, sqs: runtime.sqsEndpoint },
     tables: tablesOf(model, runtime.tableNames),
     eventQueues: Object.fromEntries(
@@ -405,6 +415,7 @@ export function connect(
   });
   let secrets: SecretsManagerClient | undefined;
   let clients: StripeClientSource | undefined;
+  let cloudWatch: CloudWatchClient | undefined;
   return {
     ...description,
     ...(region ? { region } : {}),
@@ -435,10 +446,19 @@ export function connect(
       clients = new StripeClientSource(key, parseStripeApiUrl(stripe.apiUrl));
       return clients;
     },
+    cloudWatch() {
+      // Few attempts: stats prints its other figures, and says why these are missing.
+      cloudWatch ??= new CloudWatchClient({
+        ...clientConfig({ maxAttempts: 3, requestTimeoutMs: 10_000 }),
+        ...aws,
+      });
+      return cloudWatch;
+    },
     close() {
       dynamo.destroy();
       sqs.destroy();
       secrets?.destroy();
+      cloudWatch?.destroy();
     },
   };
 }

@@ -6,7 +6,10 @@
  *   summed per metric name into per-second series;
  * - queue depth samples (queue-depths.ts), kept per second as gauges;
  * - the credit planner's and worker's counts per five-minute slot of the UTC day, by
- *   the schedules' clock (which `LOCAL_CLOCK_SPEED` may run faster than the wall clock).
+ *   the schedules' clock (which `LOCAL_CLOCK_SPEED` may run faster than the wall clock);
+ * - every metric per UTC day of the wall clock (what CloudWatch would hold), by its
+ *   dimensions: count, sum, maximum and last value, the last few days only
+ *   (`GET /ops/metrics`, which `npm run ops -- stats` reads).
  *
  * The per-second series are ring buffers over a sliding window (default 15 minutes),
  * so memory stays fixed whatever the traffic. Pure: time comes from the injected clocks.
@@ -137,7 +140,33 @@ export interface OpsCollectorOptions {
   dayClock?: () => number;
   /** Days of slot counts kept. Default 2 (today and yesterday). */
   slotDays?: number;
+  /** UTC days (wall clock) of per-day metrics kept, today included. Default 7. */
+  dailyDays?: number;
 }
+
+/** One series (a metric with one set of dimension values) over one UTC day of the wall clock. */
+export interface DailySeries {
+  metric: string;
+  dimensions: Record<string, string>;
+  /** Values published (for a count of 1s: how many times it was counted). */
+  count: number;
+  sum: number;
+  max: number;
+  /** The value published last, and when (ISO time). */
+  last: number;
+  lastAt: string;
+}
+
+/** What `GET /ops/metrics` answers. */
+export interface DailyMetricsDocument {
+  generatedAt: string;
+  /** Metrics published from this time on are in `days`: the runtime's start, or the first day still kept. */
+  since: string;
+  /** UTC date -> every series published that day. */
+  days: Record<string, DailySeries[]>;
+}
+
+const DAY_MS = 86_400_000;
 
 /** See the module comment. */
 export class OpsCollector {
@@ -146,11 +175,14 @@ export class OpsCollector {
   readonly now: () => number;
   readonly dayClock: () => number;
   private readonly slotDays: number;
+  private readonly dailyDays: number;
   private readonly series = new Map<string, SecondRing>();
   private readonly totals = new Map<string, number>();
   private readonly gauges = new Map<string, SecondRing>();
   /** metric -> UTC date -> count per slot. */
   private readonly slots = new Map<string, Map<string, number[]>>();
+  /** UTC date -> series key (name and dimensions) -> the day's figures. */
+  private readonly daily = new Map<string, Map<string, DailySeries>>();
   private documents = 0;
 
   constructor(options: OpsCollectorOptions = {}) {
@@ -158,6 +190,7 @@ export class OpsCollector {
     this.now = options.now ?? Date.now;
     this.dayClock = options.dayClock ?? this.now;
     this.slotDays = options.slotDays ?? 2;
+    this.dailyDays = options.dailyDays ?? 7;
     this.startedAt = this.now();
   }
 
@@ -171,7 +204,10 @@ export class OpsCollector {
     const metrics = parseEmf(document);
     if (metrics.length === 0) return;
     this.documents += 1;
-    for (const metric of metrics) this.recordMetric(metric.name, metric.values);
+    for (const metric of metrics) {
+      this.recordMetric(metric.name, metric.values);
+      this.addToDay(metric);
+    }
   }
 
   /** Adds `values` of metric `name` at `atMs` (default now): summed per second, and per slot for `SLOT_METRICS`. */
@@ -223,6 +259,62 @@ export class OpsCollector {
   /** Counts per slot (288) of `date` (default: today by the day clock); zeros when nothing ran. */
   slotCounts(name: SlotMetric, date = periodAt(this.dayClock())): number[] {
     return [...(this.slots.get(name)?.get(date) ?? new Array<number>(SLOTS_PER_DAY).fill(0))];
+  }
+
+  /** Every series published per UTC day still kept (see `DailyMetricsDocument`). */
+  dailyMetrics(): DailyMetricsDocument {
+    const now = this.now();
+    // Also when nothing was published since midnight: `days` never reaches before `since`.
+    this.dropOldDays(now);
+    const firstKept = Date.parse(`${periodAt(now)}T00:00:00Z`) - (this.dailyDays - 1) * DAY_MS;
+    return {
+      generatedAt: new Date(now).toISOString(),
+      since: new Date(Math.max(this.startedAt, firstKept)).toISOString(),
+      days: Object.fromEntries(
+        [...this.daily].map(([date, series]) => [
+          date,
+          [...series.values()].map((s) => ({ ...s, dimensions: { ...s.dimensions } })),
+        ]),
+      ),
+    };
+  }
+
+  private addToDay(metric: EmfMetric): void {
+    const now = this.now();
+    const date = periodAt(now);
+    let series = this.daily.get(date);
+    if (!series) {
+      series = new Map();
+      this.daily.set(date, series);
+      this.dropOldDays(now);
+    }
+    const names = Object.keys(metric.dimensions).sort();
+    const key = JSON.stringify([metric.name, ...names.map((n) => [n, metric.dimensions[n]])]);
+    let day = series.get(key);
+    if (!day) {
+      day = {
+        metric: metric.name,
+        dimensions: { ...metric.dimensions },
+        count: 0,
+        sum: 0,
+        max: Number.NEGATIVE_INFINITY,
+        last: 0,
+        lastAt: '',
+      };
+      series.set(key, day);
+    }
+    for (const value of metric.values) {
+      day.count += 1;
+      day.sum += value;
+      day.max = Math.max(day.max, value);
+      day.last = value;
+    }
+    day.lastAt = new Date(now).toISOString();
+  }
+
+  private dropOldDays(now: number): void {
+    const oldest = periodAt(now - (this.dailyDays - 1) * DAY_MS);
+    for (const date of this.daily.keys()) if (date < oldest) this.daily.delete(date);
   }
 
   private addToSlot(name: string, value: number): void {

@@ -1,7 +1,8 @@
 /**
  * The operations page of the local runtime, wired: a collector fed by the handlers'
  * metrics (tap on the shared Powertools `Metrics`) and by queue depth samples, the
- * figures document built from it, and the `/ops` routes serving both.
+ * figures document built from it, and the `/ops` routes serving both (and the
+ * metrics per day, `/ops/metrics`, for `npm run ops -- stats`).
  *
  * `startOpsPage` must run after the handler modules were imported, so that the
  * shared Powertools module it taps is the one they use (and was evaluated with the
@@ -95,7 +96,11 @@ export async function startOpsPage(options: OpsPageOptions): Promise<OpsPage> {
       refreshMs: options.refreshMs ?? 2000,
     });
   return {
-    handler: createOpsRoutes({ figures, log: options.log }),
+    handler: createOpsRoutes({
+      figures,
+      metrics: () => collector.dailyMetrics(),
+      log: options.log,
+    }),
     collector,
     figures,
     async stop() {

@@ -4,6 +4,8 @@
  *
  * - `GET /ops`            the page (HTML): one live plot per figure;
  * - `GET /ops/figures`    the same figures as JSON (figures.ts documents the shape);
+ * - `GET /ops/metrics`    every metric per UTC day, by dimensions (collector.ts,
+ *                         `DailyMetricsDocument`): what `npm run ops -- stats` reads;
  * - `GET /ops/assets/…`   the page's script and styles, and uPlot's from node_modules:
  *                         nothing is fetched from the network at run time.
  *
@@ -59,6 +61,8 @@ export type LocalPageHandler = (req: IncomingMessage, res: ServerResponse) => Pr
 
 export function createOpsRoutes(options: {
   figures: () => unknown;
+  /** `GET /ops/metrics`; without it that path is a 404. */
+  metrics?: () => unknown;
   log?: Pick<LocalLog, 'error'>;
 }): LocalPageHandler {
   const cache = new Map<string, Buffer>();
@@ -79,7 +83,11 @@ export function createOpsRoutes(options: {
     req.resume();
 
     const page = path === '/ops' || path === '/ops/';
-    const known = page || path === '/ops/figures' || Object.hasOwn(OPS_ASSETS, path);
+    const document = new Map([
+      ['/ops/figures', options.figures],
+      ['/ops/metrics', options.metrics],
+    ]).get(path);
+    const known = page || document !== undefined || Object.hasOwn(OPS_ASSETS, path);
     if (!known) {
       send(res, req, 404, TYPES.json, Buffer.from(JSON.stringify({ message: 'Not Found' })));
       return true;
@@ -104,8 +112,8 @@ export function createOpsRoutes(options: {
           'content-security-policy': CONTENT_SECURITY_POLICY,
           'cache-control': 'no-cache',
         });
-      } else if (path === '/ops/figures') {
-        const body = Buffer.from(JSON.stringify(options.figures()));
+      } else if (document) {
+        const body = Buffer.from(JSON.stringify(document()));
         send(res, req, 200, TYPES.json, body, { 'cache-control': 'no-store' });
       } else {
         const asset = OPS_ASSETS[path]!;

@@ -511,15 +511,29 @@ describe('npm run ops', () => {
   it('prints every capability in stats, and answers usage mistakes with exit code 2', async () => {
     const stats = await ops('stats', '--json');
     expect(stats.code).toBe(0);
-    expect(Object.keys(JSON.parse(stats.out))).toEqual([
+    const figures = JSON.parse(stats.out);
+    expect(Object.keys(figures)).toEqual([
       'target',
       'date',
       'queues',
+      'webhooks',
       'credits',
       'penalties',
       'payments',
       'subscriptions',
+      'stripe',
     ]);
+    // This target has no running runtime to read the handlers' metrics from: said, not zeroed.
+    expect(figures.webhooks).toEqual({
+      available: false,
+      why: expect.stringContaining(`${target.where} names no operations page`),
+    });
+    expect(figures.stripe).toEqual(figures.webhooks);
+    const text = await ops('stats');
+    expect(text.out).toContain(
+      "  webhooks: not available (locally they come from the running runtime's /ops/metrics",
+    );
+    expect(text.out).toContain('  stripe: not available (');
     expect((await ops('nope')).code).toBe(2);
     expect((await ops('dlq:redrive', '--bogus')).code).toBe(2);
     expect((await ops('dlq:redrive', '--max', '0')).code).toBe(2);

@@ -13,7 +13,10 @@
  *   in exactly one, and a second redrive gets every event applied exactly once;
  * - help and usage mistakes give the documented exit codes from the real entry;
  * - stats prints every capability, locally and on the deployed path, where the region
- *   is the stack's (read from the outputs) when AWS_REGION is not set.
+ *   is the stack's (read from the outputs) when AWS_REGION is not set, and the webhook
+ *   and Stripe figures come from CloudWatch (a fake speaking its JSON protocol);
+ * - locally, stats reads the webhook and Stripe figures from the running runtime, and
+ *   they move as webhooks are received and rejected and as Stripe calls fail.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -32,6 +35,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbSubscriptionStore } from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
 import { SqsEventQueue } from '../../functions/adapters/sqs/sqs-event-queue.ts';
+import { METRIC, METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
 import { localDynamoDbClient, localSqsClient } from '../../local/emulators.ts';
 import {
   type ConsumedQueue,
@@ -41,7 +45,13 @@ import {
 } from '../../local/operations/target.ts';
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
 import { buildDefaultSample, type StripeEventJson, sampleIds } from '../../local/send-sample.ts';
-import { eventually, getSubscription, waitForSubscription } from '../e2e/e2e-helpers.ts';
+import {
+  eventually,
+  getSubscription,
+  postWebhook,
+  uniqueUserId,
+  waitForSubscription,
+} from '../e2e/e2e-helpers.ts';
 import { runOpsOn } from '../helpers/ops.ts';
 
 const REPO = new URL('../..', import.meta.url).pathname;
@@ -55,6 +65,7 @@ let subscriptions: ConsumedQueue;
 let workDir: string;
 /** The JSON `cdk deploy --outputs-file` would write for this runtime's queues and tables. */
 let outputsFile: string;
+let cloudWatch: Awaited<ReturnType<typeof fakeCloudWatch>>;
 
 beforeAll(async () => {
   runtime = await startLocalRuntime({ port: 0, inMemory: true, logLevel: 'silent' });
@@ -64,6 +75,7 @@ beforeAll(async () => {
   subscriptions = target.consumedQueues.find((q) => q.url === target.eventQueues.subscriptions)!;
   const payments = target.consumedQueues.find((q) => q.url === target.eventQueues.payments)!;
   const credits = target.consumedQueues.find((q) => q !== subscriptions && q !== payments)!;
+  cloudWatch = await fakeCloudWatch();
   workDir = await mkdtemp(join(tmpdir(), 'ops-runtime-'));
   outputsFile = join(workDir, 'outputs.json');
   await writeFile(
@@ -87,6 +99,8 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
+  cloudWatch?.server.closeAllConnections();
+  cloudWatch?.server.close();
   sqs?.destroy();
   dynamo?.destroy();
   await runtime?.stop();
@@ -102,6 +116,7 @@ function deployedEnv(sqsEndpoint = runtime.sqsEndpoint): NodeJS.ProcessEnv {
     ...process.env,
     AWS_ENDPOINT_URL_SQS: sqsEndpoint,
     AWS_ENDPOINT_URL_DYNAMODB: runtime.dynamoEndpoint,
+    AWS_ENDPOINT_URL_CLOUDWATCH: cloudWatch.url,
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
@@ -269,6 +284,79 @@ async function sqsProxy(options: {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     calls,
   };
+}
+
+/** A day's webhook metrics as the deployed webhook function publishes them. */
+const CLOUDWATCH_SERIES: Array<{
+  metric: string;
+  dimensions: Record<string, string>;
+  sum: number;
+}> = [
+  { metric: METRIC.webhookReceived, dimensions: { service: 'webhook-ingress' }, sum: 7 },
+  {
+    metric: METRIC.webhookRejected,
+    dimensions: { service: 'webhook-ingress', reason: 'invalid_signature' },
+    sum: 2,
+  },
+];
+
+/**
+ * CloudWatch for the CLI process on the deployed path (AWS_ENDPOINT_URL_CLOUDWATCH): it
+ * speaks the SDK's protocol (AWS JSON 1.0), answers ListMetrics and GetMetricData from
+ * CLOUDWATCH_SERIES, and records each call with the region it was signed for.
+ */
+async function fakeCloudWatch() {
+  const calls: Array<{ action: string; region: string; input: Record<string, unknown> }> = [];
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const input = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    const action = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? '';
+    const region =
+      /Credential=[^/]+\/\d+\/([^/]+)\//.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    calls.push({ action, region, input });
+    const dims = (d: Record<string, string>) =>
+      Object.entries(d).map(([Name, Value]) => ({ Name, Value }));
+    let answer: unknown;
+    if (action === 'ListMetrics') {
+      answer = {
+        Metrics: CLOUDWATCH_SERIES.filter((s) => s.metric === input.MetricName).map((s) => ({
+          Namespace: input.Namespace,
+          MetricName: s.metric,
+          Dimensions: dims(s.dimensions),
+        })),
+      };
+    } else if (action === 'GetMetricData') {
+      const queries = input.MetricDataQueries as Array<{
+        Id: string;
+        MetricStat: { Metric: { MetricName: string; Dimensions: unknown }; Stat: string };
+      }>;
+      answer = {
+        MetricDataResults: queries.map((q) => {
+          const series = CLOUDWATCH_SERIES.find(
+            (s) =>
+              s.metric === q.MetricStat.Metric.MetricName &&
+              JSON.stringify(dims(s.dimensions)) === JSON.stringify(q.MetricStat.Metric.Dimensions),
+          )!;
+          const value = q.MetricStat.Stat === 'Maximum' ? 1 : series.sum;
+          return {
+            Id: q.Id,
+            StatusCode: 'Complete',
+            Timestamps: [input.StartTime],
+            Values: [value],
+          };
+        }),
+      };
+    } else {
+      res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
+      res.end(JSON.stringify({ __type: 'InvalidAction', message: action }));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+    res.end(JSON.stringify(answer));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, calls, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
 function exitOf(child: ChildProcess) {
@@ -443,10 +531,18 @@ describe('npm run ops against the local runtime', () => {
         new RegExp(`queue ${queue.name}: \\d+ waiting, \\d+ in flight, \\d+ in its DLQ`),
       );
     }
-    for (const section of ['credits: {', 'penalties (', 'payments: ', 'subscriptions: ']) {
+    for (const section of [
+      'webhooks (the local runtime, ',
+      'credits: {',
+      'penalties (',
+      'payments: ',
+      'subscriptions: ',
+      'stripe (the local runtime, ',
+    ]) {
       expect(local.out).toContain(section);
     }
 
+    cloudWatch.calls.length = 0;
     const deployed = await opsProcess(['stats', '--json', '--outputs', outputsFile]);
     expect(deployed.code).toBe(0);
     const result = JSON.parse(deployed.stdout) as Record<string, unknown> & {
@@ -457,11 +553,36 @@ describe('npm run ops against the local runtime', () => {
       'target',
       'date',
       'queues',
+      'webhooks',
       'credits',
       'penalties',
       'payments',
       'subscriptions',
+      'stripe',
     ]);
+    // The webhook and Stripe figures come from CloudWatch, the day in the functions' namespace.
+    expect(result.webhooks).toMatchObject({
+      available: true,
+      source: `CloudWatch ${METRICS_NAMESPACE}`,
+      from: `${result.date}T00:00:00.000Z`,
+      received: 7,
+      rejected: 2,
+      rejectedByReason: { invalid_signature: 2 },
+    });
+    expect(result.stripe).toMatchObject({ available: true, services: [] });
+    const dataCall = cloudWatch.calls.find((c) => c.action === 'GetMetricData')!;
+    expect(dataCall.input.StartTime).toBe(Date.parse(`${result.date}T00:00:00Z`) / 1000);
+    expect(new Set(cloudWatch.calls.map((c) => c.input.Namespace ?? METRICS_NAMESPACE))).toEqual(
+      new Set([METRICS_NAMESPACE]),
+    );
+    expect(new Set(cloudWatch.calls.map((c) => c.region))).toEqual(new Set(['us-east-1']));
+
+    const text = await opsProcess(['stats', '--outputs', outputsFile]);
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `webhooks \\(CloudWatch ${METRICS_NAMESPACE}, 00:00 to \\d\\d:\\d\\d UTC\\): 7 received, 2 rejected \\(invalid_signature 2\\)`,
+      ),
+    );
     expect(result.queues.map((q) => q.queue).sort()).toEqual(
       target.consumedQueues.map((q) => q.name).sort(),
     );
@@ -474,14 +595,108 @@ describe('npm run ops against the local runtime', () => {
       AWS_PROFILE: _profile,
       ...noRegion
     } = deployedEnv();
+    cloudWatch.calls.length = 0;
     const stackRegion = await opsProcess(['stats', '--json', '--outputs', outputsFile], {
       ...noRegion,
       AWS_CONFIG_FILE: join(workDir, 'no-aws-config'),
     });
     expect(stackRegion.stderr).not.toContain('Region is missing');
     expect(stackRegion.code).toBe(0);
+    expect(JSON.parse(stackRegion.stdout).webhooks).toMatchObject({ available: true, received: 7 });
+    expect(new Set(cloudWatch.calls.map((c) => c.region))).toEqual(new Set(['us-east-1']));
     expect(JSON.parse(stackRegion.stdout).queues).toEqual(
       expect.arrayContaining([expect.objectContaining({ queue: subscriptions.name })]),
+    );
+  }, 60_000);
+
+  // Last: it leaves the runtime's Stripe breaker open for its 30 s.
+  it("reads the day's webhook and Stripe figures from the running runtime, and they move", async () => {
+    type Figures = {
+      webhooks: {
+        available: boolean;
+        source: string;
+        received: number;
+        rejected: number;
+        rejectedByReason: Record<string, number>;
+      };
+      stripe: {
+        available: boolean;
+        services: Array<{
+          service: string;
+          calls: number;
+          latencyMs: { average: number | null };
+          circuitOpened: number;
+          circuitRejected: number;
+          circuitState: { worst: string | null; last: string | null };
+        }>;
+      };
+    };
+    const stats = async () => JSON.parse((await ops('stats', '--json')).out) as Figures;
+    const before = await stats();
+    expect(before.webhooks).toMatchObject({ available: true, source: 'the local runtime' });
+    const stripeBefore = before.stripe.services[0];
+
+    const [event] = buildDefaultSample({ userId: uniqueUserId('ops-stats') });
+    expect((await postWebhook(runtime, event!)).status).toBe(200);
+    expect((await postWebhook(runtime, event!, { secret: 'whsec_not_the_one' })).status).toBe(400);
+    const unsigned = await fetch(`${runtime.apiUrl}/webhooks/stripe`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(event),
+    });
+    expect(unsigned.status).toBe(400);
+    // A user neither the store nor Stripe knows: the read route asks Stripe.
+    expect((await getSubscription(runtime, uniqueUserId('ops-stats-nobody'))).status).toBe(404);
+
+    const after = await eventually(async () => {
+      const now = await stats();
+      return now.webhooks.received === before.webhooks.received + 3 ? now : undefined;
+    }, 10_000);
+    const reasons = (f: Figures, reason: string) => f.webhooks.rejectedByReason[reason] ?? 0;
+    expect(after.webhooks.rejected).toBe(before.webhooks.rejected + 2);
+    expect(reasons(after, 'invalid_signature')).toBe(reasons(before, 'invalid_signature') + 1);
+    expect(reasons(after, 'missing_signature')).toBe(reasons(before, 'missing_signature') + 1);
+    expect(after.stripe.available).toBe(true);
+    const [called] = after.stripe.services;
+    expect(called!.calls).toBeGreaterThan(stripeBefore?.calls ?? 0);
+    expect(called!.latencyMs.average).not.toBeNull();
+
+    // Stripe goes down: two reads exhaust their retries and open the breaker; the next is refused at once.
+    runtime.fakeStripe!.injectFault({ kind: 'status', status: 503 }, 50, '/v1/customers');
+    try {
+      for (let i = 0; i < 3; i += 1) {
+        expect((await getSubscription(runtime, uniqueUserId('ops-stats-down'))).status).toBe(503);
+      }
+    } finally {
+      runtime.fakeStripe!.clearFaults();
+    }
+    const down = await eventually(async () => {
+      const now = await stats();
+      const service = now.stripe.services.find((s) => s.service === called!.service);
+      return service && service.circuitRejected > called!.circuitRejected ? service : undefined;
+    }, 10_000);
+    expect(down.circuitOpened).toBe(called!.circuitOpened + 1);
+    expect(down.circuitState).toEqual({ worst: 'open', last: 'open', lastAt: expect.any(String) });
+
+    const text = await ops('stats');
+    expect(text.out).toMatch(
+      new RegExp(
+        `webhooks \\(the local runtime, \\d\\d:\\d\\d to \\d\\d:\\d\\d UTC\\): ${after.webhooks.received} received, ${after.webhooks.rejected} rejected \\(.*invalid_signature`,
+      ),
+    );
+    expect(text.out).toContain(
+      `${called!.service}: ${down.calls} call(s), latency average ${down.latencyMs.average} ms`,
+    );
+    expect(text.out).toContain(
+      `${down.circuitRejected} call(s) refused while open; breaker last open`,
+    );
+
+    // A day before the runtime started is not read as a quiet day.
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const earlier = await ops('stats', '--date', yesterday);
+    expect(earlier.code).toBe(0);
+    expect(earlier.out).toContain(
+      "webhooks: not available (the local runtime holds the handlers' metrics in memory only since",
     );
   }, 60_000);
 });
