@@ -5,11 +5,7 @@
  */
 import * as z from 'zod/mini';
 import { CursorSeal } from '../adapters/paging/cursor-seal.ts';
-import {
-  type SecretString,
-  SecretsManagerSecretString,
-  StaticSecretString,
-} from '../adapters/secrets/secret-string.ts';
+import { configuredSecret } from '../adapters/secrets/secret-string.ts';
 import { lazyEnv } from './env.ts';
 import { ENV } from './env-names.ts';
 import { ServiceUnavailableError } from './http.ts';
@@ -32,33 +28,20 @@ const cursorEnv = lazyEnv(
     ),
 );
 
-const LABEL = 'the cursor signing key';
 // The key unreadable is an outage of a dependency (503 with Retry-After), never a 500 with details.
 const unavailable = (message: string, options?: ErrorOptions) =>
   new ServiceUnavailableError({ cause: new Error(message, options), retryAfterSeconds: 2 });
 
-/** The plain key when CURSOR_SIGNING_KEY is set (local only; the stack never sets it), else the secret. */
-export function cursorKeyFromConfig(config: {
-  key?: string | undefined;
-  secretArn?: string | undefined;
-}): SecretString {
-  if (config.key) return new StaticSecretString(config.key, LABEL, unavailable);
-  if (config.secretArn) {
-    return new SecretsManagerSecretString({
-      secretId: config.secretArn,
-      label: LABEL,
-      unavailable,
-    });
-  }
-  throw unavailable(`Neither ${ENV.cursorSigningKey} nor ${ENV.cursorKeySecretArn} is set.`);
-}
-
+/** Sealing with the plain key when CURSOR_SIGNING_KEY is set (local only; the stack never sets it), else the secret's. */
 export const cursorSealFromEnv = lazy(() => {
   const env = cursorEnv();
   return new CursorSeal(
-    cursorKeyFromConfig({
-      key: env[ENV.cursorSigningKey],
+    configuredSecret({
+      value: env[ENV.cursorSigningKey],
       secretArn: env[ENV.cursorKeySecretArn],
+      label: 'the cursor signing key',
+      unavailable,
+      variables: { value: ENV.cursorSigningKey, secretArn: ENV.cursorKeySecretArn },
     }),
   );
 });

@@ -6,11 +6,7 @@
  */
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import * as z from 'zod/mini';
-import {
-  type SecretString,
-  SecretsManagerSecretString,
-  StaticSecretString,
-} from '../adapters/secrets/secret-string.ts';
+import { configuredSecret, type SecretString } from '../adapters/secrets/secret-string.ts';
 import { parseStripeApiUrl, StripeClientSource } from '../adapters/stripe/stripe-client.ts';
 import { StripeCustomerLookup } from '../adapters/stripe/stripe-customer-source.ts';
 import { StripePenaltyPaymentGateway } from '../adapters/stripe/stripe-penalty-payments.ts';
@@ -50,15 +46,13 @@ export function stripeApiKeyFromConfig(config: {
   secretKey?: string | undefined;
   secretArn?: string | undefined;
 }): SecretString {
-  if (config.secretKey) return new StaticSecretString(config.secretKey, LABEL, unavailable);
-  if (config.secretArn) {
-    return new SecretsManagerSecretString({
-      secretId: config.secretArn,
-      label: LABEL,
-      unavailable,
-    });
-  }
-  throw unavailable(`Neither ${ENV.stripeSecretKey} nor ${ENV.stripeApiKeySecretArn} is set.`);
+  return configuredSecret({
+    value: config.secretKey,
+    secretArn: config.secretArn,
+    label: LABEL,
+    unavailable,
+    variables: { value: ENV.stripeSecretKey, secretArn: ENV.stripeApiKeySecretArn },
+  });
 }
 
 export const stripeClientsFromEnv = lazy(() => {

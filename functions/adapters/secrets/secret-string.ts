@@ -96,6 +96,27 @@ export class SecretsManagerSecretString implements SecretString {
   }
 }
 
+/**
+ * A secret as a function is configured with it: the plain value when set (the local
+ * runtime and tests; a stack never sets it), else the Secrets Manager secret by ARN.
+ * Neither is `unavailable`, naming both variables.
+ */
+export function configuredSecret(config: {
+  value?: string | undefined;
+  secretArn?: string | undefined;
+  label: string;
+  unavailable: UnavailableSecretError;
+  /** The two variables, for the message when neither is set. */
+  variables: { value: string; secretArn: string };
+}): SecretString {
+  const { label, unavailable } = config;
+  if (config.value) return new StaticSecretString(config.value, label, unavailable);
+  if (config.secretArn) {
+    return new SecretsManagerSecretString({ secretId: config.secretArn, label, unavailable });
+  }
+  throw unavailable(`Neither ${config.variables.value} nor ${config.variables.secretArn} is set.`);
+}
+
 // A trailing newline from a copy-paste silently breaks every use; trim it. An empty
 // value would fail every request with a misleading error, so it is "unavailable".
 function normalizeSecret(value: string, what: string, unavailable: UnavailableSecretError): string {
