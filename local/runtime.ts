@@ -566,6 +566,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         queueUrls,
         sqs: sqsClient,
         dayClock: () => clock.now(),
+        ...(settings.dataDir ? { daysFile: join(settings.dataDir, 'ops-days.json') } : {}),
         log,
       });
       const opsPage = ops;

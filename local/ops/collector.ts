@@ -168,6 +168,19 @@ export interface DailyMetricsDocument {
 
 const DAY_MS = 86_400_000;
 
+/**
+ * The day-long figures, as the runtime keeps them in its data folder across a restart:
+ * the slot counts and the per-day metrics. The per-second series cover minutes only and
+ * start afresh. `coveredSince`: the earliest time the figures count from (they count
+ * what the runtime saw while it ran).
+ */
+export interface CollectorDays {
+  version: 1;
+  coveredSince: number;
+  slots: Record<string, Record<string, number[]>>;
+  daily: Record<string, DailySeries[]>;
+}
+
 /** See the module comment. */
 export class OpsCollector {
   readonly windowSeconds: number;
@@ -184,6 +197,8 @@ export class OpsCollector {
   /** UTC date -> series key (name and dimensions) -> the day's figures. */
   private readonly daily = new Map<string, Map<string, DailySeries>>();
   private documents = 0;
+  /** The start of what the day-long figures count: this start, or an earlier run's restored. */
+  private coveredSince: number;
 
   constructor(options: OpsCollectorOptions = {}) {
     this.windowSeconds = options.windowSeconds ?? 900;
@@ -192,6 +207,75 @@ export class OpsCollector {
     this.slotDays = options.slotDays ?? 2;
     this.dailyDays = options.dailyDays ?? 7;
     this.startedAt = this.now();
+    this.coveredSince = this.startedAt;
+  }
+
+  /** The day-long figures to keep across a restart (see CollectorDays). */
+  exportDays(): CollectorDays {
+    return {
+      version: 1,
+      coveredSince: this.coveredSince,
+      slots: Object.fromEntries(
+        [...this.slots].map(([name, days]) => [
+          name,
+          Object.fromEntries([...days].map(([date, counts]) => [date, [...counts]])),
+        ]),
+      ),
+      daily: Object.fromEntries(
+        Object.entries(this.dailyMetrics().days).map(([date, series]) => [
+          date,
+          series.filter((s) => s.count > 0),
+        ]),
+      ),
+    };
+  }
+
+  /**
+   * Adds what an earlier run kept (exportDays) to this one's figures, for the days still
+   * kept; anything not of that shape is refused with a RangeError and nothing is added.
+   */
+  restoreDays(saved: unknown): void {
+    const days = parseCollectorDays(saved);
+    for (const [name, byDate] of Object.entries(days.slots)) {
+      if (!(SLOT_METRICS as readonly string[]).includes(name)) continue;
+      let kept = this.slots.get(name);
+      if (!kept) {
+        kept = new Map();
+        this.slots.set(name, kept);
+      }
+      for (const [date, counts] of Object.entries(byDate)) {
+        const mine = kept.get(date) ?? new Array<number>(SLOTS_PER_DAY).fill(0);
+        kept.set(
+          date,
+          mine.map((count, slot) => count + (counts[slot] ?? 0)),
+        );
+      }
+      for (const old of [...kept.keys()].sort().slice(0, -this.slotDays)) kept.delete(old);
+    }
+    for (const [date, series] of Object.entries(days.daily)) {
+      let mine = this.daily.get(date);
+      if (!mine) {
+        mine = new Map();
+        this.daily.set(date, mine);
+      }
+      for (const earlier of series) {
+        const key = seriesKey(earlier.metric, earlier.dimensions);
+        const now = mine.get(key);
+        mine.set(
+          key,
+          now
+            ? {
+                ...now,
+                count: now.count + earlier.count,
+                sum: now.sum + earlier.sum,
+                max: Math.max(now.max, earlier.max),
+              }
+            : { ...earlier, dimensions: { ...earlier.dimensions } },
+        );
+      }
+    }
+    this.dropOldDays(this.now());
+    this.coveredSince = Math.min(this.coveredSince, days.coveredSince);
   }
 
   /** EMF documents recorded so far. */
@@ -269,7 +353,7 @@ export class OpsCollector {
     const firstKept = Date.parse(`${periodAt(now)}T00:00:00Z`) - (this.dailyDays - 1) * DAY_MS;
     return {
       generatedAt: new Date(now).toISOString(),
-      since: new Date(Math.max(this.startedAt, firstKept)).toISOString(),
+      since: new Date(Math.max(this.coveredSince, firstKept)).toISOString(),
       days: Object.fromEntries(
         [...this.daily].map(([date, series]) => [
           date,
@@ -288,8 +372,7 @@ export class OpsCollector {
       this.daily.set(date, series);
       this.dropOldDays(now);
     }
-    const names = Object.keys(metric.dimensions).sort();
-    const key = JSON.stringify([metric.name, ...names.map((n) => [n, metric.dimensions[n]])]);
+    const key = seriesKey(metric.name, metric.dimensions);
     let day = series.get(key);
     if (!day) {
       day = {
@@ -333,4 +416,49 @@ export class OpsCollector {
     }
     counts[slotAt(at)]! += value;
   }
+}
+
+/** One series of a day: the metric and its dimensions, in name order. */
+function seriesKey(metric: string, dimensions: Record<string, string>): string {
+  const names = Object.keys(dimensions).sort();
+  return JSON.stringify([metric, ...names.map((n) => [n, dimensions[n]])]);
+}
+
+const isCount = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 0;
+const isDate = (value: string) => /^\d{4}-\d{2}-\d{2}$/.test(value);
+
+/** `saved` if it is what exportDays wrote, else a RangeError saying what is wrong. */
+function parseCollectorDays(saved: unknown): CollectorDays {
+  const fail = (what: string): never => {
+    throw new RangeError(`not the operations page's saved days: ${what}`);
+  };
+  const days = saved as Partial<CollectorDays> | null;
+  if (typeof days !== 'object' || days === null || days.version !== 1) fail('no version 1');
+  if (!isCount(days!.coveredSince)) fail('coveredSince');
+  for (const [name, byDate] of Object.entries(days!.slots ?? fail('slots'))) {
+    for (const [date, counts] of Object.entries(byDate)) {
+      if (!isDate(date) || !Array.isArray(counts) || counts.length !== SLOTS_PER_DAY) {
+        fail(`slots of ${name} on ${date}`);
+      }
+      if (!counts.every(isCount)) fail(`slot counts of ${name} on ${date}`);
+    }
+  }
+  for (const [date, series] of Object.entries(days!.daily ?? fail('daily'))) {
+    if (!isDate(date) || !Array.isArray(series)) fail(`metrics of ${date}`);
+    for (const s of series) {
+      const ok =
+        typeof s?.metric === 'string' &&
+        typeof s.dimensions === 'object' &&
+        s.dimensions !== null &&
+        Object.values(s.dimensions).every((v) => typeof v === 'string') &&
+        isCount(s.count) &&
+        typeof s.sum === 'number' &&
+        typeof s.max === 'number' &&
+        typeof s.last === 'number' &&
+        typeof s.lastAt === 'string';
+      if (!ok) fail(`a metric of ${date}`);
+    }
+  }
+  return days as CollectorDays;
 }

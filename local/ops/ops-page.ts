@@ -8,6 +8,7 @@
  * shared Powertools module it taps is the one they use (and was evaluated with the
  * handlers' environment).
  */
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { SQSClient } from '@aws-sdk/client-sqs';
@@ -35,6 +36,11 @@ export interface OpsPageOptions {
   sampleIntervalMs?: number;
   /** Per-second window kept. Default 900 s. */
   windowSeconds?: number;
+  /**
+   * Where the day-long figures (slot counts, per-day metrics) are kept across a restart:
+   * read at start, written at stop. Unset (in-memory runtime): nothing is kept.
+   */
+  daysFile?: string;
   log: LocalLog;
 }
 
@@ -80,6 +86,7 @@ export async function startOpsPage(options: OpsPageOptions): Promise<OpsPage> {
     dayClock: options.dayClock,
     ...(options.windowSeconds ? { windowSeconds: options.windowSeconds } : {}),
   });
+  if (options.daysFile) await restoreDays(collector, options.daysFile, options.log);
   const removeSink = addEmfSink((document) => collector.recordEmf(document));
   const specs = queueSpecs(options.model, options.queueUrls);
   const sampler: QueueDepthSampler = startQueueDepthSampler({
@@ -106,6 +113,37 @@ export async function startOpsPage(options: OpsPageOptions): Promise<OpsPage> {
     async stop() {
       removeSink();
       await sampler.stop();
+      if (options.daysFile) await saveDays(collector, options.daysFile, options.log);
     },
   };
+}
+
+/** The day-long figures of the last run, if it kept any; a file not of that shape is set aside. */
+async function restoreDays(collector: OpsCollector, file: string, log: LocalLog): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  try {
+    collector.restoreDays(JSON.parse(text));
+  } catch (error) {
+    // The plots start empty rather than the runtime not starting; the file stays for a look.
+    await rename(file, `${file}.unreadable`);
+    log.warn(
+      `The operations page's figures of the last run could not be read (${(error as Error).message}); moved to ${file}.unreadable`,
+    );
+  }
+}
+
+async function saveDays(collector: OpsCollector, file: string, log: LocalLog): Promise<void> {
+  try {
+    // Write then rename: a stop cut short never leaves half a file.
+    await writeFile(`${file}.tmp`, `${JSON.stringify(collector.exportDays())}\n`);
+    await rename(`${file}.tmp`, file);
+  } catch (error) {
+    log.error("Saving the operations page's figures of the day failed", error);
+  }
 }

@@ -24,6 +24,18 @@ function dlqOf(runtime: LocalRuntime): { url: string; name: string } {
   return { url: runtime.queueUrls[dlqId]!, name: runtime.queueNames[dlqId]! };
 }
 
+/** Webhooks the handler counted today, from the operations page's per-day metrics. */
+async function webhooksReceivedToday(runtime: LocalRuntime): Promise<number> {
+  const response = await fetch(`${runtime.opsUrl}/metrics`);
+  const body = (await response.json()) as {
+    days: Record<string, { metric: string; sum: number }[]>;
+  };
+  const today = new Date().toISOString().slice(0, 10);
+  return (body.days[today] ?? [])
+    .filter((series) => series.metric === 'WebhookReceived')
+    .reduce((sum, series) => sum + series.sum, 0);
+}
+
 describe('local runtime restart', () => {
   let dataDir: string;
   let runtime: LocalRuntime | undefined;
@@ -66,11 +78,16 @@ describe('local runtime restart', () => {
       }),
     );
     sqs.destroy();
+    const receivedBefore = await webhooksReceivedToday(runtime);
+    expect(receivedBefore).toBeGreaterThanOrEqual(2);
     await runtime.stop();
     runtime = undefined;
     expect(existsSync(join(dataDir, 'sqs', `${dlq.name}.json`))).toBe(true);
+    expect(existsSync(join(dataDir, 'ops-days.json'))).toBe(true);
 
     runtime = await start();
+    // The operations page's day-long figures carry on from the last run.
+    expect(await webhooksReceivedToday(runtime)).toBe(receivedBefore);
     const { status, body } = await getSubscription(runtime, userId);
     expect(status).toBe(200);
     expect(body).toEqual(before);

@@ -179,6 +179,48 @@ describe('OpsCollector', () => {
     expect(collector.slotCounts(METRIC.creditsRefreshed)[1]).toBe(4);
   });
 
+  it('keeps its day-long figures across a restart: slot counts and per-day metrics add up', () => {
+    const wall = manualClock();
+    const day = manualClock(Date.parse('2026-05-01T10:02:00.000Z'));
+    const before = new OpsCollector({ now: wall.now, dayClock: day.now });
+    before.recordEmf(emf({ CreditsRefreshed: 2, WebhookReceived: 1 }));
+    // What the runtime writes at stop, read back as it is at the next start.
+    const saved = JSON.parse(JSON.stringify(before.exportDays()));
+
+    wall.advance(60_000);
+    const after = new OpsCollector({ now: wall.now, dayClock: day.now });
+    after.recordEmf(emf({ CreditsRefreshed: 1, WebhookReceived: 1 }));
+    after.restoreDays(saved);
+    const slot = Math.floor((10 * 60 + 2) / 5);
+    expect(after.slotCounts(METRIC.creditsRefreshed)[slot]).toBe(3);
+    const today = after.dailyMetrics();
+    const received = today.days[new Date(T0).toISOString().slice(0, 10)]?.find(
+      (series) => series.metric === 'WebhookReceived',
+    );
+    expect(received).toMatchObject({ count: 2, sum: 2, max: 1 });
+    // The figures count from the first run's start, not this one's.
+    expect(today.since).toBe(new Date(T0).toISOString());
+    // The per-second series start afresh: minutes of history are not worth keeping.
+    expect(after.metricAt('WebhookReceived', T0 / 1000)).toBeUndefined();
+  });
+
+  it('refuses saved figures of another shape, adding nothing', () => {
+    const collector = new OpsCollector();
+    collector.recordMetric(METRIC.creditsRefreshed, [1]);
+    const good = collector.exportDays();
+    const bad: unknown[] = [
+      null,
+      { ...good, version: 2 },
+      { ...good, slots: { [METRIC.creditsRefreshed]: { '2026-05-01': [1, 2, 3] } } },
+      { ...good, daily: { '2026-05-01': [{ metric: 'X' }] } },
+      { ...good, coveredSince: 'yesterday' },
+    ];
+    for (const saved of bad) {
+      expect(() => collector.restoreDays(saved), JSON.stringify(saved)).toThrow(RangeError);
+    }
+    expect(collector.slotCounts(METRIC.creditsRefreshed).reduce((a, b) => a + b, 0)).toBe(1);
+  });
+
   it('keeps the slot counts of the last two days only', () => {
     const day = manualClock(Date.parse('2026-05-01T12:00:00.000Z'));
     const collector = new OpsCollector({ dayClock: day.now });
