@@ -26,7 +26,9 @@ export function routeArnPath(path: string): string {
  * restriction is on the callers' side: two managed policies, each allowing
  * `execute-api:Invoke` on exactly its routes, attached to the configured roles (and
  * given as outputs for roles made elsewhere). No other principal should be granted
- * `execute-api:Invoke` on this API (docs/deploy.md).
+ * `execute-api:Invoke` on this API (docs/deploy.md). With operator roles configured, the
+ * functions behind operator routes also get their ARNs (OPERATOR_ROLE_ARNS) and refuse
+ * any other caller (functions/commons/operator-access.ts).
  */
 export class ApiAccess extends Construct {
   public readonly appBackendPolicy: ManagedPolicy;
