@@ -12,6 +12,7 @@ import { ENV } from '../../functions/commons/env-names.ts';
 import { ApiAccess } from '../../lib/api-access.ts';
 import { BillingHttpApi } from '../../lib/billing-http-api.ts';
 import { ConfigError, readBillingConfig, roleArnsFromContext } from '../../lib/config.ts';
+import { tempOutdir } from '../helpers/temp-outdir.ts';
 import { ENTRY, envOf, functionByEntry, logicalIdOf, resources, synthTemplates } from './synth.ts';
 
 const APP_ROLE = 'arn:aws:iam::123456789012:role/app-backend';
@@ -148,7 +149,7 @@ describe('API access by role', () => {
 
   it("refuses, when the stack's account is known, a role of another account", () => {
     const build = (roleArn: string) => {
-      const stack = new Stack(new App(), 'S', {
+      const stack = new Stack(new App({ outdir: tempOutdir() }), 'S', {
         env: { account: '123456789012', region: 'eu-west-1' },
       });
       const api = new BillingHttpApi(stack, 'Api');

@@ -27,6 +27,7 @@ import {
   stripeModeFromContext,
 } from '../../lib/config.ts';
 import { visibilityTimeoutFor } from '../../lib/event-family-queue.ts';
+import { tempOutdir } from '../helpers/temp-outdir.ts';
 import { CONSUMER_ENTRY, ENTRY, envOf, functionByEntry, synthTemplates } from './synth.ts';
 
 describe('priceTierMapFromContext', () => {
@@ -252,6 +253,7 @@ describe('appBackendRoleArns and operatorRoleArns', () => {
       createBillingApp({
         bundle: false,
         validate: false,
+        outdir: tempOutdir(),
         context: { appBackendRoleArns: '["app-backend"]' },
       }),
     ).toThrow(ConfigError);
@@ -261,7 +263,12 @@ describe('appBackendRoleArns and operatorRoleArns', () => {
 describe('synth with invalid context', () => {
   it('fails with the clear priceTierMap message', () => {
     expect(() =>
-      createBillingApp({ bundle: false, validate: false, context: { priceTierMap: { p: 'vip' } } }),
+      createBillingApp({
+        bundle: false,
+        validate: false,
+        outdir: tempOutdir(),
+        context: { priceTierMap: { p: 'vip' } },
+      }),
     ).toThrow(
       /Invalid CDK context "priceTierMap": .*p maps to "vip", expected one of free, bronze, silver, gold/,
     );

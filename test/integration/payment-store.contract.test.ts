@@ -48,6 +48,7 @@ import {
 import { METADATA } from '../../lib/metadata.ts';
 import { PaymentTables } from '../../lib/payment-tables.ts';
 import { emulatorClients, uniqueName } from '../helpers/aws-clients.ts';
+import { tempOutdir } from '../helpers/temp-outdir.ts';
 
 type Store = PaymentStore &
   PaymentQueries & { readLedger(paymentId: string): Promise<PaymentLedgerPage[]> };
@@ -1046,7 +1047,7 @@ describe('InMemoryPaymentStore fault injection', () => {
 
 describe('PaymentTables', () => {
   it('defines the table the tests create: keys, indexes, TTL, and safe stateful defaults', () => {
-    const stack = new Stack(new App(), 'Payments');
+    const stack = new Stack(new App({ outdir: tempOutdir() }), 'Payments');
     new PaymentTables(stack, 'PaymentTables');
     const template = Template.fromStack(stack);
     const tables = template.findResources('AWS::DynamoDB::Table');
