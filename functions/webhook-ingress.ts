@@ -32,7 +32,7 @@ import {
   toHttpErrorResponse,
 } from './commons/http.ts';
 import { lazy } from './commons/lazy.ts';
-import { METRIC } from './commons/metric-names.ts';
+import { METRIC, METRIC_DIMENSION } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import {
   setEventCorrelation,
@@ -116,7 +116,7 @@ export function createWebhookIngressHandler(
 
     const reject = (reason: string, error: HttpError): HttpResponse => {
       const single = metrics.singleMetric();
-      single.addDimension('reason', reason);
+      single.addDimension(METRIC_DIMENSION.reason, reason);
       single.addMetric(METRIC.webhookRejected, MetricUnit.Count, 1);
       return toHttpErrorResponse(error, logger);
     };
@@ -155,7 +155,7 @@ export function createWebhookIngressHandler(
         // No family consumes this type (an endpoint subscribed to more than we handle):
         // acknowledged so Stripe stops retrying, counted so the gap is visible.
         const single = metrics.singleMetric();
-        single.addDimension('eventType', result.eventType);
+        single.addDimension(METRIC_DIMENSION.eventType, result.eventType);
         single.addMetric(METRIC.webhookUnrouted, MetricUnit.Count, 1);
         // And without the type: the series the alarm watches.
         metrics.addMetric(METRIC.webhookUnrouted, MetricUnit.Count, 1);

@@ -19,6 +19,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
   METRIC,
+  METRIC_DIMENSION,
   METRICS_NAMESPACE,
   STRIPE_CIRCUIT_STATE_VALUE,
 } from '../functions/commons/metric-names.ts';
@@ -144,7 +145,10 @@ export class Observability extends Construct {
         ).map(([id, reason]) => [
           id,
           customMetric(METRIC.webhookRejected, props.webhook).with({
-            dimensionsMap: { service: props.webhook.serviceName, reason },
+            dimensionsMap: {
+              [METRIC_DIMENSION.service]: props.webhook.serviceName,
+              [METRIC_DIMENSION.reason]: reason,
+            },
           }),
         ]),
       ),
@@ -242,10 +246,10 @@ export class Observability extends Construct {
         webhookMetric(METRIC.webhookEnqueueFailed),
       ]),
       graph('Webhooks no family consumes, by type', [
-        searchByDimension(props.webhook, METRIC.webhookUnrouted, 'eventType'),
+        searchByDimension(props.webhook, METRIC.webhookUnrouted, METRIC_DIMENSION.eventType),
       ]),
       graph('Webhooks rejected (4xx), by reason', [
-        searchByDimension(props.webhook, METRIC.webhookRejected, 'reason'),
+        searchByDimension(props.webhook, METRIC.webhookRejected, METRIC_DIMENSION.reason),
       ]),
       graph('HTTP API responses', [
         props.httpApi.metricCount({ period: FIVE_MINUTES, statistic: 'Sum' }),
@@ -552,7 +556,7 @@ function customMetric(metricName: string, fn: BillingFunction): Metric {
   return new Metric({
     namespace: METRICS_NAMESPACE,
     metricName,
-    dimensionsMap: { service: fn.serviceName },
+    dimensionsMap: { [METRIC_DIMENSION.service]: fn.serviceName },
     period: FIVE_MINUTES,
     statistic: 'Sum',
   });
@@ -569,7 +573,7 @@ function searchByDimension(
   dimension: string,
 ): MathExpression {
   return new MathExpression({
-    expression: `SEARCH('{${METRICS_NAMESPACE},${dimension},service} MetricName="${metricName}" service="${fn.serviceName}"', 'Sum', 300)`,
+    expression: `SEARCH('{${METRICS_NAMESPACE},${dimension},${METRIC_DIMENSION.service}} MetricName="${metricName}" ${METRIC_DIMENSION.service}="${fn.serviceName}"', 'Sum', 300)`,
     label: '',
     period: FIVE_MINUTES,
   });

@@ -6,6 +6,17 @@
  */
 export const METRICS_NAMESPACE = 'BillingSuite';
 
+/**
+ * Dimension names: `service` is the one Powertools gives every metric (the function's
+ * POWERTOOLS_SERVICE_NAME); the webhook adds `reason` to rejections and `eventType` to
+ * unrouted events.
+ */
+export const METRIC_DIMENSION = {
+  service: 'service',
+  reason: 'reason',
+  eventType: 'eventType',
+} as const;
+
 export const METRIC = {
   /** Webhook requests that reached the handler. */
   webhookReceived: 'WebhookReceived',

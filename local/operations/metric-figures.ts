@@ -8,6 +8,7 @@
  */
 import {
   METRIC,
+  METRIC_DIMENSION,
   METRICS_NAMESPACE,
   STRIPE_CIRCUIT_STATE_VALUE,
 } from '../../functions/commons/metric-names.ts';
@@ -20,10 +21,8 @@ import {
 } from './cloudwatch-metrics.ts';
 import type { OpsTarget } from './target.ts';
 
-/** The dimension Powertools gives every metric: the function's POWERTOOLS_SERVICE_NAME. */
-const SERVICE = 'service';
-/** The dimension the webhook handler gives WebhookRejected (functions/webhook-ingress.ts). */
-const REASON = 'reason';
+const SERVICE = METRIC_DIMENSION.service;
+const REASON = METRIC_DIMENSION.reason;
 
 const STRIPE_METRICS = [
   METRIC.stripeCalls,
