@@ -148,6 +148,8 @@ export async function startFakeStripe(
     now?: () => number;
     /** Let the process exit while the server listens (the local runtime's process-wide fake). */
     unref?: boolean;
+    /** How its PaymentIntent ids begin. Default FAKE_PAYMENT_INTENT_PREFIX; a test may pose as Stripe's own (`pi_3`). */
+    paymentIntentIdPrefix?: string;
   } = {},
 ): Promise<FakeStripe> {
   const secretKey = options.secretKey ?? FAKE_STRIPE_SECRET_KEY;
@@ -175,7 +177,7 @@ export async function startFakeStripe(
           return invalid('amount', 'amount_too_small', 'Amount must be at least 1 in minor units.');
         }
         if (!/^[a-z]{3}$/.test(currency)) return invalid('currency', 'parameter_invalid_string');
-        const id = `${FAKE_PAYMENT_INTENT_PREFIX}${randomBytes(12).toString('hex')}`;
+        const id = `${options.paymentIntentIdPrefix ?? FAKE_PAYMENT_INTENT_PREFIX}${randomBytes(12).toString('hex')}`;
         const intent: FakePaymentIntent = {
           id,
           object: 'payment_intent',
