@@ -42,6 +42,15 @@ export async function postWebhook(
   });
 }
 
+/** `GET <api><path>` and its JSON answer. */
+export async function getJson<B = Record<string, unknown>>(
+  runtime: Pick<LocalRuntime, 'apiUrl'>,
+  path: string,
+): Promise<{ status: number; body: B }> {
+  const res = await fetch(`${runtime.apiUrl}${path}`);
+  return { status: res.status, body: (await res.json()) as B };
+}
+
 export async function getSubscription(
   runtime: Pick<LocalRuntime, 'apiUrl'>,
   userId: string,

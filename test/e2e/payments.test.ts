@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalRuntime, startLocalRuntime } from '../../local/runtime.ts';
 import { buildPaymentSample, sampleIds } from '../../local/send-sample.ts';
 import { PAYMENT_FIELDS } from '../helpers/payment-contract.ts';
-import { eventually, postWebhook, uniqueUserId } from './e2e-helpers.ts';
+import { eventually, getJson, postWebhook, uniqueUserId } from './e2e-helpers.ts';
 
 describe('payments through the local runtime', () => {
   let runtime: LocalRuntime;
@@ -20,10 +20,7 @@ describe('payments through the local runtime', () => {
     await runtime?.stop();
   });
 
-  const get = async (path: string) => {
-    const res = await fetch(`${runtime.apiUrl}${path}`);
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-  };
+  const get = (path: string) => getJson(runtime, path);
 
   it('records a payment history delivered shuffled and twice, and answers every route', async () => {
     const userId = uniqueUserId('pay');

@@ -23,7 +23,7 @@ import {
   SAMPLE_HABITS,
   SAMPLE_RECIPIENT_ID,
 } from '../../local/send-sample.ts';
-import { eventually, postWebhook, uniqueUserId } from './e2e-helpers.ts';
+import { eventually, getJson, postWebhook, uniqueUserId } from './e2e-helpers.ts';
 
 const DAY = 86_400_000;
 const isoDate = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -58,11 +58,8 @@ describe('the penalties sample against the local runtime', () => {
     await runtime?.stop();
   });
 
-  const get = async (path: string) => {
-    const res = await fetch(`${runtime.apiUrl}${path}`);
-    // biome-ignore lint/suspicious/noExplicitAny: the answers are checked field by field below
-    return { status: res.status, body: (await res.json()) as Record<string, any> };
-  };
+  // biome-ignore lint/suspicious/noExplicitAny: the answers are checked field by field below
+  const get = (path: string) => getJson<Record<string, any>>(runtime, path);
   const command = (userId: string) =>
     sendSampleCommand(['--url', runtime.apiUrl, '--user', userId], {
       STRIPE_WEBHOOK_SECRET: runtime.webhookSecret,
