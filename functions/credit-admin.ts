@@ -18,7 +18,7 @@ import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import { operatorRoutesGuard } from './commons/operator-access.ts';
 import { logger as sharedLogger } from './commons/powertools.ts';
 import { dateParam, parseJsonBody, parseQuery } from './commons/request-params.ts';
-import { CREDIT_ROUTES } from './commons/routes.ts';
+import { CREDIT_ROUTES, routePathOf } from './commons/routes.ts';
 import { creditStats } from './core/credits/credit-stats.ts';
 import { CreditRequestError, planCreditRefresh } from './core/credits/plan-credit-refresh.ts';
 import type { CreditRunLog, CreditStore, RefreshQueue } from './core/credits/ports.ts';
@@ -62,7 +62,7 @@ export function createCreditAdminHandler(
     const { store, queue, clock = systemClock, logger = sharedLogger } = resolve();
     try {
       const now = clock.now();
-      const route = /^[A-Z]+ (\/.*)$/.exec(event.routeKey ?? '')?.[1];
+      const route = routePathOf(event);
       if (route === CREDIT_ROUTES.stats) {
         const { date = periodAt(now) } = parseQuery(
           event,

@@ -35,7 +35,7 @@ import {
   parseQuery,
   userIdParam,
 } from './commons/request-params.ts';
-import { PAYMENT_ROUTES } from './commons/routes.ts';
+import { PAYMENT_ROUTES, routePathOf } from './commons/routes.ts';
 import {
   PAYMENT_STATUSES,
   type Page,
@@ -151,8 +151,8 @@ const ROUTES: Record<string, Route> = {
 };
 
 /** The route an event is for: `routeKey` when API Gateway matched one, else the raw path. */
-function routePathOf(event: APIGatewayProxyEventV2): string | undefined {
-  const path = /^[A-Z]+ (\/.*)$/.exec(event.routeKey ?? '')?.[1];
+function knownRoutePath(event: APIGatewayProxyEventV2): string | undefined {
+  const path = routePathOf(event);
   return path && Object.hasOwn(ROUTES, path) ? path : undefined;
 }
 
@@ -173,7 +173,7 @@ export function createPaymentReadHandler(
     try {
       const method = event.requestContext?.http?.method?.toUpperCase();
       if (method !== 'GET') throw new MethodNotAllowedError(['GET']);
-      const path = routePathOf(event);
+      const path = knownRoutePath(event);
       if (!path) throw new NotFoundError();
       const list: PagedList = async (query, read) => {
         const cursor = await cursors.open(path, query.cursor);

@@ -14,7 +14,7 @@ import { type HttpResponse, jsonResponse, NotFoundError } from './commons/http.t
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import { operatorRoutesGuard } from './commons/operator-access.ts';
-import { penaltyErrorResponse, routeOf } from './commons/penalty-http.ts';
+import { penaltyErrorResponse } from './commons/penalty-http.ts';
 import { penaltyStoreFromEnv } from './commons/penalty-wiring.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
 import {
@@ -23,7 +23,7 @@ import {
   parseJsonBody,
   parseQuery,
 } from './commons/request-params.ts';
-import { PENALTY_ROUTES } from './commons/routes.ts';
+import { PENALTY_ROUTES, routePathOf } from './commons/routes.ts';
 import { assessInOrder } from './core/penalties/assessment.ts';
 import { markPenaltiesPaid } from './core/penalties/penalty-payments.ts';
 import type { PenaltyStore } from './core/penalties/ports.ts';
@@ -75,7 +75,7 @@ export function createPenaltyAdminHandler(
       metrics = sharedMetrics,
     } = resolve();
     try {
-      const route = routeOf(event);
+      const route = routePathOf(event);
       if (route === PENALTY_ROUTES.assess) {
         parseQuery(event, z.object({}));
         const { date } = parseJsonBody(event, z.object({ date: dateParam() }));

@@ -15,7 +15,7 @@ import { HttpError, type HttpResponse, jsonResponse, NotFoundError } from './com
 import { lazy } from './commons/lazy.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
-import { penaltyErrorResponse, recipientIdParam, routeOf } from './commons/penalty-http.ts';
+import { penaltyErrorResponse, recipientIdParam } from './commons/penalty-http.ts';
 import { penaltyStoreFromEnv } from './commons/penalty-wiring.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
 import {
@@ -28,7 +28,7 @@ import {
   parseQuery,
   userIdParam,
 } from './commons/request-params.ts';
-import { PENALTY_ROUTES } from './commons/routes.ts';
+import { PENALTY_ROUTES, routePathOf } from './commons/routes.ts';
 import { stripePenaltyGatewayFromEnv } from './commons/stripe-wiring.ts';
 import {
   PenaltyConflictError,
@@ -69,8 +69,8 @@ const habitIdParam = () => z.string().check(z.regex(HABIT_ID_PATTERN, { message:
  * The currencies in use (ISO 4217, from the runtime's ICU data: no fund or test codes),
  * lower-case as Stripe writes them. Stripe itself refuses the few it does not settle in.
  */
-const ISO_CURRENCIES = new Set(
-  Intl.supportedValuesOf('currency').map((code) => code.toLowerCase()),
+const isoCurrencies = lazy(
+  () => new Set(Intl.supportedValuesOf('currency').map((code) => code.toLowerCase())),
 );
 
 const habitBody = z.object({
@@ -92,7 +92,7 @@ const habitBody = z.object({
       }),
     ),
   currency: z.string().check(
-    z.refine((code) => ISO_CURRENCIES.has(code), {
+    z.refine((code) => isoCurrencies().has(code), {
       message: 'must be a lower-case ISO 4217 currency code in use, e.g. usd',
     }),
   ),
@@ -126,7 +126,7 @@ export function createPenaltyApiHandler(
   return async (event) => {
     const resolved = resolve();
     const { store, clock = systemClock, logger = sharedLogger, metrics = sharedMetrics } = resolved;
-    const route = routeOf(event);
+    const route = routePathOf(event);
     try {
       const params = event.pathParameters ?? {};
       switch (route) {

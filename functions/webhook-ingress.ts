@@ -16,7 +16,7 @@ import {
 import { SqsEventQueue } from './adapters/sqs/sqs-event-queue.ts';
 import { StripeSignatureVerifier } from './adapters/stripe/stripe-signature-verifier.ts';
 import { createSqsClient } from './commons/aws-clients.ts';
-import { lazyEnv } from './commons/env.ts';
+import { lazyEnv, optionalNonBlank } from './commons/env.ts';
 import { ENV, EVENT_QUEUE_URL_ENV } from './commons/env-names.ts';
 import {
   BadRequestError,
@@ -39,7 +39,7 @@ import {
   logger as sharedLogger,
   metrics as sharedMetrics,
 } from './commons/powertools.ts';
-import { WEBHOOK_PATH } from './commons/routes.ts';
+import { routePathOf, WEBHOOK_PATH } from './commons/routes.ts';
 import {
   acceptStripeWebhook,
   EnqueueFailedError,
@@ -74,7 +74,7 @@ type RouteRejection = 'not_found' | 'method_not_allowed';
  * name as a prefix on a non-default stage.
  */
 function requestedPath(event: APIGatewayProxyEventV2): string {
-  const routePath = /^[A-Z]+ (\/.*)$/.exec(event.routeKey ?? '')?.[1];
+  const routePath = routePathOf(event);
   if (routePath && !routePath.includes('{')) return routePath;
   const rawPath = event.rawPath ?? event.requestContext?.http?.path ?? '';
   const stage = event.requestContext?.stage;
@@ -184,15 +184,13 @@ export function createWebhookIngressHandler(
   };
 }
 
-const nonBlank = () => z.optional(z.string().check(z.trim(), z.minLength(1)));
-
 const ingressEnv = lazyEnv(
   z
     .object({
       [EVENT_QUEUE_URL_ENV.subscriptions]: z.url(),
       [EVENT_QUEUE_URL_ENV.payments]: z.url(),
-      [ENV.webhookSecretArn]: nonBlank(),
-      [ENV.webhookSecret]: nonBlank(),
+      [ENV.webhookSecretArn]: optionalNonBlank(),
+      [ENV.webhookSecret]: optionalNonBlank(),
       [ENV.stripeLivemode]: z.optional(z.enum(['true', 'false'])),
     })
     .check(

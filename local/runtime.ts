@@ -285,7 +285,7 @@ const PER_FUNCTION_IDENTITY = new Set(['POWERTOOLS_SERVICE_NAME']);
  * Settings with no meaning here: the Lambda runtime's (an already running Node process),
  * and the operator roles (the local API checks no IAM, so there is no session to check).
  */
-const LAMBDA_RUNTIME_ONLY = new Set<string>(['NODE_OPTIONS', ENV.operatorRoleArns]);
+const NOT_FOR_LOCAL = new Set<string>(['NODE_OPTIONS', ENV.operatorRoleArns]);
 /** Set by the developer (or the test runner) to see more or less: their value wins over the stack's. */
 const DEVELOPER_OVERRIDES = [
   'POWERTOOLS_LOG_LEVEL',
@@ -325,7 +325,7 @@ export function buildLocalEnvironment(
       },
     });
     for (const [name, value] of Object.entries(fnEnv)) {
-      if (LAMBDA_RUNTIME_ONLY.has(name)) continue;
+      if (NOT_FOR_LOCAL.has(name)) continue;
       if (PER_FUNCTION_IDENTITY.has(name)) {
         identities[name] ??= new Set();
         identities[name].add(value);

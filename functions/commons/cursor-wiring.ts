@@ -6,18 +6,16 @@
 import * as z from 'zod/mini';
 import { CursorSeal } from '../adapters/paging/cursor-seal.ts';
 import { configuredSecret } from '../adapters/secrets/secret-string.ts';
-import { lazyEnv } from './env.ts';
+import { lazyEnv, optionalNonBlank } from './env.ts';
 import { ENV } from './env-names.ts';
 import { ServiceUnavailableError } from './http.ts';
 import { lazy } from './lazy.ts';
 
-const nonBlank = () => z.optional(z.string().check(z.trim(), z.minLength(1)));
-
 const cursorEnv = lazyEnv(
   z
     .object({
-      [ENV.cursorKeySecretArn]: nonBlank(),
-      [ENV.cursorSigningKey]: nonBlank(),
+      [ENV.cursorKeySecretArn]: optionalNonBlank(),
+      [ENV.cursorSigningKey]: optionalNonBlank(),
     })
     .check(
       z.refine((env) => Boolean(env[ENV.cursorKeySecretArn] || env[ENV.cursorSigningKey]), {

@@ -72,6 +72,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 export const requiredString = () =>
   z.string().check(z.trim(), z.minLength(1, { message: 'must not be empty' }));
 
+/** An optional string variable; when set, non-blank after trimming. */
+export const optionalNonBlank = () => z.optional(z.string().check(z.trim(), z.minLength(1)));
+
 /**
  * An optional variable read with one of the shared configuration rules (core/), the
  * same rule synth applies to the CDK context, so a deployed value is always accepted.

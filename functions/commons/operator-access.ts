@@ -15,7 +15,7 @@ import { HttpError, type HttpResponse, toHttpErrorResponse } from './http.ts';
 import type { BaseHandler } from './middleware.ts';
 import { type OperatorRole, operatorRoleOf } from './operator-roles.ts';
 import { logger as sharedLogger } from './powertools.ts';
-import { isOperatorRoute } from './routes.ts';
+import { isOperatorRoute, routePathOf } from './routes.ts';
 
 const SESSION_ARN = /^arn:aws[a-z-]*:sts::(\d{12}):assumed-role\/([\w+=,.@-]{1,64})\/[^/]+$/;
 
@@ -67,7 +67,7 @@ export function operatorRoutesGuard(
   logger = sharedLogger,
 ): BaseHandler<APIGatewayProxyEventV2, HttpResponse> {
   return async (event, context) => {
-    const path = /^[A-Z]+ (\/.*)$/.exec(event.routeKey ?? '')?.[1] ?? '';
+    const path = routePathOf(event) ?? '';
     const allowed = isOperatorRoute(path) ? roles() : [];
     if (allowed.length > 0) {
       const caller = callerRoleOf(event);

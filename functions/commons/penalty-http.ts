@@ -27,11 +27,6 @@ export class ConflictError extends HttpError {
   }
 }
 
-/** The route template of an HTTP API v2 event (`PUT /users/{userId}/habits/{habitId}` → the path part). */
-export function routeOf(event: { routeKey?: string }): string | undefined {
-  return /^[A-Z]+ (\/.*)$/.exec(event.routeKey ?? '')?.[1];
-}
-
 export function penaltyErrorResponse(error: unknown, logger: Logger): HttpResponse {
   if (error instanceof PenaltyNotFoundError) {
     return toHttpErrorResponse(

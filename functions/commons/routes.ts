@@ -4,6 +4,11 @@
  */
 export const WEBHOOK_PATH = '/webhooks/stripe';
 
+/** The route template of an HTTP API v2 event (`PUT /users/{userId}/habits/{habitId}` → the path part). */
+export function routePathOf(event: { routeKey?: string }): string | undefined {
+  return /^[A-Z]+ (\/.*)$/.exec(event.routeKey ?? '')?.[1];
+}
+
 /** Routes for operators; every other IAM route is the app backend's. */
 export const OPERATOR_ROUTE_PREFIXES = ['/admin/', '/reports/'] as const;
 

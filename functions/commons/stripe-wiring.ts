@@ -12,19 +12,17 @@ import { StripeCustomerLookup } from '../adapters/stripe/stripe-customer-source.
 import { StripePenaltyPaymentGateway } from '../adapters/stripe/stripe-penalty-payments.ts';
 import { type StripeCallObserver, StripeCallPolicy } from '../adapters/stripe/stripe-resilience.ts';
 import { PaymentGatewayUnavailableError } from '../core/penalties/ports.ts';
-import { configEnv, lazyEnv } from './env.ts';
+import { configEnv, lazyEnv, optionalNonBlank } from './env.ts';
 import { ENV } from './env-names.ts';
 import { lazy } from './lazy.ts';
 import { METRIC, STRIPE_CIRCUIT_STATE_VALUE } from './metric-names.ts';
 import { logger, metrics } from './powertools.ts';
 
-const nonBlank = () => z.optional(z.string().check(z.trim(), z.minLength(1)));
-
 const stripeEnv = lazyEnv(
   z
     .object({
-      [ENV.stripeApiKeySecretArn]: nonBlank(),
-      [ENV.stripeSecretKey]: nonBlank(),
+      [ENV.stripeApiKeySecretArn]: optionalNonBlank(),
+      [ENV.stripeSecretKey]: optionalNonBlank(),
       [ENV.stripeApiUrl]: configEnv(parseStripeApiUrl),
     })
     .check(

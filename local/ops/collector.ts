@@ -250,7 +250,7 @@ export class OpsCollector {
           mine.map((count, slot) => count + (counts[slot] ?? 0)),
         );
       }
-      for (const old of [...kept.keys()].sort().slice(0, -this.slotDays)) kept.delete(old);
+      this.keepRecentSlotDays(kept);
     }
     for (const [date, series] of Object.entries(days.daily)) {
       let mine = this.daily.get(date);
@@ -400,6 +400,11 @@ export class OpsCollector {
     for (const date of this.daily.keys()) if (date < oldest) this.daily.delete(date);
   }
 
+  /** Drops all but the last `slotDays` dates of one metric's slot counts. */
+  private keepRecentSlotDays(days: Map<string, number[]>): void {
+    for (const old of [...days.keys()].sort().slice(0, -this.slotDays)) days.delete(old);
+  }
+
   private addToSlot(name: string, value: number): void {
     const at = this.dayClock();
     const date = periodAt(at);
@@ -412,7 +417,7 @@ export class OpsCollector {
     if (!counts) {
       counts = new Array<number>(SLOTS_PER_DAY).fill(0);
       days.set(date, counts);
-      for (const old of [...days.keys()].sort().slice(0, -this.slotDays)) days.delete(old);
+      this.keepRecentSlotDays(days);
     }
     counts[slotAt(at)]! += value;
   }

@@ -55,6 +55,7 @@ import { billingKeys } from './billing-table-keys.ts';
 import { CREDIT_ATTRIBUTE } from './credit-table-schema.ts';
 import { batchGetAll, type TransactItem, transactWrite } from './dynamodb-batch.ts';
 import {
+  ASSESSMENTS_STARTED_PK,
   assessKeyOf,
   HABIT_ASSESSMENT_INDEX,
   HABIT_SK_PREFIX,
@@ -491,7 +492,7 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
         KeyConditionExpression: 'pk = :pk AND sk > :after',
         // `~` sorts after every `#<nn>`: the first key of a later date.
         ExpressionAttributeValues: {
-          ':pk': keys.assessmentStarted(date, 0).pk,
+          ':pk': ASSESSMENTS_STARTED_PK,
           ':after': `${date}#~`,
         },
         ConsistentRead: true,

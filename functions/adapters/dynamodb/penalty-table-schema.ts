@@ -23,6 +23,9 @@
  *                 assessment pages through each shard in `userId#habitId` order.
  */
 
+/** The partition of every date's started-shard markers (`<date>#<nn>`), queried by date. */
+export const ASSESSMENTS_STARTED_PK = 'ASSESSMENTS';
+
 export const PENALTY_KEYS = {
   account: (userId: string) => ({ pk: `USER#${userId}`, sk: 'ACCOUNT' }),
   habit: (userId: string, habitId: string) => ({ pk: `USER#${userId}`, sk: `HABIT#${habitId}` }),
@@ -40,7 +43,7 @@ export const PENALTY_KEYS = {
     sk: `SHARD#${String(shard).padStart(2, '0')}`,
   }),
   assessmentStarted: (date: string, shard: number) => ({
-    pk: 'ASSESSMENTS',
+    pk: ASSESSMENTS_STARTED_PK,
     sk: `${date}#${String(shard).padStart(2, '0')}`,
   }),
 };
