@@ -1,5 +1,11 @@
-import { ArnFormat, CfnOutput, Stack, Token } from 'aws-cdk-lib';
-import { ManagedPolicy, PolicyStatement, Role } from 'aws-cdk-lib/aws-iam';
+import { ArnFormat, CfnOutput, Duration, Stack, Token } from 'aws-cdk-lib';
+import {
+  AccountRootPrincipal,
+  type IRole,
+  ManagedPolicy,
+  PolicyStatement,
+  Role,
+} from 'aws-cdk-lib/aws-iam';
 import { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { ENV } from '../functions/commons/env-names.ts';
@@ -12,7 +18,7 @@ export interface ApiAccessProps {
   readonly api: BillingHttpApi;
   /** Roles of the app backend: may call the user routes (and nothing else of the API). */
   readonly appBackendRoleArns: readonly string[];
-  /** Operators' roles: may call the admin and report routes. */
+  /** Operators' roles made elsewhere: may call the admin and report routes, as the stack's own OperatorRole may. */
   readonly operatorRoleArns: readonly string[];
 }
 
@@ -26,13 +32,16 @@ export function routeArnPath(path: string): string {
  * restriction is on the callers' side: two managed policies, each allowing
  * `execute-api:Invoke` on exactly its routes, attached to the configured roles (and
  * given as outputs for roles made elsewhere). No other principal should be granted
- * `execute-api:Invoke` on this API (docs/deploy.md). With operator roles configured, the
- * functions behind operator routes also get their ARNs (OPERATOR_ROLE_ARNS) and refuse
- * any other caller (functions/commons/operator-access.ts).
+ * `execute-api:Invoke` on this API (docs/deploy.md). The stack makes an operator role of
+ * its own (OperatorRole, assumable within the account), so the functions behind operator
+ * routes always get the operator roles' ARNs (OPERATOR_ROLE_ARNS: that role and the
+ * configured ones) and refuse any other caller (functions/commons/operator-access.ts).
  */
 export class ApiAccess extends Construct {
   public readonly appBackendPolicy: ManagedPolicy;
   public readonly operatorPolicy: ManagedPolicy;
+  /** The stack's own operator role: principals of the account with sts:AssumeRole on it. */
+  public readonly operatorRole: Role;
   /**
    * `<stage>/<METHOD><path>` of each IAM route with a path parameter, as its ARN names it
    * (`$default/GET/users/<*>/subscription`, `<*>` being a `*`): what cdk-nag flags (nag-suppressions.ts).
@@ -66,12 +75,9 @@ export class ApiAccess extends Construct {
         arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
       });
     this.wildcardRoutes = iamRoutes.filter((r) => r.path.includes('{')).map(tail);
-    const policy = (
-      policyId: string,
-      description: string,
-      operator: boolean,
-      roleArns: readonly string[],
-    ) =>
+    const imported = (policyId: string, roleArns: readonly string[]): IRole[] =>
+      roleArns.map((arn, index) => Role.fromRoleArn(this, `${policyId}Role${index}`, arn));
+    const policy = (policyId: string, description: string, operator: boolean, roles: IRole[]) =>
       new ManagedPolicy(this, policyId, {
         description,
         statements: [
@@ -80,41 +86,52 @@ export class ApiAccess extends Construct {
             resources: iamRoutes.filter((r) => isOperatorRoute(r.path) === operator).map(arnOf),
           }),
         ],
-        roles: roleArns.map((arn, index) => Role.fromRoleArn(this, `${policyId}Role${index}`, arn)),
+        roles,
       });
     // Resolved at synth: the routes are all added by then.
     this.appBackendPolicy = policy(
       'AppBackendInvoke',
       'Billing suite: the app backend may call the user routes (SigV4)',
       false,
-      props.appBackendRoleArns,
+      imported('AppBackendInvoke', props.appBackendRoleArns),
     );
+    // Always there, so the function check below always has a role to hold callers to;
+    // the account root as principal delegates to IAM: a user or role of the account
+    // still needs its own sts:AssumeRole on this role to become an operator.
+    this.operatorRole = new Role(this, 'OperatorRole', {
+      assumedBy: new AccountRootPrincipal(),
+      description: 'Billing suite operators: assume to call the admin and report routes (SigV4)',
+      maxSessionDuration: Duration.hours(1),
+    });
     this.operatorPolicy = policy(
       'OperatorInvoke',
       'Billing suite: operators may call the admin and report routes (SigV4)',
       true,
-      props.operatorRoleArns,
+      [this.operatorRole, ...imported('OperatorInvoke', props.operatorRoleArns)],
     );
     // No resource policy either means another principal allowed execute-api:Invoke by its
     // own policies passes IAM: the functions behind operator routes also check the caller
     // is a session of an operator role (functions/commons/operator-access.ts).
-    if (props.operatorRoleArns.length > 0) {
-      const operatorFunctions = new Set(
-        iamRoutes.filter((route) => isOperatorRoute(route.path)).map((route) => route.handler),
-      );
-      for (const arn of props.operatorRoleArns) {
-        try {
-          operatorRoleOf(arn);
-        } catch (error) {
-          throw new ConfigError(`operatorRoleArns: ${(error as Error).message}`);
-        }
+    for (const arn of props.operatorRoleArns) {
+      try {
+        operatorRoleOf(arn);
+      } catch (error) {
+        throw new ConfigError(`operatorRoleArns: ${(error as Error).message}`);
       }
-      for (const fn of operatorFunctions) {
-        if (!(fn instanceof LambdaFunction)) {
-          throw new Error(`${fn.node.path} serves an operator route but is not a Lambda Function`);
-        }
-        fn.addEnvironment(ENV.operatorRoleArns, JSON.stringify(props.operatorRoleArns));
+    }
+    // The role's name is generated at deploy: a JSON array the template resolves.
+    const operatorRoleArns = stack.toJsonString([
+      this.operatorRole.roleArn,
+      ...props.operatorRoleArns,
+    ]);
+    const operatorFunctions = new Set(
+      iamRoutes.filter((route) => isOperatorRoute(route.path)).map((route) => route.handler),
+    );
+    for (const fn of operatorFunctions) {
+      if (!(fn instanceof LambdaFunction)) {
+        throw new Error(`${fn.node.path} serves an operator route but is not a Lambda Function`);
       }
+      fn.addEnvironment(ENV.operatorRoleArns, operatorRoleArns);
     }
     new CfnOutput(stack, 'AppBackendInvokePolicyArn', {
       value: this.appBackendPolicy.managedPolicyArn,
@@ -122,7 +139,13 @@ export class ApiAccess extends Construct {
     });
     new CfnOutput(stack, 'OperatorInvokePolicyArn', {
       value: this.operatorPolicy.managedPolicyArn,
-      description: 'Attach to operator roles (if not given as operatorRoleArns)',
+      description:
+        'Attach to operator roles made elsewhere (if not given as operatorRoleArns); list them in operatorRoleArns too, or the functions refuse them',
+    });
+    new CfnOutput(stack, 'OperatorRoleArn', {
+      value: this.operatorRole.roleArn,
+      description:
+        'Assume to call the admin and report routes (aws sts assume-role, or a profile with role_arn); the caller needs sts:AssumeRole on it',
     });
   }
 }

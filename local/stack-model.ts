@@ -389,6 +389,8 @@ function functionModel(set: TemplateSet, logicalId: string, resource: CfnResourc
   const variables = isRecord(p.Environment) ? p.Environment.Variables : undefined;
   const environment: Record<string, EnvValue> = {};
   for (const [name, value] of Object.entries(isRecord(variables) ? variables : {})) {
+    // The operator roles' ARNs, resolved by CloudFormation: no IAM locally (runtime.ts drops them).
+    if (name === ENV.operatorRoleArns) continue;
     environment[name] = envValue(set, value, `${logicalId} (${entry}) env ${name}`);
   }
   return {

@@ -2,10 +2,11 @@
  * The operators' routes (`/admin/…`, `/reports/…`) checked in the function too. An HTTP
  * API has no resource policy, so IAM lets through any principal of the account whose
  * own policies allow `execute-api:Invoke` on the route, not only the operator roles the
- * stack grants it to. When the stack names its operator roles (OPERATOR_ROLE_ARNS, set
- * from the `operatorRoleArns` context), a function serving an operator route answers
- * 403 unless API Gateway verified the caller as a session of one of them. Without that
- * list (the roles attach the OperatorInvoke policy themselves) IAM alone decides.
+ * stack grants it to. A deployed stack always names its operator roles to the functions
+ * serving operator routes (OPERATOR_ROLE_ARNS: its own OperatorRole and any from the
+ * `operatorRoleArns` context, lib/api-access.ts), which answer 403 unless API Gateway
+ * verified the caller as a session of one of them. Without the variable the check is
+ * off: only locally, where there is no IAM and the runtime drops it (local/runtime.ts).
  */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from 'zod/mini';
@@ -52,7 +53,7 @@ const operatorEnv = lazyEnv(
   }),
 );
 
-/** The operator roles the stack named; none: IAM alone decides. */
+/** The operator roles the stack named; none (local runtime only): the check is off. */
 export function operatorRolesFromEnv(): OperatorRole[] {
   return operatorEnv()[ENV.operatorRoleArns] ?? [];
 }

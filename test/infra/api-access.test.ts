@@ -1,22 +1,69 @@
 /**
- * Who may call which route (issues 14.6 and 15.4): every route but the Stripe webhook is
- * IAM-authorised; the app backend's policy allows exactly the user routes, the operators'
- * exactly the admin and report routes, each attached to the roles the config names.
+ * Who may call which route (issues 14.6, 15 and 15.4): every route but the Stripe webhook
+ * is IAM-authorised; the app backend's policy allows exactly the user routes, the
+ * operators' exactly the admin and report routes, each attached to the roles the config
+ * names, the operators' also to the stack's own OperatorRole, which the functions behind
+ * operator routes always hold their callers to.
  */
 import { App, Stack } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
 import { HttpMethod } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/commons/env-names.ts';
+import { callerRoleOf } from '../../functions/commons/operator-access.ts';
+import { operatorRoleOf } from '../../functions/commons/operator-roles.ts';
+import { PENALTY_ROUTES } from '../../functions/commons/routes.ts';
 import { ApiAccess } from '../../lib/api-access.ts';
 import { BillingHttpApi } from '../../lib/billing-http-api.ts';
 import { ConfigError, readBillingConfig, roleArnsFromContext } from '../../lib/config.ts';
+import { httpApiEvent } from '../helpers/apigw-events.ts';
 import { tempOutdir } from '../helpers/temp-outdir.ts';
-import { ENTRY, envOf, functionByEntry, logicalIdOf, resources, synthTemplates } from './synth.ts';
+import {
+  ENTRY,
+  envOf,
+  functionByEntry,
+  getAtt,
+  logicalIdOf,
+  resources,
+  synthTemplates,
+  type Templates,
+} from './synth.ts';
 
 const APP_ROLE = 'arn:aws:iam::123456789012:role/app-backend';
 const OPERATOR_ROLE = 'arn:aws:iam::123456789012:role/ops/oncall';
+/** What CloudFormation names the stack's OperatorRole: no path, a generated name. */
+const DEPLOYED_ROLE_NAME = 'BillingService-ApiAccessOperatorRole3A625BA5-Q1w2E3r4T5y6';
+const DEPLOYED_ROLE_ARN = `arn:aws:iam::123456789012:role/${DEPLOYED_ROLE_NAME}`;
+
+const operatorRoleId = (t: Templates) => logicalIdOf(t.stacks.service.access.operatorRole);
+
+/**
+ * A function's OPERATOR_ROLE_ARNS as CloudFormation would resolve it, the OperatorRole's
+ * ARN being `DEPLOYED_ROLE_ARN`; fails on any other reference.
+ */
+function deployedValue(t: Templates, value: unknown): string {
+  if (typeof value === 'string') return value;
+  const [separator, parts] = (value as { 'Fn::Join': [string, unknown[]] })['Fn::Join'];
+  return parts
+    .map((part) => {
+      if (typeof part === 'string') return part;
+      expect(part).toEqual(getAtt(operatorRoleId(t)));
+      return DEPLOYED_ROLE_ARN;
+    })
+    .join(separator);
+}
+
+/** Entry → its OPERATOR_ROLE_ARNS as deployed, for every function that has one. */
+function operatorRoleArnsByEntry(t: Templates): Record<string, string[]> {
+  return Object.fromEntries(
+    Object.values(ENTRY).flatMap((entry) => {
+      const value = envOf(functionByEntry(t.service, entry)[1])[ENV.operatorRoleArns];
+      return value === undefined ? [] : [[entry, JSON.parse(deployedValue(t, value))]];
+    }),
+  );
+}
 
 function policies(context?: Record<string, unknown>) {
   const t = synthTemplates(context);
@@ -41,6 +88,7 @@ function policies(context?: Record<string, unknown>) {
     return { action: statement.Action, keys, roles: policy.Properties.Roles };
   };
   return {
+    t,
     routes,
     app: named('the app backend'),
     operators: named('operators'),
@@ -103,34 +151,92 @@ describe('API access by role', () => {
     }
   });
 
-  it('attaches the policies to the configured roles only', () => {
-    expect(policies().app.roles).toBeUndefined();
-    const { app, operators } = policies({
+  it("attaches the policies to the configured roles, and the operators' to the OperatorRole too", () => {
+    const plain = policies();
+    expect(plain.app.roles).toBeUndefined();
+    expect(plain.operators.roles).toEqual([{ Ref: operatorRoleId(plain.t) }]);
+    const { t, app, operators } = policies({
       appBackendRoleArns: JSON.stringify([APP_ROLE]),
       operatorRoleArns: OPERATOR_ROLE,
     });
     expect(app.roles).toEqual(['app-backend']);
-    expect(operators.roles).toEqual(['oncall']);
+    expect(operators.roles).toEqual([{ Ref: operatorRoleId(t) }, 'oncall']);
   });
 
-  it('names the operator roles to exactly the functions behind operator routes, which check the caller too', () => {
-    const withRoles = synthTemplates({ operatorRoleArns: OPERATOR_ROLE });
-    const named = Object.values(ENTRY).filter(
-      (entry) => envOf(functionByEntry(withRoles.service, entry)[1])[ENV.operatorRoleArns],
+  it('makes an operator role any principal of the account may assume, given sts:AssumeRole by its own policies', () => {
+    const t = synthTemplates();
+    const roleId = operatorRoleId(t);
+    const role = resources(t.service, 'AWS::IAM::Role')[roleId]!;
+    expect(role.Properties.AssumeRolePolicyDocument).toEqual({
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Effect: 'Allow',
+          Action: 'sts:AssumeRole',
+          Principal: {
+            AWS: {
+              'Fn::Join': [
+                '',
+                ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, ':root'],
+              ],
+            },
+          },
+        },
+      ],
+    });
+    expect(role.Properties.MaxSessionDuration).toBe(3600);
+    // No path and no fixed name: its ARN is `role/<generated name>`, which the functions parse.
+    expect(role.Properties.Path).toBeUndefined();
+    expect(role.Properties.RoleName).toBeUndefined();
+    // Nothing but the OperatorInvoke policy: no inline policy, no other managed policy.
+    expect(role.Properties.Policies).toBeUndefined();
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    const attached = Object.entries(resources(t.service, 'AWS::IAM::Policy')).filter(([, p]) =>
+      JSON.stringify(p.Properties.Roles).includes(`"${roleId}"`),
     );
+    expect(attached).toEqual([]);
+    const holding = Object.entries(resources(t.service, 'AWS::IAM::ManagedPolicy'))
+      .filter(([, p]) => JSON.stringify(p.Properties.Roles ?? []).includes(`"${roleId}"`))
+      .map(([id]) => id);
+    expect(holding).toEqual([logicalIdOf(t.stacks.service.access.operatorPolicy)]);
+    t.service.hasOutput('OperatorRoleArn', {
+      Value: getAtt(roleId),
+      Description: Match.stringLikeRegexp('sts:AssumeRole'),
+    });
+  });
+
+  it('names the operator roles to exactly the functions behind operator routes, with or without configured roles', () => {
     // The admin functions and the payment reads (the /reports/ routes), no other.
-    expect(named.sort()).toEqual([ENTRY.creditAdmin, ENTRY.paymentRead, ENTRY.penaltyAdmin].sort());
-    for (const entry of named) {
-      const value = envOf(functionByEntry(withRoles.service, entry)[1])[ENV.operatorRoleArns];
-      expect(JSON.parse(String(value)), entry).toEqual([OPERATOR_ROLE]);
+    const operatorEntries = [ENTRY.creditAdmin, ENTRY.paymentRead, ENTRY.penaltyAdmin].sort();
+    const own = operatorRoleArnsByEntry(synthTemplates());
+    expect(Object.keys(own).sort()).toEqual(operatorEntries);
+    for (const [entry, arns] of Object.entries(own))
+      expect(arns, entry).toEqual([DEPLOYED_ROLE_ARN]);
+    const configured = operatorRoleArnsByEntry(
+      synthTemplates({ operatorRoleArns: JSON.stringify([OPERATOR_ROLE, APP_ROLE]) }),
+    );
+    expect(Object.keys(configured).sort()).toEqual(operatorEntries);
+    for (const [entry, arns] of Object.entries(configured)) {
+      expect(arns, entry).toEqual([DEPLOYED_ROLE_ARN, OPERATOR_ROLE, APP_ROLE]);
     }
-    // No roles named: IAM alone decides, and no function carries the variable.
-    const without = synthTemplates();
-    for (const entry of Object.values(ENTRY)) {
-      expect(envOf(functionByEntry(without.service, entry)[1])[ENV.operatorRoleArns], entry).toBe(
-        undefined,
-      );
-    }
+  });
+
+  it('resolves to a list the functions read, letting a session of the OperatorRole through', () => {
+    const t = synthTemplates();
+    const value = envOf(functionByEntry(t.service, ENTRY.penaltyAdmin)[1])[ENV.operatorRoleArns];
+    // A JSON array joined around the role's ARN, resolved by CloudFormation.
+    expect(value).toEqual({ 'Fn::Join': ['', ['["', getAtt(operatorRoleId(t)), '"]']] });
+    const allowed = (JSON.parse(deployedValue(t, value)) as string[]).map(operatorRoleOf);
+    expect(allowed).toEqual([{ account: '123456789012', name: DEPLOYED_ROLE_NAME }]);
+    const event = httpApiEvent({ method: 'POST', path: PENALTY_ROUTES.assess });
+    const signedBy = (userArn: string) =>
+      callerRoleOf({
+        ...event,
+        requestContext: { ...event.requestContext, authorizer: { iam: { userArn } } },
+      } as typeof event);
+    expect(signedBy(`arn:aws:sts::123456789012:assumed-role/${DEPLOYED_ROLE_NAME}/alice`)).toEqual(
+      allowed[0],
+    );
   });
 
   it('refuses roles of two accounts (an HTTP API authorises its own account only)', () => {

@@ -100,6 +100,24 @@ describe('cdk-nag AwsSolutions', () => {
     );
   });
 
+  it("checks the stack's OperatorRole too: a wildcard grant on it is reported", () => {
+    const findings = nagFindings({
+      mutate: ({ serviceStack }) => {
+        serviceStack.access.operatorRole.addToPrincipalPolicy(
+          new PolicyStatement({ actions: ['execute-api:Invoke'], resources: ['*'] }),
+        );
+      },
+    });
+    expect(
+      findings.some(
+        (f) =>
+          f.rule.startsWith('AwsSolutions-IAM5[Resource::*]') &&
+          f.at.includes('ApiAccess/OperatorRole'),
+      ),
+      show(findings).join('\n'),
+    ).toBe(true);
+  });
+
   it.each(Object.keys(NAG_SUPPRESSIONS) as NagSuppressionName[])(
     'still needs the acknowledgement %s: without it, its rule is reported',
     (name) => {

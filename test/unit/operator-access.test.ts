@@ -1,8 +1,8 @@
 /**
  * The operators' routes checked in the function (HTTP APIs have no resource policy):
- * with operator roles configured, only a session of one of them gets through to an
- * `/admin/…` or `/reports/…` route; user routes, and a stack that names no roles, are
- * IAM's alone.
+ * only a session of one of the stack's operator roles gets through to an `/admin/…` or
+ * `/reports/…` route; user routes are IAM's alone, and without the list (only locally)
+ * nothing is checked.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
