@@ -188,7 +188,8 @@ function plain(value: unknown): unknown {
 
 /**
  * The events of the ledger pages a write request puts (`events` list of each page
- * Put to the ledger table), for document-client and wire-format items alike.
+ * Put to the ledger table, or of each page in a ledger pack's `pages`), for
+ * document-client and wire-format items alike.
  */
 function ledgerEvents(
   operation: string,
@@ -196,7 +197,12 @@ function ledgerEvents(
   ledgerTable: string,
 ): LedgerCommitEvent[] {
   const found: LedgerCommitEvent[] = [];
-  const fromPage = (item: unknown) => {
+  const fromPage = (item: unknown): void => {
+    const pages = plain((item as Record<string, unknown> | undefined)?.pages);
+    if (Array.isArray(pages)) {
+      for (const page of pages) fromPage(plain(page));
+      return;
+    }
     const events = plain((item as Record<string, unknown> | undefined)?.events);
     if (!Array.isArray(events)) return;
     for (const entry of events) {

@@ -21,6 +21,7 @@ import {
   DynamoDbPaymentStore,
   type PaymentLedgerPage,
   type PaymentReadOperation,
+  paymentItem,
 } from '../../functions/adapters/dynamodb/dynamodb-payment-store.ts';
 import { decodePaymentState } from '../../functions/adapters/dynamodb/payment-state-codec.ts';
 import {
@@ -797,8 +798,8 @@ describe('DynamoDbPaymentStore items and capacity', () => {
       views.map((view) => commitOf(view, 0, { summary: [enters(view)] })),
     );
     expect(results.every((result) => result.status === 'committed')).toBe(true);
-    // 49 payments (98 items) and the two days' summary updates fill a transaction.
-    expect(transactions).toHaveLength(4);
+    // 97 payments, their ledger pack and the two days' summary updates fill a transaction.
+    expect(transactions).toHaveLength(2);
     let payments = 0;
     for (const items of transactions) {
       expect(items.length).toBeLessThanOrEqual(100);
@@ -806,14 +807,27 @@ describe('DynamoDbPaymentStore items and capacity', () => {
       expect(new Set(keys).size).toBe(keys.length);
       // Both days appear in every pack of this mix: two summary writes, however many payments.
       expect(keys.filter((key) => key.includes('SUMMARY#'))).toHaveLength(2);
-      payments += keys.filter((key) => key.includes('"PAYMENT"')).length;
+      const paymentIds = items.flatMap((item) => {
+        const key = itemKeyOf(item) as { pk: string; sk: string };
+        return key.sk === 'PAYMENT' ? [key.pk.slice('PAYMENT#'.length)] : [];
+      });
+      payments += paymentIds.length;
+      // One ledger item per transaction, holding a page of each of its payments.
+      const packs = items.filter((item) => JSON.stringify(itemKeyOf(item)).includes('LEDGER#'));
+      expect(packs).toHaveLength(1);
+      const pages = (packs[0]!.Put as { Item: { pages: { paymentId: string }[] } }).Item.pages;
+      expect(pages.map((page) => page.paymentId)).toEqual(paymentIds);
     }
     expect(payments).toBe(150);
+    // Each payment's ledger reads back through the pack its item names.
+    expect(await store.readLedger(views[120]!.paymentId)).toEqual([
+      expect.objectContaining({ paymentId: views[120]!.paymentId, revision: 1 }),
+    ]);
     const rows = [await store.dailySummary(day), await store.dailySummary(addDays(day, 1))];
     expect(rows.map((r) => r[0]?.count)).toEqual([100, 50]);
   });
 
-  it('stores state compressed, the view compact, the ledger page with a TTL, sparse index keys and charge pointers', async () => {
+  it('stores state compressed, the view compact, the ledger pack with a TTL, sparse index keys and charge pointers', async () => {
     const { store, dynamo, paymentsTableName } = await dynamoHarness();
     const get = async (key: { pk: string; sk: string }) =>
       (
@@ -846,10 +860,16 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     expect(item?.[PAYMENT_INDEX_ATTRIBUTE.paidPk]?.S).toMatch(/^PAID#succeeded#2031-06-01#[0-7]$/);
     expect(item?.[PAYMENT_INDEX_ATTRIBUTE.refundPk]).toBeUndefined();
 
-    const page = await get(paymentKeys.ledger(paymentId, 1));
-    expect(page?.sk?.S).toBe('LEDGER#0000000001');
-    expect(Number(page?.expiresAt?.N)).toBe(Math.floor(appliedAt / 1000) + 90 * 86_400);
-    expect(page?.events?.L?.[0]?.M?.eventId?.S).toBe('evt_ttl');
+    // The item names its ledger pack; the pack holds the page, with a TTL.
+    const refs = item?.ledger?.L?.map((ref) => ref.S ?? '') ?? [];
+    expect(refs).toHaveLength(1);
+    const pack = await get(paymentKeys.ledgerPack(refs[0]!));
+    expect(Number(pack?.expiresAt?.N)).toBe(Math.floor(appliedAt / 1000) + 90 * 86_400);
+    const [page] = pack?.pages?.L ?? [];
+    expect(page?.M?.paymentId?.S).toBe(paymentId);
+    expect(page?.M?.revision?.N).toBe('1');
+    expect(page?.M?.events?.L?.[0]?.M?.eventId?.S).toBe('evt_ttl');
+    expect(await get(paymentKeys.ledger(paymentId, 1))).toBeUndefined();
     expect((await get(paymentKeys.charge(chargeId)))?.paymentId?.S).toBe(paymentId);
 
     // Refunded: into the refund index, and the paid partition moves with the status.
@@ -861,6 +881,9 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     };
     await store.commit(commitOf(refunded, 1));
     const after = await get(paymentKeys.payment(paymentId));
+    // Each commit appends its pack's ref, oldest first.
+    expect(after?.ledger?.L?.map((ref) => ref.S)).toEqual([refs[0], expect.any(String)]);
+    expect(after?.ledger?.L?.[1]?.S).not.toBe(refs[0]);
     expect(after?.[PAYMENT_INDEX_ATTRIBUTE.refundPk]?.S).toMatch(/^REFUND#2031-06-03#[0-7]$/);
     expect(after?.[PAYMENT_INDEX_ATTRIBUTE.paidPk]?.S).toBe(
       item?.[PAYMENT_INDEX_ATTRIBUTE.paidPk]?.S?.replace('#succeeded#', '#refunded#'),
@@ -915,8 +938,71 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     );
     expect(typeof Item?.view).toBe('string');
     expect(Item?.state?.[0]).toBe(0xd1);
+    expect(Item).not.toHaveProperty('paymentId');
     expect(await store.getPayment(view.paymentId)).toEqual(refunded);
     expect((await store.listUserPayments({ userId, limit: 5 })).items).toEqual([refunded]);
+  });
+
+  it('splits a transaction whose ledger pages would not fit one pack item', async () => {
+    const { store, dynamo } = await dynamoHarness();
+    let transactions = 0;
+    dynamo.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (/TransactWrite/.test(String(context.commandName))) transactions += 1;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countTransactions' },
+    );
+    // Three commits of 1,000 events each: about 100 KB of ledger page apiece.
+    const views = Array.from({ length: 3 }, () => paymentView({ paymentId: fresh('pi_big') }));
+    const commits = views.map((view) =>
+      commitOf(view, 0, {
+        eventIds: Array.from({ length: 1_000 }, (_, n) => `evt_${String(n).padStart(24, '0')}`),
+      }),
+    );
+    const results = await store.commitAll(commits);
+    expect(results).toEqual(views.map(() => ({ status: 'committed' })));
+    expect(transactions).toBe(2);
+    for (const view of views) {
+      const [page] = await store.readLedger(view.paymentId);
+      expect(page?.events).toHaveLength(1_000);
+    }
+  });
+
+  it('reads the ledger pages of the earlier layout (an item per commit) beside the packed ones, in revision order', async () => {
+    const { store, documents, paymentsTableName } = await dynamoHarness();
+    const view = paymentView({ paymentId: fresh('pi_'), createdAt: at('2031-07-05', '09:00:00') });
+    const oldEvents = [
+      { eventId: 'evt_old', type: 'payment_intent.created', outcome: 'applied', receivedAt: null },
+    ];
+    // Revisions 1 and 2 committed by the earlier layout: pages of their own, no refs.
+    for (const revision of [1, 2]) {
+      await documents.send(
+        new PutCommand({
+          TableName: paymentsTableName,
+          Item: {
+            ...paymentKeys.ledger(view.paymentId, revision),
+            paymentId: view.paymentId,
+            revision,
+            appliedAt: appliedAt + revision,
+            events: oldEvents,
+          },
+        }),
+      );
+    }
+    await documents.send(
+      new PutCommand({
+        TableName: paymentsTableName,
+        // Written at revision 2 (commitOf(…, 1)), with no ledger refs.
+        Item: paymentItem(commitOf(view, 1)),
+      }),
+    );
+    expect(await store.commit(commitOf(view, 2, { eventIds: ['evt_new'] }))).toEqual({
+      status: 'committed',
+    });
+    const pages = await store.readLedger(view.paymentId);
+    expect(pages.map((page) => page.revision)).toEqual([1, 2, 3]);
+    expect(pages.map((page) => page.events[0]?.eventId)).toEqual(['evt_old', 'evt_old', 'evt_new']);
   });
 
   it('puts charge pointers before the transaction; when that fails, only the commits with new charges fail', async () => {

@@ -5,6 +5,7 @@
  * (CustomerDirectory). Item and index layout: payment-table-schema.ts; capacity
  * arithmetic: docs/payments-capacity.md.
  */
+import { randomBytes } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
@@ -48,7 +49,6 @@ import {
   TRANSACTION_ITEM_LIMIT,
   type TransactItem,
   type TransactOutcome,
-  transactItemKey,
   transactWrite,
 } from './dynamodb-batch.ts';
 import { decodePaymentState, encodePaymentState } from './payment-state-codec.ts';
@@ -58,6 +58,7 @@ import {
   PAYMENT_INDEX,
   PAYMENT_INDEX_ATTRIBUTE,
   PAYMENT_INDEX_SHARDS,
+  PAYMENT_LEDGER_REFS_ATTRIBUTE,
   PAYMENT_VIEW_ATTRIBUTE,
   paymentIdOfKey,
   paymentIndexAttributes,
@@ -81,7 +82,7 @@ export interface DynamoDbPaymentStoreOptions {
   paymentsTableName: string;
   /** Transactions in flight at once in `commitAll`. Default 4. */
   concurrency?: number;
-  /** Ledger pages expire this many days after they were written. Default 90. */
+  /** Ledger packs expire this many days after they were written. Default 90. */
   ledgerRetentionDays?: number;
   /**
    * Shards of each day's summary (1-10). Default 8: `dailySummary` reads them all in one
@@ -103,6 +104,12 @@ export interface PaymentLedgerPage {
 
 /** Reports read more than this many days in one call (the handler allows 92). */
 export const MAX_REPORT_DAYS = 366;
+
+/**
+ * Most bytes of ledger pages one pack item holds (DynamoDB's item limit is 400 KB): a
+ * transaction whose pages would exceed it is split. A typical pack is a few KB.
+ */
+const LEDGER_PACK_MAX_BYTES = 256 * 1024;
 
 /** Charge pointers an instance remembers having put. */
 const POINTERS_REMEMBERED = 10_000;
@@ -128,9 +135,16 @@ interface SummaryBucket {
 }
 
 interface Pack {
+  /** The members' payment items, in member order. */
   items: TransactItem[];
   members: PackMember[];
-  keys: Set<string>;
+  /** One commit per payment per transaction: DynamoDB refuses an item twice. */
+  paymentIds: Set<string>;
+  /** The ledger pack this transaction writes: its ref, and one page per member. */
+  ledgerRef: string;
+  pages: PaymentLedgerPage[];
+  /** Size of `pages` as JSON: a bound on the pack item's size. */
+  pageBytes: number;
   /** date -> bucket -> sum of the members' deltas. */
   summary: Map<string, Map<string, SummaryBucket>>;
 }
@@ -253,8 +267,9 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
   }
 
   /**
-   * Packs the commits into TransactWriteItems calls of at most 100 items, no item
-   * twice in one call, sent `concurrency` at a time. Each pack adds its members'
+   * Packs the commits into TransactWriteItems calls of at most 100 items, no payment
+   * twice in one call, sent `concurrency` at a time. Each call writes its members'
+   * payment items, one ledger pack with every member's ledger page, and its members'
    * summary deltas, summed per day, to one summary shard per day touched.
    */
   async commitAll(commits: readonly PaymentCommit[]): Promise<CommitResult[]> {
@@ -268,23 +283,40 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
         results[index] = { status: 'failed', error: pointerError };
         return;
       }
-      const items = this.#commitItems(commit);
-      const itemKeys = items.map((item) => transactItemKey(item));
+      const page: PaymentLedgerPage = {
+        paymentId: commit.paymentId,
+        revision: commit.expectedRevision + 1,
+        appliedAt: commit.ledger.appliedAt,
+        events: commit.ledger.events,
+      };
+      const pageBytes = JSON.stringify(page).length;
       const newDays = new Set(
         commit.summary.map((delta) => delta.date).filter((date) => !current?.summary.has(date)),
       );
-      const size = (current?.items.length ?? 0) + (current?.summary.size ?? 0);
+      // The members, the ledger pack, one summary item per day.
+      const size = (current?.items.length ?? 0) + 1 + (current?.summary.size ?? 0);
       if (
         !current ||
-        itemKeys.some((key) => current!.keys.has(key)) ||
-        size + items.length + newDays.size > TRANSACTION_ITEM_LIMIT
+        current.paymentIds.has(commit.paymentId) ||
+        size + 1 + newDays.size > TRANSACTION_ITEM_LIMIT ||
+        current.pageBytes + pageBytes > LEDGER_PACK_MAX_BYTES
       ) {
-        current = { items: [], members: [], keys: new Set(), summary: new Map() };
+        current = {
+          items: [],
+          members: [],
+          paymentIds: new Set(),
+          ledgerRef: newLedgerRef(),
+          pages: [],
+          pageBytes: 0,
+          summary: new Map(),
+        };
         packs.push(current);
       }
-      current.members.push({ index, first: current.items.length, count: items.length });
-      current.items.push(...items);
-      for (const key of itemKeys) current.keys.add(key);
+      current.members.push({ index, first: current.items.length, count: 1 });
+      current.items.push(this.#paymentUpdate(commit, current.ledgerRef));
+      current.paymentIds.add(commit.paymentId);
+      current.pages.push(page);
+      current.pageBytes += pageBytes;
       for (const delta of commit.summary) {
         const buckets = current.summary.get(delta.date) ?? new Map<string, SummaryBucket>();
         current.summary.set(delta.date, buckets);
@@ -305,8 +337,52 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
     return results;
   }
 
-  /** Every ledger page of a payment, oldest first (audits, replay, tests). */
+  /**
+   * Every ledger page of a payment, oldest first (audits, replay, tests): the pages in
+   * the packs its item lists, and any page of the earlier one-item-per-commit layout.
+   */
   async readLedger(paymentId: string): Promise<PaymentLedgerPage[]> {
+    const [packed, legacy] = await Promise.all([
+      this.#packedLedgerPages(paymentId),
+      this.#legacyLedgerPages(paymentId),
+    ]);
+    return [...legacy, ...packed].sort((a, b) => a.revision - b.revision);
+  }
+
+  async #packedLedgerPages(paymentId: string): Promise<PaymentLedgerPage[]> {
+    const { Item } = await this.#documents.send(
+      new GetCommand({
+        TableName: this.#table,
+        Key: paymentKeys.payment(paymentId),
+        ProjectionExpression: '#refs',
+        ExpressionAttributeNames: { '#refs': PAYMENT_LEDGER_REFS_ATTRIBUTE },
+        ConsistentRead: true,
+      }),
+    );
+    const refs = Array.isArray(Item?.[PAYMENT_LEDGER_REFS_ATTRIBUTE])
+      ? (Item[PAYMENT_LEDGER_REFS_ATTRIBUTE] as string[])
+      : [];
+    if (refs.length === 0) return [];
+    // A pack past its TTL is gone: its pages are missing, as expired pages always were.
+    const { items } = await batchGetAll(this.#documents, {
+      tableName: this.#table,
+      keys: [...new Set(refs)].map((ref) => paymentKeys.ledgerPack(ref)),
+      consistentRead: true,
+      projectionExpression: 'pages',
+    });
+    return items.flatMap((item) =>
+      (item.pages as PaymentLedgerPage[])
+        .filter((page) => page.paymentId === paymentId)
+        .map((page) => ({
+          paymentId,
+          revision: Number(page.revision),
+          appliedAt: Number(page.appliedAt),
+          events: page.events,
+        })),
+    );
+  }
+
+  async #legacyLedgerPages(paymentId: string): Promise<PaymentLedgerPage[]> {
     const pages: PaymentLedgerPage[] = [];
     let startKey: QueryCommandOutput['LastEvaluatedKey'];
     do {
@@ -503,39 +579,55 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
     this.#onReadUnits?.(operation, readUnits);
   }
 
-  /** The payment first, then its ledger page: `memberResult` reads reasons in this order. */
-  #commitItems(commit: PaymentCommit): TransactItem[] {
-    const revision = commit.expectedRevision + 1;
-    const { appliedAt, events } = commit.ledger;
-    return [
-      {
-        Put: {
-          TableName: this.#table,
-          Item: paymentItem(commit),
-          ...(commit.expectedRevision === 0
-            ? { ConditionExpression: 'attribute_not_exists(pk)' }
-            : {
-                ConditionExpression: 'revision = :expected',
-                ExpressionAttributeValues: { ':expected': commit.expectedRevision },
-              }),
-        },
+  /**
+   * The payment item's write: every attribute of `paymentItem` set, the optional ones
+   * it lacks removed (as a Put would), and the pack's ref appended to its ledger refs.
+   * An Update, not a Put, so the refs need no read.
+   */
+  #paymentUpdate(commit: PaymentCommit, ledgerRef: string): TransactItem {
+    const { pk: _pk, sk: _sk, ...attributes } = paymentItem(commit);
+    const names: Record<string, string> = { '#refs': PAYMENT_LEDGER_REFS_ATTRIBUTE };
+    const values: Record<string, unknown> = { ':ref': [ledgerRef], ':noRefs': [] };
+    const sets = ['#refs = list_append(if_not_exists(#refs, :noRefs), :ref)'];
+    Object.entries(attributes).forEach(([name, value], n) => {
+      names[`#a${n}`] = name;
+      values[`:a${n}`] = value;
+      sets.push(`#a${n} = :a${n}`);
+    });
+    const removed = OPTIONAL_PAYMENT_ATTRIBUTES.filter((name) => !(name in attributes));
+    removed.forEach((name, n) => {
+      names[`#r${n}`] = name;
+    });
+    const remove =
+      removed.length > 0 ? ` REMOVE ${removed.map((_, n) => `#r${n}`).join(', ')}` : '';
+    if (commit.expectedRevision > 0) values[':expected'] = commit.expectedRevision;
+    return {
+      Update: {
+        TableName: this.#table,
+        Key: paymentKeys.payment(commit.paymentId),
+        UpdateExpression: `SET ${sets.join(', ')}${remove}`,
+        ConditionExpression:
+          commit.expectedRevision === 0 ? 'attribute_not_exists(pk)' : 'revision = :expected',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
       },
-      {
-        Put: {
-          TableName: this.#table,
-          Item: {
-            ...paymentKeys.ledger(commit.paymentId, revision),
-            paymentId: commit.paymentId,
-            revision,
-            appliedAt,
-            events,
-            expiresAt: Math.floor(appliedAt / 1000) + this.#retentionDays * 86_400,
-          },
-          // The revision check above already makes the page unique; this says so.
-          ConditionExpression: 'attribute_not_exists(pk)',
+    };
+  }
+
+  /** The pack's ledger item: every member's page, under a ref no other pack has. */
+  #ledgerPackItem(pack: Pack): TransactItem {
+    const newest = Math.max(...pack.pages.map((page) => page.appliedAt));
+    return {
+      Put: {
+        TableName: this.#table,
+        Item: {
+          ...paymentKeys.ledgerPack(pack.ledgerRef),
+          pages: pack.pages,
+          expiresAt: Math.floor(newest / 1000) + this.#retentionDays * 86_400,
         },
+        ConditionExpression: 'attribute_not_exists(pk)',
       },
-    ];
+    };
   }
 
   /** One ADD per day the pack touches, on a shard picked at random for this attempt. */
@@ -571,19 +663,21 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
   }
 
   async #send(pack: Pack): Promise<TransactOutcome> {
+    // The members first, in member order (`memberResult` reads their reasons so), then
+    // the ledger pack, then the summary shards.
+    const written = pack.items.length + 1;
     for (let attempt = 0; ; attempt++) {
       const outcome = await transactWrite(this.#documents, [
         ...pack.items,
+        this.#ledgerPackItem(pack),
         ...this.#summaryItems(pack),
       ]);
       if (outcome.status !== 'cancelled') return outcome;
       const { reasons } = outcome;
       const membersFine = reasons
-        .slice(0, pack.items.length)
+        .slice(0, written)
         .every((code) => code === undefined || code === 'None');
-      const summaryConflict = reasons
-        .slice(pack.items.length)
-        .some((code) => code === 'TransactionConflict');
+      const summaryConflict = reasons.slice(written).some((code) => code === 'TransactionConflict');
       // Only the shared summary shard was busy (another pack's transaction held it):
       // nothing was written, so the same pack on another shard is safe to send.
       if (membersFine && summaryConflict && attempt < SUMMARY_CONFLICT_RETRIES) {
@@ -760,6 +854,27 @@ export class DynamoDbCustomerDirectory implements CustomerDirectory {
     }
     return links;
   }
+}
+
+/**
+ * Attributes a payment item may lack: a commit's Update removes those its `paymentItem`
+ * does not set, so stale index keys leave their index as a Put would make them. Also
+ * `paymentId`, which items of an earlier layout carried.
+ */
+const OPTIONAL_PAYMENT_ATTRIBUTES = [
+  PAYMENT_VIEW_ATTRIBUTE,
+  ...Object.values(PAYMENT_INDEX_ATTRIBUTE),
+  'paymentId',
+];
+
+/**
+ * A new ledger pack's ref: 48 random bits, 8 characters, since every payment item
+ * carries one per commit. The pack's put is conditioned on the ref being unused, so a
+ * collision (about 1 in 300,000 packs with 90 days of packs at 100 a second) only
+ * cancels that transaction, whose commits are then resent under a new ref.
+ */
+function newLedgerRef(): string {
+  return randomBytes(6).toString('base64url');
 }
 
 /** Charge ids that need a pointer: not the payment's own id (a charge without a PaymentIntent). */

@@ -4,8 +4,12 @@
  * writes and the indexes the stack creates cannot drift.
  *
  * Items (pk / sk):
- *   PAYMENT#<id>              / PAYMENT             the payment: state, revision, view, index keys
- *   PAYMENT#<id>              / LEDGER#<revision>   one ledger page per commit (TTL `expiresAt`)
+ *   PAYMENT#<id>              / PAYMENT             the payment: state, revision, view, index keys,
+ *                                                    `ledger` (refs of the ledger packs holding its pages)
+ *   LEDGER#<ref>              / LEDGER              a ledger pack: the ledger pages of every commit one
+ *                                                    transaction carried (TTL `expiresAt`)
+ *   PAYMENT#<id>              / LEDGER#<revision>   a ledger page of the earlier layout (one item per
+ *                                                    commit): no longer written, still read until it expires
  *   CHARGE#<ch_id>            / CHARGE              charge id -> PaymentIntent payment pointer
  *   SUMMARY#<date>#<shard>    / SUMMARY             daily summary counters, one shard of the day
  *
@@ -22,8 +26,14 @@ import type { PaymentStatus, PaymentView } from '../../core/payments/ports.ts';
 /** Key attributes of the table itself. */
 export const PAYMENT_TABLE_KEY = { partition: 'pk', sort: 'sk' } as const;
 
-/** TTL attribute (epoch seconds), set on ledger pages only. */
+/** TTL attribute (epoch seconds), set on ledger packs (and earlier ledger pages) only. */
 export const PAYMENT_TTL_ATTRIBUTE = 'expiresAt';
+
+/**
+ * The payment item's list of the refs of the ledger packs that hold its pages, oldest
+ * first: one 8-character ref per commit, appended in the commit's own transaction.
+ */
+export const PAYMENT_LEDGER_REFS_ATTRIBUTE = 'ledger';
 
 /** Index names. */
 export const PAYMENT_INDEX = {
@@ -101,10 +111,12 @@ const PAYMENT_PK_PREFIX = 'PAYMENT#';
 
 export const paymentKeys = {
   payment: (paymentId: string) => ({ pk: `${PAYMENT_PK_PREFIX}${paymentId}`, sk: 'PAYMENT' }),
+  /** A ledger page of the earlier layout (read, no longer written). */
   ledger: (paymentId: string, revision: number) => ({
     pk: `${PAYMENT_PK_PREFIX}${paymentId}`,
     sk: `${LEDGER_SK_PREFIX}${String(revision).padStart(10, '0')}`,
   }),
+  ledgerPack: (ref: string) => ({ pk: `LEDGER#${ref}`, sk: 'LEDGER' }),
   charge: (chargeId: string) => ({ pk: `CHARGE#${chargeId}`, sk: 'CHARGE' }),
   summary: (date: string, shard: number) => ({ pk: `SUMMARY#${date}#${shard}`, sk: 'SUMMARY' }),
 };
