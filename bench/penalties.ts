@@ -1,7 +1,9 @@
 /**
  * Penalties (issue 13): one day's assessment on DynamoDB Local with the real DynamoDB
  * penalty store — habit-days per second against the raw BatchWriteItem item rate
- * measured beside it, write requests per penalty created, wall time — then the same
+ * measured beside it, the items it writes per second against raw 100-item
+ * TransactWriteItems (its own kind of write), write requests per penalty created, wall
+ * time — then the same
  * day again (must create nothing), the p99 of a penalties page and of the summary read
  * for one user with many penalties, and settlements per second through the Stripe
  * gateway against the fake Stripe. Habits are seeded with BatchWriteItem in the
@@ -9,7 +11,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import { type DynamoDBClient, GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  TransactWriteCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { DynamoDbPenaltyStore } from '../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
 import {
   assessKeyOf,
@@ -43,6 +49,10 @@ export interface PenaltiesResult {
   penaltiesCreated: number;
   habitDaysPerSecond: number;
   rawBatchWriteItemsPerSecond: number;
+  /** Items the assessment's transactions wrote (habits, penalties, summaries, progress). */
+  itemsWritten: number;
+  /** Raw TransactWriteItems of 100 conditional puts of habit-sized items, 8 in flight. */
+  rawTransactItemsPerSecond: number;
   writeRequestsPerPenalty: number;
   wallMs: number;
   rerunPenaltiesCreated: number;
@@ -103,8 +113,10 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
   const rawBatchWriteItemsPerSecond = habitDays / ((performance.now() - seedStart) / 1000);
 
   let writeRequests = 0;
-  const counted = countingWrites(ctx, () => {
+  let itemsWritten = 0;
+  const counted = countingWrites(ctx, (items) => {
     writeRequests += 1;
+    itemsWritten += items;
   });
   const store = new DynamoDbPenaltyStore({ client: counted, penaltiesTableName: table });
   const clock = { now: () => Date.parse('2026-02-02T00:20:00Z') };
@@ -114,6 +126,32 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
   const first = await assessDate(DAY, { store, clock, concurrency: 8 });
   const wallMs = performance.now() - started;
   const firstWrites = writeRequests;
+  const firstItems = itemsWritten;
+
+  // The assessment's own kind of write, with no product code: transactions of 100
+  // conditional puts of habit-sized items, as many in flight as the assessment's shards.
+  ctx.log('penalties: raw TransactWriteItems x100, 8 in flight');
+  const rawTransactions = ctx.quick ? 40 : 200;
+  const rawStart = performance.now();
+  await runClosedLoop(
+    async (i) => {
+      await documents.send(
+        new TransactWriteCommand({
+          // Out of the assessment index (no assessShard/assessKey): never assessed.
+          TransactItems: habits.slice(0, 100).map(({ assessShard, assessKey, ...habit }, j) => ({
+            Put: {
+              TableName: table,
+              Item: { ...habit, pk: `RAWTX#${tag}-${i}-${j}` },
+              ConditionExpression: 'attribute_not_exists(pk)',
+            },
+          })),
+        }),
+      );
+    },
+    { concurrency: 8, total: rawTransactions },
+  );
+  const rawTransactItemsPerSecond =
+    (rawTransactions * 100) / ((performance.now() - rawStart) / 1000);
 
   ctx.log('penalties: the same day again');
   writeRequests = 0;
@@ -254,6 +292,8 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
     penaltiesCreated: first.penaltiesCreated,
     habitDaysPerSecond: first.habits / (wallMs / 1000),
     rawBatchWriteItemsPerSecond,
+    itemsWritten: firstItems,
+    rawTransactItemsPerSecond,
     writeRequestsPerPenalty: firstWrites / Math.max(1, first.penaltiesCreated),
     wallMs,
     rerunPenaltiesCreated: rerun.thisRun.penaltiesCreated,
@@ -265,13 +305,28 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
   };
 }
 
-/** A client of its own on the same emulator, counting each write request (a transaction is one). */
-function countingWrites(ctx: BenchContext, onWrite: () => void): DynamoDBClient {
+/**
+ * A client of its own on the same emulator, counting each write request (a transaction
+ * is one) and the items it writes, once it succeeded.
+ */
+function countingWrites(ctx: BenchContext, onWrite: (items: number) => void): DynamoDBClient {
   const client = localDynamo(ctx.endpoints.dynamo);
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      if (WRITE_COMMANDS.has(String(context.commandName))) onWrite();
-      return await next(args);
+      const command = String(context.commandName);
+      if (!WRITE_COMMANDS.has(command)) return await next(args);
+      let items = 1;
+      try {
+        const output = await next(args);
+        const input = args.input as { TransactItems?: unknown[] };
+        if (command === 'TransactWriteItemsCommand') items = input.TransactItems?.length ?? 0;
+        return output;
+      } catch (error) {
+        items = 0;
+        throw error;
+      } finally {
+        onWrite(items);
+      }
     },
     { step: 'initialize', name: 'countWriteRequests' },
   );
@@ -300,6 +355,22 @@ export function penaltiesSection(result: PenaltiesResult): Section {
         ratio: {
           value: ratio(r.habitDaysPerSecond, r.rawBatchWriteItemsPerSecond),
           to: 'raw BatchWriteItem items/s',
+        },
+      },
+      {
+        id: 'penalties.assess.itemsPerHabitDay',
+        label: 'items the assessment wrote per habit-day (habits, penalties, summaries, progress)',
+        value: r.itemsWritten / Math.max(1, r.habitDays),
+        unit: 'items',
+      },
+      {
+        id: 'penalties.assess.itemsPerSecond',
+        label: 'items the assessment wrote per second, in transactions of up to 100',
+        value: r.itemsWritten / (r.wallMs / 1000),
+        unit: 'items/s',
+        ratio: {
+          value: ratio(r.itemsWritten / (r.wallMs / 1000), r.rawTransactItemsPerSecond),
+          to: 'raw 100-item TransactWriteItems items/s',
         },
       },
       {
@@ -359,6 +430,7 @@ export function penaltiesSection(result: PenaltiesResult): Section {
     ],
     notes: [
       `Raw BatchWriteItem while seeding the habits: ${r.rawBatchWriteItemsPerSecond.toFixed(0)} items/s (8 in flight).`,
+      `Raw TransactWriteItems of 100 conditional puts of habit-sized items, right after the assessment: ${r.rawTransactItemsPerSecond.toFixed(0)} items/s (8 in flight). At that rate the assessment's ${r.itemsWritten.toLocaleString('en-US')} items alone take ${(r.itemsWritten / r.rawTransactItemsPerSecond).toFixed(1)} s.`,
       `The same day again made ${r.rerunWriteRequests} write requests (the shards are complete: none expected).`,
     ],
   };
