@@ -451,6 +451,38 @@ function contract(name: string, make: () => Promise<Harness>) {
       expect((await store.listRefunds({ from: to, to: from, limit: 10 })).items).toEqual([]);
     });
 
+    it('ends a report whose last page is full with no cursor, however many empty days follow', async () => {
+      const from = freshDay();
+      // Eight refunds on the first day of a three-day range, read four at a time.
+      const refunded = Array.from({ length: 8 }, (_, n) =>
+        paymentView({
+          paymentId: fresh('pi_full'),
+          status: 'refunded',
+          refundedAt: at(from, `1${n}:00:00`),
+        }),
+      );
+      await store.commitAll(refunded.map((view) => commitOf(view, 0)));
+      const read = (to: string) =>
+        allPages(4, (cursor) =>
+          store.listRefunds({ from, to, limit: 4, ...(cursor ? { cursor } : {}) }),
+        );
+      for (const to of [from, addDays(from, 2), addDays(from, 91)]) {
+        const paged = await read(to);
+        expect(paged.ids).toEqual(refunded.map((view) => view.paymentId));
+        expect(paged.pages).toBe(2);
+      }
+      // A later refund two days on: the full first-day page now hands out a cursor.
+      const later = paymentView({
+        paymentId: fresh('pi_later'),
+        status: 'refunded',
+        refundedAt: at(addDays(from, 2), '09:00:00'),
+      });
+      await store.commit(commitOf(later, 0));
+      const paged = await read(addDays(from, 2));
+      expect(paged.ids).toEqual([...refunded, later].map((view) => view.paymentId));
+      expect(paged.pages).toBe(3);
+    });
+
     it('reports payments of one status by paid date, oldest first; a status move leaves the report', async () => {
       const from = freshDay();
       const to = addDays(from, 1);

@@ -723,7 +723,9 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
 
   /**
    * Reads an index partitioned by day and shard, days ascending; within a day, a k-way
-   * merge of the shards' queries (each ascending), so the page is oldest first.
+   * merge of the shards' queries (each ascending), so the page is oldest first. It looks
+   * for one item past the page, as far as `to`: a next cursor only when there is a next
+   * item, so the last page is never an empty one.
    */
   async #mergeDays(args: {
     operation: PaymentReadOperation;
@@ -743,6 +745,9 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
       );
     }
     const views: PaymentView[] = [];
+    /** Where the page ends: the position right after its last item. */
+    let pageEnd: MergePosition | null = null;
+    const wanted = args.limit + 1;
     let readUnits = 0;
     const fresh = (): (string | null | true)[] => new Array(PAYMENT_INDEX_SHARDS).fill(null);
     let date = args.start?.d ?? args.from;
@@ -763,8 +768,9 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
                 }
               : (undefined as QueryCommandInput['ExclusiveStartKey']),
         }));
-        while (views.length < args.limit) {
-          const need = args.limit - views.length;
+        const done = (s: (typeof shards)[number]) => s.buffer.length === 0 && !s.more;
+        while (views.length < wanted) {
+          const need = wanted - views.length;
           const open = shards.filter((s) => s.more || s.buffer.length > 0).length;
           // Refill every drained shard that may hold more before taking the next oldest.
           // A share of the need (plus one) each: hashed ids spread evenly over the shards.
@@ -810,14 +816,13 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
           const head = oldest.buffer.shift()!;
           views.push(head.view);
           oldest.last = head.key;
-        }
-        const done = (s: (typeof shards)[number]) => s.buffer.length === 0 && !s.more;
-        if (views.length >= args.limit) {
-          if (!shards.every(done)) {
-            return { views, next: { d: date, k: shards.map((s) => (done(s) ? true : s.last)) } };
+          if (views.length === args.limit) {
+            // A shard still holding read items resumes after its last returned one.
+            pageEnd = { d: date, k: shards.map((s) => (done(s) ? true : s.last)) };
           }
-          return { views, next: date < args.to ? { d: addDays(date, 1), k: fresh() } : null };
         }
+        // The item past the page exists: the page ends where its last item was taken.
+        if (views.length === wanted) return { views: views.slice(0, args.limit), next: pageEnd };
         date = addDays(date, 1);
         positions = fresh();
       }
