@@ -156,7 +156,7 @@ export async function measurePaymentsEndToEnd(options: {
     webhook: { fn: resources.webhook, handler: options.webhook },
     consumer: { fn: resources.consumer, handler: options.consumer, mapping: resources.mapping },
     queueUrl: ctx.provisioned.queueUrls[resources.queueLogicalId]!,
-    // Ledger pages live in the payments table: the only Puts there with an `events` list.
+    // Ledger pages live in the payments table, in the packs' `pages` (the meter reads both shapes).
     ledgerTable: table,
     logAs: { webhook: 'payment-webhook', consumer: 'payment-consumer' },
     saturated: makeSet(`pay${tag}s`, sizes.paymentHistories, 1),

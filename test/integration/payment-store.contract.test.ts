@@ -9,7 +9,12 @@ import {
   TransactionCanceledException,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -893,14 +898,15 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     expect(item?.[PAYMENT_INDEX_ATTRIBUTE.refundPk]).toBeUndefined();
 
     // The item names its ledger pack; the pack holds the page, with a TTL.
-    const refs = item?.ledger?.L?.map((ref) => ref.S ?? '') ?? [];
-    expect(refs).toHaveLength(1);
-    const pack = await get(paymentKeys.ledgerPack(refs[0]!));
+    const head = item?.ledger?.S ?? '';
+    expect(head).toMatch(/^[\w-]{8}$/);
+    const pack = await get(paymentKeys.ledgerPack(head));
     expect(Number(pack?.expiresAt?.N)).toBe(Math.floor(appliedAt / 1000) + 90 * 86_400);
     const [page] = pack?.pages?.L ?? [];
     expect(page?.M?.paymentId?.S).toBe(paymentId);
     expect(page?.M?.revision?.N).toBe('1');
     expect(page?.M?.events?.L?.[0]?.M?.eventId?.S).toBe('evt_ttl');
+    expect(page?.M?.prev?.NULL).toBe(true);
     expect(await get(paymentKeys.ledger(paymentId, 1))).toBeUndefined();
     expect((await get(paymentKeys.charge(chargeId)))?.paymentId?.S).toBe(paymentId);
 
@@ -913,9 +919,11 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     };
     await store.commit(commitOf(refunded, 1));
     const after = await get(paymentKeys.payment(paymentId));
-    // Each commit appends its pack's ref, oldest first.
-    expect(after?.ledger?.L?.map((ref) => ref.S)).toEqual([refs[0], expect.any(String)]);
-    expect(after?.ledger?.L?.[1]?.S).not.toBe(refs[0]);
+    // The next commit's pack becomes the head; its page names the pack before.
+    const nextHead = after?.ledger?.S ?? '';
+    expect(nextHead).not.toBe(head);
+    const nextPage = (await get(paymentKeys.ledgerPack(nextHead)))?.pages?.L?.[0];
+    expect(nextPage?.M?.prev?.S).toBe(head);
     expect(after?.[PAYMENT_INDEX_ATTRIBUTE.refundPk]?.S).toMatch(/^REFUND#2031-06-03#[0-7]$/);
     expect(after?.[PAYMENT_INDEX_ATTRIBUTE.paidPk]?.S).toBe(
       item?.[PAYMENT_INDEX_ATTRIBUTE.paidPk]?.S?.replace('#succeeded#', '#refunded#'),
@@ -1001,6 +1009,76 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     }
   });
 
+  it('chains the ledger pages of a payment across packs and store instances; an expired pack ends the walk', async () => {
+    const { store, dynamo, documents, paymentsTableName } = await dynamoHarness();
+    const view = paymentView({
+      paymentId: fresh('pi_chain'),
+      createdAt: at('2031-07-06', '09:00:00'),
+    });
+    await store.commit(commitOf(view, 0, { eventIds: ['evt_c1'] }));
+    // Another instance (another Lambda) commits without having read the payment first.
+    const other = new DynamoDbPaymentStore({ client: dynamo, paymentsTableName });
+    expect(await other.commit(commitOf(view, 1, { eventIds: ['evt_c2'] }))).toEqual({
+      status: 'committed',
+    });
+    await store.loadPayments([view.paymentId]);
+    await store.commit(commitOf(view, 2, { eventIds: ['evt_c3'] }));
+    const pages = await other.readLedger(view.paymentId);
+    expect(pages.map((page) => [page.revision, page.events[0]?.eventId])).toEqual([
+      [1, 'evt_c1'],
+      [2, 'evt_c2'],
+      [3, 'evt_c3'],
+    ]);
+    // Packs expire oldest first (TTL): the walk stops where the chain is gone.
+    const { Item } = await documents.send(
+      new GetCommand({ TableName: paymentsTableName, Key: paymentKeys.payment(view.paymentId) }),
+    );
+    const head = String(Item?.ledger);
+    const { Item: newest } = await documents.send(
+      new GetCommand({ TableName: paymentsTableName, Key: paymentKeys.ledgerPack(head) }),
+    );
+    const middle = String(newest?.pages?.[0]?.prev);
+    const { Item: middlePack } = await documents.send(
+      new GetCommand({ TableName: paymentsTableName, Key: paymentKeys.ledgerPack(middle) }),
+    );
+    await documents.send(
+      new DeleteCommand({
+        TableName: paymentsTableName,
+        Key: paymentKeys.ledgerPack(String(middlePack?.pages?.[0]?.prev)),
+      }),
+    );
+    expect((await store.readLedger(view.paymentId)).map((page) => page.revision)).toEqual([2, 3]);
+  });
+
+  it('removes the index keys the view of a commit no longer has (a refund that failed leaves the refunds report)', async () => {
+    const { store, documents, paymentsTableName } = await dynamoHarness();
+    const refunded = paymentView({
+      paymentId: fresh('pi_unref'),
+      status: 'partially_refunded',
+      amountRefunded: 100,
+      refundedAt: at('2031-07-07', '10:00:00'),
+    });
+    await store.commit(commitOf(refunded, 0));
+    const read = async () =>
+      (
+        await documents.send(
+          new GetCommand({
+            TableName: paymentsTableName,
+            Key: paymentKeys.payment(refunded.paymentId),
+          }),
+        )
+      ).Item;
+    expect((await read())?.[PAYMENT_INDEX_ATTRIBUTE.refundPk]).toBeDefined();
+    const failedRefund = { ...refunded, status: 'succeeded' as const, amountRefunded: 0 };
+    await store.commit(commitOf(failedRefund, 1));
+    const after = await read();
+    expect(after?.[PAYMENT_INDEX_ATTRIBUTE.refundPk]).toBeUndefined();
+    expect(after?.[PAYMENT_INDEX_ATTRIBUTE.refundSk]).toBeUndefined();
+    expect(
+      (await store.listRefunds({ from: '2031-07-07', to: '2031-07-07', limit: 10 })).items,
+    ).not.toContainEqual(expect.objectContaining({ paymentId: refunded.paymentId }));
+  });
+
   it('reads the ledger pages of the earlier layout (an item per commit) beside the packed ones, in revision order', async () => {
     const { store, documents, paymentsTableName } = await dynamoHarness();
     const view = paymentView({ paymentId: fresh('pi_'), createdAt: at('2031-07-05', '09:00:00') });
@@ -1025,8 +1103,8 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     await documents.send(
       new PutCommand({
         TableName: paymentsTableName,
-        // Written at revision 2 (commitOf(…, 1)), with no ledger refs.
-        Item: paymentItem(commitOf(view, 1)),
+        // Written at revision 2 (commitOf(…, 1)) by the earlier layout: no ledger head.
+        Item: withoutLedgerHead(paymentItem(commitOf(view, 1), 'unused')),
       }),
     );
     expect(await store.commit(commitOf(view, 2, { eventIds: ['evt_new'] }))).toEqual({
@@ -1193,6 +1271,12 @@ describe('PaymentTables', () => {
 });
 
 /** The item a transaction item touches (pk/sk), for the packing assertions. */
+/** A payment item as the layout before ledger packs wrote it. */
+function withoutLedgerHead(item: Record<string, unknown>): Record<string, unknown> {
+  const { ledger: _head, ...rest } = item;
+  return rest;
+}
+
 function itemKeyOf(item: Record<string, unknown>): unknown {
   const entry = (item.Put ?? item.Update) as { Item?: Record<string, unknown>; Key?: unknown };
   if (entry.Key) return entry.Key;

@@ -58,7 +58,7 @@ import {
   PAYMENT_INDEX,
   PAYMENT_INDEX_ATTRIBUTE,
   PAYMENT_INDEX_SHARDS,
-  PAYMENT_LEDGER_REFS_ATTRIBUTE,
+  PAYMENT_LEDGER_HEAD_ATTRIBUTE,
   PAYMENT_VIEW_ATTRIBUTE,
   paymentIdOfKey,
   paymentIndexAttributes,
@@ -111,8 +111,19 @@ export const MAX_REPORT_DAYS = 366;
  */
 const LEDGER_PACK_MAX_BYTES = 256 * 1024;
 
-/** Charge pointers an instance remembers having put. */
+/** Charge pointers an instance remembers having put; also ledger heads remembered. */
 const POINTERS_REMEMBERED = 10_000;
+
+/** A payment's ledger head at a revision: the ref of the pack with its newest page (null: none). */
+interface LedgerHead {
+  revision: number;
+  ref: string | null;
+}
+
+/** A ledger page as a pack stores it: with the ref of the pack holding this payment's page before. */
+interface PackedLedgerPage extends PaymentLedgerPage {
+  prev: string | null;
+}
 /**
  * Retries of a transaction cancelled only because another transaction held its summary
  * shard. Each retry picks another shard: the summary is a sum, any shard will do.
@@ -142,7 +153,7 @@ interface Pack {
   paymentIds: Set<string>;
   /** The ledger pack this transaction writes: its ref, and one page per member. */
   ledgerRef: string;
-  pages: PaymentLedgerPage[];
+  pages: PackedLedgerPage[];
   /** Size of `pages` as JSON: a bound on the pack item's size. */
   pageBytes: number;
   /** date -> bucket -> sum of the members' deltas. */
@@ -207,6 +218,12 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
   readonly #onReadUnits: DynamoDbPaymentStoreOptions['onReadUnits'];
   /** Pointers this instance has put: immutable facts, so never put twice. */
   readonly #pointersPut = new Set<string>();
+  /**
+   * The ledger head (ref of the pack holding its newest page) of each payment this
+   * instance read or committed, at that revision: a commit's page names the previous
+   * head, so the payment item holds one ref however many commits it has.
+   */
+  readonly #ledgerHeads = new Map<string, LedgerHead>();
 
   constructor(options: DynamoDbPaymentStoreOptions) {
     const shards = options.summaryShards ?? DEFAULT_SUMMARY_SHARDS;
@@ -230,8 +247,8 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
     const found = new Map<string, StoredPayment>();
     const unique = [...new Set(paymentIds)];
     const projection = {
-      ProjectionExpression: 'pk, revision, #state, recentEvents',
-      ExpressionAttributeNames: { '#state': 'state' },
+      ProjectionExpression: 'pk, revision, #state, recentEvents, #ledger',
+      ExpressionAttributeNames: { '#state': 'state', '#ledger': PAYMENT_LEDGER_HEAD_ATTRIBUTE },
     };
     if (unique.length === 0) return found;
     if (unique.length === 1) {
@@ -246,7 +263,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
         }),
       );
       this.#report('loadPayments', ConsumedCapacity?.CapacityUnits ?? 0);
-      if (Item) found.set(unique[0]!, toStoredPayment(Item));
+      if (Item) found.set(unique[0]!, this.#stored(unique[0]!, Item));
       return found;
     }
     const { items, readUnits } = await batchGetAll(this.#documents, {
@@ -257,8 +274,53 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
       expressionAttributeNames: projection.ExpressionAttributeNames,
     });
     this.#report('loadPayments', readUnits);
-    for (const item of items) found.set(paymentIdOfKey(String(item.pk)), toStoredPayment(item));
+    for (const item of items) {
+      const paymentId = paymentIdOfKey(String(item.pk));
+      found.set(paymentId, this.#stored(paymentId, item));
+    }
     return found;
+  }
+
+  /** The stored payment of an item read, remembering its ledger head. */
+  #stored(paymentId: string, item: Record<string, unknown>): StoredPayment {
+    const stored = toStoredPayment(item);
+    this.#rememberHead(paymentId, { revision: stored.revision, ref: ledgerHeadOf(item) });
+    return stored;
+  }
+
+  #rememberHead(paymentId: string, head: LedgerHead): void {
+    if (this.#ledgerHeads.size >= POINTERS_REMEMBERED) this.#ledgerHeads.clear();
+    this.#ledgerHeads.set(paymentId, head);
+  }
+
+  /**
+   * The ledger head each commit's page must name: remembered at the revision the commit
+   * expects, else read (a commit this instance did not load first). A head read at
+   * another revision means the commit's own condition fails anyway.
+   */
+  async #previousHeads(commits: readonly PaymentCommit[]): Promise<Map<string, string | null>> {
+    const heads = new Map<string, string | null>();
+    const unknown: string[] = [];
+    for (const commit of commits) {
+      if (commit.expectedRevision === 0) {
+        heads.set(commit.paymentId, null);
+        continue;
+      }
+      const head = this.#ledgerHeads.get(commit.paymentId);
+      if (head?.revision === commit.expectedRevision) heads.set(commit.paymentId, head.ref);
+      else unknown.push(commit.paymentId);
+    }
+    if (unknown.length > 0) {
+      const { items } = await batchGetAll(this.#documents, {
+        tableName: this.#table,
+        keys: unknown.map((id) => paymentKeys.payment(id)),
+        consistentRead: true,
+        projectionExpression: 'pk, #ledger',
+        expressionAttributeNames: { '#ledger': PAYMENT_LEDGER_HEAD_ATTRIBUTE },
+      });
+      for (const item of items) heads.set(paymentIdOfKey(String(item.pk)), ledgerHeadOf(item));
+    }
+    return heads;
   }
 
   async commit(commit: PaymentCommit): Promise<CommitResult> {
@@ -276,6 +338,13 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
     const results: CommitResult[] = new Array(commits.length);
     // Pointers first, so no committed payment ever lists a charge that has none.
     const pointerError = await this.#putChargePointers(commits);
+    let previous: Map<string, string | null>;
+    try {
+      previous = await this.#previousHeads(commits);
+    } catch (error) {
+      const failed = { status: 'failed' as const, error: asError(error) };
+      return commits.map(() => failed);
+    }
     const packs: Pack[] = [];
     let current: Pack | undefined;
     commits.forEach((commit, index) => {
@@ -283,11 +352,12 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
         results[index] = { status: 'failed', error: pointerError };
         return;
       }
-      const page: PaymentLedgerPage = {
+      const page: PackedLedgerPage = {
         paymentId: commit.paymentId,
         revision: commit.expectedRevision + 1,
         appliedAt: commit.ledger.appliedAt,
         events: commit.ledger.events,
+        prev: previous.get(commit.paymentId) ?? null,
       };
       const pageBytes = JSON.stringify(page).length;
       const newDays = new Set(
@@ -333,7 +403,22 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
       }
     });
 
-    await sendPacks(packs, this.#concurrency, (pack) => this.#send(pack), results);
+    await sendPacks(
+      packs,
+      this.#concurrency,
+      async (pack) => {
+        const outcome = await this.#send(pack);
+        for (const page of pack.pages) {
+          if (outcome.status === 'committed') {
+            this.#rememberHead(page.paymentId, { revision: page.revision, ref: pack.ledgerRef });
+          } else {
+            this.#ledgerHeads.delete(page.paymentId);
+          }
+        }
+        return outcome;
+      },
+      results,
+    );
     return results;
   }
 
@@ -349,37 +434,43 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
     return [...legacy, ...packed].sort((a, b) => a.revision - b.revision);
   }
 
+  /** Walks the payment's pages from its head back, one pack per commit (audits only). */
   async #packedLedgerPages(paymentId: string): Promise<PaymentLedgerPage[]> {
     const { Item } = await this.#documents.send(
       new GetCommand({
         TableName: this.#table,
         Key: paymentKeys.payment(paymentId),
-        ProjectionExpression: '#refs',
-        ExpressionAttributeNames: { '#refs': PAYMENT_LEDGER_REFS_ATTRIBUTE },
+        ProjectionExpression: '#ledger',
+        ExpressionAttributeNames: { '#ledger': PAYMENT_LEDGER_HEAD_ATTRIBUTE },
         ConsistentRead: true,
       }),
     );
-    const refs = Array.isArray(Item?.[PAYMENT_LEDGER_REFS_ATTRIBUTE])
-      ? (Item[PAYMENT_LEDGER_REFS_ATTRIBUTE] as string[])
-      : [];
-    if (refs.length === 0) return [];
-    // A pack past its TTL is gone: its pages are missing, as expired pages always were.
-    const { items } = await batchGetAll(this.#documents, {
-      tableName: this.#table,
-      keys: [...new Set(refs)].map((ref) => paymentKeys.ledgerPack(ref)),
-      consistentRead: true,
-      projectionExpression: 'pages',
-    });
-    return items.flatMap((item) =>
-      (item.pages as PaymentLedgerPage[])
-        .filter((page) => page.paymentId === paymentId)
-        .map((page) => ({
-          paymentId,
-          revision: Number(page.revision),
-          appliedAt: Number(page.appliedAt),
-          events: page.events,
-        })),
-    );
+    const pages: PaymentLedgerPage[] = [];
+    const seen = new Set<string>();
+    for (let ref = Item ? ledgerHeadOf(Item) : null; ref && !seen.has(ref); ) {
+      seen.add(ref);
+      const { Item: pack } = await this.#documents.send(
+        new GetCommand({
+          TableName: this.#table,
+          Key: paymentKeys.ledgerPack(ref),
+          ProjectionExpression: 'pages',
+          ConsistentRead: true,
+        }),
+      );
+      // A pack past its TTL is gone: it and the older pages are missing, as expired pages always were.
+      const page = (pack?.pages as PackedLedgerPage[] | undefined)?.find(
+        (entry) => entry.paymentId === paymentId,
+      );
+      if (!page) break;
+      pages.push({
+        paymentId,
+        revision: Number(page.revision),
+        appliedAt: Number(page.appliedAt),
+        events: page.events,
+      });
+      ref = typeof page.prev === 'string' ? page.prev : null;
+    }
+    return pages;
   }
 
   async #legacyLedgerPages(paymentId: string): Promise<PaymentLedgerPage[]> {
@@ -580,15 +671,15 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
   }
 
   /**
-   * The payment item's write: every attribute of `paymentItem` set, the optional ones
-   * it lacks removed (as a Put would), and the pack's ref appended to its ledger refs.
-   * An Update, not a Put, so the refs need no read.
+   * The payment item's write: every attribute of `paymentItem(commit, ledgerRef)` set,
+   * and the optional ones it lacks removed, as a Put would (an Update, so that a
+   * commit never depends on attributes it does not know of).
    */
   #paymentUpdate(commit: PaymentCommit, ledgerRef: string): TransactItem {
-    const { pk: _pk, sk: _sk, ...attributes } = paymentItem(commit);
-    const names: Record<string, string> = { '#refs': PAYMENT_LEDGER_REFS_ATTRIBUTE };
-    const values: Record<string, unknown> = { ':ref': [ledgerRef], ':noRefs': [] };
-    const sets = ['#refs = list_append(if_not_exists(#refs, :noRefs), :ref)'];
+    const { pk: _pk, sk: _sk, ...attributes } = paymentItem(commit, ledgerRef);
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const sets: string[] = [];
     Object.entries(attributes).forEach(([name, value], n) => {
       names[`#a${n}`] = name;
       values[`:a${n}`] = value;
@@ -821,8 +912,13 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
             pageEnd = { d: date, k: shards.map((s) => (done(s) ? true : s.last)) };
           }
         }
-        // The item past the page exists: the page ends where its last item was taken.
-        if (views.length === wanted) return { views: views.slice(0, args.limit), next: pageEnd };
+        if (views.length === wanted) {
+          // The item past the page exists: the page ends where its last item was taken,
+          // or, when that day was done, at the day of the next item (the days between are empty).
+          const dayDone = pageEnd?.k.every((position) => position === true) ?? false;
+          const next = dayDone ? { d: date, k: fresh() } : pageEnd;
+          return { views: views.slice(0, args.limit), next };
+        }
         date = addDays(date, 1);
         positions = fresh();
       }
@@ -905,21 +1001,33 @@ function sortSummaryRows(rows: DailySummaryRow[]): DailySummaryRow[] {
 }
 
 /**
- * The payment item a commit puts (its revision is the one after `expectedRevision`).
- * Exported so the size tests measure exactly what is written.
+ * The payment item a commit writes (its revision is the one after `expectedRevision`),
+ * naming the ledger pack that holds this commit's page. Exported so the size tests
+ * measure exactly what is written.
  */
-export function paymentItem(commit: PaymentCommit): Record<string, unknown> {
+export function paymentItem(commit: PaymentCommit, ledgerRef: string): Record<string, unknown> {
   return {
     // No paymentId attribute: the key holds it, and every byte counts here.
     ...paymentKeys.payment(commit.paymentId),
     revision: commit.expectedRevision + 1,
+    [PAYMENT_LEDGER_HEAD_ATTRIBUTE]: ledgerRef,
     state: encodePaymentState(commit.state),
     recentEvents: commit.recentEvents,
     // No view yet (only a refund or dispute of it so far): stored, in no index.
     ...(commit.view ? { [PAYMENT_VIEW_ATTRIBUTE]: encodePaymentView(commit.view) } : {}),
-    // A Put replaces the item, so keys of indexes that no longer apply go away.
+    // Only the index keys that apply: the others are removed (OPTIONAL_PAYMENT_ATTRIBUTES).
     ...(commit.view ? paymentIndexAttributes(commit.view) : {}),
   };
+}
+
+/** The ref of the pack with a payment item's newest ledger page; null when it has none. */
+function ledgerHeadOf(item: Record<string, unknown>): string | null {
+  const head = item[PAYMENT_LEDGER_HEAD_ATTRIBUTE];
+  return typeof head === 'string' ? head : null;
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 function toStoredPayment(item: Record<string, unknown>): StoredPayment {

@@ -5,9 +5,10 @@
  *
  * Items (pk / sk):
  *   PAYMENT#<id>              / PAYMENT             the payment: state, revision, view, index keys,
- *                                                    `ledger` (refs of the ledger packs holding its pages)
+ *                                                    `ledger` (ref of the pack with its newest ledger page)
  *   LEDGER#<ref>              / LEDGER              a ledger pack: the ledger pages of every commit one
- *                                                    transaction carried (TTL `expiresAt`)
+ *                                                    transaction carried, each naming the pack of its
+ *                                                    payment's page before (`prev`) (TTL `expiresAt`)
  *   PAYMENT#<id>              / LEDGER#<revision>   a ledger page of the earlier layout (one item per
  *                                                    commit): no longer written, still read until it expires
  *   CHARGE#<ch_id>            / CHARGE              charge id -> PaymentIntent payment pointer
@@ -30,10 +31,11 @@ export const PAYMENT_TABLE_KEY = { partition: 'pk', sort: 'sk' } as const;
 export const PAYMENT_TTL_ATTRIBUTE = 'expiresAt';
 
 /**
- * The payment item's list of the refs of the ledger packs that hold its pages, oldest
- * first: one 8-character ref per commit, appended in the commit's own transaction.
+ * The payment item's ledger head: the 8-character ref of the ledger pack holding its
+ * newest page. Each page in a pack names the pack of the payment's page before (`prev`),
+ * so the item stays the same size however many commits it has.
  */
-export const PAYMENT_LEDGER_REFS_ATTRIBUTE = 'ledger';
+export const PAYMENT_LEDGER_HEAD_ATTRIBUTE = 'ledger';
 
 /** Index names. */
 export const PAYMENT_INDEX = {
