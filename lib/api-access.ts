@@ -18,7 +18,10 @@ export interface ApiAccessProps {
   readonly api: BillingHttpApi;
   /** Roles of the app backend: may call the user routes (and nothing else of the API). */
   readonly appBackendRoleArns: readonly string[];
-  /** Operators' roles made elsewhere: may call the admin and report routes, as the stack's own OperatorRole may. */
+  /**
+   * Operators' roles made elsewhere: the only callers of the admin and report routes when
+   * given; none: the stack makes an OperatorRole of its own for them instead.
+   */
   readonly operatorRoleArns: readonly string[];
 }
 
@@ -32,16 +35,22 @@ export function routeArnPath(path: string): string {
  * restriction is on the callers' side: two managed policies, each allowing
  * `execute-api:Invoke` on exactly its routes, attached to the configured roles (and
  * given as outputs for roles made elsewhere). No other principal should be granted
- * `execute-api:Invoke` on this API (docs/deploy.md). The stack makes an operator role of
- * its own (OperatorRole, assumable within the account), so the functions behind operator
- * routes always get the operator roles' ARNs (OPERATOR_ROLE_ARNS: that role and the
- * configured ones) and refuse any other caller (functions/commons/operator-access.ts).
+ * `execute-api:Invoke` on this API (docs/deploy.md). The functions behind operator routes
+ * always get the operator roles' ARNs (OPERATOR_ROLE_ARNS, never empty) and refuse any
+ * other caller (functions/commons/operator-access.ts): the configured `operatorRoleArns`
+ * when there are any, else an operator role the stack makes (OperatorRole, assumable
+ * within the account). Never both: OperatorRole may be assumed by any principal of the
+ * account allowed sts:AssumeRole on it (or on `*`), which would let more callers through
+ * than the configured roles.
  */
 export class ApiAccess extends Construct {
   public readonly appBackendPolicy: ManagedPolicy;
   public readonly operatorPolicy: ManagedPolicy;
-  /** The stack's own operator role: principals of the account with sts:AssumeRole on it. */
-  public readonly operatorRole: Role;
+  /**
+   * The stack's own operator role (principals of the account with sts:AssumeRole on it),
+   * made only when no `operatorRoleArns` are configured; otherwise undefined.
+   */
+  public readonly operatorRole: Role | undefined;
   /**
    * `<stage>/<METHOD><path>` of each IAM route with a path parameter, as its ARN names it
    * (`$default/GET/users/<*>/subscription`, `<*>` being a `*`): what cdk-nag flags (nag-suppressions.ts).
@@ -95,20 +104,6 @@ export class ApiAccess extends Construct {
       false,
       imported('AppBackendInvoke', props.appBackendRoleArns),
     );
-    // Always there, so the function check below always has a role to hold callers to;
-    // the account root as principal delegates to IAM: a user or role of the account
-    // still needs its own sts:AssumeRole on this role to become an operator.
-    this.operatorRole = new Role(this, 'OperatorRole', {
-      assumedBy: new AccountRootPrincipal(),
-      description: 'Billing suite operators: assume to call the admin and report routes (SigV4)',
-      maxSessionDuration: Duration.hours(1),
-    });
-    this.operatorPolicy = policy(
-      'OperatorInvoke',
-      'Billing suite: operators may call the admin and report routes (SigV4)',
-      true,
-      [this.operatorRole, ...imported('OperatorInvoke', props.operatorRoleArns)],
-    );
     // No resource policy either means another principal allowed execute-api:Invoke by its
     // own policies passes IAM: the functions behind operator routes also check the caller
     // is a session of an operator role (functions/commons/operator-access.ts).
@@ -119,11 +114,30 @@ export class ApiAccess extends Construct {
         throw new ConfigError(`operatorRoleArns: ${(error as Error).message}`);
       }
     }
-    // The role's name is generated at deploy: a JSON array the template resolves.
-    const operatorRoleArns = stack.toJsonString([
-      this.operatorRole.roleArn,
-      ...props.operatorRoleArns,
-    ]);
+    const configured = props.operatorRoleArns.length > 0;
+    // Only without configured roles, so the function check below always has a role to
+    // hold callers to and never more than the configured ones. The account root as
+    // principal delegates to IAM: a user or role of the account still needs its own
+    // sts:AssumeRole on this role (or on `*`) to become an operator.
+    this.operatorRole = configured
+      ? undefined
+      : new Role(this, 'OperatorRole', {
+          assumedBy: new AccountRootPrincipal(),
+          description:
+            'Billing suite operators: assume to call the admin and report routes (SigV4)',
+          maxSessionDuration: Duration.hours(1),
+        });
+    this.operatorPolicy = policy(
+      'OperatorInvoke',
+      'Billing suite: operators may call the admin and report routes (SigV4)',
+      true,
+      this.operatorRole ? [this.operatorRole] : imported('OperatorInvoke', props.operatorRoleArns),
+    );
+    // Never empty: the configured roles (plain JSON), else the stack's role, whose name is
+    // generated at deploy (a JSON array the template resolves).
+    const operatorRoleArns = this.operatorRole
+      ? stack.toJsonString([this.operatorRole.roleArn])
+      : JSON.stringify(props.operatorRoleArns);
     const operatorFunctions = new Set(
       iamRoutes.filter((route) => isOperatorRoute(route.path)).map((route) => route.handler),
     );
@@ -140,12 +154,14 @@ export class ApiAccess extends Construct {
     new CfnOutput(stack, 'OperatorInvokePolicyArn', {
       value: this.operatorPolicy.managedPolicyArn,
       description:
-        'Attach to operator roles made elsewhere (if not given as operatorRoleArns); list them in operatorRoleArns too, or the functions refuse them',
+        'Attached to the operator roles (operatorRoleArns, else OperatorRole); attaching it to another role is not enough: the functions refuse its sessions unless it is listed in operatorRoleArns',
     });
-    new CfnOutput(stack, 'OperatorRoleArn', {
-      value: this.operatorRole.roleArn,
-      description:
-        'Assume to call the admin and report routes (aws sts assume-role, or a profile with role_arn); the caller needs sts:AssumeRole on it',
-    });
+    if (this.operatorRole) {
+      new CfnOutput(stack, 'OperatorRoleArn', {
+        value: this.operatorRole.roleArn,
+        description:
+          'Assume to call the admin and report routes (aws sts assume-role, or a profile with role_arn); the caller needs sts:AssumeRole on it',
+      });
+    }
   }
 }

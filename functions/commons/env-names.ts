@@ -27,7 +27,11 @@ export const ENV = {
   cursorKeySecretArn: 'CURSOR_KEY_SECRET_ARN',
   /** Plain cursor signing key, local runtime and tests only; never set by the stack. */
   cursorSigningKey: 'CURSOR_SIGNING_KEY',
-  /** JSON array of the operator role ARNs, on functions serving operator routes: always set by the stack (unset only locally, where there is no IAM). */
+  /**
+   * JSON array of the operator role ARNs (the `operatorRoleArns` context's, else the stack's
+   * OperatorRole), on functions serving operator routes: always set, never empty, by the
+   * stack; missing in Lambda, those routes are refused; unset only locally (no IAM) and in tests.
+   */
   operatorRoleArns: 'OPERATOR_ROLE_ARNS',
   /** 'true' (live) or 'false' (test): the Stripe mode the webhook accepts events of; unset: no check. */
   stripeLivemode: 'STRIPE_LIVEMODE',

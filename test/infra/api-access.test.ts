@@ -2,8 +2,9 @@
  * Who may call which route (issues 14.6, 15 and 15.4): every route but the Stripe webhook
  * is IAM-authorised; the app backend's policy allows exactly the user routes, the
  * operators' exactly the admin and report routes, each attached to the roles the config
- * names, the operators' also to the stack's own OperatorRole, which the functions behind
- * operator routes always hold their callers to.
+ * names. The operators' roles are the configured ones when there are any, else an
+ * OperatorRole the stack makes (never both: that role would widen who gets through),
+ * and the functions behind operator routes always hold their callers to them.
  */
 import { App, Stack } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
@@ -37,7 +38,14 @@ const OPERATOR_ROLE = 'arn:aws:iam::123456789012:role/ops/oncall';
 const DEPLOYED_ROLE_NAME = 'BillingService-ApiAccessOperatorRole3A625BA5-Q1w2E3r4T5y6';
 const DEPLOYED_ROLE_ARN = `arn:aws:iam::123456789012:role/${DEPLOYED_ROLE_NAME}`;
 
-const operatorRoleId = (t: Templates) => logicalIdOf(t.stacks.service.access.operatorRole);
+const operatorRoleId = (t: Templates) => {
+  const role = t.stacks.service.access.operatorRole;
+  if (!role) throw new Error('the stack made no OperatorRole');
+  return logicalIdOf(role);
+};
+const CONFIGURED = { operatorRoleArns: JSON.stringify([OPERATOR_ROLE, APP_ROLE]) };
+/** The admin functions and the payment reads (the /reports/ routes), no other. */
+const OPERATOR_ENTRIES = [ENTRY.creditAdmin, ENTRY.paymentRead, ENTRY.penaltyAdmin].sort();
 
 /**
  * A function's OPERATOR_ROLE_ARNS as CloudFormation would resolve it, the OperatorRole's
@@ -151,7 +159,7 @@ describe('API access by role', () => {
     }
   });
 
-  it("attaches the policies to the configured roles, and the operators' to the OperatorRole too", () => {
+  it("attaches the policies to the configured roles, the operators' to the OperatorRole when none is configured", () => {
     const plain = policies();
     expect(plain.app.roles).toBeUndefined();
     expect(plain.operators.roles).toEqual([{ Ref: operatorRoleId(plain.t) }]);
@@ -160,7 +168,23 @@ describe('API access by role', () => {
       operatorRoleArns: OPERATOR_ROLE,
     });
     expect(app.roles).toEqual(['app-backend']);
-    expect(operators.roles).toEqual([{ Ref: operatorRoleId(t) }, 'oncall']);
+    expect(operators.roles).toEqual(['oncall']);
+    expect(t.stacks.service.access.operatorRole).toBeUndefined();
+  });
+
+  it('makes no OperatorRole and no OperatorRoleArn output when operator roles are configured', () => {
+    const t = synthTemplates(CONFIGURED);
+    expect(t.stacks.service.access.operatorRole).toBeUndefined();
+    const roles = Object.entries(resources(t.service, 'AWS::IAM::Role'));
+    expect(roles.filter(([id]) => id.includes('OperatorRole'))).toEqual([]);
+    // No role of the stack is assumable by the account root (as OperatorRole was).
+    for (const [id, role] of roles) {
+      expect(JSON.stringify(role.Properties.AssumeRolePolicyDocument), id).not.toContain(':root');
+    }
+    expect(Object.keys(t.service.findOutputs('OperatorRoleArn'))).toEqual([]);
+    t.service.hasOutput('OperatorInvokePolicyArn', {
+      Description: Match.stringLikeRegexp('listed in operatorRoleArns'),
+    });
   });
 
   it('makes an operator role any principal of the account may assume, given sts:AssumeRole by its own policies', () => {
@@ -205,19 +229,25 @@ describe('API access by role', () => {
     });
   });
 
-  it('names the operator roles to exactly the functions behind operator routes, with or without configured roles', () => {
-    // The admin functions and the payment reads (the /reports/ routes), no other.
-    const operatorEntries = [ENTRY.creditAdmin, ENTRY.paymentRead, ENTRY.penaltyAdmin].sort();
+  it("names the stack's OperatorRole alone to exactly the functions behind operator routes when none is configured", () => {
     const own = operatorRoleArnsByEntry(synthTemplates());
-    expect(Object.keys(own).sort()).toEqual(operatorEntries);
+    expect(Object.keys(own).sort()).toEqual(OPERATOR_ENTRIES);
     for (const [entry, arns] of Object.entries(own))
       expect(arns, entry).toEqual([DEPLOYED_ROLE_ARN]);
-    const configured = operatorRoleArnsByEntry(
-      synthTemplates({ operatorRoleArns: JSON.stringify([OPERATOR_ROLE, APP_ROLE]) }),
+  });
+
+  it('names exactly the configured roles, as plain JSON, to exactly the functions behind operator routes', () => {
+    const t = synthTemplates(CONFIGURED);
+    const values = Object.fromEntries(
+      Object.values(ENTRY).flatMap((entry) => {
+        const value = envOf(functionByEntry(t.service, entry)[1])[ENV.operatorRoleArns];
+        return value === undefined ? [] : [[entry, value]];
+      }),
     );
-    expect(Object.keys(configured).sort()).toEqual(operatorEntries);
-    for (const [entry, arns] of Object.entries(configured)) {
-      expect(arns, entry).toEqual([DEPLOYED_ROLE_ARN, OPERATOR_ROLE, APP_ROLE]);
+    expect(Object.keys(values).sort()).toEqual(OPERATOR_ENTRIES);
+    for (const [entry, value] of Object.entries(values)) {
+      // No token to resolve: the configured list as it is, without the stack's role.
+      expect(value, entry).toBe(JSON.stringify([OPERATOR_ROLE, APP_ROLE]));
     }
   });
 

@@ -32,6 +32,8 @@ interface Finding {
 interface NagRun {
   /** Leave one acknowledgement out. */
   except?: NagSuppressionName;
+  /** Extra CDK context (e.g. `operatorRoleArns`), over cdk.json's. */
+  context?: Record<string, unknown>;
   mutate?: (built: ReturnType<typeof createBillingApp>) => void;
 }
 
@@ -44,6 +46,7 @@ function nagFindings(run: NagRun = {}): Finding[] {
       validate: false,
       outdir,
       acknowledgeNagFindings: false,
+      ...(run.context ? { context: run.context } : {}),
     });
     acknowledgeNagFindings(built, run.except ? { except: run.except } : {});
     run.mutate?.(built);
@@ -100,10 +103,23 @@ describe('cdk-nag AwsSolutions', () => {
     );
   });
 
+  it('finds nothing unacknowledged with operator roles configured (no OperatorRole then)', () => {
+    const findings = nagFindings({
+      context: { operatorRoleArns: JSON.stringify(['arn:aws:iam::123456789012:role/ops/oncall']) },
+      mutate: ({ serviceStack }) => {
+        expect(serviceStack.access.operatorRole).toBeUndefined();
+      },
+    });
+    expect(show(findings)).toEqual([]);
+  });
+
   it("checks the stack's OperatorRole too: a wildcard grant on it is reported", () => {
     const findings = nagFindings({
+      // No operatorRoleArns (cdk.json sets none): the stack makes its OperatorRole.
       mutate: ({ serviceStack }) => {
-        serviceStack.access.operatorRole.addToPrincipalPolicy(
+        const role = serviceStack.access.operatorRole;
+        expect(role, 'the stack made no OperatorRole').toBeDefined();
+        role!.addToPrincipalPolicy(
           new PolicyStatement({ actions: ['execute-api:Invoke'], resources: ['*'] }),
         );
       },

@@ -1,14 +1,19 @@
 /**
  * The operators' routes checked in the function (HTTP APIs have no resource policy):
  * only a session of one of the stack's operator roles gets through to an `/admin/…` or
- * `/reports/…` route; user routes are IAM's alone, and without the list (only locally)
- * nothing is checked.
+ * `/reports/…` route; user routes are IAM's alone. Without the list, inside Lambda (a
+ * deployment mistake) the operator routes are refused to everyone; outside it (local
+ * runtime, tests) nothing is checked.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { jsonResponse } from '../../functions/commons/http.ts';
-import { callerRoleOf, operatorRoutesGuard } from '../../functions/commons/operator-access.ts';
+import {
+  callerRoleOf,
+  inLambdaFromEnv,
+  operatorRoutesGuard,
+} from '../../functions/commons/operator-access.ts';
 import { operatorRoleOf } from '../../functions/commons/operator-roles.ts';
 import { CREDIT_ROUTES, PAYMENT_ROUTES, PENALTY_ROUTES } from '../../functions/commons/routes.ts';
 import { httpApiEvent } from '../helpers/apigw-events.ts';
@@ -45,6 +50,20 @@ function guarded(roles: string[]) {
   const inner = vi.fn(async () => jsonResponse(200, { ok: true }));
   const handler = operatorRoutesGuard(inner, () => roles.map(operatorRoleOf), quiet);
   return { inner, handler };
+}
+
+/** As `guarded`, in or out of Lambda as told, with the logger's errors recorded. */
+function guardedWhere(roles: string[], inLambda: boolean) {
+  const inner = vi.fn(async () => jsonResponse(200, { ok: true }));
+  const logger = new Logger({ logLevel: 'SILENT' });
+  const error = vi.spyOn(logger, 'error');
+  const handler = operatorRoutesGuard(
+    inner,
+    () => roles.map(operatorRoleOf),
+    logger,
+    () => inLambda,
+  );
+  return { inner, handler, error };
 }
 
 describe('operator roles', () => {
@@ -131,5 +150,68 @@ describe('operatorRoutesGuard', () => {
     );
     expect(answer.statusCode).toBe(200);
     expect(inner).toHaveBeenCalledOnce();
+  });
+
+  it('refuses the operator routes to everyone in Lambda when the stack names no operator role, logging an error', async () => {
+    const { inner, handler, error } = guardedWhere([], true);
+    for (const userArn of [`arn:aws:sts::${ACCOUNT}:assumed-role/oncall/s`, undefined]) {
+      for (const [method, route] of operatorRoutes) {
+        const answer = await handler(signedBy(userArn, method, route), context);
+        expect(answer.statusCode, route).toBe(403);
+        expect(JSON.parse(answer.body)).toEqual({
+          error: { code: 'forbidden', message: 'This route is for operators only.' },
+        });
+      }
+    }
+    expect(inner).not.toHaveBeenCalled();
+    expect(error).toHaveBeenCalledTimes(operatorRoutes.length * 2);
+    expect(String(error.mock.calls[0]![0])).toMatch(/OPERATOR_ROLE_ARNS is missing/);
+    // The app backend's routes are still IAM's alone.
+    const answer = await handler(
+      signedBy(`arn:aws:sts::${ACCOUNT}:assumed-role/app-backend/s`, 'GET', PAYMENT_ROUTES.payment),
+      context,
+    );
+    expect(answer.statusCode).toBe(200);
+    expect(inner).toHaveBeenCalledOnce();
+  });
+
+  it('checks nothing outside Lambda (local runtime, tests) when the stack names no operator role', async () => {
+    const { inner, handler, error } = guardedWhere([], false);
+    for (const [method, route] of operatorRoutes) {
+      const answer = await handler(
+        signedBy(`arn:aws:sts::${ACCOUNT}:assumed-role/anyone/s`, method, route),
+        context,
+      );
+      expect(answer.statusCode, route).toBe(200);
+    }
+    expect(inner).toHaveBeenCalledTimes(operatorRoutes.length);
+    expect(error).not.toHaveBeenCalled();
+  });
+
+  it('holds callers to the roles in Lambda as elsewhere when there are some', async () => {
+    const { inner, handler, error } = guardedWhere([ONCALL], true);
+    const route = PENALTY_ROUTES.assess;
+    const ok = await handler(
+      signedBy(`arn:aws:sts::${ACCOUNT}:assumed-role/oncall/alice`, 'POST', route),
+      context,
+    );
+    expect(ok.statusCode).toBe(200);
+    const refused = await handler(
+      signedBy(`arn:aws:sts::${ACCOUNT}:assumed-role/anyone/s`, 'POST', route),
+      context,
+    );
+    expect(refused.statusCode).toBe(403);
+    expect(inner).toHaveBeenCalledOnce();
+    expect(error).not.toHaveBeenCalled();
+  });
+});
+
+describe('inLambdaFromEnv', () => {
+  it.each<[string, Record<string, string | undefined>, boolean]>([
+    ['the Lambda Node.js runtime', { AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x' }, true],
+    ['no AWS_EXECUTION_ENV (local runtime, tests)', {}, false],
+    ['an empty AWS_EXECUTION_ENV', { AWS_EXECUTION_ENV: '' }, false],
+  ])('%s: %s', (_label, env, expected) => {
+    expect(inLambdaFromEnv(env)).toBe(expected);
   });
 });
