@@ -383,7 +383,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
         packs.push(current);
       }
       current.members.push({ index, first: current.items.length, count: 1 });
-      current.items.push(this.#paymentUpdate(commit, current.ledgerRef));
+      current.items.push(this.#paymentPut(commit, current.ledgerRef));
       current.paymentIds.add(commit.paymentId);
       current.pages.push(page);
       current.pageBytes += pageBytes;
@@ -423,8 +423,8 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
   }
 
   /**
-   * Every ledger page of a payment, oldest first (audits, replay, tests): the pages in
-   * the packs its item lists, and any page of the earlier one-item-per-commit layout.
+   * Every ledger page of a payment, oldest first (audits, replay, tests): the pages along
+   * its chain of packs, and any page of the earlier one-item-per-commit layout.
    */
   async readLedger(paymentId: string): Promise<PaymentLedgerPage[]> {
     const [packed, legacy] = await Promise.all([
@@ -671,36 +671,20 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
   }
 
   /**
-   * The payment item's write: every attribute of `paymentItem(commit, ledgerRef)` set,
-   * and the optional ones it lacks removed, as a Put would (an Update, so that a
-   * commit never depends on attributes it does not know of).
+   * The payment item's write: a Put of `paymentItem`, so the attributes its view no
+   * longer has (index keys that stopped applying) go away, conditioned on the revision read.
    */
-  #paymentUpdate(commit: PaymentCommit, ledgerRef: string): TransactItem {
-    const { pk: _pk, sk: _sk, ...attributes } = paymentItem(commit, ledgerRef);
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = {};
-    const sets: string[] = [];
-    Object.entries(attributes).forEach(([name, value], n) => {
-      names[`#a${n}`] = name;
-      values[`:a${n}`] = value;
-      sets.push(`#a${n} = :a${n}`);
-    });
-    const removed = OPTIONAL_PAYMENT_ATTRIBUTES.filter((name) => !(name in attributes));
-    removed.forEach((name, n) => {
-      names[`#r${n}`] = name;
-    });
-    const remove =
-      removed.length > 0 ? ` REMOVE ${removed.map((_, n) => `#r${n}`).join(', ')}` : '';
-    if (commit.expectedRevision > 0) values[':expected'] = commit.expectedRevision;
+  #paymentPut(commit: PaymentCommit, ledgerRef: string): TransactItem {
     return {
-      Update: {
+      Put: {
         TableName: this.#table,
-        Key: paymentKeys.payment(commit.paymentId),
-        UpdateExpression: `SET ${sets.join(', ')}${remove}`,
-        ConditionExpression:
-          commit.expectedRevision === 0 ? 'attribute_not_exists(pk)' : 'revision = :expected',
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
+        Item: paymentItem(commit, ledgerRef),
+        ...(commit.expectedRevision === 0
+          ? { ConditionExpression: 'attribute_not_exists(pk)' }
+          : {
+              ConditionExpression: 'revision = :expected',
+              ExpressionAttributeValues: { ':expected': commit.expectedRevision },
+            }),
       },
     };
   }
@@ -958,17 +942,6 @@ export class DynamoDbCustomerDirectory implements CustomerDirectory {
 }
 
 /**
- * Attributes a payment item may lack: a commit's Update removes those its `paymentItem`
- * does not set, so stale index keys leave their index as a Put would make them. Also
- * `paymentId`, which items of an earlier layout carried.
- */
-const OPTIONAL_PAYMENT_ATTRIBUTES = [
-  PAYMENT_VIEW_ATTRIBUTE,
-  ...Object.values(PAYMENT_INDEX_ATTRIBUTE),
-  'paymentId',
-];
-
-/**
  * A new ledger pack's ref: 48 random bits, 8 characters, since every payment item
  * carries one per commit. The pack's put is conditioned on the ref being unused, so a
  * collision (about 1 in 300,000 packs with 90 days of packs at 100 a second) only
@@ -1015,7 +988,7 @@ export function paymentItem(commit: PaymentCommit, ledgerRef: string): Record<st
     recentEvents: commit.recentEvents,
     // No view yet (only a refund or dispute of it so far): stored, in no index.
     ...(commit.view ? { [PAYMENT_VIEW_ATTRIBUTE]: encodePaymentView(commit.view) } : {}),
-    // Only the index keys that apply: the others are removed (OPTIONAL_PAYMENT_ATTRIBUTES).
+    // A Put replaces the item, so keys of indexes that no longer apply go away.
     ...(commit.view ? paymentIndexAttributes(commit.view) : {}),
   };
 }
