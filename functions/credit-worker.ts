@@ -21,6 +21,7 @@ import type { CreditAllowances } from './core/credits/allowances.ts';
 import type { CreditRunLog, CreditStore, RefreshWork } from './core/credits/ports.ts';
 import { refreshCredits } from './core/credits/refresh-credits.ts';
 import { type Clock, systemClock } from './core/shared/clock.ts';
+import { asError } from './core/shared/errors.ts';
 
 export interface CreditWorkerDeps {
   store: CreditStore & CreditRunLog;
@@ -51,10 +52,7 @@ export function createCreditWorker(
           works.push({ recordId: record.messageId, work });
         }
       } catch (error) {
-        failedRecords.set(
-          record.messageId,
-          error instanceof Error ? error : new Error(String(error)),
-        );
+        failedRecords.set(record.messageId, asError(error));
       }
     }
     const { results, outcomes } = await refreshCredits(

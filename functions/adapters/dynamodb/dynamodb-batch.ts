@@ -12,6 +12,7 @@ import {
   TransactWriteCommand,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
+import { asError } from '../../core/shared/errors.ts';
 import type { CommitResult } from '../../core/shared/event-batch.ts';
 
 export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
@@ -153,7 +154,7 @@ export async function transactWrite(
     if (error instanceof TransactionCanceledException) {
       return { status: 'cancelled', reasons: (error.CancellationReasons ?? []).map((r) => r.Code) };
     }
-    return { status: 'failed', error: error instanceof Error ? error : new Error(String(error)) };
+    return { status: 'failed', error: asError(error) };
   }
 }
 

@@ -31,6 +31,7 @@ import {
   type StoredPayment,
   type UserPaymentsQuery,
 } from '../../core/payments/ports.ts';
+import { asError } from '../../core/shared/errors.ts';
 import type { LedgerEvent } from '../../core/shared/event-ledger.ts';
 import {
   addDays,
@@ -792,7 +793,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
       for (const [remembered] of entries) this.#pointersPut.add(remembered);
       return undefined;
     } catch (error) {
-      return error instanceof Error ? error : new Error(String(error));
+      return asError(error);
     }
   }
 
@@ -997,10 +998,6 @@ export function paymentItem(commit: PaymentCommit, ledgerRef: string): Record<st
 function ledgerHeadOf(item: Record<string, unknown>): string | null {
   const head = item[PAYMENT_LEDGER_HEAD_ATTRIBUTE];
   return typeof head === 'string' ? head : null;
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }
 
 function toStoredPayment(item: Record<string, unknown>): StoredPayment {

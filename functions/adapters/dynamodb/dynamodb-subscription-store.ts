@@ -25,6 +25,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { type CreditAllowances, firstRefresh } from '../../core/credits/allowances.ts';
 import { LEDGER_RETENTION_DAYS } from '../../core/shared/config-values.ts';
+import { asError } from '../../core/shared/errors.ts';
 import type {
   CustomerAccount,
   UserSubscriptionView,
@@ -311,7 +312,7 @@ export class DynamoDbSubscriptionStore
       this.#remember(entries.map(([pointer]) => pointer));
       return undefined;
     } catch (error) {
-      return error instanceof Error ? error : new Error(String(error));
+      return asError(error);
     }
   }
 
@@ -384,7 +385,7 @@ export class DynamoDbSubscriptionStore
       }
       return { profiles };
     } catch (error) {
-      return { error: error instanceof Error ? error : new Error(String(error)) };
+      return { error: asError(error) };
     }
   }
 

@@ -20,6 +20,7 @@ import {
   type StoredPayment,
   type UserPaymentsQuery,
 } from '../../core/payments/ports.ts';
+import { asError } from '../../core/shared/errors.ts';
 import type { LedgerEvent } from '../../core/shared/event-ledger.ts';
 import { cursorCodec, daysBetween, parseTimeKey } from '../paging/query-cursor.ts';
 
@@ -245,7 +246,7 @@ export class InMemoryPaymentStore implements PaymentStore, PaymentQueries, Custo
       const forced = this.fault?.({ operation: 'commit', commit });
       if (forced) return forced;
     } catch (error) {
-      return { status: 'failed', error: error instanceof Error ? error : new Error(String(error)) };
+      return { status: 'failed', error: asError(error) };
     }
     const currentRevision = this.payments.get(commit.paymentId)?.revision ?? 0;
     if (currentRevision !== commit.expectedRevision) return { status: 'revision-conflict' };

@@ -8,6 +8,7 @@
  * reordering change nothing twice. The operators' mark-paid is the same move by hand.
  */
 import type { Clock } from '../shared/clock.ts';
+import { asError } from '../shared/errors.ts';
 import { parsePenaltyId } from './penalty-ids.ts';
 import { commitTransitionsSafely, transition } from './penalty-transitions.ts';
 import type { Overpayment, Penalty, PenaltyStore, PenaltyTransition } from './ports.ts';
@@ -201,8 +202,4 @@ export async function settlePenaltyPayments(
     }),
   );
   return failures;
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

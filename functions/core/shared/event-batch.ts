@@ -15,6 +15,7 @@
  * fails its records, which the queue redelivers.
  */
 import type { Clock } from './clock.ts';
+import { asError } from './errors.ts';
 import { eventFingerprint, type LedgerEvent, RECENT_EVENT_WINDOW } from './event-ledger.ts';
 import {
   MalformedEventError,
@@ -375,8 +376,4 @@ async function commitPacked<C>(
 
 function failed(fact: FactStamp, error: unknown): RecordOutcome {
   return { status: 'failed', eventId: fact.eventId, type: fact.type, error: asError(error) };
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }
