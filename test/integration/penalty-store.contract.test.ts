@@ -335,6 +335,35 @@ function contract(name: string, make: () => Promise<Harness>) {
       });
     });
 
+    it('mark-paid: 60 users, each paying its own recipient, split into transactions the store accepts', async () => {
+      const { store } = await make();
+      const clock = fixedClock(at('2026-08-01'));
+      const users = Array.from({ length: 60 }, () => fresh('m'));
+      await Promise.all(
+        users.map((user) =>
+          saveHabit({ userId: user, habitId: 'h' }, settings({ recipientId: `r-${user}` }), {
+            store,
+            clock,
+            freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+          }),
+        ),
+      );
+      clock.time = at('2026-08-02');
+      await assessDate('2026-08-01', { store, clock, pause: noPause });
+      const ids = users.map((user) => `pen_${user}_h_2026-08-01`);
+      // 180 items in all (penalty, unpaid summary, recipient totals each): two transactions at least.
+      const result = await markPenaltiesPaid(ids, 'pi_manual', { store, clock, pause: noPause });
+      expect(result).toEqual({ changed: ids, alreadyPaid: [], notFound: [] });
+      for (const user of users) {
+        expect(await store.recipientTotals(`r-${user}`)).toEqual({
+          recipientId: `r-${user}`,
+          penaltiesPaid: 1,
+          amounts: [{ currency: 'usd', amount: 500 }],
+        });
+        expect(await store.getAccount(user)).toMatchObject({ unpaidCount: 0, unpaidAmount: [] });
+      }
+    });
+
     it('overpayments: recorded once per PaymentIntent and penalty, listed oldest first until refunded', async () => {
       const { store } = await make();
       const pi = `pi_over_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;

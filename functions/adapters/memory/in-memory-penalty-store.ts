@@ -9,6 +9,7 @@ import {
   assessmentShardOf,
   parsePenaltyId,
 } from '../../core/penalties/penalty-ids.ts';
+import { TRANSACTION_ITEM_LIMIT } from '../../core/penalties/penalty-transitions.ts';
 import {
   type AccountDelta,
   type AssessableHabit,
@@ -265,6 +266,21 @@ export class InMemoryPenaltyStore implements PenaltyStore {
 
   async commitTransitions(commit: TransitionCommit): Promise<TransitionCommitResult> {
     this.commits += 1;
+    // DynamoDB refuses a transaction of more items (the adapter writes one per penalty,
+    // account, recipient and the credits; a lock or release rides on its account item).
+    const accountUsers = new Set(commit.accounts.map((delta) => delta.userId));
+    const items =
+      commit.transitions.length +
+      accountUsers.size +
+      commit.recipients.length +
+      (commit.creditsUsed && commit.creditsUsed.count > 0 ? 1 : 0) +
+      (commit.lockPending && !accountUsers.has(commit.lockPending.userId) ? 1 : 0) +
+      (commit.releasePending && !accountUsers.has(commit.releasePending.userId) ? 1 : 0);
+    if (items > TRANSACTION_ITEM_LIMIT) {
+      throw new RangeError(
+        `a transaction of ${items} items: DynamoDB allows ${TRANSACTION_ITEM_LIMIT}`,
+      );
+    }
     for (const { penalty } of commit.transitions) {
       if (this.penalties.get(penalty.penaltyId)?.status !== penalty.status) {
         return { status: 'conflict', reason: 'penalty-changed' };

@@ -16,8 +16,8 @@ import type {
   TransitionCommit,
 } from './ports.ts';
 
-/** Transitions per transaction: each adds at most one account and one recipient item (≤ 100 items). */
-export const TRANSITIONS_PER_COMMIT = 45;
+/** DynamoDB's cap on the items of one TransactWriteItems. */
+export const TRANSACTION_ITEM_LIMIT = 100;
 
 export function transition(
   penalty: Penalty,
@@ -94,7 +94,38 @@ export interface TransitionRun {
 }
 
 /**
- * Reads the penalties, plans, and commits in slices of TRANSITIONS_PER_COMMIT; a slice
+ * The longest head of `planned` whose commit stays within a transaction's items, with
+ * `reserved` items left for what rides along. Penalties of many users paid to many
+ * recipients cost up to three items each, one user's to one recipient barely one.
+ */
+export function transitionSlice(
+  planned: readonly PenaltyTransition[],
+  reserved = 0,
+): PenaltyTransition[] {
+  const users = new Set<string>();
+  const recipients = new Set<string>();
+  let items = reserved;
+  let taken = 0;
+  for (const { penalty, to } of planned) {
+    const moves = penalty.status !== to;
+    const summaryUser =
+      moves && (penalty.status === 'unpaid' || to === 'unpaid') ? penalty.userId : null;
+    const totalsRecipient = moves && to === 'paid' ? penalty.recipientId : null;
+    const cost =
+      1 +
+      (summaryUser !== null && !users.has(summaryUser) ? 1 : 0) +
+      (totalsRecipient !== null && !recipients.has(totalsRecipient) ? 1 : 0);
+    if (items + cost > TRANSACTION_ITEM_LIMIT) break;
+    items += cost;
+    taken += 1;
+    if (summaryUser !== null) users.add(summaryUser);
+    if (totalsRecipient !== null) recipients.add(totalsRecipient);
+  }
+  return planned.slice(0, taken);
+}
+
+/**
+ * Reads the penalties, plans, and commits in slices that fit one transaction; a slice
  * refused because a penalty changed is re-read and re-planned, so the result is right
  * whatever ran concurrently. Returns the transitions that were committed.
  */
@@ -105,8 +136,9 @@ export async function commitTransitionsSafely(run: TransitionRun): Promise<Penal
   for (;;) {
     const penalties = await run.store.getPenalties(run.penaltyIds);
     const planned = run.plan(penalties);
-    const slice = planned.slice(0, TRANSITIONS_PER_COMMIT);
-    const last = planned.length <= TRANSITIONS_PER_COMMIT;
+    // One item kept for the lock's release, which may need an item of its own.
+    const slice = transitionSlice(planned, run.releasePending ? 1 : 0);
+    const last = slice.length === planned.length;
     if (slice.length === 0 && !run.releasePending) return committed;
     const commit = transitionCommit(
       slice,

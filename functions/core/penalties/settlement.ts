@@ -10,6 +10,7 @@
  * canceled at Stripe and its penalties go back to unpaid, or to paid if it was paid).
  */
 import type { Clock } from '../shared/clock.ts';
+import { penaltyIdsThatFit } from '../shared/penalty-metadata.ts';
 import { PenaltyConflictError, PenaltyNotFoundError } from './errors.ts';
 import { settlementIdempotencyKey } from './penalty-ids.ts';
 import { applyPenaltyPayment } from './penalty-payments.ts';
@@ -28,6 +29,12 @@ import type {
  */
 export const MAX_PENALTIES_PER_SETTLEMENT = 90;
 
+/**
+ * Stripe's largest amount for one PaymentIntent (eight digits of the minor unit); older
+ * penalties past it are left for the next settlement, as are ids past what metadata holds.
+ */
+export const MAX_PAYMENT_AMOUNT = 99_999_999;
+
 /** A pending settlement older than this is taken as abandoned: canceled at Stripe, settled anew. */
 export const ABANDONED_SETTLEMENT_AFTER_MS = 60 * 60_000;
 
@@ -39,7 +46,11 @@ export interface SettlementPlan {
   currency: string | null;
 }
 
-/** Oldest first: the first `credits` penalties are waived; the rest in the first remaining currency are paid. */
+/**
+ * Oldest first: the first `credits` penalties are waived; the rest in the first remaining
+ * currency are paid, as many from the oldest as one PaymentIntent can carry (its amount
+ * and its metadata's ids).
+ */
 export function planSettlement(
   unpaidOldestFirst: readonly Penalty[],
   credits: number,
@@ -51,7 +62,16 @@ export function planSettlement(
   const waive = sorted.slice(0, waived);
   const rest = sorted.slice(waived);
   const currency = rest[0]?.currency ?? null;
-  const pay = rest.filter((penalty) => penalty.currency === currency);
+  const sameCurrency = rest.filter((penalty) => penalty.currency === currency);
+  let withinAmount = 0;
+  for (let amount = 0; withinAmount < sameCurrency.length; withinAmount += 1) {
+    amount += sameCurrency[withinAmount]!.amount;
+    if (amount > MAX_PAYMENT_AMOUNT) break;
+  }
+  const pay = sameCurrency.slice(
+    0,
+    penaltyIdsThatFit(sameCurrency.slice(0, withinAmount).map((penalty) => penalty.penaltyId)),
+  );
   return { waive, pay, amount: pay.reduce((sum, penalty) => sum + penalty.amount, 0), currency };
 }
 

@@ -16,12 +16,8 @@ export const PENALTY_ID_KEYS = 40;
 
 const chunkKey = (index: number) => (index === 0 ? PENALTY_IDS_KEY : `${PENALTY_IDS_KEY}_${index}`);
 
-/**
- * The metadata entries that carry `ids`, in order. Throws a RangeError when an id is
- * longer than a value may be or the ids need more than PENALTY_ID_KEYS keys (the
- * settlement caps how many penalties one PaymentIntent pays, so this is a bug guard).
- */
-export function penaltyIdsMetadata(ids: readonly string[]): Record<string, string> {
+/** The chunks of at most METADATA_VALUE_MAX characters the comma-separated ids fill, in order. */
+function metadataChunks(ids: readonly string[]): string[] {
   const chunks: string[] = [];
   let current = '';
   for (const id of ids) {
@@ -35,6 +31,37 @@ export function penaltyIdsMetadata(ids: readonly string[]): Record<string, strin
     } else current = next;
   }
   if (current !== '') chunks.push(current);
+  return chunks;
+}
+
+/**
+ * How many of `ids`, from the first, one PaymentIntent's metadata can carry: ids of
+ * long user and habit ids (up to 208 characters) fit two to a value, so 80 of them.
+ */
+export function penaltyIdsThatFit(ids: readonly string[]): number {
+  let chunks = 0;
+  /** Characters of the chunk being filled; 0: none open. */
+  let open = 0;
+  for (const [index, id] of ids.entries()) {
+    if (id.length > METADATA_VALUE_MAX || id.includes(',')) return index;
+    if (open > 0 && open + 1 + id.length <= METADATA_VALUE_MAX) {
+      open += 1 + id.length;
+      continue;
+    }
+    if (chunks === PENALTY_ID_KEYS) return index;
+    chunks += 1;
+    open = id.length;
+  }
+  return ids.length;
+}
+
+/**
+ * The metadata entries that carry `ids`, in order. Throws a RangeError when an id is
+ * longer than a value may be or the ids need more than PENALTY_ID_KEYS keys (the
+ * settlement caps how many penalties one PaymentIntent pays, so this is a bug guard).
+ */
+export function penaltyIdsMetadata(ids: readonly string[]): Record<string, string> {
+  const chunks = metadataChunks(ids);
   if (chunks.length > PENALTY_ID_KEYS) {
     throw new RangeError(
       `${ids.length} penalty ids need more than ${PENALTY_ID_KEYS} metadata keys`,

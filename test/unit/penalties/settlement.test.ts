@@ -13,9 +13,15 @@ import {
 } from '../../../functions/core/penalties/ports.ts';
 import {
   ABANDONED_SETTLEMENT_AFTER_MS,
+  MAX_PAYMENT_AMOUNT,
   planSettlement,
   settlePenalties,
 } from '../../../functions/core/penalties/settlement.ts';
+import {
+  penaltyIdsFromMetadata,
+  penaltyIdsMetadata,
+  penaltyIdsThatFit,
+} from '../../../functions/core/shared/penalty-metadata.ts';
 import { addHabit, at, FakeGateway, fixedClock, noPause } from './penalty-fixtures.ts';
 
 const penalty = (date: string, overrides: Partial<Penalty> = {}): Penalty => ({
@@ -53,6 +59,50 @@ describe('planSettlement', () => {
       currency: null,
     });
     expect(planSettlement([penalty('2026-11-01'), penalty('2026-11-02')], 0).amount).toBe(200);
+  });
+
+  it('pays from the oldest only as much as one PaymentIntent takes', () => {
+    const large = ['2026-11-01', '2026-11-02', '2026-11-03'].map((date) =>
+      penalty(date, { amount: 40_000_000 }),
+    );
+    const plan = planSettlement(large, 0);
+    expect(plan.pay.map((p) => p.date)).toEqual(['2026-11-01', '2026-11-02']);
+    expect(plan.amount).toBe(80_000_000);
+    expect(plan.amount).toBeLessThanOrEqual(MAX_PAYMENT_AMOUNT);
+  });
+
+  it('pays no more penalties than their ids fit in the metadata: 80 of the longest ids', () => {
+    const userId = 'u'.repeat(128);
+    const habitId = 'h'.repeat(64);
+    const days = Array.from({ length: 90 }, (_, index) =>
+      new Date(Date.UTC(2026, 7, 1) + index * 86_400_000).toISOString().slice(0, 10),
+    );
+    const long = days.map((date) =>
+      penalty(date, { userId, habitId, penaltyId: `pen_${userId}_${habitId}_${date}` }),
+    );
+    expect(long[0]!.penaltyId).toHaveLength(208);
+    const plan = planSettlement(long, 0);
+    expect(plan.pay).toHaveLength(80);
+    expect(plan.pay.map((p) => p.date)).toEqual(days.slice(0, 80));
+    expect(plan.amount).toBe(8_000);
+    const ids = plan.pay.map((p) => p.penaltyId);
+    expect(penaltyIdsFromMetadata(penaltyIdsMetadata(ids))).toEqual(ids);
+  });
+});
+
+describe('penaltyIdsThatFit', () => {
+  it('is the longest head penaltyIdsMetadata can carry, for ids of every length', () => {
+    for (const length of [20, 40, 99, 166, 167, 208, 249, 250, 251, 500]) {
+      const ids = Array.from({ length: 2000 }, (_, index) => `${index}_`.padEnd(length, 'x'));
+      const fit = penaltyIdsThatFit(ids);
+      expect(fit).toBeGreaterThan(0);
+      expect(fit).toBeLessThan(ids.length);
+      const carried = penaltyIdsFromMetadata(penaltyIdsMetadata(ids.slice(0, fit)));
+      expect(carried).toEqual(ids.slice(0, fit));
+      expect(() => penaltyIdsMetadata(ids.slice(0, fit + 1))).toThrow(RangeError);
+    }
+    expect(penaltyIdsThatFit(['a', 'b,c', 'd'])).toBe(1);
+    expect(penaltyIdsThatFit([])).toBe(0);
   });
 });
 
@@ -257,6 +307,26 @@ describe('markPenaltiesPaid', () => {
     const second = await markPenaltiesPaid(ids, 'pi_manual', { store, clock, pause: noPause });
     expect(second.changed).toEqual([]);
     expect((await store.recipientTotals('charity'))?.penaltiesPaid).toBe(1);
+  });
+
+  it('marks 100 penalties of 100 users, each paid to its own recipient, in transactions of at most 100 items', async () => {
+    const store = new InMemoryPenaltyStore();
+    const clock = fixedClock(at('2026-11-02'));
+    const users = Array.from({ length: 100 }, (_, index) => `user${index}`);
+    for (const user of users) {
+      await addHabit(store, user, 'run', '2026-10-01', { recipientId: `r-${user}` });
+    }
+    await assessDate('2026-11-01', { store, clock, pause: noPause });
+    const ids = users.map((user) => `pen_${user}_run_2026-11-01`);
+    const commitsBefore = store.commits;
+    const result = await markPenaltiesPaid(ids, 'pi_manual', { store, clock, pause: noPause });
+    expect(result).toEqual({ changed: ids, alreadyPaid: [], notFound: [] });
+    // Three items a penalty (itself, its user's summary, its recipient's totals): 4 transactions.
+    expect(store.commits - commitsBefore).toBe(4);
+    for (const user of users) {
+      expect((await store.recipientTotals(`r-${user}`))?.penaltiesPaid).toBe(1);
+      expect(await store.getAccount(user)).toMatchObject({ unpaidCount: 0 });
+    }
   });
 });
 
