@@ -8,6 +8,7 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from 'zod/mini';
 import type { CursorSeal } from './adapters/paging/cursor-seal.ts';
+import { withStripeDeadline } from './adapters/stripe/stripe-resilience.ts';
 import { cursorSealFromEnv } from './commons/cursor-wiring.ts';
 import { freeHabitLimitsEnv, lazyEnv } from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
@@ -46,7 +47,7 @@ import {
   type PenaltyPaymentGateway,
   type PenaltyStore,
 } from './core/penalties/ports.ts';
-import { settlePenalties } from './core/penalties/settlement.ts';
+import { MAX_PAYMENT_AMOUNT, settlePenalties } from './core/penalties/settlement.ts';
 import { type Clock, systemClock } from './core/shared/clock.ts';
 
 export interface PenaltyApiDeps {
@@ -58,10 +59,12 @@ export interface PenaltyApiDeps {
   clock?: Clock;
   logger?: Logger;
   metrics?: Metrics;
+  /** The settle's Stripe calls, all together. Default SETTLE_STRIPE_DEADLINE_MS. */
+  settleStripeDeadlineMs?: number;
 }
 
-/** Stripe's largest amount in minor units (99,999,999 = $999,999.99). */
-export const MAX_PENALTY_AMOUNT = 99_999_999;
+/** A penalty is paid by one PaymentIntent at most: Stripe's largest amount. */
+const MAX_PENALTY_AMOUNT = MAX_PAYMENT_AMOUNT;
 
 const habitIdParam = () => z.string().check(z.regex(HABIT_ID_PATTERN, { message: HABIT_ID_RULE }));
 
@@ -228,11 +231,10 @@ export function createPenaltyApiHandler(
           parseJsonBody(event, z.object({}));
           const { userId } = parseParams(z.object({ userId: userIdParam() }), params);
           try {
-            const result = await settlePenalties(userId, {
-              store,
-              gateway: resolved.gateway,
-              clock,
-            });
+            const result = await withStripeDeadline(
+              resolved.settleStripeDeadlineMs ?? SETTLE_STRIPE_DEADLINE_MS,
+              () => settlePenalties(userId, { store, gateway: resolved.gateway, clock }),
+            );
             metrics.addMetric(METRIC.penaltySettlements, MetricUnit.Count, 1);
             logger.info('Penalties settled', {
               userId,
@@ -283,6 +285,15 @@ export function createPenaltyApiHandler(
  * `idempotency_key_in_use`: Stripe's 409 for the same settlement already in flight (two
  * clicks reaching Stripe at once), the same routine case as settlement_pending.
  */
+/**
+ * The Stripe calls of one settle, all together (an abandoned settlement's cancel and
+ * retrieve, then the create, and its check): within the function's 29 s, with time left
+ * for the writes that follow. Each call stops at it (the read path instead races its
+ * lookup against its deadline; a settlement's writes follow its calls, so it must not
+ * be left running behind an answer).
+ */
+const SETTLE_STRIPE_DEADLINE_MS = 20_000;
+
 function isSettlementFailure(error: unknown): boolean {
   if (error instanceof PaymentRejectedError) return error.code !== 'idempotency_key_in_use';
   if (error instanceof HttpError) return error.statusCode >= 500;

@@ -53,6 +53,7 @@ afterAll(async () => {
 });
 afterEach(() => {
   stripe.clearFaults();
+  stripe.setLatency(0);
 });
 
 let counter = 0;
@@ -62,7 +63,7 @@ let counter = 0;
  * unpaid penalties, 16.00 USD), and the penalties API on its own penalties table with
  * its own Stripe call policy (so its own breaker) and a clock the test moves.
  */
-async function world() {
+async function world(options: { settleStripeDeadlineMs?: number } = {}) {
   counter += 1;
   const userId = `u-down-${Date.now().toString(36)}-${counter}`;
   const penaltiesTableName = await createPenaltiesTable(dynamo);
@@ -112,6 +113,7 @@ async function world() {
     freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
     logger: new Logger({ logLevel: 'SILENT' }),
     metrics,
+    ...options,
   });
   const settle = async () => {
     const response = await api(penaltySettleEvent(userId), context);
@@ -236,5 +238,22 @@ describe('settle while Stripe is failing and its circuit breaker opens', () => {
       pending: { paymentIntentId: pi },
     });
     expect(w.failuresCounted()).toBe(3);
+  });
+
+  it('answers 503 at the request deadline when Stripe is slow, before any one call would time out, and changes nothing', async () => {
+    const w = await world({ settleStripeDeadlineMs: 400 });
+    const before = await w.state();
+    // Each answer takes 1.5 s: well within one call's 10 s, past the settle's 400 ms.
+    stripe.setLatency(1_500);
+    const started = Date.now();
+    const response = await w.settle();
+    const elapsed = Date.now() - started;
+    expectUnavailable(response);
+    expect(elapsed).toBeLessThan(1_400);
+    stripe.setLatency(0);
+    // The PaymentIntent may exist at Stripe (its request was sent); nothing of ours moved.
+    const after = await w.state();
+    expect(after.penalties).toEqual(before.penalties);
+    expect(after.profile).toEqual(before.profile);
   });
 });

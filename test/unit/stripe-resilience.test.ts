@@ -13,6 +13,7 @@ import {
   StripeCallPolicy,
   type StripeCallPolicyOptions,
   StripeUnavailableError,
+  withStripeDeadline,
 } from '../../functions/adapters/stripe/stripe-resilience.ts';
 import { METRIC } from '../../functions/commons/metric-names.ts';
 import { stripeCallMetrics } from '../../functions/commons/stripe-wiring.ts';
@@ -271,5 +272,63 @@ describe('the breaker as metrics (stripeCallMetrics)', () => {
       [METRIC.stripeCircuitState, 1],
       [METRIC.stripeCircuitState, 0],
     ]);
+  });
+});
+
+describe('a request deadline over several calls', () => {
+  /** A request that answers after `ms`, or fails when its timeout passes first. */
+  const slowRequest = (ms: number) => (attempt: { timeoutMs: number }) =>
+    new Promise<string>((resolve, reject) => {
+      if (attempt.timeoutMs < ms) {
+        setTimeout(() => reject(dropped()), attempt.timeoutMs);
+      } else setTimeout(() => resolve('ok'), ms);
+    });
+
+  it('cuts the second call to what the first left, and refuses a third without a request', async () => {
+    const policy = new StripeCallPolicy({
+      initialBackoffMs: 1,
+      maxBackoffMs: 2,
+      breakerThreshold: 10,
+    });
+    let requests = 0;
+    const started = Date.now();
+    const outcome = await withStripeDeadline(300, async () => {
+      await policy.run((attempt) => {
+        requests += 1;
+        return slowRequest(200)(attempt);
+      });
+      const second = await policy
+        .run((attempt) => {
+          requests += 1;
+          return slowRequest(5_000)(attempt);
+        })
+        .catch((error: unknown) => error);
+      const requestsBeforeThird = requests;
+      const third = await policy
+        .run(async () => {
+          requests += 1;
+          return 'ok';
+        })
+        .catch((error: unknown) => error);
+      return { second, third, thirdRequests: requests - requestsBeforeThird };
+    });
+    const elapsed = Date.now() - started;
+    // Without the request deadline the second call alone could take the policy's 10 s.
+    expect(elapsed).toBeLessThan(1_000);
+    expect(outcome.second).toBeInstanceOf(StripeUnavailableError);
+    expect((outcome.second as StripeUnavailableError).reason).toBe('deadline');
+    expect(outcome.third).toMatchObject({ reason: 'deadline', retryAfterSeconds: 5 });
+    expect(outcome.thirdRequests).toBe(0);
+  });
+
+  it('keeps the earlier of two nested deadlines, and none outside them', async () => {
+    const policy = new StripeCallPolicy({ initialBackoffMs: 1, maxBackoffMs: 2 });
+    const inner = await withStripeDeadline(50, () =>
+      withStripeDeadline(5_000, () =>
+        policy.run(slowRequest(300)).catch((error: unknown) => error),
+      ),
+    );
+    expect(inner).toMatchObject({ reason: 'deadline' });
+    await expect(policy.run(slowRequest(300))).resolves.toBe('ok');
   });
 });

@@ -8,6 +8,7 @@
  * (a bad request, a conflict, a declined card, a bad key) are the caller's to handle
  * and are neither retried nor counted by the breaker.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   BrokenCircuitError,
   type CircuitBreakerPolicy,
@@ -85,6 +86,21 @@ export interface StripeCallPolicyOptions {
   breakerOpenMs?: number;
   /** Retry-After given to callers when Stripe did not say. Default 5 s. */
   defaultRetryAfterSeconds?: number;
+}
+
+/** The time (epoch ms) by which the Stripe calls of the current request must be done. */
+const requestDeadline = new AsyncLocalStorage<number>();
+
+/**
+ * Runs `work` with all the Stripe calls it makes sharing one deadline `ms` from now
+ * (within any deadline already running): a request that makes several calls (a
+ * settlement: cancel, retrieve, create) answers within it, with its own 503, before the
+ * function's timeout cuts it off; a call started past it fails at once.
+ */
+export function withStripeDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
+  const at = Date.now() + ms;
+  const outer = requestDeadline.getStore();
+  return requestDeadline.run(outer === undefined ? at : Math.min(at, outer), work);
 }
 
 /** 'closed' (calls flow), 'open' (calls refused), 'half-open' (one trial call in flight). */
@@ -176,7 +192,12 @@ export class StripeCallPolicy {
 
   async #run<T>(call: (attempt: StripeAttempt) => Promise<T>): Promise<T> {
     const options = this.#options;
-    const deadlineAt = Date.now() + options.deadlineMs;
+    const now = Date.now();
+    const deadlineAt = Math.min(now + options.deadlineMs, requestDeadline.getStore() ?? Infinity);
+    if (deadlineAt <= now) {
+      // The request's time is spent: not a call Stripe failed, so not one the breaker counts.
+      throw new StripeUnavailableError('deadline', options.defaultRetryAfterSeconds);
+    }
     const retries = retry(handleWhen(isTransientStripeError), {
       maxAttempts: options.maxAttempts - 1, // cockatiel counts retries, not attempts
       backoff: new ExponentialBackoff({
@@ -186,7 +207,7 @@ export class StripeCallPolicy {
     });
     // Aggressive: the caller is answered at the deadline even if a request still hangs
     // (that request ends by its own timeout, cut to the same deadline).
-    const deadline = timeout(options.deadlineMs, TimeoutStrategy.Aggressive);
+    const deadline = timeout(deadlineAt - now, TimeoutStrategy.Aggressive);
     try {
       return await wrap(deadline, retries, this.#breaker).execute(({ attempt }) =>
         call({
