@@ -6,7 +6,12 @@
  * older profiles, and the units each call consumes.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { billingKeys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
 import {
@@ -568,7 +573,7 @@ describe('DynamoDB credit store on the billing table', () => {
     });
   });
 
-  it('a new profile gets its first refresh in the commit that creates it; the slot skips it that day, and an older profile is left to its slot', async () => {
+  it('a new profile gets its first refresh in the commit that creates it, topped up by an upgrade that day; the slot skips it that day, and an older profile is left to its slot', async () => {
     const allowances = { ...DEFAULT_CREDIT_ALLOWANCES, silver: 6 };
     const subscriptions = new DynamoDbSubscriptionStore({
       client: dynamo,
@@ -606,9 +611,31 @@ describe('DynamoDB credit store on the billing table', () => {
         at: 1,
       }),
     ).toBe('already-refreshed');
-    // An upgrade later that day changes the tier, not the day's grant.
+    // An upgrade later that day adds the difference (gold 10 - silver 6) to what is left;
+    // a downgrade then takes nothing back, and upgrading again that day adds nothing more.
+    // Two credits spent (as a settlement does) before the upgrade.
+    await DynamoDBDocumentClient.from(dynamo).send(
+      new UpdateCommand({
+        TableName: harness.tables.billingTableName,
+        Key: billingKeys.profile(newcomer),
+        UpdateExpression: 'SET credits = credits - :two',
+        ExpressionAttributeValues: { ':two': 2 },
+      }),
+    );
     await subscriptions.commit(commitOf(newcomer, 1, 'gold'));
-    expect(await harness.store.getAccount(newcomer)).toMatchObject({ tier: 'gold', balance: 6 });
+    expect(await harness.store.getAccount(newcomer)).toMatchObject({
+      tier: 'gold',
+      balance: 8,
+      allowance: 10,
+      period: today,
+    });
+    await subscriptions.commit(commitOf(newcomer, 2, 'bronze'));
+    await subscriptions.commit(commitOf(newcomer, 3, 'gold'));
+    expect(await harness.store.getAccount(newcomer)).toMatchObject({
+      tier: 'gold',
+      balance: 8,
+      allowance: 10,
+    });
 
     // A profile that already existed (created before first refreshes) waits for its slot.
     const older = userInSlot(slot, 'user-older-');

@@ -3,12 +3,15 @@
  * duplicates and reordering, partial batch failures, unknown types, and faults.
  */
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSBatchResponse } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { billingKeys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
 import {
   DynamoDbSubscriptionStore,
   DynamoDbUserViewReader,
 } from '../../functions/adapters/dynamodb/dynamodb-subscription-store.ts';
+import { DEFAULT_CREDIT_ALLOWANCES } from '../../functions/core/credits/allowances.ts';
 import { bestView } from '../../functions/core/subscriptions/user-standing.ts';
 import { createSubscriptionConsumer } from '../../functions/subscription-consumer.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
@@ -216,5 +219,58 @@ describe('subscription consumer: configuration gaps', () => {
     const response = await consumer(sqsBatch([JSON.stringify(event)]), context);
     expect(response.batchItemFailures).toEqual([]);
     expect(recorded).toContainEqual(['UnmappedPrices', 1]);
+  });
+});
+
+describe('a new subscriber credits on day one', () => {
+  it('gets the paid allowance whatever the order and batching of the signup events', async () => {
+    const store = new DynamoDbSubscriptionStore({
+      client: dynamo,
+      ...tables,
+      creditAllowances: DEFAULT_CREDIT_ALLOWANCES,
+    });
+    const clock = { now: () => Date.parse('2026-11-05T10:00:00Z') };
+    const consumer = createSubscriptionConsumer({ store, priceTierMap, clock });
+    const documents = DynamoDBDocumentClient.from(dynamo);
+    const credited: string[] = [];
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const ways = {
+        inOrder: (bodies: string[]) => bodies.map((body) => [body]),
+        oneBatch: (bodies: string[]) => [bodies],
+        reversed: (bodies: string[]) => [...bodies].reverse().map((body) => [body]),
+      };
+      for (const [way, batches] of Object.entries(ways)) {
+        const history = generateHistory(seed, { prefix: `signup${way}` });
+        // The signup: every event up to the first that gives the user a paid tier.
+        const paidAt = history.events.findIndex(
+          (_, index) =>
+            (expectedView({ ...history, events: history.events.slice(0, index + 1) })?.tier ??
+              'free') !== 'free',
+        );
+        if (paidAt < 0) continue;
+        const signup = history.events.slice(0, paidAt + 1);
+        const tier = expectedView({ ...history, events: signup })!.tier;
+        for (const batch of batches(signup.map((event) => JSON.stringify(event)))) {
+          const response = await consumer(sqsBatch(batch), context);
+          expect(failedIds(response)).toEqual([]);
+        }
+        const { Item } = await documents.send(
+          new GetCommand({
+            TableName: tables.billingTableName,
+            Key: billingKeys.profile(history.userId),
+            ConsistentRead: true,
+          }),
+        );
+        expect({ way, seed, tier: Item?.tier, credits: Item?.credits }).toEqual({
+          way,
+          seed,
+          tier,
+          credits: DEFAULT_CREDIT_ALLOWANCES[tier],
+        });
+        credited.push(`${seed}:${way}`);
+      }
+    }
+    // Enough signups reached a paid tier for the comparison to mean something.
+    expect(credited.length).toBeGreaterThanOrEqual(12);
   });
 });

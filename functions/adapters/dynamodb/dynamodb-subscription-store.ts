@@ -23,7 +23,11 @@ import {
   QueryCommand,
   type QueryCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
-import { type CreditAllowances, firstRefresh } from '../../core/credits/allowances.ts';
+import {
+  type CreditAllowances,
+  firstRefresh,
+  upgradeTopUp,
+} from '../../core/credits/allowances.ts';
 import { LEDGER_RETENTION_DAYS } from '../../core/shared/config-values.ts';
 import { asError } from '../../core/shared/errors.ts';
 import type {
@@ -92,17 +96,21 @@ const POINTERS_REMEMBERED = 10_000;
 const POINTERS_IN_ONE_COMMIT = TRANSACTION_ITEM_LIMIT - 5;
 
 /** What a profile read needs: `pk` tells an existing profile from a missing one. */
-const PROFILE_VIEWS_PROJECTION =
-  'pk, customerViews, viewsRevision, stripeCustomerId, subscriptionView';
+const PROFILE_VIEWS_PROJECTION = `pk, customerViews, viewsRevision, stripeCustomerId, subscriptionView, ${CREDIT_ATTRIBUTE.period}, ${CREDIT_ATTRIBUTE.allowance}`;
 
 /** The profile's customer views as read (a profile written before them kept one `subscriptionView`). */
 function profileViewsOf(item: Record<string, unknown> | undefined): ProfileViews {
   if (!item) return { exists: false, views: {}, revision: 0 };
   const legacy = (item.subscriptionView as UserSubscriptionView | undefined) ?? null;
+  const period = item[CREDIT_ATTRIBUTE.period];
+  const allowance = item[CREDIT_ATTRIBUTE.allowance];
   return {
     exists: true,
     views: (item.customerViews as CustomerViews | undefined) ?? customerViewsOfLegacy(legacy),
     revision: Number(item.viewsRevision ?? 0),
+    ...(typeof period === 'string' && typeof allowance === 'number'
+      ? { credits: { period, allowance } }
+      : {}),
   };
 }
 
@@ -512,7 +520,7 @@ export class DynamoDbSubscriptionStore
    * credit fields are only initialised (if_not_exists), so every profile has a refresh
    * slot and is in the slot index (credit-table-schema.ts) from its first commit, a new
    * profile gets its first refresh (with `creditAllowances`), and a refresh already
-   * stamped is kept.
+   * stamped is kept, topped up when the tier rose since that day's refresh.
    */
   #profileUpdate(
     userId: string,
@@ -531,6 +539,12 @@ export class DynamoDbSubscriptionStore
       this.#creditAllowances && !profile.exists
         ? firstRefresh(tier, appliedAt, this.#creditAllowances)
         : null;
+    // An upgrade on a day already refreshed adds the difference, if the refresh read is
+    // still the one stored (a refresh in between fails the commit, which is read again).
+    const topUp =
+      this.#creditAllowances && profile.credits
+        ? upgradeTopUp(tier, appliedAt, profile.credits, this.#creditAllowances)
+        : 0;
     const c = CREDIT_ATTRIBUTE;
     const set = [
       'userId = :userId',
@@ -540,7 +554,9 @@ export class DynamoDbSubscriptionStore
       'subscriptionUpdatedAt = :at',
       `${c.refreshSlot} = if_not_exists(${c.refreshSlot}, :slot)`,
       `${c.period} = if_not_exists(${c.period}, :period)`,
-      `${c.balance} = if_not_exists(${c.balance}, :balance)`,
+      topUp > 0
+        ? `${c.balance} = ${c.balance} + :topUp, ${c.allowance} = :allowance`
+        : `${c.balance} = if_not_exists(${c.balance}, :balance)`,
       ...(grant
         ? [
             `${c.allowance} = if_not_exists(${c.allowance}, :allowance)`,
@@ -557,10 +573,14 @@ export class DynamoDbSubscriptionStore
         TableName: this.#billingTable,
         Key: keys.profile(userId),
         UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')}`,
-        ConditionExpression:
+        ConditionExpression: [
           profile.revision === 0
             ? 'attribute_not_exists(viewsRevision)'
             : 'viewsRevision = :expectedRevision',
+          ...(topUp > 0
+            ? [`${c.period} = :refreshedPeriod AND ${c.allowance} = :grantedAllowance`]
+            : []),
+        ].join(' AND '),
         ExpressionAttributeValues: {
           ':userId': userId,
           ':views': views,
@@ -569,8 +589,16 @@ export class DynamoDbSubscriptionStore
           ':at': appliedAt,
           ':slot': initial.refreshSlot,
           ':period': grant?.period ?? initial.period,
-          ':balance': grant?.balance ?? initial.balance,
+          ...(topUp > 0 ? {} : { ':balance': grant?.balance ?? initial.balance }),
           ...(grant ? { ':allowance': grant.allowance, ':refreshedAt': grant.at } : {}),
+          ...(topUp > 0 && profile.credits
+            ? {
+                ':topUp': topUp,
+                ':allowance': profile.credits.allowance + topUp,
+                ':refreshedPeriod': profile.credits.period,
+                ':grantedAllowance': profile.credits.allowance,
+              }
+            : {}),
           ...(best ? { ':customerId': best.stripeCustomerId } : {}),
           ...(profile.revision === 0 ? {} : { ':expectedRevision': profile.revision }),
         },

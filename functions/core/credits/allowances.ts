@@ -38,6 +38,23 @@ export function firstRefresh(tier: Tier, at: number, allowances: CreditAllowance
 }
 
 /**
+ * The credits an upgrade adds on the day it was already refreshed: the new tier's
+ * allowance less the one granted, never negative (a downgrade waits for the next
+ * refresh). So a new subscriber gets the paid allowance on day one whether the profile
+ * was first written at the free tier (customer and checkout events first) or at the paid
+ * one (the events in one batch, or reordered), and an upgrade counts at once.
+ */
+export function upgradeTopUp(
+  tier: Tier,
+  at: number,
+  refreshed: { period: string; allowance: number },
+  allowances: CreditAllowances,
+): number {
+  if (refreshed.period !== periodAt(at)) return 0;
+  return Math.max(0, allowances[tier] - refreshed.allowance);
+}
+
+/**
  * Parses allowances from a JSON string or an object: every key a tier, every value a
  * whole number 0–1000; tiers left out keep their default. Absent or '' gives the defaults.
  */

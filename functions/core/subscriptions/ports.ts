@@ -77,6 +77,8 @@ export interface ProfileViews {
   views: CustomerViews;
   /** 0 for a profile that has never kept customer views. */
   revision: number;
+  /** The credit refresh the profile last had (its period and the allowance granted), when read. */
+  credits?: { period: string; allowance: number };
 }
 
 /** A customer marked for a resync from Stripe by an unresolved same-second tie. */
