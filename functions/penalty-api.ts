@@ -8,6 +8,7 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from 'zod/mini';
 import type { CursorSeal } from './adapters/paging/cursor-seal.ts';
+import { cursorCodec } from './adapters/paging/query-cursor.ts';
 import { withStripeDeadline } from './adapters/stripe/stripe-resilience.ts';
 import { cursorSealFromEnv } from './commons/cursor-wiring.ts';
 import { freeHabitLimitsEnv, lazyEnv } from './commons/env.ts';
@@ -36,6 +37,7 @@ import {
   PenaltyNotFoundError,
   PenaltyRequestError,
 } from './core/penalties/errors.ts';
+import { type HabitPosition, pageOfHabits } from './core/penalties/habit-pages.ts';
 import type { FreeHabitLimits } from './core/penalties/habits.ts';
 import { saveHabit, verifyHabit } from './core/penalties/manage-habits.ts';
 import { HABIT_ID_PATTERN, HABIT_ID_RULE } from './core/penalties/penalty-ids.ts';
@@ -49,6 +51,7 @@ import {
 } from './core/penalties/ports.ts';
 import { MAX_PAYMENT_AMOUNT, settlePenalties } from './core/penalties/settlement.ts';
 import { type Clock, systemClock } from './core/shared/clock.ts';
+import { InvalidCursorError } from './core/shared/paging.ts';
 
 export interface PenaltyApiDeps {
   store: PenaltyStore;
@@ -62,6 +65,21 @@ export interface PenaltyApiDeps {
   /** The settle's Stripe calls, all together. Default SETTLE_STRIPE_DEADLINE_MS. */
   settleStripeDeadlineMs?: number;
 }
+
+/** A habits page's cursor: bound to the user, at the last habit of the page. */
+const habitsCursor = cursorCodec<{ userId: string }, HabitPosition>({
+  scope: 'penalties.habits',
+  params: (query) => ({ userId: query.userId }),
+  parse: (position) => {
+    const { createdAt, habitId } = (position ?? {}) as Partial<
+      Record<keyof HabitPosition, unknown>
+    >;
+    return typeof createdAt === 'string' && typeof habitId === 'string'
+      ? { createdAt, habitId }
+      : undefined;
+  },
+  invalid: (reason) => new InvalidCursorError(reason),
+});
 
 /** A penalty is paid by one PaymentIntent at most: Stripe's largest amount. */
 const MAX_PENALTY_AMOUNT = MAX_PAYMENT_AMOUNT;
@@ -158,16 +176,23 @@ export function createPenaltyApiHandler(
           return jsonResponse(created ? 201 : 200, habit);
         }
         case PENALTY_ROUTES.habits: {
-          parseQuery(event, z.object({}));
+          const query = parseQuery(event, z.object({ limit: limitParam(), cursor: cursorParam() }));
           const { userId } = parseParams(z.object({ userId: userIdParam() }), params);
+          const opened = await resolved.cursors.open(route, query.cursor);
+          const after = opened === undefined ? undefined : habitsCursor.decode({ userId }, opened);
           const [account, habits] = await Promise.all([
             store.getAccount(userId),
             store.listHabits(userId),
           ]);
           if (!account) throw unknownUser(userId);
+          const page = pageOfHabits(habits, query.limit, after);
+          const nextCursor = await resolved.cursors.seal(
+            route,
+            page.next ? habitsCursor.encode({ userId }, page.next) : null,
+          );
           return jsonResponse(
             200,
-            { items: habits, nextCursor: null },
+            { items: page.items, nextCursor },
             { 'cache-control': 'no-store' },
           );
         }

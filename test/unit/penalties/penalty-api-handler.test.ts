@@ -140,6 +140,69 @@ describe('habits', () => {
     expect(list.body.items.map((h: { name: string }) => h.name)).toEqual(['Run 5k']);
   });
 
+  it('pages habits newest first with limit and a cursor bound to the user; a foreign or forged cursor is a 400', async () => {
+    const w = world();
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    for (const [index, habitId] of ids.entries()) {
+      w.clock.time = at('2026-12-01', `0${index}:00:00`);
+      expect((await w.putHabit('u1', habitId)).status).toBe(201);
+    }
+    await w.putHabit('u2', 'x');
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await w.call(
+        'GET',
+        PENALTY_ROUTES.habits,
+        { userId: 'u1' },
+        { query: { limit: '2', ...(cursor ? { cursor } : {}) } },
+      );
+      expect(page.status).toBe(200);
+      seen.push(...page.body.items.map((h: { habitId: string }) => h.habitId));
+      cursor = page.body.nextCursor ?? undefined;
+      pages += 1;
+    } while (cursor);
+    expect(seen).toEqual(['e', 'd', 'c', 'b', 'a']);
+    expect(pages).toBe(3);
+    // The default page is 25: all five at once, no cursor.
+    const all = await w.call('GET', PENALTY_ROUTES.habits, { userId: 'u1' });
+    expect(all.body).toMatchObject({ nextCursor: null });
+    expect(all.body.items).toHaveLength(5);
+
+    const first = await w.call(
+      'GET',
+      PENALTY_ROUTES.habits,
+      { userId: 'u1' },
+      { query: { limit: '2' } },
+    );
+    const foreign = await w.call(
+      'GET',
+      PENALTY_ROUTES.habits,
+      { userId: 'u2' },
+      { query: { cursor: first.body.nextCursor } },
+    );
+    expect(foreign.status).toBe(400);
+    expect(foreign.body.error.message).toMatch(/cursor/);
+    const forged = await w.call(
+      'GET',
+      PENALTY_ROUTES.habits,
+      { userId: 'u1' },
+      { query: { cursor: `${first.body.nextCursor}x` } },
+    );
+    expect(forged.status).toBe(400);
+    for (const limit of ['0', '101', 'two']) {
+      const bad = await w.call(
+        'GET',
+        PENALTY_ROUTES.habits,
+        { userId: 'u1' },
+        { query: { limit } },
+      );
+      expect(bad.status).toBe(400);
+      expect(bad.body.error.message).toContain('limit');
+    }
+  });
+
   it("refuses a free habit past the tier's limit with 409", async () => {
     const w = world();
     const free = { ...w.habit, free: true, penaltyAmount: 0 };
