@@ -129,6 +129,7 @@ export class BillingServiceStack extends Stack {
         this.penalties.api,
         this.penalties.admin,
         this.penalties.assessor,
+        this.penalties.settlementSweeper,
       ],
       credits: {
         refreshQueue: data.creditRefreshQueue,
@@ -140,6 +141,7 @@ export class BillingServiceStack extends Stack {
         api: this.penalties.api,
         admin: this.penalties.admin,
         assessor: this.penalties.assessor,
+        settlementSweeper: this.penalties.settlementSweeper,
         paymentConsumer: this.paymentProcessing.handler,
         scheduleDeadLetterQueue: this.penalties.scheduleDeadLetterQueue,
       },
@@ -151,7 +153,7 @@ export class BillingServiceStack extends Stack {
       httpApi: this.api.httpApi,
       stripe: {
         subscriptionRead: this.readApi.handler,
-        callers: [this.readApi.handler, this.penalties.api],
+        callers: [this.readApi.handler, this.penalties.api, this.penalties.settlementSweeper],
       },
       ...(props.alarmEmail ? { alarmEmail: props.alarmEmail } : {}),
     });

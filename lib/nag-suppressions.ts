@@ -115,6 +115,7 @@ export function acknowledgeNagFindings(
   for (const [target, deadLetterQueue] of [
     [credits.planner, credits.scheduleDeadLetterQueue],
     [penalties.assessor, penalties.scheduleDeadLetterQueue],
+    [penalties.settlementSweeper, penalties.scheduleDeadLetterQueue],
   ] as const) {
     acknowledge('scheduleDeadLetterQueues', deadLetterQueue);
     // The target role is the stack's (one per Scheduler target set), so the stack is the scope.

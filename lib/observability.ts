@@ -50,6 +50,8 @@ export interface WatchedPenalties {
   readonly assessor: BillingFunction;
   /** The payments consumer, which marks a settlement's penalties paid when its PaymentIntent succeeds. */
   readonly paymentConsumer: BillingFunction;
+  /** The hourly sweep that releases settlements abandoned for an hour. */
+  readonly settlementSweeper: BillingFunction;
   readonly scheduleDeadLetterQueue: IQueue;
 }
 
@@ -388,7 +390,7 @@ export class Observability extends Construct {
 
   /** Alarms of the penalties; returns their dashboard row. */
   private penaltyAlarms(penalties: WatchedPenalties): { widgets: GraphWidget[] } {
-    const { api, admin, assessor, paymentConsumer } = penalties;
+    const { api, admin, assessor, paymentConsumer, settlementSweeper } = penalties;
     const labelled = (name: string, fn: BillingFunction, label: string) =>
       customMetric(name, fn).with({ label });
     const hourly = { period: Duration.hours(1), statistic: 'Maximum' } as const;
@@ -400,6 +402,10 @@ export class Observability extends Construct {
     });
     const settlementFailures = customMetric(METRIC.penaltySettlementFailures, api);
     const overpaid = customMetric(METRIC.penaltiesOverpaid, paymentConsumer);
+    const releaseFailures = customMetric(
+      METRIC.penaltySettlementReleaseFailures,
+      settlementSweeper,
+    ).with({ period: Duration.hours(1) });
     // Every assessor run publishes 0 or 1, so an hour with no value means no run at all:
     // a stopped schedule, or an assessor that fails before it reports, is overdue too.
     this.alarm('PenaltyAssessmentOverdue', overdue, {
@@ -411,7 +417,16 @@ export class Observability extends Construct {
     this.alarm('PenaltyScheduleDeadLetterQueueNotEmpty', scheduleDlq, {
       threshold: 0,
       operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      description: 'EventBridge Scheduler could not invoke the penalty assessor.',
+      description:
+        'EventBridge Scheduler could not invoke the penalty assessor or the settlement sweeper.',
+    });
+    // The sweep runs hourly; one failed run is retried by the next.
+    this.alarm('PenaltySettlementReleaseFailures', releaseFailures, {
+      threshold: 1,
+      operator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 3,
+      description:
+        'Abandoned settlements could not be released for three hourly runs (Stripe unavailable or refusing): their penalties stay pending. See the settlement sweeper logs.',
     });
     // One failure is a user retrying later (Stripe busy, a settlement still pending);
     // failures in three five-minute periods running mean settlement is broken.
@@ -459,6 +474,17 @@ export class Observability extends Construct {
           labelled(METRIC.penaltiesPaid, paymentConsumer, 'paid (PaymentIntent succeeded)'),
           labelled(METRIC.penaltiesPaid, admin, 'paid (marked by an operator)'),
           overpaid.with({ label: 'paid when already settled (refund due)' }),
+          labelled(
+            METRIC.penaltySettlementsReleased,
+            settlementSweeper,
+            'abandoned settlements released',
+          ),
+          labelled(
+            METRIC.penaltySettlementReleaseFailures,
+            settlementSweeper,
+            'abandoned releases failed',
+          ),
+          labelled(METRIC.penaltiesPaid, settlementSweeper, 'paid (abandoned, paid at Stripe)'),
         ]),
       ],
     };

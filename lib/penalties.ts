@@ -15,6 +15,7 @@ import { Construct } from 'constructs';
 import {
   HABIT_ASSESSMENT_INDEX,
   PENALTY_STATUS_INDEX,
+  PENDING_SETTLEMENT_INDEX,
 } from '../functions/adapters/dynamodb/penalty-table-schema.ts';
 import { ENV } from '../functions/commons/env-names.ts';
 import { PENALTY_ROUTES } from '../functions/commons/routes.ts';
@@ -28,6 +29,13 @@ import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
  * run publishes PenaltyAssessmentOverdue, which keeps the overdue alarm fed.
  */
 export const PENALTY_ASSESSOR_SCHEDULE = 'cron(15 * * * ? *)';
+
+/**
+ * Hourly, at a quarter to (UTC), apart from the assessment's runs. A settlement counts
+ * as abandoned an hour after it started, so a closed payment sheet is released within
+ * two hours.
+ */
+export const PENALTY_SETTLEMENT_SWEEP_SCHEDULE = 'cron(45 * * * ? *)';
 
 /**
  * What the assessment needs on the penalties table, whoever runs it (the schedule or
@@ -59,6 +67,20 @@ export const PENALTY_API_ACTIONS = [
 ] as const satisfies readonly DynamoDbItemAction[];
 
 /**
+ * What the sweep of abandoned settlements needs on the penalties table: Query (the
+ * sparse `byPendingSettlement` index), GetItem (the account, re-read by key),
+ * BatchGetItem (the settlement's penalties, re-read before they move) and UpdateItem
+ * (every item of the transaction that releases the lock: penalties, summary, recipients'
+ * totals). No PutItem, no billing table: a release spends no credits.
+ */
+export const PENALTY_SWEEP_ACTIONS = [
+  'GetItem',
+  'Query',
+  'BatchGetItem',
+  'UpdateItem',
+] as const satisfies readonly DynamoDbItemAction[];
+
+/**
  * The API's needs on the billing table: GetItem (the profile's tier, customer and
  * credits) and UpdateItem (the credits a settlement spends, a conditional decrement in
  * the settlement transaction). No Query: profiles are read by key.
@@ -74,7 +96,7 @@ export interface PenaltiesProps {
   readonly penaltiesTable: ITable;
   /** Profiles: the tier (free-habit limit), the Stripe customer, and the credits settlement spends. */
   readonly billingTable: ITable;
-  /** The Stripe secret API key; only the API function may read it. */
+  /** The Stripe secret API key; only the API and the settlement sweeper may read it. */
   readonly stripeApiKey: ISecret;
   /** The key the penalties list's cursors are sealed with; only the API function may read it. */
   readonly cursorSigningKey: ISecret;
@@ -90,16 +112,20 @@ export interface PenaltiesProps {
 /**
  * Penalties (DESIGN §8.3): the user routes on one function (habits, verifications,
  * penalties and their summary, settlement through Stripe, recipients' totals), the
- * operators' routes on another (assess a date now, mark paid), and the scheduled
- * assessor, fired hourly by EventBridge Scheduler (flexible window off, bounded
- * retries, a DLQ for what still fails). Every route requires IAM.
+ * operators' routes on another (assess a date now, mark paid), the scheduled
+ * assessor and the sweeper of abandoned settlements, each fired hourly by EventBridge
+ * Scheduler (flexible window off, bounded retries, one DLQ for what still fails).
+ * Every route requires IAM.
  */
 export class Penalties extends Construct {
   public readonly api: BillingFunction;
   public readonly admin: BillingFunction;
   public readonly assessor: BillingFunction;
   public readonly schedule: Schedule;
-  /** Assessor invocations Scheduler gave up on. */
+  /** Releases abandoned settlements (their PaymentIntent never sends a webhook). */
+  public readonly settlementSweeper: BillingFunction;
+  public readonly settlementSweepSchedule: Schedule;
+  /** Assessor and sweeper invocations Scheduler gave up on. */
   public readonly scheduleDeadLetterQueue: Queue;
 
   constructor(scope: Construct, id: string, props: PenaltiesProps) {
@@ -145,6 +171,22 @@ export class Penalties extends Construct {
       ])
       .setEnvironment(ENV.assessmentDeadlineHour, String(props.assessmentDeadlineHour));
 
+    this.settlementSweeper = new BillingFunction(this, 'SettlementSweeper', {
+      entry: 'functions/penalty-settlement-sweeper.ts',
+      serviceName: 'penalty-settlement-sweeper',
+      description:
+        'Releases abandoned penalty settlements (hourly): cancels at Stripe, back to unpaid',
+      // It stops taking users a minute before this; the next hourly run takes the rest.
+      timeout: Duration.minutes(5),
+    })
+      .bindTable(ENV.penaltiesTableName, penaltiesTable, PENALTY_SWEEP_ACTIONS, [
+        PENDING_SETTLEMENT_INDEX.indexName,
+      ])
+      .bindSecretReader(ENV.stripeApiKeySecretArn, props.stripeApiKey);
+    if (props.stripeApiUrl) {
+      this.settlementSweeper.setEnvironment(ENV.stripeApiUrl, props.stripeApiUrl);
+    }
+
     this.scheduleDeadLetterQueue = new Queue(this, 'ScheduleDeadLetterQueue', {
       retentionPeriod: Duration.days(14),
       encryption: QueueEncryption.SQS_MANAGED,
@@ -152,16 +194,23 @@ export class Penalties extends Construct {
       // What the PenaltyScheduleDeadLetterQueueNotEmpty alarm points operators to.
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // A missed run of either is made up by the next one an hour later: retry within the hour only.
+    const hourlyTarget = (fn: BillingFunction) =>
+      new LambdaInvoke(fn.function, {
+        input: ScheduleTargetInput.fromObject({ scheduledTime: ContextAttribute.scheduledTime }),
+        deadLetterQueue: this.scheduleDeadLetterQueue,
+        retryAttempts: 2,
+        maxEventAge: Duration.hours(1),
+      });
     this.schedule = new Schedule(this, 'AssessorSchedule', {
       description: 'Penalty assessment of yesterday, hourly at a quarter past (resumes until done)',
       schedule: ScheduleExpression.expression(PENALTY_ASSESSOR_SCHEDULE),
-      target: new LambdaInvoke(this.assessor.function, {
-        input: ScheduleTargetInput.fromObject({ scheduledTime: ContextAttribute.scheduledTime }),
-        deadLetterQueue: this.scheduleDeadLetterQueue,
-        // A missed run is made up by the next one an hour later: retry within the hour only.
-        retryAttempts: 2,
-        maxEventAge: Duration.hours(1),
-      }),
+      target: hourlyTarget(this.assessor),
+    });
+    this.settlementSweepSchedule = new Schedule(this, 'SettlementSweepSchedule', {
+      description: 'Releases penalty settlements abandoned for an hour, hourly at a quarter to',
+      schedule: ScheduleExpression.expression(PENALTY_SETTLEMENT_SWEEP_SCHEDULE),
+      target: hourlyTarget(this.settlementSweeper),
     });
 
     const throttle = props.throttle ?? { rateLimit: 20, burstLimit: 40 };

@@ -4,11 +4,16 @@ import {
   HABIT_ASSESSMENT_INDEX,
   PENALTY_KEYS,
   PENALTY_STATUS_INDEX,
+  PENDING_SETTLEMENT_INDEX,
 } from '../functions/adapters/dynamodb/penalty-table-schema.ts';
 import { STATEFUL_TABLE_DEFAULTS, setLocalName } from './billing-tables.ts';
 
 /** Every index of the penalties table, from the schema module the store queries them by. */
-export const PENALTY_INDEXES = [PENALTY_STATUS_INDEX, HABIT_ASSESSMENT_INDEX] as const;
+export const PENALTY_INDEXES = [
+  PENALTY_STATUS_INDEX,
+  HABIT_ASSESSMENT_INDEX,
+  PENDING_SETTLEMENT_INDEX,
+] as const;
 
 /**
  * The table's key attribute names, read off the schema module's own key builders (every
@@ -33,7 +38,9 @@ export function penaltyTableKey(): { partition: string; sort: string } {
  * and unpaid summary, habits, penalties, recipients' totals and the assessment's shard
  * progress, with two indexes projecting ALL: `byStatus` (a user's penalties of one
  * status by date, any `fields` in one query) and the sparse `byAssessment` (only
- * active habits carry its keys; the assessment pages through each shard). Layout:
+ * active habits carry its keys; the assessment pages through each shard), and the
+ * sparse `byPendingSettlement` projecting the user only (accounts holding a settlement
+ * lock, by when it was taken: the hourly sweep of abandoned settlements). Layout:
  * penalty-table-schema.ts. On-demand, PITR on, AWS-managed encryption, deletion
  * protection on and retained when the stack goes away: it holds money owed and paid.
  */
@@ -57,8 +64,14 @@ export class PenaltyTables extends Construct {
           type: attributeType(index.partitionKey.type),
         },
         sortKey: { name: index.sortKey.name, type: attributeType(index.sortKey.type) },
-        // Both read whole items: any `fields` of a penalty, every habit field the assessment needs.
-        projectionType: ProjectionType.ALL,
+        // Whole items where the reader needs them (any `fields` of a penalty, every habit
+        // field the assessment needs); only the named attributes where it re-reads by key.
+        ...('nonKeyAttributes' in index
+          ? {
+              projectionType: ProjectionType.INCLUDE,
+              nonKeyAttributes: [...index.nonKeyAttributes],
+            }
+          : { projectionType: ProjectionType.ALL }),
       });
     }
     setLocalName(this.penalties, 'penalties');

@@ -91,6 +91,13 @@ export const METRIC = {
   penaltySettlements: 'PenaltySettlements',
   /** Settlements that failed because Stripe was unavailable or refused (answered 503/409). */
   penaltySettlementFailures: 'PenaltySettlementFailures',
+  /**
+   * Abandoned settlements the hourly sweep released: canceled at Stripe and their
+   * penalties back to unpaid, or paid when Stripe says the PaymentIntent succeeded.
+   */
+  penaltySettlementsReleased: 'PenaltySettlementsReleased',
+  /** Abandoned settlements the sweep could not release (Stripe unavailable or refusing, a store error); retried hourly. */
+  penaltySettlementReleaseFailures: 'PenaltySettlementReleaseFailures',
   /** Milliseconds from SQS enqueue to commit. */
   processingLag: 'ProcessingLag',
   /** Milliseconds from Stripe's `created` to commit (includes Stripe's own delivery delay). */

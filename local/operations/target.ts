@@ -357,11 +357,18 @@ const SCHEDULED_ENTRIES = {
 } as const satisfies Record<string, ScheduledWork['kind']>;
 
 /**
+ * Scheduled functions whose missed runs need no rerun: the next hourly sweep releases
+ * whatever a missed one would have. They share the penalties' schedule DLQ with the
+ * assessor, whose rerun its redrive runs.
+ */
+const UNRERUN_ENTRIES = new Set(['functions/penalty-settlement-sweeper.ts']);
+
+/**
  * The work of the schedule a local schedule DLQ belongs to. The stack model does not
  * link a schedule to its DLQ, but lib/ declares each DLQ (`ScheduleDeadLetterQueue`)
  * in the construct of its schedule, so both logical ids start with that construct's
  * path (`CreditRefresh…`, `Penalties…`). Undefined unless exactly one schedule, of a
- * function ops knows, matches.
+ * function ops knows, matches (schedules of UNRERUN_ENTRIES aside).
  */
 function scheduledWorkOf(
   model: StackModel,
@@ -371,7 +378,12 @@ function scheduledWorkOf(
   const at = queueLogicalId.indexOf('ScheduleDeadLetterQueue');
   if (at <= 0) return undefined;
   const construct = queueLogicalId.slice(0, at);
-  const schedules = model.schedules.filter((s) => s.logicalId.startsWith(construct));
+  const entryOf = (functionLogicalId: string) =>
+    model.functions.find((f) => f.logicalId === functionLogicalId)?.entry;
+  const schedules = model.schedules.filter(
+    (s) =>
+      s.logicalId.startsWith(construct) && !UNRERUN_ENTRIES.has(entryOf(s.functionLogicalId) ?? ''),
+  );
   if (schedules.length !== 1) return undefined;
   const fn = model.functions.find((f) => f.logicalId === schedules[0]!.functionLogicalId);
   const kind = fn ? SCHEDULED_ENTRIES[fn.entry as keyof typeof SCHEDULED_ENTRIES] : undefined;

@@ -8,9 +8,9 @@ export const PENALTIES_LOCAL_NAME = `${LOCAL_NAME_PREFIX}-penalties`;
 
 /**
  * Creates a penalties table exactly as the CDK stack defines it (key schema, the
- * `byStatus` and `byAssessment` indexes and their projections, from the synthesized
- * template, which lib/penalty-tables.ts builds from penalty-table-schema.ts), under a
- * unique name so test files do not collide.
+ * `byStatus`, `byAssessment` and `byPendingSettlement` indexes and their projections,
+ * from the synthesized template, which lib/penalty-tables.ts builds from
+ * penalty-table-schema.ts), under a unique name so test files do not collide.
  */
 export async function createPenaltiesTable(dynamo: DynamoDBClient): Promise<string> {
   const table = loadStackModel().tables.find((t) => t.localName === PENALTIES_LOCAL_NAME);

@@ -572,9 +572,11 @@ describe('observability', () => {
       new Set([METRIC.stripeCircuitOpened]),
     );
     expect(stats.map((m) => m.MetricStat!.Metric.Dimensions[0]!.Value).sort()).toEqual(
-      ['penalty-api', 'subscription-read'].sort(),
+      ['penalty-api', 'penalty-settlement-sweeper', 'subscription-read'].sort(),
     );
-    expect(metrics.find((m) => m.Expression)?.Expression).toBe('FILL(m0, 0) + FILL(m1, 0)');
+    expect(metrics.find((m) => m.Expression)?.Expression).toBe(
+      'FILL(m0, 0) + FILL(m1, 0) + FILL(m2, 0)',
+    );
   });
 
   it("graphs each Stripe caller's breaker state (Maximum) beside the other Stripe widgets", () => {
@@ -599,7 +601,7 @@ describe('observability', () => {
       return full;
     });
     expect(rows.map((row) => row.slice(0, 4))).toEqual(
-      ['subscription-read', 'penalty-api'].map((service) => [
+      ['subscription-read', 'penalty-api', 'penalty-settlement-sweeper'].map((service) => [
         METRICS_NAMESPACE,
         METRIC.stripeCircuitState,
         'service',

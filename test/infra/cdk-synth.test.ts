@@ -11,7 +11,10 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../lib/billing-function.ts';
 import { CREDIT_PLANNER_SCHEDULE } from '../../lib/credit-refresh.ts';
-import { PENALTY_ASSESSOR_SCHEDULE } from '../../lib/penalties.ts';
+import {
+  PENALTY_ASSESSOR_SCHEDULE,
+  PENALTY_SETTLEMENT_SWEEP_SCHEDULE,
+} from '../../lib/penalties.ts';
 import { ENTRY } from './synth.ts';
 
 const CDK_CLI = resolve(REPO_ROOT, 'node_modules/aws-cdk/bin/cdk');
@@ -66,12 +69,16 @@ describe('cdk synth (CLI) without AWS credentials', () => {
     const functions = Object.values(template.Resources).filter(
       (r) => r.Type === 'AWS::Lambda::Function',
     );
-    // The credit planner's and penalty assessor's schedules survive CDK's CloudFormation validation too.
+    // The credit planner's, penalty assessor's and settlement sweeper's schedules survive CDK's CloudFormation validation too.
     const schedules = Object.values(template.Resources).filter(
       (r) => r.Type === 'AWS::Scheduler::Schedule',
     );
     expect(schedules.map((s) => s.Properties.ScheduleExpression).sort()).toEqual(
-      [CREDIT_PLANNER_SCHEDULE, PENALTY_ASSESSOR_SCHEDULE].sort(),
+      [
+        CREDIT_PLANNER_SCHEDULE,
+        PENALTY_ASSESSOR_SCHEDULE,
+        PENALTY_SETTLEMENT_SWEEP_SCHEDULE,
+      ].sort(),
     );
     // Every handler is bundled, the payments, credit and penalty functions included.
     expect(functions.map((fn) => fn.Metadata?.['billing:entry']).sort()).toEqual(

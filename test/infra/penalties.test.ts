@@ -1,9 +1,9 @@
 /**
  * Penalties in the synthesized templates (DESIGN §8.3): the penalties table built from
- * the schema module, the Stripe API key secret, the three penalty functions (env,
- * timeouts, least-privilege grants), the IAM-authorised routes, the assessor's hourly
- * schedule with its DLQ, the payment consumer's penalty grants, and the penalty alarms
- * and dashboard row.
+ * the schema module, the Stripe API key secret, the four penalty functions (env,
+ * timeouts, least-privilege grants), the IAM-authorised routes, the assessor's and the
+ * settlement sweeper's hourly schedules with their DLQ, the payment consumer's penalty
+ * grants, and the penalty alarms and dashboard row.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -13,6 +13,7 @@ import {
   HABIT_ASSESSMENT_INDEX,
   PENALTY_KEYS,
   PENALTY_STATUS_INDEX,
+  PENDING_SETTLEMENT_INDEX,
 } from '../../functions/adapters/dynamodb/penalty-table-schema.ts';
 import { parseStripeApiUrl } from '../../functions/adapters/stripe/stripe-client.ts';
 import {
@@ -27,7 +28,10 @@ import { DEFAULT_FREE_HABIT_LIMITS } from '../../functions/core/penalties/habits
 import { ASSESSMENT_DEADLINE_HOUR } from '../../functions/core/shared/config-values.ts';
 import { REPO_ROOT } from '../../lib/billing-function.ts';
 import { LOCAL_NAME_PREFIX, METADATA } from '../../lib/metadata.ts';
-import { PENALTY_ASSESSOR_SCHEDULE } from '../../lib/penalties.ts';
+import {
+  PENALTY_ASSESSOR_SCHEDULE,
+  PENALTY_SETTLEMENT_SWEEP_SCHEDULE,
+} from '../../lib/penalties.ts';
 import { PENALTY_INDEXES, penaltyTableKey } from '../../lib/penalty-tables.ts';
 import { graphedMetricNames, renderBody, scanEmittedMetrics } from './metric-coverage.ts';
 import {
@@ -74,6 +78,13 @@ const SCHEDULED_TIME_INPUT = { scheduledTime: '<aws.scheduler.scheduled-time>' }
 const ASSESSMENT_ACTIONS = [
   'dynamodb:BatchGetItem',
   'dynamodb:PutItem',
+  'dynamodb:Query',
+  'dynamodb:UpdateItem',
+];
+/** The settlement sweeper's actions on the penalties table: read the lock, release it. */
+const SWEEP_ACTIONS = [
+  'dynamodb:BatchGetItem',
+  'dynamodb:GetItem',
   'dynamodb:Query',
   'dynamodb:UpdateItem',
 ];
@@ -131,25 +142,40 @@ describe('the penalties table', () => {
     });
   });
 
-  it('has exactly the GSIs of the schema module, with their key schemas, projecting ALL', () => {
-    expect(PENALTY_INDEXES).toEqual([PENALTY_STATUS_INDEX, HABIT_ASSESSMENT_INDEX]);
+  it('has exactly the GSIs of the schema module, with their key schemas and projections', () => {
+    expect(PENALTY_INDEXES).toEqual([
+      PENALTY_STATUS_INDEX,
+      HABIT_ASSESSMENT_INDEX,
+      PENDING_SETTLEMENT_INDEX,
+    ]);
     const gsis = penaltiesTable().Properties.GlobalSecondaryIndexes as Array<{
       IndexName: string;
       KeySchema: unknown;
       Projection: { ProjectionType: string; NonKeyAttributes?: string[] };
       ProvisionedThroughput?: unknown;
     }>;
-    expect(gsis.map((gsi) => gsi.IndexName).sort()).toEqual(['byAssessment', 'byStatus']);
-    for (const index of [PENALTY_STATUS_INDEX, HABIT_ASSESSMENT_INDEX]) {
+    expect(gsis.map((gsi) => gsi.IndexName).sort()).toEqual([
+      'byAssessment',
+      'byPendingSettlement',
+      'byStatus',
+    ]);
+    for (const index of PENALTY_INDEXES) {
       const gsi = gsis.find((candidate) => candidate.IndexName === index.indexName);
       expect(gsi?.KeySchema, index.indexName).toEqual([
         { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
         { AttributeName: index.sortKey.name, KeyType: 'RANGE' },
       ]);
-      // A penalty list answers any `fields`; the assessment reads whole habits off its index.
-      expect(gsi?.Projection, index.indexName).toEqual({ ProjectionType: 'ALL' });
       expect(gsi?.ProvisionedThroughput, index.indexName).toBeUndefined();
     }
+    // A penalty list answers any `fields`; the assessment reads whole habits off its index.
+    for (const index of [PENALTY_STATUS_INDEX, HABIT_ASSESSMENT_INDEX]) {
+      const gsi = gsis.find((candidate) => candidate.IndexName === index.indexName);
+      expect(gsi?.Projection, index.indexName).toEqual({ ProjectionType: 'ALL' });
+    }
+    // The sweep needs only whose lock it is: it re-reads the account by key.
+    expect(
+      gsis.find((gsi) => gsi.IndexName === PENDING_SETTLEMENT_INDEX.indexName)?.Projection,
+    ).toEqual({ ProjectionType: 'INCLUDE', NonKeyAttributes: ['userId'] });
     expect(penaltiesTable().Properties.LocalSecondaryIndexes).toBeUndefined();
   });
 
@@ -164,9 +190,13 @@ describe('the penalties table', () => {
       [PENALTY_STATUS_INDEX.partitionKey.name]: PENALTY_STATUS_INDEX.partitionKey.type,
       [HABIT_ASSESSMENT_INDEX.partitionKey.name]: HABIT_ASSESSMENT_INDEX.partitionKey.type,
       [HABIT_ASSESSMENT_INDEX.sortKey.name]: HABIT_ASSESSMENT_INDEX.sortKey.type,
+      [PENDING_SETTLEMENT_INDEX.partitionKey.name]: PENDING_SETTLEMENT_INDEX.partitionKey.type,
+      [PENDING_SETTLEMENT_INDEX.sortKey.name]: PENDING_SETTLEMENT_INDEX.sortKey.type,
     });
-    expect(definitions).toHaveLength(5);
+    expect(definitions).toHaveLength(7);
     expect(HABIT_ASSESSMENT_INDEX.partitionKey.type).toBe('N');
+    expect(PENDING_SETTLEMENT_INDEX.partitionKey).toEqual({ name: 'pendingShard', type: 'N' });
+    expect(PENDING_SETTLEMENT_INDEX.sortKey).toEqual({ name: 'pendingSince', type: 'S' });
   });
 
   it('is stateful like the other tables: on-demand, PITR, encrypted, protected, retained, no TTL', () => {
@@ -188,22 +218,29 @@ describe('the penalties table', () => {
 });
 
 describe('the penalty functions', () => {
-  it('are the three penalty entries, each with a service name of its own', () => {
+  it('are the four penalty entries, each with a service name of its own', () => {
     expect(functionByEntry(t.service, ENTRY.penaltyApi)[0]).toBe(penalty.api);
     expect(functionByEntry(t.service, ENTRY.penaltyAdmin)[0]).toBe(penalty.admin);
     expect(functionByEntry(t.service, ENTRY.penaltyAssessor)[0]).toBe(penalty.assessor);
+    expect(functionByEntry(t.service, ENTRY.penaltySettlementSweeper)[0]).toBe(
+      penalty.settlementSweeper,
+    );
     expect(envOf(fnResource(penalty.api)).POWERTOOLS_SERVICE_NAME).toBe('penalty-api');
     expect(envOf(fnResource(penalty.admin)).POWERTOOLS_SERVICE_NAME).toBe('penalty-admin');
     expect(envOf(fnResource(penalty.assessor)).POWERTOOLS_SERVICE_NAME).toBe('penalty-assessor');
+    expect(envOf(fnResource(penalty.settlementSweeper)).POWERTOOLS_SERVICE_NAME).toBe(
+      'penalty-settlement-sweeper',
+    );
   });
 
-  it('answer the API within its 30 s integration limit, and the assessor runs up to five minutes', () => {
+  it('answer the API within its 30 s integration limit; the assessor and the sweeper run up to five minutes', () => {
     // The API outlives a Stripe call's 10 s deadline, so it answers 503 itself.
     expect(fnResource(penalty.api).Properties.Timeout).toBe(29);
     // The on-demand assessment stops taking pages at 25 s.
     expect(fnResource(penalty.admin).Properties.Timeout).toBe(29);
-    // It stops a minute before its timeout; the next hourly run resumes.
+    // Both stop a minute before their timeout; the next hourly run resumes.
     expect(fnResource(penalty.assessor).Properties.Timeout).toBe(300);
+    expect(fnResource(penalty.settlementSweeper).Properties.Timeout).toBe(300);
   });
 });
 
@@ -253,6 +290,24 @@ describe('penalty env', () => {
     }
   });
 
+  it('settlement sweeper: the penalties table and the ARN of the Stripe key only', () => {
+    const env = envOf(fnResource(penalty.settlementSweeper));
+    expect(resolveImport(t.data, env[ENV.penaltiesTableName])).toEqual(penaltiesRef());
+    expect(resolveImport(t.data, env[ENV.stripeApiKeySecretArn])).toEqual({
+      Ref: ids.stripeApiKey,
+    });
+    for (const name of [
+      ENV.billingTableName,
+      ENV.stripeApiUrl,
+      ENV.stripeSecretKey,
+      ENV.freeHabitLimits,
+      ENV.assessmentDeadlineHour,
+      ENV.cursorKeySecretArn,
+    ]) {
+      expect(env[name], name).toBeUndefined();
+    }
+  });
+
   it('context overrides reach the functions, and the handlers read back what synth wrote', () => {
     const custom = synthTemplates({
       freeHabitLimits: { gold: 60, free: 0 },
@@ -277,7 +332,10 @@ describe('penalty env', () => {
     expect(parseStripeApiUrl(String(api[ENV.stripeApiUrl]))?.origin).toBe(
       'https://stripe-proxy.example.com',
     );
-    // Only the API calls Stripe.
+    // The sweeper cancels at the same Stripe as the API creates; the others never call it.
+    expect(
+      envOf(functionByEntry(custom.service, ENTRY.penaltySettlementSweeper)[1])[ENV.stripeApiUrl],
+    ).toBe('https://stripe-proxy.example.com');
     for (const entry of [ENTRY.penaltyAdmin, ENTRY.penaltyAssessor, ENTRY.paymentConsumer]) {
       expect(envOf(functionByEntry(custom.service, entry)[1])[ENV.stripeApiUrl], entry).toBe(
         undefined,
@@ -339,8 +397,25 @@ describe('penalty grants (least privilege)', () => {
     }
   });
 
+  it('settlement sweeper: read and release locks on the penalties table, Query on the pending index only, read the Stripe key, no billing table', () => {
+    const statements = statementsOfFn(penalty.settlementSweeper);
+    const pendingIndex = indexArn(ids.penalties, PENDING_SETTLEMENT_INDEX.indexName);
+    expect(actionsOn(t.data, statements, table())).toEqual(SWEEP_ACTIONS);
+    expect(actionsOn(t.data, statements, pendingIndex)).toContain('dynamodb:Query');
+    expect(resourcesOfService(t.data, statements, 'dynamodb:')).toEqual(
+      sortedJson([table(), pendingIndex]),
+    );
+    expect(resourcesOfService(t.data, statements, 'secretsmanager:')).toEqual(
+      sortedJson([{ Ref: ids.stripeApiKey }]),
+    );
+    expect(actionsOn(t.data, statements, getAtt(ids.billing))).toEqual([]);
+    expect(actionsOf(statements)).toEqual(
+      [...SWEEP_ACTIONS, ...SECRET_READ_ACTIONS, ...XRAY_ACTIONS].sort(),
+    );
+  });
+
   it('no penalty function may Scan, delete, or write in batches', () => {
-    for (const fnId of [penalty.api, penalty.admin, penalty.assessor]) {
+    for (const fnId of [penalty.api, penalty.admin, penalty.assessor, penalty.settlementSweeper]) {
       const actions = actionsOf(statementsOfFn(fnId));
       for (const forbidden of ['dynamodb:Scan', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']) {
         expect(actions, `${fnId} ${forbidden}`).not.toContain(forbidden);
@@ -348,7 +423,7 @@ describe('penalty grants (least privilege)', () => {
     }
   });
 
-  it('only the penalty API and the read route (its fallback) may read the Stripe API key (not the assessor, the admin or the webhook)', () => {
+  it('only the penalty API, the settlement sweeper and the read route (its fallback) may read the Stripe API key (not the assessor, the admin or the webhook)', () => {
     const readers = Object.values(resources(t.service, 'AWS::IAM::Policy'))
       .filter((policy) =>
         statementsOf(policy.Properties.PolicyDocument).some(
@@ -363,14 +438,26 @@ describe('penalty grants (least privilege)', () => {
     const roleOf = (fn: CfnResourceJson) =>
       (fn.Properties.Role as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0];
     const [, read] = functionByEntry(t.service, ENTRY.subscriptionRead);
-    expect(readers.sort()).toEqual([roleOf(fnResource(penalty.api)), roleOf(read)].sort());
+    expect(readers.sort()).toEqual(
+      [
+        roleOf(fnResource(penalty.api)),
+        roleOf(fnResource(penalty.settlementSweeper)),
+        roleOf(read),
+      ].sort(),
+    );
     // And the API may not read the webhook signing secret.
     expect(actionsOn(t.data, statementsOfFn(penalty.api), { Ref: ids.secret })).toEqual([]);
   });
 
   it('only the penalty functions and the payment consumer reach the penalties table', () => {
     const [paymentConsumer] = functionByEntry(t.service, ENTRY.paymentConsumer);
-    const allowed = new Set([penalty.api, penalty.admin, penalty.assessor, paymentConsumer]);
+    const allowed = new Set([
+      penalty.api,
+      penalty.admin,
+      penalty.assessor,
+      penalty.settlementSweeper,
+      paymentConsumer,
+    ]);
     for (const [fnId, fn] of Object.entries(resources(t.service, 'AWS::Lambda::Function'))) {
       const statements = roleStatements(t.service, fn);
       const reaches =
@@ -554,6 +641,68 @@ describe('the assessor schedule', () => {
   });
 });
 
+describe('the settlement sweep schedule', () => {
+  function schedule(): CfnResourceJson {
+    const found = resources(t.service, 'AWS::Scheduler::Schedule')[penalty.settlementSweepSchedule];
+    if (!found) throw new Error(`no schedule ${penalty.settlementSweepSchedule}`);
+    return found;
+  }
+
+  function target(): Record<string, unknown> {
+    return schedule().Properties.Target as Record<string, unknown>;
+  }
+
+  it('fires hourly at a quarter to (UTC), apart from the assessment, enabled, with the flexible time window off', () => {
+    expect(PENALTY_SETTLEMENT_SWEEP_SCHEDULE).toBe('cron(45 * * * ? *)');
+    expect(schedule().Properties).toMatchObject({
+      ScheduleExpression: PENALTY_SETTLEMENT_SWEEP_SCHEDULE,
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      State: 'ENABLED',
+    });
+    expect(schedule().Properties.ScheduleExpressionTimezone ?? 'UTC').toMatch(/^(Etc\/)?UTC$/);
+    expect(penalty.settlementSweepSchedule).not.toBe(penalty.schedule);
+  });
+
+  it('invokes the sweeper with the time it was scheduled for, retrying as the assessor does, into the same DLQ', () => {
+    expect(target().Arn).toEqual(getAtt(penalty.settlementSweeper));
+    expect(JSON.parse(String(target().Input))).toEqual(SCHEDULED_TIME_INPUT);
+    expect(target().RetryPolicy).toEqual({
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 3600,
+    });
+    expect(target().DeadLetterConfig).toEqual({ Arn: getAtt(penalty.scheduleDlq) });
+    expect(resources(t.service, 'AWS::SQS::Queue')[penalty.scheduleDlq]).toBeDefined();
+  });
+
+  it('runs as a role that may invoke the sweeper and write the DLQ, nothing else', () => {
+    const roleId = (target().RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const statements = roleStatements(t.service, {
+      Type: 'AWS::Lambda::Function',
+      Properties: { Role: getAtt(roleId) },
+    });
+    expect(actionsOf(statements)).toEqual(['lambda:InvokeFunction', 'sqs:SendMessage']);
+    for (const resource of resourcesOfService(t.data, statements, 'lambda:')) {
+      expect(resource).toContain(`"${penalty.settlementSweeper}"`);
+    }
+    expect(resourcesOfService(t.data, statements, 'sqs:')).toEqual(
+      sortedJson([getAtt(penalty.scheduleDlq)]),
+    );
+  });
+
+  it('is the only way the sweeper is invoked: no route, no queue, no resource policy', () => {
+    expect(mappingsOf(t.service, penalty.settlementSweeper)).toEqual([]);
+    for (const route of Object.values(resources(t.service, 'AWS::ApiGatewayV2::Route'))) {
+      expect(integrationFunction(t.service, route), String(route.Properties.RouteKey)).not.toBe(
+        penalty.settlementSweeper,
+      );
+    }
+    const permissions = Object.values(resources(t.service, 'AWS::Lambda::Permission')).filter((p) =>
+      JSON.stringify(p.Properties.FunctionName).includes(`"${penalty.settlementSweeper}"`),
+    );
+    expect(permissions).toEqual([]);
+  });
+});
+
 describe('penalty alarms', () => {
   const alarm = (id: string) => observabilityAlarm(t, id);
   const serviceOf = (fnId: string) => envOf(fnResource(fnId)).POWERTOOLS_SERVICE_NAME;
@@ -612,10 +761,28 @@ describe('penalty alarms', () => {
     expect(dimensions(a)).toEqual([{ Name: 'service', Value: serviceOf(penalty.api) }]);
   });
 
+  it('PenaltySettlementReleaseFailures fires when three hourly sweeps running failed to release', () => {
+    const a = alarm('PenaltySettlementReleaseFailures');
+    expect(a.Properties).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      MetricName: METRIC.penaltySettlementReleaseFailures,
+      Statistic: 'Sum',
+      Period: 3600,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 3,
+      TreatMissingData: 'notBreaching',
+    });
+    expect(dimensions(a)).toEqual([
+      { Name: 'service', Value: serviceOf(penalty.settlementSweeper) },
+    ]);
+  });
+
   it.each([
     'PenaltyAssessmentOverdue',
     'PenaltyScheduleDeadLetterQueueNotEmpty',
     'PenaltySettlementFailures',
+    'PenaltySettlementReleaseFailures',
   ])('%s notifies the alarm topic on alarm and on OK', (id) => {
     const [topicId] = onlyResource(t.service, 'AWS::SNS::Topic');
     expect(alarm(id).Properties).toMatchObject({
@@ -637,6 +804,7 @@ describe('penalty alarms', () => {
       ['Api', penalty.api],
       ['Admin', penalty.admin],
       ['Assessor', penalty.assessor],
+      ['SettlementSweeper', penalty.settlementSweeper],
     ];
     for (const [id, fnId] of functions) {
       for (const metric of ['Errors', 'Throttles']) {
@@ -690,6 +858,7 @@ describe('the penalties dashboard row', () => {
       ENTRY.penaltyApi,
       ENTRY.penaltyAdmin,
       ENTRY.penaltyAssessor,
+      ENTRY.penaltySettlementSweeper,
       ENTRY.paymentConsumer,
     ];
     const emittedBy = new Map<string, Set<string>>();

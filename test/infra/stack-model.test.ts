@@ -7,6 +7,7 @@ import {
 import {
   HABIT_ASSESSMENT_INDEX,
   PENALTY_STATUS_INDEX,
+  PENDING_SETTLEMENT_INDEX,
 } from '../../functions/adapters/dynamodb/penalty-table-schema.ts';
 import { ENV, EVENT_QUEUE_URL_ENV } from '../../functions/commons/env-names.ts';
 import { METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
@@ -19,7 +20,10 @@ import {
   CREDIT_WORKER_SETTINGS,
   visibilityTimeoutFor,
 } from '../../lib/event-family-queue.ts';
-import { PENALTY_ASSESSOR_SCHEDULE } from '../../lib/penalties.ts';
+import {
+  PENALTY_ASSESSOR_SCHEDULE,
+  PENALTY_SETTLEMENT_SWEEP_SCHEDULE,
+} from '../../lib/penalties.ts';
 import { nextFire, parseCron, scheduleInput } from '../../local/scheduler.ts';
 import {
   type FunctionModel,
@@ -119,7 +123,7 @@ describe('loadStackModel', () => {
         { AttributeName: 'sk', KeyType: 'RANGE' },
       ],
     });
-    const indexes = [PENALTY_STATUS_INDEX, HABIT_ASSESSMENT_INDEX];
+    const indexes = [PENALTY_STATUS_INDEX, HABIT_ASSESSMENT_INDEX, PENDING_SETTLEMENT_INDEX];
     expect(
       [...(penalties.create.GlobalSecondaryIndexes ?? [])].sort((a, b) =>
         String(a.IndexName).localeCompare(String(b.IndexName)),
@@ -132,7 +136,10 @@ describe('loadStackModel', () => {
             { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
             { AttributeName: index.sortKey.name, KeyType: 'RANGE' },
           ],
-          Projection: { ProjectionType: 'ALL' },
+          Projection:
+            'nonKeyAttributes' in index
+              ? { ProjectionType: 'INCLUDE', NonKeyAttributes: [...index.nonKeyAttributes] }
+              : { ProjectionType: 'ALL' },
         }))
         .sort((a, b) => a.IndexName.localeCompare(b.IndexName)),
     );
@@ -145,6 +152,8 @@ describe('loadStackModel', () => {
       [PENALTY_STATUS_INDEX.partitionKey.name]: PENALTY_STATUS_INDEX.partitionKey.type,
       [HABIT_ASSESSMENT_INDEX.partitionKey.name]: HABIT_ASSESSMENT_INDEX.partitionKey.type,
       [HABIT_ASSESSMENT_INDEX.sortKey.name]: HABIT_ASSESSMENT_INDEX.sortKey.type,
+      [PENDING_SETTLEMENT_INDEX.partitionKey.name]: PENDING_SETTLEMENT_INDEX.partitionKey.type,
+      [PENDING_SETTLEMENT_INDEX.sortKey.name]: PENDING_SETTLEMENT_INDEX.sortKey.type,
     });
   });
 
@@ -246,6 +255,10 @@ describe('loadStackModel', () => {
       expect(environment[ENV.billingTableName], entry).toBeUndefined();
       expect(environment[ENV.stripeApiKeySecretArn], entry).toBeUndefined();
     }
+    const sweeper = fn(ENTRY.penaltySettlementSweeper).environment;
+    expect(sweeper[ENV.penaltiesTableName]).toEqual(tableRef(TABLE.penalties));
+    expect(sweeper[ENV.stripeApiKeySecretArn]?.kind).toBe('secretArn');
+    expect(sweeper[ENV.billingTableName]).toBeUndefined();
     expect(fn(ENTRY.penaltyAssessor).environment[ENV.assessmentDeadlineHour]).toEqual({
       kind: 'literal',
       value: '6',
@@ -333,7 +346,7 @@ describe('loadStackModel', () => {
     expect([...model.queueConsumers].sort(byQueue)).toEqual(expected.sort(byQueue));
   });
 
-  it('finds the credit planner and penalty assessor schedules with their functions and input', () => {
+  it('finds the credit planner, penalty assessor and settlement sweeper schedules with their functions and input', () => {
     const input = JSON.stringify({ scheduledTime: '<aws.scheduler.scheduled-time>' });
     const byExpression = (a: { expression: string }, b: { expression: string }) =>
       a.expression.localeCompare(b.expression);
@@ -351,6 +364,12 @@ describe('loadStackModel', () => {
           functionLogicalId: fn(ENTRY.penaltyAssessor).logicalId,
           input,
         },
+        {
+          logicalId: expect.any(String),
+          expression: PENALTY_SETTLEMENT_SWEEP_SCHEDULE,
+          functionLogicalId: fn(ENTRY.penaltySettlementSweeper).logicalId,
+          input,
+        },
       ].sort(byExpression),
     );
   });
@@ -361,6 +380,16 @@ describe('loadStackModel', () => {
     expect(new Date(nextFire(cron, at)).toISOString()).toBe('2026-12-03T10:15:00.000Z');
     expect(new Date(nextFire(cron, Date.UTC(2026, 11, 3, 10, 15))).toISOString()).toBe(
       '2026-12-03T11:15:00.000Z',
+    );
+  });
+
+  it('the local scheduler can fire the settlement sweep schedule: hourly at a quarter to', () => {
+    const cron = parseCron(PENALTY_SETTLEMENT_SWEEP_SCHEDULE);
+    expect(new Date(nextFire(cron, Date.UTC(2026, 11, 3, 10, 5))).toISOString()).toBe(
+      '2026-12-03T10:45:00.000Z',
+    );
+    expect(new Date(nextFire(cron, Date.UTC(2026, 11, 3, 10, 45))).toISOString()).toBe(
+      '2026-12-03T11:45:00.000Z',
     );
   });
 

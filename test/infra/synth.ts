@@ -32,6 +32,7 @@ export const ENTRY = {
   penaltyApi: 'functions/penalty-api.ts',
   penaltyAdmin: 'functions/penalty-admin.ts',
   penaltyAssessor: 'functions/penalty-assessor.ts',
+  penaltySettlementSweeper: 'functions/penalty-settlement-sweeper.ts',
 } as const;
 
 /**
@@ -90,7 +91,9 @@ export interface PenaltyIds {
   admin: string;
   assessor: string;
   schedule: string;
-  /** Where Scheduler puts the assessor invocations it gave up on. */
+  settlementSweeper: string;
+  settlementSweepSchedule: string;
+  /** Where Scheduler puts the assessor and sweeper invocations it gave up on. */
   scheduleDlq: string;
 }
 
@@ -209,6 +212,8 @@ export function penaltyIds(t: Templates): PenaltyIds {
     admin: logicalIdOf(penalties.admin.function),
     assessor: logicalIdOf(penalties.assessor.function),
     schedule: logicalIdOf(penalties.schedule),
+    settlementSweeper: logicalIdOf(penalties.settlementSweeper.function),
+    settlementSweepSchedule: logicalIdOf(penalties.settlementSweepSchedule),
     scheduleDlq: logicalIdOf(penalties.scheduleDeadLetterQueue),
   };
 }

@@ -20,7 +20,11 @@ import {
   type PenaltyStore,
   type UserBilling,
 } from '../../functions/core/penalties/ports.ts';
-import { settlePenalties } from '../../functions/core/penalties/settlement.ts';
+import {
+  ABANDONED_SETTLEMENT_AFTER_MS,
+  settlePenalties,
+} from '../../functions/core/penalties/settlement.ts';
+import { sweepAbandonedSettlements } from '../../functions/core/penalties/settlement-sweep.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import { createBillingTables } from '../helpers/billing-tables.ts';
 import { createPenaltiesTable } from '../helpers/penalty-table.ts';
@@ -333,6 +337,67 @@ function contract(name: string, make: () => Promise<Harness>) {
         creditsUsed: 0,
         payment: null,
       });
+    });
+
+    it('pending index: a lock is listed once older than the cutoff, oldest first across shards, never fresh, gone once released', async () => {
+      const { store } = await make();
+      const clock = fixedClock(at('2026-07-01'));
+      // Enough users that their locks fall in several shards.
+      const users = Array.from({ length: 6 }, () => fresh('p'));
+      for (const user of users) {
+        await saveHabit({ userId: user, habitId: 'h' }, settings(), {
+          store,
+          clock,
+          freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+        });
+      }
+      clock.time = at('2026-07-02');
+      await assessDate('2026-07-01', { store, clock, pause: noPause });
+      const gateway = new FakeGateway();
+      // Locks a minute apart, the last user's first: the list follows the locks, not the ids.
+      const order = [...users].reverse();
+      const first = clock.time + 60_000;
+      for (const user of order) {
+        clock.time += 60_000;
+        await settlePenalties(user, { store, gateway, clock, pause: noPause });
+      }
+      const lockedBefore = (ms: number) =>
+        store.abandonedSettlements(new Date(ms).toISOString(), 10);
+      expect(await lockedBefore(clock.time + 1)).toEqual(order);
+      // A lock taken at the cutoff is not before it; nothing older.
+      expect(await lockedBefore(first)).toEqual([]);
+      expect(await lockedBefore(first + 2 * 60_000)).toEqual(order.slice(0, 2));
+      expect(await store.abandonedSettlements(new Date(clock.time + 1).toISOString(), 3)).toEqual(
+        order.slice(0, 3),
+      );
+
+      // Released by its webhook: gone from the list.
+      const oldest = (await store.getAccount(order[0] as string))?.pending;
+      if (!oldest) throw new Error('no lock');
+      await applyPenaltyPayment(
+        {
+          paymentIntentId: oldest.paymentIntentId,
+          penaltyIds: oldest.penaltyIds,
+          outcome: 'failed',
+        },
+        { store, clock, pause: noPause },
+      );
+      expect(await lockedBefore(clock.time + 1)).toEqual(order.slice(1));
+
+      // Released by the sweep an hour after the second lock: gone too, penalties unpaid again.
+      clock.time = first + 60_000 + ABANDONED_SETTLEMENT_AFTER_MS;
+      expect(
+        await sweepAbandonedSettlements({ store, gateway, clock, pause: noPause }),
+      ).toMatchObject({ released: 1, paid: 0, stillOpen: 0, failed: 0, skipped: 0 });
+      expect(await lockedBefore(clock.time + 1)).toEqual(order.slice(2));
+      expect(await store.getAccount(order[1] as string)).toMatchObject({
+        pending: null,
+        unpaidCount: 1,
+        unpaidAmount: [{ currency: 'usd', amount: 500 }],
+      });
+      expect(await store.abandonedSettlements(new Date(clock.time + 1).toISOString(), 0)).toEqual(
+        [],
+      );
     });
 
     it('mark-paid: 60 users, each paying its own recipient, split into transactions the store accepts', async () => {

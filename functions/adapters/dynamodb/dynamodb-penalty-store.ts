@@ -6,7 +6,8 @@
  * Every change that must agree with another is one TransactWriteItems: a habit and the
  * user's habit counts; an assessment slice's habits, penalties, summaries and shard
  * progress; penalty status changes, the summaries and recipient totals they move, the
- * credits spent and the settlement lock. Conditions carry the guards (assessed date,
+ * credits spent and the settlement lock (with the keys of the sparse pending index,
+ * set and removed with it). Conditions carry the guards (assessed date,
  * penalty status, lock, credits ≥ spent); a cancelled transaction is reported as a
  * conflict (re-read and re-plan) or busy (retry), never half-applied. Throttling, 5xx
  * and network errors are retried by the SDK client's own retry strategy.
@@ -22,7 +23,9 @@ import {
 import {
   ASSESSMENT_SHARDS,
   assessmentShardOf,
+  PENDING_SETTLEMENT_SHARDS,
   parsePenaltyId,
+  pendingSettlementShardOf,
 } from '../../core/penalties/penalty-ids.ts';
 import {
   type AccountDelta,
@@ -42,6 +45,7 @@ import {
   type PenaltyAccount,
   type PenaltyStatus,
   type PenaltyStore,
+  type PendingSettlement,
   type RecipientTotals,
   type ShardProgress,
   type TransitionCommit,
@@ -63,6 +67,7 @@ import {
   PAID_AMOUNT_PREFIX,
   PENALTY_SK_PREFIX,
   PENALTY_STATUS_INDEX,
+  PENDING_SETTLEMENT_INDEX,
   UNPAID_AMOUNT_PREFIX,
   userStatusKey,
 } from './penalty-table-schema.ts';
@@ -622,14 +627,14 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
     for (const delta of commit.accounts) {
       const update = this.#accountUpdate(delta);
       // The lock rides on the same account item (one item may appear once per transaction).
-      if (lock && lock.userId === delta.userId) addLock(update, lock.settlement);
+      if (lock && lock.userId === delta.userId) addLock(update, lock.userId, lock.settlement);
       if (release && release.userId === delta.userId) addRelease(update, release.paymentIntentId);
       items.push(update);
       kinds.push('account');
     }
     if (lock && !accountUsers.has(lock.userId)) {
       const update = this.#accountUpdate({ userId: lock.userId, unpaidCount: 0, unpaidAmount: [] });
-      addLock(update, lock.settlement);
+      addLock(update, lock.userId, lock.settlement);
       items.push(update);
       kinds.push('lock');
     }
@@ -638,9 +643,9 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
         Update: {
           TableName: this.#table,
           Key: keys.account(release.userId),
-          UpdateExpression: 'REMOVE #pending',
+          UpdateExpression: `REMOVE ${RELEASE_REMOVES}`,
           ConditionExpression: '#pending.paymentIntentId = :releasedIntent',
-          ExpressionAttributeNames: { '#pending': 'pending' },
+          ExpressionAttributeNames: LOCK_NAMES,
           ExpressionAttributeValues: { ':releasedIntent': release.paymentIntentId },
         },
       });
@@ -705,6 +710,49 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       return this.commitTransitions({ ...commit, releasePending: undefined } as TransitionCommit);
     }
     return { status: 'busy' };
+  }
+
+  /**
+   * One query per shard of the sparse pending index (locks taken before the cutoff,
+   * oldest first), merged oldest first across shards.
+   */
+  async abandonedSettlements(startedBefore: string, limit: number): Promise<string[]> {
+    if (limit <= 0) return [];
+    const index = PENDING_SETTLEMENT_INDEX;
+    const shards = await Promise.all(
+      Array.from({ length: PENDING_SETTLEMENT_SHARDS }, async (_, shard) => {
+        const found: { userId: string; since: string }[] = [];
+        let start: Record<string, unknown> | undefined;
+        do {
+          const response = await this.#documents.send(
+            new QueryCommand({
+              TableName: this.#table,
+              IndexName: index.indexName,
+              KeyConditionExpression: '#shard = :shard AND #since < :before',
+              ExpressionAttributeNames: {
+                '#shard': index.partitionKey.name,
+                '#since': index.sortKey.name,
+              },
+              ExpressionAttributeValues: { ':shard': shard, ':before': startedBefore },
+              ScanIndexForward: true,
+              Limit: limit - found.length,
+              ...(start ? { ExclusiveStartKey: start } : {}),
+            }),
+          );
+          for (const item of response.Items ?? []) {
+            if (typeof item.userId !== 'string') continue;
+            found.push({ userId: item.userId, since: String(item[index.sortKey.name]) });
+          }
+          start = response.LastEvaluatedKey;
+        } while (start && found.length < limit);
+        return found;
+      }),
+    );
+    return shards
+      .flat()
+      .sort((a, b) => a.since.localeCompare(b.since) || a.userId.localeCompare(b.userId))
+      .slice(0, limit)
+      .map((lock) => lock.userId);
   }
 
   async recipientTotals(recipientId: string): Promise<RecipientTotals | null> {
@@ -849,19 +897,32 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
   }
 }
 
+/** The lock and the pending index's keys, which come and go with it. */
+const LOCK_NAMES = {
+  '#pending': 'pending',
+  '#pendingShard': PENDING_SETTLEMENT_INDEX.partitionKey.name,
+  '#pendingSince': PENDING_SETTLEMENT_INDEX.sortKey.name,
+};
+const RELEASE_REMOVES = '#pending, #pendingShard, #pendingSince';
+
 function addLock(
   item: TransactItem & { Update: NonNullable<TransactItem['Update']> },
-  settlement: { paymentIntentId: string; penaltyIds: string[]; startedAt: string },
+  userId: string,
+  settlement: PendingSettlement,
 ): void {
   const update = item.Update;
   update.UpdateExpression = (update.UpdateExpression ?? '').replace(
     'SET userId = :userId',
-    'SET userId = :userId, pending = :pending',
+    'SET userId = :userId, #pending = :pending, #pendingShard = :pendingShard, #pendingSince = :pendingSince',
   );
-  update.ConditionExpression = 'attribute_not_exists(pending)';
+  update.ConditionExpression = 'attribute_not_exists(#pending)';
+  update.ExpressionAttributeNames = { ...update.ExpressionAttributeNames, ...LOCK_NAMES };
   update.ExpressionAttributeValues = {
     ...update.ExpressionAttributeValues,
     ':pending': settlement,
+    // Findable by the sweep of abandoned settlements (the sparse pending index).
+    ':pendingShard': pendingSettlementShardOf(userId),
+    ':pendingSince': settlement.startedAt,
   };
 }
 
@@ -870,9 +931,9 @@ function addRelease(
   paymentIntentId: string,
 ): void {
   const update = item.Update;
-  update.UpdateExpression = `${update.UpdateExpression} REMOVE #pending`;
+  update.UpdateExpression = `${update.UpdateExpression} REMOVE ${RELEASE_REMOVES}`;
   update.ConditionExpression = '#pending.paymentIntentId = :releasedIntent';
-  update.ExpressionAttributeNames = { ...update.ExpressionAttributeNames, '#pending': 'pending' };
+  update.ExpressionAttributeNames = { ...update.ExpressionAttributeNames, ...LOCK_NAMES };
   update.ExpressionAttributeValues = {
     ...update.ExpressionAttributeValues,
     ':releasedIntent': paymentIntentId,

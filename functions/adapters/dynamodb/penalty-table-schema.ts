@@ -4,7 +4,8 @@
  * attributes written and the indexes the stack creates cannot drift.
  *
  * Items (pk / sk):
- *   USER#<userId>      / ACCOUNT                    habits, freeHabits, unpaidCount, `unpaid#<currency>` amounts, pending settlement
+ *   USER#<userId>      / ACCOUNT                    habits, freeHabits, unpaidCount, `unpaid#<currency>` amounts, pending settlement;
+ *                                                   while it is pending also `pendingShard` / `pendingSince` (the pending index)
  *   USER#<userId>      / HABIT#<habitId>            settings, streaks, lastAssessedDate, verifiedDates (string set);
  *                                                   while active also `assessShard` / `assessKey` (the assessment index)
  *   USER#<userId>      / PENALTY#<date>#<habitId>   one penalty; `userStatus` = `<userId>#<status>` (the status index)
@@ -21,6 +22,11 @@
  *                 or oldest first), with any `fields`, one query.
  *   byAssessment  assessShard / assessKey, ALL: sparse, only active habits; the
  *                 assessment pages through each shard in `userId#habitId` order.
+ *   byPendingSettlement  pendingShard / pendingSince, INCLUDE userId: sparse, only
+ *                 accounts holding a settlement lock (set with the lock, removed with
+ *                 it); the hourly sweep finds the abandoned ones, oldest first in each
+ *                 shard, without a scan. Shards: a hash of the user over a few values,
+ *                 so no partition takes every settlement's write.
  */
 
 /** The partition of every date's started-shard markers (`<date>#<nn>`), queried by date. */
@@ -64,6 +70,16 @@ export const HABIT_ASSESSMENT_INDEX = {
   indexName: 'byAssessment',
   partitionKey: { name: 'assessShard', type: 'N' },
   sortKey: { name: 'assessKey', type: 'S' },
+} as const;
+
+/** Sparse: the account item carries its keys only while the user's settlement lock is held. */
+export const PENDING_SETTLEMENT_INDEX = {
+  indexName: 'byPendingSettlement',
+  partitionKey: { name: 'pendingShard', type: 'N' },
+  /** The lock's `startedAt` (ISO 8601 UTC, so it sorts by time). */
+  sortKey: { name: 'pendingSince', type: 'S' },
+  /** The sweep needs only whose lock it is; it re-reads the account by key. */
+  nonKeyAttributes: ['userId'],
 } as const;
 
 export function userStatusKey(userId: string, status: string): string {

@@ -331,6 +331,18 @@ export class InMemoryPenaltyStore implements PenaltyStore {
     return { status: 'committed' };
   }
 
+  async abandonedSettlements(startedBefore: string, limit: number): Promise<string[]> {
+    return [...this.accounts.entries()]
+      .flatMap(([userId, account]) =>
+        account.pending && account.pending.startedAt < startedBefore
+          ? [{ userId, since: account.pending.startedAt }]
+          : [],
+      )
+      .sort((a, b) => a.since.localeCompare(b.since) || a.userId.localeCompare(b.userId))
+      .slice(0, limit)
+      .map((lock) => lock.userId);
+  }
+
   async recipientTotals(recipientId: string): Promise<RecipientTotals | null> {
     const totals = this.recipients.get(recipientId);
     if (!totals) return null;

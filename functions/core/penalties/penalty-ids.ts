@@ -12,6 +12,12 @@ export const HABIT_ID_PATTERN = /^[A-Za-z0-9-]{1,64}$/;
 /** How many assessment shards the active habits are spread over (each a page sequence). */
 export const ASSESSMENT_SHARDS = 16;
 
+/**
+ * How many partitions the settlement locks are spread over in the pending-settlement
+ * index, so no single index partition takes every settlement's write.
+ */
+export const PENDING_SETTLEMENT_SHARDS = 8;
+
 export function penaltyIdOf(userId: string, habitId: string, date: string): string {
   return `pen_${userId}_${habitId}_${date}`;
 }
@@ -29,7 +35,16 @@ export function parsePenaltyId(
 
 /** The assessment shard of a user's habits: a stable hash, so one user's habits share a shard. */
 export function assessmentShardOf(userId: string): number {
-  return createHash('sha256').update(userId, 'utf8').digest().readUInt32BE(0) % ASSESSMENT_SHARDS;
+  return shardOf(userId, ASSESSMENT_SHARDS);
+}
+
+/** The pending-settlement shard of a user's lock: a stable hash, so taking and releasing agree. */
+export function pendingSettlementShardOf(userId: string): number {
+  return shardOf(userId, PENDING_SETTLEMENT_SHARDS);
+}
+
+function shardOf(userId: string, shards: number): number {
+  return createHash('sha256').update(userId, 'utf8').digest().readUInt32BE(0) % shards;
 }
 
 /**

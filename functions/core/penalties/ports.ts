@@ -306,6 +306,12 @@ export interface PenaltyStore {
   /** The user's oldest unpaid penalties, oldest first (from the status index). */
   oldestUnpaid(userId: string, limit: number): Promise<Penalty[]>;
   commitTransitions(commit: TransitionCommit): Promise<TransitionCommitResult>;
+  /**
+   * Users whose settlement lock was taken before `startedBefore` (ISO 8601 UTC), oldest
+   * lock first, at most `limit`. From an eventually consistent index: a lock just
+   * released may still be listed, so re-read the account before acting on it.
+   */
+  abandonedSettlements(startedBefore: string, limit: number): Promise<string[]>;
 
   recipientTotals(recipientId: string): Promise<RecipientTotals | null>;
 

@@ -7,7 +7,8 @@
  * nothing; then one transaction waives, marks the paid ones `pending`, spends the
  * credits (never below zero) and takes the user's settlement lock (a second settlement
  * while one is pending is refused, until it is an hour old: then its PaymentIntent is
- * canceled at Stripe and its penalties go back to unpaid, or to paid if it was paid).
+ * canceled at Stripe and its penalties go back to unpaid, or to paid if it was paid;
+ * the hourly sweep, settlement-sweep.ts, releases such settlements the same way).
  */
 import type { Clock } from '../shared/clock.ts';
 import { penaltyIdsThatFit } from '../shared/penalty-metadata.ts';
@@ -19,7 +20,9 @@ import type {
   CreatedPaymentIntent,
   Penalty,
   PenaltyPaymentGateway,
+  PenaltyPaymentState,
   PenaltyStore,
+  PendingSettlement,
 } from './ports.ts';
 
 /**
@@ -37,6 +40,11 @@ export const MAX_PAYMENT_AMOUNT = 99_999_999;
 
 /** A pending settlement older than this is taken as abandoned: canceled at Stripe, settled anew. */
 export const ABANDONED_SETTLEMENT_AFTER_MS = 60 * 60_000;
+
+/** Whether a pending settlement is old enough to be taken as abandoned (an unreadable start never is). */
+export function isAbandoned(pending: PendingSettlement, now: number): boolean {
+  return now - Date.parse(pending.startedAt) >= ABANDONED_SETTLEMENT_AFTER_MS;
+}
 
 export interface SettlementPlan {
   waive: Penalty[];
@@ -94,6 +102,39 @@ export interface SettleDeps {
   pause?: (ms: number) => Promise<void>;
 }
 
+export interface AbandonedSettlementRelease {
+  /** What the PaymentIntent is now at Stripe; `open` (processing) left everything as it was. */
+  state: PenaltyPaymentState;
+  /** Penalties whose status the release changed: to paid (`succeeded`) or back to unpaid. */
+  changed: string[];
+}
+
+/**
+ * Releases an abandoned settlement: one nobody finished (the payment sheet closed)
+ * never gets a webhook, since an unpaid PaymentIntent just stays open. Its PaymentIntent
+ * is canceled at Stripe, then the move its webhook would have made is made (idempotent
+ * with it): paid if Stripe says it was paid after all, else back to unpaid; the lock
+ * goes either way. A PaymentIntent Stripe cannot cancel now (processing) is left alone.
+ * The user's next settle and the hourly sweep both release through here, so they
+ * cannot drift. Throws what the gateway throws, with nothing changed.
+ */
+export async function releaseAbandonedSettlement(
+  pending: PendingSettlement,
+  deps: SettleDeps,
+): Promise<AbandonedSettlementRelease> {
+  const state = await deps.gateway.cancelPenaltyPayment(pending.paymentIntentId);
+  if (state === 'open') return { state, changed: [] };
+  const { changed } = await applyPenaltyPayment(
+    {
+      paymentIntentId: pending.paymentIntentId,
+      penaltyIds: pending.penaltyIds,
+      outcome: state === 'succeeded' ? 'succeeded' : 'failed',
+    },
+    { store: deps.store, clock: deps.clock, ...(deps.pause ? { pause: deps.pause } : {}) },
+  );
+  return { state, changed };
+}
+
 /** Plans and commits a settlement; re-plans when penalties or credits changed between read and write. */
 export async function settlePenalties(userId: string, deps: SettleDeps): Promise<SettlementResult> {
   const { store, gateway, clock } = deps;
@@ -108,24 +149,13 @@ export async function settlePenalties(userId: string, deps: SettleDeps): Promise
       );
     }
     if (account.pending) {
-      // A settlement nobody finished (the payment sheet closed) never sends a webhook:
-      // past an hour it is canceled at Stripe and its penalties are settled anew.
+      // Past an hour a pending settlement is taken as abandoned: released, then settled anew.
       const { pending } = account;
-      const age = clock.now() - Date.parse(pending.startedAt);
-      if (released === pending.paymentIntentId || !(age >= ABANDONED_SETTLEMENT_AFTER_MS)) {
+      if (released === pending.paymentIntentId || !isAbandoned(pending, clock.now())) {
         throw pendingConflict(pending.paymentIntentId);
       }
-      const state = await gateway.cancelPenaltyPayment(pending.paymentIntentId);
+      const { state } = await releaseAbandonedSettlement(pending, { store, gateway, clock, pause });
       if (state === 'open') throw pendingConflict(pending.paymentIntentId);
-      // The same move as its webhook (idempotent with it): paid, or back to unpaid; the lock goes.
-      await applyPenaltyPayment(
-        {
-          paymentIntentId: pending.paymentIntentId,
-          penaltyIds: pending.penaltyIds,
-          outcome: state === 'succeeded' ? 'succeeded' : 'failed',
-        },
-        { store, clock, pause },
-      );
       released = pending.paymentIntentId;
       continue;
     }
