@@ -110,6 +110,66 @@ export interface RedriveOptions {
   afterSend?: (batch: readonly Message[]) => Promise<void> | void;
 }
 
+/** SQS's cap on the payload of one SendMessageBatch (bodies and attributes together). */
+export const SEND_BATCH_MAX_BYTES = 256 * 1024;
+
+/** A message's payload as SQS counts it against the batch cap: body, attribute names, types and values. */
+function payloadBytes(message: Message): number {
+  let bytes = Buffer.byteLength(message.Body ?? '');
+  for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(value.DataType ?? '');
+    bytes += Buffer.byteLength(value.StringValue ?? '') + (value.BinaryValue?.byteLength ?? 0);
+  }
+  return bytes;
+}
+
+/**
+ * Sends `messages` with as few SendMessageBatch calls as their sizes allow: ten events
+ * of up to the webhook's 240 KB would be refused as one batch (BatchRequestTooLong).
+ * Returns the indexes sent and the codes of those refused.
+ */
+async function sendInBatches(
+  sqs: SQSClient,
+  queueUrl: string,
+  messages: readonly Message[],
+): Promise<{ successful: number[]; failed: string[] }> {
+  const groups: number[][] = [];
+  let bytes = 0;
+  messages.forEach((message, index) => {
+    const size = payloadBytes(message);
+    const current = groups.at(-1);
+    if (!current || bytes + size > SEND_BATCH_MAX_BYTES) {
+      groups.push([index]);
+      bytes = size;
+    } else {
+      current.push(index);
+      bytes += size;
+    }
+  });
+  const successful: number[] = [];
+  const failed: string[] = [];
+  for (const group of groups) {
+    const sent = await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: group.map((index) => {
+          const message = messages[index]!;
+          return {
+            Id: String(index),
+            MessageBody: message.Body ?? '',
+            ...(message.MessageAttributes
+              ? { MessageAttributes: sendable(message.MessageAttributes) }
+              : {}),
+          };
+        }),
+      }),
+    );
+    successful.push(...(sent.Successful ?? []).map((entry) => Number(entry.Id)));
+    failed.push(...(sent.Failed ?? []).map((entry) => entry.Code ?? 'refused'));
+  }
+  return { successful, failed };
+}
+
 /** Moves messages from `queue.deadLetter` back to `queue`; the count moved. */
 export async function redrive(
   sqs: SQSClient,
@@ -135,19 +195,8 @@ export async function redrive(
       continue;
     }
     emptyPolls = 0;
-    const sent = await sqs.send(
-      new SendMessageBatchCommand({
-        QueueUrl: queue.url,
-        Entries: Messages.map((message, index) => ({
-          Id: String(index),
-          MessageBody: message.Body ?? '',
-          ...(message.MessageAttributes
-            ? { MessageAttributes: sendable(message.MessageAttributes) }
-            : {}),
-        })),
-      }),
-    );
-    const delivered = (sent.Successful ?? []).map((entry) => Messages[Number(entry.Id)]!);
+    const sent = await sendInBatches(sqs, queue.url, Messages);
+    const delivered = sent.successful.map((index) => Messages[index]!);
     await options.afterSend?.(delivered);
     if (delivered.length > 0) {
       await sqs.send(
@@ -163,9 +212,9 @@ export async function redrive(
     moved += delivered.length;
     options.onProgress?.(moved);
     // A message SQS refused to send stays in the DLQ (visible again after the timeout).
-    if (sent.Failed?.length) {
+    if (sent.failed.length) {
       throw new Error(
-        `SQS refused ${sent.Failed.length} message(s) for ${queue.name} (${sent.Failed[0]?.Code}); they stay in ${queue.deadLetter.name}.`,
+        `SQS refused ${sent.failed.length} message(s) for ${queue.name} (${sent.failed[0]}); they stay in ${queue.deadLetter.name}.`,
       );
     }
   }

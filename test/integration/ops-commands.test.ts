@@ -226,6 +226,44 @@ describe('npm run ops', () => {
     expect(await drain(payments.deadLetter.url)).toEqual([]);
   });
 
+  it('redrives large events in batches SQS accepts: each SendMessageBatch within 256 KiB', async () => {
+    const payments = target.consumedQueues[1]!;
+    // Ten events of 100 KB: 1 MB, four times what one batch may carry.
+    const ids = Array.from({ length: 10 }, (_, i) => `evt_ops_large_${i}`);
+    for (const id of ids) {
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: payments.deadLetter.url,
+          MessageBody: JSON.stringify({ id, object: 'event', padding: 'x'.repeat(100_000) }),
+          MessageAttributes: { eventId: { DataType: 'String', StringValue: id } },
+        }),
+      );
+    }
+    const batchBytes: number[] = [];
+    sqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'SendMessageBatchCommand') {
+          const input = args.input as { Entries: { MessageBody: string }[] };
+          batchBytes.push(
+            input.Entries.reduce((sum, e) => sum + Buffer.byteLength(e.MessageBody), 0),
+          );
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'measureBatches' },
+    );
+    try {
+      expect(await redrive(sqs, payments, { visibilitySeconds: 1 })).toBe(10);
+    } finally {
+      sqs.middlewareStack.remove('measureBatches');
+    }
+    expect(batchBytes.length).toBeGreaterThanOrEqual(4);
+    for (const bytes of batchBytes) expect(bytes).toBeLessThanOrEqual(256 * 1024);
+    const found = (await drain(payments.url)).map((b) => (JSON.parse(b) as { id: string }).id);
+    expect(new Set(found)).toEqual(new Set(ids));
+    expect(await drain(payments.deadLetter.url)).toEqual([]);
+  });
+
   it('replays a range through the queues: applied events change nothing, a stopped run resumes', async () => {
     const [subscriptions] = target.consumedQueues;
     // A Stripe of its own: the range holds exactly this test's events.
