@@ -395,6 +395,19 @@ function contract(name: string, make: () => Promise<Harness>) {
         unpaidCount: 1,
         unpaidAmount: [{ currency: 'usd', amount: 500 }],
       });
+
+      // Paid: no unpaid count moves, so the lock goes in a release item of its own; gone too.
+      const third = (await store.getAccount(order[2] as string))?.pending;
+      if (!third) throw new Error('no lock');
+      await applyPenaltyPayment(
+        {
+          paymentIntentId: third.paymentIntentId,
+          penaltyIds: third.penaltyIds,
+          outcome: 'succeeded',
+        },
+        { store, clock, pause: noPause },
+      );
+      expect(await lockedBefore(clock.time + 1)).toEqual(order.slice(3));
       expect(await store.abandonedSettlements(new Date(clock.time + 1).toISOString(), 0)).toEqual(
         [],
       );
