@@ -12,7 +12,6 @@ import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { CREDIT_SLOT_INDEX } from '../functions/adapters/dynamodb/credit-table-schema.ts';
-import { REFRESH_MAX_RECEIVE_COUNT_ENV } from '../functions/adapters/sqs/sqs-refresh-queue.ts';
 import { ENV } from '../functions/commons/env-names.ts';
 import { CREDIT_ROUTES } from '../functions/commons/routes.ts';
 import type { CreditAllowances } from '../functions/core/credits/allowances.ts';
@@ -76,11 +75,6 @@ export class CreditRefresh extends Construct {
       .bindTable(ENV.billingTableName, billingTable, ['GetItem', 'UpdateItem', 'PutItem'])
       .setEnvironment(ENV.creditAllowances, allowances)
       .bindQueueConsumer(refreshQueue);
-    // The worker counts a user's failure once, on the message's last receive before the DLQ.
-    this.worker.function.addEnvironment(
-      REFRESH_MAX_RECEIVE_COUNT_ENV,
-      String(refreshQueue.maxReceiveCount),
-    );
 
     this.reader = new BillingFunction(this, 'Reader', {
       entry: 'functions/credit-read.ts',

@@ -31,13 +31,6 @@ export const MESSAGES_PER_BATCH = 10;
 /** Default resends of a batch's failed entries before giving up. */
 export const DEFAULT_ENTRY_RETRIES = 3;
 
-/**
- * The worker's variable holding the refresh queue's maxReceiveCount (set by the stack
- * from the queue's redrive policy): it tells a message's last receive, the one whose
- * failures are final. Its place is `ENV` (commons/env-names.ts), which this change could not edit.
- */
-export const REFRESH_MAX_RECEIVE_COUNT_ENV = 'CREDIT_REFRESH_MAX_RECEIVE_COUNT';
-
 export interface SqsRefreshQueueOptions {
   queueUrl: string;
   /** Default: the shared client (bounded timeouts, standard retries). */
