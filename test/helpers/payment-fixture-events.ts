@@ -172,7 +172,7 @@ export function intentCreatedEvent(
  */
 export function intentSucceededEvent(
   payment: FixturePayment,
-  at = payment.chargeCreated + 1,
+  at = payment.chargeCreated,
 ): PaymentEventBody {
   return restamp('payment_intent.succeeded.stripe-ruby-mock', at, (intent) => {
     const charges = intent.charges as { data: Json[] } & Json;

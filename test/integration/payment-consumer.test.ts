@@ -259,14 +259,17 @@ describe('payment consumer on DynamoDB Local', () => {
       intentFailedEvent(c, at('11:32:00'), 'insufficient_funds'),
     ].sort((x, y) => x.created - y.created);
     const views = {
+      // Paid when the event showing the charge succeeded was created, not at the charge's creation.
       a: expectedView(a, {
         status: 'disputed',
+        paidAt: isoOf(at('10:01:01')),
         amountRefunded: 4000,
         refundedAt: isoOf(r1.created),
         dispute: { status: 'needs_response', reason: 'fraudulent', amount: 4000 },
       }),
       b: expectedView(b, {
         status: 'partially_refunded',
+        paidAt: isoOf(at('11:00:31')),
         amountRefunded: 500,
         refundedAt: isoOf(rb.created),
       }),

@@ -289,8 +289,10 @@ function joinChargeSnapshot(
     amountRefunded: charge.amountRefunded,
     version,
   });
-  // A succeeded charge was paid when it was created (card charges settle at once).
-  if (charge.status === 'succeeded') next = set(next, 'paidAt', minOf(next.paidAt, charge.created));
+  // Paid no later than the event showing the charge succeeded: not the charge's own
+  // `created`, which an async payment (ACH, SEPA) has days before it succeeds.
+  if (charge.status === 'succeeded')
+    next = set(next, 'paidAt', minOf(next.paidAt, version.created));
   if (charge.amountRefunded > 0)
     next = set(next, 'refundedAt', minOf(next.refundedAt, version.created));
   for (const refund of charge.refunds)

@@ -451,6 +451,16 @@ describe('lifecycle', () => {
     expect(view).toMatchObject({ paidAt: iso(T + 2) });
   });
 
+  it('dates an async payment paid when it succeeded, not when its charge was created', () => {
+    const settled = T + 3 * 86_400;
+    const view = viewInAnyOrder([
+      intentFact('payment_intent.processing', T),
+      chargeFact('charge.succeeded', settled, { charge: chargeSnapshot({ created: T }) }),
+      intentFact('payment_intent.succeeded', settled),
+    ]);
+    expect(view).toMatchObject({ status: 'succeeded', paidAt: iso(settled) });
+  });
+
   it('treats an unpaid checkout session as no success', () => {
     expect(
       viewInAnyOrder([
