@@ -10,9 +10,8 @@ import { creditStoreFromEnv, refreshQueueFromEnv } from './commons/credit-wiring
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
-import { planCreditRefresh } from './core/credits/plan-credit-refresh.ts';
+import { planCreditRefresh, slotLagMinutes } from './core/credits/plan-credit-refresh.ts';
 import type { CreditRunLog, CreditStore, RefreshQueue } from './core/credits/ports.ts';
-import { slotStart } from './core/credits/refresh-slot.ts';
 import { type Clock, systemClock } from './core/shared/clock.ts';
 
 /** What the schedule sends: `{"scheduledTime": "<aws.scheduler.scheduled-time>"}`. */
@@ -47,11 +46,8 @@ export function createCreditPlanner(
     const now = Number.isFinite(scheduled) ? scheduled : clock.now();
     const result = await planCreditRefresh({ now }, { store, queue, runLog: store });
     metrics.addMetric(METRIC.creditsPlanned, MetricUnit.Count, result.planned);
-    let lagMinutes = 0;
-    for (const { period, slot } of result.slots) {
-      lagMinutes = Math.max(lagMinutes, (now - slotStart(period, slot)) / 60_000 - 5);
-    }
-    metrics.addMetric(METRIC.creditSlotLag, MetricUnit.Count, Math.max(0, Math.round(lagMinutes)));
+    // Published by successful runs only: the alarm treats its absence as breaching.
+    metrics.addMetric(METRIC.creditSlotLag, MetricUnit.Count, slotLagMinutes(now, result.slots));
     logger.info('Credit refresh planned', {
       scheduledTime: new Date(now).toISOString(),
       planned: result.planned,

@@ -4,6 +4,8 @@
  * with one conditional write (`refreshCredits`), so a redelivered message changes
  * nothing for the users already done. A message with a user that failed is reported
  * as a batch item failure; after the queue's maximum receives it lands in the DLQ.
+ * The record's receive count against that maximum tells `refreshCredits` which failures
+ * are final and which users an earlier receive already counted, so the stats count users.
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Logger } from '@aws-lambda-powertools/logger';
@@ -12,20 +14,22 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { decodeRefreshMessage } from './adapters/sqs/sqs-refresh-queue.ts';
 import { creditStoreFromEnv } from './commons/credit-wiring.ts';
-import { creditAllowancesEnv, lazyEnv } from './commons/env.ts';
+import { configEnv, creditAllowancesEnv, lazyEnv } from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
 import type { CreditAllowances } from './core/credits/allowances.ts';
 import type { CreditRunLog, CreditStore, RefreshWork } from './core/credits/ports.ts';
-import { refreshCredits } from './core/credits/refresh-credits.ts';
+import { type Delivery, refreshCredits } from './core/credits/refresh-credits.ts';
 import { type Clock, systemClock } from './core/shared/clock.ts';
 import { asError } from './core/shared/errors.ts';
 
 export interface CreditWorkerDeps {
   store: CreditStore & CreditRunLog;
   allowances: CreditAllowances;
+  /** The refresh queue's maxReceiveCount: a failure on that receive is final (DLQ next). */
+  maxReceiveCount: number;
   clock?: Clock;
   logger?: Logger;
   metrics?: Metrics;
@@ -40,11 +44,15 @@ export function createCreditWorker(
     const {
       store,
       allowances,
+      maxReceiveCount,
       clock = systemClock,
       logger = sharedLogger,
       metrics = sharedMetrics,
     } = resolve();
     const failedRecords = new Map<string, Error>();
+    const deliveries = new Map(
+      event.Records.map((record) => [record.messageId, deliveryOf(record, maxReceiveCount)]),
+    );
     const works: { recordId: string; work: RefreshWork }[] = [];
     for (const record of event.Records) {
       try {
@@ -58,6 +66,7 @@ export function createCreditWorker(
     const { results, outcomes } = await refreshCredits(
       works.map(({ work }) => work),
       { store, runLog: store, allowances, clock },
+      works.map(({ recordId }) => deliveries.get(recordId)!),
     );
     results.forEach((result, index) => {
       const { recordId } = works[index]!;
@@ -79,7 +88,12 @@ export function createCreditWorker(
       failed: outcomes.failed,
     });
     for (const [messageId, error] of failedRecords) {
-      logger.error('Credit refresh work failed; the queue will redeliver it', { messageId, error });
+      logger.error(
+        deliveries.get(messageId)?.final
+          ? 'Credit refresh work failed on its last receive; it goes to the DLQ'
+          : 'Credit refresh work failed; the queue will redeliver it',
+        { messageId, error },
+      );
     }
 
     const processor = new BatchProcessor(EventType.SQS);
@@ -95,11 +109,32 @@ export function createCreditWorker(
   };
 }
 
-const workerEnv = lazyEnv(z.object({ [ENV.creditAllowances]: creditAllowancesEnv() }));
+/** Which receive of its message a record is (a missing count reads as the first). */
+export function deliveryOf(record: SQSRecord, maxReceiveCount: number): Delivery {
+  const receiveCount = Number(record.attributes?.ApproximateReceiveCount) || 1;
+  return { redelivered: receiveCount > 1, final: receiveCount >= maxReceiveCount };
+}
+
+/** SQS's range for a redrive policy's maxReceiveCount; required: the stack always sets it. */
+export function parseMaxReceiveCount(value: string | undefined): number {
+  const count = Number(value);
+  if (!value || !Number.isInteger(count) || count < 1 || count > 1000) {
+    throw new Error(`expected a whole number from 1 to 1000, got ${JSON.stringify(value)}`);
+  }
+  return count;
+}
+
+const workerEnv = lazyEnv(
+  z.object({
+    [ENV.creditAllowances]: creditAllowancesEnv(),
+    [ENV.creditRefreshMaxReceiveCount]: configEnv(parseMaxReceiveCount),
+  }),
+);
 
 export const handler = withPowertools(
   createCreditWorker(() => ({
     store: creditStoreFromEnv(),
     allowances: workerEnv()[ENV.creditAllowances],
+    maxReceiveCount: workerEnv()[ENV.creditRefreshMaxReceiveCount],
   })),
 );

@@ -75,6 +75,11 @@ export class CreditRefresh extends Construct {
       .bindTable(ENV.billingTableName, billingTable, ['GetItem', 'UpdateItem', 'PutItem'])
       .setEnvironment(ENV.creditAllowances, allowances)
       .bindQueueConsumer(refreshQueue);
+    // The worker counts a user's failure once, on the message's last receive before the DLQ.
+    this.worker.function.addEnvironment(
+      ENV.creditRefreshMaxReceiveCount,
+      String(refreshQueue.maxReceiveCount),
+    );
 
     this.reader = new BillingFunction(this, 'Reader', {
       entry: 'functions/credit-read.ts',

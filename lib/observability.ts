@@ -329,6 +329,10 @@ export class Observability extends Construct {
     const slotLag = customMetric(METRIC.creditSlotLag, credits.planner).with({
       statistic: 'Maximum',
     });
+    // Every successful planner run (one each 5 minutes) publishes the lag, so 10 minutes
+    // without a value is two runs in a row failed or never run: one missed run is not
+    // paged (the next one catches up), a stopped planner is.
+    const slotLagAlarmed = slotLag.with({ period: Duration.minutes(10) });
     const failureRate = new MathExpression({
       expression: 'IF(refreshed + failed > 0, 100 * failed / (refreshed + failed), 0)',
       usingMetrics: {
@@ -348,15 +352,20 @@ export class Observability extends Construct {
       operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       description: 'EventBridge Scheduler could not invoke the credit planner.',
     });
-    this.alarm('CreditSlotBehind', slotLag, {
+    this.alarm('CreditSlotBehind', slotLagAlarmed, {
       threshold: 30,
       operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      description: 'A credit refresh slot was planned more than 30 minutes after it started.',
+      treatMissingData: TreatMissingData.BREACHING,
+      description:
+        "A credit refresh slot was planned more than 30 minutes after it started, or the credit planner has completed no run for 10 minutes (failing or not running): see the planner's logs and the schedule DLQ, or run POST /admin/credits/refresh.",
     });
+    // The worker counts a user as failed once, on its message's last receive (DLQ next),
+    // so this is the share of users the refresh gave up on, not of deliveries retried.
     this.alarm('CreditRefreshFailureRate', failureRate, {
       threshold: 1,
       operator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      description: 'More than 1% of credit refreshes failed in five minutes.',
+      description:
+        'More than 1% of credit refreshes failed for good (every receive of their work failed) in five minutes.',
     });
     return {
       widgets: [

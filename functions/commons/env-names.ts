@@ -43,6 +43,8 @@ export const ENV = {
   creditRefreshQueueUrl: 'CREDIT_REFRESH_QUEUE_URL',
   /** JSON object tier -> daily credits (core/credits/allowances.ts). */
   creditAllowances: 'CREDIT_ALLOWANCES',
+  /** The refresh queue's maxReceiveCount: the worker counts a failure as final on that receive. */
+  creditRefreshMaxReceiveCount: 'CREDIT_REFRESH_MAX_RECEIVE_COUNT',
   /** Habits, verifications, penalties, summaries, recipients' totals and assessment progress (`pk`/`sk`). */
   penaltiesTableName: 'PENALTIES_TABLE_NAME',
   /** JSON object tier -> active free habits allowed (core/penalties/habits.ts). */

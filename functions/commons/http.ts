@@ -118,11 +118,16 @@ const NETWORK_ERROR_CODES = new Set([
   'EPIPE',
   'EAI_AGAIN',
 ]);
+/** Throttles by name: the SDK marks them client faults, yet a retry later succeeds. */
 const THROTTLING_ERRORS = new Set([
+  // DynamoDB
   'ProvisionedThroughputExceededException',
   'ThrottlingException',
   'RequestLimitExceeded',
   'TooManyRequestsException',
+  // SQS (its queue, and the KMS key of an encrypted queue)
+  'RequestThrottled',
+  'KmsThrottled',
 ]);
 
 /**

@@ -19,6 +19,7 @@ import { ENV } from '../../functions/commons/env-names.ts';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
 import { CREDIT_ROUTES } from '../../functions/commons/routes.ts';
 import { DEFAULT_CREDIT_ALLOWANCES } from '../../functions/core/credits/allowances.ts';
+import { parseMaxReceiveCount } from '../../functions/credit-worker.ts';
 import { createBillingApp } from '../../lib/billing-app.ts';
 import { ConfigError, creditAllowancesFromContext } from '../../lib/config.ts';
 import { CREDIT_PLANNER_SCHEDULE } from '../../lib/credit-refresh.ts';
@@ -373,6 +374,20 @@ describe('credit env', () => {
       expect(env[ENV.creditRefreshQueueUrl], fnId).toBeUndefined();
     }
   });
+
+  it("worker alone gets the refresh queue's maxReceiveCount, as its redrive policy says", () => {
+    const queue = resources(t.data, 'AWS::SQS::Queue')[ids.creditRefresh.queue]!;
+    const { maxReceiveCount } = queue.Properties.RedrivePolicy as { maxReceiveCount: number };
+    const env = envOf(fnResource(credit.worker));
+    expect(env[ENV.creditRefreshMaxReceiveCount]).toBe(String(maxReceiveCount));
+    // The value the worker's own parse accepts.
+    expect(parseMaxReceiveCount(String(env[ENV.creditRefreshMaxReceiveCount]))).toBe(
+      maxReceiveCount,
+    );
+    for (const fnId of [credit.planner, credit.reader, credit.admin]) {
+      expect(envOf(fnResource(fnId))[ENV.creditRefreshMaxReceiveCount], fnId).toBeUndefined();
+    }
+  });
 });
 
 describe('CREDIT_ALLOWANCES: the validated context, in the worker and the reader', () => {
@@ -523,6 +538,18 @@ describe('credit alarms', () => {
       ComparisonOperator: 'GreaterThanThreshold',
     });
     expect(dimensions(a)).toEqual([{ Name: 'service', Value: serviceOf(credit.planner) }]);
+    expect(a.Properties.AlarmDescription).toMatch(/more than 30 minutes after it started/);
+  });
+
+  it('CreditSlotBehind treats no lag reported as breaching: the planner is failing or stopped', () => {
+    const a = alarm('CreditSlotBehind');
+    expect(a.Properties).toMatchObject({
+      TreatMissingData: 'breaching',
+      // Two 5-minute runs: one missed run is caught up by the next, not paged.
+      Period: 600,
+      EvaluationPeriods: 1,
+    });
+    expect(a.Properties.AlarmDescription).toMatch(/planner has completed no run for 10 minutes/);
   });
 
   it("CreditRefreshFailureRate fires above 1% of the worker's refreshes failing", () => {
@@ -565,7 +592,6 @@ describe('credit alarms', () => {
   it.each([
     'CreditRefreshDeadLetterQueueNotEmpty',
     'CreditScheduleDeadLetterQueueNotEmpty',
-    'CreditSlotBehind',
     'CreditRefreshFailureRate',
   ])('%s notifies the alarm topic on alarm and on OK, and treats no data as fine', (id) => {
     const [topicId] = onlyResource(t.service, 'AWS::SNS::Topic');
@@ -573,6 +599,14 @@ describe('credit alarms', () => {
       AlarmActions: [{ Ref: topicId }],
       OKActions: [{ Ref: topicId }],
       TreatMissingData: 'notBreaching',
+    });
+  });
+
+  it('CreditSlotBehind notifies the alarm topic on alarm and on OK', () => {
+    const [topicId] = onlyResource(t.service, 'AWS::SNS::Topic');
+    expect(alarm('CreditSlotBehind').Properties).toMatchObject({
+      AlarmActions: [{ Ref: topicId }],
+      OKActions: [{ Ref: topicId }],
     });
   });
 

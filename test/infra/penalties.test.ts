@@ -791,9 +791,9 @@ describe('penalty alarms', () => {
     });
   });
 
-  it('only the overdue alarm treats missing data as breaching', () => {
+  it('of the penalty alarms, only the overdue one treats missing data as breaching', () => {
     const breaching = Object.entries(resources(t.service, 'AWS::CloudWatch::Alarm'))
-      .filter(([, a]) => a.Properties.TreatMissingData === 'breaching')
+      .filter(([id, a]) => id.includes('Penalt') && a.Properties.TreatMissingData === 'breaching')
       .map(([id]) => id);
     const overdue = t.stacks.service.observability.node.findChild('PenaltyAssessmentOverdue');
     expect(breaching).toEqual([logicalIdOf(overdue)]);

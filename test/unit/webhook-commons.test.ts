@@ -99,6 +99,8 @@ describe('dependency failures become a 503 with Retry-After', () => {
 
   it.each([
     ['a throttled store', sdkError('ProvisionedThroughputExceededException', 'client')],
+    ['a throttled queue', sdkError('RequestThrottled', 'client')],
+    ['a throttled queue key', sdkError('KmsThrottled', 'client')],
     ['an AWS server fault', sdkError('InternalServerError', 'server')],
     [
       'a refused connection',

@@ -24,7 +24,7 @@
  * Only one page of users and one batch of work are in memory at a time.
  */
 import type { CreditRunLog, CreditStore, RefreshQueue, RefreshWork } from './ports.ts';
-import { periodAt, SLOTS_PER_DAY, slotAt } from './refresh-slot.ts';
+import { periodAt, SLOTS_PER_DAY, slotAt, slotStart } from './refresh-slot.ts';
 
 /** A planner request the caller got wrong (an operator's slots or date); `field` names it. */
 export class CreditRequestError extends Error {
@@ -98,6 +98,21 @@ export function dueSlots(period: string, now: number, planned: readonly number[]
   const due: number[] = [];
   for (let slot = plannedPrefix(planned); slot <= last; slot++) due.push(slot);
   return due;
+}
+
+/**
+ * Minutes from the start of the most overdue slot of `slots` to `now`, the run's
+ * planning time: 0 when each slot is planned as it starts (or nothing was planned), 35
+ * for a slot planned 35 minutes after its start. The CreditSlotLag metric, whose alarm
+ * fires above 30.
+ */
+export function slotLagMinutes(
+  now: number,
+  slots: readonly Omit<PlannedSlot, 'planned'>[],
+): number {
+  let lagMs = 0;
+  for (const { period, slot } of slots) lagMs = Math.max(lagMs, now - slotStart(period, slot));
+  return Math.round(lagMs / 60_000);
 }
 
 /** The UTC date before `period`. */

@@ -85,10 +85,16 @@ export interface RefreshError {
   at: string;
 }
 
-/** What the workers report for one batch, added to the day's stats. */
+/**
+ * What the workers report for one batch, added to the day's stats. Users, not
+ * deliveries: a redelivered message adds only its refreshes and final failures.
+ */
 export interface RefreshOutcomes {
+  /** Users refreshed (once per user and period, by the write's condition). */
   refreshed: number;
+  /** Users whose work changed nothing on its first delivery: already refreshed, or no profile. */
   skipped: number;
+  /** Users whose refresh failed on their message's last delivery (it goes to the DLQ). */
   failed: number;
   /** Sum over refreshed users of (refreshed at − planned at), ms. */
   totalMs: number;

@@ -14,13 +14,23 @@
  * - a store error: the user fails with the error's name and message (never a stack);
  *   the handler fails the record holding that user, so the queue redelivers it.
  *
+ * The stats count users, not deliveries (a failed user makes the queue redeliver its
+ * whole message, up to the queue's maximum receives), so each item comes with its
+ * `Delivery`:
+ * - `refreshed`: every refresh (the write's condition makes it once per user and period);
+ * - `failed`: only on the final delivery, when no retry follows: a user counts once,
+ *   and a user that succeeds on a retry never counted as failed;
+ * - `skipped`: nothing written on the message's first delivery (already refreshed by
+ *   other work, no profile). A redelivery counts no skips: its users were counted on
+ *   an earlier delivery (refreshed or skipped), or failed without being counted.
+ *
  * The batch's counts go to the run log with one `recordOutcomes` per period present in
- * the batch (not one per user). Errors sent there are the newest RECENT_ERRORS_KEPT of
- * the period in this batch; the run log itself keeps only the newest RECENT_ERRORS_KEPT
- * of the whole period (a ring), so a bad day costs a bounded number of writes. A run log
- * failure is thrown after every period was attempted: the invocation fails and the queue
- * redelivers the batch, which refreshes nobody twice (the redelivered users count as
- * skipped in the stats).
+ * the batch (not one per user). Errors sent there are the final failures, the newest
+ * RECENT_ERRORS_KEPT of the period in this batch; the run log itself keeps only the
+ * newest RECENT_ERRORS_KEPT of the whole period (a ring), so a bad day costs a bounded
+ * number of writes. A run log failure is thrown after every period was attempted: the
+ * invocation fails and the queue redelivers the batch, which refreshes nobody twice
+ * (the users it refreshed then go uncounted: a redelivery counts no skips).
  */
 import type { Clock } from '../shared/clock.ts';
 import type { CreditAllowances } from './allowances.ts';
@@ -52,6 +62,17 @@ export interface WorkResult {
   /** Why it failed (a message, never a stack); only when `result` is `failed`. */
   error?: string;
 }
+
+/** Which delivery of its queue message a work item arrived in. */
+export interface Delivery {
+  /** Received before: its users were counted then, or failed without being counted. */
+  redelivered: boolean;
+  /** No delivery follows (a failure now sends the message to the DLQ): a failure is final. */
+  final: boolean;
+}
+
+/** Work not from the queue (or its only delivery): counted in full, a failure is final. */
+export const ONLY_DELIVERY: Delivery = { redelivered: false, final: true };
 
 export interface RefreshBatchResult {
   /** One per work item, in the order given. */
@@ -111,16 +132,22 @@ function emptyOutcomes(): RefreshOutcomes {
  * Refreshes every user of the batch (concurrently: each is one independent write; the
  * same user twice in a batch is resolved by the store's condition) and records the
  * batch's outcomes once per period. `at` (the clock, read once) stamps every refresh.
+ * `deliveries[i]` is the delivery of `works[i]` (default ONLY_DELIVERY).
  */
 export async function refreshCredits(
   works: readonly RefreshWork[],
   deps: RefreshDeps,
+  deliveries: readonly Delivery[] = [],
 ): Promise<RefreshBatchResult> {
   const at = deps.clock.now();
   const results = await Promise.all(works.map((work) => refreshOne(work, deps, at)));
   const byPeriod = new Map<string, RefreshOutcomes>();
   const total = emptyOutcomes();
-  for (const { work, result, error } of results) {
+  for (const [index, { work, result, error }] of results.entries()) {
+    const delivery = deliveries[index] ?? ONLY_DELIVERY;
+    // A retry follows, or an earlier delivery counted this user: nothing to add.
+    if (result === 'failed' && !delivery.final) continue;
+    if (result !== 'failed' && result !== 'refreshed' && delivery.redelivered) continue;
     let outcomes = byPeriod.get(work.period);
     if (!outcomes) {
       outcomes = emptyOutcomes();

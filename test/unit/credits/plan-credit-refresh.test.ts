@@ -12,6 +12,7 @@ import {
   planCreditRefresh,
   plannedPrefix,
   previousPeriod,
+  slotLagMinutes,
 } from '../../../functions/core/credits/plan-credit-refresh.ts';
 import type { RefreshWork } from '../../../functions/core/credits/ports.ts';
 import { refreshCredits } from '../../../functions/core/credits/refresh-credits.ts';
@@ -395,5 +396,31 @@ describe('due-slot helpers', () => {
     expect(isCalendarDate('2026-02-29')).toBe(false);
     expect(isCalendarDate('2026-13-01')).toBe(false);
     expect(isCalendarDate('0000-00-00')).toBe(false);
+  });
+});
+
+describe('slotLagMinutes: the CreditSlotLag figure', () => {
+  const day = '2026-12-03';
+
+  it('is 0 for a slot planned as it starts, and for a run that planned nothing', () => {
+    expect(slotLagMinutes(at('2026-12-03T10:00:00Z'), [{ period: day, slot: 120 }])).toBe(0);
+    expect(slotLagMinutes(at('2026-12-03T10:00:00Z'), [])).toBe(0);
+  });
+
+  it('is the minutes since the start of the most overdue slot: 35 for a slot planned 35 minutes late', () => {
+    // Slots 120-127 (10:00-10:35) caught up by the 10:35 run: slot 120 started 35 minutes ago.
+    const caughtUp = Array.from({ length: 8 }, (_, i) => ({ period: day, slot: 120 + i }));
+    const lag = slotLagMinutes(at('2026-12-03T10:35:00Z'), caughtUp);
+    expect(lag).toBe(35);
+    // Above the CreditSlotBehind threshold (30): the alarm fires.
+    expect(lag).toBeGreaterThan(30);
+  });
+
+  it("counts yesterday's slots caught up after midnight from their own start", () => {
+    const lag = slotLagMinutes(at('2026-12-03T00:10:00Z'), [
+      { period: '2026-12-02', slot: 287 },
+      { period: day, slot: 0 },
+    ]);
+    expect(lag).toBe(15);
   });
 });

@@ -246,6 +246,65 @@ describe('refreshCredits', () => {
   });
 });
 
+describe('refreshCredits: counts users once across deliveries', () => {
+  const first = { redelivered: false, final: false };
+  const retry = { redelivered: true, final: false };
+  const last = { redelivered: true, final: true };
+
+  it('counts a failure only on the final delivery, with its error', async () => {
+    const { store, deps } = setup(['ok', 'broken']);
+    store.fault = (operation, userId) => {
+      if (operation === 'refresh' && userId === 'broken') throw new Error('boom');
+    };
+    const works = [workFor('ok', 'silver', period), workFor('broken', 'silver', period)];
+    const early = await refreshCredits(works, deps, [first, first]);
+    // The failure is still reported per item: the handler fails its message on it.
+    expect(early.results.map((r) => r.result)).toEqual(['refreshed', 'failed']);
+    expect(early.outcomes).toMatchObject({ refreshed: 1, skipped: 0, failed: 0, errors: [] });
+    const again = await refreshCredits(works, deps, [retry, retry]);
+    expect(again.outcomes).toMatchObject({ refreshed: 0, skipped: 0, failed: 0 });
+    const final = await refreshCredits(works, deps, [last, last]);
+    expect(final.outcomes).toMatchObject({ refreshed: 0, skipped: 0, failed: 1 });
+    expect(await store.readCounters(period)).toMatchObject({
+      refreshed: 1,
+      skipped: 0,
+      failed: 1,
+      recentErrors: [{ userId: 'broken', error: 'boom' }],
+    });
+  });
+
+  it('counts a refresh on a redelivery, and skips only on a first delivery', async () => {
+    const { store, deps } = setup(['a', 'b']);
+    store.putProfile({ userId: 'done', tier: 'silver', period });
+    const works = [
+      workFor('a', 'silver', period),
+      workFor('done', 'silver', period),
+      workFor('nobody', 'silver', period),
+    ];
+    const redelivered = await refreshCredits(works, deps, [retry, retry, retry]);
+    expect(redelivered.results.map((r) => r.result)).toEqual([
+      'refreshed',
+      'already-refreshed',
+      'no-profile',
+    ]);
+    expect(redelivered.outcomes).toMatchObject({ refreshed: 1, skipped: 0, failed: 0 });
+    const firstTime = await refreshCredits([workFor('b', 'silver', period), ...works], deps, [
+      first,
+      first,
+      first,
+      first,
+    ]);
+    expect(firstTime.outcomes).toMatchObject({ refreshed: 1, skipped: 3, failed: 0 });
+  });
+
+  it('writes nothing to the run log when a delivery adds nothing', async () => {
+    const { store, deps } = setup(['a']);
+    store.putProfile({ userId: 'a', tier: 'silver', period });
+    await refreshCredits([workFor('a', 'silver', period)], deps, [retry]);
+    expect(store.calls.get('recordOutcomes')).toBeUndefined();
+  });
+});
+
 describe('errorMessage', () => {
   it('names the error, never a stack, and bounds the length', () => {
     expect(errorMessage(new Error('plain'))).toBe('plain');
