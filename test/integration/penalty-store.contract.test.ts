@@ -8,9 +8,13 @@ import { describe, expect, it } from 'vitest';
 import { billingKeys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
 import { DynamoDbPenaltyStore } from '../../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
 import { InMemoryPenaltyStore } from '../../functions/adapters/memory/in-memory-penalty-store.ts';
-import { assessDate } from '../../functions/core/penalties/assessment.ts';
+import { assessDate, assessHabit } from '../../functions/core/penalties/assessment.ts';
 import { DEFAULT_FREE_HABIT_LIMITS } from '../../functions/core/penalties/habits.ts';
 import { saveHabit, verifyHabit } from '../../functions/core/penalties/manage-habits.ts';
+import {
+  ASSESSMENT_SHARDS,
+  assessmentShardOf,
+} from '../../functions/core/penalties/penalty-ids.ts';
 import {
   applyPenaltyPayment,
   markPenaltiesPaid,
@@ -39,6 +43,20 @@ import {
 interface Harness {
   store: PenaltyStore;
   setProfile(userId: string, profile: UserBilling): Promise<void>;
+}
+
+/** The users of every habit the assessment would visit, across all shards. */
+async function assessableUsers(store: PenaltyStore): Promise<Set<string>> {
+  const users = new Set<string>();
+  for (let shard = 0; shard < ASSESSMENT_SHARDS; shard += 1) {
+    let cursor: string | null = null;
+    do {
+      const page = await store.habitsToAssess({ shard, limit: 100, cursor });
+      for (const habit of page.items) users.add(habit.userId);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+  }
+  return users;
 }
 
 let counter = 0;
@@ -147,6 +165,95 @@ function contract(name: string, make: () => Promise<Harness>) {
       expect([...missed.values()]).toMatchObject([
         { status: 'unpaid', amount: 500, currency: 'eur', recipientId: 'charity-1' },
       ]);
+    });
+
+    it('a habit switched off owes the days through the one it was switched off on, then leaves the assessment', async () => {
+      const { store } = await make();
+      const deps = (time: number) => ({
+        store,
+        clock: fixedClock(time),
+        freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+      });
+      const [quits, toggles, early] = [fresh('q'), fresh('t'), fresh('e')];
+      const run = (userId: string) => ({ userId, habitId: 'run' });
+      for (const user of [quits, toggles]) {
+        await saveHabit(run(user), settings(), deps(at('2026-11-20')));
+      }
+      // Missed 12-01, then switched off at 00:05, before the assessment of 12-01 ran.
+      await saveHabit(run(quits), settings({ active: false }), deps(at('2026-12-02', '00:05:00')));
+      // Switched off on the evening of a missed day, back on the next morning.
+      await saveHabit(
+        run(toggles),
+        settings({ active: false }),
+        deps(at('2026-12-01', '22:00:00')),
+      );
+      await saveHabit(run(toggles), settings(), deps(at('2026-12-02', '00:10:00')));
+      // Created and switched off the same day: never active a whole day, nothing owed.
+      await saveHabit(run(early), settings(), deps(at('2026-12-01', '09:00:00')));
+      await saveHabit(run(early), settings({ active: false }), deps(at('2026-12-01', '10:00:00')));
+
+      const clock = fixedClock(at('2026-12-02', '00:15:00'));
+      expect(await assessDate('2026-12-01', { store, clock, pause: noPause })).toMatchObject({
+        habits: 2,
+        missed: 2,
+        penaltiesCreated: 2,
+      });
+      expect(await store.getHabit(run(quits))).toMatchObject({
+        active: false,
+        activeThrough: '2026-12-02',
+        lastAssessedDate: '2026-12-01',
+      });
+      expect(await assessableUsers(store)).toEqual(new Set([quits, toggles]));
+      // Its last day is owed too (verified here); after it, it leaves the assessment.
+      await verifyHabit(run(quits), '2026-12-02', {
+        store,
+        clock: fixedClock(at('2026-12-02', '18:00:00')),
+      });
+      clock.time = at('2026-12-03', '00:15:00');
+      expect(await assessDate('2026-12-02', { store, clock, pause: noPause })).toMatchObject({
+        habits: 2,
+        verified: 1,
+        missed: 1,
+      });
+      expect(await assessableUsers(store)).toEqual(new Set([toggles]));
+      clock.time = at('2026-12-04', '00:15:00');
+      expect(await assessDate('2026-12-03', { store, clock, pause: noPause })).toMatchObject({
+        habits: 1,
+        missed: 1,
+      });
+      expect(await store.getAccount(quits)).toMatchObject({ unpaidCount: 1 });
+      expect(await store.getAccount(early)).toMatchObject({ unpaidCount: 0 });
+    });
+
+    it('an owing habit switched back on before its last assessment commits stays in the assessment', async () => {
+      const { store } = await make();
+      const user = fresh('r');
+      const key = { userId: user, habitId: 'run' };
+      const deps = (time: number) => ({
+        store,
+        clock: fixedClock(time),
+        freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+      });
+      await saveHabit(key, settings(), deps(at('2026-11-20')));
+      await saveHabit(key, settings({ active: false }), deps(at('2026-12-01', '20:00:00')));
+      const [read] = await store.reloadHabits([key]);
+      const assessment = assessHabit(read!, '2026-12-01', new Date(at('2026-12-02')).toISOString());
+      expect(assessment?.leavesAssessment).toEqual({ activeThrough: '2026-12-01' });
+      // Switched back on between the read and the commit: the commit must not drop it.
+      await saveHabit(key, settings(), deps(at('2026-12-02', '00:14:00')));
+      const result = await store.commitAssessment({
+        date: '2026-12-01',
+        shard: assessmentShardOf(user),
+        cursor: null,
+        done: false,
+        startsShard: false,
+        assessments: [assessment!],
+        accounts: [],
+        counts: { habits: 1, verified: 0, missed: 1, penaltiesCreated: 1 },
+        at: at('2026-12-02', '00:15:00'),
+      });
+      expect(result).toEqual({ status: 'conflict', habits: [expect.objectContaining(key)] });
+      expect(await assessableUsers(store)).toEqual(new Set([user]));
     });
 
     it('assessment killed half-way (a commit fails mid-run) resumes to the exact same result', async () => {

@@ -20,6 +20,7 @@ import {
   type QueryCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { isAssessed } from '../../core/penalties/habits.ts';
 import {
   ASSESSMENT_SHARDS,
   assessmentShardOf,
@@ -237,7 +238,11 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       set += ', recipientId = :recipientId';
       values[':recipientId'] = habit.recipientId;
     } else remove.push('recipientId');
-    if (habit.active) {
+    if (habit.activeThrough) {
+      set += ', activeThrough = :activeThrough';
+      values[':activeThrough'] = habit.activeThrough;
+    } else remove.push('activeThrough');
+    if (isAssessed(habit)) {
       set += ', assessShard = :shard, assessKey = :assessKey';
       values[':shard'] = assessmentShardOf(habit.userId);
       values[':assessKey'] = assessKeyOf(habit.userId, habit.habitId);
@@ -363,7 +368,7 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       keys: habitKeys.map((key) => keys.habit(key.userId, key.habitId)),
       consistentRead: true,
     });
-    return items.filter((item) => item.active === true).map(toAssessable);
+    return items.map(toAssessable).filter(isAssessed);
   }
 
   async commitAssessment(commit: AssessmentCommit): Promise<AssessmentCommitResult> {
@@ -377,6 +382,7 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       };
       let expression =
         'SET lastAssessedDate = :date, currentStreak = :streak, longestStreak = :longest';
+      if (assessment.leavesAssessment) expression += ' REMOVE assessShard, assessKey';
       if (assessment.consumedDates.length > 0) {
         expression += ' DELETE verifiedDates :consumed';
         values[':consumed'] = new Set(assessment.consumedDates);
@@ -388,6 +394,14 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       if (assessment.expectedLastAssessedDate !== null) {
         values[':expected'] = assessment.expectedLastAssessedDate;
       }
+      // Out of the index only while still inactive through that day (not switched back on).
+      let names: Record<string, string> | undefined;
+      if (assessment.leavesAssessment) {
+        condition += ' AND #active = :inactive AND activeThrough = :through';
+        names = { '#active': 'active' };
+        values[':inactive'] = false;
+        values[':through'] = assessment.leavesAssessment.activeThrough;
+      }
       // A miss holds only while the day is still unverified (a verification may race the read).
       if (assessment.outcome === 'missed') condition += ' AND NOT contains(verifiedDates, :date)';
       items.push({
@@ -396,6 +410,7 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
           Key: keys.habit(assessment.userId, assessment.habitId),
           UpdateExpression: expression,
           ConditionExpression: condition,
+          ...(names ? { ExpressionAttributeNames: names } : {}),
           ExpressionAttributeValues: values,
         },
       });
@@ -1011,6 +1026,7 @@ function toHabit(item: Item): Habit {
     currentStreak: numberOr(item.currentStreak, 0),
     longestStreak: numberOr(item.longestStreak, 0),
     lastAssessedDate: typeof item.lastAssessedDate === 'string' ? item.lastAssessedDate : null,
+    activeThrough: typeof item.activeThrough === 'string' ? item.activeThrough : null,
     createdAt: String(item.createdAt),
     updatedAt: String(item.updatedAt),
   };
@@ -1029,6 +1045,8 @@ function toAssessable(item: Item): AssessableHabit {
     currentStreak: habit.currentStreak,
     longestStreak: habit.longestStreak,
     lastAssessedDate: habit.lastAssessedDate,
+    active: habit.active,
+    activeThrough: habit.activeThrough,
     createdAt: habit.createdAt,
     verifiedDates: verified instanceof Set ? [...verified].map(String).sort() : [],
   };

@@ -6,8 +6,10 @@
  * Items (pk / sk):
  *   USER#<userId>      / ACCOUNT                    habits, freeHabits, unpaidCount, `unpaid#<currency>` amounts, pending settlement;
  *                                                   while it is pending also `pendingShard` / `pendingSince` (the pending index)
- *   USER#<userId>      / HABIT#<habitId>            settings, streaks, lastAssessedDate, verifiedDates (string set);
- *                                                   while active also `assessShard` / `assessKey` (the assessment index)
+ *   USER#<userId>      / HABIT#<habitId>            settings, streaks, lastAssessedDate, verifiedDates (string set),
+ *                                                   activeThrough (while inactive: its last owed day); while it is
+ *                                                   assessed (active, or inactive with a day owed) also
+ *                                                   `assessShard` / `assessKey` (the assessment index)
  *   USER#<userId>      / PENALTY#<date>#<habitId>   one penalty; `userStatus` = `<userId>#<status>` (the status index)
  *   RECIPIENT#<id>     / TOTALS                     penaltiesPaid, `paid#<currency>` amounts
  *   ASSESSMENT#<date>  / SHARD#<nn>                 one shard's progress: cursor, done, counts
@@ -20,7 +22,7 @@
  * Indexes:
  *   byStatus      userStatus / sk, ALL: a user's penalties of one status by date (newest
  *                 or oldest first), with any `fields`, one query.
- *   byAssessment  assessShard / assessKey, ALL: sparse, only active habits; the
+ *   byAssessment  assessShard / assessKey, ALL: sparse, only habits still assessed; the
  *                 assessment pages through each shard in `userId#habitId` order.
  *   byPendingSettlement  pendingShard / pendingSince, INCLUDE userId: sparse, only
  *                 accounts holding a settlement lock (set with the lock, removed with

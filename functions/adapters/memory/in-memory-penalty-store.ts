@@ -4,6 +4,7 @@
  * penalty-store.contract.test.ts runs against both): the same conditions, each commit
  * all-or-nothing, the same orders and paging.
  */
+import { isAssessed } from '../../core/penalties/habits.ts';
 import {
   ASSESSMENT_SHARDS,
   assessmentShardOf,
@@ -132,7 +133,7 @@ export class InMemoryPenaltyStore implements PenaltyStore {
   }): Promise<Page<AssessableHabit> & { positions: string[] }> {
     if (query.shard < 0 || query.shard >= ASSESSMENT_SHARDS) throw new RangeError('bad shard');
     const active = [...this.habits.entries()]
-      .filter(([, habit]) => habit.active && assessmentShardOf(habit.userId) === query.shard)
+      .filter(([, habit]) => isAssessed(habit) && assessmentShardOf(habit.userId) === query.shard)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .filter(([key]) => query.cursor === null || key > query.cursor);
     const page = active.slice(0, query.limit);
@@ -146,7 +147,7 @@ export class InMemoryPenaltyStore implements PenaltyStore {
   async reloadHabits(keys: readonly HabitKey[]): Promise<AssessableHabit[]> {
     return keys.flatMap((key) => {
       const habit = this.habits.get(habitKey(key));
-      return habit?.active ? [toAssessable(habit)] : [];
+      return habit && isAssessed(habit) ? [toAssessable(habit)] : [];
     });
   }
 
@@ -155,6 +156,8 @@ export class InMemoryPenaltyStore implements PenaltyStore {
     const changed = commit.assessments.filter((assessment) => {
       const habit = this.habits.get(habitKey(assessment));
       if (!habit || habit.lastAssessedDate !== assessment.expectedLastAssessedDate) return true;
+      const leaves = assessment.leavesAssessment;
+      if (leaves && (habit.active || habit.activeThrough !== leaves.activeThrough)) return true;
       return assessment.outcome === 'missed' && habit.verifiedDates.has(commit.date);
     });
     if (changed.length > 0) return { status: 'conflict', habits: changed };
@@ -416,6 +419,8 @@ function toAssessable(habit: StoredHabit): AssessableHabit {
     currentStreak: habit.currentStreak,
     longestStreak: habit.longestStreak,
     lastAssessedDate: habit.lastAssessedDate,
+    active: habit.active,
+    activeThrough: habit.activeThrough,
     createdAt: habit.createdAt,
     verifiedDates: [...habit.verifiedDates].sort(),
   };

@@ -42,12 +42,17 @@ export function assessHabit(
 ): HabitAssessment | null {
   if (habit.lastAssessedDate !== null && habit.lastAssessedDate >= date) return null;
   if (habit.createdAt.slice(0, 10) > date) return null;
+  if (!habit.active && (habit.activeThrough === null || date > habit.activeThrough)) return null;
   const verified = habit.verifiedDates.includes(date);
   const base = {
     userId: habit.userId,
     habitId: habit.habitId,
     expectedLastAssessedDate: habit.lastAssessedDate,
     consumedDates: habit.verifiedDates.filter((verifiedDate) => verifiedDate <= date).sort(),
+    leavesAssessment:
+      !habit.active && habit.activeThrough !== null && date >= habit.activeThrough
+        ? { activeThrough: habit.activeThrough }
+        : null,
   };
   if (verified) {
     const currentStreak = habit.currentStreak + 1;

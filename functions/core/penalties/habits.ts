@@ -41,6 +41,7 @@ export function withSettings(
   previous: Habit | null,
   nowIso: string,
 ): Habit {
+  const createdAt = previous?.createdAt ?? nowIso;
   return {
     userId: key.userId,
     habitId: key.habitId,
@@ -48,7 +49,38 @@ export function withSettings(
     currentStreak: previous?.currentStreak ?? 0,
     longestStreak: previous?.longestStreak ?? 0,
     lastAssessedDate: previous?.lastAssessedDate ?? null,
-    createdAt: previous?.createdAt ?? nowIso,
+    activeThrough: activeThroughAfter(settings.active, previous, createdAt, nowIso),
+    createdAt,
     updatedAt: nowIso,
   };
+}
+
+/**
+ * The last day an inactive habit is still assessed for. Deactivating keeps today (and any
+ * earlier day not yet assessed): otherwise a user could miss a day and switch the habit
+ * off before that day's assessment, or every evening and back on every morning. A habit
+ * switched off on the day it was created was never active a whole day: nothing owed.
+ */
+function activeThroughAfter(
+  active: boolean,
+  previous: Habit | null,
+  createdAt: string,
+  nowIso: string,
+): string | null {
+  if (active || previous === null) return null;
+  if (!previous.active) return previous.activeThrough;
+  const today = nowIso.slice(0, 10);
+  return createdAt.slice(0, 10) === today ? null : today;
+}
+
+/**
+ * Whether the assessment still visits the habit: active, or inactive with a day up to
+ * its deactivation not yet assessed.
+ */
+export function isAssessed(
+  habit: Pick<Habit, 'active' | 'activeThrough' | 'lastAssessedDate'>,
+): boolean {
+  if (habit.active) return true;
+  if (habit.activeThrough === null) return false;
+  return habit.lastAssessedDate === null || habit.lastAssessedDate < habit.activeThrough;
 }

@@ -34,6 +34,12 @@ export interface Habit extends HabitSettings {
   longestStreak: number;
   /** The last date (UTC `YYYY-MM-DD`) assessed for it, or null. */
   lastAssessedDate: string | null;
+  /**
+   * While inactive: the last day still assessed, the UTC day it was deactivated on
+   * (null when active, or never active a whole day). Deactivating takes effect the next
+   * day, so a day already missed cannot be dodged by deactivating before its assessment.
+   */
+  activeThrough: string | null;
   /** ISO 8601 UTC. */
   createdAt: string;
   updatedAt: string;
@@ -50,6 +56,9 @@ export interface AssessableHabit {
   currentStreak: number;
   longestStreak: number;
   lastAssessedDate: string | null;
+  active: boolean;
+  /** See `Habit.activeThrough`: an inactive habit is assessed for days up to it. */
+  activeThrough: string | null;
   /** ISO 8601 UTC: a habit is not assessed for days before the one it was created on. */
   createdAt: string;
   /** Verified dates after `lastAssessedDate` (the assessment consumes them). */
@@ -168,6 +177,11 @@ export interface HabitAssessment extends HabitKey {
   /** Verified dates up to the assessed one: removed from the habit. */
   consumedDates: string[];
   penalty: Penalty | null;
+  /**
+   * Set for an inactive habit assessed for its last owed day: the write also takes it out
+   * of the assessment index, on condition it is still inactive through that same day.
+   */
+  leavesAssessment: { activeThrough: string } | null;
 }
 
 export interface AssessmentCounts {

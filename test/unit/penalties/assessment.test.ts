@@ -26,6 +26,8 @@ const habit = (overrides: Partial<AssessableHabit> = {}): AssessableHabit => ({
   currentStreak: 2,
   longestStreak: 5,
   lastAssessedDate: '2026-11-30',
+  active: true,
+  activeThrough: null,
   createdAt: '2026-11-01T08:00:00.000Z',
   verifiedDates: [],
   ...overrides,
@@ -91,6 +93,21 @@ describe('assessHabit', () => {
         'now',
       ),
     ).not.toBeNull();
+  });
+
+  it('assesses an inactive habit through the day it was switched off, and leaves it after that day', () => {
+    const off = habit({ active: false, activeThrough: '2026-12-02', lastAssessedDate: null });
+    expect(assessHabit(off, '2026-12-01', 'now')).toMatchObject({
+      outcome: 'missed',
+      leavesAssessment: null,
+    });
+    expect(assessHabit(off, '2026-12-02', 'now')).toMatchObject({
+      outcome: 'missed',
+      leavesAssessment: { activeThrough: '2026-12-02' },
+    });
+    expect(assessHabit(off, '2026-12-03', 'now')).toBeNull();
+    expect(assessHabit(habit({ active: false }), '2026-12-01', 'now')).toBeNull();
+    expect(assessHabit(habit(), '2026-12-01', 'now')?.leavesAssessment).toBeNull();
   });
 });
 
