@@ -562,7 +562,10 @@ function generatePayment(
   const legacy = chance(0.5);
   const apiVersion = legacy ? LEGACY_API_VERSION : CURRENT_API_VERSION;
   const withoutIntent = chance(0.12);
-  const chargeIdOf = (attempt: number) => `ch_${tag}a${attempt}`;
+  // Stripe ids are random: whether a retry's charge id sorts after the first one's
+  // varies by payment, so no rule can lean on id order.
+  const idsDescend = [...tag].reduce((sum, char) => sum + char.charCodeAt(0), 0) % 2 === 1;
+  const chargeIdOf = (attempt: number) => `ch_${tag}a${idsDescend ? 9 - attempt : attempt}`;
   const paymentId = withoutIntent ? chargeIdOf(0) : `pi_${tag}`;
   const userId = `user-${tag}`;
   // Where the user id is: PaymentIntent/charge metadata, only a checkout session, or nowhere.
@@ -605,10 +608,10 @@ function generatePayment(
     failureCode: string | null = null,
   ) => {
     const created = clock;
-    // Legacy payloads list every charge so far; later ones name the latest by id, or
-    // (now and then) expand it.
-    const snapshots = charges.map((charge) => structuredClone(charge));
-    const latest = snapshots.at(-1) ?? null;
+    // Legacy payloads list every charge so far, newest first; later ones name the
+    // latest by id, or (now and then) expand it.
+    const snapshots = charges.map((charge) => structuredClone(charge)).reverse();
+    const latest = snapshots[0] ?? null;
     const expand = !legacy && latest !== null && chance(0.25);
     facts.push({
       ...base(),
@@ -693,7 +696,8 @@ function generatePayment(
       : 'succeeded'
     : pick(['succeeded', 'succeeded', 'succeeded', 'canceled', 'none'] as const);
   if (ending === 'succeeded') {
-    const created = tick(failures > 0 ? 1 : 0);
+    // A retry may succeed in the very second the last attempt failed.
+    const created = tick();
     succeeded = {
       chargeId: chargeIdOf(charges.length),
       created,

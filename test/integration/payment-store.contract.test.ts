@@ -318,6 +318,54 @@ function contract(name: string, make: () => Promise<Harness>) {
       ]);
     });
 
+    it('commits a payment twice in one call as two calls in order would, its ledger chained', async () => {
+      const day = freshDay();
+      const pending = paymentView({
+        paymentId: fresh('pi_twice'),
+        createdAt: at(day, '01:00:00'),
+        status: 'processing',
+      });
+      const paid = { ...pending, status: 'succeeded' as const };
+      const other = paymentView({ paymentId: fresh('pi_'), createdAt: at(day, '02:00:00') });
+      const [firstEvent, secondEvent] = [fresh('evt_first'), fresh('evt_second')];
+      const results = await store.commitAll([
+        commitOf(pending, 0, { summary: [enters(pending)], eventIds: [firstEvent] }),
+        commitOf(other, 0, { summary: [enters(other)] }),
+        commitOf(paid, 1, { summary: moves(pending, 'succeeded'), eventIds: [secondEvent] }),
+      ]);
+      expect(results.map((result) => result.status)).toEqual([
+        'committed',
+        'committed',
+        'committed',
+      ]);
+      expect((await store.loadPayments([paid.paymentId])).get(paid.paymentId)?.revision).toBe(2);
+      const pages = await store.readLedger(paid.paymentId);
+      expect(pages.map((page) => [page.revision, page.events[0]?.eventId])).toEqual([
+        [1, firstEvent],
+        [2, secondEvent],
+      ]);
+      expect(await store.getPayment(paid.paymentId)).toEqual(paid);
+      expect(await store.dailySummary(day)).toEqual([
+        { status: 'succeeded', gateway: 'stripe', currency: 'usd', count: 2, amount: 2_000 },
+      ]);
+    });
+
+    it('lets only the first of two commits of a payment on one revision in one call win', async () => {
+      const day = freshDay();
+      const view = paymentView({ paymentId: fresh('pi_twice'), createdAt: at(day, '01:00:00') });
+      const rival = { ...view, status: 'failed' as const };
+      const results = await store.commitAll([
+        commitOf(view, 0, { summary: [enters(view)] }),
+        commitOf(rival, 0, { summary: [enters(rival)] }),
+      ]);
+      expect(results).toEqual([{ status: 'committed' }, { status: 'revision-conflict' }]);
+      expect(await store.readLedger(view.paymentId)).toHaveLength(1);
+      expect(await store.getPayment(view.paymentId)).toEqual(view);
+      expect(await store.dailySummary(day)).toEqual([
+        { status: 'succeeded', gateway: 'stripe', currency: 'usd', count: 1, amount: 1_000 },
+      ]);
+    });
+
     it('commits and loads more payments than one transaction or batch read holds', async () => {
       const day = freshDay();
       const views = Array.from({ length: 120 }, (_, n) =>

@@ -150,8 +150,6 @@ interface Pack {
   /** The members' payment items, in member order. */
   items: TransactItem[];
   members: PackMember[];
-  /** One commit per payment per transaction: DynamoDB refuses an item twice. */
-  paymentIds: Set<string>;
   /** The ledger pack this transaction writes: its ref, and one page per member. */
   ledgerRef: string;
   pages: PackedLedgerPage[];
@@ -330,12 +328,30 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
   }
 
   /**
-   * Packs the commits into TransactWriteItems calls of at most 100 items, no payment
-   * twice in one call, sent `concurrency` at a time. Each call writes its members'
-   * payment items, one ledger pack with every member's ledger page, and its members'
-   * summary deltas, summed per day, to one summary shard per day touched.
+   * Commits as if one by one, in order: a payment named twice has its second commit
+   * sent once the first is settled, so its ledger page names the pack the first wrote
+   * (and its revision check sees it), never the head both read before.
    */
   async commitAll(commits: readonly PaymentCommit[]): Promise<CommitResult[]> {
+    const rounds = roundsOf(commits);
+    if (rounds.length === 1) return this.#commitRound(commits);
+    const results: CommitResult[] = new Array(commits.length);
+    for (const round of rounds) {
+      const roundResults = await this.#commitRound(round.map((index) => commits[index]!));
+      round.forEach((index, position) => {
+        results[index] = roundResults[position]!;
+      });
+    }
+    return results;
+  }
+
+  /**
+   * Packs commits of distinct payments into TransactWriteItems calls of at most 100
+   * items, sent `concurrency` at a time. Each call writes its members' payment items,
+   * one ledger pack with every member's ledger page, and its members' summary deltas,
+   * summed per day, to one summary shard per day touched.
+   */
+  async #commitRound(commits: readonly PaymentCommit[]): Promise<CommitResult[]> {
     const results: CommitResult[] = new Array(commits.length);
     // Pointers first, so no committed payment ever lists a charge that has none.
     const pointerError = await this.#putChargePointers(commits);
@@ -368,14 +384,12 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
       const size = (current?.items.length ?? 0) + 1 + (current?.summary.size ?? 0);
       if (
         !current ||
-        current.paymentIds.has(commit.paymentId) ||
         size + 1 + newDays.size > TRANSACTION_ITEM_LIMIT ||
         current.pageBytes + pageBytes > LEDGER_PACK_MAX_BYTES
       ) {
         current = {
           items: [],
           members: [],
-          paymentIds: new Set(),
           ledgerRef: newLedgerRef(),
           pages: [],
           pageBytes: 0,
@@ -385,7 +399,6 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
       }
       current.members.push({ index, first: current.items.length, count: 1 });
       current.items.push(this.#paymentPut(commit, current.ledgerRef));
-      current.paymentIds.add(commit.paymentId);
       current.pages.push(page);
       current.pageBytes += pageBytes;
       for (const delta of commit.summary) {
@@ -950,6 +963,23 @@ export class DynamoDbCustomerDirectory implements CustomerDirectory {
  */
 function newLedgerRef(): string {
   return randomBytes(6).toString('base64url');
+}
+
+/**
+ * The commits' indexes in rounds, each payment at most once a round (a transaction
+ * holds an item once, and a payment's ledger chain needs its commits in order): the
+ * n-th commit of each payment goes in round n. One round when no payment repeats.
+ */
+function roundsOf(commits: readonly PaymentCommit[]): number[][] {
+  const rounds: number[][] = [];
+  const seen = new Map<string, number>();
+  commits.forEach((commit, index) => {
+    const round = seen.get(commit.paymentId) ?? 0;
+    seen.set(commit.paymentId, round + 1);
+    if (round === rounds.length) rounds.push([]);
+    rounds[round]!.push(index);
+  });
+  return rounds;
 }
 
 /** Charge ids that need a pointer: not the payment's own id (a charge without a PaymentIntent). */

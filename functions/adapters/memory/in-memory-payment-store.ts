@@ -55,9 +55,9 @@ export type PaymentStoreFault = (point: PaymentStoreFaultPoint) => CommitResult 
 
 export interface InMemoryPaymentStoreOptions {
   /**
-   * `true` behaves like one DynamoDB transaction for all commits of a `commitAll`: if
-   * one is refused, the others are `aborted`; if one fails, all fail. Default: each
-   * commit stands alone.
+   * `true` behaves like one DynamoDB transaction for all commits of a `commitAll` (one
+   * per round when a payment repeats): if one is refused, the others are `aborted`; if
+   * one fails, all fail. Default: each commit stands alone.
    */
   packed?: boolean;
   fault?: PaymentStoreFault;
@@ -148,18 +148,40 @@ export class InMemoryPaymentStore implements PaymentStore, PaymentQueries, Custo
 
   async commitAll(commits: readonly PaymentCommit[]): Promise<CommitResult[]> {
     if (this.#packed) {
-      const checks = commits.map((commit) => this.#check(commit));
-      const failed = checks.find((check) => check?.status === 'failed');
-      if (failed) return commits.map(() => failed);
-      if (checks.some((check) => check !== null)) {
-        return checks.map((check) => check ?? { status: 'aborted' });
+      // As the DynamoDB adapter: a payment's n-th commit of the call goes in the n-th
+      // transaction, so each sees the one before it.
+      const results: CommitResult[] = new Array(commits.length);
+      const rounds: number[][] = [];
+      const seen = new Map<string, number>();
+      commits.forEach((commit, index) => {
+        const round = seen.get(commit.paymentId) ?? 0;
+        seen.set(commit.paymentId, round + 1);
+        if (round === rounds.length) rounds.push([]);
+        rounds[round]!.push(index);
+      });
+      for (const round of rounds) {
+        const roundResults = this.#commitPacked(round.map((index) => commits[index]!));
+        round.forEach((index, position) => {
+          results[index] = roundResults[position]!;
+        });
       }
-      for (const commit of commits) this.#apply(commit);
-      return commits.map(() => ({ status: 'committed' }));
+      return results;
     }
     const results: CommitResult[] = [];
     for (const commit of commits) results.push(await this.commit(commit));
     return results;
+  }
+
+  /** Commits of distinct payments as one transaction: all or none. */
+  #commitPacked(commits: readonly PaymentCommit[]): CommitResult[] {
+    const checks = commits.map((commit) => this.#check(commit));
+    const failed = checks.find((check) => check?.status === 'failed');
+    if (failed) return commits.map(() => failed);
+    if (checks.some((check) => check !== null)) {
+      return checks.map((check) => check ?? { status: 'aborted' });
+    }
+    for (const commit of commits) this.#apply(commit);
+    return commits.map(() => ({ status: 'committed' }));
   }
 
   async readLedger(paymentId: string): Promise<PaymentLedgerPage[]> {

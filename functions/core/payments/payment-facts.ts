@@ -114,7 +114,7 @@ export interface PaymentIntentFact extends PaymentFactBase {
   failureCode: string | null;
   /** Charges the payload carries: all of `charges.data`, or an expanded `latest_charge`. */
   charges: ChargeSnapshot[];
-  /** `latest_charge` as sent (maybe only an id), else the newest listed charge. */
+  /** `latest_charge` as sent (maybe only an id), else the first listed charge (the newest). */
   latestChargeId: string | null;
 }
 
@@ -303,20 +303,6 @@ function chargeSnapshot(charge: ChargeObject): ChargeSnapshot {
   };
 }
 
-/** Newest by (`created`, id): a total order, so the pick does not depend on list order. */
-function newestCharge(charges: readonly ChargeSnapshot[]): ChargeSnapshot | null {
-  let newest: ChargeSnapshot | null = null;
-  for (const charge of charges) {
-    if (
-      newest === null ||
-      charge.created > newest.created ||
-      (charge.created === newest.created && charge.chargeId > newest.chargeId)
-    )
-      newest = charge;
-  }
-  return newest;
-}
-
 /** The payment a refund or dispute belongs to: its PaymentIntent, else its charge. */
 function paymentKeyOf(
   type: string,
@@ -350,8 +336,8 @@ export function toPaymentFact(event: StripeEventEnvelope): PaymentFact | null {
       const charges = (intent.charges?.data ?? []).map(chargeSnapshot);
       if (latest && typeof latest !== 'string' && !charges.some((c) => c.chargeId === latest.id))
         charges.push(chargeSnapshot(latest));
-      const newest = newestCharge(charges);
-      const latestChargeId = idOf(latest) ?? newest?.chargeId ?? null;
+      // Stripe lists charges newest first: `created` cannot tell a retry in the same second.
+      const latestChargeId = idOf(latest) ?? intent.charges?.data[0]?.id ?? null;
       const outcome = intentOutcome(type, intent.status);
       const latestSnapshot = charges.find((c) => c.chargeId === latestChargeId) ?? null;
       const error = intent.last_payment_error;

@@ -39,6 +39,18 @@ export interface ChargeState {
   seenAt: number;
   /** `amount_refunded` (cumulative) of the greatest-version payload of the charge. */
   snapshot: { amountRefunded: number; version: Version } | null;
+  /**
+   * The greatest (event `created`, rank) of the PaymentIntent payloads naming it their
+   * latest charge; absent when none did. Tells a retry from the charge that failed in
+   * the same second. No event id: the item must stay within 1 KB.
+   */
+  namedLatestAt?: NamedAt;
+}
+
+/** When a PaymentIntent payload named a charge its latest. */
+export interface NamedAt {
+  created: number;
+  rank: number;
 }
 
 export interface RefundState {
@@ -208,24 +220,38 @@ function joinCharge(
   seenAt: number,
   created: number | null,
   snapshot: ChargeState['snapshot'],
+  namedAt: NamedAt | null = null,
 ): PaymentState {
   const current = state.charges[chargeId];
-  const next: ChargeState = current
-    ? {
-        created: minOf(current.created, created),
-        seenAt: Math.min(current.seenAt, seenAt),
-        snapshot:
-          snapshot === null ? current.snapshot : greatest(current.snapshot, snapshot, bySnapshot),
-      }
-    : { created, seenAt, snapshot };
+  const named =
+    namedAt === null
+      ? (current?.namedLatestAt ?? null)
+      : greatest(current?.namedLatestAt ?? null, namedAt, compareNamedAt);
+  const next: ChargeState = {
+    ...(current
+      ? {
+          created: minOf(current.created, created),
+          seenAt: Math.min(current.seenAt, seenAt),
+          snapshot:
+            snapshot === null ? current.snapshot : greatest(current.snapshot, snapshot, bySnapshot),
+        }
+      : { created, seenAt, snapshot }),
+    // Absent rather than null: charges stored before it read the same.
+    ...(named === null ? {} : { namedLatestAt: named }),
+  };
   if (
     current &&
     current.created === next.created &&
     current.seenAt === next.seenAt &&
-    current.snapshot === next.snapshot
+    current.snapshot === next.snapshot &&
+    current.namedLatestAt === next.namedLatestAt
   )
     return state;
   return { ...state, charges: withEntry(state.charges, chargeId, next) };
+}
+
+function compareNamedAt(a: NamedAt, b: NamedAt): number {
+  return a.created - b.created || a.rank - b.rank;
 }
 
 /**
@@ -262,18 +288,21 @@ function joinRefund(state: PaymentState, refund: RefundSnapshot, version: Versio
   const counts = refundCounts(refund.status);
   const endedAt = minVersion(current?.endedAt ?? null, counts ? null : version);
   const wins = !current || byRefundPayload({ status: refund.status, version }, current) > 0;
+  // A refund's charge never changes, but a payload may omit it (`charge` null): keep
+  // it once any payload named it, or the refund counts beside its charge's total too.
+  const chargeId = current?.chargeId ?? refund.chargeId;
   let next = state;
-  if (wins || endedAt !== current.endedAt) {
+  if (wins || endedAt !== current.endedAt || chargeId !== current.chargeId) {
     const entry: RefundState = wins
       ? {
-          chargeId: refund.chargeId,
+          chargeId,
           amount: refund.amount,
           status: refund.status,
           created: refund.created,
           version,
           endedAt,
         }
-      : { ...current, endedAt };
+      : { ...current, chargeId, endedAt };
     next = { ...next, refunds: withEntry(next.refunds, refund.refundId, entry) };
   }
   if (counts) next = set(next, 'refundedAt', minOf(next.refundedAt, refund.created));
@@ -395,8 +424,10 @@ export function applyPaymentFact(
       if (fact.outcome === 'succeeded') next = joinSuccess(next, fact.created);
       else next = joinLifecycle(next, fact.outcome, version, fact.failureCode);
       for (const charge of fact.charges) next = joinChargeSnapshot(next, charge, version);
-      if (fact.latestChargeId !== null)
-        next = joinCharge(next, fact.latestChargeId, fact.created, null, null);
+      if (fact.latestChargeId !== null) {
+        const namedAt = { created: version.created, rank: version.rank };
+        next = joinCharge(next, fact.latestChargeId, fact.created, null, null, namedAt);
+      }
       break;
     }
     case 'charge': {
@@ -456,28 +487,37 @@ export function knownChargeIds(state: PaymentState): string[] {
 }
 
 /**
- * The latest charge: greatest (time, known, id), where time is the charge's own
- * `created`, or for a charge known only by id (a `latest_charge` string, a refund's
- * or dispute's `charge`) the earliest event that named it, which is no earlier than
- * its creation. At equal time a charge with a known `created` wins.
+ * The latest charge: greatest (time, named, known, id), where time is the charge's
+ * own `created`, or for a charge known only by id (a `latest_charge` string, a
+ * refund's or dispute's `charge`) the earliest event that named it, which is no
+ * earlier than its creation. At equal time (a retry in the second its charge failed)
+ * the charge a newer PaymentIntent payload named latest wins, then one with a known
+ * `created`.
  */
 export function latestChargeId(state: PaymentState): string | null {
-  let best: { id: string; time: number; known: number } | null = null;
+  let best: { id: string; time: number; named: NamedAt | null; known: number } | null = null;
   for (const [id, charge] of Object.entries(state.charges)) {
     const candidate = {
       id,
       time: charge.created ?? charge.seenAt,
+      named: charge.namedLatestAt ?? null,
       known: charge.created === null ? 0 : 1,
     };
-    if (
+    const newer =
       best === null ||
-      candidate.time > best.time ||
-      (candidate.time === best.time &&
-        (candidate.known > best.known || (candidate.known === best.known && id > best.id)))
-    )
-      best = candidate;
+      (candidate.time - best.time ||
+        compareNamed(candidate.named, best.named) ||
+        candidate.known - best.known ||
+        (id > best.id ? 1 : -1)) > 0;
+    if (newer) best = candidate;
   }
   return best?.id ?? null;
+}
+
+/** Named beats never named; then the later naming. */
+function compareNamed(a: NamedAt | null, b: NamedAt | null): number {
+  if (a === null || b === null) return (a === null ? 0 : 1) - (b === null ? 0 : 1);
+  return compareNamedAt(a, b);
 }
 
 /**

@@ -109,7 +109,10 @@ export interface PaymentStore {
   /** Reads payments with strong consistency; missing ones are absent from the map. */
   loadPayments(paymentIds: readonly string[]): Promise<Map<string, StoredPayment>>;
   commit(commit: PaymentCommit): Promise<CommitResult>;
-  /** Commits many payments, each atomically, packed into few transactions; results in order. */
+  /**
+   * Commits many payments, each atomically, packed into few transactions; results in
+   * order. A payment named twice gets what two `commit` calls in that order would give.
+   */
   commitAll(commits: readonly PaymentCommit[]): Promise<CommitResult[]>;
 }
 

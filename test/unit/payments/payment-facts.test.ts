@@ -191,20 +191,21 @@ describe('PaymentIntent payloads', () => {
     ).toMatchObject({ outcome: 'processing', failureCode: null });
   });
 
-  it('takes the newest listed charge (by created, then id) whatever the list order', () => {
+  it('takes the first listed charge as the latest (Stripe lists them newest first), whatever the ids', () => {
     const legacy = readJson('payment_intent.succeeded.stripe-ruby-mock.json').data.object;
     const [charge] = legacy.charges.data;
+    // A retry that succeeded in the second its first charge failed.
     legacy.charges.data = [
-      { ...charge, id: 'ch_b', created: 200 },
-      { ...charge, id: 'ch_c', created: 100, status: 'failed' },
       { ...charge, id: 'ch_a', created: 200 },
+      { ...charge, id: 'ch_b', created: 200, status: 'failed' },
+      { ...charge, id: 'ch_c', created: 100, status: 'failed' },
     ];
     const fact = factOf(wrap('payment_intent.succeeded', legacy));
-    expect(fact).toMatchObject({ latestChargeId: 'ch_b' });
+    expect(fact).toMatchObject({ latestChargeId: 'ch_a' });
     expect(fact.kind === 'payment_intent' && fact.charges.map((c) => c.chargeId)).toEqual([
+      'ch_a',
       'ch_b',
       'ch_c',
-      'ch_a',
     ]);
   });
 

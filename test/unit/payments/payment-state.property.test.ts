@@ -172,8 +172,21 @@ describe('raw Stripe bodies of a history', () => {
     const statuses = new Set<string>();
     let sameSecond = 0;
     let refundFailures = 0;
+    /** A retry that succeeded in its failed charge's second, the failed charge's id sorting last. */
+    let sameSecondRetries = 0;
     for (let seed = 1; seed <= 200; seed++) {
       for (const payment of generatePaymentHistory(seed).payments) {
+        const charges = new Map<string, { created: number; status: string }>();
+        for (const fact of payment.facts)
+          if (fact.kind === 'charge') charges.set(fact.charge.chargeId, fact.charge);
+        const succeeded = [...charges].find(([, charge]) => charge.status === 'succeeded');
+        if (
+          succeeded &&
+          [...charges].some(
+            ([id, charge]) => charge.created === succeeded[1].created && id > succeeded[0],
+          )
+        )
+          sameSecondRetries += 1;
         statuses.add(payment.expected.status);
         const times = payment.facts.map((fact) => fact.created);
         sameSecond += times.length - new Set(times).size;
@@ -195,5 +208,6 @@ describe('raw Stripe bodies of a history', () => {
     );
     expect(sameSecond).toBeGreaterThan(100);
     expect(refundFailures).toBeGreaterThan(10);
+    expect(sameSecondRetries).toBeGreaterThan(5);
   });
 });

@@ -313,6 +313,29 @@ describe('refunds', () => {
     expect(view).toMatchObject({ amountRefunded: 200, refundedAt: iso(T + 100) });
   });
 
+  it('counts a refund once when one payload names its charge and a later one does not', () => {
+    const listed = chargeFact('charge.refunded', T + 100, {
+      charge: chargeSnapshot({
+        amountRefunded: 500,
+        refunds: [refundSnapshot({ refundId: 're_a', amount: 500, created: T + 100 })],
+      }),
+    });
+    const created = refundFact('refund.created', T + 100, {
+      refundId: 're_a',
+      chargeId: null,
+      created: T + 100,
+    });
+    const updated = refundFact('refund.updated', T + 200, {
+      refundId: 're_a',
+      chargeId: null,
+      created: T + 100,
+    });
+    expect(viewInAnyOrder([listed, created, updated])).toMatchObject({
+      status: 'partially_refunded',
+      amountRefunded: 500,
+    });
+  });
+
   it('a charge.refunded without refund objects dates the refund by its event', () => {
     expect(viewInAnyOrder([succeededCharge(), refundedCharge(T + 100, 2000)])).toMatchObject({
       refundedAt: iso(T + 100),
@@ -509,8 +532,41 @@ describe('created time and latest charge', () => {
 
   it('at equal time prefers a charge with a known created', () => {
     const known = succeededCharge(T + 10, { chargeId: 'ch_a' });
-    const idOnly = intentFact('payment_intent.processing', T + 10, { latestChargeId: 'ch_z' });
+    const idOnly = disputeFact('charge.dispute.created', T + 10, { chargeId: 'ch_z' });
     expect(viewInAnyOrder([known, idOnly])).toMatchObject({ chargeId: 'ch_a' });
+  });
+
+  it('takes the charge the PaymentIntent names latest when a retry succeeds in the second its charge failed', () => {
+    // Stripe ids say nothing of order: the failed charge's id sorts last here.
+    const failedCharge = chargeFact('charge.failed', T + 10, {
+      charge: chargeSnapshot({ chargeId: 'ch_z_failed', created: T + 10, status: 'failed' }),
+    });
+    const intentFailed = intentFact('payment_intent.payment_failed', T + 10, {
+      outcome: 'failed',
+      latestChargeId: 'ch_z_failed',
+    });
+    const okCharge = succeededCharge(T + 10, { chargeId: 'ch_a_ok' });
+    const intentSucceeded = intentFact('payment_intent.succeeded', T + 10, {
+      latestChargeId: 'ch_a_ok',
+    });
+    expect(viewInAnyOrder([failedCharge, intentFailed, okCharge, intentSucceeded])).toMatchObject({
+      status: 'succeeded',
+      chargeId: 'ch_a_ok',
+    });
+    // Only the PaymentIntent's events, naming their charges by id.
+    expect(viewInAnyOrder([intentFailed, intentSucceeded])).toMatchObject({ chargeId: 'ch_a_ok' });
+    // The succeeded charge's own event missing: the failed one's known created does not win.
+    expect(viewInAnyOrder([failedCharge, intentFailed, intentSucceeded])).toMatchObject({
+      chargeId: 'ch_a_ok',
+    });
+    // Before 2022-11-15: the charges list, newest first.
+    const listed = intentFact('payment_intent.succeeded', T + 10, {
+      charges: [okCharge.charge, failedCharge.charge],
+      latestChargeId: 'ch_a_ok',
+    });
+    expect(viewInAnyOrder([failedCharge, intentFailed, listed])).toMatchObject({
+      chargeId: 'ch_a_ok',
+    });
   });
 });
 
