@@ -54,7 +54,8 @@ export function usage(command?: OpsCommand): string {
     "the stack's, read from the outputs (its queue URLs or ARNs), unless AWS_REGION is set.",
     'Stripe (replay, resync, refunds --issue): locally the fake Stripe of the runtime, or',
     'with a real Stripe API STRIPE_SECRET_KEY from this shell; deployed STRIPE_SECRET_KEY',
-    "when set, else the stack's StripeApiKeySecretArn (read with your credentials).",
+    "when set, else the stack's StripeApiKeySecretArn (read with your credentials). replay and",
+    "resync refuse a key of the other mode (live/test) than the target's.",
     '`npm run ops -- <command> --help` for its flags.',
   ].join('\n');
 }

@@ -38,7 +38,12 @@ import {
 import { holdMessages, peek, queueDepth, redrive } from './dead-letters.ts';
 import { describeStripe, describeWebhooks, readMetricFigures } from './metric-figures.ts';
 import { describeWork, rerunScheduledWork } from './schedule-reruns.ts';
-import { type OpsTarget, type ScheduleDeadLetterQueue, UsageError } from './target.ts';
+import {
+  checkStripeMode,
+  type OpsTarget,
+  type ScheduleDeadLetterQueue,
+  UsageError,
+} from './target.ts';
 
 type FlagSpec = { type: 'string' | 'boolean'; description: string };
 
@@ -136,7 +141,7 @@ const dlqRedrive: OpsCommand = {
     queue: {
       type: 'string',
       description:
-        "only the queue (or DLQ, or schedule DLQ) whose name contains this; default every consumed queue, then the schedules' DLQs",
+        "only the queue (or DLQ, or schedule DLQ) of this name, or the one whose name contains it (refused when several do); default every consumed queue, then the schedules' DLQs",
     },
     max: {
       type: 'string',
@@ -150,10 +155,24 @@ const dlqRedrive: OpsCommand = {
   },
   async run(target, flags, io) {
     const filter = typeof flags.queue === 'string' ? flags.queue : undefined;
-    const queues = target.consumedQueues.filter(
-      (q) => !filter || q.name.includes(filter) || q.deadLetter.name.includes(filter),
-    );
-    const schedules = target.scheduleDeadLetters.filter((q) => !filter || q.name.includes(filter));
+    // The exact name, else a part of one name: a part several names hold (`CreditRefresh`:
+    // a consumed queue and a schedule DLQ) would move more than the operator meant.
+    const pick = (match: (name: string) => boolean) => ({
+      queues: target.consumedQueues.filter(
+        (q) => !filter || match(q.name) || match(q.deadLetter.name),
+      ),
+      schedules: target.scheduleDeadLetters.filter((q) => !filter || match(q.name)),
+    });
+    const exact = pick((name) => name === filter);
+    const { queues, schedules } =
+      exact.queues.length + exact.schedules.length > 0
+        ? exact
+        : pick((name) => filter !== undefined && name.includes(filter));
+    if (filter && queues.length + schedules.length > 1) {
+      throw new UsageError(
+        `--queue ${filter} matches several queues: ${[...queues, ...schedules].map((q) => q.name).join(', ')}; give one name whole`,
+      );
+    }
     if (queues.length === 0 && schedules.length === 0) {
       throw new UsageError(
         `--queue ${filter} names no queue; one of: ${[
@@ -182,13 +201,28 @@ const dlqRedrive: OpsCommand = {
       io.print(`${queue.deadLetter.name}: ${before.visible} waiting; moving to ${queue.name}...`);
       // At most what waited at the start: if the cause is not fixed and messages fail
       // back into the DLQ, this run does not chase them round in a loop.
+      const notDeleted: string[] = [];
       const moved = await redrive(target.sqs, queue, {
         max: Math.min(max ?? before.visible, before.visible),
         onProgress: (n) => io.print(`  ${n} moved`),
+        onNotDeleted: (messages) => {
+          notDeleted.push(...messages.map((m) => m.messageId));
+          io.print(
+            `  ${messages.length} sent but not deleted from ${queue.deadLetter.name} (${messages[0]!.code}): a later redrive sends them again (a duplicate the consumers absorb)`,
+          );
+        },
       });
       const after = await queueDepth(target.sqs, queue.deadLetter);
-      io.print(`${queue.deadLetter.name}: moved ${moved}; ${after.visible} waiting now`);
-      results.push({ queue: queue.name, before: before.visible, moved, after: after.visible });
+      io.print(
+        `${queue.deadLetter.name}: moved ${moved}${notDeleted.length > 0 ? ` (${notDeleted.length} of them not deleted from it)` : ''}; ${after.visible} waiting now`,
+      );
+      results.push({
+        queue: queue.name,
+        before: before.visible,
+        moved,
+        after: after.visible,
+        ...(notDeleted.length > 0 ? { notDeleted } : {}),
+      });
     }
     const failed: string[] = [];
     for (const queue of schedules) {
@@ -321,6 +355,9 @@ const replay: OpsCommand = {
     if (types.length > MAX_REPLAY_TYPES)
       throw new UsageError(`--types: at most ${MAX_REPLAY_TYPES}`);
     const dryRun = flags['dry-run'] === true;
+    // Before Stripe is listed: a key of the other mode would queue its events here.
+    const stripeMode = await checkStripeMode(target, 'replay');
+    if (stripeMode.note) io.print(`Note: ${stripeMode.note}.`);
     const stateFile = resolve(
       REPLAY_STATE_DIR,
       `replay-${createHash('sha256')
@@ -337,7 +374,14 @@ const replay: OpsCommand = {
       );
     }
     const progress = await replayStripeEvents(
-      { fromSeconds, toSeconds, types, dryRun, ...(saved ? { resumeFrom: saved.progress } : {}) },
+      {
+        fromSeconds,
+        toSeconds,
+        types,
+        dryRun,
+        ...(saved ? { resumeFrom: saved.progress } : {}),
+        ...(stripeMode.mode ? { livemode: stripeMode.mode === 'live' } : {}),
+      },
       {
         source: new StripeEventList({
           clients: target.stripeClients(),
@@ -404,6 +448,9 @@ const resync: OpsCommand = {
     // Before anything is read or written: a resync is newer than every event, so a tier
     // it resolves wrongly (an unmapped price is free) overwrites the right one.
     const priceTierMap = await resyncPriceTierMap(target, flags, io);
+    // A key of the other mode would store its customers' state over this target's.
+    const stripeMode = await checkStripeMode(target, 'resync');
+    if (stripeMode.note) io.print(`Note: ${stripeMode.note}.`);
     const unknown = [
       ...(target.creditAllowances ? [] : ['CreditAllowances']),
       ...(target.ledgerRetentionDays === undefined ? ['LedgerRetentionDays'] : []),
@@ -436,6 +483,7 @@ const resync: OpsCommand = {
       clock: systemClock,
       priceTierMap,
       dryRun: flags['dry-run'] === true,
+      ...(stripeMode.mode ? { livemode: stripeMode.mode === 'live' } : {}),
     };
     const report = (outcome: ResyncOutcome) =>
       io.print(

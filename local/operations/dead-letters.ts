@@ -108,6 +108,11 @@ export interface RedriveOptions {
   onProgress?: (moved: number) => void;
   /** Test hook: runs after a batch is sent and before it is deleted from the DLQ. */
   afterSend?: (batch: readonly Message[]) => Promise<void> | void;
+  /**
+   * Messages sent back but not deleted from the DLQ (SQS refused the delete): visible
+   * there again after the timeout, so a later redrive sends them twice.
+   */
+  onNotDeleted?: (messages: readonly { messageId: string; code: string }[]) => void;
 }
 
 /** SQS's cap on the payload of one SendMessageBatch (bodies and attributes together). */
@@ -199,7 +204,7 @@ export async function redrive(
     const delivered = sent.successful.map((index) => Messages[index]!);
     await options.afterSend?.(delivered);
     if (delivered.length > 0) {
-      await sqs.send(
+      const deleted = await sqs.send(
         new DeleteMessageBatchCommand({
           QueueUrl: queue.deadLetter.url,
           Entries: delivered.map((message, index) => ({
@@ -208,6 +213,12 @@ export async function redrive(
           })),
         }),
       );
+      // Already in the source queue: a duplicate later, which the consumers absorb, but said.
+      const notDeleted = (deleted?.Failed ?? []).map((entry) => ({
+        messageId: delivered[Number(entry.Id)]?.MessageId ?? '?',
+        code: entry.Code ?? 'refused',
+      }));
+      if (notDeleted.length > 0) options.onNotDeleted?.(notDeleted);
     }
     moved += delivered.length;
     options.onProgress?.(moved);

@@ -90,9 +90,11 @@ export interface TargetDescription {
   /**
    * How to call Stripe. `secretKey` is the fake's (local) or STRIPE_SECRET_KEY's; a local
    * runtime calling a real Stripe API does not write its key here, so the operator's
-   * STRIPE_SECRET_KEY is used (connect()).
+   * STRIPE_SECRET_KEY is used (connect()). `secretArn` is the stack's own key, kept
+   * beside STRIPE_SECRET_KEY to learn the stack's mode. `mode`: the Stripe mode the
+   * target's functions use, when it says (locally: the fake's, else its key's).
    */
-  stripe?: { apiUrl?: string; secretKey?: string; secretArn?: string };
+  stripe?: { apiUrl?: string; secretKey?: string; secretArn?: string; mode?: StripeMode };
   /** The local runtime's process, so a file it left behind is not taken for a running one. */
   pid?: number;
   /**
@@ -102,6 +104,15 @@ export interface TargetDescription {
   opsUrl?: string;
 }
 
+/** Live or test: Stripe keeps the two apart, and so must a stack. */
+export type StripeMode = 'live' | 'test';
+
+/** The mode of a Stripe API key by its prefix (sk_live_, rk_test_, ...); undefined for another key. */
+export function stripeKeyMode(key: string | undefined): StripeMode | undefined {
+  const match = /^(?:sk|rk)_(live|test)_/.exec(key?.trim() ?? '');
+  return match ? (match[1] as StripeMode) : undefined;
+}
+
 export interface OpsTarget extends TargetDescription {
   dynamo: DynamoDBClient;
   sqs: SQSClient;
@@ -109,6 +120,8 @@ export interface OpsTarget extends TargetDescription {
   region?: string;
   /** The Stripe API; throws a clear error when no key is configured. */
   stripeClients(): StripeClientSource;
+  /** The mode of the stack's own Stripe key (its secret, read with the operator's credentials). */
+  stackStripeKeyMode(): Promise<StripeMode | undefined>;
   /** CloudWatch in the target's region (deployed: where the handlers' metrics are). */
   cloudWatch(): CloudWatchClient;
   /** Closes the clients' connections. */
@@ -128,8 +141,14 @@ export const RUNTIME_FILE = resolve(
   '../../.local/runtime.json',
 );
 
-/** The description of a running local runtime, from its stack model and emulators. */
-export function describeLocalRuntime(runtime: LocalRuntime): TargetDescription {
+/**
+ * The description of a running local runtime, from its stack model and emulators.
+ * `env`: the runtime's process environment (its Stripe key, whose mode is written).
+ */
+export function describeLocalRuntime(
+  runtime: LocalRuntime,
+  env: NodeJS.ProcessEnv = process.env,
+): TargetDescription {
   const { model } = runtime;
   const named = (logicalId: string): NamedQueue => ({
     name: runtime.queueNames[logicalId]!,
@@ -166,8 +185,20 @@ export function describeLocalRuntime(runtime: LocalRuntime): TargetDescription {
       apiUrl: runtime.stripeApiUrl,
       // A real Stripe's key stays out of the file: ops takes the operator's STRIPE_SECRET_KEY.
       ...(runtime.fakeStripe ? { secretKey: runtime.fakeStripe.secretKey } : {}),
+      ...localStripeMode(runtime, env),
     },
   };
+}
+
+/** The fake Stripe is test mode; else the stack's stripeMode, else the mode of the runtime's key. */
+function localStripeMode(runtime: LocalRuntime, env: NodeJS.ProcessEnv): { mode?: StripeMode } {
+  if (runtime.fakeStripe) return { mode: 'test' };
+  for (const fn of runtime.model.functions) {
+    const value = fn.environment[ENV.stripeLivemode];
+    if (value?.kind === 'literal') return { mode: value.value === 'true' ? 'live' : 'test' };
+  }
+  const mode = stripeKeyMode(env[ENV.stripeSecretKey]);
+  return mode ? { mode } : {};
 }
 
 export async function writeRuntimeFile(description: TargetDescription, file = RUNTIME_FILE) {
@@ -266,7 +297,11 @@ export function describeDeployed(
     stripe: {
       ...(env[ENV.stripeApiUrl] ? { apiUrl: env[ENV.stripeApiUrl] } : {}),
       ...(env[ENV.stripeSecretKey]?.trim()
-        ? { secretKey: env[ENV.stripeSecretKey]!.trim() }
+        ? {
+            secretKey: env[ENV.stripeSecretKey]!.trim(),
+            // Not used to call Stripe, only to tell whether that key is of the stack's mode.
+            ...(all.StripeApiKeySecretArn ? { secretArn: all.StripeApiKeySecretArn } : {}),
+          }
         : { secretArn: need('StripeApiKeySecretArn') }),
     },
   };
@@ -428,6 +463,16 @@ export function connect(
   let secrets: SecretsManagerClient | undefined;
   let clients: StripeClientSource | undefined;
   let cloudWatch: CloudWatchClient | undefined;
+  // The stack's secret, read in the stack's region with the operator's credentials.
+  const stackKey = (secretArn: string) => {
+    secrets ??= new SecretsManagerClient({ ...tuning, ...aws });
+    return new SecretsManagerSecretString({
+      secretId: secretArn,
+      label: 'the Stripe API key',
+      unavailable: (message, options) => new PaymentGatewayUnavailableError(message, options),
+      client: secrets,
+    });
+  };
   return {
     ...description,
     ...(region ? { region } : {}),
@@ -442,21 +487,13 @@ export function connect(
           `No Stripe API key for ${description.where}${stripe.apiUrl ? `, which calls Stripe at ${stripe.apiUrl}` : ''}: set ${ENV.stripeSecretKey} to that API's secret key in the shell that runs ops.`,
         );
       }
-      let key: ReturnType<typeof stripeApiKeyFromConfig>;
-      if (secretKey) {
-        key = stripeApiKeyFromConfig({ secretKey });
-      } else {
-        // The stack's secret, read in the stack's region with the operator's credentials.
-        secrets = new SecretsManagerClient({ ...tuning, ...aws });
-        key = new SecretsManagerSecretString({
-          secretId: stripe.secretArn!,
-          label: 'the Stripe API key',
-          unavailable: (message, options) => new PaymentGatewayUnavailableError(message, options),
-          client: secrets,
-        });
-      }
+      const key = secretKey ? stripeApiKeyFromConfig({ secretKey }) : stackKey(stripe.secretArn!);
       clients = new StripeClientSource(key, parseStripeApiUrl(stripe.apiUrl));
       return clients;
+    },
+    async stackStripeKeyMode() {
+      const secretArn = description.stripe?.secretArn;
+      return secretArn ? stripeKeyMode(await stackKey(secretArn).get()) : undefined;
     },
     cloudWatch() {
       // Few attempts: stats prints its other figures, and says why these are missing.
@@ -473,6 +510,51 @@ export function connect(
       cloudWatch?.destroy();
     },
   };
+}
+
+/**
+ * The Stripe mode `command` acts in, refused (UsageError) when the key ops calls Stripe
+ * with is of the other mode than the target: a STRIPE_SECRET_KEY in the operator's
+ * shell overrides the stack's key, and a test key on a live stack (or the reverse)
+ * would write one mode's objects over the other's. The target's mode is the one it
+ * says (locally), else that of the stack's own key, which is what its functions call
+ * Stripe with. `note` when a mode cannot be told (the command goes on).
+ */
+export async function checkStripeMode(
+  target: OpsTarget,
+  command: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ mode?: StripeMode; note?: string }> {
+  const stripe = target.stripe ?? {};
+  const shellKey = !(target.endpoints && stripe.secretKey);
+  const key = stripe.secretKey || env[ENV.stripeSecretKey]?.trim() || undefined;
+  if (!key) {
+    // The stack's own key: of the stack's mode by definition.
+    return stripe.mode ? { mode: stripe.mode } : {};
+  }
+  const keyMode = stripeKeyMode(key);
+  let mode = stripe.mode;
+  let from = target.where;
+  if (!mode && stripe.secretArn) {
+    try {
+      mode = await target.stackStripeKeyMode();
+      from = "the stack's own Stripe key (StripeApiKeySecretArn)";
+    } catch (error) {
+      return {
+        ...(keyMode ? { mode: keyMode } : {}),
+        note: `could not read the stack's own Stripe key to check that ${ENV.stripeSecretKey} is of its mode (${(error as Error).message}); going on with the ${keyMode ?? 'unknown'}-mode key`,
+      };
+    }
+  }
+  const keyName = shellKey ? ENV.stripeSecretKey : "the local runtime's Stripe key";
+  if (keyMode && mode && keyMode !== mode) {
+    throw new UsageError(
+      `${command} refused: ${keyName} is a ${keyMode}-mode key, but ${target.where} serves Stripe's ${mode} mode (from ${from}); ${command} would mix ${keyMode}-mode data into a ${mode}-mode stack. ${shellKey ? `Unset ${ENV.stripeSecretKey} to use the stack's own key, or set it to a ${mode}-mode key.` : ''}`.trim(),
+    );
+  }
+  const known = mode ?? keyMode;
+  if (known) return { mode: known };
+  return { note: `cannot tell the Stripe mode of ${target.where} nor of its key; not checked` };
 }
 
 /** A mistake of the operator's (bad flag, missing target): printed without a stack trace, exit 2. */

@@ -89,7 +89,7 @@ export function createOpsRoutes(options: {
     ]).get(path);
     const known = page || document !== undefined || Object.hasOwn(OPS_ASSETS, path);
     if (!known) {
-      send(res, req, 404, TYPES.json, Buffer.from(JSON.stringify({ message: 'Not Found' })));
+      send(res, req, 404, TYPES.json, errorBody('not_found', `No such page: ${path}.`));
       return true;
     }
     const method = (req.method ?? 'GET').toUpperCase();
@@ -99,7 +99,7 @@ export function createOpsRoutes(options: {
         req,
         405,
         TYPES.json,
-        Buffer.from(JSON.stringify({ message: 'Method Not Allowed' })),
+        errorBody('method_not_allowed', 'Method not allowed; use GET, HEAD.'),
         { allow: 'GET, HEAD' },
       );
       return true;
@@ -122,11 +122,15 @@ export function createOpsRoutes(options: {
       }
     } catch (error) {
       options.log?.error(`GET ${path} failed`, error);
-      const message = `Cannot serve ${path}`;
-      send(res, req, 500, TYPES.json, Buffer.from(JSON.stringify({ message })));
+      send(res, req, 500, TYPES.json, errorBody('internal_error', `Cannot serve ${path}.`));
     }
     return true;
   };
+}
+
+/** The suite-wide error body (toHttpErrorResponse in functions/commons/http.ts). */
+function errorBody(code: string, message: string): Buffer {
+  return Buffer.from(JSON.stringify({ error: { code, message } }));
 }
 
 function send(

@@ -129,24 +129,27 @@ afterAll(() => {
 });
 
 /** The local description of a runtime whose queues and tables are named by their logical ids. */
-function localByLogicalId(): TargetDescription {
+function localByLogicalId(env: NodeJS.ProcessEnv = {}): TargetDescription {
   const byId = (ids: string[], value: (id: string) => string) =>
     Object.fromEntries(ids.map((id) => [id, value(id)]));
   const queueIds = model.queues.map((q) => q.logicalId);
-  return describeLocalRuntime({
-    model,
-    apiUrl: 'http://127.0.0.1:3000',
-    dynamoEndpoint: 'http://127.0.0.1:8000',
-    sqsEndpoint: 'http://127.0.0.1:9324',
-    queueNames: byId(queueIds, (id) => id),
-    queueUrls: byId(queueIds, queueUrl),
-    tableNames: byId(
-      model.tables.map((t) => t.logicalId),
-      (id) => id,
-    ),
-    stripeApiUrl: 'http://127.0.0.1:12111',
-    fakeStripe: undefined,
-  } as unknown as LocalRuntime);
+  return describeLocalRuntime(
+    {
+      model,
+      apiUrl: 'http://127.0.0.1:3000',
+      dynamoEndpoint: 'http://127.0.0.1:8000',
+      sqsEndpoint: 'http://127.0.0.1:9324',
+      queueNames: byId(queueIds, (id) => id),
+      queueUrls: byId(queueIds, queueUrl),
+      tableNames: byId(
+        model.tables.map((t) => t.logicalId),
+        (id) => id,
+      ),
+      stripeApiUrl: 'http://127.0.0.1:12111',
+      fakeStripe: undefined,
+    } as unknown as LocalRuntime,
+    env,
+  );
 }
 
 async function ops(...argv: string[]) {
@@ -269,6 +272,23 @@ describe('npm run ops: usage', () => {
     for (const queue of [...target.consumedQueues, ...target.scheduleDeadLetters]) {
       expect(none.err).toContain(queue.name);
     }
+  });
+
+  it('refuses a dlq:redrive --queue that matches several queues, and takes a whole name over a part of another (exit 2, nothing touched)', async () => {
+    const target = unreachable();
+    const refreshQueue = target.consumedQueues.find((q) => q.name.startsWith('CreditRefreshWork'));
+    const refreshSchedule = target.scheduleDeadLetters.find((q) =>
+      q.name.startsWith('CreditRefreshSchedule'),
+    );
+    const several = await opsOn(target, 'dlq:redrive', '--queue', 'CreditRefresh');
+    expect(several.code).toBe(2);
+    expect(several.err).toContain('--queue CreditRefresh matches several queues');
+    expect(several.err).toContain(refreshQueue!.name);
+    expect(several.err).toContain(refreshSchedule!.name);
+    // One whole name: only that queue, so the refusing SQS is the answer (exit 1).
+    const one = await opsOn(target, 'dlq:redrive', '--queue', refreshQueue!.name, '--dry-run');
+    expect(one.code).toBe(1);
+    expect(one.err).not.toContain('matches several');
   });
 
   it('answers an unreadable --outputs file with exit code 2', async () => {
@@ -609,6 +629,81 @@ describe('npm run ops: the Stripe key', () => {
     } finally {
       withKey.close();
       withoutKey.close();
+    }
+  });
+});
+
+describe('npm run ops: the Stripe mode of replay and resync', () => {
+  /** Runs `body` with STRIPE_SECRET_KEY set to `key` in this shell. */
+  async function withStripeKey<T>(key: string, body: () => Promise<T>): Promise<T> {
+    const saved = process.env.STRIPE_SECRET_KEY;
+    process.env.STRIPE_SECRET_KEY = key;
+    try {
+      return await body();
+    } finally {
+      if (saved === undefined) delete process.env.STRIPE_SECRET_KEY;
+      else process.env.STRIPE_SECRET_KEY = saved;
+    }
+  }
+  const commands = [
+    ['replay', '--from', '2026-01-01T00:00:00Z'],
+    // By customer: Stripe is asked first, so the refusing endpoint ends the run.
+    ['resync', '--customer', 'cus_1'],
+  ];
+
+  it('writes the mode of a local runtime calling a real Stripe API: that of its key', () => {
+    expect(localByLogicalId({ STRIPE_SECRET_KEY: 'sk_live_abc' }).stripe?.mode).toBe('live');
+    expect(localByLogicalId({ STRIPE_SECRET_KEY: 'rk_test_abc' }).stripe?.mode).toBe('test');
+    expect(localByLogicalId({}).stripe?.mode).toBeUndefined();
+  });
+
+  it('refuses a STRIPE_SECRET_KEY of the other mode than the local runtime (exit 2, before Stripe or the store)', async () => {
+    const target = unreachable({
+      priceTierMap: DEPLOYED_CONTEXT.priceTierMap,
+      stripe: { apiUrl: 'http://127.0.0.1:9', mode: 'test' },
+    });
+    await withStripeKey('sk_live_operator', async () => {
+      for (const argv of commands) {
+        const result = await opsOn(target, ...argv);
+        expect(result.code, argv[0]).toBe(2);
+        expect(result.err, argv[0]).toContain(
+          `${argv[0]} refused: STRIPE_SECRET_KEY is a live-mode key, but the local runtime`,
+        );
+        expect(result.err, argv[0]).toContain("serves Stripe's test mode");
+      }
+    });
+  });
+
+  it('deployed, refuses a STRIPE_SECRET_KEY of the other mode than the own key of the stack, and goes on with one of its mode', async () => {
+    const described = describeDeployed(outputs, { STRIPE_SECRET_KEY: 'sk_test_operator' });
+    expect(described.stripe).toMatchObject({
+      secretKey: 'sk_test_operator',
+      secretArn: expect.any(String),
+    });
+    const target = { ...described, stripe: { ...described.stripe, apiUrl: 'http://127.0.0.1:9' } };
+    const run = async (stackMode: 'live' | 'test', argv: string[]) => {
+      const err: string[] = [];
+      const code = await runOps(argv, {
+        target,
+        print: () => {},
+        printError: (line) => err.push(line),
+        onConnect: (connected) => {
+          connected.stackStripeKeyMode = async () => stackMode;
+        },
+      });
+      return { code, err: err.join('\n') };
+    };
+    for (const argv of commands) {
+      const refused = await run('live', argv);
+      expect(refused.code, argv[0]).toBe(2);
+      expect(refused.err, argv[0]).toContain(
+        'STRIPE_SECRET_KEY is a test-mode key, but the deployed stack',
+      );
+      expect(refused.err, argv[0]).toContain("from the stack's own Stripe key");
+      // Of the stack's mode: past the check, to the refusing Stripe endpoint.
+      const allowed = await run('test', argv);
+      expect(allowed.code, argv[0]).toBe(1);
+      expect(allowed.err, argv[0]).not.toContain('refused:');
     }
   });
 });

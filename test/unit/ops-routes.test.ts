@@ -36,6 +36,10 @@ describe('/ops routes', () => {
           figuresCalls += 1;
           return { figures: [], call: figuresCalls };
         },
+        metrics: () => {
+          throw new Error('the tap failed');
+        },
+        log: { error: () => {} },
       }),
     });
   });
@@ -93,7 +97,9 @@ describe('/ops routes', () => {
     const post = await get('/ops', { method: 'POST', body: 'x' });
     expect(post.status).toBe(405);
     expect(post.headers.get('allow')).toBe('GET, HEAD');
-    expect(await post.json()).toEqual({ message: 'Method Not Allowed' });
+    expect(await post.json()).toEqual({
+      error: { code: 'method_not_allowed', message: 'Method not allowed; use GET, HEAD.' },
+    });
 
     for (const path of [
       '/ops/assets/..%2F..%2Fpackage.json',
@@ -102,8 +108,18 @@ describe('/ops routes', () => {
     ]) {
       const res = await get(path);
       expect(res.status, path).toBe(404);
-      expect(await res.json()).toEqual({ message: 'Not Found' });
+      expect(await res.json()).toEqual({
+        error: { code: 'not_found', message: expect.stringContaining('No such page') },
+      });
     }
+  });
+
+  it('answers a page it cannot build 500 with the suite-wide error body, without the cause', async () => {
+    const res = await get('/ops/metrics');
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({
+      error: { code: 'internal_error', message: 'Cannot serve /ops/metrics.' },
+    });
   });
 
   it('leaves every other path to the API routes, as before', async () => {

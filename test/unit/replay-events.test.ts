@@ -144,6 +144,40 @@ describe('replayStripeEvents', () => {
     expect(queue.peek('subscriptions').length).toBe(231);
   });
 
+  it('refuses events of the other Stripe mode than the target before sending any of their page', async () => {
+    const queue = new InMemoryEventQueue();
+    const mixed = [
+      { ...event('evt_test', 'invoice.paid', 1_000), livemode: false },
+      { ...event('evt_live', 'invoice.paid', 1_001), livemode: true },
+    ];
+    await expect(
+      replayStripeEvents({ ...range, livemode: false }, { source: listOf(mixed), queue, clock }),
+    ).rejects.toThrow(/evt_live, a live-mode event, for a test-mode target/);
+    expect(queue.peek('subscriptions')).toEqual([]);
+  });
+
+  it('escapes the characters SQS refuses (U+FFFE, U+FFFF) instead of failing the replay half-way', async () => {
+    const sqsLike = new InMemoryEventQueue();
+    const enqueue = sqsLike.enqueue.bind(sqsLike);
+    // What SQS answers InvalidMessageContents to.
+    sqsLike.enqueue = async (queued, family) => {
+      if (/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u.test(queued.body)) {
+        throw new Error('InvalidMessageContents');
+      }
+      return await enqueue(queued, family);
+    };
+    const odd = event('evt_odd', 'invoice.paid', 1_000);
+    odd.data.object = { ...odd.data.object, id: 'obj_\uFFFF\uFFFE' };
+    const progress = await replayStripeEvents(range, {
+      source: listOf([odd, event('evt_plain', 'invoice.paid', 999)]),
+      queue: sqsLike,
+      clock,
+    });
+    expect(progress).toMatchObject({ listed: 2, enqueued: 2 });
+    const body = sqsLike.peek('subscriptions').find((m) => m.eventId === 'evt_odd')?.body ?? '';
+    expect(JSON.parse(body).data.object.id).toBe('obj_\uFFFF\uFFFE');
+  });
+
   it('refuses a reversed range and more than 20 types', async () => {
     const deps = { source: listOf([]), queue: new InMemoryEventQueue(), clock };
     await expect(

@@ -231,6 +231,20 @@ describe('the breaker', () => {
     ]);
   });
 
+  it('reports the call whose failures open the breaker as a failed call, not as a rejection', async () => {
+    const { events, observer } = recorder();
+    // 3 attempts, opens on the 2nd failure: the 3rd attempt is refused by the breaker.
+    const stripe = setup({ breakerThreshold: 2 }, observer);
+    stripe.fail(serverError(), serverError(), serverError());
+    await expect(stripe.run()).rejects.toBeInstanceOf(StripeUnavailableError);
+    expect(stripe.requests()).toBe(2);
+    expect(events.splice(0)).toEqual(['opened', 'state:open', 'call:unavailable']);
+    // The next call is refused by the open breaker: that one is a rejection.
+    await expect(stripe.run()).rejects.toMatchObject({ reason: 'breaker-open' });
+    expect(stripe.requests()).toBe(0);
+    expect(events).toEqual(['rejected']);
+  });
+
   it('reports to an observer given late (the process-wide policy)', async () => {
     const { events, observer } = recorder();
     const stripe = setup({ maxAttempts: 1, breakerThreshold: 1 });

@@ -175,12 +175,22 @@ export class StripeCallPolicy {
   /** Runs `call` under the policy; transient failures surface as StripeUnavailableError. */
   async run<T>(call: (attempt: StripeAttempt) => Promise<T>): Promise<T> {
     const startedAt = Date.now();
+    let attempts = 0;
     try {
-      const result = await this.#run(call);
+      const result = await this.#run((attempt) => {
+        attempts += 1;
+        return call(attempt);
+      });
       this.#observer?.call(Date.now() - startedAt, 'ok');
       return result;
     } catch (error) {
-      if (error instanceof StripeUnavailableError && error.reason === 'breaker-open') {
+      // Refused by an open breaker before any request: a rejection. The call whose own
+      // failures opened it (its retry then refused) was a call, and failed.
+      if (
+        error instanceof StripeUnavailableError &&
+        error.reason === 'breaker-open' &&
+        attempts === 0
+      ) {
         this.#observer?.circuitRejected();
       } else {
         const outcome = error instanceof StripeUnavailableError ? 'unavailable' : 'error';

@@ -53,6 +53,21 @@ export interface ReplayRequest {
   dryRun: boolean;
   /** Continue a run that stopped: its saved progress. */
   resumeFrom?: ReplayProgress;
+  /**
+   * The Stripe mode of the target (true: live): a page holding an event of the other
+   * mode stops the replay before any of its events is sent. Undefined: not checked.
+   */
+  livemode?: boolean;
+}
+
+/** Stripe listed an event of the other mode than the target's: nothing of its page was sent. */
+export class ReplayModeMismatchError extends Error {
+  constructor(eventId: string, livemode: boolean) {
+    super(
+      `Stripe listed ${eventId}, a ${livemode ? 'live' : 'test'}-mode event, for a ${livemode ? 'test' : 'live'}-mode target: the key is of the wrong mode; nothing of that page was sent.`,
+    );
+    this.name = 'ReplayModeMismatchError';
+  }
 }
 
 export interface ReplayDeps {
@@ -97,6 +112,15 @@ export async function replayStripeEvents(
       types: request.types,
       startingAfter: progress.cursor,
     });
+    const stray = page.events.find((event) => {
+      const livemode = (event as { livemode?: unknown } | null)?.livemode;
+      return (
+        request.livemode !== undefined &&
+        typeof livemode === 'boolean' &&
+        livemode !== request.livemode
+      );
+    });
+    if (stray !== undefined) throw new ReplayModeMismatchError(idOf(stray), !request.livemode);
     // The queue stamps the time the event was handed over, as the webhook does.
     const receivedAt = deps.clock.now();
     for (const event of page.events) {
@@ -114,7 +138,9 @@ export async function replayStripeEvents(
       if (!request.dryRun) {
         const queued = {
           // As the webhook queues it: without personal data.
-          body: JSON.stringify(minimizeStripeEvent(event as { data: { object: unknown } })),
+          body: sqsSafeJson(
+            JSON.stringify(minimizeStripeEvent(event as { data: { object: unknown } })),
+          ),
           eventId: envelope.data.id,
           eventType: envelope.data.type,
           receivedAt,
@@ -133,6 +159,16 @@ export async function replayStripeEvents(
     await deps.onPage?.(structuredClone(progress));
     if (progress.done) return progress;
   }
+}
+
+/**
+ * SQS refuses characters outside #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF.
+ * JSON.stringify escapes control characters and lone surrogates, so only U+FFFE and
+ * U+FFFF can remain, inside strings: escaped there, the JSON means the same and one
+ * such event does not stop the replay half-way.
+ */
+function sqsSafeJson(json: string): string {
+  return json.replace(/[\uFFFE\uFFFF]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }
 
 function idOf(event: unknown): string {

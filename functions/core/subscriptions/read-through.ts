@@ -37,6 +37,11 @@ export interface ReadThroughDeps {
   /** How long a user Stripe does not know is answered 404 without asking again. Default 60 s. */
   unknownUserTtlMs?: number;
   /**
+   * How long, after Stripe refused a user's lookup (a 4xx), the other instances answer
+   * 503 without asking again. Short: a customer created since is found soon after. Default 5 s.
+   */
+  rejectedTtlMs?: number;
+  /**
    * How long a lookup holds its user's lease before the others presume its instance
    * stopped. Default 12 s: Stripe's 10 s deadline, then the snapshot's commit.
    */
@@ -45,7 +50,8 @@ export interface ReadThroughDeps {
   waitMs?: number;
   /**
    * The whole Stripe lookup's deadline, however many calls it makes (by id, then the
-   * search): DESIGN §8.4's overall deadline on a request path. Default 10 s.
+   * search): DESIGN §8.4's overall deadline on a request path. Default 10 s; cut to
+   * what is left of `waitMs` for a request that waited on another instance first.
    */
   stripeDeadlineMs?: number;
   /** Waits between looks at another instance's lookup (tests pass their own). */
@@ -99,15 +105,15 @@ export class SubscriptionReadThrough {
   async #shared(userId: string, lookup: UserLookup): Promise<SubscriptionRead> {
     const { clock, leases, source } = this.#deps;
     // Calls paused (circuit open): the source answers 503 at once; no lease is written.
-    if (source.paused?.()) return await this.#fromStripe(userId, lookup);
-    const leaseMs = this.#deps.leaseMs ?? 12_000;
     const giveUpAt = clock.now() + (this.#deps.waitMs ?? 10_000);
+    if (source.paused?.()) return await this.#fromStripe(userId, lookup, giveUpAt);
+    const leaseMs = this.#deps.leaseMs ?? 12_000;
     let latest = lookup;
     for (;;) {
       const token = randomUUID();
       const now = clock.now();
       const live = await leases.acquire(userId, token, now, now + leaseMs);
-      if (live === null) return await this.#holding(userId, latest, token);
+      if (live === null) return await this.#holding(userId, latest, token, giveUpAt);
       const waited = await this.#waitFor(userId, live, giveUpAt);
       if ('read' in waited) return waited.read;
       // That lookup ended with neither a view nor an outcome (it failed, or its
@@ -117,19 +123,36 @@ export class SubscriptionReadThrough {
   }
 
   /** Asks Stripe holding the user's lease, then ends the lease as the others need. */
-  async #holding(userId: string, lookup: UserLookup, token: string): Promise<SubscriptionRead> {
+  async #holding(
+    userId: string,
+    lookup: UserLookup,
+    token: string,
+    giveUpAt: number,
+  ): Promise<SubscriptionRead> {
     const { clock, leases } = this.#deps;
     // Best effort: a lease not ended makes the others wait until it expires.
     const end = (outcome: LeaseEnd) => leases.end(userId, token, outcome).catch(() => undefined);
+    let records: StripeCustomerRecord[];
+    try {
+      records = await this.#ask(userId, lookup, giveUpAt);
+    } catch (error) {
+      // Stripe down: the others answer 503 for its Retry-After. Stripe refused (a 4xx):
+      // asking again at once would be refused alike, so they answer 503 for a short
+      // while rather than each asking (as `unavailable`: the leases know no other state).
+      const untilMs =
+        clock.now() +
+        (error instanceof StripeSourceUnavailableError
+          ? error.retryAfterSeconds * 1000
+          : (this.#deps.rejectedTtlMs ?? 5_000));
+      await end({ state: 'unavailable', untilMs });
+      throw error;
+    }
     let read: SubscriptionRead;
     try {
-      read = await this.#fromStripe(userId, lookup);
+      read = await this.#answer(userId, lookup, records);
     } catch (error) {
-      await end(
-        error instanceof StripeSourceUnavailableError
-          ? { state: 'unavailable', untilMs: clock.now() + error.retryAfterSeconds * 1000 }
-          : { state: 'released' },
-      );
+      // The store failed, not Stripe: the next request asks again.
+      await end({ state: 'released' });
       throw error;
     }
     // With a view the others find it in the store (the lease just expires); without
@@ -180,12 +203,40 @@ export class SubscriptionReadThrough {
     }
   }
 
-  async #fromStripe(userId: string, lookup: UserLookup): Promise<SubscriptionRead> {
+  async #fromStripe(
+    userId: string,
+    lookup: UserLookup,
+    giveUpAt: number,
+  ): Promise<SubscriptionRead> {
+    return await this.#answer(userId, lookup, await this.#ask(userId, lookup, giveUpAt));
+  }
+
+  /**
+   * The user's customers in Stripe, within the Stripe deadline and what is left of the
+   * request's wait: a request that took over an expired lease late must still answer
+   * before the function's timeout.
+   */
+  async #ask(
+    userId: string,
+    lookup: UserLookup,
+    giveUpAt: number,
+  ): Promise<StripeCustomerRecord[]> {
+    const ms = Math.min(this.#deps.stripeDeadlineMs ?? 10_000, giveUpAt - this.#deps.clock.now());
+    if (ms <= 0) {
+      throw new StripeSourceUnavailableError('No time is left to ask Stripe.', {
+        retryAfterSeconds: 1,
+      });
+    }
+    return await withinDeadline(this.#customersOf(userId, lookup.stripeCustomerId), ms);
+  }
+
+  /** The best of the records, stored as a snapshot, as this user's answer. */
+  async #answer(
+    userId: string,
+    lookup: UserLookup,
+    records: readonly StripeCustomerRecord[],
+  ): Promise<SubscriptionRead> {
     const knownCustomerId = lookup.stripeCustomerId;
-    const records = await withinDeadline(
-      this.#customersOf(userId, knownCustomerId),
-      this.#deps.stripeDeadlineMs ?? 10_000,
-    );
     const best = this.#best(records);
     if (!best) {
       this.#rememberUnknown(userId, this.#unknownExpiry());

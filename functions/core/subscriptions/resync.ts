@@ -17,6 +17,21 @@ import { type SnapshotDeps, storeStripeSnapshot } from './stripe-snapshot.ts';
 export interface ResyncDeps extends SnapshotDeps {
   source: StripeCustomerSource;
   reader: UserViewReader;
+  /**
+   * The Stripe mode of the target (true: live): a customer of the other mode is
+   * refused before anything is stored. Undefined: not checked.
+   */
+  livemode?: boolean;
+}
+
+/** Stripe answered with a customer of the other mode than the target's: nothing was stored. */
+export class ResyncModeMismatchError extends Error {
+  constructor(customerId: string, livemode: boolean) {
+    super(
+      `Stripe answered ${customerId} as a ${livemode ? 'live' : 'test'}-mode customer, for a ${livemode ? 'test' : 'live'}-mode target: the key is of the wrong mode; nothing was stored.`,
+    );
+    this.name = 'ResyncModeMismatchError';
+  }
 }
 
 export type ResyncOutcome =
@@ -32,6 +47,10 @@ export type ResyncOutcome =
 export async function resyncCustomer(customerId: string, deps: ResyncDeps): Promise<ResyncOutcome> {
   const record = await deps.source.customerById(customerId, { allSubscriptions: true });
   if (!record) return { customerId, outcome: 'unknown-to-stripe' };
+  const livemode = (record.customer as { livemode?: unknown }).livemode;
+  if (deps.livemode !== undefined && typeof livemode === 'boolean' && livemode !== deps.livemode) {
+    throw new ResyncModeMismatchError(customerId, livemode);
+  }
   return await storeRecord(record, deps);
 }
 

@@ -198,11 +198,12 @@ describe('SubscriptionReadThrough', () => {
     expect(stripe.calls).toEqual(['search:ghost', 'search:ghost']);
   });
 
-  it('does not remember a failure: the next read asks Stripe again', async () => {
-    stripe.failWith = new Error('down');
-    await expect(readThrough.read('user-3')).rejects.toThrow('down');
+  it('remembers a refusal only briefly: a read after the short TTL asks Stripe again', async () => {
+    stripe.failWith = new Error('refused');
+    await expect(readThrough.read('user-3')).rejects.toThrow('refused');
     stripe.failWith = null;
     stripe.byUser.set('user-3', [record('user-3', 1_700_000_000)]);
+    now += 5_001;
     expect((await readThrough.read('user-3')).view?.tier).toBe('gold');
     expect(stripe.calls).toEqual(['search:user-3', 'search:user-3']);
   });
@@ -281,6 +282,59 @@ describe('SubscriptionReadThrough', () => {
       now += 5_001;
       expect((await instance().read('user-13')).view?.tier).toBe('gold');
       expect(stripe.calls).toEqual(['search:user-13', 'search:user-13']);
+    });
+
+    it('answers 503 in the others without asking Stripe again when the one lookup is refused (a 4xx), until a short TTL ends', async () => {
+      stripe.failWith = Object.assign(new Error('Stripe refused the lookup (resource_missing).'), {
+        code: 'resource_missing',
+      });
+      let open!: () => void;
+      stripe.gate = new Promise((resolve) => {
+        open = resolve;
+      });
+      const reads = [instance(), instance(), instance()].map((each) =>
+        each.read('user-18').catch((error: unknown) => error),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      open();
+      const failures = await Promise.all(reads);
+      expect(stripe.calls).toEqual(['search:user-18']);
+      // The one that asked has Stripe's refusal; the others a 503 for the time left.
+      expect(failures.filter((f) => f instanceof StripeSourceUnavailableError)).toHaveLength(2);
+      expect(
+        failures.filter((f) => (f as Error).message.includes('resource_missing')),
+      ).toHaveLength(1);
+      // A later miss within the TTL: no Stripe call either.
+      await expect(instance().read('user-18')).rejects.toBeInstanceOf(StripeSourceUnavailableError);
+      expect(stripe.calls).toEqual(['search:user-18']);
+      // Once it is over, a customer created since is found.
+      stripe.failWith = null;
+      stripe.byUser.set('user-18', [record('user-18', 1_700_000_000)]);
+      now += 5_001;
+      expect((await instance().read('user-18')).view?.tier).toBe('gold');
+      expect(stripe.calls).toEqual(['search:user-18', 'search:user-18']);
+    });
+
+    it('bounds the Stripe call of a request that took over an expired lease by what is left of its wait', async () => {
+      // The lease expires 100 ms before this request gives up waiting (test time).
+      expect(await leases.acquire('user-19', 'stopped-instance', now, now + 9_900)).toBeNull();
+      const hanging: StripeCustomerSource = {
+        customerById: () => new Promise(() => {}),
+        customersOfUser: () => new Promise(() => {}),
+      };
+      const startedAt = performance.now();
+      const failure = await instance({
+        source: hanging,
+        sleep: clockSleep,
+        waitMs: 10_000,
+        stripeDeadlineMs: 2_000,
+      })
+        .read('user-19')
+        .catch((error: unknown) => error);
+      const elapsed = performance.now() - startedAt;
+      expect(failure).toBeInstanceOf(StripeSourceUnavailableError);
+      // Not the whole Stripe deadline: the 100 ms left of the wait (a fresh 2 s before).
+      expect(elapsed).toBeLessThan(1_000);
     });
 
     it('takes over the lookup of an instance that stopped holding the lease, once the lease expires', async () => {

@@ -111,6 +111,26 @@ describe('resync', () => {
     expect(await store.loadAccounts(['cus_gone'])).toEqual(new Map());
   });
 
+  it('refuses a customer of the other Stripe mode than the target, storing nothing', async () => {
+    const live = recordAt('user-r6', 1_700_000_000);
+    live.customer = { ...(live.customer as object), livemode: true };
+    stripe.records.set(CUSTOMER, live);
+    const deps = {
+      source: stripe,
+      reader: store,
+      store,
+      clock,
+      priceTierMap: { [PRICE]: 'gold' as const },
+    };
+    await expect(resyncCustomer(CUSTOMER, { ...deps, livemode: false })).rejects.toThrow(
+      /live-mode customer, for a test-mode target/,
+    );
+    expect(await store.loadAccounts([CUSTOMER])).toEqual(new Map());
+    // Of the target's mode, it is stored.
+    await resyncCustomer(CUSTOMER, { ...deps, livemode: true });
+    expect((await store.getUserView('user-r6'))?.tier).toBe('gold');
+  });
+
   it('resyncs every customer of a user: the profile’s and those Stripe finds by metadata', async () => {
     const event = subscriptionEvent('user-r3');
     const priceTierMap = { [PRICE]: 'gold' as const };
