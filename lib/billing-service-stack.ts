@@ -165,6 +165,8 @@ export class BillingServiceStack extends Stack {
     });
     new CfnOutput(this, 'DashboardName', { value: this.observability.dashboard.dashboardName });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.observability.alarmTopic.topicArn });
+    // The operators' replay and resync refuse a Stripe key of the other mode (local/operations/target.ts).
+    if (props.stripeMode) new CfnOutput(this, 'StripeMode', { value: props.stripeMode });
     // The operators' `dlq:list` lists these (local/operations/target.ts).
     new CfnOutput(this, 'CreditRefreshScheduleDeadLetterQueueUrl', {
       value: this.credits.scheduleDeadLetterQueue.queueUrl,

@@ -296,6 +296,8 @@ export function describeDeployed(
     ...(region ? { region } : {}),
     stripe: {
       ...(env[ENV.stripeApiUrl] ? { apiUrl: env[ENV.stripeApiUrl] } : {}),
+      // The mode the stack was deployed for (-c stripeMode), when it was given one.
+      ...stripeModeOutput(all.StripeMode),
       ...(env[ENV.stripeSecretKey]?.trim()
         ? {
             secretKey: env[ENV.stripeSecretKey]!.trim(),
@@ -305,6 +307,14 @@ export function describeDeployed(
         : { secretArn: need('StripeApiKeySecretArn') }),
     },
   };
+}
+
+function stripeModeOutput(value: string | undefined): { mode?: StripeMode } {
+  if (value === undefined) return {};
+  if (value === 'live' || value === 'test') return { mode: value };
+  throw new UsageError(
+    `The outputs file's StripeMode is invalid: expected live or test, got ${JSON.stringify(value)}.`,
+  );
 }
 
 /** The functions' configuration from the outputs that carry it; each absent when its output is. */

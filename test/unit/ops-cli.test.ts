@@ -706,6 +706,35 @@ describe('npm run ops: the Stripe mode of replay and resync', () => {
       expect(allowed.err, argv[0]).not.toContain('refused:');
     }
   });
+
+  it('deployed with -c stripeMode, takes the mode from the StripeMode output without reading the stack key', async () => {
+    const live = synthOutputs({ ...DEPLOYED_CONTEXT, stripeMode: 'live' });
+    const all: Record<string, string> = Object.assign({}, ...Object.values(live));
+    expect(all.StripeMode).toBe('live');
+    expect(describeDeployed(live, {}).stripe?.mode).toBe('live');
+    expect(() => describeDeployed({ OneStack: { ...all, StripeMode: 'prod' } }, {})).toThrow(
+      /StripeMode is invalid/,
+    );
+    const described = describeDeployed(live, { STRIPE_SECRET_KEY: 'sk_test_operator' });
+    const target = { ...described, stripe: { ...described.stripe, apiUrl: 'http://127.0.0.1:9' } };
+    for (const argv of commands) {
+      const err: string[] = [];
+      const code = await runOps(argv, {
+        target,
+        print: () => {},
+        printError: (line) => err.push(line),
+        onConnect: (connected) => {
+          connected.stackStripeKeyMode = async () => {
+            throw new Error('the stack key must not be read when the outputs say the mode');
+          };
+        },
+      });
+      expect(code, argv[0]).toBe(2);
+      expect(err.join('\n'), argv[0]).toContain(
+        'STRIPE_SECRET_KEY is a test-mode key, but the deployed stack',
+      );
+    }
+  });
 });
 
 describe('npm run ops: refunds', () => {
