@@ -650,6 +650,23 @@ describe('npm run ops: the Stripe mode of replay and resync', () => {
     // By customer: Stripe is asked first, so the refusing endpoint ends the run.
     ['resync', '--customer', 'cus_1'],
   ];
+  /** Runs ops on a deployed target whose own Stripe key reads as `stackKeyMode` gives. */
+  async function runDeployed(
+    target: TargetDescription,
+    argv: string[],
+    stackKeyMode: () => Promise<'live' | 'test'>,
+  ) {
+    const err: string[] = [];
+    const code = await runOps(argv, {
+      target,
+      print: () => {},
+      printError: (line) => err.push(line),
+      onConnect: (connected) => {
+        connected.stackStripeKeyMode = stackKeyMode;
+      },
+    });
+    return { code, err: err.join('\n') };
+  }
 
   it('writes the mode of a local runtime calling a real Stripe API: that of its key', () => {
     expect(localByLogicalId({ STRIPE_SECRET_KEY: 'sk_live_abc' }).stripe?.mode).toBe('live');
@@ -681,18 +698,8 @@ describe('npm run ops: the Stripe mode of replay and resync', () => {
       secretArn: expect.any(String),
     });
     const target = { ...described, stripe: { ...described.stripe, apiUrl: 'http://127.0.0.1:9' } };
-    const run = async (stackMode: 'live' | 'test', argv: string[]) => {
-      const err: string[] = [];
-      const code = await runOps(argv, {
-        target,
-        print: () => {},
-        printError: (line) => err.push(line),
-        onConnect: (connected) => {
-          connected.stackStripeKeyMode = async () => stackMode;
-        },
-      });
-      return { code, err: err.join('\n') };
-    };
+    const run = (stackMode: 'live' | 'test', argv: string[]) =>
+      runDeployed(target, argv, async () => stackMode);
     for (const argv of commands) {
       const refused = await run('live', argv);
       expect(refused.code, argv[0]).toBe(2);
@@ -718,19 +725,11 @@ describe('npm run ops: the Stripe mode of replay and resync', () => {
     const described = describeDeployed(live, { STRIPE_SECRET_KEY: 'sk_test_operator' });
     const target = { ...described, stripe: { ...described.stripe, apiUrl: 'http://127.0.0.1:9' } };
     for (const argv of commands) {
-      const err: string[] = [];
-      const code = await runOps(argv, {
-        target,
-        print: () => {},
-        printError: (line) => err.push(line),
-        onConnect: (connected) => {
-          connected.stackStripeKeyMode = async () => {
-            throw new Error('the stack key must not be read when the outputs say the mode');
-          };
-        },
+      const { code, err } = await runDeployed(target, argv, async () => {
+        throw new Error('the stack key must not be read when the outputs say the mode');
       });
       expect(code, argv[0]).toBe(2);
-      expect(err.join('\n'), argv[0]).toContain(
+      expect(err, argv[0]).toContain(
         'STRIPE_SECRET_KEY is a test-mode key, but the deployed stack',
       );
     }
