@@ -5,8 +5,10 @@
  * refund, dispute), amount, currency, customer and `metadata` (userId, purpose,
  * penaltyIds). Everything else stays as Stripe sent it, so the consumer reads real
  * payload shapes: the 2020-era PaymentIntent with its `charges` list, the 2020-era
- * charge with its `refunds` list, the 2026 "dahlia" dispute and charge.
+ * charge with its `refunds` list, the 2026 "dahlia" dispute and charge, and the
+ * InvoicePayment of Stripe's API reference (test/fixtures/stripe-own/README.md).
  */
+import { readFileSync } from 'node:fs';
 import { loadStripeEvent, type StripeEventFixture, uniqueEventId } from './fixtures.ts';
 
 type Json = Record<string, unknown>;
@@ -282,4 +284,60 @@ export function subscriptionCheckoutEvent(at: number): PaymentEventBody {
 /** A `customer.created` (stripe/openapi canonical customer in Stripe's envelope). */
 export function customerCreatedEvent(at: number): PaymentEventBody {
   return restamp('customer.created.WRAPPED.openapi-fixtures3', at, (customer) => customer);
+}
+
+const invoicePaymentFixture = readFileSync(
+  new URL('../fixtures/stripe-own/invoice_payment.paid.basil.json', import.meta.url),
+  'utf8',
+);
+
+/**
+ * `invoice_payment.paid` (Stripe API reference example, API 2025-03-31.basil): the
+ * InvoicePayment linking the payment to `in_<tag>`, by its PaymentIntent, or by its
+ * charge for a charge without one; `reference`, when given, is its `payment`.
+ */
+export function invoicePaymentPaidEvent(
+  payment: FixturePayment,
+  at: number,
+  reference?: Json,
+): PaymentEventBody {
+  const event = JSON.parse(invoicePaymentFixture) as PaymentEventBody;
+  const byCharge = payment.paymentId === payment.chargeId;
+  const tag = payment.paymentId.slice(3);
+  return {
+    ...event,
+    id: uniqueEventId(),
+    created: at,
+    data: {
+      object: {
+        ...event.data.object,
+        id: `inpay_${tag}`,
+        amount_paid: payment.amount,
+        amount_requested: payment.amount,
+        created: at,
+        currency: payment.currency,
+        invoice: `in_${tag}`,
+        payment:
+          reference ??
+          (byCharge
+            ? { type: 'charge', charge: payment.chargeId }
+            : { type: 'payment_intent', payment_intent: payment.paymentId }),
+        status_transitions: { canceled_at: null, paid_at: at },
+      },
+    },
+  };
+}
+
+/**
+ * The event as an account on 2025-03-31.basil or later gets it: no `invoice` on the
+ * PaymentIntent or charge, and a PaymentIntent names its `latest_charge` instead of
+ * listing `charges`.
+ */
+export function asBasil(event: PaymentEventBody): PaymentEventBody {
+  const { invoice: _invoice, charges, ...object } = event.data.object;
+  if (object.object === 'payment_intent') {
+    const listed = (charges as { data?: Json[] } | undefined)?.data ?? [];
+    object.latest_charge = listed[0]?.id ?? null;
+  }
+  return { ...event, api_version: '2025-03-31.basil', data: { ...event.data, object } };
 }

@@ -2,16 +2,19 @@
  * Payment facts and realistic payment histories for tests and the benchmark.
  *
  * - Typed factories (`intentFact`, `chargeFact`, `refundFact`, `disputeFact`,
- *   `checkoutFact`) for hand-written scenarios.
+ *   `checkoutFact`, `invoiceLinkFact`) for hand-written scenarios.
  * - `generatePaymentHistory(seed)`: several payments' lives as Stripe would emit
  *   them (created → maybe processing → failed attempts → succeeded, canceled or
  *   stuck; refunds that are partial, full, pending, canceled or failing later;
- *   disputes created and closed; checkout sessions), as `PaymentFact`s in Stripe's
- *   order, with the view each payment must end with. Deterministic per seed.
+ *   disputes created and closed; checkout sessions; subscription payments of API
+ *   2025-03-31 "basil" linked to their invoice only by `invoice_payment.paid`), as
+ *   `PaymentFact`s in Stripe's order, with the view each payment must end with.
+ *   Deterministic per seed.
  * - `toStripeEvent(fact, { apiVersion })`: the raw Stripe event body of a fact, built
- *   from the captured fixture payloads (test/fixtures/stripe), in the pre-2022-11-15
- *   shape (`charges` list, `refunds` list) or the later one (`latest_charge`). For
- *   facts from the factories or the generator, `toPaymentFact` reads it back equal.
+ *   from the captured fixture payloads (test/fixtures/stripe, and stripe-own for the
+ *   InvoicePayment), in the pre-2022-11-15 shape (`charges` list, `refunds` list), the
+ *   later one (`latest_charge`), or basil's (no `invoice` on PaymentIntents and charges).
+ *   For facts from the factories or the generator, `toPaymentFact` reads it back equal.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +26,7 @@ import {
   type CheckoutPaymentFact,
   type DisputeEventType,
   type DisputeFact,
+  type InvoiceLinkFact,
   intentOutcome,
   type PaymentDetails,
   type PaymentFact,
@@ -205,14 +209,35 @@ export function checkoutFact(
   };
 }
 
+export function invoiceLinkFact(
+  created: number,
+  overrides: Partial<InvoiceLinkFact> = {},
+): InvoiceLinkFact {
+  return {
+    kind: 'invoice_link',
+    type: 'invoice_payment.paid',
+    eventId: nextEventId(),
+    created,
+    paymentId: TEST_PAYMENT.paymentId,
+    userId: null,
+    customerId: null,
+    invoicePaymentId: 'inpay_test_1',
+    invoiceId: 'in_test_1',
+    ...overrides,
+  };
+}
+
 // ---------------------------------------------------------------- raw Stripe events
 
 /** Before this version a PaymentIntent lists `charges` and a charge lists `refunds`. */
 export const LEGACY_API_VERSION = '2020-08-27';
 export const CURRENT_API_VERSION = '2022-11-15';
+/** From this version on, PaymentIntents and charges carry no `invoice`. */
+export const BASIL_API_VERSION = '2025-03-31.basil';
 
 const fixtureDir = fileURLToPath(new URL('../fixtures/stripe/', import.meta.url));
 const readJson = (name: string) => JSON.parse(readFileSync(`${fixtureDir}${name}`, 'utf8'));
+const ownFixtureDir = fileURLToPath(new URL('../fixtures/stripe-own/', import.meta.url));
 
 type Json = Record<string, unknown>;
 const legacyIntent: Json = readJson('payment_intent.succeeded.stripe-ruby-mock.json').data.object;
@@ -226,6 +251,9 @@ const templates = {
   dispute: readJson('charge.dispute.created.zulip.json').data.object as Json,
   session: readJson('checkout.session.completed.mode-payment.stripe-sync-engine.json').data
     .object as Json,
+  invoicePayment: JSON.parse(
+    readFileSync(`${ownFixtureDir}invoice_payment.paid.basil.json`, 'utf8'),
+  ).data.object as Json,
 };
 
 /** A raw Stripe event body, as Stripe POSTs it. */
@@ -244,11 +272,14 @@ export interface StripeEventJson {
 export interface ToStripeEventOptions {
   /** Default CURRENT_API_VERSION. */
   apiVersion?: string;
-  /** Currency of refund and dispute objects (their facts do not carry it). Default usd. */
+  /** Currency of refund, dispute and InvoicePayment objects (their facts do not carry it). Default usd. */
   currency?: string;
+  /** `amount_paid` of an InvoicePayment (its fact does not carry it). Default 2000. */
+  amount?: number;
 }
 
 const isLegacy = (apiVersion: string) => apiVersion < CURRENT_API_VERSION;
+const isBasil = (apiVersion: string) => apiVersion >= BASIL_API_VERSION;
 
 function metadataOf(userId: string | null, purpose: string | null, penaltyIds: string[]): Json {
   const metadata: Json = {};
@@ -387,6 +418,23 @@ function disputeObject(fact: DisputeFact, legacy: boolean, currency: string): Js
   };
 }
 
+function invoicePaymentObject(fact: InvoiceLinkFact, amount: number, currency: string): Json {
+  const byCharge = fact.paymentId.startsWith('ch_');
+  return {
+    ...structuredClone(templates.invoicePayment),
+    id: fact.invoicePaymentId,
+    amount_paid: amount,
+    amount_requested: amount,
+    created: fact.created,
+    currency,
+    invoice: fact.invoiceId,
+    payment: byCharge
+      ? { type: 'charge', charge: fact.paymentId }
+      : { type: 'payment_intent', payment_intent: fact.paymentId },
+    status_transitions: { canceled_at: null, paid_at: fact.created },
+  };
+}
+
 function sessionObject(fact: CheckoutPaymentFact): Json {
   const fromMetadata = fact.userIdFromMetadata ? fact.userId : null;
   return {
@@ -444,6 +492,15 @@ export function toStripeEvent(
     case 'checkout':
       object = sessionObject(fact);
       break;
+    case 'invoice_link':
+      object = invoicePaymentObject(fact, options.amount ?? 2000, currency);
+      break;
+  }
+  // Basil removed the field: its payloads do not even carry it as null.
+  if (isBasil(apiVersion) && (fact.kind === 'payment_intent' || fact.kind === 'charge')) {
+    delete object.invoice;
+    const latest = object.latest_charge;
+    if (latest && typeof latest === 'object') delete (latest as Json).invoice;
   }
   return {
     id: fact.eventId,
@@ -560,7 +617,6 @@ function generatePayment(
   const chance = (p: number) => random() < p;
   const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!;
   const legacy = chance(0.5);
-  const apiVersion = legacy ? LEGACY_API_VERSION : CURRENT_API_VERSION;
   const withoutIntent = chance(0.12);
   // Stripe ids are random: whether a retry's charge id sorts after the first one's
   // varies by payment, so no rule can lean on id order.
@@ -574,10 +630,14 @@ function generatePayment(
     : pick(['metadata', 'metadata', 'session', 'none'] as const);
   const customerId = chance(0.7) ? `cus_${tag}` : null;
   const purpose = pick(['penalty', 'subscription', 'other', 'other'] as const);
+  // Basil and later: no `invoice` on the payment's payloads; `invoice_payment.paid`
+  // links it once paid (an unpaid one reads as `other`).
+  const basil = !legacy && purpose === 'subscription' && chance(0.5);
+  const apiVersion = legacy ? LEGACY_API_VERSION : basil ? BASIL_API_VERSION : CURRENT_API_VERSION;
   const paymentDetails: PaymentDetails = {
     amount: 100 * (1 + Math.floor(random() * 60)),
     currency: pick(CURRENCIES),
-    purpose,
+    purpose: basil ? 'other' : purpose,
     penaltyIds:
       purpose === 'penalty'
         ? Array.from({ length: 1 + Math.floor(random() * 3) }, (_, k) => `pen_${tag}k${k}`)
@@ -711,6 +771,19 @@ function generatePayment(
     if (!withoutIntent) {
       tick();
       intentEvent('payment_intent.succeeded', 'succeeded');
+    }
+    if (basil) {
+      tick();
+      facts.push({
+        ...base(),
+        kind: 'invoice_link',
+        type: 'invoice_payment.paid',
+        created: clock,
+        userId: null,
+        customerId: null,
+        invoicePaymentId: `inpay_${tag}`,
+        invoiceId: `in_${tag}`,
+      });
     }
   } else if (ending === 'canceled') {
     tick(1);
@@ -850,7 +923,7 @@ function generatePayment(
     amountRefunded: refunded,
     currency: paymentDetails.currency,
     status,
-    purpose,
+    purpose: basil && !succeeded ? 'other' : purpose,
     penaltyIds: paymentDetails.penaltyIds,
     createdAt: iso(withoutIntent ? charges[0]!.created : intentCreated),
     paidAt: succeeded ? iso(succeeded.created) : null,
@@ -879,6 +952,7 @@ export function historyEvents(history: GeneratedPaymentHistory): StripeEventJson
     return toStripeEvent(fact, {
       apiVersion: payment.apiVersion,
       currency: payment.expected.currency,
+      amount: payment.expected.amount,
     });
   });
 }

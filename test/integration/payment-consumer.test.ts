@@ -4,7 +4,8 @@
  * Stripe payloads (re-stamped): one history delivered in order, reversed, and
  * shuffled with duplicates ends in the same readable state; poison records are the
  * only failures; unhandled types are acknowledged; the customer link supplies a
- * missing user; and a store outage fails the records without writing half a payment.
+ * missing user; basil subscription payments are linked by `invoice_payment.paid`; and
+ * a store outage fails the records without writing half a payment.
  */
 import {
   CreateTableCommand,
@@ -30,7 +31,9 @@ import { httpApiEvent } from '../helpers/apigw-events.ts';
 import { emulatorClients, uniqueName } from '../helpers/aws-clients.ts';
 import { testCursorSeal } from '../helpers/cursor-seal.ts';
 import {
+  asBasil,
   chargeRefundedEvent,
+  chargeSucceededEvent,
   customerCreatedEvent,
   disputeCreatedEvent,
   type FixturePayment,
@@ -38,6 +41,7 @@ import {
   intentCreatedEvent,
   intentFailedEvent,
   intentSucceededEvent,
+  invoicePaymentPaidEvent,
   isoOf,
   type PaymentEventBody,
   secondsOf,
@@ -497,6 +501,117 @@ describe('payment consumer on DynamoDB Local', () => {
       status: 200,
       body: { items: [expectedView(viaMetadata)], nextCursor: null },
     });
+  });
+
+  it('links basil subscription payments by invoice_payment.paid before, between or after their events, showing nothing for a link alone', async () => {
+    const tables = await createTables();
+    const wired = wire(tables);
+    const tag = uniquePaymentTag();
+    const userId = `user-basil-${tag}`;
+    const payment = (created: string, charged: string) =>
+      fixturePayment({
+        userId,
+        customerId: `cus_basil${tag}`,
+        created: at(created),
+        chargeCreated: at(charged),
+      });
+    // Their own payloads carry no invoice (FixturePayment purpose `other`, basil shape).
+    const linkFirst = payment('06:00:00', '06:00:40');
+    const linkBetween = payment('06:10:00', '06:10:40');
+    const linkLast = payment('06:20:00', '06:20:40');
+    const eventsOf = (p: FixturePayment) => ({
+      created: asBasil(intentCreatedEvent(p)),
+      charge: asBasil(chargeSucceededEvent(p)),
+      succeeded: asBasil(intentSucceededEvent(p)),
+      link: invoicePaymentPaidEvent(p, p.chargeCreated + 1),
+    });
+    const send = async (...events: PaymentEventBody[]) => {
+      expect((await wired.consume(sqsBatch(bodies(events)))).batchItemFailures).toEqual([]);
+    };
+    const paid = (p: FixturePayment) => expectedView(p, { purpose: 'subscription' });
+    const pending = (p: FixturePayment, purpose: string) =>
+      expectedView(p, { purpose, status: 'processing', chargeId: null, paidAt: null });
+    const nothing = { status: 200, body: { items: [], nextCursor: null } };
+
+    // 1. The link before the PaymentIntent: stored, but not shown, listed or counted.
+    const first = eventsOf(linkFirst);
+    await send(first.link);
+    expect((await wired.payment(linkFirst.paymentId)).status).toBe(404);
+    expect(await wired.userPayments(userId)).toEqual(nothing);
+    expect(await wired.paid('succeeded')).toEqual(nothing);
+    expect(await wired.summary()).toEqual({ status: 200, body: { date: DAY, rows: [] } });
+    await send(first.created);
+    expect(await wired.payment(linkFirst.paymentId)).toEqual({
+      status: 200,
+      body: pending(linkFirst, 'subscription'),
+    });
+    await send(first.charge, first.succeeded);
+    expect(await wired.payment(linkFirst.paymentId)).toEqual({
+      status: 200,
+      body: paid(linkFirst),
+    });
+
+    // 2. Between created and succeeded.
+    const between = eventsOf(linkBetween);
+    await send(between.created);
+    expect(await wired.payment(linkBetween.paymentId)).toEqual({
+      status: 200,
+      body: pending(linkBetween, 'other'),
+    });
+    await send(between.link);
+    expect(await wired.payment(linkBetween.paymentId)).toEqual({
+      status: 200,
+      body: pending(linkBetween, 'subscription'),
+    });
+    await send(between.succeeded, between.charge);
+    expect(await wired.payment(linkBetween.paymentId)).toEqual({
+      status: 200,
+      body: paid(linkBetween),
+    });
+
+    // 3. After succeeded: `other` until the link says otherwise.
+    const last = eventsOf(linkLast);
+    await send(last.created, last.charge, last.succeeded);
+    expect(await wired.payment(linkLast.paymentId)).toEqual({
+      status: 200,
+      body: expectedView(linkLast),
+    });
+    await send(last.link);
+    expect(await wired.payment(linkLast.paymentId)).toEqual({ status: 200, body: paid(linkLast) });
+    expect(await wired.payment(linkLast.chargeId)).toEqual({ status: 200, body: paid(linkLast) });
+
+    // Everything again, shuffled with duplicates, with an InvoicePayment of a payment
+    // record (not a Stripe payment: acknowledged, nothing written): no change.
+    const recordOnly = fixturePayment({ created: at('06:30:00') });
+    const record = invoicePaymentPaidEvent(recordOnly, at('06:30:01'), {
+      type: 'payment_record',
+      payment_record: `prec_${tag}`,
+    });
+    const all = [first, between, last].flatMap((e) => [e.created, e.charge, e.succeeded, e.link]);
+    await deliverAll(wired, shuffledWithDuplicates(bodies([...all, record]), 20250331), 5);
+    for (const p of [linkFirst, linkBetween, linkLast]) {
+      expect(await wired.payment(p.paymentId)).toEqual({ status: 200, body: paid(p) });
+    }
+    expect(await wired.userPayments(userId)).toEqual({
+      status: 200,
+      body: { items: [paid(linkLast), paid(linkBetween), paid(linkFirst)], nextCursor: null },
+    });
+    expect(await wired.summary()).toEqual({
+      status: 200,
+      body: {
+        date: DAY,
+        rows: [{ status: 'succeeded', gateway: 'stripe', currency: 'usd', count: 3, amount: 6000 }],
+      },
+    });
+    const recorded: string[] = [];
+    for (const p of [linkFirst, linkBetween, linkLast]) {
+      for (const page of await wired.store.readLedger(p.paymentId)) {
+        recorded.push(...page.events.map((event) => event.eventId));
+      }
+    }
+    expect(recorded.sort()).toEqual(all.map((event) => event.id).sort());
+    expect((await wired.payment(recordOnly.paymentId)).status).toBe(404);
+    expect(await wired.store.readLedger(recordOnly.paymentId)).toEqual([]);
   });
 
   describe('store outages', () => {

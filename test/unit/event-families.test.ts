@@ -46,6 +46,12 @@ describe('the event routing table', () => {
     }
   });
 
+  it('routes invoice_payment.paid (the invoice link from API 2025-03-31.basil on) to the payments family only', () => {
+    expect(familiesFor('invoice_payment.paid')).toEqual(['payments']);
+    expect(isFamilyEventType('payments', 'invoice_payment.paid')).toBe(true);
+    expect(isSubscriptionEventType('invoice_payment.paid')).toBe(false);
+  });
+
   it('sends checkout.session.completed to both families (the mode is in the payload)', () => {
     expect([...familiesFor('checkout.session.completed')].sort()).toEqual([
       'payments',

@@ -60,7 +60,9 @@ function paymentFamily(
     toFact(envelope) {
       if (!isFamilyEventType('payments', envelope.type)) return { ignored: 'unhandled event type' };
       return (
-        toPaymentFact(envelope) ?? { ignored: 'not a payment (checkout session in another mode)' }
+        toPaymentFact(envelope) ?? {
+          ignored: 'not a payment (checkout session in another mode, or a payment record)',
+        }
       );
     },
     aggregateKey: (fact) => fact.paymentId,

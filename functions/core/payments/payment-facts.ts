@@ -6,8 +6,9 @@
  *   (an id, or the expanded object) from then on;
  * - a charge's refunds: `refunds.data[]` before 2022-11-15, none after (the refund
  *   events carry them instead);
- * - `invoice` on a PaymentIntent or charge (removed in 2025 "basil": such payloads
- *   read as purpose `other` unless metadata says `penalty`).
+ * - a payment's invoice: `invoice` on the PaymentIntent or charge before 2025-03-31
+ *   "basil"; from then on only the InvoicePayment of `invoice_payment.paid` links
+ *   them (a fact of its own, joined into the payment's purpose).
  * Amounts stay integer minor units; currencies are lower-cased.
  */
 import * as z from 'zod/mini';
@@ -41,6 +42,7 @@ export type PaymentIntentEventType = Extract<PaymentEventType, `payment_intent.$
 export type ChargeEventType = 'charge.succeeded' | 'charge.failed' | 'charge.refunded';
 export type RefundEventType = 'charge.refund.updated' | 'refund.created' | 'refund.updated';
 export type DisputeEventType = 'charge.dispute.created' | 'charge.dispute.closed';
+export type InvoiceLinkEventType = 'invoice_payment.paid';
 
 /** Where a payment's lifecycle stands according to one PaymentIntent or charge event. */
 export type PaymentOutcome = 'processing' | 'succeeded' | 'failed' | 'canceled';
@@ -162,12 +164,24 @@ export interface CheckoutPaymentFact extends PaymentFactBase {
   userIdFromMetadata: boolean;
 }
 
+/**
+ * An InvoicePayment (API 2025-03-31 "basil" and later): the payment pays an invoice,
+ * so it is a subscription payment, whatever its own payloads say.
+ */
+export interface InvoiceLinkFact extends PaymentFactBase {
+  kind: 'invoice_link';
+  type: InvoiceLinkEventType;
+  invoicePaymentId: string;
+  invoiceId: string;
+}
+
 export type PaymentFact =
   | PaymentIntentFact
   | ChargeFact
   | RefundFact
   | DisputeFact
-  | CheckoutPaymentFact;
+  | CheckoutPaymentFact
+  | InvoiceLinkFact;
 
 // Loose objects: Stripe adds fields in every API version; we read only what we need.
 const amountSchema = z.int().check(z.nonnegative());
@@ -225,6 +239,22 @@ const disputeSchema = z.looseObject({
   charge: z.nullish(idOrObject),
   payment_intent: z.nullish(idOrObject),
   metadata: metadataSchema,
+});
+
+/** `payment.type` says which reference is set; a `payment_record` is not a Stripe payment. */
+const invoicePaymentSchema = z.looseObject({
+  id: z.string().check(z.minLength(1)),
+  invoice: idOrObject,
+  payment: z.looseObject({
+    type: z.string().check(z.minLength(1)),
+    payment_intent: z.nullish(idOrObject),
+    charge: z.nullish(
+      z.union([
+        z.string(),
+        z.looseObject({ id: z.string(), payment_intent: z.nullish(idOrObject) }),
+      ]),
+    ),
+  }),
 });
 
 /** Just enough to tell whether a session is ours; other modes need not carry our fields. */
@@ -315,10 +345,36 @@ function paymentKeyOf(
 }
 
 /**
+ * The payment an InvoicePayment pays, keyed as refunds and disputes key it; null for
+ * a `payment_record` (or a type Stripe adds later): no payment of ours.
+ */
+function invoicePaymentKeyOf(
+  type: string,
+  payment: z.infer<typeof invoicePaymentSchema>['payment'],
+): string | null {
+  if (payment.type === 'payment_intent') {
+    const key = idOf(payment.payment_intent);
+    if (!key) throw new MalformedEventError(`${type}: payment.payment_intent missing`);
+    return key;
+  }
+  if (payment.type === 'charge') {
+    const charge = payment.charge;
+    // An expanded charge names its PaymentIntent, should it have one.
+    const key =
+      charge && typeof charge !== 'string'
+        ? (idOf(charge.payment_intent) ?? charge.id)
+        : (charge ?? null);
+    if (!key) throw new MalformedEventError(`${type}: payment.charge missing`);
+    return key;
+  }
+  return null;
+}
+
+/**
  * The payment fact of an event, or null when the event is not for the payments
  * context (another type, a Checkout Session not in `payment` mode or without a
- * PaymentIntent). Throws MalformedEventError, naming the field, when a handled type
- * lacks what is needed.
+ * PaymentIntent, an InvoicePayment of a payment record). Throws MalformedEventError,
+ * naming the field, when a handled type lacks what is needed.
  */
 export function toPaymentFact(event: StripeEventEnvelope): PaymentFact | null {
   const type = event.type;
@@ -404,6 +460,22 @@ export function toPaymentFact(event: StripeEventEnvelope): PaymentFact | null {
         status: dispute.status,
         reason: dispute.reason ?? null,
         amount: dispute.amount,
+      };
+    }
+    case 'invoice_payment.paid': {
+      const invoicePayment = parseOrThrow(invoicePaymentSchema, object, type);
+      const paymentId = invoicePaymentKeyOf(type, invoicePayment.payment);
+      if (paymentId === null) return null;
+      return {
+        ...stamp,
+        kind: 'invoice_link',
+        type,
+        paymentId,
+        // An InvoicePayment names no user or customer; the payment's own events do.
+        userId: null,
+        customerId: null,
+        invoicePaymentId: invoicePayment.id,
+        invoiceId: idOf(invoicePayment.invoice)!,
       };
     }
     case 'checkout.session.completed': {

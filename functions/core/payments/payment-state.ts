@@ -88,7 +88,10 @@ export interface PaymentState {
    * named one: a fallback that never outranks a payload's user (see withLinkedUser).
    */
   linkedUserId: string | null;
-  /** The most specific seen: penalty > subscription > other. */
+  /**
+   * The most specific seen: penalty > subscription > other. An invoice link (basil and
+   * later) joins `subscription` alone: the payment stays unlisted until its own payload.
+   */
   purpose: PaymentPurpose | null;
   /** From the greatest-version payload that lists any. */
   penalties: { ids: string[]; version: Version } | null;
@@ -122,6 +125,8 @@ const TYPE_RANK: Record<PaymentEventType, number> = {
   'payment_intent.succeeded': 4,
   'charge.succeeded': 4,
   'checkout.session.completed': 4,
+  // Touches only the purpose, which is a join without versions.
+  'invoice_payment.paid': 4,
   'charge.refunded': 5,
   'refund.created': 5,
   'refund.updated': 6,
@@ -470,6 +475,11 @@ export function applyPaymentFact(
       if (fact.paid) next = joinSuccess(next, fact.created);
       break;
     }
+    case 'invoice_link':
+      // Only the purpose: the InvoicePayment's amount and status are the invoice's view
+      // of the payment, and its own events tell both.
+      next = joinPurpose(next, 'subscription');
+      break;
   }
   return next === state ? { state, outcome: 'stale' } : { state: next, outcome: 'applied' };
 }
@@ -578,8 +588,8 @@ export function withLinkedUser(state: PaymentState, userId: string | undefined):
 
 /**
  * The read model (`GET /payments/{id}`), or null while no PaymentIntent, charge or
- * session payload has told the payment's amount and currency (e.g. only a refund or
- * dispute has arrived so far).
+ * session payload has told the payment's amount and currency (e.g. only a refund,
+ * dispute or invoice link has arrived so far).
  */
 export function projectPayment(state: PaymentState): PaymentView | null {
   const details = state.details;

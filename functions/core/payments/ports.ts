@@ -93,8 +93,8 @@ export interface PaymentCommit {
   state: PaymentState;
   /**
    * The read model after this commit: the item's attributes and its index keys. Null
-   * while the payment's own events have not arrived (only a refund or dispute of it
-   * so far): it is stored, but not listed or counted until its amount is known.
+   * while the payment's own events have not arrived (only a refund, dispute or invoice
+   * link of it so far): it is stored, but not listed or counted until its amount is known.
    */
   view: PaymentView | null;
   recentEvents: string[];

@@ -29,6 +29,8 @@ export const EVENT_FAMILY_TYPES = {
     'refund.updated',
     'charge.dispute.created',
     'charge.dispute.closed',
+    // From API 2025-03-31 "basil" on, the only link of a payment to its invoice.
+    'invoice_payment.paid',
     // Payment mode links a one-off payment to its user; subscription mode is the
     // subscriptions family's. The mode is in the payload, so both families get it.
     'checkout.session.completed',

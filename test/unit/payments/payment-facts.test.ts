@@ -1,8 +1,9 @@
 /**
  * Reading payment facts from real Stripe payloads of every API version the fixtures
  * cover (test/fixtures/SOURCES.md): 2020-era PaymentIntents with a `charges` list,
- * 2026 "dahlia" charges and disputes, refund updates, checkout sessions, and the
- * current PaymentIntent shape (`latest_charge`) from stripe/openapi.
+ * 2026 "dahlia" charges and disputes, refund updates, checkout sessions, the
+ * current PaymentIntent shape (`latest_charge`) from stripe/openapi, and the basil
+ * InvoicePayment of Stripe's API reference (test/fixtures/stripe-own/README.md).
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -25,6 +26,15 @@ const readJson = (name: string) => JSON.parse(readFileSync(new URL(name, fixture
 
 /** A full-envelope fixture, validated as ingress would. */
 const eventFixture = (name: string): StripeEventEnvelope => parseEnvelope(readJson(`${name}.json`));
+
+/** The `invoice_payment.paid` event built from Stripe's reference example. */
+const invoicePaymentEvent = () =>
+  JSON.parse(
+    readFileSync(
+      new URL('../../fixtures/stripe-own/invoice_payment.paid.basil.json', import.meta.url),
+      'utf8',
+    ),
+  );
 
 /** An object placed in an event envelope (for data-only fragments and canonical objects). */
 function wrap(type: string, object: unknown, created = 1_700_000_000): StripeEventEnvelope {
@@ -52,7 +62,7 @@ function expectMalformed(event: StripeEventEnvelope, field: string) {
 }
 
 describe('payment event types', () => {
-  it('lists exactly the types of DESIGN §8.1', () => {
+  it('lists exactly the types of DESIGN §8.1, and invoice_payment.paid (the invoice link from basil on)', () => {
     expect([...PAYMENT_EVENT_TYPES].sort()).toEqual(
       [
         'payment_intent.created',
@@ -69,9 +79,11 @@ describe('payment event types', () => {
         'charge.dispute.created',
         'charge.dispute.closed',
         'checkout.session.completed',
+        'invoice_payment.paid',
       ].sort(),
     );
     expect(isPaymentEventType('charge.refund.updated')).toBe(true);
+    expect(isPaymentEventType('invoice_payment.paid')).toBe(true);
     expect(isPaymentEventType('customer.subscription.updated')).toBe(false);
   });
 
@@ -456,6 +468,68 @@ describe('checkout sessions', () => {
     expect(toPaymentFact(parseEnvelope(session))).toBe(null);
     session.data.object.mode = 'setup';
     expect(toPaymentFact(parseEnvelope(session))).toBe(null);
+  });
+});
+
+describe('invoice payments (API 2025-03-31.basil and later)', () => {
+  it('reads the reference InvoicePayment as a link of its PaymentIntent to its invoice', () => {
+    expect(factOf(parseEnvelope(invoicePaymentEvent()))).toEqual({
+      kind: 'invoice_link',
+      type: 'invoice_payment.paid',
+      eventId: 'evt_1M3USa2eZvKYlo2CinpayPd1',
+      created: 1391288554,
+      paymentId: 'pi_103Q0w2eZvKYlo2C364X582Z',
+      userId: null,
+      customerId: null,
+      invoicePaymentId: 'inpay_1M3USa2eZvKYlo2CBjuwbq0N',
+      invoiceId: 'in_103Q0w2eZvKYlo2C5PYwf6Wf',
+    });
+  });
+
+  it('keys the link as refunds and disputes: the PaymentIntent, else the charge; expanded references by id', () => {
+    const event = invoicePaymentEvent();
+    const withPayment = (payment: unknown, invoice: unknown = 'in_1') => {
+      event.data.object.payment = payment;
+      event.data.object.invoice = invoice;
+      return factOf(parseEnvelope(event));
+    };
+    expect(withPayment({ type: 'charge', charge: 'ch_1' })).toMatchObject({ paymentId: 'ch_1' });
+    const charge = loadStripeObject('charge');
+    expect(withPayment({ type: 'charge', charge })).toMatchObject({
+      paymentId: 'ch_1PgafuB7WZ01zgkWXYmPNZs8',
+    });
+    expect(
+      withPayment({ type: 'charge', charge: { ...charge, payment_intent: 'pi_of_charge' } }),
+    ).toMatchObject({ paymentId: 'pi_of_charge' });
+    const intent = loadStripeObject('payment_intent');
+    expect(
+      withPayment(
+        { type: 'payment_intent', payment_intent: intent },
+        { id: 'in_expanded', object: 'invoice' },
+      ),
+    ).toMatchObject({ paymentId: 'pi_1PgafyB7WZ01zgkWSjxsAJo3', invoiceId: 'in_expanded' });
+  });
+
+  it('answers null for an InvoicePayment of a payment record (not a Stripe payment)', () => {
+    const event = invoicePaymentEvent();
+    expect(toPaymentFact(parseEnvelope(event))).toMatchObject({ kind: 'invoice_link' });
+    event.data.object.payment = { type: 'payment_record', payment_record: 'prec_1' };
+    expect(toPaymentFact(parseEnvelope(event))).toBe(null);
+  });
+
+  it('throws MalformedEventError when the invoice or the named payment is missing', () => {
+    const event = invoicePaymentEvent();
+    const object = event.data.object;
+    expectMalformed(wrap('invoice_payment.paid', { ...object, invoice: null }), 'invoice');
+    expectMalformed(wrap('invoice_payment.paid', { ...object, payment: undefined }), 'payment');
+    expectMalformed(
+      wrap('invoice_payment.paid', { ...object, payment: { type: 'payment_intent' } }),
+      'payment.payment_intent missing',
+    );
+    expectMalformed(
+      wrap('invoice_payment.paid', { ...object, payment: { type: 'charge', charge: null } }),
+      'payment.charge missing',
+    );
   });
 });
 

@@ -18,8 +18,17 @@ import {
   encodePaymentView,
 } from '../../../functions/adapters/dynamodb/payment-view-codec.ts';
 import { planPaymentCommit } from '../../../functions/core/payments/apply-payment-events.ts';
+import {
+  applyPaymentFact,
+  type PaymentState,
+  projectPayment,
+} from '../../../functions/core/payments/payment-state.ts';
 import type { PaymentCommit, StoredPayment } from '../../../functions/core/payments/ports.ts';
-import { type GeneratedPayment, generatePaymentHistory } from '../../helpers/payment-history.ts';
+import {
+  type GeneratedPayment,
+  generatePaymentHistory,
+  invoiceLinkFact,
+} from '../../helpers/payment-history.ts';
 
 /** Every commit a payment's facts make when applied one at a time, in Stripe's order. */
 function commitsOf(payment: GeneratedPayment): PaymentCommit[] {
@@ -138,6 +147,58 @@ describe('payment state codec', () => {
     const foreign = encodePaymentState(state);
     foreign[1] = 9;
     expect(() => decodePaymentState(foreign)).toThrow(/unknown dictionary 9/);
+  });
+});
+
+describe('a state stored before invoice links', () => {
+  // Written by the codec before `invoice_payment.paid` was read: a basil subscription
+  // payment (created, charge succeeded, succeeded), its purpose still `other`.
+  const stored = Buffer.from(
+    '0QHDyPwlqcWg/IGlBDCxtLSwsAAHIbElgZEBSDkFxQHUTiOceS0/JwVf0QD3DcXGYxYWhiSVFiRYRXHRgbCL7CIEEdkQ5xpgc64hankCcQZqmQCNAKyGGyIXEAg3k1VQEBW8RmD35iXmpqb4JIJc5lhCyBi0QgZ/lgZnfgA=',
+    'base64',
+  );
+  const version = (created: number, rank: number, eventId: string) => ({ created, rank, eventId });
+  const before: PaymentState = {
+    paymentId: 'pi_test_1',
+    intentCreated: 1749988800,
+    sessionCreated: null,
+    details: {
+      amount: 2000,
+      currency: 'usd',
+      fromSession: false,
+      version: version(1749988802, 4, 'evt_old_3'),
+    },
+    customer: { id: 'cus_test_1', version: version(1749988802, 4, 'evt_old_3') },
+    user: { id: 'user-1', fromMetadata: true, version: version(1749988802, 4, 'evt_old_3') },
+    linkedUserId: null,
+    purpose: 'other',
+    penalties: null,
+    paidAt: 1749988802,
+    lifecycle: { status: 'processing', version: version(1749988800, 0, 'evt_old_1') },
+    failure: null,
+    charges: {
+      ch_test_1: {
+        created: 1749988801,
+        seenAt: 1749988802,
+        snapshot: { amountRefunded: 0, version: version(1749988802, 4, 'evt_old_2') },
+        namedLatestAt: { created: 1749988802, rank: 4 },
+      },
+    },
+    refunds: {},
+    refundedAt: null,
+    dispute: null,
+  };
+
+  it('decodes unchanged, and its link then makes it a subscription payment that round-trips', () => {
+    expect(decodePaymentState(stored)).toEqual(before);
+    const linked = applyPaymentFact(decodePaymentState(stored), invoiceLinkFact(1749988803));
+    expect(linked.outcome).toBe('applied');
+    expect(linked.state).toEqual({ ...before, purpose: 'subscription' });
+    expect(projectPayment(linked.state)).toMatchObject({
+      purpose: 'subscription',
+      status: 'succeeded',
+    });
+    expect(decodePaymentState(encodePaymentState(linked.state))).toEqual(linked.state);
   });
 });
 

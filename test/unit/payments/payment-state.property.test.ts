@@ -18,6 +18,7 @@ import {
 import type { PaymentView, SummaryDelta } from '../../../functions/core/payments/ports.ts';
 import { parseQueuedEvent } from '../../../functions/core/shared/stripe-envelope.ts';
 import {
+  BASIL_API_VERSION,
   deliver,
   type GeneratedPaymentHistory,
   generatePaymentHistory,
@@ -158,6 +159,36 @@ describe('raw Stripe bodies of a history', () => {
       }
     }
     expect(legacySeen && currentSeen).toBe(true);
+  });
+
+  it('carry basil subscription payments: no invoice on their payloads, linked by invoice_payment.paid once paid', () => {
+    let linked = 0;
+    let unpaid = 0;
+    for (let seed = 1; seed <= 200; seed++) {
+      const history = generatePaymentHistory(seed);
+      for (const payment of history.payments) {
+        if (payment.apiVersion !== BASIL_API_VERSION) continue;
+        const events = historyEvents({ seed, payments: [payment] });
+        for (const event of events) {
+          const object = event.data.object;
+          if (object.object === 'payment_intent' || object.object === 'charge')
+            expect(object).not.toHaveProperty('invoice');
+        }
+        const links = events.filter((event) => event.type === 'invoice_payment.paid');
+        if (payment.expected.paidAt === null) {
+          // Stripe sends no invoice_payment.paid for an unpaid attempt.
+          unpaid += 1;
+          expect(links).toEqual([]);
+          expect(payment.expected.purpose).toBe('other');
+        } else {
+          linked += 1;
+          expect(links).toHaveLength(1);
+          expect(payment.expected.purpose).toBe('subscription');
+        }
+      }
+    }
+    expect(linked).toBeGreaterThan(10);
+    expect(unpaid).toBeGreaterThan(0);
   });
 
   it('are unique events with ids not in history order', () => {

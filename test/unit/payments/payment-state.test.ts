@@ -21,6 +21,7 @@ import {
   details,
   disputeFact,
   intentFact,
+  invoiceLinkFact,
   refundFact,
   refundSnapshot,
   TEST_PAYMENT,
@@ -617,6 +618,92 @@ describe('identity, amount and purpose', () => {
         }),
       ]),
     ).toMatchObject({ purpose: 'subscription' });
+  });
+});
+
+describe('invoice links (API 2025-03-31.basil and later)', () => {
+  // Basil payloads carry no invoice: the PaymentIntent and charge facts say `other`.
+  const created = () => intentFact('payment_intent.created', T);
+  const succeeded = () =>
+    intentFact('payment_intent.succeeded', T + 2, { latestChargeId: 'ch_test_1' });
+
+  it('makes the payment a subscription payment whether the link comes before, between or after its events', () => {
+    const facts = [created(), succeededCharge(T + 2), succeeded(), invoiceLinkFact(T + 3)];
+    expect(viewInAnyOrder(facts)).toMatchObject({
+      purpose: 'subscription',
+      status: 'succeeded',
+      paidAt: iso(T + 2),
+      createdAt: iso(T),
+    });
+    for (const order of permutations(facts)) {
+      let state = emptyPayment(PI);
+      let linked = false;
+      for (const fact of order) {
+        state = applyPaymentFact(state, fact).state;
+        linked ||= fact.kind === 'invoice_link';
+        const view = projectPayment(state);
+        // Other until the link is known, subscription for good from then on.
+        if (view) expect(view.purpose).toBe(linked ? 'subscription' : 'other');
+      }
+    }
+  });
+
+  it('projects nothing for a link alone (nor with a refund or dispute), like a refund before its payment', () => {
+    const alone = foldPaymentFacts(PI, [invoiceLinkFact(T + 3)]);
+    expect(alone).toEqual({ ...emptyPayment(PI), purpose: 'subscription' });
+    expect(projectPayment(alone)).toBe(null);
+    expect(summaryDelta(null, projectPayment(alone))).toEqual([]);
+    expect(
+      viewInAnyOrder([
+        invoiceLinkFact(T + 3),
+        refundFact('refund.created', T + 50),
+        disputeFact('charge.dispute.created', T + 60),
+      ]),
+    ).toBe(null);
+  });
+
+  it('keeps penalty by metadata over a link, and the link over later payloads without invoice', () => {
+    expect(viewInAnyOrder([invoiceLinkFact(T + 3), succeeded()])).toMatchObject({
+      purpose: 'subscription',
+    });
+    expect(
+      viewInAnyOrder([
+        invoiceLinkFact(T + 3),
+        intentFact('payment_intent.succeeded', T + 2, {
+          details: details({ purpose: 'penalty', penaltyIds: ['pen_1'] }),
+        }),
+      ]),
+    ).toMatchObject({ purpose: 'penalty', penaltyIds: ['pen_1'] });
+  });
+
+  it('applies a link once: a duplicate, or a link of a payment whose payload named its invoice, is stale', () => {
+    const link = invoiceLinkFact(T + 3);
+    const base = deepFreeze(foldPaymentFacts(PI, [created()]));
+    const first = applyPaymentFact(base, link);
+    expect(first.outcome).toBe('applied');
+    expect(first.state).toEqual({ ...base, purpose: 'subscription' });
+    const again = applyPaymentFact(deepFreeze(first.state), link);
+    expect(again).toEqual({ state: first.state, outcome: 'stale' });
+    expect(applyPaymentFact(first.state, invoiceLinkFact(T + 9)).outcome).toBe('stale');
+    // A payload of before basil already named the invoice.
+    const named = foldPaymentFacts(PI, [
+      intentFact('payment_intent.created', T, { details: details({ purpose: 'subscription' }) }),
+    ]);
+    expect(applyPaymentFact(named, link)).toEqual({ state: named, outcome: 'stale' });
+  });
+
+  it('links a charge without a PaymentIntent by the charge', () => {
+    const charge = succeededCharge(T + 7, { chargeId: 'ch_alone' });
+    const view = viewInAnyOrder(
+      [{ ...charge, paymentId: 'ch_alone' }, invoiceLinkFact(T + 8, { paymentId: 'ch_alone' })],
+      'ch_alone',
+    );
+    expect(view).toMatchObject({
+      paymentId: 'ch_alone',
+      chargeId: 'ch_alone',
+      purpose: 'subscription',
+      createdAt: iso(T + 7),
+    });
   });
 });
 
