@@ -14,6 +14,7 @@ import {
   type QueryCommandInput,
   type QueryCommandOutput,
 } from '@aws-sdk/lib-dynamodb';
+import { commitInRounds } from '../../core/payments/commit-rounds.ts';
 import {
   type CommitResult,
   type CustomerDirectory,
@@ -333,16 +334,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
    * (and its revision check sees it), never the head both read before.
    */
   async commitAll(commits: readonly PaymentCommit[]): Promise<CommitResult[]> {
-    const rounds = roundsOf(commits);
-    if (rounds.length === 1) return this.#commitRound(commits);
-    const results: CommitResult[] = new Array(commits.length);
-    for (const round of rounds) {
-      const roundResults = await this.#commitRound(round.map((index) => commits[index]!));
-      round.forEach((index, position) => {
-        results[index] = roundResults[position]!;
-      });
-    }
-    return results;
+    return await commitInRounds(commits, (round) => this.#commitRound(round));
   }
 
   /**
@@ -963,23 +955,6 @@ export class DynamoDbCustomerDirectory implements CustomerDirectory {
  */
 function newLedgerRef(): string {
   return randomBytes(6).toString('base64url');
-}
-
-/**
- * The commits' indexes in rounds, each payment at most once a round (a transaction
- * holds an item once, and a payment's ledger chain needs its commits in order): the
- * n-th commit of each payment goes in round n. One round when no payment repeats.
- */
-function roundsOf(commits: readonly PaymentCommit[]): number[][] {
-  const rounds: number[][] = [];
-  const seen = new Map<string, number>();
-  commits.forEach((commit, index) => {
-    const round = seen.get(commit.paymentId) ?? 0;
-    seen.set(commit.paymentId, round + 1);
-    if (round === rounds.length) rounds.push([]);
-    rounds[round]!.push(index);
-  });
-  return rounds;
 }
 
 /** Charge ids that need a pointer: not the payment's own id (a charge without a PaymentIntent). */

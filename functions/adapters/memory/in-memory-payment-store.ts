@@ -4,6 +4,8 @@
  * charge pointers, sparse reports, query-bound cursors (same codec), summaries that
  * move with a payment's status. For unit and property tests that need thousands of runs.
  */
+
+import { commitInRounds } from '../../core/payments/commit-rounds.ts';
 import {
   type CommitResult,
   type CustomerDirectory,
@@ -150,22 +152,7 @@ export class InMemoryPaymentStore implements PaymentStore, PaymentQueries, Custo
     if (this.#packed) {
       // As the DynamoDB adapter: a payment's n-th commit of the call goes in the n-th
       // transaction, so each sees the one before it.
-      const results: CommitResult[] = new Array(commits.length);
-      const rounds: number[][] = [];
-      const seen = new Map<string, number>();
-      commits.forEach((commit, index) => {
-        const round = seen.get(commit.paymentId) ?? 0;
-        seen.set(commit.paymentId, round + 1);
-        if (round === rounds.length) rounds.push([]);
-        rounds[round]!.push(index);
-      });
-      for (const round of rounds) {
-        const roundResults = this.#commitPacked(round.map((index) => commits[index]!));
-        round.forEach((index, position) => {
-          results[index] = roundResults[position]!;
-        });
-      }
-      return results;
+      return await commitInRounds(commits, (round) => this.#commitPacked(round));
     }
     const results: CommitResult[] = [];
     for (const commit of commits) results.push(await this.commit(commit));
