@@ -42,6 +42,7 @@ import type { FreeHabitLimits } from './core/penalties/habits.ts';
 import { saveHabit, verifyHabit } from './core/penalties/manage-habits.ts';
 import { HABIT_ID_PATTERN, HABIT_ID_RULE } from './core/penalties/penalty-ids.ts';
 import {
+  type Habit,
   PaymentRejectedError,
   PENALTY_FIELDS,
   PENALTY_STATUSES,
@@ -64,6 +65,11 @@ export interface PenaltyApiDeps {
   metrics?: Metrics;
   /** The settle's Stripe calls, all together. Default SETTLE_STRIPE_DEADLINE_MS. */
   settleStripeDeadlineMs?: number;
+}
+
+/** A habit as the routes answer it: the settings still owed to past days are the assessment's. */
+function habitAnswer({ earlierSettings: _owed, ...habit }: Habit): Omit<Habit, 'earlierSettings'> {
+  return habit;
 }
 
 /** A habits page's cursor: bound to the user, at the last habit of the page. */
@@ -173,7 +179,7 @@ export function createPenaltyApiHandler(
             },
             { store, clock, freeHabitLimits: resolved.freeHabitLimits },
           );
-          return jsonResponse(created ? 201 : 200, habit);
+          return jsonResponse(created ? 201 : 200, habitAnswer(habit));
         }
         case PENALTY_ROUTES.habits: {
           const query = parseQuery(event, z.object({ limit: limitParam(), cursor: cursorParam() }));
@@ -192,7 +198,7 @@ export function createPenaltyApiHandler(
           );
           return jsonResponse(
             200,
-            { items: page.items, nextCursor },
+            { items: page.items.map(habitAnswer), nextCursor },
             { 'cache-control': 'no-store' },
           );
         }

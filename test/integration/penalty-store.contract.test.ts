@@ -167,62 +167,87 @@ function contract(name: string, make: () => Promise<Harness>) {
       ]);
     });
 
-    it('a habit switched off owes the days through the one it was switched off on, then leaves the assessment', async () => {
+    it('a day is assessed with the settings it began with: switching off, making free or cheaper before its assessment changes nothing for it', async () => {
       const { store } = await make();
       const deps = (time: number) => ({
         store,
         clock: fixedClock(time),
         freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
       });
-      const [quits, toggles, early] = [fresh('q'), fresh('t'), fresh('e')];
+      const [quits, freebie, cheaper, toggles, early] = ['q', 'f', 'c', 't', 'e'].map(fresh) as [
+        string,
+        string,
+        string,
+        string,
+        string,
+      ];
       const run = (userId: string) => ({ userId, habitId: 'run' });
-      for (const user of [quits, toggles]) {
+      for (const user of [quits, freebie, cheaper, toggles]) {
         await saveHabit(run(user), settings(), deps(at('2026-11-20')));
       }
-      // Missed 12-01, then switched off at 00:05, before the assessment of 12-01 ran.
-      await saveHabit(run(quits), settings({ active: false }), deps(at('2026-12-02', '00:05:00')));
-      // Switched off on the evening of a missed day, back on the next morning.
+      // Missed 12-01, then changed at 00:05, before the assessment of 12-01 ran.
+      const early05 = deps(at('2026-12-02', '00:05:00'));
+      await saveHabit(run(quits), settings({ active: false }), early05);
+      await saveHabit(run(freebie), settings({ free: true, penaltyAmount: 0 }), early05);
+      await saveHabit(run(cheaper), settings({ penaltyAmount: 100 }), early05);
+      // Off on the evening of a missed day, back on the next morning: that next day began off.
       await saveHabit(
         run(toggles),
         settings({ active: false }),
         deps(at('2026-12-01', '22:00:00')),
       );
       await saveHabit(run(toggles), settings(), deps(at('2026-12-02', '00:10:00')));
-      // Created and switched off the same day: never active a whole day, nothing owed.
+      // Created and switched off the same day: its settings of that day are the last ones.
       await saveHabit(run(early), settings(), deps(at('2026-12-01', '09:00:00')));
       await saveHabit(run(early), settings({ active: false }), deps(at('2026-12-01', '10:00:00')));
 
       const clock = fixedClock(at('2026-12-02', '00:15:00'));
-      expect(await assessDate('2026-12-01', { store, clock, pause: noPause })).toMatchObject({
-        habits: 2,
-        missed: 2,
-        penaltiesCreated: 2,
+      const assess = async (date: string, time: number) => {
+        clock.time = time;
+        return await assessDate(date, { store, clock, pause: noPause });
+      };
+      expect(await assess('2026-12-01', at('2026-12-02', '00:15:00'))).toMatchObject({
+        habits: 4,
+        missed: 4,
+        penaltiesCreated: 4,
       });
+      const penaltyOf = async (user: string, date: string) =>
+        (await store.getPenalties([`pen_${user}_run_${date}`])).get(`pen_${user}_run_${date}`);
+      for (const user of [quits, freebie, cheaper, toggles]) {
+        expect(await penaltyOf(user, '2026-12-01'), user).toMatchObject({ amount: 500 });
+      }
       expect(await store.getHabit(run(quits))).toMatchObject({
         active: false,
-        activeThrough: '2026-12-02',
+        earlierSettings: [expect.objectContaining({ through: '2026-12-02', active: true })],
         lastAssessedDate: '2026-12-01',
       });
-      expect(await assessableUsers(store)).toEqual(new Set([quits, toggles]));
-      // Its last day is owed too (verified here); after it, it leaves the assessment.
+      expect(await assessableUsers(store)).toEqual(new Set([quits, freebie, cheaper, toggles]));
+      // The day of the change began with the old settings too (quits verified it).
       await verifyHabit(run(quits), '2026-12-02', {
         store,
         clock: fixedClock(at('2026-12-02', '18:00:00')),
       });
-      clock.time = at('2026-12-03', '00:15:00');
-      expect(await assessDate('2026-12-02', { store, clock, pause: noPause })).toMatchObject({
-        habits: 2,
+      expect(await assess('2026-12-02', at('2026-12-03', '00:15:00'))).toMatchObject({
+        habits: 3,
         verified: 1,
-        missed: 1,
+        missed: 2,
+        penaltiesCreated: 2,
       });
-      expect(await assessableUsers(store)).toEqual(new Set([toggles]));
-      clock.time = at('2026-12-04', '00:15:00');
-      expect(await assessDate('2026-12-03', { store, clock, pause: noPause })).toMatchObject({
-        habits: 1,
-        missed: 1,
+      expect(await penaltyOf(cheaper, '2026-12-02')).toMatchObject({ amount: 500 });
+      expect(await penaltyOf(toggles, '2026-12-02')).toBeUndefined();
+      expect(await assessableUsers(store)).toEqual(new Set([freebie, cheaper, toggles]));
+      // From the next day on, the new settings.
+      expect(await assess('2026-12-03', at('2026-12-04', '00:15:00'))).toMatchObject({
+        habits: 3,
+        missed: 3,
+        penaltiesCreated: 2,
       });
-      expect(await store.getAccount(quits)).toMatchObject({ unpaidCount: 1 });
-      expect(await store.getAccount(early)).toMatchObject({ unpaidCount: 0 });
+      expect(await penaltyOf(cheaper, '2026-12-03')).toMatchObject({ amount: 100 });
+      expect(await penaltyOf(freebie, '2026-12-03')).toBeUndefined();
+      const unpaid = async (user: string) => (await store.getAccount(user))?.unpaidCount;
+      expect(await Promise.all([quits, freebie, cheaper, toggles, early].map(unpaid))).toEqual([
+        1, 2, 3, 2, 0,
+      ]);
     });
 
     it('an owing habit switched back on before its last assessment commits stays in the assessment', async () => {
@@ -238,7 +263,7 @@ function contract(name: string, make: () => Promise<Harness>) {
       await saveHabit(key, settings({ active: false }), deps(at('2026-12-01', '20:00:00')));
       const [read] = await store.reloadHabits([key]);
       const assessment = assessHabit(read!, '2026-12-01', new Date(at('2026-12-02')).toISOString());
-      expect(assessment?.leavesAssessment).toEqual({ activeThrough: '2026-12-01' });
+      expect(assessment?.leavesAssessment).toEqual({ updatedAt: read!.updatedAt });
       // Switched back on between the read and the commit: the commit must not drop it.
       await saveHabit(key, settings(), deps(at('2026-12-02', '00:14:00')));
       const result = await store.commitAssessment({

@@ -33,6 +33,7 @@ import {
   type AssessableHabit,
   type AssessmentCommit,
   type AssessmentCommitResult,
+  type EarlierSettings,
   type Habit,
   type HabitKey,
   type HabitWrite,
@@ -238,10 +239,10 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       set += ', recipientId = :recipientId';
       values[':recipientId'] = habit.recipientId;
     } else remove.push('recipientId');
-    if (habit.activeThrough) {
-      set += ', activeThrough = :activeThrough';
-      values[':activeThrough'] = habit.activeThrough;
-    } else remove.push('activeThrough');
+    if (habit.earlierSettings.length > 0) {
+      set += ', earlierSettings = :earlierSettings';
+      values[':earlierSettings'] = habit.earlierSettings;
+    } else remove.push('earlierSettings');
     if (isAssessed(habit)) {
       set += ', assessShard = :shard, assessKey = :assessKey';
       values[':shard'] = assessmentShardOf(habit.userId);
@@ -394,13 +395,12 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       if (assessment.expectedLastAssessedDate !== null) {
         values[':expected'] = assessment.expectedLastAssessedDate;
       }
-      // Out of the index only while still inactive through that day (not switched back on).
+      // Out of the index only if its settings are still those read (not switched back on).
       let names: Record<string, string> | undefined;
       if (assessment.leavesAssessment) {
-        condition += ' AND #active = :inactive AND activeThrough = :through';
-        names = { '#active': 'active' };
-        values[':inactive'] = false;
-        values[':through'] = assessment.leavesAssessment.activeThrough;
+        condition += ' AND #updatedAt = :settingsVersion';
+        names = { '#updatedAt': 'updatedAt' };
+        values[':settingsVersion'] = assessment.leavesAssessment.updatedAt;
       }
       // A miss holds only while the day is still unverified (a verification may race the read).
       if (assessment.outcome === 'missed') condition += ' AND NOT contains(verifiedDates, :date)';
@@ -1026,10 +1026,23 @@ function toHabit(item: Item): Habit {
     currentStreak: numberOr(item.currentStreak, 0),
     longestStreak: numberOr(item.longestStreak, 0),
     lastAssessedDate: typeof item.lastAssessedDate === 'string' ? item.lastAssessedDate : null,
-    activeThrough: typeof item.activeThrough === 'string' ? item.activeThrough : null,
+    earlierSettings: earlierSettingsOf(item.earlierSettings),
     createdAt: String(item.createdAt),
     updatedAt: String(item.updatedAt),
   };
+}
+
+/** A habit's owed earlier settings as stored (a list of maps); absent reads as none. */
+function earlierSettingsOf(value: unknown): EarlierSettings[] {
+  if (!Array.isArray(value)) return [];
+  return value.map((entry: Item) => ({
+    through: String(entry.through),
+    penaltyAmount: numberOr(entry.penaltyAmount, 0),
+    currency: String(entry.currency),
+    free: entry.free === true,
+    recipientId: typeof entry.recipientId === 'string' ? entry.recipientId : null,
+    active: entry.active === true,
+  }));
 }
 
 function toAssessable(item: Item): AssessableHabit {
@@ -1046,7 +1059,8 @@ function toAssessable(item: Item): AssessableHabit {
     longestStreak: habit.longestStreak,
     lastAssessedDate: habit.lastAssessedDate,
     active: habit.active,
-    activeThrough: habit.activeThrough,
+    earlierSettings: habit.earlierSettings,
+    updatedAt: habit.updatedAt,
     createdAt: habit.createdAt,
     verifiedDates: verified instanceof Set ? [...verified].map(String).sort() : [],
   };

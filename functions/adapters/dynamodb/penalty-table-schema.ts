@@ -7,8 +7,9 @@
  *   USER#<userId>      / ACCOUNT                    habits, freeHabits, unpaidCount, `unpaid#<currency>` amounts, pending settlement;
  *                                                   while it is pending also `pendingShard` / `pendingSince` (the pending index)
  *   USER#<userId>      / HABIT#<habitId>            settings, streaks, lastAssessedDate, verifiedDates (string set),
- *                                                   activeThrough (while inactive: its last owed day); while it is
- *                                                   assessed (active, or inactive with a day owed) also
+ *                                                   earlierSettings (the settings days not yet assessed began
+ *                                                   with, by day); while it is assessed (active, or with
+ *                                                   a day owed that it began active) also
  *                                                   `assessShard` / `assessKey` (the assessment index)
  *   USER#<userId>      / PENALTY#<date>#<habitId>   one penalty; `userStatus` = `<userId>#<status>` (the status index)
  *   RECIPIENT#<id>     / TOTALS                     penaltiesPaid, `paid#<currency>` amounts

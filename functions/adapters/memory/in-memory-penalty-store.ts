@@ -157,7 +157,7 @@ export class InMemoryPenaltyStore implements PenaltyStore {
       const habit = this.habits.get(habitKey(assessment));
       if (!habit || habit.lastAssessedDate !== assessment.expectedLastAssessedDate) return true;
       const leaves = assessment.leavesAssessment;
-      if (leaves && (habit.active || habit.activeThrough !== leaves.activeThrough)) return true;
+      if (leaves && habit.updatedAt !== leaves.updatedAt) return true;
       return assessment.outcome === 'missed' && habit.verifiedDates.has(commit.date);
     });
     if (changed.length > 0) return { status: 'conflict', habits: changed };
@@ -420,7 +420,8 @@ function toAssessable(habit: StoredHabit): AssessableHabit {
     longestStreak: habit.longestStreak,
     lastAssessedDate: habit.lastAssessedDate,
     active: habit.active,
-    activeThrough: habit.activeThrough,
+    earlierSettings: clone(habit.earlierSettings),
+    updatedAt: habit.updatedAt,
     createdAt: habit.createdAt,
     verifiedDates: [...habit.verifiedDates].sort(),
   };

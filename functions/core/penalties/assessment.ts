@@ -14,6 +14,7 @@
  */
 import type { Clock } from '../shared/clock.ts';
 import { PenaltyConflictError } from './errors.ts';
+import { isAssessed, settingsOn } from './habits.ts';
 import { ASSESSMENT_SHARDS, penaltyIdOf } from './penalty-ids.ts';
 import type {
   AccountDelta,
@@ -42,17 +43,18 @@ export function assessHabit(
 ): HabitAssessment | null {
   if (habit.lastAssessedDate !== null && habit.lastAssessedDate >= date) return null;
   if (habit.createdAt.slice(0, 10) > date) return null;
-  if (!habit.active && (habit.activeThrough === null || date > habit.activeThrough)) return null;
+  // The settings the day began with: a change takes effect the next day.
+  const settings = settingsOn(habit, date);
+  if (!settings.active) return null;
   const verified = habit.verifiedDates.includes(date);
   const base = {
     userId: habit.userId,
     habitId: habit.habitId,
     expectedLastAssessedDate: habit.lastAssessedDate,
     consumedDates: habit.verifiedDates.filter((verifiedDate) => verifiedDate <= date).sort(),
-    leavesAssessment:
-      !habit.active && habit.activeThrough !== null && date >= habit.activeThrough
-        ? { activeThrough: habit.activeThrough }
-        : null,
+    leavesAssessment: isAssessed({ ...habit, lastAssessedDate: date })
+      ? null
+      : { updatedAt: habit.updatedAt },
   };
   if (verified) {
     const currentStreak = habit.currentStreak + 1;
@@ -64,16 +66,16 @@ export function assessHabit(
       penalty: null,
     };
   }
-  const penalty: Penalty | null = habit.free
+  const penalty: Penalty | null = settings.free
     ? null
     : {
         penaltyId: penaltyIdOf(habit.userId, habit.habitId, date),
         userId: habit.userId,
         habitId: habit.habitId,
         date,
-        amount: habit.penaltyAmount,
-        currency: habit.currency,
-        recipientId: habit.recipientId,
+        amount: settings.penaltyAmount,
+        currency: settings.currency,
+        recipientId: settings.recipientId,
         status: 'unpaid',
         paymentId: null,
         createdAt: nowIso,

@@ -6,7 +6,7 @@
  */
 import { parseTierNumbers } from '../shared/config-values.ts';
 import type { Tier } from '../shared/tiers.ts';
-import type { Habit, HabitSettings } from './ports.ts';
+import type { EarlierSettings, Habit, HabitSettings } from './ports.ts';
 
 export type FreeHabitLimits = Readonly<Record<Tier, number>>;
 
@@ -49,38 +49,70 @@ export function withSettings(
     currentStreak: previous?.currentStreak ?? 0,
     longestStreak: previous?.longestStreak ?? 0,
     lastAssessedDate: previous?.lastAssessedDate ?? null,
-    activeThrough: activeThroughAfter(settings.active, previous, createdAt, nowIso),
+    earlierSettings: previous ? earlierSettingsAfter(previous, settings, nowIso) : [],
     createdAt,
     updatedAt: nowIso,
   };
 }
 
-/**
- * The last day an inactive habit is still assessed for. Deactivating keeps today (and any
- * earlier day not yet assessed): otherwise a user could miss a day and switch the habit
- * off before that day's assessment, or every evening and back on every morning. A habit
- * switched off on the day it was created was never active a whole day: nothing owed.
- */
-function activeThroughAfter(
-  active: boolean,
-  previous: Habit | null,
-  createdAt: string,
-  nowIso: string,
-): string | null {
-  if (active || previous === null) return null;
-  if (!previous.active) return previous.activeThrough;
-  const today = nowIso.slice(0, 10);
-  return createdAt.slice(0, 10) === today ? null : today;
+/** Days with a settings change kept at most (the assessment looks back a week). */
+export const MAX_EARLIER_SETTINGS = 8;
+
+/** The fields of a habit's settings the assessment reads. */
+function assessedSettingsOf(
+  settings: Pick<HabitSettings, 'penaltyAmount' | 'currency' | 'free' | 'recipientId' | 'active'>,
+) {
+  const { penaltyAmount, currency, free, recipientId, active } = settings;
+  return { penaltyAmount, currency, free, recipientId, active };
 }
 
 /**
- * Whether the assessment still visits the habit: active, or inactive with a day up to
- * its deactivation not yet assessed.
+ * The settings still owed after a change: a day is assessed with the settings it began
+ * with, so the ones before today's first change keep applying through today (otherwise
+ * a user who missed yesterday could switch the habit off, or make it free, at 00:05,
+ * before yesterday's assessment; or every evening and back every morning). Entries of
+ * days assessed already are dropped. A habit changed on the day it was created keeps
+ * no entry: that day is assessed with its latest settings.
+ */
+function earlierSettingsAfter(
+  previous: Habit,
+  settings: HabitSettings,
+  nowIso: string,
+): EarlierSettings[] {
+  const today = nowIso.slice(0, 10);
+  const owed = previous.earlierSettings.filter(
+    (entry) => previous.lastAssessedDate === null || entry.through > previous.lastAssessedDate,
+  );
+  const before = assessedSettingsOf(previous);
+  const unchanged = JSON.stringify(before) === JSON.stringify(assessedSettingsOf(settings));
+  if (unchanged || previous.createdAt.slice(0, 10) === today || owed.at(-1)?.through === today) {
+    return owed;
+  }
+  return [...owed, { through: today, ...before }].slice(-MAX_EARLIER_SETTINGS);
+}
+
+/** The settings the assessment of `date` uses: the first entry still covering it, else the current ones. */
+export function settingsOn(
+  habit: Pick<
+    Habit,
+    'penaltyAmount' | 'currency' | 'free' | 'recipientId' | 'active' | 'earlierSettings'
+  >,
+  date: string,
+): Omit<EarlierSettings, 'through'> {
+  const entry = habit.earlierSettings.find((earlier) => earlier.through >= date);
+  return assessedSettingsOf(entry ?? habit);
+}
+
+/**
+ * Whether the assessment still visits the habit: active, or with a day not yet assessed
+ * that it was active on.
  */
 export function isAssessed(
-  habit: Pick<Habit, 'active' | 'activeThrough' | 'lastAssessedDate'>,
+  habit: Pick<Habit, 'active' | 'earlierSettings' | 'lastAssessedDate'>,
 ): boolean {
   if (habit.active) return true;
-  if (habit.activeThrough === null) return false;
-  return habit.lastAssessedDate === null || habit.lastAssessedDate < habit.activeThrough;
+  return habit.earlierSettings.some(
+    (entry) =>
+      entry.active && (habit.lastAssessedDate === null || entry.through > habit.lastAssessedDate),
+  );
 }

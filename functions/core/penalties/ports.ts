@@ -35,14 +35,25 @@ export interface Habit extends HabitSettings {
   /** The last date (UTC `YYYY-MM-DD`) assessed for it, or null. */
   lastAssessedDate: string | null;
   /**
-   * While inactive: the last day still assessed, the UTC day it was deactivated on
-   * (null when active, or never active a whole day). Deactivating takes effect the next
-   * day, so a day already missed cannot be dodged by deactivating before its assessment.
+   * Settings that still apply to days not yet assessed, oldest first: a change takes
+   * effect the next UTC day, so a day already missed cannot be dodged by switching the
+   * habit off, making it free or lowering its penalty before that day's assessment.
+   * Empty when no change waits on an assessment. Not part of the API's answer.
    */
-  activeThrough: string | null;
+  earlierSettings: EarlierSettings[];
   /** ISO 8601 UTC. */
   createdAt: string;
   updatedAt: string;
+}
+
+/** The settings a habit had up to and including the UTC day `through`, when it changed that day. */
+export interface EarlierSettings {
+  through: string;
+  penaltyAmount: number;
+  currency: string;
+  free: boolean;
+  recipientId: string | null;
+  active: boolean;
 }
 
 /** A habit as the assessment reads it: its settings, streaks and the verified dates not yet assessed. */
@@ -57,8 +68,10 @@ export interface AssessableHabit {
   longestStreak: number;
   lastAssessedDate: string | null;
   active: boolean;
-  /** See `Habit.activeThrough`: an inactive habit is assessed for days up to it. */
-  activeThrough: string | null;
+  /** See `Habit.earlierSettings`: a day up to an entry's `through` is assessed with it. */
+  earlierSettings: EarlierSettings[];
+  /** The settings' version: a habit leaving the assessment does so only if unchanged since read. */
+  updatedAt: string;
   /** ISO 8601 UTC: a habit is not assessed for days before the one it was created on. */
   createdAt: string;
   /** Verified dates after `lastAssessedDate` (the assessment consumes them). */
@@ -179,9 +192,9 @@ export interface HabitAssessment extends HabitKey {
   penalty: Penalty | null;
   /**
    * Set for an inactive habit assessed for its last owed day: the write also takes it out
-   * of the assessment index, on condition it is still inactive through that same day.
+   * of the assessment index, on condition its settings did not change since read.
    */
-  leavesAssessment: { activeThrough: string } | null;
+  leavesAssessment: { updatedAt: string } | null;
 }
 
 export interface AssessmentCounts {

@@ -27,7 +27,8 @@ const habit = (overrides: Partial<AssessableHabit> = {}): AssessableHabit => ({
   longestStreak: 5,
   lastAssessedDate: '2026-11-30',
   active: true,
-  activeThrough: null,
+  earlierSettings: [],
+  updatedAt: '2026-11-01T08:00:00.000Z',
   createdAt: '2026-11-01T08:00:00.000Z',
   verifiedDates: [],
   ...overrides,
@@ -95,15 +96,37 @@ describe('assessHabit', () => {
     ).not.toBeNull();
   });
 
-  it('assesses an inactive habit through the day it was switched off, and leaves it after that day', () => {
-    const off = habit({ active: false, activeThrough: '2026-12-02', lastAssessedDate: null });
+  it('assesses a day with the settings it began with, and leaves an inactive habit after its last owed day', () => {
+    const was = {
+      penaltyAmount: 900,
+      currency: 'usd',
+      free: false,
+      recipientId: 'charity-9',
+      active: true,
+    };
+    // Switched off on 12-02 (owes 12-01 and 12-02 as it was), made free on 12-01.
+    const off = habit({
+      active: false,
+      free: true,
+      lastAssessedDate: null,
+      earlierSettings: [
+        { through: '2026-11-30', ...was },
+        { through: '2026-12-02', ...was, free: true },
+      ],
+    });
+    expect(assessHabit(off, '2026-11-30', 'now')).toMatchObject({
+      outcome: 'missed',
+      penalty: { amount: 900, currency: 'usd', recipientId: 'charity-9' },
+      leavesAssessment: null,
+    });
     expect(assessHabit(off, '2026-12-01', 'now')).toMatchObject({
       outcome: 'missed',
+      penalty: null,
       leavesAssessment: null,
     });
     expect(assessHabit(off, '2026-12-02', 'now')).toMatchObject({
       outcome: 'missed',
-      leavesAssessment: { activeThrough: '2026-12-02' },
+      leavesAssessment: { updatedAt: off.updatedAt },
     });
     expect(assessHabit(off, '2026-12-03', 'now')).toBeNull();
     expect(assessHabit(habit({ active: false }), '2026-12-01', 'now')).toBeNull();

@@ -140,6 +140,23 @@ describe('habits', () => {
     expect(list.body.items.map((h: { name: string }) => h.name)).toEqual(['Run 5k']);
   });
 
+  it('answers a habit changed on a later day without the settings still owed to past days', async () => {
+    const w = world();
+    w.clock.time = at('2026-12-01', '09:00:00');
+    await w.putHabit('u1', 'run');
+    w.clock.time = at('2026-12-03', '00:05:00');
+    const updated = await w.putHabit('u1', 'run', { ...w.habit, free: true, penaltyAmount: 0 });
+    expect(updated.status).toBe(200);
+    expect((await w.store.getHabit({ userId: 'u1', habitId: 'run' }))?.earlierSettings).toEqual([
+      expect.objectContaining({ through: '2026-12-03', free: false }),
+    ]);
+    const list = await w.call('GET', PENALTY_ROUTES.habits, { userId: 'u1' });
+    for (const body of [updated.body, list.body.items[0]]) {
+      expect(body).toMatchObject({ habitId: 'run', free: true });
+      expect(Object.keys(body)).not.toContain('earlierSettings');
+    }
+  });
+
   it('pages habits newest first with limit and a cursor bound to the user; a foreign or forged cursor is a 400', async () => {
     const w = world();
     const ids = ['a', 'b', 'c', 'd', 'e'];
