@@ -103,6 +103,12 @@ export interface LocalRuntimeOptions {
    * metrics and samples queue depths. Default true.
    */
   opsPage?: boolean;
+  /**
+   * Fire the stack's schedules (credit planner, penalty assessment, settlement sweep).
+   * Default true; a test comparing whole tables before and after a request turns them
+   * off, since a schedule run may land between the two reads.
+   */
+  schedules?: boolean;
   /** CDK context over cdk.json's for the stack model (e.g. `priceTierMap`). */
   context?: Record<string, unknown>;
   /** A ready stack model (tests); default `loadStackModel({ context })`. */
@@ -639,7 +645,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
 
     // 8. Schedules, on a clock that may run faster than the wall clock (made in step 6).
     const scheduler = startScheduler(
-      model.schedules.map((schedule) => {
+      (options.schedules === false ? [] : model.schedules).map((schedule) => {
         const { fn, handler } = functionFor(schedule.functionLogicalId, schedule.logicalId);
         const local = localFunction(fn);
         return {
