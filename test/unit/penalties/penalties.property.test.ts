@@ -1,16 +1,20 @@
 /**
- * For random habits, verifications, repeated and concurrent assessments, settlements and
- * duplicated, reordered payment outcomes: every missed non-free habit-day has exactly one
- * penalty, no penalty is paid twice, no credit is spent twice, and the summaries and
- * recipient totals equal a recount of the penalties.
+ * For random habits, settings changes (during a day, or after it but before its
+ * assessment), verifications, repeated and concurrent assessments, settlements and
+ * duplicated, reordered payment outcomes: every habit-day missed while the day began
+ * active and not free has exactly one penalty, of the amount the day began with; no
+ * penalty is paid twice, no credit is spent twice, and the summaries and recipient
+ * totals equal a recount of the penalties.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InMemoryPenaltyStore } from '../../../functions/adapters/memory/in-memory-penalty-store.ts';
 import { assessDate } from '../../../functions/core/penalties/assessment.ts';
+import { DEFAULT_FREE_HABIT_LIMITS } from '../../../functions/core/penalties/habits.ts';
+import { saveHabit } from '../../../functions/core/penalties/manage-habits.ts';
 import { applyPenaltyPayment } from '../../../functions/core/penalties/penalty-payments.ts';
 import { settlePenalties } from '../../../functions/core/penalties/settlement.ts';
-import { addHabit, at, FakeGateway, fixedClock, noPause } from './penalty-fixtures.ts';
+import { addHabit, at, FakeGateway, fixedClock, noPause, settings } from './penalty-fixtures.ts';
 
 const DAYS = ['2026-11-01', '2026-11-02', '2026-11-03', '2026-11-04'];
 const USERS = ['ann', 'ben', 'cy_d'];
@@ -27,6 +31,21 @@ const scenario = fc.record({
     { minLength: 1, maxLength: 6 },
   ),
   verified: fc.array(fc.tuple(fc.nat(5), fc.nat(DAYS.length - 1)), { maxLength: 10 }),
+  /**
+   * Settings changes: on `day` at 18:00, or (`beforeAssessment`) the next day at 00:05,
+   * before that day's assessment: the change must not reach back to the missed day.
+   */
+  changes: fc.array(
+    fc.record({
+      habit: fc.nat(5),
+      day: fc.nat(DAYS.length - 1),
+      beforeAssessment: fc.boolean(),
+      active: fc.boolean(),
+      free: fc.boolean(),
+      amount: fc.integer({ min: 50, max: 900 }),
+    }),
+    { maxLength: 8 },
+  ),
   credits: fc.array(fc.nat(3), { minLength: USERS.length, maxLength: USERS.length }),
   /** Per day: how many assessments of it run concurrently (1-3), and whether to settle after. */
   runs: fc.array(fc.record({ parallel: fc.integer({ min: 1, max: 3 }), settle: fc.boolean() }), {
@@ -78,9 +97,52 @@ describe('penalties invariants', () => {
             return `${h?.user}/${h?.habitId}/${DAYS[dayIndex]}`;
           }),
         );
+        // Each habit's settings over time: [from (ms), settings], creation first.
+        const timelines = new Map(
+          habits.map((h) => [
+            h.habitId,
+            [
+              {
+                from: at('2026-10-01'),
+                active: true,
+                free: h.free,
+                amount: h.amount,
+                currency: h.currency,
+              },
+            ],
+          ]),
+        );
+        const change = async (c: (typeof s.changes)[number], time: number) => {
+          const h = habits[c.habit % habits.length]!;
+          await saveHabit(
+            { userId: h.user, habitId: h.habitId },
+            settings({
+              active: c.active,
+              free: c.free,
+              penaltyAmount: c.free ? 0 : c.amount,
+              currency: h.currency,
+              recipientId: h.recipient,
+            }),
+            { store, clock: fixedClock(time), freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS },
+          );
+          timelines.get(h.habitId)!.push({
+            from: time,
+            active: c.active,
+            free: c.free,
+            amount: c.free ? 0 : c.amount,
+            currency: h.currency,
+          });
+        };
         const settlements: { paymentIntentId: string; penaltyIds: string[] }[] = [];
         for (const [dayIndex, day] of DAYS.entries()) {
-          clock.time = at(day, '23:00:00') + 3_600_000;
+          const nextMidnight = at(day, '23:00:00') + 3_600_000;
+          for (const c of s.changes.filter((c) => c.day === dayIndex && !c.beforeAssessment)) {
+            await change(c, at(day, '18:00:00'));
+          }
+          for (const c of s.changes.filter((c) => c.day === dayIndex && c.beforeAssessment)) {
+            await change(c, nextMidnight + 5 * 60_000);
+          }
+          clock.time = nextMidnight + 15 * 60_000;
           const run = s.runs[dayIndex] ?? { parallel: 1, settle: false };
           await Promise.all(
             Array.from({ length: run.parallel }, () =>
@@ -109,16 +171,23 @@ describe('penalties invariants', () => {
           }
         }
 
-        // Exactly one penalty per missed non-free habit-day (habits exist since before DAYS).
-        const expected = new Set<string>();
+        // Exactly one penalty per habit-day missed that began active and not free, of the
+        // amount the day began with (habits exist since before DAYS).
+        const expected = new Map<string, number>();
         for (const h of habits) {
           for (const day of DAYS) {
-            if (!h.free && !verifiedDays.has(`${h.user}/${h.habitId}/${day}`)) {
-              expected.add(`pen_${h.user}_${h.habitId}_${day}`);
+            const began = timelines
+              .get(h.habitId)!
+              .filter((entry) => entry.from < at(day, '00:00:00'))
+              .at(-1)!;
+            if (began.active && !began.free && !verifiedDays.has(`${h.user}/${h.habitId}/${day}`)) {
+              expected.set(`pen_${h.user}_${h.habitId}_${day}`, began.amount);
             }
           }
         }
-        expect(new Set(store.penalties.keys())).toEqual(expected);
+        expect(new Map([...store.penalties.values()].map((p) => [p.penaltyId, p.amount]))).toEqual(
+          expected,
+        );
 
         // Summaries equal a recount; recipient totals count each paid penalty once.
         const penalties = [...store.penalties.values()];
