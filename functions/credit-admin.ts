@@ -6,15 +6,12 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from 'zod/mini';
-import { RefreshEnqueueError } from './adapters/sqs/sqs-refresh-queue.ts';
 import { creditStoreFromEnv, refreshQueueFromEnv } from './commons/credit-wiring.ts';
 import {
   BadRequestError,
   type HttpResponse,
-  isDependencyFailure,
   jsonResponse,
   NotFoundError,
-  ServiceUnavailableError,
   toHttpErrorResponse,
 } from './commons/http.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
@@ -54,20 +51,6 @@ function notInFuture(date: string, now: number, field: string): void {
   if (date > periodAt(now)) {
     throw new BadRequestError(`${field} must not be in the future.`, { code: 'invalid_parameter' });
   }
-}
-
-/** Retry-After when SQS failed: what the HTTP layer answers for any dependency failure. */
-const ENQUEUE_RETRY_AFTER_SECONDS = 2;
-
-/**
- * Whether SQS, not our request, is why refresh work was not queued: entries SQS failed
- * on its side, or a call that failed on a server fault, a throttle or the network (after
- * the SDK's retries). A sender fault (our malformed message) or a refused call (access
- * denied) is our bug: a retry would fail the same way.
- */
-function isQueueUnavailable(error: RefreshEnqueueError): boolean {
-  if (error.failures.some((failure) => failure.senderFault)) return false;
-  return error.cause === undefined || isDependencyFailure(error.cause);
 }
 
 /** The admin handler over explicit dependencies (a getter defers building them to the first call). */
@@ -119,17 +102,8 @@ export function createCreditAdminHandler(
           logger,
         );
       }
-      // Not a dependency failure to the HTTP layer (no SDK metadata): say so here. Slots
+      // SQS failing (RefreshEnqueueError.dependencyFailed) is a 503 with Retry-After: slots
       // recorded before it stay planned and queued work stays queued, so a rerun is safe.
-      if (error instanceof RefreshEnqueueError && isQueueUnavailable(error)) {
-        return toHttpErrorResponse(
-          new ServiceUnavailableError({
-            cause: error,
-            retryAfterSeconds: ENQUEUE_RETRY_AFTER_SECONDS,
-          }),
-          logger,
-        );
-      }
       return toHttpErrorResponse(error, logger);
     }
   };

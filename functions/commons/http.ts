@@ -5,6 +5,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { InvalidCursorError } from '../core/shared/paging.ts';
+import { isDependencyFailure } from './dependency-failures.ts';
 
 export type HttpResponse = APIGatewayProxyStructuredResultV2 & {
   statusCode: number;
@@ -107,42 +108,6 @@ export class ServiceUnavailableError extends HttpError {
     this.name = 'ServiceUnavailableError';
     this.knownCondition = options?.knownCondition;
   }
-}
-
-const NETWORK_ERROR_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'EPIPE',
-  'EAI_AGAIN',
-]);
-/** Throttles by name: the SDK marks them client faults, yet a retry later succeeds. */
-const THROTTLING_ERRORS = new Set([
-  // DynamoDB
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'TooManyRequestsException',
-  // SQS (its queue, and the KMS key of an encrypted queue)
-  'RequestThrottled',
-  'KmsThrottled',
-]);
-
-/**
- * Whether an error means a dependency (DynamoDB, SQS...) is down, unreachable or
- * throttling us: an AWS SDK server fault or throttle, a network failure, or a timeout.
- * A client fault (validation, access denied) is our own bug, not a reason to retry.
- */
-export function isDependencyFailure(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const sdk = error as Error & { $fault?: string; $metadata?: unknown; code?: string };
-  if (sdk.$metadata !== undefined)
-    return sdk.$fault === 'server' || THROTTLING_ERRORS.has(sdk.name);
-  const code = sdk.code ?? (error.cause as { code?: string } | undefined)?.code;
-  if (code && NETWORK_ERROR_CODES.has(code)) return true;
-  return error.name === 'TimeoutError' || error.name === 'BatchRetriesExhaustedError';
 }
 
 /** Seconds a caller should wait after a 503 caused by a dependency failure. */

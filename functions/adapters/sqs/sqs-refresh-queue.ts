@@ -20,6 +20,10 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { defaultSqsClient } from '../../commons/aws-clients.ts';
+import {
+  type DependencyFailureFlag,
+  isDependencyFailure,
+} from '../../commons/dependency-failures.ts';
 import type { RefreshQueue, RefreshWork } from '../../core/credits/ports.ts';
 import { SLOTS_PER_DAY } from '../../core/credits/refresh-slot.ts';
 import { isTier } from '../../core/shared/tiers.ts';
@@ -44,9 +48,16 @@ export interface SqsRefreshQueueOptions {
 }
 
 /** Some refresh work could not be queued; `failedUsers` of it is not in the queue. */
-export class RefreshEnqueueError extends Error {
+export class RefreshEnqueueError extends Error implements DependencyFailureFlag {
   readonly failedUsers: number;
   readonly failures: readonly { code: string; message: string; senderFault: boolean }[];
+  /**
+   * SQS, not our request, is why: entries SQS failed on its side, or a call that failed on
+   * a server fault, a throttle or the network (after the SDK's retries). A sender fault
+   * (our malformed message) or a refused call (access denied) is our bug: a retry would
+   * fail the same way.
+   */
+  readonly dependencyFailed: boolean;
   constructor(
     message: string,
     failedUsers: number,
@@ -57,6 +68,9 @@ export class RefreshEnqueueError extends Error {
     this.name = 'RefreshEnqueueError';
     this.failedUsers = failedUsers;
     this.failures = failures;
+    this.dependencyFailed =
+      !failures.some((failure) => failure.senderFault) &&
+      (options?.cause === undefined || isDependencyFailure(options.cause));
   }
 }
 
