@@ -147,7 +147,7 @@ export interface StripeCustomerSource {
  * A user's Stripe lookup as the read route's instances share it: running (until
  * `untilMs`, when it is presumed dead), or ended without a view and remembered until
  * `untilMs` so the others answer alike: `unknown` (Stripe has no such user, 404) or
- * `unavailable` (Stripe could not be asked, 503).
+ * `unavailable` (Stripe could not be asked, or refused the lookup: 503, for a short while).
  */
 export interface LookupLease {
   state: 'running' | 'unknown' | 'unavailable';
