@@ -38,7 +38,7 @@ import {
   PenaltyRequestError,
 } from './core/penalties/errors.ts';
 import { type HabitPosition, pageOfHabits } from './core/penalties/habit-pages.ts';
-import type { FreeHabitLimits } from './core/penalties/habits.ts';
+import { type FreeHabitLimits, penaltyAmountProblem } from './core/penalties/habits.ts';
 import { saveHabit, verifyHabit } from './core/penalties/manage-habits.ts';
 import { HABIT_ID_PATTERN, HABIT_ID_RULE } from './core/penalties/penalty-ids.ts';
 import {
@@ -164,9 +164,8 @@ export function createPenaltyApiHandler(
             params,
           );
           const body = parseJsonBody(event, habitBody);
-          if (!body.free && body.penaltyAmount === 0) {
-            throw invalidParameter('penaltyAmount', 'must be above 0 for a habit that is not free');
-          }
+          const amountProblem = penaltyAmountProblem(body);
+          if (amountProblem) throw invalidParameter('penaltyAmount', amountProblem);
           const { habit, created } = await saveHabit(
             key,
             {

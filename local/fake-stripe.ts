@@ -15,6 +15,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { minimumChargeOf } from '../functions/core/shared/stripe-amounts.ts';
 
 /**
  * How the fake's PaymentIntent ids begin, so a local tool can tell them from a real
@@ -173,10 +174,15 @@ export async function startFakeStripe(
       handle: (params) => {
         const amount = Number(params.amount);
         const currency = typeof params.currency === 'string' ? params.currency : '';
-        if (!Number.isInteger(amount) || amount < 1) {
-          return invalid('amount', 'amount_too_small', 'Amount must be at least 1 in minor units.');
-        }
         if (!/^[a-z]{3}$/.test(currency)) return invalid('currency', 'parameter_invalid_string');
+        const minimum = minimumChargeOf(currency);
+        if (!Number.isInteger(amount) || amount < minimum) {
+          return invalid(
+            'amount',
+            'amount_too_small',
+            `Amount must be at least ${minimum} ${currency} in minor units.`,
+          );
+        }
         const id = `${options.paymentIntentIdPrefix ?? FAKE_PAYMENT_INTENT_PREFIX}${randomBytes(12).toString('hex')}`;
         const intent: FakePaymentIntent = {
           id,

@@ -200,6 +200,9 @@ describe('the call policy', () => {
       expect((error as PaymentRejectedError).code).toBe('amount_too_small');
       expect(requestsFor(req.idempotencyKey)).toHaveLength(1);
     }
+    const small = request({ amount: 49, currency: 'usd' });
+    const tooSmall = await g.createPenaltyPayment(small).catch((e: unknown) => e);
+    expect((tooSmall as PaymentRejectedError).code).toBe('amount_too_small');
     // Refusals say nothing about Stripe's health: the breaker stays closed.
     expect(calls.state).toBe('closed');
   });

@@ -5,6 +5,7 @@
  * never touches them.
  */
 import { parseTierNumbers } from '../shared/config-values.ts';
+import { minimumChargeOf } from '../shared/stripe-amounts.ts';
 import type { Tier } from '../shared/tiers.ts';
 import type { EarlierSettings, Habit, HabitSettings } from './ports.ts';
 
@@ -27,6 +28,23 @@ export function parseFreeHabitLimits(value: unknown): FreeHabitLimits {
     max: MAX_HABITS_PER_USER,
     noun: 'free habits',
   });
+}
+
+/**
+ * Why a habit's penalty amount cannot be charged, or null. A habit that is not free
+ * costs at least Stripe's smallest charge in its currency: settling pays the rest of the
+ * unpaid penalties with one PaymentIntent, which Stripe refuses below that amount, and a
+ * user left with only smaller penalties could never settle them.
+ */
+export function penaltyAmountProblem(
+  settings: Pick<HabitSettings, 'penaltyAmount' | 'currency' | 'free'>,
+): string | null {
+  if (settings.free) return null;
+  const minimum = minimumChargeOf(settings.currency);
+  if (settings.penaltyAmount >= minimum) return null;
+  return minimum === 1
+    ? 'must be above 0 for a habit that is not free'
+    : `must be at least ${minimum} (Stripe's smallest charge in ${settings.currency}, in minor units) for a habit that is not free`;
 }
 
 /** Whether a habit counts against the tier's free-habit limit: active and free. */

@@ -234,6 +234,9 @@ describe('habits', () => {
     [{ penaltyAmount: -1 }, 'penaltyAmount'],
     [{ penaltyAmount: 1.5 }, 'penaltyAmount'],
     [{ penaltyAmount: 0 }, 'penaltyAmount'],
+    // Below Stripe's smallest charge: settling such penalties alone would always be refused.
+    [{ penaltyAmount: 49 }, 'penaltyAmount'],
+    [{ penaltyAmount: 29, currency: 'gbp' }, 'penaltyAmount'],
     [{ name: 'Run\nevery day' }, 'name'],
     [{ name: 'Run\u0007' }, 'name'],
     [{ currency: 'USD' }, 'currency'],
@@ -249,6 +252,17 @@ describe('habits', () => {
     expect(response.status).toBe(400);
     expect(response.body.error.message).toContain(field);
     expect(w.store.habits.size).toBe(0);
+  });
+
+  it("takes a penalty of exactly Stripe's smallest charge, and says what that is when below it", async () => {
+    const w = world();
+    const below = await w.putHabit('u1', 'run', { ...w.habit, penaltyAmount: 49, currency: 'usd' });
+    expect(below.body.error.message).toContain("at least 50 (Stripe's smallest charge in usd");
+    const at = await w.putHabit('u1', 'run', { ...w.habit, penaltyAmount: 50, currency: 'usd' });
+    expect(at.status).toBe(201);
+    // A free habit never costs a penalty: its amount is not charged.
+    const free = await w.putHabit('u1', 'walk', { ...w.habit, free: true, penaltyAmount: 10 });
+    expect(free.status).toBe(201);
   });
 
   it('takes any currency in use and names with any printable characters', async () => {
