@@ -48,6 +48,21 @@ function contract(name: string, make: () => Promise<StripeLookupLeases>) {
       });
     });
 
+    it.each(['unknown', 'unavailable', 'rejected'] as const)(
+      'reads back a lookup that ended %s until its time is up',
+      async (state) => {
+        const userId = freshUser();
+        expect(await leases.acquire(userId, 'holder', now, now + 12_000)).toBeNull();
+        await leases.end(userId, 'holder', { state, untilMs: now + 5_000 });
+        expect(await leases.read(userId)).toEqual({ state, untilMs: now + 5_000 });
+        expect(await leases.acquire(userId, 'next', now + 4_999, now + 17_000)).toEqual({
+          state,
+          untilMs: now + 5_000,
+        });
+        expect(await leases.acquire(userId, 'next', now + 5_000, now + 17_000)).toBeNull();
+      },
+    );
+
     it('lets the next request take a lease once it has expired or been released', async () => {
       const userId = freshUser();
       expect(await leases.acquire(userId, 'first', now, now + 12_000)).toBeNull();

@@ -13,10 +13,19 @@ import {
   PutCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { LookupLease, StripeLookupLeases } from '../../core/subscriptions/ports.ts';
+import type {
+  LeaseOutcome,
+  LookupLease,
+  StripeLookupLeases,
+} from '../../core/subscriptions/ports.ts';
 import { billingKeys as keys } from './billing-table-keys.ts';
 
-const LEASE_STATES: ReadonlySet<string> = new Set(['running', 'unknown', 'unavailable']);
+const LEASE_STATES: ReadonlySet<string> = new Set([
+  'running',
+  'unknown',
+  'unavailable',
+  'rejected',
+]);
 
 export class DynamoDbStripeLookupLeases implements StripeLookupLeases {
   readonly #documents: DynamoDBDocumentClient;
@@ -64,11 +73,7 @@ export class DynamoDbStripeLookupLeases implements StripeLookupLeases {
     return { state: Item.state as LookupLease['state'], untilMs: Number(Item.untilMs) };
   }
 
-  async end(
-    userId: string,
-    token: string,
-    outcome: { state: 'unknown' | 'unavailable'; untilMs: number } | { state: 'released' },
-  ): Promise<void> {
+  async end(userId: string, token: string, outcome: LeaseOutcome): Promise<void> {
     // Released: expired at once, so the next request takes it without waiting.
     const [state, untilMs] =
       outcome.state === 'released' ? ['running', 0] : [outcome.state, outcome.untilMs];

@@ -1,5 +1,9 @@
 /** In-memory StripeLookupLeases with the DynamoDB adapter's semantics (one contract suite runs against both). */
-import type { LookupLease, StripeLookupLeases } from '../../core/subscriptions/ports.ts';
+import type {
+  LeaseOutcome,
+  LookupLease,
+  StripeLookupLeases,
+} from '../../core/subscriptions/ports.ts';
 
 export class InMemoryStripeLookupLeases implements StripeLookupLeases {
   readonly leases = new Map<string, LookupLease & { token: string }>();
@@ -24,11 +28,7 @@ export class InMemoryStripeLookupLeases implements StripeLookupLeases {
     return held ? { state: held.state, untilMs: held.untilMs } : null;
   }
 
-  async end(
-    userId: string,
-    token: string,
-    outcome: { state: 'unknown' | 'unavailable'; untilMs: number } | { state: 'released' },
-  ): Promise<void> {
+  async end(userId: string, token: string, outcome: LeaseOutcome): Promise<void> {
     const held = this.leases.get(userId);
     if (held?.token !== token) return;
     this.leases.set(

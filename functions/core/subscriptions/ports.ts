@@ -146,14 +146,21 @@ export interface StripeCustomerSource {
 /**
  * A user's Stripe lookup as the read route's instances share it: running (until
  * `untilMs`, when it is presumed dead), or ended without a view and remembered until
- * `untilMs` so the others answer alike: `unknown` (Stripe has no such user, 404) or
- * `unavailable` (Stripe could not be asked, or refused the lookup: 503, for a short while).
+ * `untilMs` so the others answer alike: `unknown` (Stripe has no such user, 404),
+ * `unavailable` (Stripe could not be asked: 503 for its Retry-After) or `rejected`
+ * (Stripe refused the lookup, a 4xx: 500, for a short while).
  */
 export interface LookupLease {
-  state: 'running' | 'unknown' | 'unavailable';
+  state: 'running' | LeaseEndState;
   /** Epoch ms. */
   untilMs: number;
 }
+
+/** How a lookup ended without a view, remembered for the others. */
+export type LeaseEndState = 'unknown' | 'unavailable' | 'rejected';
+
+/** How the holder ends its lease: an outcome remembered until `untilMs`, or just released. */
+export type LeaseOutcome = { state: LeaseEndState; untilMs: number } | { state: 'released' };
 
 /**
  * One Stripe lookup per user at a time across every instance of the read route: a
@@ -177,11 +184,19 @@ export interface StripeLookupLeases {
    * Ends the lease `token` holds: with how the lookup ended, remembered until
    * `untilMs`, or just released. Nothing if another instance has taken it since.
    */
-  end(
-    userId: string,
-    token: string,
-    outcome: { state: 'unknown' | 'unavailable'; untilMs: number } | { state: 'released' },
-  ): Promise<void>;
+  end(userId: string, token: string, outcome: LeaseOutcome): Promise<void>;
+}
+
+/**
+ * Another request's Stripe lookup of this user was refused moments ago (a 4xx: a
+ * request Stripe will refuse alike until something changes); answered as that request
+ * answered, without asking Stripe again.
+ */
+export class SharedLookupRejectedError extends Error {
+  constructor() {
+    super('Stripe refused the lookup of this user in another request moments ago.');
+    this.name = 'SharedLookupRejectedError';
+  }
 }
 
 /** Stripe could not be asked (down, breaker open, key refused): the caller answers 503. */

@@ -14,7 +14,9 @@ import type { Clock } from '../shared/clock.ts';
 import type { PriceTierMap } from '../shared/tiers.ts';
 import type { UserSubscriptionView } from './customer-account.ts';
 import {
+  type LeaseOutcome,
   type LookupLease,
+  SharedLookupRejectedError,
   type StripeCustomerRecord,
   type StripeCustomerSource,
   type StripeLookupLeases,
@@ -38,7 +40,7 @@ export interface ReadThroughDeps {
   unknownUserTtlMs?: number;
   /**
    * How long, after Stripe refused a user's lookup (a 4xx), the other instances answer
-   * 503 without asking again. Short: a customer created since is found soon after. Default 5 s.
+   * alike (500) without asking again. Short: a fix takes effect soon after. Default 5 s.
    */
   rejectedTtlMs?: number;
   /**
@@ -72,8 +74,6 @@ const UNKNOWN_USERS_REMEMBERED = 10_000;
 /** Looks at another instance's lookup: first after 20 ms, then twice as long, at most 200 ms apart. */
 const FIRST_LOOK_MS = 20;
 const MAX_LOOK_MS = 200;
-
-type LeaseEnd = Parameters<StripeLookupLeases['end']>[2];
 
 export class SubscriptionReadThrough {
   readonly #deps: ReadThroughDeps;
@@ -131,20 +131,20 @@ export class SubscriptionReadThrough {
   ): Promise<SubscriptionRead> {
     const { clock, leases } = this.#deps;
     // Best effort: a lease not ended makes the others wait until it expires.
-    const end = (outcome: LeaseEnd) => leases.end(userId, token, outcome).catch(() => undefined);
+    const end = (outcome: LeaseOutcome) =>
+      leases.end(userId, token, outcome).catch(() => undefined);
     let records: StripeCustomerRecord[];
     try {
       records = await this.#ask(userId, lookup, giveUpAt);
     } catch (error) {
       // Stripe down: the others answer 503 for its Retry-After. Stripe refused (a 4xx):
-      // asking again at once would be refused alike, so they answer 503 for a short
-      // while rather than each asking (as `unavailable`: the leases know no other state).
-      const untilMs =
-        clock.now() +
-        (error instanceof StripeSourceUnavailableError
-          ? error.retryAfterSeconds * 1000
-          : (this.#deps.rejectedTtlMs ?? 5_000));
-      await end({ state: 'unavailable', untilMs });
+      // asking again at once would be refused alike, so for a short while they answer
+      // as this request does rather than each asking.
+      await end(
+        error instanceof StripeSourceUnavailableError
+          ? { state: 'unavailable', untilMs: clock.now() + error.retryAfterSeconds * 1000 }
+          : { state: 'rejected', untilMs: clock.now() + (this.#deps.rejectedTtlMs ?? 5_000) },
+      );
       throw error;
     }
     let read: SubscriptionRead;
@@ -181,6 +181,9 @@ export class SubscriptionReadThrough {
       if (current.untilMs > now && current.state === 'unknown') {
         this.#rememberUnknown(userId, current.untilMs);
         return { read: { view: null, source: 'shared-lookup' } };
+      }
+      if (current.untilMs > now && current.state === 'rejected') {
+        throw new SharedLookupRejectedError();
       }
       if (current.untilMs > now && current.state === 'unavailable') {
         throw new StripeSourceUnavailableError(

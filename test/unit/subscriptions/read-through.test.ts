@@ -16,7 +16,10 @@ import type {
   StripeCustomerRecord,
   StripeCustomerSource,
 } from '../../../functions/core/subscriptions/ports.ts';
-import { StripeSourceUnavailableError } from '../../../functions/core/subscriptions/ports.ts';
+import {
+  SharedLookupRejectedError,
+  StripeSourceUnavailableError,
+} from '../../../functions/core/subscriptions/ports.ts';
 import {
   type ReadThroughDeps,
   SubscriptionReadThrough,
@@ -284,7 +287,7 @@ describe('SubscriptionReadThrough', () => {
       expect(stripe.calls).toEqual(['search:user-13', 'search:user-13']);
     });
 
-    it('answers 503 in the others without asking Stripe again when the one lookup is refused (a 4xx), until a short TTL ends', async () => {
+    it('answers the others as the one lookup Stripe refused (a 4xx) without asking Stripe again, until a short TTL ends', async () => {
       stripe.failWith = Object.assign(new Error('Stripe refused the lookup (resource_missing).'), {
         code: 'resource_missing',
       });
@@ -299,13 +302,16 @@ describe('SubscriptionReadThrough', () => {
       open();
       const failures = await Promise.all(reads);
       expect(stripe.calls).toEqual(['search:user-18']);
-      // The one that asked has Stripe's refusal; the others a 503 for the time left.
-      expect(failures.filter((f) => f instanceof StripeSourceUnavailableError)).toHaveLength(2);
+      // The one that asked has Stripe's refusal; the others are told of it (no 503:
+      // asking again would be refused alike, so a client retrying gains nothing).
+      expect(failures.filter((f) => f instanceof SharedLookupRejectedError)).toHaveLength(2);
       expect(
         failures.filter((f) => (f as Error).message.includes('resource_missing')),
       ).toHaveLength(1);
+      expect(failures.some((f) => f instanceof StripeSourceUnavailableError)).toBe(false);
+      expect(await leases.read('user-18')).toMatchObject({ state: 'rejected' });
       // A later miss within the TTL: no Stripe call either.
-      await expect(instance().read('user-18')).rejects.toBeInstanceOf(StripeSourceUnavailableError);
+      await expect(instance().read('user-18')).rejects.toBeInstanceOf(SharedLookupRejectedError);
       expect(stripe.calls).toEqual(['search:user-18']);
       // Once it is over, a customer created since is found.
       stripe.failWith = null;
