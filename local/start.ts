@@ -5,6 +5,8 @@
  * LOCAL_IN_MEMORY=1, STRIPE_WEBHOOK_SECRET, DYNAMODB_PORT, SQS_PORT,
  * LOCAL_CLOCK_SPEED, LOCAL_LOG_LEVEL, and POWERTOOLS_LOG_LEVEL for the handlers.
  */
+// First: sets the environment the handlers' logger and metrics are built with.
+import './start-environment.ts';
 import { PrerequisiteError } from './emulators.ts';
 import { describeLocalRuntime, removeRuntimeFile, writeRuntimeFile } from './operations/target.ts';
 import {
@@ -63,14 +65,6 @@ function banner(runtime: LocalRuntime): string {
 }
 
 async function main(): Promise<void> {
-  // The pinned SDK supports Node 20; its notice is about releases after January 2027.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  // Locally, EMF metric blobs would drown the handlers' logs; LOCAL_METRICS=1 shows them.
-  if (process.env.LOCAL_METRICS !== '1') process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
-  // The runtime prints one line per request and per batch; the handlers' own JSON logs
-  // appear for errors only, unless LOCAL_LOG_LEVEL=debug (or POWERTOOLS_LOG_LEVEL) asks.
-  process.env.POWERTOOLS_LOG_LEVEL ??=
-    process.env.LOCAL_LOG_LEVEL?.toLowerCase() === 'debug' ? 'DEBUG' : 'ERROR';
   const options = resolveRuntimeOptions();
   console.log(
     `Starting the billing suite (DynamoDB Local needs a few seconds the first time)${options.dataDir ? '' : ' in memory'}...`,

@@ -52,3 +52,16 @@ describe('the CDK app import graph', () => {
     expect(STATEFUL.filter((name) => graph.has(name))).toEqual(STATEFUL);
   });
 });
+
+describe('the local runtime entry (npm start)', () => {
+  it('sets the handlers log level before its imports build the shared logger', () => {
+    // ES modules are evaluated in the order of their imports: the environment module
+    // first, importing nothing itself, runs before anything that builds a logger.
+    const [first] = valueImportsOf(resolve(ROOT, 'local/start.ts'));
+    expect(relative(ROOT, first!)).toBe('local/start-environment.ts');
+    expect(valueImportsOf(first!)).toEqual([]);
+    expect(readFileSync(first!, 'utf8')).toContain('POWERTOOLS_LOG_LEVEL ??=');
+    // Why it must come first: the rest of start.ts's imports do reach the logger.
+    expect(importGraphOf('local/start.ts').has(STATEFUL[0]!)).toBe(true);
+  });
+});
