@@ -22,7 +22,6 @@ import {
 } from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
 import {
-  BadRequestError,
   type HttpResponse,
   jsonResponse,
   MethodNotAllowedError,
@@ -34,7 +33,7 @@ import { lazy } from './commons/lazy.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
-import { USER_ID_RULE, userIdParam } from './commons/request-params.ts';
+import { parseParams, parseQuery, userIdParam } from './commons/request-params.ts';
 import { stripeConfigured, stripeCustomerLookupFromEnv } from './commons/stripe-wiring.ts';
 import { systemClock } from './core/shared/clock.ts';
 import { parsePriceTierMap } from './core/shared/tiers.ts';
@@ -51,7 +50,7 @@ export interface SubscriptionReadDeps {
   metrics?: Metrics;
 }
 
-const userIdSchema = userIdParam();
+const pathSchema = z.object({ userId: userIdParam() });
 
 /** The JSON the read API answers with. */
 export function toResponseBody(view: UserSubscriptionView) {
@@ -78,20 +77,18 @@ export function createSubscriptionReadHandler(
     try {
       const method = event.requestContext?.http?.method?.toUpperCase();
       if (method !== 'GET') throw new MethodNotAllowedError(['GET']);
-      const parsed = z.safeParse(userIdSchema, event.pathParameters?.userId ?? '');
-      if (!parsed.success) {
-        throw new BadRequestError(`userId ${USER_ID_RULE}.`, { code: 'invalid_user_id' });
-      }
+      parseQuery(event, z.object({}));
+      const { userId } = parseParams(pathSchema, { userId: event.pathParameters?.userId ?? '' });
       const read = readThrough
-        ? await readThrough.read(parsed.data).catch(toServiceError)
-        : { view: await reader.getUserView(parsed.data), source: 'store' };
+        ? await readThrough.read(userId).catch(toServiceError)
+        : { view: await reader.getUserView(userId), source: 'store' };
       const { view } = read;
       if (read.source === 'stripe' && view) {
         metrics.addMetric(METRIC.subscriptionFallbackHits, MetricUnit.Count, 1);
       }
       if (!view) {
         metrics.addMetric(METRIC.subscriptionReadMisses, MetricUnit.Count, 1);
-        throw new NotFoundError(`No subscription is known for user ${parsed.data}.`, {
+        throw new NotFoundError(`No subscription is known for user ${userId}.`, {
           code: 'user_not_found',
         });
       }

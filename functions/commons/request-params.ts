@@ -85,11 +85,11 @@ export function invalidParameter(field: string, rule: string): BadRequestError {
 
 /**
  * Parses an event's query string with a strict schema: an unknown parameter is a 400
- * naming it, and so is the first invalid one. A repeated parameter arrives joined by
- * commas (HTTP API payload v2) and fails its rule like any other bad value.
+ * naming it, and so is the first invalid one, and a repeated one (HTTP API payload v2
+ * joins its values with commas; the raw query string shows it was repeated).
  */
 export function parseQuery<S extends z.ZodMiniObject>(
-  event: Pick<APIGatewayProxyEventV2, 'queryStringParameters'>,
+  event: Pick<APIGatewayProxyEventV2, 'queryStringParameters'> & { rawQueryString?: string },
   shape: S,
 ): z.infer<S> {
   const query = event.queryStringParameters ?? {};
@@ -101,6 +101,10 @@ export function parseQuery<S extends z.ZodMiniObject>(
       { code: 'unknown_parameter' },
     );
   }
+  // The raw query tells a repeated parameter from one value with a comma in it.
+  const names = [...new URLSearchParams(event.rawQueryString ?? '').keys()];
+  const repeated = names.find((name, index) => names.indexOf(name) !== index);
+  if (repeated !== undefined) throw invalidParameter(repeated, 'must be given once');
   return parseParams(shape, query);
 }
 
@@ -120,8 +124,25 @@ export function parseParams<S extends z.ZodMiniType>(schema: S, input: unknown):
       ? 'is required'
       : issue?.message && issue.message !== 'Invalid input'
         ? issue.message
-        : 'is invalid';
+        : expectedTypeOf(issue);
   throw invalidParameter(field, message);
+}
+
+/** The JSON type a field must have, for a rule that gave no message of its own. */
+const EXPECTED_TYPES: Record<string, string> = {
+  string: 'must be a string',
+  number: 'must be a number',
+  int: 'must be a whole number',
+  boolean: 'must be true or false',
+  array: 'must be an array',
+  object: 'must be an object',
+};
+
+function expectedTypeOf(issue: { code?: string; expected?: unknown } | undefined): string {
+  if (issue?.code === 'invalid_type' && typeof issue.expected === 'string') {
+    return EXPECTED_TYPES[issue.expected] ?? `must be of type ${issue.expected}`;
+  }
+  return 'is invalid';
 }
 
 /**

@@ -83,8 +83,29 @@ describe('GET /users/{userId}/subscription', () => {
   it('answers 400 for a user id that is not a valid id', async () => {
     const response = await get('bad id with spaces');
     expect(response.statusCode).toBe(400);
-    expect(JSON.parse(response.body).error.code).toBe('invalid_user_id');
+    expect(JSON.parse(response.body).error).toEqual({
+      code: 'invalid_parameter',
+      message: 'userId must be 1-128 letters, digits or . _ : @ | + -.',
+    });
     expect((await get('x'.repeat(129))).statusCode).toBe(400);
+  });
+
+  it('answers 400 naming an unknown query parameter, as every route does', async () => {
+    const response = await read(
+      httpApiEvent({
+        method: 'GET',
+        path: '/users/user-read-1/subscription',
+        routeKey: 'GET /users/{userId}/subscription',
+        pathParameters: { userId: 'user-read-1' },
+        queryStringParameters: { x: '1' },
+      }),
+      context,
+    );
+    expect(response.statusCode).toBe(400);
+    expect(JSON.parse(response.body).error).toEqual({
+      code: 'unknown_parameter',
+      message: 'Unknown query parameter: x.',
+    });
   });
 
   it('answers 405 for another method', async () => {
