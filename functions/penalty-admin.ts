@@ -25,6 +25,7 @@ import {
 } from './commons/request-params.ts';
 import { PENALTY_ROUTES, routePathOf } from './commons/routes.ts';
 import { assessInOrder } from './core/penalties/assessment.ts';
+import { parsePenaltyId } from './core/penalties/penalty-ids.ts';
 import { markPenaltiesPaid } from './core/penalties/penalty-payments.ts';
 import type { PenaltyStore } from './core/penalties/ports.ts';
 import { type Clock, systemClock } from './core/shared/clock.ts';
@@ -48,7 +49,11 @@ const ASSESS_BUDGET_MS = 25_000;
 const markPaidBody = z.object({
   penaltyIds: z
     .array(
-      z.string().check(z.minLength(1, { message: 'must be non-empty strings' }), z.maxLength(300)),
+      z.string().check(
+        z.refine((id) => parsePenaltyId(id) !== null, {
+          message: 'must be a penalty id, pen_<userId>_<habitId>_<YYYY-MM-DD>',
+        }),
+      ),
     )
     .check(
       z.minLength(1, { message: `must list 1-${MAX_MARK_PAID} penalty ids` }),

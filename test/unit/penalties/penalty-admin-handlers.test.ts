@@ -134,9 +134,16 @@ describe('POST /admin/penalties/mark-paid', () => {
 
   it.each([
     [{ penaltyIds: [] }, 'penaltyIds'],
-    [{ penaltyIds: Array.from({ length: 101 }, (_, i) => `pen_u_h_${i}`) }, 'penaltyIds'],
+    [
+      { penaltyIds: Array.from({ length: 101 }, (_, i) => `pen_u_h${i}_2026-12-01`) },
+      'penaltyIds must list 1-100',
+    ],
     [{ penaltyIds: ['pen_a_b_2026-01-01'], paymentId: 'nope' }, 'paymentId'],
     [{ penaltyIds: 'pen_a' }, 'penaltyIds'],
+    // Not a penalty id at all: a typo is refused, not reported as an unknown penalty.
+    [{ penaltyIds: ['pen_u1_run_2026-12-01', 'bad id'] }, 'penaltyIds.1 must be a penalty id'],
+    [{ penaltyIds: ['pen_u1_run_20261201'] }, 'penaltyIds.0'],
+    [{ penaltyIds: ['pen_u1 x_run_2026-12-01'] }, 'penaltyIds.0'],
   ])('refuses %j with a 400 naming %s', async (body, field) => {
     const { handler } = await world();
     const response = await handler(post(PENALTY_ROUTES.markPaid, body), context);
