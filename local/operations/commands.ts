@@ -731,7 +731,7 @@ const stats: OpsCommand = {
         `  queue ${q.queue}: ${q.visible} waiting, ${q.inFlight} in flight, ${q.deadLetters} in its DLQ`,
       );
     io.print(`  ${describeWebhooks(metrics.webhooks)}`);
-    io.print(`  credits: ${JSON.stringify(creditFigures)}`);
+    io.print(`  ${describeCredits(creditFigures)}`);
     io.print(
       `  penalties (${assessed}): ${penaltyFigures.shardsDone}/16 shards done, ${penaltyFigures.habits} habits, ${penaltyFigures.missed} missed, ${penaltyFigures.penaltiesCreated} penalties created; ${owed.length} refund(s) due`,
     );
@@ -743,6 +743,20 @@ const stats: OpsCommand = {
     return result;
   },
 };
+
+/** The credits line of `stats`: the refresh's counts and timing in words (the JSON has every field). */
+function describeCredits(figures: ReturnType<typeof creditStats>): string {
+  const errors = figures.recentErrors.length;
+  return [
+    `credits: ${figures.planned} planned, ${figures.refreshed} refreshed, ${figures.skipped} skipped, ${figures.failed} failed`,
+    `${(figures.successRate * 100).toFixed(1)}% success, ${figures.averageMs} ms average`,
+    `${figures.slotsBehind} slot(s) behind`,
+    `last run ${figures.lastRunAt ?? 'none'}${figures.nextRunAt ? `, next ${figures.nextRunAt}` : ''}`,
+    ...(errors > 0
+      ? [`${errors} recent error(s), the latest: ${figures.recentErrors.at(-1)?.error}`]
+      : []),
+  ].join('; ');
+}
 
 export const OPS_COMMANDS: readonly OpsCommand[] = [
   dlqList,

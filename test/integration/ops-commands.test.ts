@@ -572,6 +572,11 @@ describe('npm run ops', () => {
       "  webhooks: not available (locally they come from the running runtime's /ops/metrics",
     );
     expect(text.out).toContain('  stripe: not available (');
+    // Credits in words like the other lines, not a JSON blob.
+    expect(text.out).toMatch(
+      /\n {2}credits: \d+ planned, \d+ refreshed, \d+ skipped, \d+ failed; [\d.]+% success, \d+ ms average; \d+ slot\(s\) behind; last run /,
+    );
+    expect(text.out).not.toContain('"successRate"');
     expect((await ops('nope')).code).toBe(2);
     expect((await ops('dlq:redrive', '--bogus')).code).toBe(2);
     expect((await ops('dlq:redrive', '--max', '0')).code).toBe(2);
