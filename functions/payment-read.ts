@@ -9,6 +9,7 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { DynamoDbPaymentStore } from './adapters/dynamodb/dynamodb-payment-store.ts';
+import { DynamoDbUserProfiles } from './adapters/dynamodb/dynamodb-user-profiles.ts';
 import type { CursorSeal } from './adapters/paging/cursor-seal.ts';
 import { defaultDynamoDbClient } from './commons/aws-clients.ts';
 import { cursorSealFromEnv } from './commons/cursor-wiring.ts';
@@ -41,10 +42,13 @@ import {
   type Page,
   type PaymentQueries,
   type PaymentView,
+  type UserProfiles,
 } from './core/payments/ports.ts';
 
 export interface PaymentReadDeps {
   queries: PaymentQueries;
+  /** Tells an unknown user (404) from one with no payments (an empty list). */
+  profiles: UserProfiles;
   /** Seals the cursors the lists hand out, so a forged or edited one is a 400. */
   cursors: CursorSeal;
   logger?: Logger;
@@ -69,7 +73,7 @@ const listFields = { limit: limitParam(), cursor: cursorParam() };
 
 type Route = (
   event: APIGatewayProxyEventV2,
-  deps: { queries: PaymentQueries; list: PagedList },
+  deps: { queries: PaymentQueries; profiles: UserProfiles; list: PagedList },
 ) => Promise<unknown>;
 
 /** Runs one list query: the caller's cursor opened for the route, the next one sealed for it. */
@@ -113,10 +117,23 @@ const ROUTES: Record<string, Route> = {
     if (!payment) throw new NotFoundError(`No payment ${id}.`, { code: 'payment_not_found' });
     return toPaymentBody(payment);
   },
-  [PAYMENT_ROUTES.userPayments]: async (event, { queries, list }) => {
+  [PAYMENT_ROUTES.userPayments]: async (event, { queries, profiles, list }) => {
     const { userId } = parseParams(z.object({ userId: userIdParam() }), event.pathParameters ?? {});
     const query = parseQuery(event, z.object({ ...listFields, status: z.optional(statusParam()) }));
-    return list({ userId, ...definedOnly(query) }, (q) => queries.listUserPayments(q));
+    const page = await list({ userId, ...definedOnly(query) }, (q) => queries.listUserPayments(q));
+    // An empty first page: a user with no payments (of that status), or no user at all.
+    if (page.items.length === 0 && query.cursor === undefined) {
+      const known =
+        (await profiles.exists(userId)) ||
+        (query.status !== undefined &&
+          (await queries.listUserPayments({ userId, limit: 1 })).items.length > 0);
+      if (!known) {
+        throw new NotFoundError(`No payments and no profile are known for user ${userId}.`, {
+          code: 'user_not_found',
+        });
+      }
+    }
+    return page;
   },
   [PAYMENT_ROUTES.refundsReport]: async (event, { queries, list }) => {
     const query = parseQuery(
@@ -169,7 +186,13 @@ export function createPaymentReadHandler(
 ): BaseHandler<APIGatewayProxyEventV2, HttpResponse> {
   const resolve = typeof deps === 'function' ? deps : () => deps;
   return async (event) => {
-    const { queries, cursors, logger = sharedLogger, metrics = sharedMetrics } = resolve();
+    const {
+      queries,
+      profiles,
+      cursors,
+      logger = sharedLogger,
+      metrics = sharedMetrics,
+    } = resolve();
     try {
       const method = event.requestContext?.http?.method?.toUpperCase();
       if (method !== 'GET') throw new MethodNotAllowedError(['GET']);
@@ -180,7 +203,7 @@ export function createPaymentReadHandler(
         const page = await read(cursor === undefined ? query : { ...query, cursor });
         return toPageBody({ ...page, nextCursor: await cursors.seal(path, page.nextCursor) });
       };
-      const body = await ROUTES[path]!(event, { queries, list });
+      const body = await ROUTES[path]!(event, { queries, profiles, list });
       metrics.addMetric(METRIC.paymentReads, MetricUnit.Count, 1);
       return jsonResponse(200, body, { 'cache-control': 'no-store' });
     } catch (error) {
@@ -189,18 +212,23 @@ export function createPaymentReadHandler(
   };
 }
 
-const readEnv = lazyEnv(z.object({ [ENV.paymentsTableName]: requiredString() }));
-
-/** Production wiring from env, built on the first invocation and reused while warm. */
-const defaultDeps = lazy(
-  (): PaymentReadDeps => ({
-    queries: new DynamoDbPaymentStore({
-      client: defaultDynamoDbClient(),
-      paymentsTableName: readEnv()[ENV.paymentsTableName],
-    }),
-    cursors: cursorSealFromEnv(),
+const readEnv = lazyEnv(
+  z.object({
+    [ENV.paymentsTableName]: requiredString(),
+    [ENV.billingTableName]: requiredString(),
   }),
 );
+
+/** Production wiring from env, built on the first invocation and reused while warm. */
+const defaultDeps = lazy((): PaymentReadDeps => {
+  const env = readEnv();
+  const client = defaultDynamoDbClient();
+  return {
+    queries: new DynamoDbPaymentStore({ client, paymentsTableName: env[ENV.paymentsTableName] }),
+    profiles: new DynamoDbUserProfiles({ client, billingTableName: env[ENV.billingTableName] }),
+    cursors: cursorSealFromEnv(),
+  };
+});
 
 // The reports are the operators' routes; the lookups and the user history the app backend's.
 export const handler = withPowertools(operatorRoutesGuard(createPaymentReadHandler(defaultDeps)));

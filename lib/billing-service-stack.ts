@@ -91,6 +91,7 @@ export class BillingServiceStack extends Stack {
     this.paymentReadApi = new PaymentReadApi(this, 'PaymentReadApi', {
       api: this.api,
       paymentsTable: data.paymentTables.payments,
+      billingTable: data.tables.billing,
       cursorSigningKey: data.cursorSigningKey.secret,
     });
     this.credits = new CreditRefresh(this, 'CreditRefresh', {

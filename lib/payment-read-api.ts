@@ -12,6 +12,8 @@ import type { BillingHttpApi, RouteThrottle } from './billing-http-api.ts';
 export interface PaymentReadApiProps {
   readonly api: BillingHttpApi;
   readonly paymentsTable: ITable;
+  /** Read for one thing: whether a user with no payments has a profile (else 404). */
+  readonly billingTable: ITable;
   /** The key the history and report cursors are sealed with. */
   readonly cursorSigningKey: ISecret;
   /** @default 50 requests/s, burst 100 per route */
@@ -22,7 +24,8 @@ export interface PaymentReadApiProps {
  * The payment lookups and reports of DESIGN §8.1 for the app backend and operators,
  * IAM-authorised (SigV4). One function serves the five GET routes: each answer is a
  * key lookup or an index query, so the function may only GetItem, BatchGetItem and
- * Query the payments table and its indexes.
+ * Query the payments table and its indexes, and GetItem a profile in the billing table
+ * (an empty history of a user with no profile is a 404).
  */
 export class PaymentReadApi extends Construct {
   public readonly handler: BillingFunction;
@@ -40,6 +43,7 @@ export class PaymentReadApi extends Construct {
         ['GetItem', 'BatchGetItem', 'Query'],
         PAYMENT_INDEXES.map((index) => index.indexName),
       )
+      .bindTable(ENV.billingTableName, props.billingTable, ['GetItem'])
       .bindSecretReader(ENV.cursorKeySecretArn, props.cursorSigningKey);
 
     const routes: [string, string][] = [

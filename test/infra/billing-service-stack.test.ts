@@ -334,7 +334,7 @@ describe('least privilege', () => {
     );
   });
 
-  it('payment read API: GetItem, BatchGetItem and Query on the payments table and its indexes only; read the cursor key', () => {
+  it('payment read API: GetItem, BatchGetItem and Query on the payments table and its indexes, GetItem on the billing table (profiles); read the cursor key', () => {
     const [, read] = functionByEntry(t.service, ENTRY.paymentRead);
     const statements = roleStatements(t.service, read);
     const readActions = ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'];
@@ -348,10 +348,13 @@ describe('least privilege', () => {
     });
     const indexes = PAYMENT_INDEXES.map((index) => indexArn(ids.payments, index.indexName));
     expect(resourcesOfService(statements, 'dynamodb:')).toEqual(
-      sortedJson([getAtt(ids.payments), ...indexes]),
+      sortedJson([getAtt(ids.payments), ...indexes, getAtt(ids.billing)]),
     );
     expect(actionsOn(statements, getAtt(ids.payments))).toEqual(readActions);
     for (const index of indexes) expect(actionsOn(statements, index)).toEqual(readActions);
+    // Whether a user with no payments has a profile: one GetItem, nothing else there.
+    expect(actionsOn(statements, getAtt(ids.billing))).toEqual(['dynamodb:GetItem']);
+    expect(resolveImport(t.data, envOf(read)[ENV.billingTableName])).toEqual({ Ref: ids.billing });
   });
 
   it('no policy anywhere allows Scan', () => {

@@ -483,6 +483,7 @@ describe('resolveEnvironment', () => {
     });
     expect(resolveEnvironment(fn(ENTRY.paymentRead), { tableNames, queueUrls })).toMatchObject({
       [ENV.paymentsTableName]: TABLE.payments,
+      [ENV.billingTableName]: TABLE.billing,
       POWERTOOLS_SERVICE_NAME: 'payment-read',
     });
     expect(resolveEnvironment(fn(ENTRY.creditPlanner), { tableNames, queueUrls })).toMatchObject({

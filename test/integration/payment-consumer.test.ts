@@ -20,6 +20,7 @@ import {
   DynamoDbCustomerDirectory,
   DynamoDbPaymentStore,
 } from '../../functions/adapters/dynamodb/dynamodb-payment-store.ts';
+import { DynamoDbUserProfiles } from '../../functions/adapters/dynamodb/dynamodb-user-profiles.ts';
 import {
   createPaymentsTableInput,
   PAYMENT_TTL_ATTRIBUTE,
@@ -116,7 +117,11 @@ function wire(tables: Tables, client: DynamoDBClient = dynamo) {
     client: dynamo,
     paymentsTableName: tables.paymentsTableName,
   });
-  const read = createPaymentReadHandler({ queries: reader, cursors: testCursorSeal() });
+  const profiles = new DynamoDbUserProfiles({
+    client: dynamo,
+    billingTableName: tables.billingTableName,
+  });
+  const read = createPaymentReadHandler({ queries: reader, profiles, cursors: testCursorSeal() });
   const get = async (route: string, path: string, query?: Record<string, string>) => {
     const pathParameters: Record<string, string> = {};
     const params: string[] = route.match(/\{(\w+)\}/g) ?? [];
@@ -537,7 +542,11 @@ describe('payment consumer on DynamoDB Local', () => {
     const first = eventsOf(linkFirst);
     await send(first.link);
     expect((await wired.payment(linkFirst.paymentId)).status).toBe(404);
-    expect(await wired.userPayments(userId)).toEqual(nothing);
+    // No payment shown and no profile: the user is unknown to the history.
+    expect(await wired.userPayments(userId)).toMatchObject({
+      status: 404,
+      body: { error: { code: 'user_not_found' } },
+    });
     expect(await wired.paid('succeeded')).toEqual(nothing);
     expect(await wired.summary()).toEqual({ status: 200, body: { date: DAY, rows: [] } });
     await send(first.created);
@@ -703,10 +712,8 @@ describe('payment consumer on DynamoDB Local', () => {
         expect(await healthy.store.readLedger(payment.paymentId)).toEqual([]);
       }
       expect(await healthy.summary()).toEqual({ status: 200, body: { date: DAY, rows: [] } });
-      expect(await healthy.userPayments(s.userId)).toEqual({
-        status: 200,
-        body: { items: [], nextCursor: null },
-      });
+      // No payment of the user was stored, and it has no profile: unknown to the history.
+      expect((await healthy.userPayments(s.userId)).status).toBe(404);
 
       // Redelivered to a healthy store: applied once, counted once.
       expect((await healthy.consume(batch)).batchItemFailures).toEqual([]);

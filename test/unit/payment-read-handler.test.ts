@@ -18,7 +18,11 @@ import { ServiceUnavailableError } from '../../functions/commons/http.ts';
 import { USER_ID_RULE } from '../../functions/commons/request-params.ts';
 import { PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
 import { applyPaymentEvents } from '../../functions/core/payments/apply-payment-events.ts';
-import { PAYMENT_STATUSES, type PaymentView } from '../../functions/core/payments/ports.ts';
+import {
+  PAYMENT_STATUSES,
+  type PaymentView,
+  type UserProfiles,
+} from '../../functions/core/payments/ports.ts';
 import { systemClock } from '../../functions/core/shared/clock.ts';
 import { createPaymentReadHandler, MAX_REPORT_DAYS } from '../../functions/payment-read.ts';
 import { httpApiEvent } from '../helpers/apigw-events.ts';
@@ -189,7 +193,11 @@ beforeAll(async () => {
       batch.map(() => 'applied'),
     );
   }
-  read = createPaymentReadHandler({ queries: store, cursors: testCursorSeal() });
+  read = createPaymentReadHandler({
+    queries: store,
+    profiles: profilesOf([PROFILE_ONLY]),
+    cursors: testCursorSeal(),
+  });
 });
 
 interface Request {
@@ -400,7 +408,35 @@ describe('GET /payments/{id}', () => {
   });
 });
 
+/** Users with a profile (and so known without a payment). */
+const PROFILE_ONLY = 'user-with-profile-only';
+function profilesOf(userIds: readonly string[]): UserProfiles {
+  const known = new Set(userIds);
+  return { exists: async (userId) => known.has(userId) };
+}
+
 describe('GET /users/{userId}/payments', () => {
+  it('answers 404 for a user with neither payments nor a profile, and an empty list for one with a profile', async () => {
+    const unknown = await userPayments('nobody-here');
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json).toEqual({
+      error: {
+        code: 'user_not_found',
+        message: 'No payments and no profile are known for user nobody-here.',
+      },
+    });
+    const profileOnly = await userPayments(PROFILE_ONLY);
+    expect(profileOnly.statusCode).toBe(200);
+    expect(profileOnly.json).toEqual({ items: [], nextCursor: null });
+  });
+
+  it('answers an empty list, not 404, for a user with payments of other statuses only', async () => {
+    const response = await userPayments(U1, { status: 'canceled' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json).toEqual({ items: [], nextCursor: null });
+    expect((await userPayments('nobody-here', { status: 'canceled' })).statusCode).toBe(404);
+  });
+
   it('lists the user payments newest createdAt first, in the default page', async () => {
     const response = await userPayments(U1);
     expect(response.statusCode).toBe(200);
@@ -448,12 +484,6 @@ describe('GET /users/{userId}/payments', () => {
       items: [views.d1],
       nextCursor: null,
     });
-  });
-
-  it('answers an empty page for a user with no payments', async () => {
-    const response = await userPayments('user-nobody');
-    expect(response.statusCode).toBe(200);
-    expect(response.json).toEqual({ items: [], nextCursor: null });
   });
 
   it.each([
@@ -914,7 +944,11 @@ describe('methods, routes and failures', () => {
         return undefined;
       },
     });
-    const broken = createPaymentReadHandler({ queries: failing, cursors: testCursorSeal() });
+    const broken = createPaymentReadHandler({
+      queries: failing,
+      profiles: profilesOf([]),
+      cursors: testCursorSeal(),
+    });
     for (const request of EVERY_ROUTE) {
       const response = await send(broken, request);
       expect(response.statusCode, request.path).toBeGreaterThanOrEqual(500);
@@ -987,7 +1021,11 @@ describe('methods, routes and failures', () => {
         return undefined;
       },
     });
-    const handler = createPaymentReadHandler({ queries: unavailable, cursors: testCursorSeal() });
+    const handler = createPaymentReadHandler({
+      queries: unavailable,
+      profiles: profilesOf([]),
+      cursors: testCursorSeal(),
+    });
     for (const request of EVERY_ROUTE) {
       const response = await send(handler, request);
       expect(response.statusCode, request.path).toBe(503);
@@ -1027,7 +1065,11 @@ describe('methods, routes and failures', () => {
         ),
       refresh: async () => undefined,
     });
-    const handler = createPaymentReadHandler({ queries: store, cursors: keyDown });
+    const handler = createPaymentReadHandler({
+      queries: store,
+      profiles: profilesOf([]),
+      cursors: keyDown,
+    });
     const list = await send(handler, {
       path: `/users/${U1}/payments`,
       route: PAYMENT_ROUTES.userPayments,

@@ -154,6 +154,15 @@ export interface PaidPaymentsQuery {
  * query, never a scan. Cursors are opaque and bound to their query: one issued for
  * another query (another user, status or range) throws InvalidCursorError.
  */
+/**
+ * Whether the suite knows a user: a profile exists (the subscription context writes it).
+ * A payment names its user in Stripe metadata, with or without a profile, so a user's
+ * history is unknown (404) only when it is empty and there is no profile either.
+ */
+export interface UserProfiles {
+  exists(userId: string): Promise<boolean>;
+}
+
 export interface PaymentQueries {
   /** By `pi_…` or `ch_…` id (a charge of a PaymentIntent resolves to its payment). */
   getPayment(id: string): Promise<PaymentView | null>;
