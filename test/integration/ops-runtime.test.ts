@@ -533,7 +533,7 @@ describe('npm run ops against the local runtime', () => {
     }
     for (const section of [
       'webhooks (the local runtime, ',
-      'credits: {',
+      'credits: ',
       'penalties (',
       'payments: ',
       'subscriptions: ',
