@@ -150,11 +150,6 @@ export interface PaidPaymentsQuery {
 }
 
 /**
- * The read side behind the payment routes: every method is a key lookup or an index
- * query, never a scan. Cursors are opaque and bound to their query: one issued for
- * another query (another user, status or range) throws InvalidCursorError.
- */
-/**
  * Whether the suite knows a user: a profile exists (the subscription context writes it).
  * A payment names its user in Stripe metadata, with or without a profile, so a user's
  * history is unknown (404) only when it is empty and there is no profile either.
@@ -163,6 +158,11 @@ export interface UserProfiles {
   exists(userId: string): Promise<boolean>;
 }
 
+/**
+ * The read side behind the payment routes: every method is a key lookup or an index
+ * query, never a scan. Cursors are opaque and bound to their query: one issued for
+ * another query (another user, status or range) throws InvalidCursorError.
+ */
 export interface PaymentQueries {
   /** By `pi_…` or `ch_…` id (a charge of a PaymentIntent resolves to its payment). */
   getPayment(id: string): Promise<PaymentView | null>;
