@@ -19,6 +19,7 @@ import { StripeEventList } from '../../functions/adapters/stripe/stripe-event-so
 import { StripePenaltyPaymentGateway } from '../../functions/adapters/stripe/stripe-penalty-payments.ts';
 import { StripeCallPolicy } from '../../functions/adapters/stripe/stripe-resilience.ts';
 import { creditStats } from '../../functions/core/credits/credit-stats.ts';
+import type { CreditStats } from '../../functions/core/credits/ports.ts';
 import {
   MAX_REPLAY_TYPES,
   type ReplayProgress,
@@ -745,7 +746,7 @@ const stats: OpsCommand = {
 };
 
 /** The credits line of `stats`: the refresh's counts and timing in words (the JSON has every field). */
-function describeCredits(figures: ReturnType<typeof creditStats>): string {
+function describeCredits(figures: CreditStats): string {
   const errors = figures.recentErrors.length;
   return [
     `credits: ${figures.planned} planned, ${figures.refreshed} refreshed, ${figures.skipped} skipped, ${figures.failed} failed`,
