@@ -87,7 +87,7 @@ export async function runOps(
   let values: Record<string, string | boolean | undefined>;
   try {
     const config: ParseArgsConfig = {
-      args: [...rest],
+      args: negativeValuesJoined(rest, { ...command.flags, ...COMMON_FLAGS }),
       options: Object.fromEntries(
         Object.entries({ ...command.flags, ...COMMON_FLAGS }).map(([flag, spec]) => [
           flag,
@@ -125,6 +125,30 @@ export async function runOps(
   } finally {
     target?.close();
   }
+}
+
+/**
+ * `--max -1` as `--max=-1`: parseArgs takes a value that starts with a dash for a flag
+ * (and says the option is ambiguous), so a negative number would never reach the
+ * command's own check, which says what the flag accepts.
+ */
+function negativeValuesJoined(
+  args: readonly string[],
+  flags: Record<string, { type: 'string' | 'boolean' }>,
+): string[] {
+  const joined: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    const next = args[index + 1];
+    const flag = arg.startsWith('--') ? flags[arg.slice(2)] : undefined;
+    if (flag?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      index++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
 }
 
 async function resolveTarget(outputs: unknown): Promise<TargetDescription> {

@@ -253,6 +253,21 @@ describe('npm run ops: usage', () => {
     expect(missingValue.err).toContain('--queue');
   });
 
+  it('answers a negative number with what the flag accepts, not the argument parser wording (exit 2, nothing touched)', async () => {
+    for (const value of ['-1', '-5']) {
+      const redrive = await opsOn(unreachable(), 'dlq:redrive', '--max', value);
+      expect(redrive.code, value).toBe(2);
+      expect(redrive.err).toBe(`--max must be a whole number from 1, got ${value}`);
+    }
+    const peek = await opsOn(unreachable(), 'dlq:list', '--peek', '-3');
+    expect(peek.code).toBe(2);
+    expect(peek.err).toBe('--peek must be a whole number from 1 to 10, got -3');
+    // A flag after a string flag is still a flag: a missing value stays a usage mistake.
+    const missing = await ops('dlq:redrive', '--queue', '--dry-run');
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('--queue');
+  });
+
   it("says in dlq:redrive's help that a schedule DLQ is redriven by rerunning the schedule's work, and in dlq:list's that those DLQs are listed", async () => {
     const redrive = await ops('dlq:redrive', '--help');
     expect(redrive.code).toBe(0);
