@@ -16,6 +16,7 @@
 import { performance } from 'node:perf_hooks';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { decodeLedgerPages } from '../functions/adapters/dynamodb/ledger-pack-codec.ts';
 import { rejectedWriteUnits, requestUnits, writeUnitsByItemKind } from './dynamo-capacity.ts';
 
 const SQS_CHUNK_BYTES = 64 * 1024;
@@ -186,6 +187,12 @@ function plain(value: unknown): unknown {
   return value;
 }
 
+/** A ledger pack's `pages`: deflated (ledger-pack-codec.ts) or, in earlier packs, a list. */
+function packPages(value: unknown): unknown {
+  const binary = value instanceof Uint8Array ? value : (value as { B?: unknown } | undefined)?.B;
+  return binary instanceof Uint8Array ? decodeLedgerPages(binary) : plain(value);
+}
+
 /**
  * The events of the ledger pages a write request puts (`events` list of each page
  * Put to the ledger table, or of each page in a ledger pack's `pages`), for
@@ -198,7 +205,7 @@ function ledgerEvents(
 ): LedgerCommitEvent[] {
   const found: LedgerCommitEvent[] = [];
   const fromPage = (item: unknown): void => {
-    const pages = plain((item as Record<string, unknown> | undefined)?.pages);
+    const pages = packPages((item as Record<string, unknown> | undefined)?.pages);
     if (Array.isArray(pages)) {
       for (const page of pages) fromPage(plain(page));
       return;

@@ -28,6 +28,7 @@ import {
   type PaymentReadOperation,
   paymentItem,
 } from '../../functions/adapters/dynamodb/dynamodb-payment-store.ts';
+import { decodeLedgerPages } from '../../functions/adapters/dynamodb/ledger-pack-codec.ts';
 import { decodePaymentState } from '../../functions/adapters/dynamodb/payment-state-codec.ts';
 import {
   createPaymentsTableInput,
@@ -900,7 +901,7 @@ describe('DynamoDbPaymentStore items and capacity', () => {
       // One ledger item per transaction, holding a page of each of its payments.
       const packs = items.filter((item) => JSON.stringify(itemKeyOf(item)).includes('LEDGER#'));
       expect(packs).toHaveLength(1);
-      const pages = (packs[0]!.Put as { Item: { pages: { paymentId: string }[] } }).Item.pages;
+      const pages = decodeLedgerPages((packs[0]!.Put as { Item: { pages: unknown } }).Item.pages);
       expect(pages.map((page) => page.paymentId)).toEqual(paymentIds);
     }
     expect(payments).toBe(150);
@@ -950,11 +951,16 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     expect(head).toMatch(/^[\w-]{8}$/);
     const pack = await get(paymentKeys.ledgerPack(head));
     expect(Number(pack?.expiresAt?.N)).toBe(Math.floor(appliedAt / 1000) + 90 * 86_400);
-    const [page] = pack?.pages?.L ?? [];
-    expect(page?.M?.paymentId?.S).toBe(paymentId);
-    expect(page?.M?.revision?.N).toBe('1');
-    expect(page?.M?.events?.L?.[0]?.M?.eventId?.S).toBe('evt_ttl');
-    expect(page?.M?.prev?.NULL).toBe(true);
+    // The pages are stored deflated (ledger-pack-codec.ts): one binary attribute.
+    expect(pack?.pages?.B).toBeInstanceOf(Uint8Array);
+    const [page] = decodeLedgerPages(pack?.pages?.B);
+    expect(page).toEqual({
+      paymentId,
+      revision: 1,
+      appliedAt,
+      events: [expect.objectContaining({ eventId: 'evt_ttl', outcome: 'applied' })],
+      prev: null,
+    });
     expect(await get(paymentKeys.ledger(paymentId, 1))).toBeUndefined();
     expect((await get(paymentKeys.charge(chargeId)))?.paymentId?.S).toBe(paymentId);
 
@@ -970,8 +976,8 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     // The next commit's pack becomes the head; its page names the pack before.
     const nextHead = after?.ledger?.S ?? '';
     expect(nextHead).not.toBe(head);
-    const nextPage = (await get(paymentKeys.ledgerPack(nextHead)))?.pages?.L?.[0];
-    expect(nextPage?.M?.prev?.S).toBe(head);
+    const [nextPage] = decodeLedgerPages((await get(paymentKeys.ledgerPack(nextHead)))?.pages?.B);
+    expect(nextPage?.prev).toBe(head);
     expect(after?.[PAYMENT_INDEX_ATTRIBUTE.refundPk]?.S).toMatch(/^REFUND#2031-06-03#[0-7]$/);
     expect(after?.[PAYMENT_INDEX_ATTRIBUTE.paidPk]?.S).toBe(
       item?.[PAYMENT_INDEX_ATTRIBUTE.paidPk]?.S?.replace('#succeeded#', '#refunded#'),
@@ -1085,14 +1091,14 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     const { Item: newest } = await documents.send(
       new GetCommand({ TableName: paymentsTableName, Key: paymentKeys.ledgerPack(head) }),
     );
-    const middle = String(newest?.pages?.[0]?.prev);
+    const middle = String(decodeLedgerPages(newest?.pages)[0]?.prev);
     const { Item: middlePack } = await documents.send(
       new GetCommand({ TableName: paymentsTableName, Key: paymentKeys.ledgerPack(middle) }),
     );
     await documents.send(
       new DeleteCommand({
         TableName: paymentsTableName,
-        Key: paymentKeys.ledgerPack(String(middlePack?.pages?.[0]?.prev)),
+        Key: paymentKeys.ledgerPack(String(decodeLedgerPages(middlePack?.pages)[0]?.prev)),
       }),
     );
     expect((await store.readLedger(view.paymentId)).map((page) => page.revision)).toEqual([2, 3]);
@@ -1161,6 +1167,50 @@ describe('DynamoDbPaymentStore items and capacity', () => {
     const pages = await store.readLedger(view.paymentId);
     expect(pages.map((page) => page.revision)).toEqual([1, 2, 3]);
     expect(pages.map((page) => page.events[0]?.eventId)).toEqual(['evt_old', 'evt_old', 'evt_new']);
+  });
+
+  it('reads a ledger pack written before compression (its pages a list of maps) on the chain of a later one', async () => {
+    const { store, documents, paymentsTableName } = await dynamoHarness();
+    const view = paymentView({ paymentId: fresh('pi_'), createdAt: at('2031-07-06', '09:00:00') });
+    const oldRef = 'oldpack1';
+    await documents.send(
+      new PutCommand({
+        TableName: paymentsTableName,
+        Item: {
+          ...paymentKeys.ledgerPack(oldRef),
+          pages: [
+            {
+              paymentId: view.paymentId,
+              revision: 1,
+              appliedAt,
+              events: [
+                {
+                  eventId: 'evt_plain',
+                  type: 'payment_intent.created',
+                  outcome: 'applied',
+                  receivedAt: null,
+                },
+              ],
+              prev: null,
+            },
+          ],
+        },
+      }),
+    );
+    await documents.send(
+      new PutCommand({
+        TableName: paymentsTableName,
+        Item: paymentItem(commitOf(view, 0), oldRef),
+      }),
+    );
+    expect(await store.commit(commitOf(view, 1, { eventIds: ['evt_packed'] }))).toEqual({
+      status: 'committed',
+    });
+    const pages = await store.readLedger(view.paymentId);
+    expect(pages.map((page) => [page.revision, page.events[0]?.eventId])).toEqual([
+      [1, 'evt_plain'],
+      [2, 'evt_packed'],
+    ]);
   });
 
   it('puts charge pointers before the transaction; when that fails, only the commits with new charges fail', async () => {

@@ -53,6 +53,11 @@ import {
   type TransactOutcome,
   transactWrite,
 } from './dynamodb-batch.ts';
+import {
+  decodeLedgerPages,
+  encodeLedgerPages,
+  type PackedLedgerPage,
+} from './ledger-pack-codec.ts';
 import { decodePaymentState, encodePaymentState } from './payment-state-codec.ts';
 import {
   DEFAULT_SUMMARY_SHARDS,
@@ -108,8 +113,10 @@ export interface PaymentLedgerPage {
 export const MAX_REPORT_DAYS = 366;
 
 /**
- * Most bytes of ledger pages one pack item holds (DynamoDB's item limit is 400 KB): a
- * transaction whose pages would exceed it is split. A typical pack is a few KB.
+ * Most bytes of ledger pages, as JSON before compression, one pack item holds
+ * (DynamoDB's item limit is 400 KB; deflate never grows JSON by more than a few bytes
+ * per 32 KB): a transaction whose pages would exceed it is split. A typical pack is
+ * under 1 KB as stored.
  */
 const LEDGER_PACK_MAX_BYTES = 256 * 1024;
 
@@ -122,10 +129,6 @@ interface LedgerHead {
   ref: string | null;
 }
 
-/** A ledger page as a pack stores it: with the ref of the pack holding this payment's page before. */
-interface PackedLedgerPage extends PaymentLedgerPage {
-  prev: string | null;
-}
 /**
  * Retries of a transaction cancelled only because another transaction held its summary
  * shard. Each retry picks another shard: the summary is a sum, any shard will do.
@@ -464,9 +467,9 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
         }),
       );
       // A pack past its TTL is gone: it and the older pages are missing, as expired pages always were.
-      const page = (pack?.pages as PackedLedgerPage[] | undefined)?.find(
-        (entry) => entry.paymentId === paymentId,
-      );
+      const page = pack
+        ? decodeLedgerPages(pack.pages).find((entry) => entry.paymentId === paymentId)
+        : undefined;
       if (!page) break;
       pages.push({
         paymentId,
@@ -703,7 +706,7 @@ export class DynamoDbPaymentStore implements PaymentStore, PaymentQueries {
         TableName: this.#table,
         Item: {
           ...paymentKeys.ledgerPack(pack.ledgerRef),
-          pages: pack.pages,
+          pages: encodeLedgerPages(pack.pages),
           expiresAt: Math.floor(newest / 1000) + this.#retentionDays * 86_400,
         },
         ConditionExpression: 'attribute_not_exists(pk)',

@@ -8,7 +8,8 @@
  *                                                    `ledger` (ref of the pack with its newest ledger page)
  *   LEDGER#<ref>              / LEDGER              a ledger pack: the ledger pages of every commit one
  *                                                    transaction carried, each naming the pack of its
- *                                                    payment's page before (`prev`) (TTL `expiresAt`)
+ *                                                    payment's page before (`prev`), deflated
+ *                                                    (ledger-pack-codec.ts) (TTL `expiresAt`)
  *   PAYMENT#<id>              / LEDGER#<revision>   a ledger page of the earlier layout (one item per
  *                                                    commit): no longer written, still read until it expires
  *   CHARGE#<ch_id>            / CHARGE              charge id -> PaymentIntent payment pointer

@@ -10,6 +10,11 @@ import { itemSize } from '../../../bench/dynamo-capacity.ts';
 import { encodeCompressedJson } from '../../../functions/adapters/dynamodb/compressed-json.ts';
 import { paymentItem } from '../../../functions/adapters/dynamodb/dynamodb-payment-store.ts';
 import {
+  decodeLedgerPages,
+  encodeLedgerPages,
+  type PackedLedgerPage,
+} from '../../../functions/adapters/dynamodb/ledger-pack-codec.ts';
+import {
   decodePaymentState,
   encodePaymentState,
 } from '../../../functions/adapters/dynamodb/payment-state-codec.ts';
@@ -147,6 +152,54 @@ describe('payment state codec', () => {
     const foreign = encodePaymentState(state);
     foreign[1] = 9;
     expect(() => decodePaymentState(foreign)).toThrow(/unknown dictionary 9/);
+  });
+});
+
+describe('ledger pack codec', () => {
+  /** The pages of consecutive commits, as a transaction of `size` payments packs them. */
+  function packsOf(size: number): PackedLedgerPage[][] {
+    const pages = commits.map((commit, index) => ({
+      paymentId: commit.paymentId,
+      revision: commit.expectedRevision + 1,
+      appliedAt: commit.ledger.appliedAt,
+      events: commit.ledger.events,
+      prev: commit.expectedRevision === 0 ? null : `ref${String(index).padStart(5, '0')}`,
+    }));
+    const packs: PackedLedgerPage[][] = [];
+    for (let start = 0; start + size <= pages.length; start += size) {
+      packs.push(pages.slice(start, start + size));
+    }
+    return packs;
+  }
+  const packItem = (pages: unknown) => ({
+    pk: 'LEDGER#Ab3dE6gH',
+    sk: 'LEDGER',
+    pages,
+    expiresAt: 1_799_999_999,
+  });
+
+  it('reads back every pack exactly; a pack of seven pages (a typical transaction) fits one 1 KB write unit, about a third of the list of maps', () => {
+    let stored = 0;
+    let asMaps = 0;
+    for (const pages of packsOf(7)) {
+      const encoded = encodeLedgerPages(pages);
+      expect(encoded[0]).toBe(0xd1);
+      expect(decodeLedgerPages(encoded)).toEqual(pages);
+      const size = itemSize(packItem(encoded), false);
+      expect(size).toBeLessThanOrEqual(1024);
+      stored += size;
+      asMaps += itemSize(packItem(pages), false);
+    }
+    expect(stored / asMaps).toBeLessThan(0.4);
+  });
+
+  it('reads the list of maps of a pack written before compression; refuses what is not a list of pages', () => {
+    const [pages] = packsOf(3);
+    expect(decodeLedgerPages(pages)).toEqual(pages);
+    expect(() => decodeLedgerPages({ paymentId: 'pi_1' })).toThrow(/not a list/);
+    const foreign = encodeLedgerPages(pages!);
+    foreign[1] = 9;
+    expect(() => decodeLedgerPages(foreign)).toThrow(/unknown dictionary 9/);
   });
 });
 
