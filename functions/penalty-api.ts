@@ -173,8 +173,9 @@ export function createPenaltyApiHandler(
               penaltyAmount: body.penaltyAmount,
               currency: body.currency,
               free: body.free,
-              recipientId: body.recipientId ?? null,
-              active: body.active ?? true,
+              // Left out: kept as the habit has them (saveHabit), not reset.
+              ...(body.recipientId !== undefined ? { recipientId: body.recipientId } : {}),
+              ...(body.active !== undefined ? { active: body.active } : {}),
             },
             { store, clock, freeHabitLimits: resolved.freeHabitLimits },
           );

@@ -13,15 +13,34 @@ export interface HabitDeps {
   freeHabitLimits: FreeHabitLimits;
 }
 
+/**
+ * A habit's settings as a request gives them: the optional ones left out keep what the
+ * habit has (a rename must not switch a paused habit back on or drop its recipient),
+ * or on creation take their defaults (active, no recipient). `recipientId: null` clears it.
+ */
+export type HabitChange = Omit<HabitSettings, 'recipientId' | 'active'> &
+  Partial<Pick<HabitSettings, 'recipientId' | 'active'>>;
+
+/** The settings a change leaves a habit with. */
+export function settingsAfter(change: HabitChange, previous: Habit | null): HabitSettings {
+  return {
+    ...change,
+    recipientId:
+      change.recipientId !== undefined ? change.recipientId : (previous?.recipientId ?? null),
+    active: change.active ?? previous?.active ?? true,
+  };
+}
+
 /** Creates or updates the habit; answers it and whether it was created. Retries a lost race twice. */
 export async function saveHabit(
   key: HabitKey,
-  settings: HabitSettings,
+  change: HabitChange,
   deps: HabitDeps,
 ): Promise<{ habit: Habit; created: boolean }> {
   const { store, clock } = deps;
   for (let attempt = 1; attempt <= 3; attempt += 1) {
     const previous = await store.getHabit(key);
+    const settings = settingsAfter(change, previous);
     const habit = withSettings(key, settings, previous, new Date(clock.now()).toISOString());
     const { tier } = await store.getUserBilling(key.userId);
     const freeHabitLimit = deps.freeHabitLimits[tier];

@@ -140,6 +140,27 @@ describe('habits', () => {
     expect(list.body.items.map((h: { name: string }) => h.name)).toEqual(['Run 5k']);
   });
 
+  it('keeps a paused habit paused and its recipient when an update leaves them out; recipientId null clears it', async () => {
+    const w = world();
+    await w.putHabit('u1', 'run', { ...w.habit, active: false });
+    const { recipientId: _left, ...withoutRecipient } = w.habit;
+    const renamed = await w.putHabit('u1', 'run', { ...withoutRecipient, name: 'Run 5k' });
+    expect(renamed.status).toBe(200);
+    expect(renamed.body).toMatchObject({ name: 'Run 5k', active: false, recipientId: 'charity-1' });
+    expect(await w.store.getHabit({ userId: 'u1', habitId: 'run' })).toMatchObject({
+      active: false,
+      recipientId: 'charity-1',
+    });
+    const cleared = await w.putHabit('u1', 'run', { ...w.habit, recipientId: null });
+    expect(cleared.body).toMatchObject({ active: false, recipientId: null });
+    const resumed = await w.putHabit('u1', 'run', { ...withoutRecipient, active: true });
+    expect(resumed.body).toMatchObject({ active: true, recipientId: null });
+    // On creation the left-out ones take their defaults: active, no recipient.
+    const created = await w.putHabit('u1', 'read', withoutRecipient);
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ active: true, recipientId: null });
+  });
+
   it('answers a habit changed on a later day without the settings still owed to past days', async () => {
     const w = world();
     w.clock.time = at('2026-12-01', '09:00:00');
