@@ -114,8 +114,12 @@ export interface MarkPaidResult {
 
 /**
  * The operators' batch mark-paid (≤ 100 ids, idempotent): unpaid or pending penalties
- * become `paid` (with `paymentId` when given, else the one they were pending under);
- * paid and waived ones are already settled; unknown ids are reported, not failed.
+ * become `paid` with `paymentId`, or with none when it is not given; paid and waived
+ * ones are already settled; unknown ids are reported, not failed. Without a
+ * `paymentId` a pending penalty is not credited to the PaymentIntent it was pending
+ * under: that payment may still go through on the user's payment sheet, and if it
+ * does it must be recorded as an overpayment (to refund), not taken as this one.
+ * An operator who marks it paid because that very payment's event was lost names it.
  */
 export async function markPenaltiesPaid(
   penaltyIds: readonly string[],
@@ -134,7 +138,7 @@ export async function markPenaltiesPaid(
     plan: (penalties) =>
       [...penalties.values()]
         .filter((penalty) => penalty.status === 'unpaid' || penalty.status === 'pending')
-        .map((penalty) => transition(penalty, 'paid', paymentId ?? penalty.paymentId)),
+        .map((penalty) => transition(penalty, 'paid', paymentId)),
   });
   const changed = new Set(committed.map((change) => change.penalty.penaltyId));
   return {

@@ -66,6 +66,34 @@ async function deliverSucceeded(
 }
 
 describe('overpaid penalty payments', () => {
+  it('records the pending PaymentIntent as an overpayment when an operator marked its penalty paid without naming a payment', async () => {
+    const { store, clock, payment } = await setUp();
+    const [first] = payment.penaltyIds;
+    // Paid in cash; the operator knows no Stripe id. The payment sheet is still open.
+    const marked = await markPenaltiesPaid([first!], null, { store, clock, pause: noPause });
+    expect(marked.changed).toEqual([first]);
+    expect((await store.getPenalties([first!])).get(first!)).toMatchObject({
+      status: 'paid',
+      paymentId: null,
+    });
+    // The user then pays the settlement too: that penalty is paid twice, and recorded so.
+    const failures = await deliverSucceeded(
+      store,
+      clock,
+      payment.paymentIntentId,
+      payment.penaltyIds,
+    );
+    expect(failures.newly).toEqual([first]);
+    expect(await store.listOverpayments({ all: true })).toEqual([
+      expect.objectContaining({
+        penaltyId: first,
+        paymentIntentId: payment.paymentIntentId,
+        settledAs: 'paid',
+        settledBy: null,
+      }),
+    ]);
+  });
+
   it('records a penalty paid when an operator had already marked it paid otherwise, once across duplicates', async () => {
     const { store, clock, payment } = await setUp();
     const [first, second] = payment.penaltyIds;
