@@ -85,14 +85,12 @@ export async function runOps(
     return 2;
   }
   let values: Record<string, string | boolean | undefined>;
+  const flags = { ...command.flags, ...COMMON_FLAGS };
   try {
     const config: ParseArgsConfig = {
-      args: negativeValuesJoined(rest, { ...command.flags, ...COMMON_FLAGS }),
+      args: negativeValuesJoined(rest, flags),
       options: Object.fromEntries(
-        Object.entries({ ...command.flags, ...COMMON_FLAGS }).map(([flag, spec]) => [
-          flag,
-          { type: spec.type },
-        ]),
+        Object.entries(flags).map(([flag, spec]) => [flag, { type: spec.type }]),
       ),
       strict: true,
       allowPositionals: false,
