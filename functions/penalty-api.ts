@@ -46,6 +46,7 @@ import {
   PaymentRejectedError,
   PENALTY_FIELDS,
   PENALTY_STATUSES,
+  type PenaltyAccount,
   type PenaltyField,
   type PenaltyPaymentGateway,
   type PenaltyStore,
@@ -186,11 +187,10 @@ export function createPenaltyApiHandler(
           const { userId } = parseParams(z.object({ userId: userIdParam() }), params);
           const opened = await resolved.cursors.open(route, query.cursor);
           const after = opened === undefined ? undefined : habitsCursor.decode({ userId }, opened);
-          const [account, habits] = await Promise.all([
-            store.getAccount(userId),
+          const [, habits] = await Promise.all([
+            knownAccount(store, userId),
             store.listHabits(userId),
           ]);
-          if (!account) throw unknownUser(userId);
           const page = pageOfHabits(habits, query.limit, after);
           const nextCursor = await resolved.cursors.seal(
             route,
@@ -224,8 +224,7 @@ export function createPenaltyApiHandler(
           );
           const { userId } = parseParams(z.object({ userId: userIdParam() }), params);
           const fields = parseFields(query.fields);
-          const account = await store.getAccount(userId);
-          if (!account) throw unknownUser(userId);
+          await knownAccount(store, userId);
           const cursor = await resolved.cursors.open(route, query.cursor);
           const page = await store.listPenalties({
             userId,
@@ -240,19 +239,15 @@ export function createPenaltyApiHandler(
         case PENALTY_ROUTES.summary: {
           parseQuery(event, z.object({}));
           const { userId } = parseParams(z.object({ userId: userIdParam() }), params);
-          // The counts and amounts from the one account item; the oldest date from one index item.
-          const [account, oldest] = await Promise.all([
-            store.getAccount(userId),
-            store.oldestUnpaid(userId, 1),
-          ]);
-          if (!account) throw unknownUser(userId);
+          // Counts, amounts and the oldest date, all from the one account item.
+          const account = await knownAccount(store, userId);
           return jsonResponse(
             200,
             {
               userId,
               unpaidCount: account.unpaidCount,
               unpaidAmount: account.unpaidAmount,
-              oldestUnpaidDate: account.unpaidCount > 0 ? (oldest[0]?.date ?? null) : null,
+              oldestUnpaidDate: account.oldestUnpaidDate,
             },
             { 'cache-control': 'no-store' },
           );
@@ -333,6 +328,26 @@ function isSettlementFailure(error: unknown): boolean {
     error instanceof PenaltyConflictError ||
     error instanceof PenaltyRequestError
   );
+}
+
+/**
+ * The user's penalties account; an empty one for a user with a billing profile but no
+ * habit yet (known, just nothing to show, as the payments routes answer); 404 for a
+ * user known to neither.
+ */
+async function knownAccount(store: PenaltyStore, userId: string): Promise<PenaltyAccount> {
+  const account = await store.getAccount(userId);
+  if (account) return account;
+  if (!(await store.getUserBilling(userId)).hasProfile) throw unknownUser(userId);
+  return {
+    userId,
+    habits: 0,
+    freeHabits: 0,
+    unpaidCount: 0,
+    unpaidAmount: [],
+    oldestUnpaidDate: null,
+    pending: null,
+  };
 }
 
 function unknownUser(userId: string): PenaltyNotFoundError {

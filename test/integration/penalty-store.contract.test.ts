@@ -3,10 +3,19 @@
  * rely on must behave like the DynamoDB adapter on DynamoDB Local. Each scenario runs
  * the real use cases (assessment, settlement, payment outcomes) over the store.
  */
-import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { billingKeys } from '../../functions/adapters/dynamodb/billing-table-keys.ts';
 import { DynamoDbPenaltyStore } from '../../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
+import {
+  PENALTY_KEYS,
+  UNPAID_DATE_PREFIX,
+} from '../../functions/adapters/dynamodb/penalty-table-schema.ts';
 import { InMemoryPenaltyStore } from '../../functions/adapters/memory/in-memory-penalty-store.ts';
 import { assessDate, assessHabit } from '../../functions/core/penalties/assessment.ts';
 import { DEFAULT_FREE_HABIT_LIMITS } from '../../functions/core/penalties/habits.ts';
@@ -42,7 +51,7 @@ import {
 
 interface Harness {
   store: PenaltyStore;
-  setProfile(userId: string, profile: UserBilling): Promise<void>;
+  setProfile(userId: string, profile: Omit<UserBilling, 'hasProfile'>): Promise<void>;
 }
 
 /** The users of every habit the assessment would visit, across all shards. */
@@ -545,6 +554,49 @@ function contract(name: string, make: () => Promise<Harness>) {
       );
     });
 
+    it('summary: the oldest unpaid date follows assessment, settlement, a failed payment and mark-paid', async () => {
+      const { store, setProfile } = await make();
+      const user = fresh('o');
+      const clock = fixedClock(at('2026-09-01'));
+      await saveHabit({ userId: user, habitId: 'h' }, settings(), {
+        store,
+        clock,
+        freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+      });
+      const oldest = async () => (await store.getAccount(user))?.oldestUnpaidDate;
+      expect(await oldest()).toBeNull();
+      for (const day of ['2026-09-01', '2026-09-02', '2026-09-03']) {
+        clock.time = at(day) + 86_400_000;
+        await assessDate(day, { store, clock, pause: noPause });
+      }
+      expect(await oldest()).toBe('2026-09-01');
+      await setProfile(user, { tier: 'gold', credits: 1, customerId: 'cus_1' });
+      const settled = await settlePenalties(user, {
+        store,
+        gateway: new FakeGateway(),
+        clock,
+        pause: noPause,
+      });
+      expect(await oldest()).toBeNull();
+      const payment = settled.payment as NonNullable<typeof settled.payment>;
+      await applyPenaltyPayment(
+        {
+          paymentIntentId: payment.paymentIntentId,
+          penaltyIds: payment.penaltyIds,
+          outcome: 'failed',
+        },
+        { store, clock, pause: noPause },
+      );
+      expect(await oldest()).toBe('2026-09-02');
+      await markPenaltiesPaid([`pen_${user}_h_2026-09-02`], null, { store, clock, pause: noPause });
+      expect(await oldest()).toBe('2026-09-03');
+      await markPenaltiesPaid([`pen_${user}_h_2026-09-03`], null, { store, clock, pause: noPause });
+      expect(await store.getAccount(user)).toMatchObject({
+        unpaidCount: 0,
+        oldestUnpaidDate: null,
+      });
+    });
+
     it('mark-paid: 60 users, each paying its own recipient, split into transactions the store accepts', async () => {
       const { store } = await make();
       const clock = fixedClock(at('2026-08-01'));
@@ -659,4 +711,99 @@ contract('DynamoDB Local', async () => {
       );
     },
   };
+});
+
+describe('DynamoDbPenaltyStore: the per-date unpaid counts on the account item', () => {
+  const clock = fixedClock(at('2026-07-01'));
+  async function setUp() {
+    const { dynamo } = emulatorClients();
+    const { billingTableName } = await createBillingTables(dynamo);
+    const penaltiesTableName = await createPenaltiesTable(dynamo);
+    const store = new DynamoDbPenaltyStore({
+      client: dynamo,
+      penaltiesTableName,
+      billingTableName,
+    });
+    const documents = DynamoDBDocumentClient.from(dynamo);
+    const user = fresh('d');
+    clock.time = at('2026-07-01');
+    for (const habitId of ['a', 'b']) {
+      await saveHabit({ userId: user, habitId }, settings(), {
+        store,
+        clock,
+        freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+      });
+    }
+    for (const day of ['2026-07-01', '2026-07-02']) {
+      clock.time = at(day) + 86_400_000;
+      await assessDate(day, { store, clock, pause: noPause });
+    }
+    const account = async () =>
+      (
+        await documents.send(
+          new GetCommand({ TableName: penaltiesTableName, Key: PENALTY_KEYS.account(user) }),
+        )
+      ).Item ?? {};
+    const dateCounts = async () =>
+      Object.fromEntries(
+        Object.entries(await account()).filter(([name]) => name.startsWith(UNPAID_DATE_PREFIX)),
+      );
+    return { store, documents, penaltiesTableName, user, dateCounts };
+  }
+
+  it('removes a date once nothing of it is unpaid, so the item does not grow with every date', async () => {
+    const { store, user, dateCounts } = await setUp();
+    expect(await dateCounts()).toEqual({
+      [`${UNPAID_DATE_PREFIX}2026-07-01`]: 2,
+      [`${UNPAID_DATE_PREFIX}2026-07-02`]: 2,
+    });
+    await markPenaltiesPaid([`pen_${user}_a_2026-07-01`], null, { store, clock, pause: noPause });
+    expect(await dateCounts()).toEqual({
+      [`${UNPAID_DATE_PREFIX}2026-07-01`]: 1,
+      [`${UNPAID_DATE_PREFIX}2026-07-02`]: 2,
+    });
+    await markPenaltiesPaid([`pen_${user}_b_2026-07-01`, `pen_${user}_a_2026-07-02`], null, {
+      store,
+      clock,
+      pause: noPause,
+    });
+    expect(await dateCounts()).toEqual({ [`${UNPAID_DATE_PREFIX}2026-07-02`]: 1 });
+    expect((await store.getAccount(user))?.oldestUnpaidDate).toBe('2026-07-02');
+  });
+
+  it('an account kept before the per-date counts reads its oldest date from the index until its old penalties are settled', async () => {
+    const { store, documents, penaltiesTableName, user, dateCounts } = await setUp();
+    // As an account written before this change: counts and amounts, no dates.
+    const legacy = Object.keys(await dateCounts());
+    await documents.send(
+      new UpdateCommand({
+        TableName: penaltiesTableName,
+        Key: PENALTY_KEYS.account(user),
+        UpdateExpression: `REMOVE ${legacy.map((_, index) => `#d${index}`).join(', ')}`,
+        ExpressionAttributeNames: Object.fromEntries(legacy.map((name, i) => [`#d${i}`, name])),
+      }),
+    );
+    expect(await store.getAccount(user)).toMatchObject({
+      unpaidCount: 4,
+      oldestUnpaidDate: '2026-07-01',
+    });
+    await markPenaltiesPaid([`pen_${user}_a_2026-07-01`, `pen_${user}_b_2026-07-01`], null, {
+      store,
+      clock,
+      pause: noPause,
+    });
+    expect((await store.getAccount(user))?.oldestUnpaidDate).toBe('2026-07-02');
+    clock.time = at('2026-07-03') + 86_400_000;
+    await assessDate('2026-07-03', { store, clock, pause: noPause });
+    await markPenaltiesPaid([`pen_${user}_a_2026-07-02`, `pen_${user}_b_2026-07-02`], null, {
+      store,
+      clock,
+      pause: noPause,
+    });
+    // The old penalties are all gone: the counts alone answer again.
+    expect(await store.getAccount(user)).toMatchObject({
+      unpaidCount: 2,
+      oldestUnpaidDate: '2026-07-03',
+    });
+  });
 });

@@ -28,6 +28,7 @@ import {
   parsePenaltyId,
   pendingSettlementShardOf,
 } from '../../core/penalties/penalty-ids.ts';
+import { oldestUnpaidDateOf } from '../../core/penalties/penalty-transitions.ts';
 import {
   type AccountDelta,
   type AssessableHabit,
@@ -71,6 +72,7 @@ import {
   PENALTY_STATUS_INDEX,
   PENDING_SETTLEMENT_INDEX,
   UNPAID_AMOUNT_PREFIX,
+  UNPAID_DATE_PREFIX,
   userStatusKey,
 } from './penalty-table-schema.ts';
 
@@ -140,12 +142,17 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
     const pending = Item.pending as
       | { paymentIntentId: string; penaltyIds: string[]; startedAt: string }
       | undefined;
+    const unpaidCount = numberOr(Item.unpaidCount, 0);
+    const oldest = oldestUnpaidDateOf(countsOf(Item, UNPAID_DATE_PREFIX), unpaidCount);
     return {
       userId,
       habits: numberOr(Item.habits, 0),
       freeHabits: numberOr(Item.freeHabits, 0),
-      unpaidCount: numberOr(Item.unpaidCount, 0),
+      unpaidCount,
       unpaidAmount: amountsOf(Item, UNPAID_AMOUNT_PREFIX),
+      // An account holding penalties from before the per-date counts: from the index.
+      oldestUnpaidDate:
+        oldest !== undefined ? oldest : ((await this.oldestUnpaid(userId, 1))[0]?.date ?? null),
       pending: pending
         ? {
             paymentIntentId: pending.paymentIntentId,
@@ -170,6 +177,7 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       tier: isTier(Item?.tier) ? Item.tier : 'free',
       credits: numberOr(Item?.[CREDIT_ATTRIBUTE.balance], 0),
       customerId: typeof Item?.stripeCustomerId === 'string' ? Item.stripeCustomerId : null,
+      hasProfile: Item !== undefined,
     };
   }
 
@@ -648,7 +656,12 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       kinds.push('account');
     }
     if (lock && !accountUsers.has(lock.userId)) {
-      const update = this.#accountUpdate({ userId: lock.userId, unpaidCount: 0, unpaidAmount: [] });
+      const update = this.#accountUpdate({
+        userId: lock.userId,
+        unpaidCount: 0,
+        unpaidAmount: [],
+        unpaidDates: [],
+      });
       addLock(update, lock.userId, lock.settlement);
       items.push(update);
       kinds.push('lock');
@@ -704,7 +717,17 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
     }
     if (items.length === 0) return { status: 'committed' };
     const outcome = await transactWrite(this.#documents, items);
-    if (outcome.status === 'committed') return { status: 'committed' };
+    if (outcome.status === 'committed') {
+      await Promise.all(
+        commit.accounts.map((delta) =>
+          this.#pruneUnpaidDates(
+            delta.userId,
+            delta.unpaidDates.filter((entry) => entry.count < 0).map((entry) => entry.date),
+          ),
+        ),
+      );
+      return { status: 'committed' };
+    }
     if (outcome.status === 'failed') {
       if (isThrottle(outcome.error)) return { status: 'busy' };
       throw outcome.error;
@@ -887,6 +910,11 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       values[`:unpaid${index}`] = money.amount;
       adds.push(`#unpaid${index} :unpaid${index}`);
     });
+    delta.unpaidDates.forEach((entry, index) => {
+      names[`#unpaidOn${index}`] = `${UNPAID_DATE_PREFIX}${entry.date}`;
+      values[`:unpaidOn${index}`] = entry.count;
+      adds.push(`#unpaidOn${index} :unpaidOn${index}`);
+    });
     return {
       Update: {
         TableName: this.#table,
@@ -896,6 +924,46 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
         ExpressionAttributeValues: values,
       },
     };
+  }
+
+  /**
+   * Removes the per-date counts among `dates` that a commit brought to zero, so the
+   * account item (written by every later commit of the user, and billed by its size)
+   * does not grow with every date ever unpaid. After the commit, not in it: only a read
+   * tells which reached zero. Conditioned on still being zero; a race or a failure
+   * leaves a zero count, which reads as nothing (and the next decrement prunes it).
+   */
+  async #pruneUnpaidDates(userId: string, dates: readonly string[]): Promise<void> {
+    if (dates.length === 0) return;
+    const attributes = dates.map((date) => `${UNPAID_DATE_PREFIX}${date}`);
+    const namesOf = (list: readonly string[]) =>
+      Object.fromEntries(list.map((attribute, index) => [`#d${index}`, attribute]));
+    try {
+      const { Item } = await this.#documents.send(
+        new GetCommand({
+          TableName: this.#table,
+          Key: keys.account(userId),
+          ProjectionExpression: attributes.map((_, index) => `#d${index}`).join(', '),
+          ExpressionAttributeNames: namesOf(attributes),
+          ConsistentRead: true,
+        }),
+      );
+      const zero = attributes.filter((attribute) => Item?.[attribute] === 0);
+      if (zero.length === 0) return;
+      const placeholders = zero.map((_, index) => `#d${index}`);
+      await this.#documents.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: keys.account(userId),
+          UpdateExpression: `REMOVE ${placeholders.join(', ')}`,
+          ConditionExpression: placeholders.map((name) => `${name} = :zero`).join(' AND '),
+          ExpressionAttributeNames: namesOf(zero),
+          ExpressionAttributeValues: { ':zero': 0 },
+        }),
+      );
+    } catch {
+      // Best effort by design (see above): the commit itself has landed.
+    }
   }
 
   async #queryAll(input: QueryCommandInput): Promise<Item[]> {
@@ -961,6 +1029,15 @@ function isThrottle(error: Error): boolean {
 
 function numberOr(value: unknown, fallback: number): number {
   return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
+}
+
+/** `<prefix><key>` number attributes as `[key, value]` pairs. */
+function countsOf(item: Item, prefix: string): [string, number][] {
+  return Object.entries(item).flatMap(([name, value]) =>
+    name.startsWith(prefix) && typeof value === 'number'
+      ? [[name.slice(prefix.length), value]]
+      : [],
+  ) as [string, number][];
 }
 
 /** `<prefix><currency>` attributes as money, ascending by currency, zeros left out. */

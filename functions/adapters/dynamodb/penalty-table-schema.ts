@@ -4,7 +4,9 @@
  * attributes written and the indexes the stack creates cannot drift.
  *
  * Items (pk / sk):
- *   USER#<userId>      / ACCOUNT                    habits, freeHabits, unpaidCount, `unpaid#<currency>` amounts, pending settlement;
+ *   USER#<userId>      / ACCOUNT                    habits, freeHabits, unpaidCount, `unpaid#<currency>` amounts,
+ *                                                   `unpaidOn#<date>` counts (the summary's oldest date; pruned at 0),
+ *                                                   pending settlement;
  *                                                   while it is pending also `pendingShard` / `pendingSince` (the pending index)
  *   USER#<userId>      / HABIT#<habitId>            settings, streaks, lastAssessedDate, verifiedDates (string set),
  *                                                   earlierSettings (the settings days not yet assessed began
@@ -62,6 +64,8 @@ export const PENALTY_SK_PREFIX = 'PENALTY#';
 /** Per-currency amount attributes: top-level numbers, so ADD works without a map to exist. */
 export const UNPAID_AMOUNT_PREFIX = 'unpaid#';
 export const PAID_AMOUNT_PREFIX = 'paid#';
+/** Per-date unpaid counts on the account, top-level for the same reason. */
+export const UNPAID_DATE_PREFIX = 'unpaidOn#';
 
 export const PENALTY_STATUS_INDEX = {
   indexName: 'byStatus',

@@ -10,7 +10,10 @@ import {
   assessmentShardOf,
   parsePenaltyId,
 } from '../../core/penalties/penalty-ids.ts';
-import { TRANSACTION_ITEM_LIMIT } from '../../core/penalties/penalty-transitions.ts';
+import {
+  oldestUnpaidDateOf,
+  TRANSACTION_ITEM_LIMIT,
+} from '../../core/penalties/penalty-transitions.ts';
 import {
   type AccountDelta,
   type AssessableHabit,
@@ -45,6 +48,8 @@ interface StoredAccount {
   freeHabits: number;
   unpaidCount: number;
   unpaid: Map<string, number>;
+  /** Unpaid penalties per date (entries at zero removed, as the DynamoDB store prunes them). */
+  unpaidDates: Map<string, number>;
   pending: PendingSettlement | null;
 }
 
@@ -60,7 +65,7 @@ export class InMemoryPenaltyStore implements PenaltyStore {
   /** Overpayments by `<paymentIntentId>#<penaltyId>`. */
   readonly overpayments = new Map<string, Overpayment>();
   /** The billing profiles settlement reads and spends credits from (tests set them). */
-  readonly profiles = new Map<string, UserBilling>();
+  readonly profiles = new Map<string, Omit<UserBilling, 'hasProfile'>>();
   /** Count of commits attempted (assessment slices and transitions), for tests. */
   commits = 0;
 
@@ -73,12 +78,16 @@ export class InMemoryPenaltyStore implements PenaltyStore {
       freeHabits: account.freeHabits,
       unpaidCount: account.unpaidCount,
       unpaidAmount: moneyOf(account.unpaid),
+      oldestUnpaidDate: oldestUnpaidDateOf(account.unpaidDates, account.unpaidCount) ?? null,
       pending: account.pending ? clone(account.pending) : null,
     };
   }
 
   async getUserBilling(userId: string): Promise<UserBilling> {
-    return clone(this.profiles.get(userId) ?? { tier: 'free', credits: 0, customerId: null });
+    const profile = this.profiles.get(userId);
+    return profile
+      ? { ...clone(profile), hasProfile: true }
+      : { tier: 'free', credits: 0, customerId: null, hasProfile: false };
   }
 
   async listHabits(userId: string): Promise<Habit[]> {
@@ -381,7 +390,14 @@ export class InMemoryPenaltyStore implements PenaltyStore {
   #account(userId: string): StoredAccount {
     let account = this.accounts.get(userId);
     if (!account) {
-      account = { habits: 0, freeHabits: 0, unpaidCount: 0, unpaid: new Map(), pending: null };
+      account = {
+        habits: 0,
+        freeHabits: 0,
+        unpaidCount: 0,
+        unpaid: new Map(),
+        unpaidDates: new Map(),
+        pending: null,
+      };
       this.accounts.set(userId, account);
     }
     return account;
@@ -392,6 +408,11 @@ export class InMemoryPenaltyStore implements PenaltyStore {
     account.unpaidCount += delta.unpaidCount;
     for (const money of delta.unpaidAmount) {
       account.unpaid.set(money.currency, (account.unpaid.get(money.currency) ?? 0) + money.amount);
+    }
+    for (const { date, count } of delta.unpaidDates) {
+      const now = (account.unpaidDates.get(date) ?? 0) + count;
+      if (now === 0) account.unpaidDates.delete(date);
+      else account.unpaidDates.set(date, now);
     }
   }
 }

@@ -94,16 +94,21 @@ export function assessHabit(
 export function accountDeltasOf(penalties: readonly Penalty[]): AccountDelta[] {
   const byUser = new Map<string, Map<string, number>>();
   const counts = new Map<string, number>();
+  const dates = new Map<string, Map<string, number>>();
   for (const penalty of penalties) {
     const amounts = byUser.get(penalty.userId) ?? new Map<string, number>();
     amounts.set(penalty.currency, (amounts.get(penalty.currency) ?? 0) + penalty.amount);
     byUser.set(penalty.userId, amounts);
     counts.set(penalty.userId, (counts.get(penalty.userId) ?? 0) + 1);
+    const days = dates.get(penalty.userId) ?? new Map<string, number>();
+    days.set(penalty.date, (days.get(penalty.date) ?? 0) + 1);
+    dates.set(penalty.userId, days);
   }
   return [...byUser].map(([userId, amounts]) => ({
     userId,
     unpaidCount: counts.get(userId) ?? 0,
     unpaidAmount: [...amounts].map(([currency, amount]) => ({ currency, amount })),
+    unpaidDates: [...(dates.get(userId) ?? [])].map(([date, count]) => ({ date, count })),
   }));
 }
 

@@ -32,37 +32,36 @@ export function transitionEffects(transitions: readonly PenaltyTransition[]): {
   accounts: AccountDelta[];
   recipients: RecipientDelta[];
 } {
-  const accounts = new Map<string, { count: number; amounts: Map<string, number> }>();
-  const recipients = new Map<string, { count: number; amounts: Map<string, number> }>();
-  const add = (
-    into: Map<string, { count: number; amounts: Map<string, number> }>,
-    key: string,
-    sign: number,
-    money: Money,
-  ) => {
-    const entry = into.get(key) ?? { count: 0, amounts: new Map<string, number>() };
+  type Tally = { count: number; amounts: Map<string, number>; dates: Map<string, number> };
+  const accounts = new Map<string, Tally>();
+  const recipients = new Map<string, Tally>();
+  const add = (into: Map<string, Tally>, key: string, sign: number, penalty: Penalty) => {
+    const entry = into.get(key) ?? { count: 0, amounts: new Map(), dates: new Map() };
     entry.count += sign;
     entry.amounts.set(
-      money.currency,
-      (entry.amounts.get(money.currency) ?? 0) + sign * money.amount,
+      penalty.currency,
+      (entry.amounts.get(penalty.currency) ?? 0) + sign * penalty.amount,
     );
+    entry.dates.set(penalty.date, (entry.dates.get(penalty.date) ?? 0) + sign);
     into.set(key, entry);
   };
   for (const { penalty, to } of transitions) {
     const from = penalty.status;
     if (from === to) continue;
-    const money = { currency: penalty.currency, amount: penalty.amount };
-    if (from === 'unpaid') add(accounts, penalty.userId, -1, money);
-    if (to === 'unpaid') add(accounts, penalty.userId, 1, money);
-    if (to === 'paid' && penalty.recipientId) add(recipients, penalty.recipientId, 1, money);
+    if (from === 'unpaid') add(accounts, penalty.userId, -1, penalty);
+    if (to === 'unpaid') add(accounts, penalty.userId, 1, penalty);
+    if (to === 'paid' && penalty.recipientId) add(recipients, penalty.recipientId, 1, penalty);
   }
-  const moneyOf = (amounts: Map<string, number>) =>
+  const moneyOf = (amounts: Map<string, number>): Money[] =>
     [...amounts].map(([currency, amount]) => ({ currency, amount }));
   return {
-    accounts: [...accounts].map(([userId, { count, amounts }]) => ({
+    accounts: [...accounts].map(([userId, { count, amounts, dates }]) => ({
       userId,
       unpaidCount: count,
       unpaidAmount: moneyOf(amounts),
+      unpaidDates: [...dates]
+        .filter(([, change]) => change !== 0)
+        .map(([date, change]) => ({ date, count: change })),
     })),
     recipients: [...recipients].map(([recipientId, { count, amounts }]) => ({
       recipientId,
@@ -158,4 +157,26 @@ export async function commitTransitionsSafely(run: TransitionRun): Promise<Penal
     }
     await run.pause(Math.round(20 * 2 ** attempts * (0.5 + Math.random())));
   }
+}
+
+/**
+ * The summary's oldest unpaid date, from the account's unpaid count per penalty date:
+ * the earliest date whose count is above zero; null when nothing is unpaid. Undefined
+ * when the positive counts do not add up to `unpaidCount`: the account holds penalties
+ * from before it kept counts per date (each such date reads at or below zero), so the
+ * caller must look the date up another way.
+ */
+export function oldestUnpaidDateOf(
+  countsByDate: Iterable<readonly [string, number]>,
+  unpaidCount: number,
+): string | null | undefined {
+  if (unpaidCount <= 0) return null;
+  let oldest: string | null = null;
+  let counted = 0;
+  for (const [date, count] of countsByDate) {
+    if (count <= 0) continue;
+    counted += count;
+    if (oldest === null || date < oldest) oldest = date;
+  }
+  return counted === unpaidCount ? oldest : undefined;
 }

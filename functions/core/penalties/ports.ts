@@ -153,6 +153,8 @@ export interface PenaltyAccount {
   unpaidCount: number;
   /** Per currency, ascending by currency; currencies at 0 left out. */
   unpaidAmount: Money[];
+  /** The date of the oldest unpaid penalty (null when none), kept on the same item. */
+  oldestUnpaidDate: string | null;
   pending: PendingSettlement | null;
 }
 
@@ -162,6 +164,8 @@ export interface UserBilling {
   tier: Tier;
   credits: number;
   customerId: string | null;
+  /** Whether the user has a billing profile (a known user, with or without habits). */
+  hasProfile: boolean;
 }
 
 export type HabitWriteResult = 'written' | 'free-habit-limit' | 'habit-limit' | 'conflict';
@@ -242,6 +246,17 @@ export interface AccountDelta {
   unpaidCount: number;
   /** Per currency (may be negative). */
   unpaidAmount: Money[];
+  /**
+   * Per penalty date, the change in unpaid penalties of that date (may be negative): the
+   * account keeps a count per date, so its oldest unpaid date is read from the item.
+   */
+  unpaidDates: DateCount[];
+}
+
+export interface DateCount {
+  /** `YYYY-MM-DD`. */
+  date: string;
+  count: number;
 }
 
 /** A paid penalty adding to its recipient's totals. */

@@ -95,6 +95,12 @@ export interface SettlementResult {
   } | null;
 }
 
+const NOTHING_SETTLED: SettlementResult = Object.freeze({
+  waived: [],
+  creditsUsed: 0,
+  payment: null,
+});
+
 export interface SettleDeps {
   store: PenaltyStore;
   gateway: PenaltyPaymentGateway;
@@ -143,6 +149,8 @@ export async function settlePenalties(userId: string, deps: SettleDeps): Promise
   for (let attempt = 1; ; attempt += 1) {
     const account = await store.getAccount(userId);
     if (!account) {
+      // A user with a profile but no habit yet has nothing to settle; nobody else is known.
+      if ((await store.getUserBilling(userId)).hasProfile) return NOTHING_SETTLED;
       throw new PenaltyNotFoundError(
         'user_not_found',
         `No penalties are known for user ${userId}.`,
@@ -167,7 +175,7 @@ export async function settlePenalties(userId: string, deps: SettleDeps): Promise
       const fresh = current.get(penalty.penaltyId);
       return fresh?.status === 'unpaid' ? [fresh] : [];
     });
-    if (unpaid.length === 0) return { waived: [], creditsUsed: 0, payment: null };
+    if (unpaid.length === 0) return NOTHING_SETTLED;
 
     const billing = await store.getUserBilling(userId);
     const plan = planSettlement(unpaid, billing.credits);

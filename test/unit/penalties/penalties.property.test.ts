@@ -196,6 +196,7 @@ describe('penalties invariants', () => {
           const account = await store.getAccount(user);
           if (!account) continue;
           expect(account.unpaidCount).toBe(unpaid.length);
+          expect(account.oldestUnpaidDate).toBe(unpaid.map((p) => p.date).sort()[0] ?? null);
           const amounts = new Map<string, number>();
           for (const p of unpaid)
             amounts.set(p.currency, (amounts.get(p.currency) ?? 0) + p.amount);

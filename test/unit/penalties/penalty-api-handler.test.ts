@@ -460,6 +460,51 @@ describe('penalties and the summary', () => {
     });
     expect((await w.call('GET', PENALTY_ROUTES.summary, { userId: 'nobody' })).status).toBe(404);
   });
+
+  it('keeps the oldest unpaid date on the account item as penalties are settled and marked paid', async () => {
+    const w = await withPenalties();
+    const oldest = async () =>
+      (await w.call('GET', PENALTY_ROUTES.summary, { userId: 'u1' })).body.oldestUnpaidDate;
+    const unpaid = (await w.call('GET', PENALTY_ROUTES.penalties, { userId: 'u1' })).body.items as {
+      penaltyId: string;
+      date: string;
+    }[];
+    const onFirstDay = unpaid.filter((p) => p.date === '2026-12-01').map((p) => p.penaltyId);
+    const later = unpaid.filter((p) => p.date !== '2026-12-01').map((p) => p.penaltyId);
+    expect(onFirstDay.length).toBeGreaterThan(0);
+    expect(later.length).toBeGreaterThan(0);
+    // The index is never asked: the date comes from the one account item.
+    const listing = vi.spyOn(w.store, 'oldestUnpaid');
+    await w.call('POST', PENALTY_ROUTES.markPaid, {}, { body: { penaltyIds: onFirstDay } });
+    expect(await oldest()).toBe('2026-12-02');
+    await w.call('POST', PENALTY_ROUTES.markPaid, {}, { body: { penaltyIds: later } });
+    expect(await oldest()).toBeNull();
+    expect(listing).not.toHaveBeenCalled();
+  });
+
+  it('answers a user with a profile but no habit yet with empty lists and an empty summary', async () => {
+    const w = await withPenalties();
+    w.store.profiles.set('newcomer', { tier: 'free', credits: 0, customerId: null });
+    const user = { userId: 'newcomer' };
+    expect(await w.call('GET', PENALTY_ROUTES.habits, user)).toMatchObject({
+      status: 200,
+      body: { items: [], nextCursor: null },
+    });
+    expect(await w.call('GET', PENALTY_ROUTES.penalties, user)).toMatchObject({
+      status: 200,
+      body: { items: [], nextCursor: null },
+    });
+    expect(await w.call('GET', PENALTY_ROUTES.summary, user)).toMatchObject({
+      status: 200,
+      body: { userId: 'newcomer', unpaidCount: 0, unpaidAmount: [], oldestUnpaidDate: null },
+    });
+    expect(await w.call('POST', PENALTY_ROUTES.settle, user)).toMatchObject({
+      status: 200,
+      body: { waived: [], creditsUsed: 0, payment: null },
+    });
+    expect(w.gateway.requests).toHaveLength(0);
+    expect(w.store.accounts.has('newcomer')).toBe(false);
+  });
 });
 
 describe('settlement', () => {
