@@ -6,8 +6,9 @@
  * those ids. Stripe is called before anything is written, so Stripe being down changes
  * nothing; then one transaction waives, marks the paid ones `pending`, spends the
  * credits (never below zero) and takes the user's settlement lock (a second settlement
- * while one is pending is refused, until it is an hour old: then its PaymentIntent is
- * canceled at Stripe and its penalties go back to unpaid, or to paid if it was paid;
+ * while one is pending is refused, until it is an hour old or none of its penalties is
+ * pending under it any more: then its PaymentIntent is canceled at Stripe and its
+ * penalties go back to unpaid, or to paid if it was paid;
  * the hourly sweep, settlement-sweep.ts, releases such settlements the same way).
  */
 import type { Clock } from '../shared/clock.ts';
@@ -157,9 +158,14 @@ export async function settlePenalties(userId: string, deps: SettleDeps): Promise
       );
     }
     if (account.pending) {
-      // Past an hour a pending settlement is taken as abandoned: released, then settled anew.
+      // Past an hour a pending settlement is taken as abandoned: released, then settled
+      // anew. So is one with nothing left pending under it: an operator marked its
+      // penalties paid, and its lock would otherwise refuse the user for the hour.
       const { pending } = account;
-      if (released === pending.paymentIntentId || !isAbandoned(pending, clock.now())) {
+      if (
+        released === pending.paymentIntentId ||
+        (!isAbandoned(pending, clock.now()) && (await anyStillPending(pending, store)))
+      ) {
         throw pendingConflict(pending.paymentIntentId);
       }
       const { state } = await releaseAbandonedSettlement(pending, { store, gateway, clock, pause });
@@ -242,6 +248,15 @@ export async function settlePenalties(userId: string, deps: SettleDeps): Promise
     }
     await pause(Math.round(30 * 2 ** attempt * (0.5 + Math.random())));
   }
+}
+
+/** Whether any of the settlement's penalties is still pending under its PaymentIntent (read by key). */
+async function anyStillPending(pending: PendingSettlement, store: PenaltyStore): Promise<boolean> {
+  const penalties = await store.getPenalties(pending.penaltyIds);
+  return pending.penaltyIds.some((id) => {
+    const penalty = penalties.get(id);
+    return penalty?.status === 'pending' && penalty.paymentId === pending.paymentIntentId;
+  });
 }
 
 function pendingConflict(paymentIntentId: string | null): PenaltyConflictError {

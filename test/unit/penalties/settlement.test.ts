@@ -257,6 +257,27 @@ describe('settlePenalties', () => {
     expect((await store.getAccount('sam'))?.pending).not.toBeNull();
   });
 
+  it('releases a lock at once when an operator marked every penalty under it paid', async () => {
+    const { store, clock, gateway } = await withPenalties(['2026-11-01', '2026-11-02'], 0);
+    const first = await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    const [older, newer] = (first.payment?.penaltyIds ?? []) as string[];
+    await markPenaltiesPaid([older as string], null, { store, clock, pause: noPause });
+    // One is still pending under the PaymentIntent: the settlement is still on.
+    await expect(
+      settlePenalties('sam', { store, gateway, clock, pause: noPause }),
+    ).rejects.toMatchObject({ code: 'settlement_pending' });
+    expect(gateway.cancels).toEqual([]);
+
+    await markPenaltiesPaid([newer as string], null, { store, clock, pause: noPause });
+    // Well within the hour: nothing is pending under it any more, so the lock goes and its
+    // PaymentIntent is canceled (the payment sheet can no longer charge for them twice).
+    const second = await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    expect(second).toEqual({ waived: [], creditsUsed: 0, payment: null });
+    expect(gateway.cancels).toEqual([first.payment?.paymentIntentId]);
+    expect(await store.getAccount('sam')).toMatchObject({ pending: null, unpaidCount: 0 });
+    expect([...store.penalties.values()].map((p) => p.status)).toEqual(['paid', 'paid']);
+  });
+
   it('changes nothing when Stripe is unavailable', async () => {
     const { store, clock, gateway } = await withPenalties(['2026-11-01', '2026-11-02'], 1);
     gateway.failWith = new PaymentGatewayUnavailableError('down', { retryAfterSeconds: 7 });
