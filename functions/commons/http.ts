@@ -15,7 +15,8 @@ export type HttpResponse = APIGatewayProxyStructuredResultV2 & {
 
 /** Body shape of every error answer: a stable machine `code` and a human `message`. */
 export interface ErrorBody {
-  error: { code: string; message: string };
+  /** Some errors carry more fields beside these (a 409 settlement_pending: the payment). */
+  error: { code: string; message: string } & Record<string, unknown>;
 }
 
 /** A JSON response; `content-type` is set unless `headers` overrides it. */
@@ -39,18 +40,24 @@ export class HttpError extends Error {
   readonly statusCode: number;
   readonly code: string;
   readonly headers: Record<string, string>;
+  /** Answered beside `code` and `message`; never logged (it may hold a client secret). */
+  readonly details: Record<string, unknown>;
 
   constructor(
     statusCode: number,
     code: string,
     message: string,
-    options?: ErrorOptions & { headers?: Record<string, string> },
+    options?: ErrorOptions & {
+      headers?: Record<string, string>;
+      details?: Record<string, unknown>;
+    },
   ) {
     super(message, options);
     this.name = 'HttpError';
     this.statusCode = statusCode;
     this.code = code;
     this.headers = options?.headers ?? {};
+    this.details = options?.details ?? {};
   }
 }
 
@@ -159,7 +166,7 @@ export function toHttpErrorResponse(
     }
     return jsonResponse(
       error.statusCode,
-      { error: { code: error.code, message: error.message } } satisfies ErrorBody,
+      { error: { ...error.details, code: error.code, message: error.message } } satisfies ErrorBody,
       error.headers,
     );
   }

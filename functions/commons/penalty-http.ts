@@ -21,7 +21,11 @@ import {
 } from './http.ts';
 
 export class ConflictError extends HttpError {
-  constructor(code: string, message: string, options?: ErrorOptions) {
+  constructor(
+    code: string,
+    message: string,
+    options?: ErrorOptions & { details?: Record<string, unknown> },
+  ) {
     super(409, code, message, options);
     this.name = 'ConflictError';
   }
@@ -36,7 +40,7 @@ export function penaltyErrorResponse(error: unknown, logger: Logger): HttpRespon
   }
   if (error instanceof PenaltyConflictError) {
     return toHttpErrorResponse(
-      new ConflictError(error.code, error.message, { cause: error }),
+      new ConflictError(error.code, error.message, { cause: error, details: error.details }),
       logger,
     );
   }

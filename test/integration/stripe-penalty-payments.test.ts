@@ -156,6 +156,32 @@ describe('canceling an abandoned settlement', () => {
   });
 });
 
+describe('reading a settlement PaymentIntent again', () => {
+  it('hands out its client secret while it can be paid, and says when it is paid or canceled', async () => {
+    const { gateway: g } = gateway();
+    const created = await g.createPenaltyPayment(request());
+    expect(await g.getPenaltyPayment(created.paymentIntentId)).toEqual({
+      ...created,
+      state: 'open',
+    });
+    stripe.succeedPaymentIntent(created.paymentIntentId);
+    expect(await g.getPenaltyPayment(created.paymentIntentId)).toMatchObject({
+      state: 'succeeded',
+    });
+    const other = await g.createPenaltyPayment(request());
+    await g.cancelPenaltyPayment(other.paymentIntentId);
+    expect(await g.getPenaltyPayment(other.paymentIntentId)).toMatchObject({ state: 'canceled' });
+  });
+
+  it('refuses an unknown PaymentIntent with Stripe code only', async () => {
+    const { gateway: g } = gateway();
+    await expect(g.getPenaltyPayment('pi_unknown')).rejects.toMatchObject({
+      name: 'PaymentRejectedError',
+      code: 'resource_missing',
+    });
+  });
+});
+
 describe('the call policy', () => {
   it('retries a 429 and succeeds on the next attempt', async () => {
     const { gateway: g } = gateway();

@@ -12,6 +12,7 @@ import {
   type PenaltyPaymentGateway,
   type PenaltyPaymentRequest,
   type PenaltyPaymentState,
+  type PenaltyPaymentStatus,
   type PenaltyRefundRequest,
 } from '../../core/penalties/ports.ts';
 import { PENALTY_PURPOSE, penaltyIdsMetadata } from '../../core/shared/penalty-metadata.ts';
@@ -43,18 +44,7 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
         ...penaltyIdsMetadata(request.penaltyIds),
       },
     };
-    const intent = await this.#createFresh(params, request.idempotencyKey);
-    if (!intent.client_secret) {
-      throw new PaymentGatewayUnavailableError(
-        'Stripe returned a PaymentIntent without a client secret.',
-      );
-    }
-    return {
-      paymentIntentId: intent.id,
-      clientSecret: intent.client_secret,
-      amount: intent.amount,
-      currency: intent.currency,
-    };
+    return createdIntent(await this.#createFresh(params, request.idempotencyKey));
   }
 
   async cancelPenaltyPayment(paymentIntentId: string): Promise<PenaltyPaymentState> {
@@ -76,6 +66,21 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
     );
     if (intent.status === 'succeeded') return 'succeeded';
     return intent.status === 'canceled' ? 'canceled' : 'open';
+  }
+
+  async getPenaltyPayment(paymentIntentId: string): Promise<PenaltyPaymentStatus> {
+    const intent = await this.#stripe.call((stripe, timeout) =>
+      stripe.paymentIntents.retrieve(paymentIntentId, {}, { timeout }),
+    );
+    return {
+      ...createdIntent(intent),
+      state:
+        intent.status === 'succeeded'
+          ? 'succeeded'
+          : intent.status === 'canceled'
+            ? 'canceled'
+            : 'open',
+    };
   }
 
   async refundPenaltyPayment(request: PenaltyRefundRequest): Promise<string> {
@@ -130,4 +135,19 @@ export class StripePenaltyPaymentGateway implements PenaltyPaymentGateway {
       key = `${idempotencyKey}:after:${intent.id}`;
     }
   }
+}
+
+/** What the payment sheet needs of a PaymentIntent (its client secret is always set with a secret key). */
+function createdIntent(intent: Stripe.PaymentIntent): CreatedPaymentIntent {
+  if (!intent.client_secret) {
+    throw new PaymentGatewayUnavailableError(
+      'Stripe returned a PaymentIntent without a client secret.',
+    );
+  }
+  return {
+    paymentIntentId: intent.id,
+    clientSecret: intent.client_secret,
+    amount: intent.amount,
+    currency: intent.currency,
+  };
 }

@@ -407,6 +407,12 @@ export interface PenaltyPaymentGateway {
    */
   cancelPenaltyPayment(paymentIntentId: string): Promise<PenaltyPaymentState>;
   /**
+   * Reads a settlement's PaymentIntent: what it is now and what the payment sheet needs
+   * to take it up again (the answer to a settle whose response was lost). Same errors
+   * as creating.
+   */
+  getPenaltyPayment(paymentIntentId: string): Promise<PenaltyPaymentStatus>;
+  /**
    * Refunds part of a PaymentIntent, once per idempotency key; answers the refund's id.
    * Same errors as creating.
    */
@@ -422,6 +428,10 @@ export interface PenaltyRefundRequest {
 }
 
 export type PenaltyPaymentState = 'canceled' | 'succeeded' | 'open';
+
+export interface PenaltyPaymentStatus extends CreatedPaymentIntent {
+  state: PenaltyPaymentState;
+}
 
 /** Stripe is down, slow or rate-limiting: answer 503 with Retry-After; nothing was changed. */
 export class PaymentGatewayUnavailableError extends Error {

@@ -162,11 +162,17 @@ export async function settlePenalties(userId: string, deps: SettleDeps): Promise
       // anew. So is one with nothing left pending under it: an operator marked its
       // penalties paid, and its lock would otherwise refuse the user for the hour.
       const { pending } = account;
-      if (
-        released === pending.paymentIntentId ||
-        (!isAbandoned(pending, clock.now()) && (await anyStillPending(pending, store)))
-      ) {
-        throw pendingConflict(pending.paymentIntentId);
+      if (released === pending.paymentIntentId) throw pendingConflict(pending.paymentIntentId);
+      if (!isAbandoned(pending, clock.now())) {
+        const stillPending = await stillPendingUnder(pending, store);
+        if (stillPending.length > 0) {
+          // Offered again only whole: its amount pays for every one of its penalties.
+          const whole = stillPending.length === pending.penaltyIds.length;
+          throw pendingConflict(
+            pending.paymentIntentId,
+            whole ? await resumablePayment(pending.paymentIntentId, stillPending, gateway) : null,
+          );
+        }
       }
       const { state } = await releaseAbandonedSettlement(pending, { store, gateway, clock, pause });
       if (state === 'open') throw pendingConflict(pending.paymentIntentId);
@@ -250,20 +256,48 @@ export async function settlePenalties(userId: string, deps: SettleDeps): Promise
   }
 }
 
-/** Whether any of the settlement's penalties is still pending under its PaymentIntent (read by key). */
-async function anyStillPending(pending: PendingSettlement, store: PenaltyStore): Promise<boolean> {
+/** The settlement's penalties still pending under its PaymentIntent (read by key). */
+async function stillPendingUnder(
+  pending: PendingSettlement,
+  store: PenaltyStore,
+): Promise<string[]> {
   const penalties = await store.getPenalties(pending.penaltyIds);
-  return pending.penaltyIds.some((id) => {
+  return pending.penaltyIds.filter((id) => {
     const penalty = penalties.get(id);
     return penalty?.status === 'pending' && penalty.paymentId === pending.paymentIntentId;
   });
 }
 
-function pendingConflict(paymentIntentId: string | null): PenaltyConflictError {
+/**
+ * The pending settlement's payment as a settle answers it, while it can still be paid:
+ * a caller whose settle response was lost takes its payment sheet up again from the 409
+ * instead of waiting out the hour. Null when Stripe says it is no longer open (its
+ * webhook settles it) or cannot be asked now: the 409 still names the PaymentIntent.
+ */
+async function resumablePayment(
+  paymentIntentId: string,
+  penaltyIds: string[],
+  gateway: PenaltyPaymentGateway,
+): Promise<SettlementResult['payment']> {
+  try {
+    const intent = await gateway.getPenaltyPayment(paymentIntentId);
+    if (intent.state !== 'open') return null;
+    const { amount, currency, clientSecret } = intent;
+    return { paymentIntentId, amount, currency, clientSecret, penaltyIds };
+  } catch {
+    return null;
+  }
+}
+
+function pendingConflict(
+  paymentIntentId: string | null,
+  payment: SettlementResult['payment'] = null,
+): PenaltyConflictError {
   return new PenaltyConflictError(
     'settlement_pending',
     paymentIntentId
       ? `An earlier settlement (${paymentIntentId}) is still pending; it completes when its payment succeeds or fails.`
       : 'An earlier settlement is still pending; it completes when its payment succeeds or fails.',
+    payment ? { payment } : {},
   );
 }

@@ -523,6 +523,12 @@ describe('settlement', () => {
     const again = await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' });
     expect(again.status).toBe(409);
     expect(w.gateway.requests).toHaveLength(1);
+    // A caller whose first response was lost takes the same payment sheet up again.
+    expect(again.body.error).toEqual({
+      code: 'settlement_pending',
+      message: expect.stringContaining(settled.body.payment.paymentIntentId),
+      payment: settled.body.payment,
+    });
   });
 
   it('answers 503 with Retry-After when Stripe is down, and changes nothing', async () => {

@@ -5,13 +5,15 @@ import {
   MAX_HABITS_PER_USER,
   withSettings,
 } from '../../../functions/core/penalties/habits.ts';
-import type {
-  CreatedPaymentIntent,
-  HabitSettings,
-  PenaltyPaymentGateway,
-  PenaltyPaymentRequest,
-  PenaltyPaymentState,
-  PenaltyRefundRequest,
+import {
+  type CreatedPaymentIntent,
+  type HabitSettings,
+  PaymentRejectedError,
+  type PenaltyPaymentGateway,
+  type PenaltyPaymentRequest,
+  type PenaltyPaymentState,
+  type PenaltyPaymentStatus,
+  type PenaltyRefundRequest,
 } from '../../../functions/core/penalties/ports.ts';
 
 export const DAY = 86_400_000;
@@ -71,6 +73,16 @@ export class FakeGateway implements PenaltyPaymentGateway {
       }
     }
     return this.cancelAnswer;
+  }
+
+  /** What a read finds the PaymentIntent to be (it must have been created here). */
+  stateAnswer: PenaltyPaymentState = 'open';
+
+  async getPenaltyPayment(paymentIntentId: string): Promise<PenaltyPaymentStatus> {
+    if (this.failWith) throw this.failWith;
+    const intent = [...this.intents.values()].find((i) => i.paymentIntentId === paymentIntentId);
+    if (!intent) throw new PaymentRejectedError('resource_missing');
+    return { ...intent, state: this.stateAnswer };
   }
 
   /** Refunds by idempotency key: the same key refunds once, as at Stripe. */

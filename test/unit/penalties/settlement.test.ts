@@ -278,6 +278,35 @@ describe('settlePenalties', () => {
     expect([...store.penalties.values()].map((p) => p.status)).toEqual(['paid', 'paid']);
   });
 
+  it('answers a settle whose response was lost with 409 carrying the same payment, while Stripe can still take it', async () => {
+    const { store, clock, gateway } = await withPenalties(['2026-11-01', '2026-11-02'], 0);
+    const first = await settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    const retry = () => settlePenalties('sam', { store, gateway, clock, pause: noPause });
+    await expect(retry()).rejects.toMatchObject({
+      code: 'settlement_pending',
+      details: { payment: first.payment },
+    });
+    expect(gateway.requests).toHaveLength(1);
+    // Paid, or canceled, at Stripe already (its webhook not in yet): nothing to take up.
+    for (const state of ['succeeded', 'canceled'] as const) {
+      gateway.stateAnswer = state;
+      await expect(retry()).rejects.toMatchObject({ code: 'settlement_pending', details: {} });
+    }
+    // Stripe unreachable: still the 409 naming the PaymentIntent, nothing changed.
+    gateway.stateAnswer = 'open';
+    gateway.failWith = new PaymentGatewayUnavailableError('down');
+    await expect(retry()).rejects.toMatchObject({ code: 'settlement_pending', details: {} });
+    gateway.failWith = null;
+    // One of its penalties marked paid: its amount no longer matches what is owed.
+    await markPenaltiesPaid([first.payment?.penaltyIds[0] as string], null, {
+      store,
+      clock,
+      pause: noPause,
+    });
+    await expect(retry()).rejects.toMatchObject({ code: 'settlement_pending', details: {} });
+    expect(gateway.cancels).toEqual([]);
+  });
+
   it('changes nothing when Stripe is unavailable', async () => {
     const { store, clock, gateway } = await withPenalties(['2026-11-01', '2026-11-02'], 1);
     gateway.failWith = new PaymentGatewayUnavailableError('down', { retryAfterSeconds: 7 });
