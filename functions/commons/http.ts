@@ -40,8 +40,8 @@ export class HttpError extends Error {
   readonly statusCode: number;
   readonly code: string;
   readonly headers: Record<string, string>;
-  /** Answered beside `code` and `message`; never logged (it may hold a client secret). */
-  readonly details: Record<string, unknown>;
+  /** Answered beside `code` and `message`; not enumerable, so never logged with the error (it may hold a client secret). */
+  declare readonly details: Record<string, unknown>;
 
   constructor(
     statusCode: number,
@@ -57,7 +57,7 @@ export class HttpError extends Error {
     this.statusCode = statusCode;
     this.code = code;
     this.headers = options?.headers ?? {};
-    this.details = options?.details ?? {};
+    Object.defineProperty(this, 'details', { value: options?.details ?? {}, enumerable: false });
   }
 }
 

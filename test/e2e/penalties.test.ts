@@ -176,6 +176,12 @@ describe('penalties through the local runtime: habits to paid', () => {
         `pen_${userId}_run_${yesterday}`,
       ].sort(),
     );
+    expect((await call('GET', `/users/${userId}/penalties/summary`)).body).toEqual({
+      userId,
+      unpaidCount: 3,
+      unpaidAmount: [{ currency: 'usd', amount: 1300 }],
+      oldestUnpaidDate: dayBefore,
+    });
     const habits = await call('GET', `/users/${userId}/habits`);
     const read = habits.body.items.find((h: { habitId: string }) => h.habitId === 'read');
     expect(read).toMatchObject({ currentStreak: 0, longestStreak: 1, lastAssessedDate: yesterday });
@@ -199,9 +205,13 @@ describe('penalties through the local runtime: habits to paid', () => {
     expect(payment).toMatchObject({ amount: 1300, currency: 'usd' });
     const intent = runtime().fakeStripe!.paymentIntents.get(payment.paymentIntentId);
     expect(intent?.metadata).toMatchObject({ purpose: 'penalty', userId });
-    expect((await call('POST', `/users/${userId}/penalties/settle`)).status).toBe(409);
+    // Settled again (its response lost): 409, carrying the same payment to take up again.
+    const resumed = await call('POST', `/users/${userId}/penalties/settle`);
+    expect(resumed.status).toBe(409);
+    expect(resumed.body.error).toMatchObject({ code: 'settlement_pending', payment });
     expect((await call('GET', `/users/${userId}/penalties/summary`)).body).toMatchObject({
       unpaidCount: 0,
+      oldestUnpaidDate: null,
     });
 
     // Stripe says it succeeded, twice: paid once, the recipient's totals counted once.

@@ -14,14 +14,17 @@ export class PenaltyNotFoundError extends Error {
 /** The request conflicts with the current state (409): a limit reached, a settlement pending. */
 export class PenaltyConflictError extends Error {
   readonly code: string;
-  /** Fields the answer carries beside the code and message (e.g. the pending payment). */
-  readonly details: Record<string, unknown>;
+  /**
+   * Fields the answer carries beside the code and message (e.g. the pending payment);
+   * not enumerable, so a logged error never shows them (a client secret).
+   */
+  declare readonly details: Record<string, unknown>;
 
   constructor(code: string, message: string, details: Record<string, unknown> = {}) {
     super(message);
     this.name = 'PenaltyConflictError';
     this.code = code;
-    this.details = details;
+    Object.defineProperty(this, 'details', { value: details, enumerable: false });
   }
 }
 

@@ -8,6 +8,7 @@ import type { Context } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { InMemoryPenaltyStore } from '../../../functions/adapters/memory/in-memory-penalty-store.ts';
 import { METRIC } from '../../../functions/commons/metric-names.ts';
+import { ConflictError } from '../../../functions/commons/penalty-http.ts';
 import { PENALTY_ROUTES } from '../../../functions/commons/routes.ts';
 import { assessDate } from '../../../functions/core/penalties/assessment.ts';
 import { DEFAULT_FREE_HABIT_LIMITS } from '../../../functions/core/penalties/habits.ts';
@@ -529,6 +530,50 @@ describe('settlement', () => {
       message: expect.stringContaining(settled.body.payment.paymentIntentId),
       payment: settled.body.payment,
     });
+  });
+
+  it('never logs the client secret a 409 settlement_pending answers with, nor a 5xx', async () => {
+    const w = await withPenalties();
+    const settled = await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' });
+    const secret = settled.body.payment.clientSecret as string;
+    const lines: string[] = [];
+    const capture = (chunk: unknown) => {
+      lines.push(String(chunk));
+      return true;
+    };
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+    try {
+      const handler = createPenaltyApiHandler({
+        store: w.store,
+        cursors: testCursorSeal(),
+        gateway: w.gateway,
+        clock: w.clock,
+        freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+        logger: new Logger({ logLevel: 'DEBUG' }),
+        metrics: new Metrics({ namespace: 'Test', serviceName: 'test' }),
+      });
+      const event = httpApiEvent({
+        method: 'POST',
+        path: '/users/u1/penalties/settle',
+        routeKey: `POST ${PENALTY_ROUTES.settle}`,
+        pathParameters: { userId: 'u1' },
+      });
+      const again = await handler(event, context);
+      expect(again.statusCode).toBe(409);
+      expect(again.body).toContain(secret);
+      // The same error logged whole, as a 5xx would be, still leaves the details out.
+      const conflict = new ConflictError('settlement_pending', 'x', {
+        details: { payment: settled.body.payment },
+      });
+      new Logger({ logLevel: 'DEBUG' }).error('Request failed', { error: conflict });
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+    expect(lines.some((line) => line.includes('Request rejected'))).toBe(true);
+    expect(lines.some((line) => line.includes('Request failed'))).toBe(true);
+    expect(lines.filter((line) => line.includes(secret))).toEqual([]);
   });
 
   it('answers 503 with Retry-After when Stripe is down, and changes nothing', async () => {
