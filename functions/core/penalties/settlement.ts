@@ -96,11 +96,9 @@ export interface SettlementResult {
   } | null;
 }
 
-const NOTHING_SETTLED: SettlementResult = Object.freeze({
-  waived: [],
-  creditsUsed: 0,
-  payment: null,
-});
+function nothingSettled(): SettlementResult {
+  return { waived: [], creditsUsed: 0, payment: null };
+}
 
 export interface SettleDeps {
   store: PenaltyStore;
@@ -151,7 +149,7 @@ export async function settlePenalties(userId: string, deps: SettleDeps): Promise
     const account = await store.getAccount(userId);
     if (!account) {
       // A user with a profile but no habit yet has nothing to settle; nobody else is known.
-      if ((await store.getUserBilling(userId)).hasProfile) return NOTHING_SETTLED;
+      if ((await store.getUserBilling(userId)).hasProfile) return nothingSettled();
       throw new PenaltyNotFoundError(
         'user_not_found',
         `No penalties are known for user ${userId}.`,
@@ -187,7 +185,7 @@ export async function settlePenalties(userId: string, deps: SettleDeps): Promise
       const fresh = current.get(penalty.penaltyId);
       return fresh?.status === 'unpaid' ? [fresh] : [];
     });
-    if (unpaid.length === 0) return NOTHING_SETTLED;
+    if (unpaid.length === 0) return nothingSettled();
 
     const billing = await store.getUserBilling(userId);
     const plan = planSettlement(unpaid, billing.credits);
