@@ -771,6 +771,47 @@ describe('DynamoDbPenaltyStore: the per-date unpaid counts on the account item',
     expect((await store.getAccount(user))?.oldestUnpaidDate).toBe('2026-07-02');
   });
 
+  it('marks 99 penalties of one user on 99 dates paid in one transaction, then prunes every date', async () => {
+    const { dynamo } = emulatorClients();
+    const { billingTableName } = await createBillingTables(dynamo);
+    const penaltiesTableName = await createPenaltiesTable(dynamo);
+    const store = new DynamoDbPenaltyStore({
+      client: dynamo,
+      penaltiesTableName,
+      billingTableName,
+    });
+    const user = fresh('w');
+    const clock = fixedClock(at('2026-03-01'));
+    await saveHabit({ userId: user, habitId: 'h' }, settings(), {
+      store,
+      clock,
+      freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+    });
+    const dates = Array.from({ length: 99 }, (_, day) =>
+      new Date(at('2026-03-01') + day * 86_400_000).toISOString().slice(0, 10),
+    );
+    for (const date of dates) {
+      clock.time = at(date) + 86_400_000;
+      await assessDate(date, { store, clock, pause: noPause });
+    }
+    expect(await store.getAccount(user)).toMatchObject({
+      unpaidCount: 99,
+      oldestUnpaidDate: dates[0],
+    });
+    // One user's 99 penalties and the account: one transaction of 100 items, whose
+    // account update carries 99 date counts (well within DynamoDB's expression limits).
+    const ids = dates.map((date) => `pen_${user}_h_${date}`);
+    const result = await markPenaltiesPaid(ids, null, { store, clock, pause: noPause });
+    expect(result.changed).toHaveLength(99);
+    expect(await store.getAccount(user)).toMatchObject({ unpaidCount: 0, oldestUnpaidDate: null });
+    const { Item } = await DynamoDBDocumentClient.from(dynamo).send(
+      new GetCommand({ TableName: penaltiesTableName, Key: PENALTY_KEYS.account(user) }),
+    );
+    expect(Object.keys(Item ?? {}).filter((name) => name.startsWith(UNPAID_DATE_PREFIX))).toEqual(
+      [],
+    );
+  });
+
   it('an account kept before the per-date counts reads its oldest date from the index until its old penalties are settled', async () => {
     const { store, documents, penaltiesTableName, user, dateCounts } = await setUp();
     // As an account written before this change: counts and amounts, no dates.
