@@ -715,7 +715,8 @@ contract('DynamoDB Local', async () => {
 
 describe('DynamoDbPenaltyStore: the per-date unpaid counts on the account item', () => {
   const clock = fixedClock(at('2026-07-01'));
-  async function setUp() {
+  /** A user with `habitIds`, created on the first of `dates` and assessed (missed) on each. */
+  async function setUp(habitIds: readonly string[], dates: readonly string[]) {
     const { dynamo } = emulatorClients();
     const { billingTableName } = await createBillingTables(dynamo);
     const penaltiesTableName = await createPenaltiesTable(dynamo);
@@ -726,15 +727,15 @@ describe('DynamoDbPenaltyStore: the per-date unpaid counts on the account item',
     });
     const documents = DynamoDBDocumentClient.from(dynamo);
     const user = fresh('d');
-    clock.time = at('2026-07-01');
-    for (const habitId of ['a', 'b']) {
+    clock.time = at(dates[0] as string);
+    for (const habitId of habitIds) {
       await saveHabit({ userId: user, habitId }, settings(), {
         store,
         clock,
         freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
       });
     }
-    for (const day of ['2026-07-01', '2026-07-02']) {
+    for (const day of dates) {
       clock.time = at(day) + 86_400_000;
       await assessDate(day, { store, clock, pause: noPause });
     }
@@ -752,7 +753,7 @@ describe('DynamoDbPenaltyStore: the per-date unpaid counts on the account item',
   }
 
   it('removes a date once nothing of it is unpaid, so the item does not grow with every date', async () => {
-    const { store, user, dateCounts } = await setUp();
+    const { store, user, dateCounts } = await setUp(['a', 'b'], ['2026-07-01', '2026-07-02']);
     expect(await dateCounts()).toEqual({
       [`${UNPAID_DATE_PREFIX}2026-07-01`]: 2,
       [`${UNPAID_DATE_PREFIX}2026-07-02`]: 2,
@@ -772,28 +773,10 @@ describe('DynamoDbPenaltyStore: the per-date unpaid counts on the account item',
   });
 
   it('marks 99 penalties of one user on 99 dates paid in one transaction, then prunes every date', async () => {
-    const { dynamo } = emulatorClients();
-    const { billingTableName } = await createBillingTables(dynamo);
-    const penaltiesTableName = await createPenaltiesTable(dynamo);
-    const store = new DynamoDbPenaltyStore({
-      client: dynamo,
-      penaltiesTableName,
-      billingTableName,
-    });
-    const user = fresh('w');
-    const clock = fixedClock(at('2026-03-01'));
-    await saveHabit({ userId: user, habitId: 'h' }, settings(), {
-      store,
-      clock,
-      freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
-    });
     const dates = Array.from({ length: 99 }, (_, day) =>
       new Date(at('2026-03-01') + day * 86_400_000).toISOString().slice(0, 10),
     );
-    for (const date of dates) {
-      clock.time = at(date) + 86_400_000;
-      await assessDate(date, { store, clock, pause: noPause });
-    }
+    const { store, user, dateCounts } = await setUp(['h'], dates);
     expect(await store.getAccount(user)).toMatchObject({
       unpaidCount: 99,
       oldestUnpaidDate: dates[0],
@@ -804,16 +787,14 @@ describe('DynamoDbPenaltyStore: the per-date unpaid counts on the account item',
     const result = await markPenaltiesPaid(ids, null, { store, clock, pause: noPause });
     expect(result.changed).toHaveLength(99);
     expect(await store.getAccount(user)).toMatchObject({ unpaidCount: 0, oldestUnpaidDate: null });
-    const { Item } = await DynamoDBDocumentClient.from(dynamo).send(
-      new GetCommand({ TableName: penaltiesTableName, Key: PENALTY_KEYS.account(user) }),
-    );
-    expect(Object.keys(Item ?? {}).filter((name) => name.startsWith(UNPAID_DATE_PREFIX))).toEqual(
-      [],
-    );
+    expect(await dateCounts()).toEqual({});
   });
 
   it('an account kept before the per-date counts reads its oldest date from the index until its old penalties are settled', async () => {
-    const { store, documents, penaltiesTableName, user, dateCounts } = await setUp();
+    const { store, documents, penaltiesTableName, user, dateCounts } = await setUp(
+      ['a', 'b'],
+      ['2026-07-01', '2026-07-02'],
+    );
     // As an account written before this change: counts and amounts, no dates.
     const legacy = Object.keys(await dateCounts());
     await documents.send(
