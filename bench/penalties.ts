@@ -6,8 +6,9 @@
  * time — then the same
  * day again (must create nothing), the p99 of a penalties page and of the summary read
  * for one user with many penalties, and settlements per second through the Stripe
- * gateway against the fake Stripe. Habits are seeded with BatchWriteItem in the
- * store's item shape (the API's one-transaction-per-habit write is not what is measured).
+ * gateway against the fake Stripe. Accounts with their habits are seeded with
+ * BatchWriteItem in the store's item shape (the API's one write per habit is not what
+ * is measured).
  */
 import { performance } from 'node:perf_hooks';
 import { type DynamoDBClient, GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
@@ -17,9 +18,11 @@ import {
   PutCommand,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { DynamoDbPenaltyStore } from '../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
 import {
-  assessKeyOf,
+  DynamoDbPenaltyStore,
+  seededAccountItem,
+} from '../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
+import {
   PENALTY_KEYS,
   PENALTY_STATUS_INDEX,
   UNPAID_AMOUNT_PREFIX,
@@ -34,7 +37,7 @@ import { StripePenaltyPaymentGateway } from '../functions/adapters/stripe/stripe
 import { StripeCallPolicy } from '../functions/adapters/stripe/stripe-resilience.ts';
 import { ENV } from '../functions/commons/env-names.ts';
 import { assessDate } from '../functions/core/penalties/assessment.ts';
-import { assessmentShardOf } from '../functions/core/penalties/penalty-ids.ts';
+import type { Habit, HabitDay } from '../functions/core/penalties/ports.ts';
 import { settlePenalties } from '../functions/core/penalties/settlement.ts';
 import { startFakeStripe } from '../local/fake-stripe.ts';
 import { type BenchContext, localDynamo } from './context.ts';
@@ -83,18 +86,14 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
   const habitDays = ctx.quick ? 10_000 : 100_000;
   const tag = Date.now().toString(36);
 
-  // About a third missed, one in ten free; 5 habits per user.
-  ctx.log(`penalties: seeding ${habitDays} habits`);
+  // About a third missed, one in ten free; 5 habits per user, on the user's account.
+  ctx.log(`penalties: seeding ${habitDays} habits on ${habitDays / 5} accounts`);
   const habits = Array.from({ length: habitDays }, (_, i) => {
-    const userId = `pb-${tag}-${Math.floor(i / 5)}`;
-    const habitId = `h${i % 5}`;
     const free = i % 10 === 3;
-    const verified = i % 3 !== 0;
-    return {
-      ...PENALTY_KEYS.habit(userId, habitId),
-      userId,
-      habitId,
-      name: habitId,
+    const habit: Habit = {
+      userId: `pb-${tag}-${Math.floor(i / 5)}`,
+      habitId: `h${i % 5}`,
+      name: `h${i % 5}`,
       penaltyAmount: free ? 0 : 100,
       currency: 'usd',
       free,
@@ -102,18 +101,28 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
       recipientId: `charity-${i % 7}`,
       currentStreak: 0,
       longestStreak: 0,
+      lastAssessedDate: null,
+      earlierSettings: [],
       createdAt: CREATED,
       updatedAt: CREATED,
-      assessShard: assessmentShardOf(userId),
-      assessKey: assessKeyOf(userId, habitId),
-      ...(verified ? { verifiedDates: new Set([DAY]) } : {}),
     };
+    return { habit, verified: i % 3 !== 0 };
   });
-  const missedNonFree = habits.filter((h) => !h.verifiedDates && !h.free).length;
+  const byUser = new Map<string, { habits: Habit[]; verified: HabitDay[] }>();
+  for (const { habit, verified } of habits) {
+    const entry = byUser.get(habit.userId) ?? { habits: [], verified: [] };
+    entry.habits.push(habit);
+    if (verified) entry.verified.push({ habitId: habit.habitId, date: DAY });
+    byUser.set(habit.userId, entry);
+  }
+  const accounts = [...byUser].map(([userId, { habits, verified }]) =>
+    seededAccountItem(userId, habits, verified),
+  );
+  const missedNonFree = habits.filter((h) => !h.verified && !h.habit.free).length;
   const seedStart = performance.now();
   await runClosedLoop(
     async (i) => {
-      const chunk = habits.slice(i * 25, i * 25 + 25);
+      const chunk = accounts.slice(i * 25, i * 25 + 25);
       if (chunk.length === 0) return;
       await documents.send(
         new BatchWriteCommand({
@@ -121,9 +130,9 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
         }),
       );
     },
-    { concurrency: 8, total: Math.ceil(habitDays / 25) },
+    { concurrency: 8, total: Math.ceil(accounts.length / 25) },
   );
-  const rawBatchWriteItemsPerSecond = habitDays / ((performance.now() - seedStart) / 1000);
+  const rawBatchWriteItemsPerSecond = accounts.length / ((performance.now() - seedStart) / 1000);
 
   let writeRequests = 0;
   let itemsWritten = 0;
@@ -142,7 +151,7 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
   const firstItems = itemsWritten;
 
   // The assessment's own kind of write, with no product code: transactions of 100
-  // conditional puts of habit-sized items, as many in flight as the assessment's shards.
+  // conditional puts of account-sized items, as many in flight as the assessment's shards.
   ctx.log('penalties: raw TransactWriteItems x100, 8 in flight');
   const rawTransactions = ctx.quick ? 40 : 200;
   const rawStart = performance.now();
@@ -151,13 +160,15 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
       await documents.send(
         new TransactWriteCommand({
           // Out of the assessment index (no assessShard/assessKey): never assessed.
-          TransactItems: habits.slice(0, 100).map(({ assessShard, assessKey, ...habit }, j) => ({
-            Put: {
-              TableName: table,
-              Item: { ...habit, pk: `RAWTX#${tag}-${i}-${j}` },
-              ConditionExpression: 'attribute_not_exists(pk)',
-            },
-          })),
+          TransactItems: accounts
+            .slice(0, 100)
+            .map(({ assessShard, assessKey, ...account }, j) => ({
+              Put: {
+                TableName: table,
+                Item: { ...account, pk: `RAWTX#${tag}-${i}-${j}` },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            })),
         }),
       );
     },
@@ -214,14 +225,18 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
     },
     { concurrency: 8, total: Math.ceil(pagePenalties / 25) },
   );
-  // The account as the store's commits leave it for these penalties.
+  // The account as the store's commits leave it for these penalties, with its habits.
+  const heavyHabitList = Array.from({ length: heavyHabits }, (_, h) => ({
+    ...habits[0]!.habit,
+    userId: heavyUser,
+    habitId: `h${h}`,
+    name: `h${h}`,
+  }));
   await documents.send(
     new PutCommand({
       TableName: table,
       Item: {
-        ...PENALTY_KEYS.account(heavyUser),
-        userId: heavyUser,
-        habits: heavyHabits,
+        ...seededAccountItem(heavyUser, heavyHabitList, []),
         unpaidCount: pagePenalties,
         [`${UNPAID_AMOUNT_PREFIX}usd`]: pagePenalties * 100,
         ...Object.fromEntries(
@@ -291,7 +306,7 @@ export async function measurePenalties(ctx: BenchContext): Promise<PenaltiesResu
       calls: new StripeCallPolicy(),
     });
     const users = [
-      ...new Set(habits.filter((h) => !h.verifiedDates && !h.free).map((h) => h.userId)),
+      ...new Set(habits.filter((h) => !h.verified && !h.habit.free).map((h) => h.habit.userId)),
     ];
     const settleUsers = users.slice(0, ctx.quick ? 200 : 1_000);
     const settleStart = performance.now();

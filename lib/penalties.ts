@@ -13,7 +13,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
-  HABIT_ASSESSMENT_INDEX,
+  ACCOUNT_ASSESSMENT_INDEX,
   PENALTY_STATUS_INDEX,
   PENDING_SETTLEMENT_INDEX,
 } from '../functions/adapters/dynamodb/penalty-table-schema.ts';
@@ -156,7 +156,7 @@ export class Penalties extends Construct {
       // It stops taking assessment pages at 25 s and answers 202 with the totals so far.
       timeout: Duration.seconds(29),
     }).bindTable(ENV.penaltiesTableName, penaltiesTable, PENALTY_ASSESSMENT_ACTIONS, [
-      HABIT_ASSESSMENT_INDEX.indexName,
+      ACCOUNT_ASSESSMENT_INDEX.indexName,
     ]);
 
     this.assessor = new BillingFunction(this, 'Assessor', {
@@ -167,7 +167,7 @@ export class Penalties extends Construct {
       timeout: Duration.minutes(5),
     })
       .bindTable(ENV.penaltiesTableName, penaltiesTable, PENALTY_ASSESSMENT_ACTIONS, [
-        HABIT_ASSESSMENT_INDEX.indexName,
+        ACCOUNT_ASSESSMENT_INDEX.indexName,
       ])
       .setEnvironment(ENV.assessmentDeadlineHour, String(props.assessmentDeadlineHour));
 

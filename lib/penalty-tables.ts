@@ -1,7 +1,7 @@
 import { AttributeType, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import {
-  HABIT_ASSESSMENT_INDEX,
+  ACCOUNT_ASSESSMENT_INDEX,
   PENALTY_KEYS,
   PENALTY_STATUS_INDEX,
   PENDING_SETTLEMENT_INDEX,
@@ -11,7 +11,7 @@ import { STATEFUL_TABLE_DEFAULTS, setLocalName } from './billing-tables.ts';
 /** Every index of the penalties table, from the schema module the store queries them by. */
 export const PENALTY_INDEXES = [
   PENALTY_STATUS_INDEX,
-  HABIT_ASSESSMENT_INDEX,
+  ACCOUNT_ASSESSMENT_INDEX,
   PENDING_SETTLEMENT_INDEX,
 ] as const;
 

@@ -171,7 +171,7 @@ describe('penalties context: freeHabitLimits, assessmentDeadlineHour, stripeApiU
   it.each([
     [{ platinum: 3 }, /unknown tier "platinum"/],
     [{ gold: -1 }, /gold: expected a whole number/],
-    [{ gold: 101 }, /gold: expected a whole number of free habits from 0 to 100/],
+    [{ gold: 91 }, /gold: expected a whole number of free habits from 0 to 90/],
     [{ silver: 1.5 }, /silver: expected a whole number/],
     ['{gold: 3', /expected a JSON object/],
     [['gold'], /expected a JSON object/],

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import { CREDIT_SLOT_INDEX } from '../../functions/adapters/dynamodb/credit-table-schema.ts';
 import {
-  HABIT_ASSESSMENT_INDEX,
+  ACCOUNT_ASSESSMENT_INDEX,
   PENALTY_STATUS_INDEX,
 } from '../../functions/adapters/dynamodb/penalty-table-schema.ts';
 import { creditAllowancesEnv, readEnv } from '../../functions/commons/env.ts';
@@ -335,7 +335,7 @@ describe('credit grants (least privilege)', () => {
       getAtt(ids.payments),
       getAtt(ids.penalties),
       indexArn(ids.penalties, PENALTY_STATUS_INDEX.indexName),
-      indexArn(ids.penalties, HABIT_ASSESSMENT_INDEX.indexName),
+      indexArn(ids.penalties, ACCOUNT_ASSESSMENT_INDEX.indexName),
       getAtt(ids.creditRefresh.dlq),
       { Ref: ids.secret },
       { Ref: ids.stripeApiKey },

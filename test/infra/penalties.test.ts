@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import {
-  HABIT_ASSESSMENT_INDEX,
+  ACCOUNT_ASSESSMENT_INDEX,
   PENALTY_KEYS,
   PENALTY_STATUS_INDEX,
   PENDING_SETTLEMENT_INDEX,
@@ -127,7 +127,6 @@ describe('the penalties table', () => {
     expect(key).toEqual({ partition: 'pk', sort: 'sk' });
     for (const item of [
       PENALTY_KEYS.account('u'),
-      PENALTY_KEYS.habit('u', 'h'),
       PENALTY_KEYS.penalty('u', 'h', '2026-01-01'),
       PENALTY_KEYS.recipient('r'),
       PENALTY_KEYS.assessmentShard('2026-01-01', 3),
@@ -145,7 +144,7 @@ describe('the penalties table', () => {
   it('has exactly the GSIs of the schema module, with their key schemas and projections', () => {
     expect(PENALTY_INDEXES).toEqual([
       PENALTY_STATUS_INDEX,
-      HABIT_ASSESSMENT_INDEX,
+      ACCOUNT_ASSESSMENT_INDEX,
       PENDING_SETTLEMENT_INDEX,
     ]);
     const gsis = penaltiesTable().Properties.GlobalSecondaryIndexes as Array<{
@@ -168,7 +167,7 @@ describe('the penalties table', () => {
       expect(gsi?.ProvisionedThroughput, index.indexName).toBeUndefined();
     }
     // A penalty list answers any `fields`; the assessment reads whole habits off its index.
-    for (const index of [PENALTY_STATUS_INDEX, HABIT_ASSESSMENT_INDEX]) {
+    for (const index of [PENALTY_STATUS_INDEX, ACCOUNT_ASSESSMENT_INDEX]) {
       const gsi = gsis.find((candidate) => candidate.IndexName === index.indexName);
       expect(gsi?.Projection, index.indexName).toEqual({ ProjectionType: 'ALL' });
     }
@@ -188,13 +187,13 @@ describe('the penalties table', () => {
       pk: 'S',
       sk: 'S',
       [PENALTY_STATUS_INDEX.partitionKey.name]: PENALTY_STATUS_INDEX.partitionKey.type,
-      [HABIT_ASSESSMENT_INDEX.partitionKey.name]: HABIT_ASSESSMENT_INDEX.partitionKey.type,
-      [HABIT_ASSESSMENT_INDEX.sortKey.name]: HABIT_ASSESSMENT_INDEX.sortKey.type,
+      [ACCOUNT_ASSESSMENT_INDEX.partitionKey.name]: ACCOUNT_ASSESSMENT_INDEX.partitionKey.type,
+      [ACCOUNT_ASSESSMENT_INDEX.sortKey.name]: ACCOUNT_ASSESSMENT_INDEX.sortKey.type,
       [PENDING_SETTLEMENT_INDEX.partitionKey.name]: PENDING_SETTLEMENT_INDEX.partitionKey.type,
       [PENDING_SETTLEMENT_INDEX.sortKey.name]: PENDING_SETTLEMENT_INDEX.sortKey.type,
     });
     expect(definitions).toHaveLength(7);
-    expect(HABIT_ASSESSMENT_INDEX.partitionKey.type).toBe('N');
+    expect(ACCOUNT_ASSESSMENT_INDEX.partitionKey.type).toBe('N');
     expect(PENDING_SETTLEMENT_INDEX.partitionKey).toEqual({ name: 'pendingShard', type: 'N' });
     expect(PENDING_SETTLEMENT_INDEX.sortKey).toEqual({ name: 'pendingSince', type: 'S' });
   });
@@ -362,7 +361,7 @@ describe('penalty env', () => {
 describe('penalty grants (least privilege)', () => {
   const table = () => getAtt(ids.penalties);
   const indexes = () => indexArn(ids.penalties, PENALTY_STATUS_INDEX.indexName);
-  const assessIndex = () => indexArn(ids.penalties, HABIT_ASSESSMENT_INDEX.indexName);
+  const assessIndex = () => indexArn(ids.penalties, ACCOUNT_ASSESSMENT_INDEX.indexName);
 
   it('api: read and update the penalties table and its indexes; GetItem and UpdateItem on the billing table; read the Stripe key', () => {
     const statements = statementsOfFn(penalty.api);

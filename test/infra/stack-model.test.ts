@@ -5,7 +5,7 @@ import {
   PAYMENT_TTL_ATTRIBUTE,
 } from '../../functions/adapters/dynamodb/payment-table-schema.ts';
 import {
-  HABIT_ASSESSMENT_INDEX,
+  ACCOUNT_ASSESSMENT_INDEX,
   PENALTY_STATUS_INDEX,
   PENDING_SETTLEMENT_INDEX,
 } from '../../functions/adapters/dynamodb/penalty-table-schema.ts';
@@ -123,7 +123,7 @@ describe('loadStackModel', () => {
         { AttributeName: 'sk', KeyType: 'RANGE' },
       ],
     });
-    const indexes = [PENALTY_STATUS_INDEX, HABIT_ASSESSMENT_INDEX, PENDING_SETTLEMENT_INDEX];
+    const indexes = [PENALTY_STATUS_INDEX, ACCOUNT_ASSESSMENT_INDEX, PENDING_SETTLEMENT_INDEX];
     expect(
       [...(penalties.create.GlobalSecondaryIndexes ?? [])].sort((a, b) =>
         String(a.IndexName).localeCompare(String(b.IndexName)),
@@ -150,8 +150,8 @@ describe('loadStackModel', () => {
       pk: 'S',
       sk: 'S',
       [PENALTY_STATUS_INDEX.partitionKey.name]: PENALTY_STATUS_INDEX.partitionKey.type,
-      [HABIT_ASSESSMENT_INDEX.partitionKey.name]: HABIT_ASSESSMENT_INDEX.partitionKey.type,
-      [HABIT_ASSESSMENT_INDEX.sortKey.name]: HABIT_ASSESSMENT_INDEX.sortKey.type,
+      [ACCOUNT_ASSESSMENT_INDEX.partitionKey.name]: ACCOUNT_ASSESSMENT_INDEX.partitionKey.type,
+      [ACCOUNT_ASSESSMENT_INDEX.sortKey.name]: ACCOUNT_ASSESSMENT_INDEX.sortKey.type,
       [PENDING_SETTLEMENT_INDEX.partitionKey.name]: PENDING_SETTLEMENT_INDEX.partitionKey.type,
       [PENDING_SETTLEMENT_INDEX.sortKey.name]: PENDING_SETTLEMENT_INDEX.sortKey.type,
     });

@@ -17,7 +17,7 @@ import {
   UNPAID_DATE_PREFIX,
 } from '../../functions/adapters/dynamodb/penalty-table-schema.ts';
 import { InMemoryPenaltyStore } from '../../functions/adapters/memory/in-memory-penalty-store.ts';
-import { assessDate, assessHabit } from '../../functions/core/penalties/assessment.ts';
+import { assessAccount, assessDate } from '../../functions/core/penalties/assessment.ts';
 import { DEFAULT_FREE_HABIT_LIMITS } from '../../functions/core/penalties/habits.ts';
 import { saveHabit, verifyHabit } from '../../functions/core/penalties/manage-habits.ts';
 import {
@@ -54,14 +54,15 @@ interface Harness {
   setProfile(userId: string, profile: Omit<UserBilling, 'hasProfile'>): Promise<void>;
 }
 
-/** The users of every habit the assessment would visit, across all shards. */
+/** The users whose accounts the assessment would visit, across all shards. */
 async function assessableUsers(store: PenaltyStore): Promise<Set<string>> {
   const users = new Set<string>();
   for (let shard = 0; shard < ASSESSMENT_SHARDS; shard += 1) {
     let cursor: string | null = null;
     do {
-      const page = await store.habitsToAssess({ shard, limit: 100, cursor });
-      for (const habit of page.items) users.add(habit.userId);
+      const page: Awaited<ReturnType<PenaltyStore['accountsToAssess']>> =
+        await store.accountsToAssess({ shard, limit: 100, cursor });
+      for (const account of page.items) users.add(account.userId);
       cursor = page.nextCursor;
     } while (cursor !== null);
   }
@@ -270,9 +271,13 @@ function contract(name: string, make: () => Promise<Harness>) {
       });
       await saveHabit(key, settings(), deps(at('2026-11-20')));
       await saveHabit(key, settings({ active: false }), deps(at('2026-12-01', '20:00:00')));
-      const [read] = await store.reloadHabits([key]);
-      const assessment = assessHabit(read!, '2026-12-01', new Date(at('2026-12-02')).toISOString());
-      expect(assessment?.leavesAssessment).toEqual({ updatedAt: read!.updatedAt });
+      const [read] = await store.reloadAccounts([user]);
+      const assessment = assessAccount(
+        read!,
+        '2026-12-01',
+        new Date(at('2026-12-02')).toISOString(),
+      );
+      expect(assessment?.leavesAssessment).toEqual({ habitsVersion: read!.habitsVersion });
       // Switched back on between the read and the commit: the commit must not drop it.
       await saveHabit(key, settings(), deps(at('2026-12-02', '00:14:00')));
       const result = await store.commitAssessment({
@@ -282,11 +287,10 @@ function contract(name: string, make: () => Promise<Harness>) {
         done: false,
         startsShard: false,
         assessments: [assessment!],
-        accounts: [],
         counts: { habits: 1, verified: 0, missed: 1, penaltiesCreated: 1 },
         at: at('2026-12-02', '00:15:00'),
       });
-      expect(result).toEqual({ status: 'conflict', habits: [expect.objectContaining(key)] });
+      expect(result).toEqual({ status: 'conflict', users: [user] });
       expect(await assessableUsers(store)).toEqual(new Set([user]));
     });
 

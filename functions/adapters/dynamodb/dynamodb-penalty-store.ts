@@ -30,12 +30,14 @@ import {
 } from '../../core/penalties/penalty-ids.ts';
 import { oldestUnpaidDateOf } from '../../core/penalties/penalty-transitions.ts';
 import {
+  type AccountAssessment,
   type AccountDelta,
-  type AssessableHabit,
+  type AssessableAccount,
   type AssessmentCommit,
   type AssessmentCommitResult,
   type EarlierSettings,
   type Habit,
+  type HabitDay,
   type HabitKey,
   type HabitWrite,
   type HabitWriteResult,
@@ -62,18 +64,19 @@ import { billingKeys } from './billing-table-keys.ts';
 import { CREDIT_ATTRIBUTE } from './credit-table-schema.ts';
 import { batchGetAll, type TransactItem, transactWrite } from './dynamodb-batch.ts';
 import {
+  ACCOUNT_ASSESSMENT_INDEX,
   ASSESSMENTS_STARTED_PK,
-  assessKeyOf,
-  HABIT_ASSESSMENT_INDEX,
-  HABIT_SK_PREFIX,
+  HABIT_ATTRIBUTE_PREFIX,
   PENALTY_KEYS as keys,
   PAID_AMOUNT_PREFIX,
   PENALTY_SK_PREFIX,
   PENALTY_STATUS_INDEX,
   PENDING_SETTLEMENT_INDEX,
+  STREAK_ATTRIBUTE_PREFIX,
   UNPAID_AMOUNT_PREFIX,
   UNPAID_DATE_PREFIX,
   userStatusKey,
+  verifiedEntryOf,
 } from './penalty-table-schema.ts';
 
 export interface DynamoDbPenaltyStoreOptions {
@@ -181,168 +184,148 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
     };
   }
 
-  // ---- habits -------------------------------------------------------------------------
+  // ---- habits (on the account item) ---------------------------------------------------
 
   async listHabits(userId: string): Promise<Habit[]> {
-    const items = await this.#queryAll({
-      TableName: this.#table,
-      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-      ExpressionAttributeValues: { ':pk': keys.account(userId).pk, ':prefix': HABIT_SK_PREFIX },
-    });
-    return items.map(toHabit);
+    const { Item } = await this.#documents.send(
+      new GetCommand({ TableName: this.#table, Key: keys.account(userId), ConsistentRead: true }),
+    );
+    return Item ? habitsOf(userId, Item) : [];
   }
 
   async getHabit(key: HabitKey): Promise<Habit | null> {
     const { Item } = await this.#documents.send(
       new GetCommand({
         TableName: this.#table,
-        Key: keys.habit(key.userId, key.habitId),
+        Key: keys.account(key.userId),
+        ProjectionExpression: '#habit, #streak',
+        ExpressionAttributeNames: habitNames(key.habitId),
         ConsistentRead: true,
       }),
     );
-    return Item ? toHabit(Item) : null;
+    return Item ? (habitsOf(key.userId, Item)[0] ?? null) : null;
   }
 
   /**
-   * One transaction: the habit's settings (streaks, verified dates and assessed date
-   * untouched, so a concurrent assessment or verification is never clobbered), and the
-   * account's habit counts under the limits. The habit's condition is the state read
-   * before (absent, or the same `updatedAt`), so the count deltas are right.
+   * One conditional update of the account: the habit's settings map (its streaks, kept
+   * in their own attribute, and the verifications untouched, so a concurrent assessment
+   * or verification is never clobbered), the habit counts under the limits, and the
+   * index keys when the habit is assessed. The condition is the habit as read before
+   * (absent, or the same `updatedAt`), so the count deltas are right.
    */
   async putHabit(write: HabitWrite): Promise<HabitWriteResult> {
     const { habit, previous } = write;
-    const isFree = habit.free && habit.active;
-    const wasFree = previous?.free && previous.active;
-    const freeDelta = (isFree ? 1 : 0) - (wasFree ? 1 : 0);
+    const freeDelta =
+      (habit.free && habit.active ? 1 : 0) - (previous?.free && previous.active ? 1 : 0);
     const habitDelta = previous ? 0 : 1;
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = { ':createdAt': habit.createdAt, ':zero': 0 };
-    // Every attribute by placeholder: several (name, free, active) are DynamoDB reserved words.
-    const fields = [
-      'userId',
-      'habitId',
-      'name',
-      'penaltyAmount',
-      'currency',
-      'free',
-      'active',
-      'updatedAt',
-    ] as const;
-    const setValues: Record<(typeof fields)[number], unknown> = {
-      userId: habit.userId,
-      habitId: habit.habitId,
-      name: habit.name,
-      penaltyAmount: habit.penaltyAmount,
-      currency: habit.currency,
-      free: habit.free,
-      active: habit.active,
-      updatedAt: habit.updatedAt,
+    const names: Record<string, string> = {
+      '#habit': `${HABIT_ATTRIBUTE_PREFIX}${habit.habitId}`,
+      '#habits': 'habits',
+      '#freeHabits': 'freeHabits',
+      '#version': 'habitsVersion',
     };
-    for (const field of fields) names[`#${field}`] = field;
-    for (const field of ['createdAt', 'currentStreak', 'longestStreak']) names[`#${field}`] = field;
-    let set = `SET ${fields.map((field) => `#${field} = :${field}`).join(', ')}, #createdAt = if_not_exists(#createdAt, :createdAt), #currentStreak = if_not_exists(#currentStreak, :zero), #longestStreak = if_not_exists(#longestStreak, :zero)`;
-    for (const field of fields) values[`:${field}`] = setValues[field];
-    const remove: string[] = [];
-    if (habit.recipientId) {
-      set += ', recipientId = :recipientId';
-      values[':recipientId'] = habit.recipientId;
-    } else remove.push('recipientId');
-    if (habit.earlierSettings.length > 0) {
-      set += ', earlierSettings = :earlierSettings';
-      values[':earlierSettings'] = habit.earlierSettings;
-    } else remove.push('earlierSettings');
-    if (isAssessed(habit)) {
-      set += ', assessShard = :shard, assessKey = :assessKey';
-      values[':shard'] = assessmentShardOf(habit.userId);
-      values[':assessKey'] = assessKeyOf(habit.userId, habit.habitId);
-    } else remove.push('assessShard', 'assessKey');
-    const condition = previous
-      ? 'attribute_exists(pk) AND #updatedAt = :previousUpdatedAt'
-      : 'attribute_not_exists(pk)';
-    if (previous) values[':previousUpdatedAt'] = previous.updatedAt;
-
-    const accountValues: Record<string, unknown> = {
+    const values: Record<string, unknown> = {
+      ':userId': habit.userId,
+      ':habit': storedHabitOf(habit),
       ':habitDelta': habitDelta,
       ':freeDelta': freeDelta,
-      ':userId': habit.userId,
+      ':one': 1,
     };
-    const accountConditions: string[] = [];
+    let set = 'SET userId = :userId, #habit = :habit';
+    // Only the assessment takes an account out of the index: it alone sees every habit.
+    if (isAssessed(habit)) {
+      set += ', #assessShard = :shard, #assessKey = :userId';
+      names['#assessShard'] = ACCOUNT_ASSESSMENT_INDEX.partitionKey.name;
+      names['#assessKey'] = ACCOUNT_ASSESSMENT_INDEX.sortKey.name;
+      values[':shard'] = assessmentShardOf(habit.userId);
+    }
+    const conditions = [
+      previous ? '#habit.#updatedAt = :previousUpdatedAt' : 'attribute_not_exists(#habit)',
+    ];
+    if (previous) {
+      names['#updatedAt'] = 'updatedAt';
+      values[':previousUpdatedAt'] = previous.updatedAt;
+    }
     if (habitDelta > 0) {
-      accountConditions.push('(attribute_not_exists(habits) OR habits < :maxHabits)');
-      accountValues[':maxHabits'] = write.maxHabits;
+      conditions.push('(attribute_not_exists(#habits) OR #habits < :maxHabits)');
+      values[':maxHabits'] = write.maxHabits;
     }
     if (freeDelta > 0) {
-      accountConditions.push('(attribute_not_exists(freeHabits) OR freeHabits < :freeLimit)');
-      accountValues[':freeLimit'] = write.freeHabitLimit;
+      conditions.push('(attribute_not_exists(#freeHabits) OR #freeHabits < :freeLimit)');
+      values[':freeLimit'] = write.freeHabitLimit;
     }
-    const items: TransactItem[] = [
-      {
-        Update: {
-          TableName: this.#table,
-          Key: keys.habit(habit.userId, habit.habitId),
-          UpdateExpression: `${set}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
-          ConditionExpression: condition,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-        },
-      },
-      {
-        Update: {
+    try {
+      await this.#documents.send(
+        new UpdateCommand({
           TableName: this.#table,
           Key: keys.account(habit.userId),
-          UpdateExpression: 'SET userId = :userId ADD habits :habitDelta, freeHabits :freeDelta',
-          ...(accountConditions.length > 0
-            ? { ConditionExpression: accountConditions.join(' AND ') }
-            : {}),
-          ExpressionAttributeValues: accountValues,
-        },
-      },
-    ];
-    const outcome = await transactWrite(this.#documents, items);
-    if (outcome.status === 'committed') return 'written';
-    if (outcome.status === 'failed') throw outcome.error;
-    const [habitReason, accountReason] = outcome.reasons;
-    if (habitReason === 'ConditionalCheckFailed') return 'conflict';
-    if (accountReason === 'ConditionalCheckFailed') {
-      const account = await this.getAccount(habit.userId);
-      if (habitDelta > 0 && (account?.habits ?? 0) >= write.maxHabits) return 'habit-limit';
+          UpdateExpression: `${set} ADD #habits :habitDelta, #freeHabits :freeDelta, #version :one`,
+          ConditionExpression: conditions.join(' AND '),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return 'written';
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      // The item as it was, in DynamoDB's own form (the document client leaves errors as they are).
+      const old = error.Item ?? {};
+      const stored = old[`${HABIT_ATTRIBUTE_PREFIX}${habit.habitId}`]?.M;
+      const same = previous ? stored?.updatedAt?.S === previous.updatedAt : stored === undefined;
+      if (!same) return 'conflict';
+      if (habitDelta > 0 && Number(old.habits?.N ?? 0) >= write.maxHabits) return 'habit-limit';
       return 'free-habit-limit';
     }
-    return 'conflict';
   }
 
-  /** One conditional update: the date joins the verified set unless the habit was assessed through it. */
+  /**
+   * One conditional update of the account: the date joins the verified set (and the
+   * count of verifications, which a running assessment's condition reads) unless the
+   * user's habits were assessed through it.
+   */
   async addVerification(key: HabitKey, date: string): Promise<VerificationResult> {
     try {
       await this.#documents.send(
         new UpdateCommand({
           TableName: this.#table,
-          Key: keys.habit(key.userId, key.habitId),
-          UpdateExpression: 'ADD verifiedDates :dates',
+          Key: keys.account(key.userId),
+          UpdateExpression: 'ADD #verified :entry, #verifications :one',
           ConditionExpression:
-            'attribute_exists(pk) AND (attribute_not_exists(lastAssessedDate) OR lastAssessedDate < :date)',
-          ExpressionAttributeValues: { ':dates': new Set([date]), ':date': date },
+            'attribute_exists(#habit) AND (attribute_not_exists(#through) OR #through < :date)',
+          ExpressionAttributeNames: {
+            '#habit': `${HABIT_ATTRIBUTE_PREFIX}${key.habitId}`,
+            '#verified': 'verified',
+            '#verifications': 'verifications',
+            '#through': 'assessedThrough',
+          },
+          ExpressionAttributeValues: {
+            ':entry': new Set([verifiedEntryOf(key.habitId, date)]),
+            ':one': 1,
+            ':date': date,
+          },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
       return 'recorded';
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      return error.Item ? 'already-assessed' : 'no-habit';
+      const old = error.Item ?? {};
+      return `${HABIT_ATTRIBUTE_PREFIX}${key.habitId}` in old ? 'already-assessed' : 'no-habit';
     }
   }
 
   // ---- assessment ---------------------------------------------------------------------
 
-  async habitsToAssess(query: {
+  async accountsToAssess(query: {
     shard: number;
     limit: number;
     cursor: string | null;
-  }): Promise<Page<AssessableHabit> & { positions: string[] }> {
+  }): Promise<Page<AssessableAccount> & { positions: string[] }> {
     if (!Number.isInteger(query.shard) || query.shard < 0 || query.shard >= ASSESSMENT_SHARDS) {
       throw new RangeError(`shard must be 0-${ASSESSMENT_SHARDS - 1}, got ${query.shard}`);
     }
-    const index = HABIT_ASSESSMENT_INDEX;
+    const index = ACCOUNT_ASSESSMENT_INDEX;
     const response = await this.#documents.send(
       new QueryCommand({
         TableName: this.#table,
@@ -370,72 +353,40 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
     };
   }
 
-  async reloadHabits(habitKeys: readonly HabitKey[]): Promise<AssessableHabit[]> {
-    if (habitKeys.length === 0) return [];
+  async reloadAccounts(userIds: readonly string[]): Promise<AssessableAccount[]> {
+    if (userIds.length === 0) return [];
     const { items } = await batchGetAll(this.#documents, {
       tableName: this.#table,
-      keys: habitKeys.map((key) => keys.habit(key.userId, key.habitId)),
+      keys: userIds.map((userId) => keys.account(userId)),
       consistentRead: true,
     });
-    return items.map(toAssessable).filter(isAssessed);
+    return items.map(toAssessable);
   }
 
+  /**
+   * One transaction per slice: each account's update (streaks of its assessed habits,
+   * the date assessed through, verifications consumed, the unpaid summary; out of the
+   * index when nothing of it is assessed any more) conditioned on what was read; each
+   * new penalty put only if absent; the shard's progress (and start marker).
+   */
   async commitAssessment(commit: AssessmentCommit): Promise<AssessmentCommitResult> {
     const items: TransactItem[] = [];
-    const habitOrder: HabitKey[] = [];
     for (const assessment of commit.assessments) {
-      const values: Record<string, unknown> = {
-        ':date': commit.date,
-        ':streak': assessment.currentStreak,
-        ':longest': assessment.longestStreak,
-      };
-      let expression =
-        'SET lastAssessedDate = :date, currentStreak = :streak, longestStreak = :longest';
-      if (assessment.leavesAssessment) expression += ' REMOVE assessShard, assessKey';
-      if (assessment.consumedDates.length > 0) {
-        expression += ' DELETE verifiedDates :consumed';
-        values[':consumed'] = new Set(assessment.consumedDates);
-      }
-      let condition =
-        assessment.expectedLastAssessedDate === null
-          ? 'attribute_exists(pk) AND attribute_not_exists(lastAssessedDate)'
-          : 'attribute_exists(pk) AND lastAssessedDate = :expected';
-      if (assessment.expectedLastAssessedDate !== null) {
-        values[':expected'] = assessment.expectedLastAssessedDate;
-      }
-      // Out of the index only if its settings are still those read (not switched back on).
-      let names: Record<string, string> | undefined;
-      if (assessment.leavesAssessment) {
-        condition += ' AND #updatedAt = :settingsVersion';
-        names = { '#updatedAt': 'updatedAt' };
-        values[':settingsVersion'] = assessment.leavesAssessment.updatedAt;
-      }
-      // A miss holds only while the day is still unverified (a verification may race the read).
-      if (assessment.outcome === 'missed') condition += ' AND NOT contains(verifiedDates, :date)';
-      items.push({
-        Update: {
-          TableName: this.#table,
-          Key: keys.habit(assessment.userId, assessment.habitId),
-          UpdateExpression: expression,
-          ConditionExpression: condition,
-          ...(names ? { ExpressionAttributeNames: names } : {}),
-          ExpressionAttributeValues: values,
-        },
-      });
-      habitOrder.push(assessment);
+      items.push(this.#assessedAccountUpdate(commit.date, assessment));
     }
     for (const assessment of commit.assessments) {
-      if (!assessment.penalty) continue;
-      items.push({
-        Put: {
-          TableName: this.#table,
-          Item: penaltyItem(assessment.penalty),
-          ConditionExpression: 'attribute_not_exists(pk)',
-        },
-      });
+      for (const habit of assessment.habits) {
+        if (!habit.penalty) continue;
+        items.push({
+          Put: {
+            TableName: this.#table,
+            Item: penaltyItem(habit.penalty),
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        });
+      }
     }
-    for (const delta of commit.accounts) items.push(this.#accountUpdate(delta));
-    // A shard's first slice marks the date started, in the same write as the habits it
+    // A shard's first slice marks the date started, in the same write as the accounts it
     // moves: "has a later date moved any habit" is then one query (assessmentStartedAfter).
     if (commit.startsShard) {
       items.push({
@@ -445,8 +396,108 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
         },
       });
     }
+    items.push(this.#progressUpdate(commit));
+    const outcome = await transactWrite(this.#documents, items);
+    if (outcome.status === 'committed') return { status: 'committed' };
+    if (outcome.status === 'failed') {
+      if (isThrottle(outcome.error)) return { status: 'busy' };
+      throw outcome.error;
+    }
+    const users = commit.assessments.map((assessment) => assessment.userId);
+    const changed = users.filter((_, index) => outcome.reasons[index] === 'ConditionalCheckFailed');
+    // A penalty that exists already belongs to an account assessed by another run: its
+    // account condition fails too, so the accounts alone say what to re-read.
+    if (changed.length > 0) return { status: 'conflict', users: changed };
+    if (outcome.reasons.some((reason) => reason && BUSY_REASONS.has(reason))) {
+      return { status: 'busy' };
+    }
+    const penaltyClash = outcome.reasons.some((reason) => reason === 'ConditionalCheckFailed');
+    if (penaltyClash) return { status: 'conflict', users };
+    return { status: 'busy' };
+  }
+
+  #assessedAccountUpdate(date: string, assessment: AccountAssessment): TransactItem {
+    const names: Record<string, string> = {
+      '#through': 'assessedThrough',
+      '#verifications': 'verifications',
+    };
+    const values: Record<string, unknown> = { ':date': date };
+    const sets = ['#through = :date'];
+    assessment.habits.forEach((habit, index) => {
+      names[`#s${index}`] = `${STREAK_ATTRIBUTE_PREFIX}${habit.habitId}`;
+      values[`:s${index}`] = {
+        current: habit.currentStreak,
+        longest: habit.longestStreak,
+        last: date,
+      };
+      sets.push(`#s${index} = :s${index}`);
+    });
+    const adds: string[] = [];
+    const summary = assessment.summary;
+    if (summary) {
+      names['#unpaidCount'] = 'unpaidCount';
+      values[':count'] = summary.unpaidCount;
+      adds.push('#unpaidCount :count');
+      summary.unpaidAmount.forEach((money, index) => {
+        names[`#u${index}`] = `${UNPAID_AMOUNT_PREFIX}${money.currency}`;
+        values[`:u${index}`] = money.amount;
+        adds.push(`#u${index} :u${index}`);
+      });
+      summary.unpaidDates.forEach((entry, index) => {
+        names[`#d${index}`] = `${UNPAID_DATE_PREFIX}${entry.date}`;
+        values[`:d${index}`] = entry.count;
+        adds.push(`#d${index} :d${index}`);
+      });
+    }
+    let expression = `SET ${sets.join(', ')}`;
+    if (adds.length > 0) expression += ` ADD ${adds.join(', ')}`;
+    if (assessment.consumed.length > 0) {
+      names['#verified'] = 'verified';
+      values[':consumed'] = new Set(
+        assessment.consumed.map((day) => verifiedEntryOf(day.habitId, day.date)),
+      );
+      expression += ' DELETE #verified :consumed';
+    }
+    const conditions = [
+      'attribute_exists(pk)',
+      assessment.expectedAssessedThrough === null
+        ? 'attribute_not_exists(#through)'
+        : '#through = :expectedThrough',
+      // A verification since read (maybe of this very day) makes the plan stale.
+      assessment.expectedVerifications === 0
+        ? 'attribute_not_exists(#verifications)'
+        : '#verifications = :expectedVerifications',
+    ];
+    if (assessment.expectedAssessedThrough !== null) {
+      values[':expectedThrough'] = assessment.expectedAssessedThrough;
+    }
+    if (assessment.expectedVerifications !== 0) {
+      values[':expectedVerifications'] = assessment.expectedVerifications;
+    }
+    // Out of the index only if no habit was written since read (one may be switched back on).
+    if (assessment.leavesAssessment) {
+      names['#assessShard'] = ACCOUNT_ASSESSMENT_INDEX.partitionKey.name;
+      names['#assessKey'] = ACCOUNT_ASSESSMENT_INDEX.sortKey.name;
+      names['#version'] = 'habitsVersion';
+      values[':version'] = assessment.leavesAssessment.habitsVersion;
+      expression += ' REMOVE #assessShard, #assessKey';
+      conditions.push('#version = :version');
+    }
+    return {
+      Update: {
+        TableName: this.#table,
+        Key: keys.account(assessment.userId),
+        UpdateExpression: expression,
+        ConditionExpression: conditions.join(' AND '),
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      },
+    };
+  }
+
+  #progressUpdate(commit: AssessmentCommit): TransactItem {
     const counts = commit.counts;
-    items.push({
+    return {
       Update: {
         TableName: this.#table,
         Key: keys.assessmentShard(commit.date, commit.shard),
@@ -472,25 +523,7 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
           ':created': counts.penaltiesCreated,
         },
       },
-    });
-    const outcome = await transactWrite(this.#documents, items);
-    if (outcome.status === 'committed') return { status: 'committed' };
-    if (outcome.status === 'failed') {
-      if (isThrottle(outcome.error)) return { status: 'busy' };
-      throw outcome.error;
-    }
-    const changed = habitOrder.filter(
-      (_, index) => outcome.reasons[index] === 'ConditionalCheckFailed',
-    );
-    // A penalty that exists already belongs to a habit assessed by another run: its habit
-    // condition fails too, so the habits alone say what to re-read.
-    if (changed.length > 0) return { status: 'conflict', habits: changed };
-    if (outcome.reasons.some((reason) => reason && BUSY_REASONS.has(reason))) {
-      return { status: 'busy' };
-    }
-    const penaltyClash = outcome.reasons.some((reason) => reason === 'ConditionalCheckFailed');
-    if (penaltyClash) return { status: 'conflict', habits: [...habitOrder] };
-    return { status: 'busy' };
+    };
   }
 
   async readAssessment(date: string): Promise<ShardProgress[]> {
@@ -1090,23 +1123,89 @@ function pick(item: Item, fields: readonly string[]): Partial<Penalty> {
   ) as Partial<Penalty>;
 }
 
-function toHabit(item: Item): Habit {
+/**
+ * An account item holding `habits` and the verifications `verified`, as habit PUTs and
+ * verifications leave it before any assessment: to seed a large store at once (the
+ * bench) in the store's own shape.
+ */
+export function seededAccountItem(
+  userId: string,
+  habits: readonly Habit[],
+  verified: readonly HabitDay[],
+): Item {
   return {
-    userId: String(item.userId),
-    habitId: String(item.habitId),
-    name: String(item.name),
-    penaltyAmount: numberOr(item.penaltyAmount, 0),
-    currency: String(item.currency),
-    free: item.free === true,
-    recipientId: typeof item.recipientId === 'string' ? item.recipientId : null,
-    active: item.active === true,
-    currentStreak: numberOr(item.currentStreak, 0),
-    longestStreak: numberOr(item.longestStreak, 0),
-    lastAssessedDate: typeof item.lastAssessedDate === 'string' ? item.lastAssessedDate : null,
-    earlierSettings: earlierSettingsOf(item.earlierSettings),
-    createdAt: String(item.createdAt),
-    updatedAt: String(item.updatedAt),
+    ...keys.account(userId),
+    userId,
+    habits: habits.length,
+    freeHabits: habits.filter((habit) => habit.free && habit.active).length,
+    habitsVersion: habits.length,
+    ...Object.fromEntries(
+      habits.map((habit) => [`${HABIT_ATTRIBUTE_PREFIX}${habit.habitId}`, storedHabitOf(habit)]),
+    ),
+    ...(verified.length > 0
+      ? {
+          verified: new Set(verified.map((day) => verifiedEntryOf(day.habitId, day.date))),
+          verifications: verified.length,
+        }
+      : {}),
+    ...(habits.some(isAssessed)
+      ? {
+          [ACCOUNT_ASSESSMENT_INDEX.partitionKey.name]: assessmentShardOf(userId),
+          [ACCOUNT_ASSESSMENT_INDEX.sortKey.name]: userId,
+        }
+      : {}),
   };
+}
+
+/** The settings map a habit PUT writes (`habit#<habitId>` on the account). */
+function storedHabitOf(habit: Habit): Item {
+  return {
+    habitId: habit.habitId,
+    name: habit.name,
+    penaltyAmount: habit.penaltyAmount,
+    currency: habit.currency,
+    free: habit.free,
+    recipientId: habit.recipientId,
+    active: habit.active,
+    earlierSettings: habit.earlierSettings,
+    createdAt: habit.createdAt,
+    updatedAt: habit.updatedAt,
+  };
+}
+
+function habitNames(habitId: string): Record<string, string> {
+  return {
+    '#habit': `${HABIT_ATTRIBUTE_PREFIX}${habitId}`,
+    '#streak': `${STREAK_ATTRIBUTE_PREFIX}${habitId}`,
+  };
+}
+
+/** The habits on an account item (each `habit#<id>` with its `streak#<id>`), by id. */
+function habitsOf(userId: string, item: Item): Habit[] {
+  return Object.entries(item)
+    .filter(([name]) => name.startsWith(HABIT_ATTRIBUTE_PREFIX))
+    .map(([name, value]) => {
+      const stored = value as Item;
+      const habitId = name.slice(HABIT_ATTRIBUTE_PREFIX.length);
+      const streak = (item[`${STREAK_ATTRIBUTE_PREFIX}${habitId}`] ?? {}) as Item;
+      return {
+        userId,
+        habitId,
+        name: String(stored.name),
+        penaltyAmount: numberOr(stored.penaltyAmount, 0),
+        currency: String(stored.currency),
+        free: stored.free === true,
+        recipientId: typeof stored.recipientId === 'string' ? stored.recipientId : null,
+        active: stored.active === true,
+        currentStreak: numberOr(streak.current, 0),
+        longestStreak: numberOr(streak.longest, 0),
+        lastAssessedDate: typeof streak.last === 'string' ? streak.last : null,
+        earlierSettings: earlierSettingsOf(stored.earlierSettings),
+        createdAt: String(stored.createdAt),
+        updatedAt: String(stored.updatedAt),
+      };
+    })
+    .sort((a, b) => a.habitId.localeCompare(b.habitId));
 }
 
 /** A habit's owed earlier settings as stored (a list of maps); absent reads as none. */
@@ -1122,23 +1221,32 @@ function earlierSettingsOf(value: unknown): EarlierSettings[] {
   }));
 }
 
-function toAssessable(item: Item): AssessableHabit {
-  const habit = toHabit(item);
-  const verified = item.verifiedDates;
+function toAssessable(item: Item): AssessableAccount {
+  const userId = String(item.userId);
+  const verified = new Map<string, string[]>();
+  for (const entry of item.verified instanceof Set ? item.verified : []) {
+    const [habitId, date] = String(entry).split('/') as [string, string];
+    verified.set(habitId, [...(verified.get(habitId) ?? []), date]);
+  }
   return {
-    userId: habit.userId,
-    habitId: habit.habitId,
-    penaltyAmount: habit.penaltyAmount,
-    currency: habit.currency,
-    free: habit.free,
-    recipientId: habit.recipientId,
-    currentStreak: habit.currentStreak,
-    longestStreak: habit.longestStreak,
-    lastAssessedDate: habit.lastAssessedDate,
-    active: habit.active,
-    earlierSettings: habit.earlierSettings,
-    updatedAt: habit.updatedAt,
-    createdAt: habit.createdAt,
-    verifiedDates: verified instanceof Set ? [...verified].map(String).sort() : [],
+    userId,
+    assessedThrough: typeof item.assessedThrough === 'string' ? item.assessedThrough : null,
+    verifications: numberOr(item.verifications, 0),
+    habitsVersion: numberOr(item.habitsVersion, 0),
+    habits: habitsOf(userId, item).map((habit) => ({
+      userId,
+      habitId: habit.habitId,
+      penaltyAmount: habit.penaltyAmount,
+      currency: habit.currency,
+      free: habit.free,
+      recipientId: habit.recipientId,
+      currentStreak: habit.currentStreak,
+      longestStreak: habit.longestStreak,
+      lastAssessedDate: habit.lastAssessedDate,
+      active: habit.active,
+      earlierSettings: habit.earlierSettings,
+      createdAt: habit.createdAt,
+      verifiedDates: (verified.get(habit.habitId) ?? []).sort(),
+    })),
   };
 }

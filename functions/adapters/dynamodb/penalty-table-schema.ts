@@ -4,15 +4,22 @@
  * attributes written and the indexes the stack creates cannot drift.
  *
  * Items (pk / sk):
- *   USER#<userId>      / ACCOUNT                    habits, freeHabits, unpaidCount, `unpaid#<currency>` amounts,
- *                                                   `unpaidOn#<date>` counts (the summary's oldest date; pruned at 0),
+ *   USER#<userId>      / ACCOUNT                    the user's habits and everything the assessment moves, so one
+ *                                                   write assesses all of them (DESIGN §8.3):
+ *                                                   `habit#<habitId>` one map per habit: settings, earlierSettings
+ *                                                     (the settings days not yet assessed began with), createdAt,
+ *                                                     updatedAt (written by habit PUTs only);
+ *                                                   `streak#<habitId>` {current, longest, last} (by the assessment only);
+ *                                                   `verified` string set of `<habitId>/<date>` not yet assessed,
+ *                                                   `verifications` (a count: any new one fails the assessment's
+ *                                                   condition), `assessedThrough` (date), `habitsVersion` (a count
+ *                                                   of habit writes); habits, freeHabits (the limits' counts);
+ *                                                   unpaidCount, `unpaid#<currency>` amounts, `unpaidOn#<date>`
+ *                                                   counts (the summary's oldest date; pruned at 0);
  *                                                   pending settlement;
- *                                                   while it is pending also `pendingShard` / `pendingSince` (the pending index)
- *   USER#<userId>      / HABIT#<habitId>            settings, streaks, lastAssessedDate, verifiedDates (string set),
- *                                                   earlierSettings (the settings days not yet assessed began
- *                                                   with, by day); while it is assessed (active, or with
- *                                                   a day owed that it began active) also
- *                                                   `assessShard` / `assessKey` (the assessment index)
+ *                                                   while it is pending also `pendingShard` / `pendingSince` (the pending index);
+ *                                                   while a habit is assessed (active, or with a day owed that it
+ *                                                   began active) also `assessShard` / `assessKey` (the assessment index)
  *   USER#<userId>      / PENALTY#<date>#<habitId>   one penalty; `userStatus` = `<userId>#<status>` (the status index)
  *   RECIPIENT#<id>     / TOTALS                     penaltiesPaid, `paid#<currency>` amounts
  *   ASSESSMENT#<date>  / SHARD#<nn>                 one shard's progress: cursor, done, counts
@@ -25,8 +32,8 @@
  * Indexes:
  *   byStatus      userStatus / sk, ALL: a user's penalties of one status by date (newest
  *                 or oldest first), with any `fields`, one query.
- *   byAssessment  assessShard / assessKey, ALL: sparse, only habits still assessed; the
- *                 assessment pages through each shard in `userId#habitId` order.
+ *   byAssessment  assessShard / assessKey, ALL: sparse, only accounts with a habit still
+ *                 assessed; the assessment pages through each shard in user order.
  *   byPendingSettlement  pendingShard / pendingSince, INCLUDE userId: sparse, only
  *                 accounts holding a settlement lock (set with the lock, removed with
  *                 it); the hourly sweep finds the abandoned ones, oldest first in each
@@ -39,7 +46,6 @@ export const ASSESSMENTS_STARTED_PK = 'ASSESSMENTS';
 
 export const PENALTY_KEYS = {
   account: (userId: string) => ({ pk: `USER#${userId}`, sk: 'ACCOUNT' }),
-  habit: (userId: string, habitId: string) => ({ pk: `USER#${userId}`, sk: `HABIT#${habitId}` }),
   penalty: (userId: string, habitId: string, date: string) => ({
     pk: `USER#${userId}`,
     sk: `PENALTY#${date}#${habitId}`,
@@ -59,7 +65,9 @@ export const PENALTY_KEYS = {
   }),
 };
 
-export const HABIT_SK_PREFIX = 'HABIT#';
+/** A habit's settings and its streaks: top-level attributes of the account, one per habit. */
+export const HABIT_ATTRIBUTE_PREFIX = 'habit#';
+export const STREAK_ATTRIBUTE_PREFIX = 'streak#';
 export const PENALTY_SK_PREFIX = 'PENALTY#';
 /** Per-currency amount attributes: top-level numbers, so ADD works without a map to exist. */
 export const UNPAID_AMOUNT_PREFIX = 'unpaid#';
@@ -73,7 +81,7 @@ export const PENALTY_STATUS_INDEX = {
   sortKey: { name: 'sk', type: 'S' },
 } as const;
 
-export const HABIT_ASSESSMENT_INDEX = {
+export const ACCOUNT_ASSESSMENT_INDEX = {
   indexName: 'byAssessment',
   partitionKey: { name: 'assessShard', type: 'N' },
   sortKey: { name: 'assessKey', type: 'S' },
@@ -93,6 +101,7 @@ export function userStatusKey(userId: string, status: string): string {
   return `${userId}#${status}`;
 }
 
-export function assessKeyOf(userId: string, habitId: string): string {
-  return `${userId}#${habitId}`;
+/** An entry of the account's `verified` set. */
+export function verifiedEntryOf(habitId: string, date: string): string {
+  return `${habitId}/${date}`;
 }

@@ -16,7 +16,7 @@ import {
 } from '../../core/penalties/penalty-transitions.ts';
 import {
   type AccountDelta,
-  type AssessableHabit,
+  type AssessableAccount,
   type AssessmentCommit,
   type AssessmentCommitResult,
   type Habit,
@@ -39,13 +39,18 @@ import {
   type VerificationResult,
 } from '../../core/penalties/ports.ts';
 
-interface StoredHabit extends Habit {
-  verifiedDates: Set<string>;
-}
-
 interface StoredAccount {
   habits: number;
   freeHabits: number;
+  /** The user's habits, by id: on the account, as the DynamoDB store keeps them. */
+  habitsById: Map<string, Habit>;
+  /** Verified dates not yet assessed, by habit. */
+  verified: Map<string, Set<string>>;
+  assessedThrough: string | null;
+  verifications: number;
+  habitsVersion: number;
+  /** In the assessment index: set by a habit write that leaves a habit assessed, cleared by the assessment. */
+  assessed: boolean;
   unpaidCount: number;
   unpaid: Map<string, number>;
   /** Unpaid penalties per date (entries at zero removed, as the DynamoDB store prunes them). */
@@ -53,11 +58,9 @@ interface StoredAccount {
   pending: PendingSettlement | null;
 }
 
-const habitKey = (key: HabitKey) => `${key.userId}#${key.habitId}`;
 const clone = <T>(value: T): T => structuredClone(value);
 
 export class InMemoryPenaltyStore implements PenaltyStore {
-  readonly habits = new Map<string, StoredHabit>();
   readonly accounts = new Map<string, StoredAccount>();
   readonly penalties = new Map<string, Penalty>();
   readonly recipients = new Map<string, { count: number; amounts: Map<string, number> }>();
@@ -91,20 +94,20 @@ export class InMemoryPenaltyStore implements PenaltyStore {
   }
 
   async listHabits(userId: string): Promise<Habit[]> {
-    return [...this.habits.values()]
-      .filter((habit) => habit.userId === userId)
+    const account = this.accounts.get(userId);
+    return [...(account?.habitsById.values() ?? [])]
       .sort((a, b) => a.habitId.localeCompare(b.habitId))
-      .map(toHabit);
+      .map(clone);
   }
 
   async getHabit(key: HabitKey): Promise<Habit | null> {
-    const habit = this.habits.get(habitKey(key));
-    return habit ? toHabit(habit) : null;
+    const habit = this.accounts.get(key.userId)?.habitsById.get(key.habitId);
+    return habit ? clone(habit) : null;
   }
 
   async putHabit(write: HabitWrite): Promise<HabitWriteResult> {
     const { habit, previous } = write;
-    const stored = this.habits.get(habitKey(habit));
+    const stored = this.accounts.get(habit.userId)?.habitsById.get(habit.habitId);
     if (previous === null ? stored !== undefined : stored?.updatedAt !== previous.updatedAt) {
       return 'conflict';
     }
@@ -115,74 +118,90 @@ export class InMemoryPenaltyStore implements PenaltyStore {
     if (freeDelta > 0 && account.freeHabits >= write.freeHabitLimit) return 'free-habit-limit';
     account.habits += previous ? 0 : 1;
     account.freeHabits += freeDelta;
-    this.habits.set(habitKey(habit), {
+    account.habitsVersion += 1;
+    // Only the assessment takes an account out of the index (it alone knows all is assessed).
+    if (isAssessed(habit)) account.assessed = true;
+    account.habitsById.set(habit.habitId, {
       ...clone(habit),
       currentStreak: stored?.currentStreak ?? 0,
       longestStreak: stored?.longestStreak ?? 0,
       lastAssessedDate: stored?.lastAssessedDate ?? null,
       createdAt: stored?.createdAt ?? habit.createdAt,
-      verifiedDates: stored?.verifiedDates ?? new Set(),
     });
     return 'written';
   }
 
   async addVerification(key: HabitKey, date: string): Promise<VerificationResult> {
-    const habit = this.habits.get(habitKey(key));
-    if (!habit) return 'no-habit';
-    if (habit.lastAssessedDate !== null && habit.lastAssessedDate >= date)
+    const account = this.accounts.get(key.userId);
+    if (!account?.habitsById.has(key.habitId)) return 'no-habit';
+    if (account.assessedThrough !== null && account.assessedThrough >= date) {
       return 'already-assessed';
-    habit.verifiedDates.add(date);
+    }
+    const dates = account.verified.get(key.habitId) ?? new Set<string>();
+    dates.add(date);
+    account.verified.set(key.habitId, dates);
+    account.verifications += 1;
     return 'recorded';
   }
 
-  async habitsToAssess(query: {
+  async accountsToAssess(query: {
     shard: number;
     limit: number;
     cursor: string | null;
-  }): Promise<Page<AssessableHabit> & { positions: string[] }> {
+  }): Promise<Page<AssessableAccount> & { positions: string[] }> {
     if (query.shard < 0 || query.shard >= ASSESSMENT_SHARDS) throw new RangeError('bad shard');
-    const active = [...this.habits.entries()]
-      .filter(([, habit]) => isAssessed(habit) && assessmentShardOf(habit.userId) === query.shard)
+    const assessed = [...this.accounts.entries()]
+      .filter(([userId, account]) => account.assessed && assessmentShardOf(userId) === query.shard)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .filter(([key]) => query.cursor === null || key > query.cursor);
-    const page = active.slice(0, query.limit);
+      .filter(([userId]) => query.cursor === null || userId > query.cursor);
+    const page = assessed.slice(0, query.limit);
     return {
-      items: page.map(([, habit]) => toAssessable(habit)),
-      positions: page.map(([key]) => key),
-      nextCursor: active.length > query.limit ? (page.at(-1)?.[0] ?? null) : null,
+      items: page.map(([userId, account]) => toAssessable(userId, account)),
+      positions: page.map(([userId]) => userId),
+      nextCursor: assessed.length > query.limit ? (page.at(-1)?.[0] ?? null) : null,
     };
   }
 
-  async reloadHabits(keys: readonly HabitKey[]): Promise<AssessableHabit[]> {
-    return keys.flatMap((key) => {
-      const habit = this.habits.get(habitKey(key));
-      return habit && isAssessed(habit) ? [toAssessable(habit)] : [];
+  async reloadAccounts(userIds: readonly string[]): Promise<AssessableAccount[]> {
+    return userIds.flatMap((userId) => {
+      const account = this.accounts.get(userId);
+      return account ? [toAssessable(userId, account)] : [];
     });
   }
 
   async commitAssessment(commit: AssessmentCommit): Promise<AssessmentCommitResult> {
     this.commits += 1;
     const changed = commit.assessments.filter((assessment) => {
-      const habit = this.habits.get(habitKey(assessment));
-      if (!habit || habit.lastAssessedDate !== assessment.expectedLastAssessedDate) return true;
+      const account = this.accounts.get(assessment.userId);
+      if (!account || account.assessedThrough !== assessment.expectedAssessedThrough) return true;
+      if (account.verifications !== assessment.expectedVerifications) return true;
       const leaves = assessment.leavesAssessment;
-      if (leaves && habit.updatedAt !== leaves.updatedAt) return true;
-      return assessment.outcome === 'missed' && habit.verifiedDates.has(commit.date);
+      return leaves !== null && account.habitsVersion !== leaves.habitsVersion;
     });
-    if (changed.length > 0) return { status: 'conflict', habits: changed };
-    if (commit.assessments.some((a) => a.penalty && this.penalties.has(a.penalty.penaltyId))) {
-      return { status: 'conflict', habits: [...commit.assessments] };
+    if (changed.length > 0) {
+      return { status: 'conflict', users: changed.map((assessment) => assessment.userId) };
     }
+    const penalties = commit.assessments.flatMap((assessment) =>
+      assessment.habits.flatMap((habit) => (habit.penalty ? [habit.penalty] : [])),
+    );
+    const clash = penalties.find((penalty) => this.penalties.has(penalty.penaltyId));
+    if (clash) return { status: 'conflict', users: [clash.userId] };
     for (const assessment of commit.assessments) {
-      const habit = this.habits.get(habitKey(assessment)) as StoredHabit;
-      habit.lastAssessedDate = commit.date;
-      habit.currentStreak = assessment.currentStreak;
-      habit.longestStreak = assessment.longestStreak;
-      for (const date of assessment.consumedDates) habit.verifiedDates.delete(date);
-      if (assessment.penalty)
-        this.penalties.set(assessment.penalty.penaltyId, clone(assessment.penalty));
+      const account = this.accounts.get(assessment.userId) as StoredAccount;
+      account.assessedThrough = commit.date;
+      for (const outcome of assessment.habits) {
+        const habit = account.habitsById.get(outcome.habitId);
+        if (!habit) continue;
+        habit.lastAssessedDate = commit.date;
+        habit.currentStreak = outcome.currentStreak;
+        habit.longestStreak = outcome.longestStreak;
+        if (outcome.penalty) this.penalties.set(outcome.penalty.penaltyId, clone(outcome.penalty));
+      }
+      for (const { habitId, date } of assessment.consumed)
+        account.verified.get(habitId)?.delete(date);
+      if (assessment.summary) this.#applyAccount(assessment.summary);
+      if (assessment.leavesAssessment) account.assessed = false;
     }
-    for (const delta of commit.accounts) this.#applyAccount(delta);
     const key = `${commit.date}#${commit.shard}`;
     const progress = this.assessments.get(key) ?? {
       shard: commit.shard,
@@ -393,6 +412,12 @@ export class InMemoryPenaltyStore implements PenaltyStore {
       account = {
         habits: 0,
         freeHabits: 0,
+        habitsById: new Map(),
+        verified: new Map(),
+        assessedThrough: null,
+        verifications: 0,
+        habitsVersion: 0,
+        assessed: false,
         unpaidCount: 0,
         unpaid: new Map(),
         unpaidDates: new Map(),
@@ -424,27 +449,29 @@ function moneyOf(amounts: Map<string, number>) {
     .sort((a, b) => a.currency.localeCompare(b.currency));
 }
 
-function toHabit(habit: StoredHabit): Habit {
-  const { verifiedDates: _verified, ...rest } = habit;
-  return clone(rest);
-}
-
-function toAssessable(habit: StoredHabit): AssessableHabit {
+function toAssessable(userId: string, account: StoredAccount): AssessableAccount {
   return {
-    userId: habit.userId,
-    habitId: habit.habitId,
-    penaltyAmount: habit.penaltyAmount,
-    currency: habit.currency,
-    free: habit.free,
-    recipientId: habit.recipientId,
-    currentStreak: habit.currentStreak,
-    longestStreak: habit.longestStreak,
-    lastAssessedDate: habit.lastAssessedDate,
-    active: habit.active,
-    earlierSettings: clone(habit.earlierSettings),
-    updatedAt: habit.updatedAt,
-    createdAt: habit.createdAt,
-    verifiedDates: [...habit.verifiedDates].sort(),
+    userId,
+    assessedThrough: account.assessedThrough,
+    verifications: account.verifications,
+    habitsVersion: account.habitsVersion,
+    habits: [...account.habitsById.values()]
+      .sort((a, b) => a.habitId.localeCompare(b.habitId))
+      .map((habit) => ({
+        userId,
+        habitId: habit.habitId,
+        penaltyAmount: habit.penaltyAmount,
+        currency: habit.currency,
+        free: habit.free,
+        recipientId: habit.recipientId,
+        currentStreak: habit.currentStreak,
+        longestStreak: habit.longestStreak,
+        lastAssessedDate: habit.lastAssessedDate,
+        active: habit.active,
+        earlierSettings: clone(habit.earlierSettings),
+        createdAt: habit.createdAt,
+        verifiedDates: [...(account.verified.get(habit.habitId) ?? [])].sort(),
+      })),
   };
 }
 

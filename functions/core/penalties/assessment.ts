@@ -3,26 +3,29 @@
  * verified on D extends its streak, missed resets it and, unless the habit is free,
  * creates the penalty `pen_{userId}_{habitId}_{D}`.
  *
- * The habits are spread over ASSESSMENT_SHARDS shards; each shard is read in pages and
- * each page written in a few transactions that carry the habits' new streaks, the new
- * penalties, the users' unpaid summaries and the shard's progress (its cursor and
- * counts) together. So an assessment stopped half-way resumes after the last committed
- * slice, and counts are exact. Each habit write is conditioned on the date it was last
- * assessed (and, for a miss, on D still not being verified): running D again, or two
- * runs of D at once, moves no streak twice, and the deterministic penalty id is put only
- * if absent. A slice refused because a habit changed is re-read and re-planned.
+ * A user's habits live on the user's account item, so one write assesses all of them:
+ * the account (streaks, the date assessed through, the unpaid summary) and the user's
+ * new penalties. The accounts are spread over ASSESSMENT_SHARDS shards; each shard is
+ * read in pages and each page written in a few transactions that also carry the
+ * shard's progress (its cursor and counts). So an assessment stopped half-way resumes
+ * after the last committed slice, and counts are exact. Each account write is
+ * conditioned on the date it was assessed through and on no verification since read:
+ * running D again, or two runs of D at once, moves no streak twice, and the
+ * deterministic penalty id is put only if absent. A slice refused because an account
+ * changed is re-read and re-planned.
  */
 import type { Clock } from '../shared/clock.ts';
 import { PenaltyConflictError } from './errors.ts';
 import { isAssessed, settingsOn } from './habits.ts';
 import { ASSESSMENT_SHARDS, penaltyIdOf } from './penalty-ids.ts';
 import type {
+  AccountAssessment,
   AccountDelta,
+  AssessableAccount,
   AssessableHabit,
   AssessmentCommit,
   AssessmentCounts,
   HabitAssessment,
-  HabitKey,
   Penalty,
   PenaltyStore,
   ShardProgress,
@@ -30,12 +33,12 @@ import type {
 
 /** DynamoDB's cap on the items of one transaction. */
 export const MAX_TRANSACTION_ITEMS = 100;
-/** Habits read per page. */
+/** Accounts read per page (about five habits each). */
 export const ASSESSMENT_PAGE_SIZE = 100;
 /** Attempts at one slice (conflicts re-planned, busy retried) before the run stops to resume later. */
 const MAX_SLICE_ATTEMPTS = 8;
 
-/** The assessment of one habit for `date`, or null when the habit is not due (assessed already, or younger than the day). */
+/** The assessment of one habit for `date`, or null when the habit is not due (assessed already, younger than the day, or off). */
 export function assessHabit(
   habit: AssessableHabit,
   date: string,
@@ -46,20 +49,11 @@ export function assessHabit(
   // The settings the day began with: a change takes effect the next day.
   const settings = settingsOn(habit, date);
   if (!settings.active) return null;
-  const verified = habit.verifiedDates.includes(date);
-  const base = {
-    userId: habit.userId,
-    habitId: habit.habitId,
-    expectedLastAssessedDate: habit.lastAssessedDate,
-    consumedDates: habit.verifiedDates.filter((verifiedDate) => verifiedDate <= date).sort(),
-    leavesAssessment: isAssessed({ ...habit, lastAssessedDate: date })
-      ? null
-      : { updatedAt: habit.updatedAt },
-  };
-  if (verified) {
+  const key = { userId: habit.userId, habitId: habit.habitId };
+  if (habit.verifiedDates.includes(date)) {
     const currentStreak = habit.currentStreak + 1;
     return {
-      ...base,
+      ...key,
       outcome: 'verified',
       currentStreak,
       longestStreak: Math.max(habit.longestStreak, currentStreak),
@@ -70,8 +64,7 @@ export function assessHabit(
     ? null
     : {
         penaltyId: penaltyIdOf(habit.userId, habit.habitId, date),
-        userId: habit.userId,
-        habitId: habit.habitId,
+        ...key,
         date,
         amount: settings.penaltyAmount,
         currency: settings.currency,
@@ -82,11 +75,44 @@ export function assessHabit(
         updatedAt: nowIso,
       };
   return {
-    ...base,
+    ...key,
     outcome: 'missed',
     currentStreak: 0,
     longestStreak: habit.longestStreak,
     penalty,
+  };
+}
+
+/**
+ * One user's assessment for `date`, or null when there is nothing to write (assessed
+ * already, or no habit due and nothing to tidy). Verifications up to the date are
+ * consumed; an account none of whose habits is assessed after the date leaves the index.
+ */
+export function assessAccount(
+  account: AssessableAccount,
+  date: string,
+  nowIso: string,
+): AccountAssessment | null {
+  if (account.assessedThrough !== null && account.assessedThrough >= date) return null;
+  const habits = account.habits.flatMap((habit) => assessHabit(habit, date, nowIso) ?? []);
+  const consumed = account.habits.flatMap((habit) =>
+    habit.verifiedDates
+      .filter((verified) => verified <= date)
+      .map((verified) => ({ habitId: habit.habitId, date: verified })),
+  );
+  const stillAssessed = account.habits.some((habit) =>
+    isAssessed({ ...habit, lastAssessedDate: date }),
+  );
+  if (habits.length === 0 && consumed.length === 0 && stillAssessed) return null;
+  const penalties = habits.flatMap((habit) => (habit.penalty ? [habit.penalty] : []));
+  return {
+    userId: account.userId,
+    expectedAssessedThrough: account.assessedThrough,
+    expectedVerifications: account.verifications,
+    habits,
+    consumed,
+    summary: accountDeltasOf(penalties)[0] ?? null,
+    leavesAssessment: stillAssessed ? null : { habitsVersion: account.habitsVersion },
   };
 }
 
@@ -113,15 +139,22 @@ export function accountDeltasOf(penalties: readonly Penalty[]): AccountDelta[] {
 }
 
 interface Positioned {
-  habit: AssessableHabit;
-  /** The store's position of this habit in its shard (the cursor after it). */
+  account: AssessableAccount;
+  /** The store's position of this account in its shard (the cursor after it). */
   position: string;
 }
 
+/** Items one account's assessment writes: the account and each new penalty. */
+function itemsOf(assessment: AccountAssessment): number {
+  return 1 + assessment.habits.filter((habit) => habit.penalty !== null).length;
+}
+
 /**
- * Splits a page's habits into commits of at most MAX_TRANSACTION_ITEMS items: one per
- * assessed habit, one per penalty, one per user with new penalties, one for the shard.
- * Habits not due still move the cursor. The last commit of the shard's last page says so.
+ * Splits a page's accounts into commits of at most MAX_TRANSACTION_ITEMS items: one per
+ * account written, one per penalty, one for the shard's progress (and its start marker
+ * on the shard's first). A user's habits are never split (MAX_HABITS_PER_USER keeps one
+ * user within a transaction). Accounts with nothing to write still move the cursor. The
+ * last commit of the shard's last page says so.
  */
 export function planSlices(
   page: readonly Positioned[],
@@ -135,18 +168,13 @@ export function planSlices(
 ): AssessmentCommit[] {
   const nowIso = new Date(context.at).toISOString();
   const commits: AssessmentCommit[] = [];
-  let assessments: HabitAssessment[] = [];
-  let users = new Set<string>();
-  // Every slice writes the shard's progress item; the shard's first also its start marker.
+  let assessments: AccountAssessment[] = [];
   const startsShard = () => commits.length === 0 && context.cursorBefore === null;
   const fixedItems = () => (startsShard() ? 2 : 1);
   let items = fixedItems();
   let cursor = context.cursorBefore;
 
   const flush = (done: boolean) => {
-    const penalties = assessments.flatMap((assessment) =>
-      assessment.penalty ? [assessment.penalty] : [],
-    );
     commits.push({
       date: context.date,
       shard: context.shard,
@@ -154,30 +182,20 @@ export function planSlices(
       done,
       startsShard: startsShard(),
       assessments,
-      accounts: accountDeltasOf(penalties),
       counts: countsOf(assessments),
       at: context.at,
     });
     assessments = [];
-    users = new Set();
     items = fixedItems();
   };
 
-  for (const { habit, position } of page) {
-    const assessment = assessHabit(habit, context.date, nowIso);
+  for (const { account, position } of page) {
+    const assessment = assessAccount(account, context.date, nowIso);
     if (assessment) {
-      const needed =
-        1 + (assessment.penalty ? 1 : 0) + (assessment.penalty && !users.has(habit.userId) ? 1 : 0);
+      const needed = itemsOf(assessment);
       if (items + needed > MAX_TRANSACTION_ITEMS) flush(false);
       assessments.push(assessment);
-      items += 1;
-      if (assessment.penalty) {
-        items += 1;
-        if (!users.has(habit.userId)) {
-          users.add(habit.userId);
-          items += 1;
-        }
-      }
+      items += needed;
     }
     cursor = position;
   }
@@ -185,19 +203,16 @@ export function planSlices(
   return commits;
 }
 
-export function countsOf(assessments: readonly HabitAssessment[]): AssessmentCounts {
+export function countsOf(assessments: readonly AccountAssessment[]): AssessmentCounts {
+  let habits = 0;
   let verified = 0;
   let penaltiesCreated = 0;
-  for (const assessment of assessments) {
-    if (assessment.outcome === 'verified') verified += 1;
-    if (assessment.penalty) penaltiesCreated += 1;
+  for (const habit of assessments.flatMap((assessment) => assessment.habits)) {
+    habits += 1;
+    if (habit.outcome === 'verified') verified += 1;
+    if (habit.penalty) penaltiesCreated += 1;
   }
-  return {
-    habits: assessments.length,
-    verified,
-    missed: assessments.length - verified,
-    penaltiesCreated,
-  };
+  return { habits, verified, missed: habits - verified, penaltiesCreated };
 }
 
 export function sumCounts(progress: readonly AssessmentCounts[]): AssessmentCounts {
@@ -270,7 +285,7 @@ async function assessShard(
   const { store } = deps;
   const done: AssessmentCounts[] = [];
   const read = (after: string | null) => {
-    const page = store.habitsToAssess({
+    const page = store.accountsToAssess({
       shard,
       limit: deps.pageSize ?? ASSESSMENT_PAGE_SIZE,
       cursor: after,
@@ -283,13 +298,13 @@ async function assessShard(
   let next = deps.shouldStop?.() ? null : read(cursor);
   while (next) {
     const page = await next;
-    const positioned = page.items.map((habit, index) => ({
-      habit,
+    const positioned = page.items.map((account, index) => ({
+      account,
       position: page.positions[index] as string,
     }));
     const lastPage = page.nextCursor === null;
     // The next page is read while this one commits: the index query and the transactions
-    // overlap. Its habits may change meanwhile, as they may under any read; the commit's
+    // overlap. Its accounts may change meanwhile, as they may under any read; the commit's
     // conditions catch that, and the slice is re-read.
     next = lastPage || deps.shouldStop?.() ? null : read(page.nextCursor);
     done.push(await commitPage(positioned, { date, shard, cursor, lastPage }, deps));
@@ -300,7 +315,7 @@ async function assessShard(
   return sumCounts(done);
 }
 
-/** Commits one page slice by slice, re-planning a slice whose habits changed under it. */
+/** Commits one page slice by slice, re-planning a slice whose accounts changed under it. */
 async function commitPage(
   page: Positioned[],
   context: { date: string; shard: number; cursor: string | null; lastPage: boolean },
@@ -320,8 +335,8 @@ async function commitPage(
       at: clock.now(),
     });
     if (!slice) return sumCounts(committed);
-    // Only the first slice is sent; the rest is re-planned after it (its habits may change).
-    const sliceHabits = new Set(slice.assessments.map(keyOf));
+    // Only the first slice is sent; the rest is re-planned after it (its accounts may change).
+    const sliceUsers = new Set(slice.assessments.map((assessment) => assessment.userId));
     const lastIndex = lastIndexOf(remaining, slice);
     const isLastSlice = lastIndex === remaining.length - 1;
     const commit: AssessmentCommit = { ...slice, done: context.lastPage && isLastSlice };
@@ -344,29 +359,27 @@ async function commitPage(
       await deps.pause(Math.round(25 * 2 ** attempts * (0.5 + Math.random())));
       continue;
     }
-    const changed = result.habits.filter((habit) => sliceHabits.has(keyOf(habit)));
+    const changed = result.users.filter((userId) => sliceUsers.has(userId));
     const fresh = new Map(
-      (await store.reloadHabits(changed)).map((habit) => [keyOf(habit), habit] as const),
+      (await store.reloadAccounts(changed)).map((account) => [account.userId, account] as const),
     );
-    const changedKeys = new Set(changed.map(keyOf));
-    remaining = remaining.flatMap((entry) => {
-      const key = keyOf(entry.habit);
-      if (!changedKeys.has(key)) return [entry];
-      const reloaded = fresh.get(key);
-      // Gone or deactivated since: keep its place for the cursor, assess nothing.
-      return [{ ...entry, habit: reloaded ?? { ...entry.habit, lastAssessedDate: context.date } }];
+    const changedUsers = new Set(changed);
+    remaining = remaining.map((entry) => {
+      if (!changedUsers.has(entry.account.userId)) return entry;
+      // Gone since: keep its place for the cursor, assess nothing.
+      const reloaded = fresh.get(entry.account.userId) ?? {
+        ...entry.account,
+        assessedThrough: context.date,
+      };
+      return { ...entry, account: reloaded };
     });
   }
 }
 
-/** The index in `page` of the last habit a slice covers (its cursor). */
+/** The index in `page` of the last account a slice covers (its cursor). */
 function lastIndexOf(page: readonly Positioned[], slice: AssessmentCommit): number {
   const index = page.findIndex((entry) => entry.position === slice.cursor);
   return index === -1 ? page.length - 1 : index;
-}
-
-function keyOf(habit: HabitKey): string {
-  return `${habit.userId}\u0000${habit.habitId}`;
 }
 
 /** Days the scheduled assessment looks back for dates a stopped schedule left behind. */

@@ -18,8 +18,12 @@ export const DEFAULT_FREE_HABIT_LIMITS: FreeHabitLimits = {
   gold: 50,
 };
 
-/** Most habits (free or not) one user may hold: bounds the habits list and the assessment's work per user. */
-export const MAX_HABITS_PER_USER = 100;
+/**
+ * Most habits (free or not) one user may hold. A user's habits live on one item and are
+ * assessed in one transaction (the account, a penalty per habit, the shard's progress
+ * and start marker: at most 100 items), and the item stays far below DynamoDB's 400 KB.
+ */
+export const MAX_HABITS_PER_USER = 90;
 
 /** Parses the free-habit limits from JSON or an object (tiers left out keep their default). */
 export function parseFreeHabitLimits(value: unknown): FreeHabitLimits {

@@ -66,16 +66,30 @@ export interface AssessableHabit {
   recipientId: string | null;
   currentStreak: number;
   longestStreak: number;
+  /** The last date this habit was assessed for (an inactive day leaves it), or null. */
   lastAssessedDate: string | null;
   active: boolean;
   /** See `Habit.earlierSettings`: a day up to an entry's `through` is assessed with it. */
   earlierSettings: EarlierSettings[];
-  /** The settings' version: a habit leaving the assessment does so only if unchanged since read. */
-  updatedAt: string;
   /** ISO 8601 UTC: a habit is not assessed for days before the one it was created on. */
   createdAt: string;
-  /** Verified dates after `lastAssessedDate` (the assessment consumes them). */
+  /** Verified dates not yet assessed (the assessment consumes them). */
   verifiedDates: string[];
+}
+
+/**
+ * A user's habits as the assessment reads them: all on the user's account item, so one
+ * conditional write assesses every habit of the user for a date.
+ */
+export interface AssessableAccount {
+  userId: string;
+  /** The last date the user's habits were assessed for (all in the same write), or null. */
+  assessedThrough: string | null;
+  /** Verifications recorded so far: a write is refused if one lands between read and commit. */
+  verifications: number;
+  /** Habit writes so far: the account leaves the assessment only if no habit changed since read. */
+  habitsVersion: number;
+  habits: AssessableHabit[];
 }
 
 export interface Penalty {
@@ -185,20 +199,41 @@ export interface HabitKey {
   habitId: string;
 }
 
-/** One habit's assessment for a date, as the store writes it (conditioned on `expectedLastAssessedDate`). */
+/** One habit's outcome for a date. */
 export interface HabitAssessment extends HabitKey {
   outcome: 'verified' | 'missed';
-  expectedLastAssessedDate: string | null;
   currentStreak: number;
   longestStreak: number;
-  /** Verified dates up to the assessed one: removed from the habit. */
-  consumedDates: string[];
   penalty: Penalty | null;
+}
+
+/** A habit done on a date (a verification). */
+export interface HabitDay {
+  habitId: string;
+  /** `YYYY-MM-DD`. */
+  date: string;
+}
+
+/**
+ * One user's assessment for a date, as the store writes it: the account item (streaks,
+ * the assessed date, the unpaid summary) conditioned on what was read, and the new
+ * penalties, put only if absent.
+ */
+export interface AccountAssessment {
+  userId: string;
+  expectedAssessedThrough: string | null;
+  expectedVerifications: number;
+  /** The habits assessed (the user's inactive or younger habits are left out). */
+  habits: HabitAssessment[];
+  /** Verifications up to the assessed date, of any of the user's habits: removed from the account. */
+  consumed: HabitDay[];
+  /** The unpaid summary's change from the new penalties, or null when there are none. */
+  summary: AccountDelta | null;
   /**
-   * Set for an inactive habit assessed for its last owed day: the write also takes it out
-   * of the assessment index, on condition its settings did not change since read.
+   * Set when no habit of the user is assessed after this date (all switched off, nothing
+   * owed): the account leaves the assessment index, on condition no habit changed since read.
    */
-  leavesAssessment: { updatedAt: string } | null;
+  leavesAssessment: { habitsVersion: number } | null;
 }
 
 export interface AssessmentCounts {
@@ -216,7 +251,7 @@ export interface ShardProgress extends AssessmentCounts {
   done: boolean;
 }
 
-/** A slice of one shard's page: habit writes, penalties, summary changes and the shard's progress, atomically. */
+/** A slice of one shard's page: accounts, penalties and the shard's progress, atomically. */
 export interface AssessmentCommit {
   date: string;
   shard: number;
@@ -226,17 +261,15 @@ export interface AssessmentCommit {
   done: boolean;
   /** True for the shard's first slice (nothing of it committed before): it marks the date started. */
   startsShard: boolean;
-  assessments: HabitAssessment[];
-  /** Changes to users' unpaid summaries (one per user). */
-  accounts: AccountDelta[];
+  assessments: AccountAssessment[];
   counts: AssessmentCounts;
   at: number;
 }
 
 export type AssessmentCommitResult =
   | { status: 'committed' }
-  /** These habits changed since read (assessed or verified concurrently): re-read and re-plan. */
-  | { status: 'conflict'; habits: HabitKey[] }
+  /** These accounts changed since read (assessed, verified or a habit written concurrently): re-read and re-plan. */
+  | { status: 'conflict'; users: string[] }
   /** Another writer held an item (TransactionConflict) or DynamoDB throttled: retry the same slice. */
   | { status: 'busy' };
 
@@ -328,14 +361,17 @@ export interface PenaltyStore {
   /** Adds the date to the habit's verified dates unless that date is already assessed for it. */
   addVerification(key: HabitKey, date: string): Promise<VerificationResult>;
 
-  /** One page of a shard's active habits, in a stable order; `cursor` from the previous page or the shard's progress. */
-  habitsToAssess(query: {
+  /**
+   * One page of a shard's accounts with a habit still assessed, in a stable order;
+   * `cursor` from the previous page or the shard's progress.
+   */
+  accountsToAssess(query: {
     shard: number;
     limit: number;
     cursor: string | null;
-  }): Promise<Page<AssessableHabit> & { positions: string[] }>;
-  /** Strongly consistent reads of habits to re-plan after a conflict (missing or inactive ones left out). */
-  reloadHabits(keys: readonly HabitKey[]): Promise<AssessableHabit[]>;
+  }): Promise<Page<AssessableAccount> & { positions: string[] }>;
+  /** Strongly consistent reads of accounts to re-plan after a conflict (unknown users left out). */
+  reloadAccounts(userIds: readonly string[]): Promise<AssessableAccount[]>;
   commitAssessment(commit: AssessmentCommit): Promise<AssessmentCommitResult>;
   /** Every shard's progress for `date` (shards never started are absent). */
   readAssessment(date: string): Promise<ShardProgress[]>;

@@ -1,19 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import { InMemoryPenaltyStore } from '../../../functions/adapters/memory/in-memory-penalty-store.ts';
 import {
+  assessAccount,
   assessDate,
   assessHabit,
   MAX_TRANSACTION_ITEMS,
   planSlices,
 } from '../../../functions/core/penalties/assessment.ts';
-import { DEFAULT_FREE_HABIT_LIMITS } from '../../../functions/core/penalties/habits.ts';
+import {
+  DEFAULT_FREE_HABIT_LIMITS,
+  MAX_HABITS_PER_USER,
+} from '../../../functions/core/penalties/habits.ts';
 import { saveHabit, verifyHabit } from '../../../functions/core/penalties/manage-habits.ts';
 import {
   ASSESSMENT_SHARDS,
   parsePenaltyId,
   penaltyIdOf,
 } from '../../../functions/core/penalties/penalty-ids.ts';
-import type { AssessableHabit } from '../../../functions/core/penalties/ports.ts';
+import type {
+  AssessableAccount,
+  AssessableHabit,
+} from '../../../functions/core/penalties/ports.ts';
 import { addHabit, at, fixedClock, noPause, settings } from './penalty-fixtures.ts';
 
 const habit = (overrides: Partial<AssessableHabit> = {}): AssessableHabit => ({
@@ -28,14 +35,25 @@ const habit = (overrides: Partial<AssessableHabit> = {}): AssessableHabit => ({
   lastAssessedDate: '2026-11-30',
   active: true,
   earlierSettings: [],
-  updatedAt: '2026-11-01T08:00:00.000Z',
   createdAt: '2026-11-01T08:00:00.000Z',
   verifiedDates: [],
   ...overrides,
 });
 
+const account = (
+  habits: AssessableHabit[],
+  overrides: Partial<AssessableAccount> = {},
+): AssessableAccount => ({
+  userId: habits[0]?.userId ?? 'u1',
+  assessedThrough: '2026-11-30',
+  verifications: 3,
+  habitsVersion: 7,
+  habits,
+  ...overrides,
+});
+
 describe('assessHabit', () => {
-  it('extends the streak on a verified day and consumes the verifications up to it', () => {
+  it('extends the streak on a verified day', () => {
     const result = assessHabit(
       habit({ verifiedDates: ['2026-11-29', '2026-12-01', '2026-12-02'] }),
       '2026-12-01',
@@ -46,8 +64,6 @@ describe('assessHabit', () => {
       currentStreak: 3,
       longestStreak: 5,
       penalty: null,
-      consumedDates: ['2026-11-29', '2026-12-01'],
-      expectedLastAssessedDate: '2026-11-30',
     });
     expect(
       assessHabit(habit({ currentStreak: 5, verifiedDates: ['2026-12-01'] }), '2026-12-01', 'now')
@@ -96,7 +112,7 @@ describe('assessHabit', () => {
     ).not.toBeNull();
   });
 
-  it('assesses a day with the settings it began with, and leaves an inactive habit after its last owed day', () => {
+  it('assesses a day with the settings it began with', () => {
     const was = {
       penaltyAmount: 900,
       currency: 'usd',
@@ -117,20 +133,104 @@ describe('assessHabit', () => {
     expect(assessHabit(off, '2026-11-30', 'now')).toMatchObject({
       outcome: 'missed',
       penalty: { amount: 900, currency: 'usd', recipientId: 'charity-9' },
-      leavesAssessment: null,
     });
     expect(assessHabit(off, '2026-12-01', 'now')).toMatchObject({
       outcome: 'missed',
       penalty: null,
-      leavesAssessment: null,
     });
-    expect(assessHabit(off, '2026-12-02', 'now')).toMatchObject({
-      outcome: 'missed',
-      leavesAssessment: { updatedAt: off.updatedAt },
-    });
+    expect(assessHabit(off, '2026-12-02', 'now')).toMatchObject({ outcome: 'missed' });
     expect(assessHabit(off, '2026-12-03', 'now')).toBeNull();
     expect(assessHabit(habit({ active: false }), '2026-12-01', 'now')).toBeNull();
-    expect(assessHabit(habit(), '2026-12-01', 'now')?.leavesAssessment).toBeNull();
+  });
+});
+
+describe('assessAccount', () => {
+  it("assesses all of a user's habits in one write conditioned on what was read, and consumes the verifications up to the date", () => {
+    const result = assessAccount(
+      account([
+        habit({ habitId: 'a', verifiedDates: ['2026-11-29', '2026-12-01', '2026-12-02'] }),
+        habit({ habitId: 'b', currency: 'usd' }),
+        habit({ habitId: 'c', free: true }),
+        habit({ habitId: 'd', active: false, verifiedDates: ['2026-11-28'] }),
+        habit({ habitId: 'e', createdAt: '2026-12-02T09:00:00.000Z', lastAssessedDate: null }),
+      ]),
+      '2026-12-01',
+      '2026-12-02T00:15:00.000Z',
+    );
+    expect(result).toMatchObject({
+      userId: 'u1',
+      expectedAssessedThrough: '2026-11-30',
+      expectedVerifications: 3,
+      leavesAssessment: null,
+    });
+    expect(result?.habits.map((h) => [h.habitId, h.outcome, h.penalty?.penaltyId ?? null])).toEqual(
+      [
+        ['a', 'verified', null],
+        ['b', 'missed', 'pen_u1_b_2026-12-01'],
+        ['c', 'missed', null],
+      ],
+    );
+    expect(result?.consumed).toEqual([
+      { habitId: 'a', date: '2026-11-29' },
+      { habitId: 'a', date: '2026-12-01' },
+      { habitId: 'd', date: '2026-11-28' },
+    ]);
+    expect(result?.summary).toEqual({
+      userId: 'u1',
+      unpaidCount: 1,
+      unpaidAmount: [{ currency: 'usd', amount: 300 }],
+      unpaidDates: [{ date: '2026-12-01', count: 1 }],
+    });
+  });
+
+  it('writes nothing for an account assessed through the date, or with nothing due and nothing to tidy', () => {
+    expect(
+      assessAccount(account([habit()], { assessedThrough: '2026-12-01' }), '2026-12-01', 'now'),
+    ).toBeNull();
+    expect(
+      assessAccount(account([habit()], { assessedThrough: '2026-12-03' }), '2026-12-01', 'now'),
+    ).toBeNull();
+    const young = habit({ createdAt: '2026-12-02T09:00:00.000Z', lastAssessedDate: null });
+    expect(assessAccount(account([young]), '2026-12-01', 'now')).toBeNull();
+  });
+
+  it('takes the account out of the assessment after the last day any habit owes, if no habit changed since read', () => {
+    const was = { penaltyAmount: 900, currency: 'usd', free: false, recipientId: null };
+    const off = habit({
+      active: false,
+      lastAssessedDate: null,
+      earlierSettings: [{ through: '2026-12-02', ...was, active: true }],
+    });
+    const assess = (date: string) =>
+      assessAccount(account([off], { assessedThrough: null }), date, 'now');
+    expect(assess('2026-12-01')?.leavesAssessment).toBeNull();
+    expect(assess('2026-12-02')?.leavesAssessment).toEqual({ habitsVersion: 7 });
+    // Nothing owed any more: nothing assessed, the account only leaves.
+    expect(assess('2026-12-03')).toMatchObject({
+      habits: [],
+      leavesAssessment: { habitsVersion: 7 },
+    });
+    // One habit still active keeps it in.
+    expect(
+      assessAccount(account([off, habit({ habitId: 'on' })]), '2026-12-02', 'now')
+        ?.leavesAssessment,
+    ).toBeNull();
+  });
+
+  it("fits one user's whole assessment in one transaction: the account, a penalty per habit, the shard's progress and start marker", () => {
+    expect(1 + MAX_HABITS_PER_USER + 2).toBeLessThanOrEqual(MAX_TRANSACTION_ITEMS);
+    const habits = Array.from({ length: MAX_HABITS_PER_USER }, (_, i) =>
+      habit({ habitId: `h${i}` }),
+    );
+    const [slice, ...rest] = planSlices([{ account: account(habits), position: 'u1' }], {
+      date: '2026-12-01',
+      shard: 0,
+      cursorBefore: null,
+      lastPage: true,
+      at: at('2026-12-02'),
+    });
+    expect(rest).toEqual([]);
+    expect(slice?.counts.penaltiesCreated).toBe(MAX_HABITS_PER_USER);
   });
 });
 
@@ -149,14 +249,13 @@ describe('penalty ids', () => {
 });
 
 describe('planSlices', () => {
-  it('keeps every slice within one transaction and moves the cursor over habits not due', () => {
-    const page = Array.from({ length: 120 }, (_, index) => ({
-      habit: habit({
-        userId: `u${index}`,
-        habitId: 'h',
-        lastAssessedDate: index % 10 === 0 ? '2026-12-01' : '2026-11-30',
-      }),
-      position: `u${String(index).padStart(3, '0')}#h`,
+  it('keeps every slice within one transaction, one user per account write, and moves the cursor over accounts not due', () => {
+    const page = Array.from({ length: 60 }, (_, index) => ({
+      account: account(
+        [0, 1, 2].map((h) => habit({ userId: `u${index}`, habitId: `h${h}` })),
+        { userId: `u${index}`, assessedThrough: index % 10 === 0 ? '2026-12-01' : '2026-11-30' },
+      ),
+      position: `u${String(index).padStart(3, '0')}`,
     }));
     const slices = planSlices(page, {
       date: '2026-12-01',
@@ -165,23 +264,23 @@ describe('planSlices', () => {
       lastPage: true,
       at: at('2026-12-02'),
     });
+    expect(slices.length).toBeGreaterThan(1);
     for (const slice of slices) {
       const items =
         1 +
         (slice.startsShard ? 1 : 0) +
         slice.assessments.length +
-        slice.assessments.filter((a) => a.penalty).length +
-        slice.accounts.length;
+        slice.assessments.flatMap((a) => a.habits).filter((h) => h.penalty).length;
       expect(items).toBeLessThanOrEqual(MAX_TRANSACTION_ITEMS);
+      const users = slice.assessments.map((a) => a.userId);
+      expect(new Set(users).size).toBe(users.length);
     }
-    expect(slices.flatMap((slice) => slice.assessments)).toHaveLength(108);
-    expect(slices.at(-1)).toMatchObject({ cursor: 'u119#h', done: true });
+    expect(slices.flatMap((slice) => slice.assessments)).toHaveLength(54);
+    expect(slices.reduce((sum, slice) => sum + slice.counts.penaltiesCreated, 0)).toBe(162);
+    expect(slices.at(-1)).toMatchObject({ cursor: 'u059', done: true });
     // The shard's first slice (no cursor before it) marks the date started; no other does.
     expect(slices.map((slice) => slice.startsShard)).toEqual(slices.map((_, i) => i === 0));
     expect(slices.slice(0, -1).every((slice) => !slice.done)).toBe(true);
-    // One account item per user per slice, with the user's whole delta.
-    const first = slices[0];
-    expect(new Set(first?.accounts.map((a) => a.userId)).size).toBe(first?.accounts.length);
   });
 });
 
@@ -272,9 +371,9 @@ describe('assessDate over the in-memory store', () => {
     const clock = fixedClock(at('2026-12-02', '01:00:00'));
     for (let user = 0; user < 60; user++) await addHabit(store, `user${user}`, 'h', '2026-11-01');
     const log: string[] = [];
-    const read = store.habitsToAssess.bind(store);
+    const read = store.accountsToAssess.bind(store);
     const commit = store.commitAssessment.bind(store);
-    store.habitsToAssess = async (query) => {
+    store.accountsToAssess = async (query) => {
       log.push(`read ${query.shard}`);
       return read(query);
     };
@@ -307,9 +406,9 @@ describe('assessDate over the in-memory store', () => {
     const store = new InMemoryPenaltyStore();
     const clock = fixedClock(at('2026-12-02', '01:00:00'));
     for (let user = 0; user < 60; user++) await addHabit(store, `user${user}`, 'h', '2026-11-01');
-    const read = store.habitsToAssess.bind(store);
+    const read = store.accountsToAssess.bind(store);
     let reads = 0;
-    store.habitsToAssess = async (query) => {
+    store.accountsToAssess = async (query) => {
       reads += 1;
       // The page read ahead fails too, after the commit has: nothing may await it any more.
       if (reads > 1) {
