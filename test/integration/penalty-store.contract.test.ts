@@ -18,7 +18,10 @@ import {
 } from '../../functions/adapters/dynamodb/penalty-table-schema.ts';
 import { InMemoryPenaltyStore } from '../../functions/adapters/memory/in-memory-penalty-store.ts';
 import { assessAccount, assessDate } from '../../functions/core/penalties/assessment.ts';
-import { DEFAULT_FREE_HABIT_LIMITS } from '../../functions/core/penalties/habits.ts';
+import {
+  DEFAULT_FREE_HABIT_LIMITS,
+  MAX_HABITS_PER_USER,
+} from '../../functions/core/penalties/habits.ts';
 import { saveHabit, verifyHabit } from '../../functions/core/penalties/manage-habits.ts';
 import {
   ASSESSMENT_SHARDS,
@@ -831,5 +834,79 @@ describe('DynamoDbPenaltyStore: the per-date unpaid counts on the account item',
       unpaidCount: 2,
       oldestUnpaidDate: '2026-07-03',
     });
+  });
+});
+
+describe("DynamoDbPenaltyStore: a user's habits on the account item", () => {
+  it('assesses a user with the most habits allowed in one transaction, every habit missed, and again the next day', async () => {
+    const { dynamo } = emulatorClients();
+    const { billingTableName } = await createBillingTables(dynamo);
+    const penaltiesTableName = await createPenaltiesTable(dynamo);
+    const real = new DynamoDbPenaltyStore({ client: dynamo, penaltiesTableName, billingTableName });
+    const user = fresh('m');
+    const clock = fixedClock(at('2026-06-01'));
+    const habitIds = Array.from({ length: MAX_HABITS_PER_USER }, (_, i) => `habit-${i}`);
+    const deps = { store: real, clock, freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS };
+    for (const [i, habitId] of habitIds.entries()) {
+      // Long names, three currencies, a recipient each: an item near its largest.
+      await saveHabit(
+        { userId: user, habitId },
+        settings({
+          name: `${habitId} `.repeat(12),
+          currency: ['usd', 'eur', 'gbp'][i % 3] as string,
+          recipientId: `recipient-${i}`,
+        }),
+        deps,
+      );
+    }
+    await expect(
+      saveHabit({ userId: user, habitId: 'one-more' }, settings(), deps),
+    ).rejects.toMatchObject({ code: 'habit_limit' });
+    const commits: string[] = [];
+    const store = new Proxy(real, {
+      get(target, property, receiver) {
+        if (property === 'commitAssessment') {
+          return async (...args: Parameters<PenaltyStore['commitAssessment']>) => {
+            const result = await target.commitAssessment(...args);
+            commits.push(`${args[0].assessments.length} ${result.status}`);
+            return result;
+          };
+        }
+        const value = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    for (const habitId of habitIds.slice(0, 30)) {
+      await verifyHabit({ userId: user, habitId }, '2026-06-01', { store, clock });
+    }
+    for (const [day, missed] of [
+      ['2026-06-01', MAX_HABITS_PER_USER - 30],
+      ['2026-06-02', MAX_HABITS_PER_USER],
+    ] as const) {
+      commits.length = 0;
+      clock.time = at(day) + 86_400_000;
+      const result = await assessDate(day, { store, clock, pause: noPause });
+      expect(result, day).toMatchObject({ habits: MAX_HABITS_PER_USER, missed, complete: true });
+      // The account and all its penalties in one transaction (other shards commit empty slices).
+      expect(
+        commits.filter((commit) => !commit.startsWith('0 ')),
+        day,
+      ).toEqual(['1 committed']);
+    }
+    expect(await real.getAccount(user)).toMatchObject({
+      habits: MAX_HABITS_PER_USER,
+      unpaidCount: 2 * MAX_HABITS_PER_USER - 30,
+      oldestUnpaidDate: '2026-06-01',
+    });
+    const habits = await real.listHabits(user);
+    expect(habits.find((habit) => habit.habitId === 'habit-0')).toMatchObject({
+      currentStreak: 0,
+      longestStreak: 1,
+      lastAssessedDate: '2026-06-02',
+    });
+    const { Item } = await DynamoDBDocumentClient.from(dynamo).send(
+      new GetCommand({ TableName: penaltiesTableName, Key: PENALTY_KEYS.account(user) }),
+    );
+    expect(Buffer.byteLength(JSON.stringify(Item))).toBeLessThan(100_000);
   });
 });
