@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DynamoDbPenaltyStore } from '../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
 import { isCalendarDate } from '../functions/commons/request-params.ts';
-import { assessInOrder } from '../functions/core/penalties/assessment.ts';
+import { ASSESSMENT_CONCURRENCY, assessInOrder } from '../functions/core/penalties/assessment.ts';
 import { LOCAL_NAME_PREFIX } from '../lib/metadata.ts';
 import { operatorDynamoDbClient, positiveInteger } from './operator-clients.ts';
 
@@ -27,14 +27,14 @@ async function main(): Promise<void> {
     options: {
       date: { type: 'string' },
       table: { type: 'string' },
-      concurrency: { type: 'string', default: '4' },
+      concurrency: { type: 'string', default: String(ASSESSMENT_CONCURRENCY) },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
   if (values.help || !values.date) {
     console.log(
-      'Usage: npm run penalties:assess -- --date YYYY-MM-DD [--table <penalties table>] [--concurrency 4]\n' +
+      `Usage: npm run penalties:assess -- --date YYYY-MM-DD [--table <penalties table>] [--concurrency ${ASSESSMENT_CONCURRENCY}]\n` +
         'Local: set AWS_ENDPOINT_URL_DYNAMODB (table default billing-suite-penalties). AWS: --table is required.',
     );
     if (!values.help) process.exitCode = 1;

@@ -35,6 +35,11 @@ import type {
 export const MAX_TRANSACTION_ITEMS = 100;
 /** Accounts read per page (about five habits each). */
 export const ASSESSMENT_PAGE_SIZE = 100;
+/**
+ * Shards assessed at once: the scheduled run, the operators' route, the local command
+ * and the benchmark all use it. Each shard's transactions touch its own users only.
+ */
+export const ASSESSMENT_CONCURRENCY = 8;
 /** Attempts at one slice (conflicts re-planned, busy retried) before the run stops to resume later. */
 const MAX_SLICE_ATTEMPTS = 8;
 
@@ -238,7 +243,7 @@ export interface AssessmentResult extends AssessmentCounts {
 export interface AssessDeps {
   store: PenaltyStore;
   clock: Clock;
-  /** Shards assessed at once. Default 4. */
+  /** Shards assessed at once. Default ASSESSMENT_CONCURRENCY. */
   concurrency?: number;
   pageSize?: number;
   /** Asked between pages: true makes the run stop cleanly (e.g. the Lambda is near its timeout). */
@@ -266,7 +271,12 @@ export async function assessDate(date: string, deps: AssessDeps): Promise<Assess
       thisRun.push(await assessShard(date, shard, before.get(shard) ?? null, { ...deps, pause }));
     }
   };
-  await Promise.all(Array.from({ length: Math.min(deps.concurrency ?? 4, queue.length) }, worker));
+  await Promise.all(
+    Array.from(
+      { length: Math.min(deps.concurrency ?? ASSESSMENT_CONCURRENCY, queue.length) },
+      worker,
+    ),
+  );
   const after = await store.readAssessment(date);
   return {
     date,
