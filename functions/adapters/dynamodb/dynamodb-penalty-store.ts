@@ -112,6 +112,8 @@ const BUSY_REASONS = new Set([
 
 type Item = Record<string, unknown>;
 
+const ACCOUNT_SK = keys.account('x').sk;
+
 const penaltiesCursor = cursorCodec<PenaltiesQuery, { sk: string }>({
   scope: 'penalties.user',
   params: (query) => ({ userId: query.userId, status: query.status ?? null }),
@@ -343,13 +345,19 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
         Limit: query.limit,
       }),
     );
-    const items = response.Items ?? [];
-    const positions = items.map((item) => String(item[index.sortKey.name]));
+    // Account items only: a habit item of the earlier layout not yet moved by
+    // `npm run penalties:migrate-habits` carries the same index keys; it is stepped over.
+    const items = (response.Items ?? []).filter((item) => item.sk === ACCOUNT_SK);
+    const last = response.Items?.at(-1)?.[index.sortKey.name];
     return {
       items: items.map(toAssessable),
-      positions,
+      positions: items.map((item) => String(item[index.sortKey.name])),
       // A full page (or one cut at 1 MB) may have more after it; an empty next page then ends the shard.
-      nextCursor: response.LastEvaluatedKey ? (positions.at(-1) ?? query.cursor) : null,
+      nextCursor: response.LastEvaluatedKey
+        ? last === undefined
+          ? query.cursor
+          : String(last)
+        : null,
     };
   }
 
@@ -596,8 +604,8 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
         Limit: query.limit + 1,
       }),
     );
-    // `sk < :after` also admits the habit and account items' keys in the user's partition
-    // ("HABIT#…" < "PENALTY#…"): stop at the first item that is not a penalty.
+    // `sk < :after` also admits the account item's key in the user's partition
+    // ("ACCOUNT" < "PENALTY#…"): keep penalties only.
     const rows = (response.Items ?? []).filter((item) =>
       String(item.sk).startsWith(PENALTY_SK_PREFIX),
     );
