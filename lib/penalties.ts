@@ -39,11 +39,11 @@ export const PENALTY_SETTLEMENT_SWEEP_SCHEDULE = 'cron(45 * * * ? *)';
 
 /**
  * What the assessment needs on the penalties table, whoever runs it (the schedule or
- * an operator): Query (the shard progress items; the sparse `byAssessment` index),
- * BatchGetItem (re-reading habits after a conflict; the penalties mark-paid reads),
- * and the one TransactWriteItems per slice, which IAM authorises item by item:
- * UpdateItem (habits, summaries, shard progress, penalty status) and PutItem (new
- * penalties). No GetItem, no DeleteItem, no billing table.
+ * an operator): Query (the shard progress items; the sparse `byAssessment` index of
+ * accounts), BatchGetItem (re-reading accounts after a conflict; the penalties mark-paid
+ * reads), and the one TransactWriteItems per slice, which IAM authorises item by item:
+ * UpdateItem (accounts with their habits and summary, shard progress, penalty status)
+ * and PutItem (new penalties). No GetItem, no DeleteItem, no billing table.
  */
 export const PENALTY_ASSESSMENT_ACTIONS = [
   'Query',
@@ -53,10 +53,11 @@ export const PENALTY_ASSESSMENT_ACTIONS = [
 ] as const satisfies readonly DynamoDbItemAction[];
 
 /**
- * The user routes' needs on the penalties table: GetItem (the account summary, a habit,
- * recipients' totals), Query (habits in the user's partition; penalties by date or by
- * status on `byStatus`), BatchGetItem (the penalties a settlement re-reads), UpdateItem
- * (habits, verifications, and every item of the habit and settlement transactions).
+ * The user routes' needs on the penalties table: GetItem (the account with its habits
+ * and summary, recipients' totals), Query (penalties by date in the user's partition or
+ * by status on `byStatus`), BatchGetItem (the penalties a settlement re-reads),
+ * UpdateItem (habits and verifications on the account, and every item of the
+ * settlement transactions).
  * Nothing of the API ever puts a whole item, so no PutItem.
  */
 export const PENALTY_API_ACTIONS = [

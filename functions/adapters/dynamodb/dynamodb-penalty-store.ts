@@ -3,11 +3,13 @@
  * (layout and indexes: penalty-table-schema.ts), plus the two profile fields of the
  * billing table settlement needs (tier and customer to read, credits to spend).
  *
- * Every change that must agree with another is one TransactWriteItems: a habit and the
- * user's habit counts; an assessment slice's habits, penalties, summaries and shard
- * progress; penalty status changes, the summaries and recipient totals they move, the
- * credits spent and the settlement lock (with the keys of the sparse pending index,
- * set and removed with it). Conditions carry the guards (assessed date,
+ * A user's habits live on the user's account item (with their counts, streaks and
+ * pending verifications), so a habit write or a verification is one conditional
+ * UpdateItem. Every other change that must agree with another is one
+ * TransactWriteItems: an assessment slice's accounts, penalties and shard progress;
+ * penalty status changes, the summaries and recipient totals they move, the credits
+ * spent and the settlement lock (with the keys of the sparse pending index, set and
+ * removed with it). Conditions carry the guards (assessed date and verifications read,
  * penalty status, lock, credits ≥ spent); a cancelled transaction is reported as a
  * conflict (re-read and re-plan) or busy (retry), never half-applied. Throttling, 5xx
  * and network errors are retried by the SDK client's own retry strategy.
