@@ -2,14 +2,21 @@
  * `npm run penalties:migrate-habits` on DynamoDB Local: habit items of the earlier layout
  * (one item per habit) moved onto their accounts with their streaks, pending
  * verifications and assessed date; a habit created again since the deploy keeps its new
- * settings and its counts are set right; a dry run writes nothing; again finds nothing.
+ * settings and its counts are set right; a habit written between the scan and its move
+ * is left for the next run; a dry run writes nothing; again finds nothing.
  * Also the command run as an operator runs it (a child process).
  */
 import { execFile } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { BatchWriteCommand, DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
 import { DynamoDbPenaltyStore } from '../../functions/adapters/dynamodb/dynamodb-penalty-store.ts';
 import { PENALTY_KEYS } from '../../functions/adapters/dynamodb/penalty-table-schema.ts';
@@ -166,6 +173,48 @@ describe('npm run penalties:migrate-habits', () => {
       found: 0,
       moved: 0,
     });
+  });
+
+  it('leaves a habit written between the scan and its move for the next run, changing nothing of it', async () => {
+    const { table, alice, legacyLeft } = await setUp();
+    const { dynamo } = emulatorClients();
+    const documents = DynamoDBDocumentClient.from(dynamo);
+    // A client whose first transaction is preceded by a write of the old item (a PUT
+    // still served by the earlier layout during the deploy).
+    const racing = new DynamoDBClient({
+      endpoint: inject('dynamoEndpoint'),
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+    let raced = false;
+    racing.middlewareStack.add(
+      (next) => async (args) => {
+        if (!raced && 'TransactItems' in (args.input as object)) {
+          raced = true;
+          await documents.send(
+            new UpdateCommand({
+              TableName: table,
+              Key: { pk: `USER#${alice}`, sk: `${LEGACY_HABIT_SK_PREFIX}run` },
+              UpdateExpression: 'SET updatedAt = :now, #name = :name',
+              ExpressionAttributeNames: { '#name': 'name' },
+              ExpressionAttributeValues: { ':now': '2026-12-02T10:00:00.000Z', ':name': 'Run!' },
+            }),
+          );
+        }
+        return next(args);
+      },
+      { step: 'initialize' as const },
+    );
+    const first = await migrateHabits({ client: racing, tableName: table, concurrency: 1 });
+    expect(first).toMatchObject({ found: 3, raced: 1 });
+    expect(await legacyLeft(alice)).toBe(1);
+    const second = await migrateHabits({ client: racing, tableName: table });
+    expect(second).toMatchObject({ found: 1, raced: 0 });
+    expect(await legacyLeft(alice)).toBe(0);
+    const store = new DynamoDbPenaltyStore({ client: dynamo, penaltiesTableName: table });
+    const run = (await store.listHabits(alice)).find((habit) => habit.habitId === 'run');
+    expect(run).toMatchObject({ name: 'Run!', updatedAt: '2026-12-02T10:00:00.000Z' });
+    expect(await store.getAccount(alice)).toMatchObject({ habits: 2 });
   });
 
   it('runs as an operator runs it, and says what it did', async () => {
