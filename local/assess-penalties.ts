@@ -17,7 +17,7 @@ import { DynamoDbPenaltyStore } from '../functions/adapters/dynamodb/dynamodb-pe
 import { isCalendarDate } from '../functions/commons/request-params.ts';
 import { ASSESSMENT_CONCURRENCY, assessInOrder } from '../functions/core/penalties/assessment.ts';
 import { LOCAL_NAME_PREFIX } from '../lib/metadata.ts';
-import { operatorDynamoDbClient, positiveInteger } from './operator-clients.ts';
+import { operatorTable, positiveInteger } from './operator-clients.ts';
 
 export const LOCAL_PENALTIES_TABLE = `${LOCAL_NAME_PREFIX}-penalties`;
 
@@ -45,15 +45,12 @@ async function main(): Promise<void> {
   if (!isCalendarDate(date) || date >= today) {
     throw new Error(`--date must be a past UTC date (YYYY-MM-DD), got ${date}`);
   }
-  const { client, endpoint } = operatorDynamoDbClient();
-  const tableName = values.table ?? (endpoint ? LOCAL_PENALTIES_TABLE : undefined);
-  if (!tableName) {
-    throw new Error(
-      '--table <penalties table name> is required against AWS (or set AWS_ENDPOINT_URL_DYNAMODB for the local runtime)',
-    );
-  }
+  const { client, tableName, target } = operatorTable(
+    values.table,
+    LOCAL_PENALTIES_TABLE,
+    'penalties',
+  );
   const store = new DynamoDbPenaltyStore({ client, penaltiesTableName: tableName });
-  const target = endpoint ? `${tableName} at ${endpoint}` : `${tableName} (AWS)`;
   console.log(`Assessing ${date} in ${target}`);
   const started = Date.now();
   // In date order, as the schedule: earlier dates left behind first (assessInOrder).

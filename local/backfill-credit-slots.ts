@@ -34,7 +34,7 @@ import {
   initialCreditFields,
 } from '../functions/adapters/dynamodb/credit-table-schema.ts';
 import { LOCAL_NAME_PREFIX } from '../lib/metadata.ts';
-import { operatorDynamoDbClient, positiveInteger } from './operator-clients.ts';
+import { operatorTable, positiveInteger } from './operator-clients.ts';
 
 export interface BackfillOptions {
   client: DynamoDBClient;
@@ -160,16 +160,9 @@ async function main(): Promise<void> {
     );
     return;
   }
-  const { client, endpoint } = operatorDynamoDbClient();
-  const tableName = values.table ?? (endpoint ? LOCAL_BILLING_TABLE : undefined);
-  if (!tableName) {
-    throw new Error(
-      '--table <billing table name> is required against AWS (or set AWS_ENDPOINT_URL_DYNAMODB for the local runtime)',
-    );
-  }
+  const { client, tableName, target } = operatorTable(values.table, LOCAL_BILLING_TABLE, 'billing');
   const pageSize = positiveInteger(values['page-size'], '--page-size');
   const concurrency = positiveInteger(values.concurrency, '--concurrency');
-  const target = endpoint ? `${tableName} at ${endpoint}` : `${tableName} (AWS)`;
   console.log(
     `Backfilling credit refresh slots in ${target}${values['dry-run'] ? ' (dry run)' : ''}`,
   );

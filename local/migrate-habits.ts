@@ -48,8 +48,8 @@ import {
 import { isAssessed } from '../functions/core/penalties/habits.ts';
 import { assessmentShardOf } from '../functions/core/penalties/penalty-ids.ts';
 import type { EarlierSettings } from '../functions/core/penalties/ports.ts';
-import { LOCAL_NAME_PREFIX } from '../lib/metadata.ts';
-import { operatorDynamoDbClient, positiveInteger } from './operator-clients.ts';
+import { LOCAL_PENALTIES_TABLE } from './assess-penalties.ts';
+import { operatorTable, positiveInteger } from './operator-clients.ts';
 
 /** The sort key prefix of a habit item in the earlier layout. */
 export const LEGACY_HABIT_SK_PREFIX = 'HABIT#';
@@ -260,9 +260,6 @@ async function raiseAssessedThrough(
   }
 }
 
-/** The local runtime's penalties table name. */
-export const LOCAL_PENALTIES_TABLE = `${LOCAL_NAME_PREFIX}-penalties`;
-
 async function main(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { values } = parseArgs({
@@ -282,16 +279,13 @@ async function main(): Promise<void> {
     );
     return;
   }
-  const { client, endpoint } = operatorDynamoDbClient();
-  const tableName = values.table ?? (endpoint ? LOCAL_PENALTIES_TABLE : undefined);
-  if (!tableName) {
-    throw new Error(
-      '--table <penalties table name> is required against AWS (or set AWS_ENDPOINT_URL_DYNAMODB for the local runtime)',
-    );
-  }
+  const { client, tableName, target } = operatorTable(
+    values.table,
+    LOCAL_PENALTIES_TABLE,
+    'penalties',
+  );
   const pageSize = positiveInteger(values['page-size'], '--page-size');
   const concurrency = positiveInteger(values.concurrency, '--concurrency');
-  const target = endpoint ? `${tableName} at ${endpoint}` : `${tableName} (AWS)`;
   console.log(
     `Moving habits onto their accounts in ${target}${values['dry-run'] ? ' (dry run)' : ''}`,
   );

@@ -1,6 +1,6 @@
 /**
  * The DynamoDB client of the operator commands (`npm run credits:backfill`,
- * `npm run penalties:assess`): against the local runtime when AWS_ENDPOINT_URL_DYNAMODB
+ * `npm run penalties:assess`, `npm run penalties:migrate-habits`): against the local runtime when AWS_ENDPOINT_URL_DYNAMODB
  * is set (with dummy credentials unless some are given), else AWS with the usual
  * credentials and region.
  */
@@ -28,4 +28,28 @@ export function positiveInteger(value: string | undefined, flag: string): number
     throw new Error(`${flag} must be a positive integer, got ${value}`);
   }
   return parsed;
+}
+
+/**
+ * The client and the table an operator command works on: `--table` when given, else the
+ * local runtime's table when AWS_ENDPOINT_URL_DYNAMODB is set; against AWS `--table` is
+ * required. `target` says which, for the command's first line.
+ */
+export function operatorTable(
+  table: string | undefined,
+  localTable: string,
+  noun: string,
+): { client: DynamoDBClient; tableName: string; target: string } {
+  const { client, endpoint } = operatorDynamoDbClient();
+  const tableName = table ?? (endpoint ? localTable : undefined);
+  if (!tableName) {
+    throw new Error(
+      `--table <${noun} table name> is required against AWS (or set AWS_ENDPOINT_URL_DYNAMODB for the local runtime)`,
+    );
+  }
+  return {
+    client,
+    tableName,
+    target: endpoint ? `${tableName} at ${endpoint}` : `${tableName} (AWS)`,
+  };
 }

@@ -22,7 +22,7 @@ import {
   type QueryCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { isAssessed } from '../../core/penalties/habits.ts';
+import { assessableHabit, isAssessed } from '../../core/penalties/habits.ts';
 import {
   ASSESSMENT_SHARDS,
   assessmentShardOf,
@@ -1243,20 +1243,8 @@ function toAssessable(item: Item): AssessableAccount {
     assessedThrough: typeof item.assessedThrough === 'string' ? item.assessedThrough : null,
     verifications: numberOr(item.verifications, 0),
     habitsVersion: numberOr(item.habitsVersion, 0),
-    habits: habitsOf(userId, item).map((habit) => ({
-      userId,
-      habitId: habit.habitId,
-      penaltyAmount: habit.penaltyAmount,
-      currency: habit.currency,
-      free: habit.free,
-      recipientId: habit.recipientId,
-      currentStreak: habit.currentStreak,
-      longestStreak: habit.longestStreak,
-      lastAssessedDate: habit.lastAssessedDate,
-      active: habit.active,
-      earlierSettings: habit.earlierSettings,
-      createdAt: habit.createdAt,
-      verifiedDates: (verified.get(habit.habitId) ?? []).sort(),
-    })),
+    habits: habitsOf(userId, item).map((habit) =>
+      assessableHabit(habit, verified.get(habit.habitId) ?? []),
+    ),
   };
 }

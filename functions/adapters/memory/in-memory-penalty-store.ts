@@ -4,7 +4,7 @@
  * penalty-store.contract.test.ts runs against both): the same conditions, each commit
  * all-or-nothing, the same orders and paging.
  */
-import { isAssessed } from '../../core/penalties/habits.ts';
+import { assessableHabit, isAssessed } from '../../core/penalties/habits.ts';
 import {
   ASSESSMENT_SHARDS,
   assessmentShardOf,
@@ -457,21 +457,7 @@ function toAssessable(userId: string, account: StoredAccount): AssessableAccount
     habitsVersion: account.habitsVersion,
     habits: [...account.habitsById.values()]
       .sort((a, b) => a.habitId.localeCompare(b.habitId))
-      .map((habit) => ({
-        userId,
-        habitId: habit.habitId,
-        penaltyAmount: habit.penaltyAmount,
-        currency: habit.currency,
-        free: habit.free,
-        recipientId: habit.recipientId,
-        currentStreak: habit.currentStreak,
-        longestStreak: habit.longestStreak,
-        lastAssessedDate: habit.lastAssessedDate,
-        active: habit.active,
-        earlierSettings: clone(habit.earlierSettings),
-        createdAt: habit.createdAt,
-        verifiedDates: [...(account.verified.get(habit.habitId) ?? [])].sort(),
-      })),
+      .map((habit) => assessableHabit(habit, [...(account.verified.get(habit.habitId) ?? [])])),
   };
 }
 

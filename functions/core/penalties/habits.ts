@@ -7,7 +7,7 @@
 import { parseTierNumbers } from '../shared/config-values.ts';
 import { minimumChargeOf } from '../shared/stripe-amounts.ts';
 import type { Tier } from '../shared/tiers.ts';
-import type { EarlierSettings, Habit, HabitSettings } from './ports.ts';
+import type { AssessableHabit, EarlierSettings, Habit, HabitSettings } from './ports.ts';
 
 export type FreeHabitLimits = Readonly<Record<Tier, number>>;
 
@@ -137,4 +137,23 @@ export function isAssessed(
     (entry) =>
       entry.active && (habit.lastAssessedDate === null || entry.through > habit.lastAssessedDate),
   );
+}
+
+/** A habit as the assessment reads it: what decides its day, and its verified dates not yet assessed. */
+export function assessableHabit(habit: Habit, verifiedDates: readonly string[]): AssessableHabit {
+  return {
+    userId: habit.userId,
+    habitId: habit.habitId,
+    penaltyAmount: habit.penaltyAmount,
+    currency: habit.currency,
+    free: habit.free,
+    recipientId: habit.recipientId,
+    currentStreak: habit.currentStreak,
+    longestStreak: habit.longestStreak,
+    lastAssessedDate: habit.lastAssessedDate,
+    active: habit.active,
+    earlierSettings: structuredClone(habit.earlierSettings),
+    createdAt: habit.createdAt,
+    verifiedDates: [...verifiedDates].sort(),
+  };
 }
