@@ -33,7 +33,7 @@ import type {
 
 /** DynamoDB's cap on the items of one transaction. */
 export const MAX_TRANSACTION_ITEMS = 100;
-/** Accounts read per page (about five habits each). */
+/** Accounts read per page (a few habits each; at most MAX_HABITS_PER_USER). */
 export const ASSESSMENT_PAGE_SIZE = 100;
 /**
  * Shards assessed at once: the scheduled run, the operators' route, the local command
