@@ -442,23 +442,7 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       };
       sets.push(`#s${index} = :s${index}`);
     });
-    const adds: string[] = [];
-    const summary = assessment.summary;
-    if (summary) {
-      names['#unpaidCount'] = 'unpaidCount';
-      values[':count'] = summary.unpaidCount;
-      adds.push('#unpaidCount :count');
-      summary.unpaidAmount.forEach((money, index) => {
-        names[`#u${index}`] = `${UNPAID_AMOUNT_PREFIX}${money.currency}`;
-        values[`:u${index}`] = money.amount;
-        adds.push(`#u${index} :u${index}`);
-      });
-      summary.unpaidDates.forEach((entry, index) => {
-        names[`#d${index}`] = `${UNPAID_DATE_PREFIX}${entry.date}`;
-        values[`:d${index}`] = entry.count;
-        adds.push(`#d${index} :d${index}`);
-      });
-    }
+    const adds = assessment.summary ? summaryAdds(assessment.summary, names, values) : [];
     let expression = `SET ${sets.join(', ')}`;
     if (adds.length > 0) expression += ` ADD ${adds.join(', ')}`;
     if (assessment.consumed.length > 0) {
@@ -943,27 +927,14 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
     delta: AccountDelta,
   ): TransactItem & { Update: NonNullable<TransactItem['Update']> } {
     const names: Record<string, string> = {};
-    const values: Record<string, unknown> = {
-      ':count': delta.unpaidCount,
-      ':userId': delta.userId,
-    };
-    const adds = ['unpaidCount :count'];
-    delta.unpaidAmount.forEach((money, index) => {
-      names[`#unpaid${index}`] = `${UNPAID_AMOUNT_PREFIX}${money.currency}`;
-      values[`:unpaid${index}`] = money.amount;
-      adds.push(`#unpaid${index} :unpaid${index}`);
-    });
-    delta.unpaidDates.forEach((entry, index) => {
-      names[`#unpaidOn${index}`] = `${UNPAID_DATE_PREFIX}${entry.date}`;
-      values[`:unpaidOn${index}`] = entry.count;
-      adds.push(`#unpaidOn${index} :unpaidOn${index}`);
-    });
+    const values: Record<string, unknown> = { ':userId': delta.userId };
+    const adds = summaryAdds(delta, names, values);
     return {
       Update: {
         TableName: this.#table,
         Key: keys.account(delta.userId),
         UpdateExpression: `SET userId = :userId ADD ${adds.join(', ')}`,
-        ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+        ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
       },
     };
@@ -1021,6 +992,32 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
     } while (start);
     return items;
   }
+}
+
+/**
+ * The ADD clauses of a change to the unpaid summary (the count, `unpaid#<currency>`,
+ * `unpaidOn#<date>`), their placeholders added to `names` and `values`: the same on
+ * every write that moves it (assessment, settlement, payment outcome, mark-paid).
+ */
+function summaryAdds(
+  delta: AccountDelta,
+  names: Record<string, string>,
+  values: Record<string, unknown>,
+): string[] {
+  names['#unpaidCount'] = 'unpaidCount';
+  values[':unpaidCount'] = delta.unpaidCount;
+  const adds = ['#unpaidCount :unpaidCount'];
+  delta.unpaidAmount.forEach((money, index) => {
+    names[`#unpaid${index}`] = `${UNPAID_AMOUNT_PREFIX}${money.currency}`;
+    values[`:unpaid${index}`] = money.amount;
+    adds.push(`#unpaid${index} :unpaid${index}`);
+  });
+  delta.unpaidDates.forEach((entry, index) => {
+    names[`#unpaidOn${index}`] = `${UNPAID_DATE_PREFIX}${entry.date}`;
+    values[`:unpaidOn${index}`] = entry.count;
+    adds.push(`#unpaidOn${index} :unpaidOn${index}`);
+  });
+  return adds;
 }
 
 /** The lock and the pending index's keys, which come and go with it. */
