@@ -815,13 +815,14 @@ async function main(): Promise<number> {
       if (now.status === 200 && now.body !== before.body && settled(now.body)) {
         console.log(`GET ${watched} -> ${now.status}\n${pretty(now.body)}`);
         if (paymentId) {
-          // The sample's own day (it was paid, refunded and created then), not the clock's.
-          const day = new Date((events[0]?.created ?? Date.now() / 1000) * 1000)
-            .toISOString()
-            .slice(0, 10);
+          // The sample's own day (it was paid and created then), not the clock's; its
+          // refunds come a second or two later, so on the next day just before midnight.
+          const createdAt = (events[0]?.created ?? Date.now() / 1000) * 1000;
+          const day = new Date(createdAt).toISOString().slice(0, 10);
+          const refundDay = new Date(createdAt + 3_000).toISOString().slice(0, 10);
           for (const path of [
             `/users/${user}/payments?limit=5`,
-            `/reports/refunds?from=${day}&to=${day}`,
+            `/reports/refunds?from=${day}&to=${refundDay}`,
             // Reconciliation: payments of one status by paid date; the sample ends disputed.
             `/reports/payments?status=disputed&paidFrom=${day}&paidTo=${day}`,
             `/reports/daily-summary?date=${day}`,
