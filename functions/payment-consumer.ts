@@ -23,6 +23,7 @@ import { createEventConsumer } from './commons/event-consumer.ts';
 import { lazy } from './commons/lazy.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
+import { logPruneFailure } from './commons/penalty-wiring.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
 import { applyPaymentEvents } from './core/payments/apply-payment-events.ts';
 import { projectPayment } from './core/payments/payment-state.ts';
@@ -180,6 +181,7 @@ const defaultDeps = lazy((): PaymentConsumerDeps => {
             client,
             penaltiesTableName,
             billingTableName: env[ENV.billingTableName],
+            onPruneFailure: logPruneFailure,
           }),
         }
       : {}),

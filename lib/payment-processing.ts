@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import { ENV } from '../functions/commons/env-names.ts';
 import { BillingFunction } from './billing-function.ts';
 import type { EventFamilyQueue } from './event-family-queue.ts';
+import { PAYMENT_CONSUMER_PENALTY_ACTIONS } from './penalties.ts';
 
 export interface PaymentProcessingProps {
   /** The payments family's queue; its consumer settings are used as they are. */
@@ -48,14 +49,13 @@ export class PaymentProcessing extends Construct {
       .setEnvironment(ENV.ledgerRetentionDays, String(props.ledgerRetentionDays))
       .bindQueueConsumer(props.events);
     if (props.penaltiesTable) {
-      // Settling reads the PaymentIntent's penalties (BatchGetItem) and commits their new
-      // status, the user's summary, the recipients' totals and the settlement lock's
-      // release in one TransactWriteItems of updates (UpdateItem). Never credits: the
-      // billing table stays read-only here.
-      this.handler.bindTable(ENV.penaltiesTableName, props.penaltiesTable, [
-        'BatchGetItem',
-        'UpdateItem',
-      ]);
+      // Settling a penalty PaymentIntent (PAYMENT_CONSUMER_PENALTY_ACTIONS says which
+      // actions and why). Never credits: the billing table stays read-only here.
+      this.handler.bindTable(
+        ENV.penaltiesTableName,
+        props.penaltiesTable,
+        PAYMENT_CONSUMER_PENALTY_ACTIONS,
+      );
     }
   }
 }

@@ -40,15 +40,41 @@ export const PENALTY_SETTLEMENT_SWEEP_SCHEDULE = 'cron(45 * * * ? *)';
 /**
  * What the assessment needs on the penalties table, whoever runs it (the schedule or
  * an operator): Query (the shard progress items; the sparse `byAssessment` index of
- * accounts), BatchGetItem (re-reading accounts after a conflict; the penalties mark-paid
- * reads), and the one TransactWriteItems per slice, which IAM authorises item by item:
- * UpdateItem (accounts with their habits and summary, shard progress, penalty status)
- * and PutItem (new penalties). No GetItem, no DeleteItem, no billing table.
+ * accounts), BatchGetItem (re-reading accounts after a conflict), and the one
+ * TransactWriteItems per slice, which IAM authorises item by item: UpdateItem
+ * (accounts with their habits and summary, shard progress) and PutItem (new
+ * penalties). No GetItem, no DeleteItem, no billing table.
+ * `test/integration/penalty-role-grants.test.ts` runs each role with exactly its list.
  */
 export const PENALTY_ASSESSMENT_ACTIONS = [
   'Query',
   'BatchGetItem',
   'PutItem',
+  'UpdateItem',
+] as const satisfies readonly DynamoDbItemAction[];
+
+/**
+ * The admin function's needs: the assessment's, plus for mark-paid BatchGetItem (the
+ * penalties named), UpdateItem (their status, summaries, totals) and GetItem: a commit
+ * that brings a user's per-date unpaid counts to zero reads those counts back by key
+ * (one consistent GetItem) and removes the zeros, so the account does not keep a count
+ * for every date ever unpaid.
+ */
+export const PENALTY_ADMIN_ACTIONS = [
+  ...PENALTY_ASSESSMENT_ACTIONS,
+  'GetItem',
+] as const satisfies readonly DynamoDbItemAction[];
+
+/**
+ * The payment consumer's needs on the penalties table when a penalty PaymentIntent
+ * settles: BatchGetItem (the intent's penalties), UpdateItem (one transaction of updates:
+ * status, summary, recipients' totals, the lock's release) and GetItem (the per-date
+ * counts that commit brought to zero, read back to remove them, as for mark-paid).
+ * Never credits, never the billing table.
+ */
+export const PAYMENT_CONSUMER_PENALTY_ACTIONS = [
+  'BatchGetItem',
+  'GetItem',
   'UpdateItem',
 ] as const satisfies readonly DynamoDbItemAction[];
 
@@ -156,7 +182,7 @@ export class Penalties extends Construct {
       description: 'Assesses a past date on demand, and marks penalties paid',
       // It stops taking assessment pages at 25 s and answers 202 with the totals so far.
       timeout: Duration.seconds(29),
-    }).bindTable(ENV.penaltiesTableName, penaltiesTable, PENALTY_ASSESSMENT_ACTIONS, [
+    }).bindTable(ENV.penaltiesTableName, penaltiesTable, PENALTY_ADMIN_ACTIONS, [
       ACCOUNT_ASSESSMENT_INDEX.indexName,
     ]);
 

@@ -9,6 +9,7 @@ import { defaultDynamoDbClient } from './aws-clients.ts';
 import { lazyEnv, requiredString } from './env.ts';
 import { ENV } from './env-names.ts';
 import { lazy } from './lazy.ts';
+import { logger } from './powertools.ts';
 
 const storeEnv = lazyEnv(
   z.object({
@@ -18,11 +19,19 @@ const storeEnv = lazyEnv(
   }),
 );
 
+/** A commit landed but its zero per-date counts stayed: harmless once, a sign of a missing grant if it repeats. */
+export function logPruneFailure(error: unknown): void {
+  logger.warn('Removing zero per-date unpaid counts failed; they stay on the account', {
+    error,
+  });
+}
+
 export const penaltyStoreFromEnv = lazy(() => {
   const env = storeEnv();
   return new DynamoDbPenaltyStore({
     client: defaultDynamoDbClient(),
     penaltiesTableName: env[ENV.penaltiesTableName],
     ...(env[ENV.billingTableName] ? { billingTableName: env[ENV.billingTableName] } : {}),
+    onPruneFailure: logPruneFailure,
   });
 });

@@ -297,7 +297,7 @@ describe('least privilege', () => {
     expectNoBatchWrites(statements);
   });
 
-  it('payment consumer: item actions on the payments table, BatchGetItem only on the billing table, BatchGetItem and UpdateItem on the penalties table', () => {
+  it('payment consumer: item actions on the payments table, BatchGetItem only on the billing table, BatchGetItem, GetItem and UpdateItem on the penalties table', () => {
     const [, consumer] = functionByEntry(t.service, ENTRY.paymentConsumer);
     const statements = roleStatements(t.service, consumer);
     expect(actionsOn(statements, getAtt(ids.payments))).toEqual(
@@ -311,9 +311,11 @@ describe('least privilege', () => {
     // The customer → user link is the subscription consumer's: read in batches, never written.
     expect(actionsOn(statements, getAtt(ids.billing))).toEqual(['dynamodb:BatchGetItem']);
     // Settling a penalty PaymentIntent: its penalties read in a batch, then one
-    // transaction of updates (status, summary, recipients' totals, the lock's release).
+    // transaction of updates (status, summary, recipients' totals, the lock's release),
+    // then the per-date counts it brought to zero read back by key and removed.
     expect(actionsOn(statements, getAtt(ids.penalties))).toEqual([
       'dynamodb:BatchGetItem',
+      'dynamodb:GetItem',
       'dynamodb:UpdateItem',
     ]);
     // No other table (the subscription ledger least of all), and no index: item actions

@@ -81,6 +81,8 @@ const ASSESSMENT_ACTIONS = [
   'dynamodb:Query',
   'dynamodb:UpdateItem',
 ];
+/** The admin's: the assessment's, and GetItem for mark-paid's read-back of the per-date counts it brought to zero. */
+const ADMIN_ACTIONS = [...ASSESSMENT_ACTIONS, 'dynamodb:GetItem'].sort();
 /** The settlement sweeper's actions on the penalties table: read the lock, release it. */
 const SWEEP_ACTIONS = [
   'dynamodb:BatchGetItem',
@@ -384,15 +386,18 @@ describe('penalty grants (least privilege)', () => {
     );
   });
 
-  it('admin and assessor: the assessment’s actions on the penalties table only, no secret, no billing table', () => {
-    for (const fnId of [penalty.admin, penalty.assessor]) {
+  it('admin and assessor: the assessment’s actions on the penalties table only (the admin also GetItem, for mark-paid), no secret, no billing table', () => {
+    for (const [fnId, actions] of [
+      [penalty.admin, ADMIN_ACTIONS],
+      [penalty.assessor, ASSESSMENT_ACTIONS],
+    ] as const) {
       const statements = statementsOfFn(fnId);
-      expect(actionsOn(t.data, statements, table()), fnId).toEqual(ASSESSMENT_ACTIONS);
+      expect(actionsOn(t.data, statements, table()), fnId).toEqual(actions);
       expect(actionsOn(t.data, statements, assessIndex()), fnId).toContain('dynamodb:Query');
       expect(resourcesOfService(t.data, statements, 'dynamodb:'), fnId).toEqual(
         sortedJson([table(), assessIndex()]),
       );
-      expect(actionsOf(statements), fnId).toEqual([...ASSESSMENT_ACTIONS, ...XRAY_ACTIONS].sort());
+      expect(actionsOf(statements), fnId).toEqual([...actions, ...XRAY_ACTIONS].sort());
     }
   });
 
@@ -466,11 +471,12 @@ describe('penalty grants (least privilege)', () => {
     }
   });
 
-  it('payment consumer: BatchGetItem and UpdateItem on the penalties table, no index', () => {
+  it('payment consumer: BatchGetItem, GetItem and UpdateItem on the penalties table, no index', () => {
     const [, consumer] = functionByEntry(t.service, ENTRY.paymentConsumer);
     const statements = roleStatements(t.service, consumer);
     expect(actionsOn(t.data, statements, table())).toEqual([
       'dynamodb:BatchGetItem',
+      'dynamodb:GetItem',
       'dynamodb:UpdateItem',
     ]);
     expect(actionsOn(t.data, statements, indexes())).toEqual([]);

@@ -89,6 +89,12 @@ export interface DynamoDbPenaltyStoreOptions {
    * and settlement) needs it; the assessment and mark-paid never touch profiles.
    */
   billingTableName?: string;
+  /**
+   * Told when removing the per-date unpaid counts a commit brought to zero failed (the
+   * commit itself landed; a zero count reads as none). Default: nothing, so give it a
+   * logger: a missing IAM action would otherwise leave the account growing unseen.
+   */
+  onPruneFailure?: (error: unknown) => void;
 }
 
 const PENALTY_ATTRIBUTES = [
@@ -130,6 +136,7 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
   readonly #documents: DynamoDBDocumentClient;
   readonly #table: string;
   readonly #billingTable: string | undefined;
+  readonly #onPruneFailure: (error: unknown) => void;
 
   constructor(options: DynamoDbPenaltyStoreOptions) {
     this.#documents = DynamoDBDocumentClient.from(options.client, {
@@ -137,6 +144,7 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
     });
     this.#table = options.penaltiesTableName;
     this.#billingTable = options.billingTableName;
+    this.#onPruneFailure = options.onPruneFailure ?? (() => undefined);
   }
 
   // ---- accounts and profiles ----------------------------------------------------------
@@ -975,8 +983,10 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
           ExpressionAttributeValues: { ':zero': 0 },
         }),
       );
-    } catch {
-      // Best effort by design (see above): the commit itself has landed.
+    } catch (error) {
+      // Best effort by design (see above): the commit itself has landed. A lost race
+      // (the count moved again) is expected; anything else is worth a look.
+      if (!(error instanceof ConditionalCheckFailedException)) this.#onPruneFailure(error);
     }
   }
 
