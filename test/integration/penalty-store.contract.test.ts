@@ -21,6 +21,7 @@ import { assessAccount, assessDate } from '../../functions/core/penalties/assess
 import {
   DEFAULT_FREE_HABIT_LIMITS,
   MAX_HABITS_PER_USER,
+  withSettings,
 } from '../../functions/core/penalties/habits.ts';
 import { saveHabit, verifyHabit } from '../../functions/core/penalties/manage-habits.ts';
 import {
@@ -122,6 +123,44 @@ function contract(name: string, make: () => Promise<Harness>) {
       expect(await store.addVerification({ userId: user, habitId: 'zz' }, '2026-12-01')).toBe(
         'no-habit',
       );
+    });
+
+    it('habits: a first habit refused by a limit leaves no account, no habit, nothing to assess', async () => {
+      const { store } = await make();
+      const clock = fixedClock(at('2026-12-02'));
+      const nothingFor = async (user: string) => {
+        expect(await store.getAccount(user), user).toBeNull();
+        expect(await store.listHabits(user), user).toEqual([]);
+        expect(await store.getHabit({ userId: user, habitId: 'a' }), user).toBeNull();
+        expect(await assessableUsers(store), user).not.toContain(user);
+      };
+      // A tier allowed no free habit (the config takes 0): its first free habit is refused.
+      const noFree = fresh('z');
+      await expect(
+        saveHabit({ userId: noFree, habitId: 'a' }, settings({ free: true, penaltyAmount: 0 }), {
+          store,
+          clock,
+          freeHabitLimits: { ...DEFAULT_FREE_HABIT_LIMITS, free: 0 },
+        }),
+      ).rejects.toMatchObject({ code: 'free_habit_limit' });
+      await nothingFor(noFree);
+      // The habit-count limit, on the store's own write: nothing either.
+      const full = fresh('z');
+      const first = withSettings(
+        { userId: full, habitId: 'a' },
+        settings(),
+        null,
+        new Date(clock.now()).toISOString(),
+      );
+      expect(
+        await store.putHabit({ habit: first, previous: null, freeHabitLimit: 1, maxHabits: 0 }),
+      ).toBe('habit-limit');
+      await nothingFor(full);
+      // The same first habit within the limits is written: the refusals were the limits'.
+      expect(
+        await store.putHabit({ habit: first, previous: null, freeHabitLimit: 1, maxHabits: 1 }),
+      ).toBe('written');
+      expect(await store.getAccount(full)).toMatchObject({ userId: full, habits: 1 });
     });
 
     it('assessment: streaks, penalties, summaries; again or concurrently creates nothing', async () => {

@@ -230,6 +230,10 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
     const freeDelta =
       (habit.free && habit.active ? 1 : 0) - (previous?.free && previous.active ? 1 : 0);
     const habitDelta = previous ? 0 : 1;
+    // The conditions below let a first habit through when the count is absent, so a
+    // limit of 0 (a tier allowed no free habit) is refused here, before any write.
+    if (habitDelta > 0 && write.maxHabits <= 0) return 'habit-limit';
+    if (freeDelta > 0 && write.freeHabitLimit <= 0) return 'free-habit-limit';
     const names: Record<string, string> = {
       '#habit': `${HABIT_ATTRIBUTE_PREFIX}${habit.habitId}`,
       '#habits': 'habits',

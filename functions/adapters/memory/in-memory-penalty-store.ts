@@ -111,11 +111,15 @@ export class InMemoryPenaltyStore implements PenaltyStore {
     if (previous === null ? stored !== undefined : stored?.updatedAt !== previous.updatedAt) {
       return 'conflict';
     }
-    const account = this.#account(habit.userId);
+    const existing = this.accounts.get(habit.userId);
     const freeDelta =
       (habit.free && habit.active ? 1 : 0) - (previous?.free && previous.active ? 1 : 0);
-    if (!previous && account.habits >= write.maxHabits) return 'habit-limit';
-    if (freeDelta > 0 && account.freeHabits >= write.freeHabitLimit) return 'free-habit-limit';
+    // The limits first: a refused write creates nothing, not even an empty account.
+    if (!previous && (existing?.habits ?? 0) >= write.maxHabits) return 'habit-limit';
+    if (freeDelta > 0 && (existing?.freeHabits ?? 0) >= write.freeHabitLimit) {
+      return 'free-habit-limit';
+    }
+    const account = this.#account(habit.userId);
     account.habits += previous ? 0 : 1;
     account.freeHabits += freeDelta;
     account.habitsVersion += 1;

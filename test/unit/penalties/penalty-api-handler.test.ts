@@ -11,7 +11,11 @@ import { METRIC } from '../../../functions/commons/metric-names.ts';
 import { ConflictError } from '../../../functions/commons/penalty-http.ts';
 import { PENALTY_ROUTES } from '../../../functions/commons/routes.ts';
 import { assessDate } from '../../../functions/core/penalties/assessment.ts';
-import { DEFAULT_FREE_HABIT_LIMITS } from '../../../functions/core/penalties/habits.ts';
+import {
+  DEFAULT_FREE_HABIT_LIMITS,
+  type FreeHabitLimits,
+  MAX_HABITS_PER_USER,
+} from '../../../functions/core/penalties/habits.ts';
 import {
   PaymentGatewayUnavailableError,
   PaymentRejectedError,
@@ -25,7 +29,7 @@ import { at, FakeGateway, fixedClock } from './penalty-fixtures.ts';
 
 const context = {} as Context;
 
-function world() {
+function world(options: { freeHabitLimits?: FreeHabitLimits } = {}) {
   const store = new InMemoryPenaltyStore();
   const gateway = new FakeGateway();
   const clock = fixedClock(at('2026-12-03', '09:00:00'));
@@ -36,7 +40,7 @@ function world() {
     cursors: testCursorSeal(),
     gateway,
     clock,
-    freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+    freeHabitLimits: options.freeHabitLimits ?? DEFAULT_FREE_HABIT_LIMITS,
     logger,
     metrics,
   });
@@ -241,16 +245,96 @@ describe('habits', () => {
     }
   });
 
-  it("refuses a free habit past the tier's limit with 409", async () => {
+  /** What the routes and the store show of a user's habits: to compare around a refused write. */
+  async function habitsSeen(w: ReturnType<typeof world>, userId: string) {
+    const [list, summary] = await Promise.all([
+      w.call('GET', PENALTY_ROUTES.habits, { userId }, { query: { limit: '100' } }),
+      w.call('GET', PENALTY_ROUTES.summary, { userId }),
+    ]);
+    return { list, summary, account: await w.store.getAccount(userId), store: contents(w.store) };
+  }
+
+  it("refuses a free habit past the tier's limit with 409 free_habit_limit, and changes nothing", async () => {
     const w = world();
     const free = { ...w.habit, free: true, penaltyAmount: 0 };
     expect((await w.putHabit('u1', 'a', free)).status).toBe(201);
+    const before = await habitsSeen(w, 'u1');
+    expect(before.list.body.items.map((h: { habitId: string }) => h.habitId)).toEqual(['a']);
+    expect(before.account).toMatchObject({ habits: 1, freeHabits: 1 });
+
     const over = await w.putHabit('u1', 'b', free);
     expect(over.status).toBe(409);
-    expect(over.body.error.message).toMatch(/free habit/);
+    expect(over.body.error).toEqual({
+      code: 'free_habit_limit',
+      message: 'The free tier allows 1 active free habit; this one would be over the limit.',
+    });
+    expect(await habitsSeen(w, 'u1')).toEqual(before);
+    expect(await w.store.getHabit({ userId: 'u1', habitId: 'b' })).toBeNull();
   });
 
-  it.each([
+  it("refuses turning a habit free past the tier's limit with 409, leaving the habit as it was", async () => {
+    const w = world();
+    const free = { ...w.habit, free: true, penaltyAmount: 0 };
+    expect((await w.putHabit('u1', 'a', free)).status).toBe(201);
+    expect((await w.putHabit('u1', 'b')).status).toBe(201);
+    const before = await habitsSeen(w, 'u1');
+    const stored = await w.store.getHabit({ userId: 'u1', habitId: 'b' });
+    expect(stored).toMatchObject({ free: false, penaltyAmount: 500 });
+
+    w.clock.time += 60_000;
+    const over = await w.putHabit('u1', 'b', { ...free, name: 'Read' });
+    expect(over.status).toBe(409);
+    expect(over.body.error.code).toBe('free_habit_limit');
+    expect(over.body.error.message).toContain('allows 1 active free habit');
+    expect(await habitsSeen(w, 'u1')).toEqual(before);
+    expect(await w.store.getHabit({ userId: 'u1', habitId: 'b' })).toEqual(stored);
+  });
+
+  it('refuses a first free habit when the tier allows none: no account is created (GET habits stays 404)', async () => {
+    const w = world({ freeHabitLimits: { ...DEFAULT_FREE_HABIT_LIMITS, free: 0 } });
+    const before = contents(w.store);
+    const over = await w.putHabit('u1', 'a', { ...w.habit, free: true, penaltyAmount: 0 });
+    expect(over.status).toBe(409);
+    expect(over.body.error).toEqual({
+      code: 'free_habit_limit',
+      message: 'The free tier allows 0 active free habits; this one would be over the limit.',
+    });
+    expect(contents(w.store)).toEqual(before);
+    expect(await w.store.getAccount('u1')).toBeNull();
+    for (const route of [PENALTY_ROUTES.habits, PENALTY_ROUTES.summary]) {
+      const unknown = await w.call('GET', route, { userId: 'u1' });
+      expect(unknown.status, route).toBe(404);
+      expect(unknown.body.error.code, route).toBe('user_not_found');
+    }
+    // The same user's first habit that is not free is taken: the refusal was the limit's.
+    expect((await w.putHabit('u1', 'a')).status).toBe(201);
+    expect((await w.call('GET', PENALTY_ROUTES.habits, { userId: 'u1' })).status).toBe(200);
+  });
+
+  it(`refuses a habit past the ${MAX_HABITS_PER_USER}-habit limit with 409 habit_limit, and changes nothing`, async () => {
+    const w = world();
+    for (let index = 0; index < MAX_HABITS_PER_USER; index += 1) {
+      expect((await w.putHabit('u1', `h${index}`)).status).toBe(201);
+    }
+    const before = await habitsSeen(w, 'u1');
+    expect(before.list.body.items).toHaveLength(90);
+    expect(before.account).toMatchObject({ habits: 90 });
+
+    const over = await w.putHabit('u1', 'one-more');
+    expect(over.status).toBe(409);
+    expect(over.body.error).toEqual({
+      code: 'habit_limit',
+      message: 'A user may hold at most 90 habits.',
+    });
+    expect(await habitsSeen(w, 'u1')).toEqual(before);
+    expect(await w.store.getHabit({ userId: 'u1', habitId: 'one-more' })).toBeNull();
+    // The limit counts habits, not writes: one of the 90 is still updated.
+    w.clock.time += 60_000;
+    expect((await w.putHabit('u1', 'h0', { ...w.habit, name: 'Run 5k' })).status).toBe(200);
+  });
+
+  /** Bodies each with one bad field (the rest valid), and the field the 400 must name. */
+  const BAD_HABIT_BODIES: [Record<string, unknown>, string][] = [
     [{ name: '' }, 'name'],
     [{ penaltyAmount: -1 }, 'penaltyAmount'],
     [{ penaltyAmount: 1.5 }, 'penaltyAmount'],
@@ -267,12 +351,67 @@ describe('habits', () => {
     [{ currency: 'xxx' }, 'currency'],
     [{ free: 'yes' }, 'free'],
     [{ color: 'red' }, 'color'],
-  ])('refuses body %j with a 400 naming %s', async (change, field) => {
+    // One past the largest amount one PaymentIntent can carry (Stripe's eight digits).
+    [{ penaltyAmount: 100_000_000 }, 'penaltyAmount'],
+    [{ active: 'false' }, 'active'],
+    [{ active: 1 }, 'active'],
+    [{ active: null }, 'active'],
+    [{ recipientId: 'a b' }, 'recipientId'],
+    [{ recipientId: 'r/1' }, 'recipientId'],
+    [{ recipientId: '' }, 'recipientId'],
+    [{ recipientId: 'r'.repeat(129) }, 'recipientId'],
+    [{ recipientId: 42 }, 'recipientId'],
+  ];
+
+  it.each(BAD_HABIT_BODIES)(
+    'refuses body %j with a 400 naming %s, creating nothing',
+    async (change, field) => {
+      const w = world();
+      const before = contents(w.store);
+      const response = await w.putHabit('u1', 'run', { ...w.habit, ...change });
+      expect(response.status).toBe(400);
+      expect(response.body.error.message).toContain(field);
+      expect(await w.store.listHabits('u1')).toEqual([]);
+      expect(contents(w.store)).toEqual(before);
+      expect((await w.call('GET', PENALTY_ROUTES.habits, { userId: 'u1' })).status).toBe(404);
+    },
+  );
+
+  it.each(BAD_HABIT_BODIES)(
+    'refuses an update with body %j with a 400 naming %s, leaving the habit as it was',
+    async (change, field) => {
+      const w = world();
+      expect((await w.putHabit('u1', 'run')).status).toBe(201);
+      const before = contents(w.store);
+      w.clock.time += 60_000;
+      const response = await w.putHabit('u1', 'run', { ...w.habit, ...change });
+      expect(response.status).toBe(400);
+      expect(response.body.error.message).toContain(field);
+      expect(contents(w.store)).toEqual(before);
+    },
+  );
+
+  it.each(['name', 'penaltyAmount', 'currency', 'free'])(
+    'refuses a body without %s with a 400 saying it is required, creating nothing',
+    async (field) => {
+      const w = world();
+      const before = contents(w.store);
+      const body = Object.fromEntries(Object.entries(w.habit).filter(([key]) => key !== field));
+      const response = await w.putHabit('u1', 'run', body);
+      expect(response.status).toBe(400);
+      expect(response.body.error).toEqual({
+        code: 'invalid_parameter',
+        message: `${field} is required.`,
+      });
+      expect(contents(w.store)).toEqual(before);
+    },
+  );
+
+  it("takes a penalty of exactly the largest amount one payment carries (Stripe's eight digits)", async () => {
     const w = world();
-    const response = await w.putHabit('u1', 'run', { ...w.habit, ...change });
-    expect(response.status).toBe(400);
-    expect(response.body.error.message).toContain(field);
-    expect(await w.store.listHabits('u1')).toEqual([]);
+    const response = await w.putHabit('u1', 'run', { ...w.habit, penaltyAmount: 99_999_999 });
+    expect(response.status).toBe(201);
+    expect(response.body.penaltyAmount).toBe(99_999_999);
   });
 
   it("takes a penalty of exactly Stripe's smallest charge, and says what that is when below it", async () => {
@@ -507,6 +646,18 @@ describe('penalties and the summary', () => {
   });
 });
 
+/** Every penalty of the user (all statuses), the summary, and the whole store: around a refused settle. */
+async function settlementSeen(w: ReturnType<typeof world>, userId: string) {
+  const [penalties, summary] = await Promise.all([
+    w.call('GET', PENALTY_ROUTES.penalties, { userId }, { query: { limit: '100' } }),
+    w.call('GET', PENALTY_ROUTES.summary, { userId }),
+  ]);
+  expect(penalties.body.nextCursor).toBeNull();
+  return { penalties: penalties.body.items, summary: summary.body, store: contents(w.store) };
+}
+
+const statusesOf = (penalties: { status: string }[]) => penalties.map((p) => p.status).sort();
+
 describe('settlement', () => {
   it('waives with credits, pays the rest with one PaymentIntent, and refuses a second while pending', async () => {
     const w = await withPenalties();
@@ -520,15 +671,50 @@ describe('settlement', () => {
     expect(w.gateway.requests).toHaveLength(1);
     expect(w.gateway.requests[0]).toMatchObject({ userId: 'u1', customerId: 'cus_1' });
 
+    const before = await settlementSeen(w, 'u1');
+    expect(statusesOf(before.penalties)).toEqual(['pending', 'pending', 'pending', 'waived']);
     const again = await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' });
     expect(again.status).toBe(409);
     expect(w.gateway.requests).toHaveLength(1);
+    // Refused whole: no penalty moved, the summary and the lock as they were.
+    expect(await settlementSeen(w, 'u1')).toEqual(before);
     // A caller whose first response was lost takes the same payment sheet up again.
     expect(again.body.error).toEqual({
       code: 'settlement_pending',
       message: expect.stringContaining(settled.body.payment.paymentIntentId),
       payment: settled.body.payment,
     });
+  });
+
+  it('refuses a second settle while one is pending even with new unpaid penalties and credits: nothing waived, nothing charged', async () => {
+    const w = await withPenalties();
+    w.clock.time = at('2026-12-03', '23:45:00');
+    const settled = await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' });
+    expect(settled.status).toBe(200);
+    expect(settled.body.payment.penaltyIds).toHaveLength(4);
+    // Within the hour (not yet abandoned): 12-03 is assessed, both habits missed, and credits arrive.
+    w.clock.time = at('2026-12-04', '00:15:00');
+    await assessDate('2026-12-03', { store: w.store, clock: w.clock });
+    w.store.profiles.set('u1', { tier: 'gold', credits: 2, customerId: 'cus_1' });
+    w.clock.time = at('2026-12-04', '00:20:00');
+    const before = await settlementSeen(w, 'u1');
+    expect(statusesOf(before.penalties)).toEqual([
+      'pending',
+      'pending',
+      'pending',
+      'pending',
+      'unpaid',
+      'unpaid',
+    ]);
+    expect(before.summary).toMatchObject({ unpaidCount: 2, oldestUnpaidDate: '2026-12-03' });
+
+    const again = await w.call('POST', PENALTY_ROUTES.settle, { userId: 'u1' });
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('settlement_pending');
+    expect(await settlementSeen(w, 'u1')).toEqual(before);
+    expect((await w.store.getUserBilling('u1')).credits).toBe(2);
+    expect(w.gateway.requests).toHaveLength(1);
+    expect(w.gateway.cancels).toEqual([]);
   });
 
   it('never logs the client secret a 409 settlement_pending answers with, nor a 5xx', async () => {
@@ -716,6 +902,7 @@ describe('bad input on every route: a 400 naming the field, and nothing changed'
       params: {},
       body: { penaltyIds: ['pen_u1_run_2026-12-01'] },
     },
+    { method: 'POST', route: PENALTY_ROUTES.assess, params: {}, body: { date: '2026-12-02' } },
   ];
   const bodyOf = (w: ReturnType<typeof world>, entry: (typeof ROUTES)[number]) =>
     entry.route === PENALTY_ROUTES.habit ? w.habit : entry.body;
