@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { LOCAL_REGION } from './emulators.ts';
+import { invocations, type RoleGrants } from './iam-scope.ts';
 import type { FunctionModel } from './stack-model.ts';
 
 /** The account id the emulators use in ARNs (fauxqs writes the same one into queue URLs). */
@@ -24,6 +25,11 @@ export interface LocalFunction {
   timeoutSeconds: number;
   /** Reported as `context.memoryLimitInMB`; not enforced locally. Default 128. */
   memoryMb?: number;
+  /**
+   * Its role's DynamoDB grants by local table name: its requests through the shared
+   * client are checked against them (`iam-scope.ts`). Absent: not checked.
+   */
+  dynamoDbGrants?: RoleGrants;
 }
 
 /** The invocation ran past the function's timeout (Lambda reports "Task timed out"). */
@@ -81,9 +87,13 @@ export async function invokeLocally<TEvent, TResult>(
       fn.timeoutSeconds * 1000,
     );
   });
+  // Promise.resolve().then(): a handler that throws synchronously still becomes a rejection.
+  const run = () => Promise.race([Promise.resolve().then(() => handler(event, context)), timeout]);
+  const grants = fn.dynamoDbGrants;
   try {
-    // Promise.resolve().then(): a handler that throws synchronously still becomes a rejection.
-    return await Promise.race([Promise.resolve().then(() => handler(event, context)), timeout]);
+    return await (grants
+      ? invocations.run({ functionName: fn.functionName, dynamoDbGrants: grants }, run)
+      : run());
   } finally {
     clearTimeout(timer);
   }
@@ -136,7 +146,27 @@ export function createLocalLog(level: LocalLogLevel = 'info', prefix = '[local]'
   };
 }
 
-/** A function of the stack model as the local runtime (and the benchmark) hosts it. */
-export function localFunction(fn: FunctionModel): LocalFunction {
-  return { functionName: fn.logicalId, timeoutSeconds: fn.timeoutSeconds, memoryMb: fn.memoryMb };
+/**
+ * A function of the stack model as the local runtime (and the benchmark) hosts it; with
+ * the local tables' names, its DynamoDB requests are held to its role's grants.
+ */
+export function localFunction(
+  fn: FunctionModel,
+  tableNames?: Readonly<Record<string, string>>,
+): LocalFunction {
+  return {
+    functionName: fn.logicalId,
+    timeoutSeconds: fn.timeoutSeconds,
+    memoryMb: fn.memoryMb,
+    ...(tableNames
+      ? {
+          dynamoDbGrants: Object.fromEntries(
+            fn.dynamoDbGrants.map((grant) => [
+              tableNames[grant.tableLogicalId] ?? grant.tableLogicalId,
+              { actions: grant.actions, indexes: grant.indexes },
+            ]),
+          ),
+        }
+      : {}),
+  };
 }

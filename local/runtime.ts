@@ -36,6 +36,7 @@ import {
 } from './emulators.ts';
 import { type FakeStripe, startFakeStripe } from './fake-stripe.ts';
 import { type HttpHandler, type HttpRouteBinding, startHttpServer } from './http-server.ts';
+import { scopeToInvocations } from './iam-scope.ts';
 import {
   createLocalLog,
   invokeLocally,
@@ -540,6 +541,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         },
       ),
     );
+    // Each handler's DynamoDB requests held to its role's grants, as on AWS (iam-scope.ts).
+    // Imported now, like the handlers: the shared Logger reads its env when first imported.
+    const { defaultDynamoDbClient } = await import('../functions/commons/aws-clients.ts');
+    scopeToInvocations(defaultDynamoDbClient());
     const functions = new Map(model.functions.map((fn) => [fn.logicalId, fn]));
     const handlers = new Map<string, LambdaHandler<never, unknown>>();
     for (const fn of model.functions) {
@@ -591,7 +596,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         path: route.path,
         authorization: route.authorization,
         ...(route.throttle && settings.throttle ? { throttle: route.throttle } : {}),
-        fn: localFunction(fn),
+        fn: localFunction(fn, tableNames),
         handler: handler as HttpHandler,
       };
     });
@@ -617,7 +622,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
         queueUrl,
         queueArn: queueArns[mapping.queueLogicalId] ?? '',
         mapping,
-        fn: localFunction(fn),
+        fn: localFunction(fn, tableNames),
         handler: handler as SqsConsumerHandler,
         log,
         onBatch: (outcome) => {
@@ -647,7 +652,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     const scheduler = startScheduler(
       (options.schedules === false ? [] : model.schedules).map((schedule) => {
         const { fn, handler } = functionFor(schedule.functionLogicalId, schedule.logicalId);
-        const local = localFunction(fn);
+        const local = localFunction(fn, tableNames);
         return {
           name: schedule.logicalId,
           expression: schedule.expression,

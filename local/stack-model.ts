@@ -49,6 +49,16 @@ export interface FunctionModel {
   timeoutSeconds: number;
   memoryMb: number;
   environment: Record<string, EnvValue>;
+  /** What its role's policies allow on DynamoDB, per table: the local runtime enforces it. */
+  dynamoDbGrants: DynamoDbGrant[];
+}
+
+/** DynamoDB actions (without `dynamodb:`) a role may use on one table and on which of its indexes. */
+export interface DynamoDbGrant {
+  tableLogicalId: string;
+  actions: string[];
+  /** Index names granted (`*` for all), for Query and Scan on an index. */
+  indexes: string[];
 }
 
 export interface RouteModel {
@@ -401,7 +411,75 @@ function functionModel(set: TemplateSet, logicalId: string, resource: CfnResourc
     timeoutSeconds: typeof p.Timeout === 'number' ? p.Timeout : 3,
     memoryMb: typeof p.MemorySize === 'number' ? p.MemorySize : 128,
     environment,
+    dynamoDbGrants: dynamoDbGrantsOf(set, logicalId, p.Role),
   };
+}
+
+/**
+ * The DynamoDB part of the function's role: every Allow statement of the policies
+ * attached to it, resolved to table logical ids (a table's ARN, or its ARN joined with
+ * `/index/<name>`). A resource of another shape under a `dynamodb:` action is an error,
+ * so a grant the local runtime cannot check is never silently dropped.
+ */
+function dynamoDbGrantsOf(set: TemplateSet, fnLogicalId: string, role: unknown): DynamoDbGrant[] {
+  const roleRef = set.ref(role);
+  if (!roleRef) return [];
+  const grants = new Map<string, { actions: Set<string>; indexes: Set<string> }>();
+  for (const [policyId, policy] of set.all('AWS::IAM::Policy')) {
+    const p = policy.Properties ?? {};
+    const roles = Array.isArray(p.Roles) ? p.Roles : [];
+    if (!roles.some((r) => set.ref(r)?.logicalId === roleRef.logicalId)) continue;
+    const document = isRecord(p.PolicyDocument) ? p.PolicyDocument : {};
+    const statements = Array.isArray(document.Statement) ? document.Statement : [];
+    for (const statement of statements.filter(isRecord)) {
+      if (statement.Effect !== 'Allow') continue;
+      const actions = ([] as unknown[])
+        .concat(statement.Action)
+        .filter((a): a is string => typeof a === 'string' && a.startsWith('dynamodb:'))
+        .map((a) => a.slice('dynamodb:'.length));
+      if (actions.length === 0) continue;
+      for (const resource of ([] as unknown[]).concat(statement.Resource)) {
+        const target = dynamoDbResource(set, resource);
+        if (!target) {
+          throw new StackModelError(
+            `${fnLogicalId}: policy ${policyId} grants dynamodb:${actions.join(',')} on ${JSON.stringify(resource)}, which is not a table or an index of one`,
+          );
+        }
+        const grant = grants.get(target.table) ?? { actions: new Set(), indexes: new Set() };
+        if (target.index === undefined) for (const action of actions) grant.actions.add(action);
+        else grant.indexes.add(target.index);
+        grants.set(target.table, grant);
+      }
+    }
+  }
+  return [...grants].map(([tableLogicalId, grant]) => ({
+    tableLogicalId,
+    actions: [...grant.actions].sort(),
+    indexes: [...grant.indexes].sort(),
+  }));
+}
+
+/** A table's ARN, or `Fn::Join` of it and `/index/<name>`. */
+function dynamoDbResource(
+  set: TemplateSet,
+  resource: unknown,
+): { table: string; index?: string } | undefined {
+  const table = (value: unknown) => {
+    const target = set.ref(value);
+    return target?.resource.Type === 'AWS::DynamoDB::Table' && target.attribute === 'Arn'
+      ? target.logicalId
+      : undefined;
+  };
+  const direct = table(resource);
+  if (direct) return { table: direct };
+  const join = isRecord(resource) ? resource['Fn::Join'] : undefined;
+  if (!Array.isArray(join) || join[0] !== '' || !Array.isArray(join[1]) || join[1].length !== 2) {
+    return undefined;
+  }
+  const [arn, suffix] = join[1] as [unknown, unknown];
+  const index = typeof suffix === 'string' ? /^\/index\/(.+)$/.exec(suffix)?.[1] : undefined;
+  const base = table(arn);
+  return base && index ? { table: base, index } : undefined;
 }
 
 function envValue(set: TemplateSet, value: unknown, where: string): EnvValue {

@@ -3,8 +3,11 @@
  * and out, real Stripe payloads signed by the Stripe SDK's own helper.
  */
 import { createServer, type Server } from 'node:net';
+import { GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PrerequisiteError } from '../../local/emulators.ts';
+import { AccessDeniedError } from '../../local/iam-scope.ts';
+import { invokeLocally, localFunction } from '../../local/lambda-context.ts';
 import {
   buildLocalEnvironment,
   DEFAULT_LOCAL_WEBHOOK_SECRET,
@@ -20,7 +23,7 @@ import {
   SAMPLE_WEBHOOK_SECRET,
   sampleIds,
 } from '../../local/send-sample.ts';
-import type { FunctionModel } from '../../local/stack-model.ts';
+import { type FunctionModel, loadStackModel } from '../../local/stack-model.ts';
 import {
   consumed,
   dumpTables,
@@ -76,6 +79,37 @@ describe('local runtime, end to end', () => {
     );
     return { events, answer };
   }
+
+  it('holds each handler’s DynamoDB requests to its role’s grants in the template, as IAM would', async () => {
+    // The credit reader's role may GetItem the billing table, nothing else.
+    const reader = loadStackModel({
+      context: { priceTierMap: { [FIXTURE_PRICE_ID]: 'bronze' } },
+    }).functions.find((fn) => fn.entry === 'functions/credit-read.ts');
+    if (!reader) throw new Error('no credit reader in the stack model');
+    expect(reader.dynamoDbGrants.map((grant) => grant.actions)).toEqual([['GetItem']]);
+    const billing = runtime.tableNames[reader.dynamoDbGrants[0]!.tableLogicalId]!;
+    // The client every handler shares in this process.
+    const { defaultDynamoDbClient } = await import('../../functions/commons/aws-clients.ts');
+    const client = defaultDynamoDbClient();
+    const key = { pk: { S: 'USER#nobody' }, sk: { S: 'PROFILE' } };
+    const asReader = (request: () => Promise<unknown>) =>
+      invokeLocally(localFunction(reader, runtime.tableNames), request, {});
+
+    await expect(
+      asReader(() => client.send(new GetItemCommand({ TableName: billing, Key: key }))),
+    ).resolves.toMatchObject({ $metadata: { httpStatusCode: 200 } });
+    const denied = await asReader(() => client.send(new ScanCommand({ TableName: billing }))).catch(
+      (error: unknown) => error,
+    );
+    expect(denied).toBeInstanceOf(AccessDeniedError);
+    expect((denied as Error).message).toBe(
+      `${reader.logicalId} is not authorized to perform: dynamodb:Scan on resource: table/${billing} (its role in the template does not grant it)`,
+    );
+    // Outside an invocation (the runtime, operator commands) nothing is checked.
+    await expect(
+      client.send(new ScanCommand({ TableName: billing, Limit: 1 })),
+    ).resolves.toBeTruthy();
+  });
 
   it('uses the documented default secret, the one send-sample signs with', () => {
     expect(runtime.webhookSecret).toBe(DEFAULT_LOCAL_WEBHOOK_SECRET);
@@ -244,6 +278,7 @@ describe('local runtime configuration', () => {
     timeoutSeconds: 3,
     memoryMb: 128,
     environment,
+    dynamoDbGrants: [],
   });
   const endpoints = {
     webhookSecret: 'whsec_x',
