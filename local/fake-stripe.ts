@@ -5,12 +5,16 @@
  * cancel), customers (create, retrieve, search on metadata), subscriptions (create,
  * update, cancel, list) and events (list, retrieve) — the way Stripe does: form-encoded bodies with `a[b]=c` nesting, Bearer
  * auth, JSON errors `{error: {type, code, message}}` with Stripe's statuses,
- * idempotency keys (the same key and body replays the first answer with
- * `Idempotent-Replayed: true`; the same key with another body is a 400
- * `idempotency_error`). Tests inject faults (status codes, hangs, dropped connections)
- * for the next requests, add latency to every answer, and read the request log;
- * `createCustomer`, `createSubscription`, `succeedPaymentIntent` and friends change the
- * fake's objects and return the event Stripe would send (also listed by `/v1/events`).
+ * idempotency keys on POSTs as Stripe's v1 API keeps them (see `idempotencyLayer`
+ * below: the same key and body replays the first answer with `Idempotent-Replayed:
+ * true`; the same key with another body is a 400 `idempotency_error`; the same key while
+ * its first request still runs is a 409 `idempotency_key_in_use`; a request refused by
+ * parameter validation saves nothing). Tests inject faults (status codes, hangs, dropped
+ * connections) for the next requests, add latency to every answer, and read the request
+ * log; `createCustomer`, `createSubscription`, `succeedPaymentIntent` and friends change
+ * the fake's objects and return the event Stripe would send (also listed by
+ * `/v1/events`), as do the API routes that change an object (a customer or subscription
+ * created, updated or deleted, a PaymentIntent canceled).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -24,6 +28,8 @@ import { minimumChargeOf } from '../functions/core/shared/stripe-amounts.ts';
 export const FAKE_PAYMENT_INTENT_PREFIX = 'pi_localfake';
 
 export const FAKE_STRIPE_SECRET_KEY = 'sk_test_local_fake_stripe';
+/** The `cancellation_reason`s Stripe takes when a PaymentIntent is canceled through the API. */
+const CANCELLATION_REASONS = ['duplicate', 'fraudulent', 'requested_by_customer', 'abandoned'];
 /** The API version events are stamped with (the SDK's own pinned version is sent by clients). */
 const EVENT_API_VERSION = '2026-04-22.dahlia';
 
@@ -116,7 +122,12 @@ export interface FakeStripe {
   /** The next `count` requests (to `pathPrefix`, when given) get `fault` instead of an answer. */
   injectFault(fault: FakeStripeFault, count?: number, pathPrefix?: string): void;
   clearFaults(): void;
-  /** Every answer (faults included) waits this long first; 0 to stop. */
+  /**
+   * Every answer (faults included) waits this long first; 0 to stop. For a request that
+   * reaches an endpoint it is the endpoint's running time: a POST's idempotency key is
+   * in use meanwhile, and another request with it is answered 409
+   * `idempotency_key_in_use` at once (the one answer that does not wait).
+   */
   setLatency(ms: number): void;
   succeedPaymentIntent(id: string): FakeStripeEvent<FakePaymentIntent>;
   failPaymentIntent(id: string): FakeStripeEvent<FakePaymentIntent>;
@@ -135,10 +146,17 @@ export interface FakeStripe {
   close(): Promise<void>;
 }
 
+/**
+ * An endpoint's answer: status and body, and `false` third when the request was refused
+ * by parameter validation before the endpoint began executing (Stripe saves no
+ * idempotent result for it).
+ */
+type Answer = [status: number, body: unknown, executed?: false];
+
 interface Route {
   method: string;
   pattern: RegExp;
-  handle: (params: Record<string, unknown>, match: RegExpMatchArray) => [number, unknown];
+  handle: (params: Record<string, unknown>, match: RegExpMatchArray) => Answer;
 }
 
 /** Starts the fake on 127.0.0.1 (port 0: any free port). */
@@ -162,7 +180,11 @@ export async function startFakeStripe(
   const subscriptions = new Map<string, FakeSubscription>();
   const events: FakeStripeEvent[] = [];
   let latencyMs = 0;
-  const idempotent = new Map<string, { bodyDigest: string; status: number; body: unknown }>();
+  /** By idempotency key: the request's digest, and its saved answer once its endpoint has run. */
+  const idempotent = new Map<
+    string,
+    { bodyDigest: string; saved?: { status: number; body: unknown } }
+  >();
   let faults: { fault: FakeStripeFault; remaining: number; pathPrefix: string }[] = [];
   const hanging = new Set<ServerResponse>();
   const seconds = () => Math.floor(now() / 1000);
@@ -198,6 +220,8 @@ export async function startFakeStripe(
           created: seconds(),
           livemode: false,
           latest_charge: null,
+          canceled_at: null,
+          cancellation_reason: null,
           status: 'requires_payment_method',
         };
         paymentIntents.set(id, intent);
@@ -215,9 +239,13 @@ export async function startFakeStripe(
     {
       method: 'POST',
       pattern: /^\/v1\/payment_intents\/([^/]+)\/cancel$/,
-      handle: (_params, match) => {
+      handle: (params, match) => {
         const intent = paymentIntents.get(match[1]!);
         if (!intent) return missing('payment_intent', match[1]!);
+        const reason = params.cancellation_reason;
+        if (reason !== undefined && !CANCELLATION_REASONS.includes(String(reason))) {
+          return invalid('cancellation_reason', 'parameter_invalid_string');
+        }
         // Stripe cancels an intent still waiting for the customer (processing only rarely).
         if (['succeeded', 'canceled', 'processing'].includes(intent.status)) {
           return [
@@ -229,7 +257,13 @@ export async function startFakeStripe(
             ),
           ];
         }
-        Object.assign(intent, { status: 'canceled', canceled_at: seconds() });
+        Object.assign(intent, {
+          status: 'canceled',
+          canceled_at: seconds(),
+          cancellation_reason: reason === undefined ? null : String(reason),
+        });
+        // Like every change the API makes, the cancel is an event (sent as a webhook by Stripe).
+        emit('payment_intent.canceled', intent);
         return [200, intent];
       },
     },
@@ -453,13 +487,27 @@ export async function startFakeStripe(
       status: 0,
     };
     requests.push(entry);
-    if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs));
+    // Read now: a request's latency is the one set when it arrived.
+    const latency = latencyMs;
+    const wait = () =>
+      latency > 0 ? new Promise((resolve) => setTimeout(resolve, latency)) : Promise.resolve();
+    const answer = async (status: number, body: unknown, headers?: Record<string, string>) => {
+      await wait();
+      entry.status = status;
+      send(res, status, body, headers);
+    };
 
+    // Injected faults answer in front of everything else, the idempotency layer included:
+    // they play what fails before any endpoint begins (a 429 from the rate limiter, a 5xx
+    // or a hang from a proxy, a dropped connection), so nothing is saved for the key and a
+    // retry with the same key executes anew, which the suite's retries rely on. (A 5xx
+    // from an endpoint that had begun is saved and replayed by Stripe; no fault plays it.)
     const injected = faults.find((f) => f.remaining > 0 && url.pathname.startsWith(f.pathPrefix));
     if (injected) {
       injected.remaining -= 1;
       faults = faults.filter((f) => f.remaining > 0);
       const { fault } = injected;
+      await wait();
       if (fault.kind === 'hang') {
         entry.status = 'hang';
         hanging.add(res);
@@ -478,16 +526,16 @@ export async function startFakeStripe(
     }
 
     if (header(req, 'authorization') !== `Bearer ${secretKey}`) {
-      entry.status = 401;
-      send(res, 401, stripeError('invalid_request_error', undefined, 'Invalid API Key provided.'));
+      await answer(
+        401,
+        stripeError('invalid_request_error', undefined, 'Invalid API Key provided.'),
+      );
       return;
     }
 
     const route = routes.find((r) => r.method === req.method && r.pattern.test(url.pathname));
     if (!route) {
-      entry.status = 404;
-      send(
-        res,
+      await answer(
         404,
         stripeError(
           'invalid_request_error',
@@ -497,39 +545,83 @@ export async function startFakeStripe(
       );
       return;
     }
+    const match = url.pathname.match(route.pattern)!;
 
-    // Stripe keys idempotency per API key; the body must match the first request's.
-    const bodyDigest = createHash('sha256')
-      .update(`${req.method} ${url.pathname} ${raw}`)
-      .digest('hex');
-    if (idempotencyKey && req.method === 'POST') {
-      const seen = idempotent.get(idempotencyKey);
-      if (seen) {
-        if (seen.bodyDigest !== bodyDigest) {
-          entry.status = 400;
-          send(
-            res,
-            400,
-            stripeError(
-              'idempotency_error',
-              'idempotency_key_in_use',
-              'Keys for idempotent requests can only be used with the same parameters they were first used with.',
-            ),
-          );
-          return;
-        }
-        entry.status = seen.status;
-        send(res, seen.status, seen.body, { 'idempotent-replayed': 'true' });
+    // Stripe keys idempotency on POSTs only (it ignores the header on GET and DELETE).
+    if (!idempotencyKey || req.method !== 'POST') {
+      await wait();
+      const [status, body] = route.handle(params, match);
+      entry.status = status;
+      send(res, status, body);
+      return;
+    }
+    await idempotencyLayer(idempotencyKey, () => route.handle(params, match));
+
+    /**
+     * Stripe's v1 idempotency layer (docs.stripe.com/api/idempotent_requests): the first
+     * request with a key saves its status and body once its endpoint began executing,
+     * whatever they are; a later request with the key and the same endpoint and
+     * parameters gets that answer again, `Idempotent-Replayed: true`; with other ones a
+     * 400 `idempotency_error`. Nothing is saved when the parameters failed validation
+     * (the endpoint never began), so a retry executes anew; nor for a request that
+     * conflicted with the key's first request still executing: a 409
+     * `idempotency_key_in_use`. The fake's latency is the endpoint's running time here.
+     */
+    async function idempotencyLayer(key: string, execute: () => Answer): Promise<void> {
+      // Keyed per API key at Stripe; the fake has one.
+      const bodyDigest = createHash('sha256')
+        .update(`${req.method} ${url.pathname} ${raw}`)
+        .digest('hex');
+      const seen = idempotent.get(key);
+      if (seen && seen.bodyDigest !== bodyDigest) {
+        await answer(
+          400,
+          stripeError(
+            'idempotency_error',
+            undefined,
+            `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${key}' if you meant to execute a different request.`,
+          ),
+        );
         return;
       }
+      if (seen?.saved) {
+        await answer(seen.saved.status, structuredClone(seen.saved.body), {
+          'idempotent-replayed': 'true',
+        });
+        return;
+      }
+      if (seen) {
+        // Refused at once, without the latency: no endpoint runs for it.
+        entry.status = 409;
+        send(
+          res,
+          409,
+          stripeError(
+            'invalid_request_error',
+            'idempotency_key_in_use',
+            `There is currently another in-progress request using this idempotency key (that probably means you submitted twice, and the other request is still going through): ${key}. Please try again later.`,
+          ),
+        );
+        return;
+      }
+      const running = { bodyDigest };
+      idempotent.set(key, running);
+      let result: Answer;
+      try {
+        await wait();
+        result = execute();
+      } catch (error) {
+        if (idempotent.get(key) === running) idempotent.delete(key);
+        throw error;
+      }
+      const [status, body, executed] = result;
+      if (idempotent.get(key) === running) {
+        if (executed === false) idempotent.delete(key);
+        else idempotent.set(key, { bodyDigest, saved: { status, body: structuredClone(body) } });
+      }
+      entry.status = status;
+      send(res, status, body);
     }
-    const [status, body] = route.handle(params, url.pathname.match(route.pattern)!);
-    // Like Stripe, only answers that did something are replayed; a 5xx is not stored.
-    if (idempotencyKey && req.method === 'POST' && status < 500) {
-      idempotent.set(idempotencyKey, { bodyDigest, status, body: structuredClone(body) });
-    }
-    entry.status = status;
-    send(res, status, body);
   }
 
   function emit<O extends FakeStripeObject>(
@@ -821,11 +913,12 @@ function stripeError(type: string, code: string | undefined, message: string) {
   return { error: { type, ...(code ? { code } : {}), message } };
 }
 
-function invalid(param: string, code: string, message = `Invalid ${param}.`): [number, unknown] {
-  return [400, { error: { type: 'invalid_request_error', code, param, message } }];
+/** A parameter refused by validation, before the endpoint executes: no idempotent result is saved. */
+function invalid(param: string, code: string, message = `Invalid ${param}.`): Answer {
+  return [400, { error: { type: 'invalid_request_error', code, param, message } }, false];
 }
 
-function missing(resource: string, id: string): [number, unknown] {
+function missing(resource: string, id: string): Answer {
   return [
     404,
     {
