@@ -307,9 +307,9 @@ export function createPenaltyApiHandler(
  * Stripe refusing the PaymentIntent (409 payment_rejected) is counted: it is Stripe
  * turning down a request the suite built (an amount under its minimum, a currency the
  * account does not take, an idempotency key reused with other parameters), which no
- * retry fixes and which leaves the user unable to settle until someone acts. Except
- * `idempotency_key_in_use`: Stripe's 409 for the same settlement already in flight (two
- * clicks reaching Stripe at once), the same routine case as settlement_pending.
+ * retry fixes and which leaves the user unable to settle until someone acts. (Stripe's
+ * 409 `idempotency_key_in_use`, the same settlement still in flight there, never gets
+ * here: the call policy waits it out and the first answer is replayed.)
  */
 /**
  * The Stripe calls of one settle, all together (an abandoned settlement's cancel and
@@ -321,7 +321,7 @@ export function createPenaltyApiHandler(
 const SETTLE_STRIPE_DEADLINE_MS = 20_000;
 
 function isSettlementFailure(error: unknown): boolean {
-  if (error instanceof PaymentRejectedError) return error.code !== 'idempotency_key_in_use';
+  if (error instanceof PaymentRejectedError) return true;
   if (error instanceof HttpError) return error.statusCode >= 500;
   return !(
     error instanceof PenaltyNotFoundError ||

@@ -3,6 +3,7 @@
  * server: what is sent, idempotency, and the call policy (retries on 429/5xx/dropped
  * connections only, the breaker, the overall deadline, key rotation).
  */
+import Stripe from 'stripe';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SecretString } from '../../functions/adapters/secrets/secret-string.ts';
 import { StaticSecretString } from '../../functions/adapters/secrets/secret-string.ts';
@@ -239,7 +240,12 @@ describe('the call policy', () => {
     await g.createPenaltyPayment(req);
     const error = await g.createPenaltyPayment({ ...req, amount: 900 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PaymentRejectedError);
-    expect((error as PaymentRejectedError).code).toBe('idempotency_key_in_use');
+    // Stripe's 400 idempotency_error (its type: it has no code), not the 409
+    // idempotency_key_in_use of the same request still in flight (waited out, above).
+    expect((error as PaymentRejectedError).cause).toBeInstanceOf(
+      Stripe.errors.StripeIdempotencyError,
+    );
+    expect((error as PaymentRejectedError).code).toBe('idempotency_error');
   });
 
   it('never retries a 4xx, even one Stripe marks Stripe-Should-Retry: true, nor a 5xx marked false', async () => {
@@ -290,6 +296,38 @@ describe('the call policy', () => {
     const trial = request();
     await expect(g.createPenaltyPayment(trial)).resolves.toBeDefined();
     expect(calls.state).toBe('closed');
+  });
+
+  it('waits out its own timed-out attempt still running at Stripe (409 idempotency_key_in_use), then gets that PaymentIntent replayed: one created, the breaker untouched', async () => {
+    const { gateway: g, calls } = gateway({
+      policy: {
+        attemptTimeoutMs: 250,
+        maxAttempts: 10,
+        initialBackoffMs: 40,
+        maxBackoffMs: 80,
+        // The timed-out attempt counts as one failure; a 409 counted too would open it.
+        breakerThreshold: 2,
+      },
+    });
+    // The first create takes 400 ms at Stripe, past the attempt's 250 ms; the attempts
+    // after it (latency back to 0) find it still running until it is done.
+    stripe.setLatency(400);
+    const back = setTimeout(() => stripe.setLatency(0), 100);
+    try {
+      const req = request();
+      const created = await g.createPenaltyPayment(req);
+      const statuses = requestsFor(req.idempotencyKey).map((r) => r.status);
+      expect(statuses).toContain(409);
+      expect(statuses.filter((status) => status !== 409 && status !== 200)).toEqual([]);
+      const intents = [...stripe.paymentIntents.values()].filter(
+        (pi) => pi.metadata.userId === req.userId,
+      );
+      expect(intents.map((pi) => pi.id)).toEqual([created.paymentIntentId]);
+      expect(calls.state).toBe('closed');
+    } finally {
+      clearTimeout(back);
+      stripe.setLatency(0);
+    }
   });
 
   it('answers a hanging Stripe at the overall deadline, not after three timeouts', async () => {

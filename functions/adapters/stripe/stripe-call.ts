@@ -69,7 +69,8 @@ export class StripeCaller {
         });
       }
       if (error instanceof Stripe.errors.StripeError) {
-        throw this.#errors.rejected(error.code ?? error.type ?? 'stripe_error', error);
+        // `type` is the SDK's class name; `rawType` is Stripe's (e.g. idempotency_error).
+        throw this.#errors.rejected(error.code ?? error.rawType ?? 'stripe_error', error);
       }
       throw error;
     }

@@ -54,7 +54,8 @@ export class StripeUnavailableError extends Error {
 /**
  * Worth another attempt, and a failure the breaker counts: a 429, a 5xx or no response
  * at all. Any other 4xx (a 409 `lock_timeout` included) is never retried nor counted,
- * whatever `Stripe-Should-Retry` says: the contract retries on those three only.
+ * whatever `Stripe-Should-Retry` says: the contract retries on those three only. (One
+ * consequence of "no response" is retried too, uncounted: `isIdempotencyKeyInUse`.)
  */
 export function isTransientStripeError(error: unknown): boolean {
   if (!(error instanceof Stripe.errors.StripeError)) return false;
@@ -67,6 +68,21 @@ export function isTransientStripeError(error: unknown): boolean {
   // Stripe-Should-Retry may only narrow that set: `false` (Stripe knows another attempt
   // cannot succeed) stops a 429/5xx from being retried; `true` never widens it to a 4xx.
   return error.headers?.['stripe-should-retry'] !== 'false';
+}
+
+/**
+ * Stripe's 409 `idempotency_key_in_use`: a request with this key is still running at
+ * Stripe. For a call of ours that is our own earlier attempt, cut off by our timeout (a
+ * failure with no response) and still being served: worth another attempt after the
+ * backoff, which gets that attempt's answer replayed once it is done. Not a failure of
+ * Stripe, so the breaker does not count it.
+ */
+export function isIdempotencyKeyInUse(error: unknown): boolean {
+  return (
+    error instanceof Stripe.errors.StripeError &&
+    error.statusCode === 409 &&
+    error.code === 'idempotency_key_in_use'
+  );
 }
 
 export interface StripeCallPolicyOptions {
@@ -208,13 +224,16 @@ export class StripeCallPolicy {
       // The request's time is spent: not a call Stripe failed, so not one the breaker counts.
       throw new StripeUnavailableError('deadline', options.defaultRetryAfterSeconds);
     }
-    const retries = retry(handleWhen(isTransientStripeError), {
-      maxAttempts: options.maxAttempts - 1, // cockatiel counts retries, not attempts
-      backoff: new ExponentialBackoff({
-        initialDelay: options.initialBackoffMs,
-        maxDelay: options.maxBackoffMs,
-      }),
-    });
+    const retries = retry(
+      handleWhen((error) => isTransientStripeError(error) || isIdempotencyKeyInUse(error)),
+      {
+        maxAttempts: options.maxAttempts - 1, // cockatiel counts retries, not attempts
+        backoff: new ExponentialBackoff({
+          initialDelay: options.initialBackoffMs,
+          maxDelay: options.maxBackoffMs,
+        }),
+      },
+    );
     // Aggressive: the caller is answered at the deadline even if a request still hangs
     // (that request ends by its own timeout, cut to the same deadline).
     const deadline = timeout(deadlineAt - now, TimeoutStrategy.Aggressive);
@@ -237,7 +256,7 @@ export class StripeCallPolicy {
           cause: error,
         });
       }
-      if (isTransientStripeError(error)) {
+      if (isTransientStripeError(error) || isIdempotencyKeyInUse(error)) {
         throw new StripeUnavailableError('retries-exhausted', this.#retryAfter(error), {
           cause: error,
         });
