@@ -110,12 +110,15 @@ export function createPenaltyAdminHandler(
           caughtUp: caughtUp.map((each) => ({ date: each.date, complete: each.complete })),
         });
         const { date: assessed, habits, verified, missed, penaltiesCreated } = result;
+        // The contract's fields are the date's totals (the same however often it runs);
+        // `thisRun` is what this call did, so a re-run shows it created nothing.
         return jsonResponse(result.complete ? 200 : 202, {
           date: assessed,
           habits,
           verified,
           missed,
           penaltiesCreated,
+          thisRun: result.thisRun,
         });
       }
       if (route === PENALTY_ROUTES.markPaid) {

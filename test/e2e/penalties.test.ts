@@ -166,7 +166,12 @@ describe('penalties through the local runtime: habits to paid', () => {
       totals.push(assessed.body);
     }
     const again = await call('POST', '/admin/penalties/assess', { date: yesterday });
-    expect(again.body).toEqual(totals[1]);
+    // The date's totals again; this run itself assessed and created nothing.
+    expect(again.body).toEqual({
+      ...totals[1],
+      thisRun: { habits: 0, verified: 0, missed: 0, penaltiesCreated: 0 },
+    });
+    expect(totals[1]?.thisRun).toMatchObject({ penaltiesCreated: 2 });
     const unpaid = await call('GET', `/users/${userId}/penalties?status=unpaid`);
     // run missed twice, read missed yesterday only (verified the day before).
     expect(unpaid.body.items.map((p: { penaltyId: string }) => p.penaltyId).sort()).toEqual(

@@ -41,15 +41,16 @@ describe('POST /admin/penalties/assess', () => {
     const { store, handler } = await world();
     const first = await handler(post(PENALTY_ROUTES.assess, { date: '2026-12-01' }), context);
     expect(first.statusCode).toBe(200);
+    const totals = { date: '2026-12-01', habits: 2, verified: 0, missed: 2, penaltiesCreated: 1 };
     expect(JSON.parse(first.body as string)).toEqual({
-      date: '2026-12-01',
-      habits: 2,
-      verified: 0,
-      missed: 2,
-      penaltiesCreated: 1,
+      ...totals,
+      thisRun: { habits: 2, verified: 0, missed: 2, penaltiesCreated: 1 },
     });
     const again = await handler(post(PENALTY_ROUTES.assess, { date: '2026-12-01' }), context);
-    expect(JSON.parse(again.body as string)).toEqual(JSON.parse(first.body as string));
+    expect(JSON.parse(again.body as string)).toEqual({
+      ...totals,
+      thisRun: { habits: 0, verified: 0, missed: 0, penaltiesCreated: 0 },
+    });
     expect(store.penalties.size).toBe(1);
   });
 
