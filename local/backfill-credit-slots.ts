@@ -20,7 +20,6 @@
  * region, and `--table` with the deployed billing table's name.
  */
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DynamoDBDocumentClient,
@@ -34,7 +33,7 @@ import {
   initialCreditFields,
 } from '../functions/adapters/dynamodb/credit-table-schema.ts';
 import { LOCAL_NAME_PREFIX } from '../lib/metadata.ts';
-import { operatorTable, positiveInteger } from './operator-clients.ts';
+import { tableScanCommand } from './operator-clients.ts';
 
 export interface BackfillOptions {
   client: DynamoDBClient;
@@ -143,41 +142,22 @@ export const LOCAL_BILLING_TABLE = `${LOCAL_NAME_PREFIX}-billing`;
 
 async function main(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { values } = parseArgs({
-    options: {
-      table: { type: 'string' },
-      'dry-run': { type: 'boolean', default: false },
-      'page-size': { type: 'string', default: '500' },
-      concurrency: { type: 'string', default: '8' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(
-      'Usage: npm run credits:backfill -- [--table <billing table>] [--dry-run] [--page-size 500] [--concurrency 8]\n' +
-        'Local: set AWS_ENDPOINT_URL_DYNAMODB (table default billing-suite-billing). AWS: --table is required.',
-    );
-    return;
-  }
-  const { client, tableName, target } = operatorTable(values.table, LOCAL_BILLING_TABLE, 'billing');
-  const pageSize = positiveInteger(values['page-size'], '--page-size');
-  const concurrency = positiveInteger(values.concurrency, '--concurrency');
-  console.log(
-    `Backfilling credit refresh slots in ${target}${values['dry-run'] ? ' (dry run)' : ''}`,
-  );
+  const command = tableScanCommand('npm run credits:backfill', LOCAL_BILLING_TABLE, 'billing');
+  if (!command) return;
+  const { client, tableName, target, dryRun, pageSize, concurrency } = command;
+  console.log(`Backfilling credit refresh slots in ${target}${dryRun ? ' (dry run)' : ''}`);
   const started = Date.now();
   const result = await backfillCreditSlots({
     client,
     tableName,
-    dryRun: values['dry-run'],
+    dryRun,
     pageSize,
     concurrency,
     log: (line) => console.log(line),
   });
   console.log(
     `Done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${result.found} profiles without a slot, ` +
-      (values['dry-run']
+      (dryRun
         ? 'none written (dry run).'
         : `${result.updated} given their slot, ${result.raced} changed meanwhile (left as they were).`),
   );

@@ -24,7 +24,6 @@
  * penalties table's name.
  */
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   ConditionalCheckFailedException,
   type DynamoDBClient,
@@ -49,7 +48,7 @@ import { isAssessed } from '../functions/core/penalties/habits.ts';
 import { assessmentShardOf } from '../functions/core/penalties/penalty-ids.ts';
 import type { EarlierSettings } from '../functions/core/penalties/ports.ts';
 import { LOCAL_PENALTIES_TABLE } from './assess-penalties.ts';
-import { operatorTable, positiveInteger } from './operator-clients.ts';
+import { tableScanCommand } from './operator-clients.ts';
 
 /** The sort key prefix of a habit item in the earlier layout. */
 export const LEGACY_HABIT_SK_PREFIX = 'HABIT#';
@@ -262,45 +261,26 @@ async function raiseAssessedThrough(
 
 async function main(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { values } = parseArgs({
-    options: {
-      table: { type: 'string' },
-      'dry-run': { type: 'boolean', default: false },
-      'page-size': { type: 'string', default: '500' },
-      concurrency: { type: 'string', default: '8' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(
-      'Usage: npm run penalties:migrate-habits -- [--table <penalties table>] [--dry-run] [--page-size 500] [--concurrency 8]\n' +
-        'Local: set AWS_ENDPOINT_URL_DYNAMODB (table default billing-suite-penalties). AWS: --table is required.',
-    );
-    return;
-  }
-  const { client, tableName, target } = operatorTable(
-    values.table,
+  const command = tableScanCommand(
+    'npm run penalties:migrate-habits',
     LOCAL_PENALTIES_TABLE,
     'penalties',
   );
-  const pageSize = positiveInteger(values['page-size'], '--page-size');
-  const concurrency = positiveInteger(values.concurrency, '--concurrency');
-  console.log(
-    `Moving habits onto their accounts in ${target}${values['dry-run'] ? ' (dry run)' : ''}`,
-  );
+  if (!command) return;
+  const { client, tableName, target, dryRun, pageSize, concurrency } = command;
+  console.log(`Moving habits onto their accounts in ${target}${dryRun ? ' (dry run)' : ''}`);
   const started = Date.now();
   const result = await migrateHabits({
     client,
     tableName,
-    dryRun: values['dry-run'],
+    dryRun,
     pageSize,
     concurrency,
     log: (line) => console.log(line),
   });
   console.log(
     `Done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${result.found} old habit items, ` +
-      (values['dry-run']
+      (dryRun
         ? 'none written (dry run).'
         : `${result.moved} moved, ${result.superseded} already on the account (old item deleted), ${result.raced} changed meanwhile (run again).`),
   );

@@ -4,6 +4,7 @@
  * is set (with dummy credentials unless some are given), else AWS with the usual
  * credentials and region.
  */
+import { parseArgs } from 'node:util';
 import { DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { clientConfig } from '../functions/commons/aws-clients.ts';
 
@@ -51,5 +52,50 @@ export function operatorTable(
     client,
     tableName,
     target: endpoint ? `${tableName} at ${endpoint}` : `${tableName} (AWS)`,
+  };
+}
+
+/** What a command that pages through one table is run with (`--table`, `--dry-run`, sizes). */
+export interface TableScanCommand {
+  client: DynamoDBClient;
+  tableName: string;
+  target: string;
+  dryRun: boolean;
+  pageSize: number;
+  concurrency: number;
+}
+
+/**
+ * The command line of the commands that page through one table (`credits:backfill`,
+ * `penalties:migrate-habits`): `[--table] [--dry-run] [--page-size 500] [--concurrency 8]`.
+ * Null when `--help` was asked (the usage line is printed).
+ */
+export function tableScanCommand(
+  usage: string,
+  localTable: string,
+  noun: string,
+): TableScanCommand | null {
+  const { values } = parseArgs({
+    options: {
+      table: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      'page-size': { type: 'string', default: '500' },
+      concurrency: { type: 'string', default: '8' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(
+      `Usage: ${usage} -- [--table <${noun} table>] [--dry-run] [--page-size 500] [--concurrency 8]\n` +
+        `Local: set AWS_ENDPOINT_URL_DYNAMODB (table default ${localTable}). AWS: --table is required.`,
+    );
+    return null;
+  }
+  return {
+    ...operatorTable(values.table, localTable, noun),
+    dryRun: values['dry-run'],
+    pageSize: positiveInteger(values['page-size'], '--page-size'),
+    concurrency: positiveInteger(values.concurrency, '--concurrency'),
   };
 }
