@@ -33,6 +33,10 @@ import {
   markPenaltiesPaid,
 } from '../../functions/core/penalties/penalty-payments.ts';
 import {
+  transition,
+  transitionCommit,
+} from '../../functions/core/penalties/penalty-transitions.ts';
+import {
   InvalidCursorError,
   type PenaltyStore,
   type UserBilling,
@@ -524,6 +528,60 @@ function contract(name: string, make: () => Promise<Harness>) {
         creditsUsed: 0,
         payment: null,
       });
+    });
+
+    it('a transition planned under one PaymentIntent is refused once the penalty is pending under another', async () => {
+      const { store, setProfile } = await make();
+      const user = fresh('r');
+      const clock = fixedClock(at('2026-09-01'));
+      await saveHabit({ userId: user, habitId: 'h' }, settings(), {
+        store,
+        clock,
+        freeHabitLimits: DEFAULT_FREE_HABIT_LIMITS,
+      });
+      clock.time = at('2026-09-02');
+      await assessDate('2026-09-01', { store, clock, pause: noPause });
+      await setProfile(user, { tier: 'gold', credits: 0, customerId: null });
+      const gateway = new FakeGateway();
+      const penaltyId = `pen_${user}_h_2026-09-01`;
+      const first = await settlePenalties(user, { store, gateway, clock, pause: noPause });
+      const underFirst = (await store.getPenalties([penaltyId])).get(penaltyId)!;
+      expect(underFirst).toMatchObject({
+        status: 'pending',
+        paymentId: first.payment?.paymentIntentId,
+      });
+
+      clock.time += ABANDONED_SETTLEMENT_AFTER_MS; // released and settled anew
+      const second = await settlePenalties(user, { store, gateway, clock, pause: noPause });
+      const secondIntent = second.payment?.paymentIntentId;
+      expect(secondIntent).toBeDefined();
+      expect(secondIntent).not.toBe(first.payment?.paymentIntentId);
+
+      // Same status as read (pending), another PaymentIntent: refused, nothing moved.
+      const stale = transitionCommit([transition(underFirst, 'unpaid', null)], clock.now());
+      expect(await store.commitTransitions(stale)).toEqual({
+        status: 'conflict',
+        reason: 'penalty-changed',
+      });
+      expect((await store.getPenalties([penaltyId])).get(penaltyId)).toMatchObject({
+        status: 'pending',
+        paymentId: secondIntent,
+      });
+      expect(await store.getAccount(user)).toMatchObject({
+        unpaidCount: 0,
+        pending: { paymentIntentId: secondIntent },
+      });
+      // A late failure of the first PaymentIntent leaves the second settlement alone.
+      const late = await applyPenaltyPayment(
+        {
+          paymentIntentId: first.payment!.paymentIntentId,
+          penaltyIds: [penaltyId],
+          outcome: 'failed',
+        },
+        { store, clock, pause: noPause },
+      );
+      expect(late.changed).toEqual([]);
+      expect((await store.getPenalties([penaltyId])).get(penaltyId)?.paymentId).toBe(secondIntent);
     });
 
     it('pending index: a lock is listed once older than the cutoff, oldest first across shards, never fresh, gone once released', async () => {

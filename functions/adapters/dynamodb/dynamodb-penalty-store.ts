@@ -651,7 +651,7 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
   }
 
   /**
-   * One transaction: each penalty conditioned on the status it was read in; the
+   * One transaction: each penalty conditioned on the status and PaymentIntent it was read in; the
    * summaries and recipient totals by ADD; credits spent only if enough remain; the
    * settlement lock taken only if absent, released only if it is this PaymentIntent's.
    */
@@ -671,12 +671,20 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
         expression += ', paymentId = :paymentId';
         values[':paymentId'] = paymentId;
       } else expression += ' REMOVE paymentId';
+      // The PaymentIntent read is part of the state: a penalty that went back to unpaid
+      // and is pending again under a newer settlement must refuse a stale transition
+      // planned against the older one (same status, other intent).
+      let readPaymentId = 'NOT attribute_type(paymentId, :stringType)';
+      if (penalty.paymentId) {
+        readPaymentId = 'paymentId = :readPaymentId';
+        values[':readPaymentId'] = penalty.paymentId;
+      } else values[':stringType'] = 'S';
       items.push({
         Update: {
           TableName: this.#table,
           Key: keys.penalty(penalty.userId, penalty.habitId, penalty.date),
           UpdateExpression: expression,
-          ConditionExpression: 'attribute_exists(pk) AND #status = :from',
+          ConditionExpression: `attribute_exists(pk) AND #status = :from AND ${readPaymentId}`,
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: values,
         },

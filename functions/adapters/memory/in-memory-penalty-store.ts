@@ -317,7 +317,8 @@ export class InMemoryPenaltyStore implements PenaltyStore {
       );
     }
     for (const { penalty } of commit.transitions) {
-      if (this.penalties.get(penalty.penaltyId)?.status !== penalty.status) {
+      const current = this.penalties.get(penalty.penaltyId);
+      if (current?.status !== penalty.status || current.paymentId !== penalty.paymentId) {
         return { status: 'conflict', reason: 'penalty-changed' };
       }
     }
