@@ -10,6 +10,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import * as z from 'zod/mini';
+import { assessInOrderMeasured } from './commons/assessment-metrics.ts';
 import { type HttpResponse, jsonResponse, NotFoundError } from './commons/http.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
@@ -24,7 +25,6 @@ import {
   parseQuery,
 } from './commons/request-params.ts';
 import { PENALTY_ROUTES, routePathOf } from './commons/routes.ts';
-import { assessInOrder } from './core/penalties/assessment.ts';
 import { parsePenaltyId } from './core/penalties/penalty-ids.ts';
 import { markPenaltiesPaid } from './core/penalties/penalty-payments.ts';
 import type { PenaltyStore } from './core/penalties/ports.ts';
@@ -93,17 +93,14 @@ export function createPenaltyAdminHandler(
             ? context.getRemainingTimeInMillis()
             : Number.POSITIVE_INFINITY;
         // In date order, as the schedule: earlier dates left behind first (assessInOrder).
-        const { result, caughtUp, thisRun } = await assessInOrder(date, {
-          store,
-          clock,
-          shouldStop: () => clock.now() - started > ASSESS_BUDGET_MS || remaining() < 5_000,
-        });
-        metrics.addMetric(METRIC.penaltiesCreated, MetricUnit.Count, thisRun.penaltiesCreated);
-        metrics.addMetric(METRIC.penaltyHabitsAssessed, MetricUnit.Count, thisRun.habits);
-        metrics.addMetric(
-          METRIC.penaltyAssessmentDuration,
-          MetricUnit.Milliseconds,
-          clock.now() - started,
+        const { result, caughtUp } = await assessInOrderMeasured(
+          date,
+          {
+            store,
+            clock,
+            shouldStop: () => clock.now() - started > ASSESS_BUDGET_MS || remaining() < 5_000,
+          },
+          metrics,
         );
         logger.info('Assessment run on demand', {
           ...result,

@@ -10,17 +10,14 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import * as z from 'zod/mini';
+import { assessInOrderMeasured } from './commons/assessment-metrics.ts';
 import { assessmentDeadlineHourEnv, lazyEnv } from './commons/env.ts';
 import { ENV } from './commons/env-names.ts';
 import { METRIC } from './commons/metric-names.ts';
 import { type BaseHandler, withPowertools } from './commons/middleware.ts';
 import { penaltyStoreFromEnv } from './commons/penalty-wiring.ts';
 import { logger as sharedLogger, metrics as sharedMetrics } from './commons/powertools.ts';
-import {
-  type AssessmentResult,
-  assessInOrder,
-  type InOrderAssessment,
-} from './core/penalties/assessment.ts';
+import type { AssessmentResult, InOrderAssessment } from './core/penalties/assessment.ts';
 import type { PenaltyStore } from './core/penalties/ports.ts';
 import { type Clock, systemClock } from './core/shared/clock.ts';
 
@@ -59,27 +56,22 @@ export function createPenaltyAssessor(
         : Number.POSITIVE_INFINITY;
     let assessed: InOrderAssessment;
     try {
-      assessed = await assessInOrder(date, {
-        store,
-        clock,
-        shouldStop: () => remaining() < STOP_MARGIN_MS,
-      });
+      assessed = await assessInOrderMeasured(
+        date,
+        { store, clock, shouldStop: () => remaining() < STOP_MARGIN_MS },
+        metrics,
+      );
     } catch (error) {
+      // Judged when it failed: a run that started before the deadline hour and failed
+      // after it leaves yesterday incomplete past the deadline.
       metrics.addMetric(
         METRIC.penaltyAssessmentOverdue,
         MetricUnit.Count,
-        overdue(false, started, deadlineHour),
+        overdue(false, clock.now(), deadlineHour),
       );
       throw error;
     }
-    const { result, caughtUp, thisRun } = assessed;
-    metrics.addMetric(METRIC.penaltiesCreated, MetricUnit.Count, thisRun.penaltiesCreated);
-    metrics.addMetric(METRIC.penaltyHabitsAssessed, MetricUnit.Count, thisRun.habits);
-    metrics.addMetric(
-      METRIC.penaltyAssessmentDuration,
-      MetricUnit.Milliseconds,
-      clock.now() - started,
-    );
+    const { result, caughtUp } = assessed;
     metrics.addMetric(
       METRIC.penaltyAssessmentOverdue,
       MetricUnit.Count,

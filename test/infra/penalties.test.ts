@@ -6,7 +6,7 @@
  * grants, and the penalty alarms and dashboard row.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import {
@@ -870,8 +870,17 @@ describe('the penalties dashboard row', () => {
     for (const entry of emitters) {
       const [, fn] = functionByEntry(t.service, entry);
       const service = String(envOf(fn).POWERTOOLS_SERVICE_NAME);
+      // The handler's own calls and those of the shared modules it imports (./commons/…).
       const source = readFileSync(resolve(REPO_ROOT, entry), 'utf8');
-      emittedBy.set(service, scanEmittedMetrics(source, entry).names);
+      const shared = [...source.matchAll(/from '\.\/(commons\/[\w-]+\.ts)'/g)].map((match) =>
+        join(dirname(entry), match[1] as string),
+      );
+      const names = new Set<string>();
+      for (const file of [entry, ...shared]) {
+        const text = file === entry ? source : readFileSync(resolve(REPO_ROOT, file), 'utf8');
+        for (const name of scanEmittedMetrics(text, file).names) names.add(name);
+      }
+      emittedBy.set(service, names);
     }
     const rows = dashboardRows().filter(([name]) =>
       (PENALTY_METRICS as readonly string[]).includes(name),

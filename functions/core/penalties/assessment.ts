@@ -250,6 +250,8 @@ export interface AssessDeps {
   shouldStop?: () => boolean;
   /** Waits before retrying a busy slice. Default: a timer. */
   pause?: (ms: number) => Promise<void>;
+  /** Told the counts of each commit as it lands: what a run did, even one that fails later. */
+  onCommitted?: (counts: AssessmentCounts) => void;
 }
 
 /**
@@ -266,9 +268,21 @@ export async function assessDate(date: string, deps: AssessDeps): Promise<Assess
   );
   const thisRun: AssessmentCounts[] = [];
   const queue = [...shards];
+  // A failed shard stops the others at their next page; the run throws only once every
+  // shard in flight has stopped, so nothing of a failed run commits after it answered.
+  let failure: { error: unknown } | null = null;
+  const shardDeps = {
+    ...deps,
+    pause,
+    shouldStop: () => failure !== null || (deps.shouldStop?.() ?? false),
+  };
   const worker = async () => {
-    for (let shard = queue.shift(); shard !== undefined; shard = queue.shift()) {
-      thisRun.push(await assessShard(date, shard, before.get(shard) ?? null, { ...deps, pause }));
+    for (let shard = queue.shift(); shard !== undefined && !failure; shard = queue.shift()) {
+      try {
+        thisRun.push(await assessShard(date, shard, before.get(shard) ?? null, shardDeps));
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   };
   await Promise.all(
@@ -277,6 +291,7 @@ export async function assessDate(date: string, deps: AssessDeps): Promise<Assess
       worker,
     ),
   );
+  if (failure) throw (failure as { error: unknown }).error;
   const after = await store.readAssessment(date);
   return {
     date,
@@ -353,6 +368,7 @@ async function commitPage(
     const result = await store.commitAssessment(commit);
     if (result.status === 'committed') {
       committed.push(commit.counts);
+      deps.onCommitted?.(commit.counts);
       remaining = remaining.slice(lastIndex + 1);
       cursorBefore = commit.cursor;
       attempts = 0;

@@ -428,6 +428,43 @@ describe('assessDate over the in-memory store', () => {
     expect(reads).toBe(2);
   });
 
+  it('when a shard fails, the others stop at their next page and the run answers only once nothing commits any more', async () => {
+    const store = new InMemoryPenaltyStore();
+    const clock = fixedClock(at('2026-12-02', '01:00:00'));
+    for (let user = 0; user < 200; user++) await addHabit(store, `user${user}`, 'h', '2026-11-01');
+    const commit = store.commitAssessment.bind(store);
+    let inFlight = 0;
+    let commitsAfterAnswer = 0;
+    let answered = false;
+    const counted: number[] = [];
+    store.commitAssessment = async (slice) => {
+      if (answered) commitsAfterAnswer += 1;
+      inFlight += 1;
+      await new Promise((resolve) => setTimeout(resolve, 1 + (slice.shard % 3)));
+      inFlight -= 1;
+      if (slice.shard === 5) throw new Error('commit failed');
+      return commit(slice);
+    };
+    const run = assessDate('2026-12-01', {
+      store,
+      clock,
+      pause: noPause,
+      pageSize: 2,
+      concurrency: 4,
+      onCommitted: (counts) => counted.push(counts.penaltiesCreated),
+    });
+    await expect(run).rejects.toThrow('commit failed');
+    answered = true;
+    expect(inFlight).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(commitsAfterAnswer).toBe(0);
+    // Stopped early: far from every shard done, and every commit that landed was reported.
+    const created = store.penalties.size;
+    expect(created).toBeGreaterThan(0);
+    expect(created).toBeLessThan(200);
+    expect(counted.reduce((sum, n) => sum + n, 0)).toBe(created);
+  });
+
   it('re-plans a habit verified between the read and the write', async () => {
     const store = new InMemoryPenaltyStore();
     const clock = fixedClock(at('2026-12-02', '00:15:00'));

@@ -233,17 +233,24 @@ describe('the scheduled assessor’s metrics', () => {
       expect(emitted()).toEqual([[METRIC.penaltyAssessmentOverdue, MetricUnit.Count, 1]]);
     });
 
-    it('emits no PenaltiesCreated for slices committed before a commit threw (they are in no run’s count)', async () => {
+    it('emits PenaltiesCreated for the slices committed before a commit threw, and the resuming run counts only its own', async () => {
       const { store, clock } = await world();
       store.failCommitsAfter = { commits: 3, error: new Error('transaction failed') };
-      const { assessor, emitted } = assessorOf(store, clock);
+      const { assessor, emitted, emittedValue } = assessorOf(store, clock);
       await expect(assessor({}, roomy)).rejects.toThrow('transaction failed');
       await settle();
       const createdBeforeTheError = store.penalties.size;
       expect(createdBeforeTheError).toBeGreaterThan(0);
-      expect(emitted()).toEqual([[METRIC.penaltyAssessmentOverdue, MetricUnit.Count, 1]]);
+      expect(createdBeforeTheError).toBeLessThan(USERS);
+      expect(emittedValue(METRIC.penaltiesCreated)).toBe(createdBeforeTheError);
+      expect(emittedValue(METRIC.penaltyHabitsAssessed)).toBeGreaterThanOrEqual(
+        createdBeforeTheError,
+      );
+      expect(emittedValue(METRIC.penaltyAssessmentOverdue)).toBe(1);
+      // No duration for a run that failed.
+      expect(emitted().map(([name]) => name)).not.toContain(METRIC.penaltyAssessmentDuration);
 
-      // The next run reports only what it created itself: those penalties are never counted.
+      // The next run reports only what it created itself: over both runs, each penalty once.
       store.failCommitsAfter = null;
       const next = assessorOf(store, clock);
       expect(await next.assessor({}, roomy)).toMatchObject({
@@ -253,15 +260,15 @@ describe('the scheduled assessor’s metrics', () => {
       expect(next.emittedValue(METRIC.penaltiesCreated)).toBe(USERS - createdBeforeTheError);
     });
 
-    it('judges the hour by the run’s start, not the time it threw (current behaviour)', async () => {
+    it('judges the deadline hour by the time the run failed, not the time it started', async () => {
       // Starts 05:59:58; two commits of 2 s, then a commit throws at 06:00:02.
       const { store, clock } = await world(at('2026-12-02', '05:59:58'));
       store.commitMs = 2_000;
       store.failCommitsAfter = { commits: 2, error: new Error('transaction failed') };
-      const { assessor, emitted } = assessorOf(store, clock);
+      const { assessor, emittedValue } = assessorOf(store, clock);
       await expect(assessor({}, roomy)).rejects.toThrow('transaction failed');
       expect(new Date(clock.time).toISOString()).toBe('2026-12-02T06:00:02.000Z');
-      expect(emitted()).toEqual([[METRIC.penaltyAssessmentOverdue, MetricUnit.Count, 0]]);
+      expect(emittedValue(METRIC.penaltyAssessmentOverdue)).toBe(1);
     });
   });
 });
@@ -346,6 +353,18 @@ describe('POST /admin/penalties/assess metrics', () => {
     const { handler, emitted } = adminOf(store, clock);
     expect((await handler(post(PENALTY_ROUTES.assess, body), roomy)).statusCode).toBe(status);
     expect(emitted()).toEqual([]);
+  });
+
+  it('emits the penalties committed before a commit failed, though it answers an error', async () => {
+    const { store, clock } = await world();
+    store.failCommitsAfter = { commits: 2, error: new Error('transaction failed') };
+    const { handler, emitted, emittedValue } = adminOf(store, clock);
+    const response = await handler(post(PENALTY_ROUTES.assess, { date: YESTERDAY }), roomy);
+    expect(response.statusCode).toBeGreaterThanOrEqual(500);
+    await settle();
+    expect(store.penalties.size).toBeGreaterThan(0);
+    expect(emittedValue(METRIC.penaltiesCreated)).toBe(store.penalties.size);
+    expect(emitted().map(([name]) => name)).not.toContain(METRIC.penaltyAssessmentDuration);
   });
 
   it('emits nothing when the store throws (answered as an error)', async () => {
