@@ -38,6 +38,7 @@ import {
 } from './commons/request-params.ts';
 import { PAYMENT_ROUTES, routePathOf } from './commons/routes.ts';
 import {
+  PAID_STATUSES,
   PAYMENT_STATUSES,
   type Page,
   type PaymentQueries,
@@ -60,6 +61,11 @@ export const MAX_REPORT_DAYS = 92;
 
 const statusParam = () =>
   z.enum(PAYMENT_STATUSES, { message: `must be one of ${PAYMENT_STATUSES.join(', ')}` });
+/** Reconciliation reads payments by paid date: a status no paid payment has is a mistake, not an empty report. */
+const paidStatusParam = () =>
+  z.enum(PAID_STATUSES, {
+    message: `must be one of ${PAID_STATUSES.join(', ')} (processing, failed and canceled payments have no paid date)`,
+  });
 const paymentIdParam = () =>
   z
     .string()
@@ -148,7 +154,7 @@ const ROUTES: Record<string, Route> = {
       event,
       z.object({
         ...listFields,
-        status: statusParam(),
+        status: paidStatusParam(),
         paidFrom: dateParam(),
         paidTo: dateParam(),
       }),

@@ -750,11 +750,6 @@ describe('GET /reports/payments', () => {
       items: [views.d1],
       nextCursor: null,
     });
-    // Never paid: in no paid-date report.
-    expect((await paymentsReport({ status: 'failed', ...march })).json).toEqual({
-      items: [],
-      nextCursor: null,
-    });
   });
 
   it('keeps to the paid-date range, both ends included', async () => {
@@ -791,6 +786,14 @@ describe('GET /reports/payments', () => {
     // A missing status is answered with the rule (the allowed values), naming the field.
     expectBadField(await paymentsReport(march), 'status');
     expectBadField(await paymentsReport({ status: 'paid', ...march }), 'status');
+    // Statuses no paid payment has: refused with the reason, not answered with an empty report.
+    for (const status of ['processing', 'failed', 'canceled']) {
+      expectBadField(
+        await paymentsReport({ status, ...march }),
+        'status',
+        'status must be one of succeeded, partially_refunded, refunded, disputed (processing, failed and canceled payments have no paid date).',
+      );
+    }
     expectBadField(
       await paymentsReport({ status: 'succeeded', paidTo: '2026-03-31' }),
       'paidFrom',

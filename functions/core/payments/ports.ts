@@ -20,6 +20,14 @@ export const PAYMENT_STATUSES = [
 ] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
+/** The statuses a payment with a `paidAt` can have (the fold derives them from its success). */
+export const PAID_STATUSES = [
+  'succeeded',
+  'partially_refunded',
+  'refunded',
+  'disputed',
+] as const satisfies readonly PaymentStatus[];
+
 export type PaymentPurpose = 'penalty' | 'subscription' | 'other';
 
 export interface DisputeView {
