@@ -299,7 +299,7 @@ export interface RecipientDelta {
   amounts: Money[];
 }
 
-/** A penalty moving from the status it was read in to another. */
+/** A penalty moving from the status (and PaymentIntent) it was read in to another: refused if either changed since. */
 export interface PenaltyTransition {
   penalty: Penalty;
   to: PenaltyStatus;
