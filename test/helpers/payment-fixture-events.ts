@@ -341,3 +341,260 @@ export function asBasil(event: PaymentEventBody): PaymentEventBody {
   }
   return { ...event, api_version: '2025-03-31.basil', data: { ...event.data, object } };
 }
+
+// ---- Builders for the remaining payment event types (additive) ----
+
+/** A failed charge attempt of a payment (its own `ch_…` id and `created`). */
+export interface FailedChargeSpec {
+  chargeId: string;
+  /** The failed charge's own `created`. */
+  created: number;
+  /** `failure_code`; default `card_declined`. */
+  code?: string;
+}
+
+/** A fresh `ch_…` id for another charge attempt of `payment`. */
+export function otherChargeId(payment: FixturePayment, suffix: string): string {
+  return `ch_${suffix}${payment.paymentId.slice(3)}`;
+}
+
+/** A failed charge of a payment, in the 2020-era shape (on a PaymentIntent's `charges` list). */
+function legacyFailedCharge(
+  template: Json,
+  payment: FixturePayment,
+  failed: FailedChargeSpec,
+): Json {
+  const { refunds: _list, ...charge } = legacyCharge(template, payment, [], null);
+  return {
+    ...charge,
+    id: failed.chargeId,
+    created: failed.created,
+    amount_captured: 0,
+    captured: false,
+    paid: false,
+    status: 'failed',
+    failure_code: failed.code ?? 'card_declined',
+    failure_message: 'Your card was declined.',
+    refunds: {
+      object: 'list',
+      data: [],
+      has_more: false,
+      total_count: 0,
+      url: `/v1/charges/${failed.chargeId}/refunds`,
+    },
+  };
+}
+
+/**
+ * `charge.failed` (zulip, API 2026-04-22.dahlia, no `refunds` list): the declined
+ * attempt `failed.chargeId` of the payment, with its `failure_code`.
+ */
+export function chargeFailedEvent(
+  payment: FixturePayment,
+  at: number,
+  failed: FailedChargeSpec,
+): PaymentEventBody {
+  return restamp('charge.failed.zulip', at, (charge) => ({
+    ...charge,
+    id: failed.chargeId,
+    amount: payment.amount,
+    currency: payment.currency,
+    created: failed.created,
+    customer: payment.customerId,
+    payment_intent: payment.paymentId === payment.chargeId ? null : payment.paymentId,
+    metadata: metadataOf(payment),
+    failure_code: failed.code ?? 'card_declined',
+  }));
+}
+
+/**
+ * `charge.refunded` as an account on API 2022-11-15 or later gets it (the
+ * stripe-sync-engine capture without its `refunds` list): only the cumulative
+ * `amount_refunded` tells the refunds; the refund events carry them one by one.
+ */
+export function chargeRefundedUnlistedEvent(
+  payment: FixturePayment,
+  at: number,
+  amountRefunded: number,
+): PaymentEventBody {
+  return restamp('charge.refunded.stripe-sync-engine', at, (charge) => {
+    const { refunds: _list, ...rest } = legacyCharge(charge, payment, [], null);
+    return { ...rest, amount_refunded: amountRefunded, refunded: amountRefunded >= payment.amount };
+  });
+}
+
+export type RefundEventType = 'refund.created' | 'refund.updated' | 'charge.refund.updated';
+export type RefundStatusSpec = 'pending' | 'requires_action' | 'succeeded' | 'failed' | 'canceled';
+
+/**
+ * A Refund event of the payment's charge. A failed (or canceled) refund is the zulip
+ * `charge.refund.updated` capture of a refund failure (failure_reason and failure
+ * balance transaction kept); any other status is the stripe-ruby-mock
+ * `charge.refund.updated` refund. Both carry the same Refund object Stripe sends with
+ * `refund.created` / `refund.updated` (API 2022-11-15 on), so those take the envelope
+ * `type`. `payment_intent` is null for a charge without a PaymentIntent.
+ */
+export function refundEvent(
+  type: RefundEventType,
+  payment: FixturePayment,
+  at: number,
+  refund: RefundSpec & { status: RefundStatusSpec },
+): PaymentEventBody {
+  const ended = refund.status === 'failed' || refund.status === 'canceled';
+  const fixture = ended
+    ? 'charge.refund.updated.refund-failed.zulip'
+    : 'charge.refund.updated.stripe-ruby-mock';
+  const event = restamp(fixture, at, (object) => ({
+    ...object,
+    id: refund.refundId,
+    amount: refund.amount,
+    currency: payment.currency,
+    created: refund.created,
+    charge: payment.chargeId,
+    payment_intent: payment.paymentId === payment.chargeId ? null : payment.paymentId,
+    status: refund.status,
+  }));
+  return { ...event, type };
+}
+
+/**
+ * `charge.dispute.closed` (zulip, API 2026-04-22.dahlia, a lost chargeback): the
+ * dispute `disputeCreatedEvent` opens (same `du_…` id by default), closed `won` or `lost`.
+ */
+export function disputeClosedEvent(
+  payment: FixturePayment,
+  at: number,
+  dispute: {
+    status: 'won' | 'lost';
+    disputeId?: string;
+    amount?: number;
+    reason?: string;
+    /** The dispute's own `created`; default `at`. */
+    created?: number;
+  },
+): PaymentEventBody {
+  return restamp('charge.dispute.closed.zulip', at, (object) => ({
+    ...object,
+    id: dispute.disputeId ?? `du_${payment.paymentId.slice(3)}`,
+    amount: dispute.amount ?? payment.amount,
+    currency: payment.currency,
+    charge: payment.chargeId,
+    payment_intent: payment.paymentId === payment.chargeId ? null : payment.paymentId,
+    created: dispute.created ?? at,
+    status: dispute.status,
+    reason: dispute.reason ?? 'product_not_received',
+    metadata: {},
+  }));
+}
+
+/**
+ * `payment_intent.processing` (the stripe-ruby-mock PaymentIntent of API 2020-08-27,
+ * status `processing`): an async payment (ACH, SEPA) whose charge `payment.chargeId`
+ * is still `pending` in the `charges` list (`asBasil` turns it into `latest_charge`).
+ */
+export function intentProcessingEvent(
+  payment: FixturePayment,
+  at = payment.chargeCreated,
+): PaymentEventBody {
+  const event = restamp('payment_intent.succeeded.stripe-ruby-mock', at, (intent) => {
+    const charges = intent.charges as { data: Json[] } & Json;
+    return {
+      ...intent,
+      id: payment.paymentId,
+      amount: payment.amount,
+      amount_received: 0,
+      currency: payment.currency,
+      created: payment.created,
+      customer: payment.customerId,
+      invoice: invoiceOf(payment),
+      metadata: metadataOf(payment),
+      status: 'processing',
+      charges: {
+        ...charges,
+        data: [
+          {
+            ...legacyCharge(charges.data[0]!, payment, [], null),
+            paid: false,
+            status: 'pending',
+          },
+        ],
+        total_count: 1,
+        url: `/v1/charges?payment_intent=${payment.paymentId}`,
+      },
+    };
+  });
+  return { ...event, type: 'payment_intent.processing' };
+}
+
+/**
+ * `payment_intent.canceled` (the stripe-ruby-mock PaymentIntent of API 2020-08-27,
+ * status `canceled`): with its declined attempt in the `charges` list when one is
+ * given (`asBasil` turns it into `latest_charge`), else with no charge.
+ */
+export function intentCanceledEvent(
+  payment: FixturePayment,
+  at: number,
+  failed?: FailedChargeSpec,
+): PaymentEventBody {
+  const event = restamp('payment_intent.succeeded.stripe-ruby-mock', at, (intent) => {
+    const charges = intent.charges as { data: Json[] } & Json;
+    const listed = failed ? [legacyFailedCharge(charges.data[0]!, payment, failed)] : [];
+    return {
+      ...intent,
+      id: payment.paymentId,
+      amount: payment.amount,
+      amount_received: 0,
+      currency: payment.currency,
+      created: payment.created,
+      customer: payment.customerId,
+      invoice: invoiceOf(payment),
+      metadata: metadataOf(payment),
+      status: 'canceled',
+      canceled_at: at,
+      cancellation_reason: 'abandoned',
+      payment_method: null,
+      charges: {
+        ...charges,
+        data: listed,
+        total_count: listed.length,
+        url: `/v1/charges?payment_intent=${payment.paymentId}`,
+      },
+    };
+  });
+  return { ...event, type: 'payment_intent.canceled' };
+}
+
+/**
+ * `checkout.session.completed` in `payment` mode (stripe-sync-engine, API 2020-03-02):
+ * the session `cs_test_<tag>` that paid the payment's PaymentIntent, its metadata the
+ * payment's (`metadata.userId` when the payment has a user). `clientReferenceId`
+ * names the user the way a Checkout integration without metadata does.
+ */
+export function paymentCheckoutEvent(
+  payment: FixturePayment,
+  at: number,
+  session: {
+    /** The session's own `created`; default the PaymentIntent's. */
+    created?: number;
+    paymentStatus?: 'paid' | 'unpaid' | 'no_payment_required';
+    clientReferenceId?: string;
+    /** `payment_intent`; default the payment's id. */
+    paymentIntent?: string | null;
+  } = {},
+): PaymentEventBody {
+  const created = session.created ?? payment.created;
+  return restamp('checkout.session.completed.mode-payment.stripe-sync-engine', at, (object) => ({
+    ...object,
+    id: `cs_test_${payment.paymentId.slice(3)}`,
+    created,
+    expires_at: created + 86_400,
+    amount_subtotal: payment.amount,
+    amount_total: payment.amount,
+    currency: payment.currency,
+    customer: payment.customerId,
+    client_reference_id: session.clientReferenceId ?? null,
+    metadata: metadataOf(payment),
+    payment_intent: session.paymentIntent === undefined ? payment.paymentId : session.paymentIntent,
+    payment_status: session.paymentStatus ?? 'paid',
+  }));
+}
