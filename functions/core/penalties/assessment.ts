@@ -443,8 +443,6 @@ export interface InOrderAssessment {
   result: AssessmentResult;
   /** Earlier dates a stopped schedule left behind, assessed first, oldest first. */
   caughtUp: AssessmentResult[];
-  /** What this run did over all those dates (for the metrics). */
-  thisRun: AssessmentCounts;
 }
 
 /**
@@ -468,7 +466,7 @@ export async function assessInOrder(date: string, deps: AssessDeps): Promise<InO
   }
   // `date` not reached (an earlier date took the run): its totals so far.
   result ??= await assessDate(date, { ...deps, shouldStop: () => true });
-  return { result, caughtUp, thisRun: sumCounts([...caughtUp, result].map((r) => r.thisRun)) };
+  return { result, caughtUp };
 }
 
 async function refuseSuperseded(date: string, deps: AssessDeps): Promise<void> {
