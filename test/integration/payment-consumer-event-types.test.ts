@@ -16,32 +16,25 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import {
-  CreateTableCommand,
-  type DynamoDBClient,
-  ScanCommand,
-  UpdateTimeToLiveCommand,
-} from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DynamoDbCustomerDirectory,
   DynamoDbPaymentStore,
 } from '../../functions/adapters/dynamodb/dynamodb-payment-store.ts';
-import { DynamoDbUserProfiles } from '../../functions/adapters/dynamodb/dynamodb-user-profiles.ts';
-import {
-  createPaymentsTableInput,
-  PAYMENT_TTL_ATTRIBUTE,
-} from '../../functions/adapters/dynamodb/payment-table-schema.ts';
 import { METRIC, METRICS_NAMESPACE } from '../../functions/commons/metric-names.ts';
 import { withPowertools } from '../../functions/commons/middleware.ts';
 import { createPaymentConsumer } from '../../functions/payment-consumer.ts';
-import { createPaymentReadHandler } from '../../functions/payment-read.ts';
 import { parseEmf } from '../../local/ops/collector.ts';
 import { addEmfSink, tapMetrics } from '../../local/ops/metrics-tap.ts';
-import { httpApiEvent } from '../helpers/apigw-events.ts';
-import { emulatorClients, uniqueName } from '../helpers/aws-clients.ts';
-import { testCursorSeal } from '../helpers/cursor-seal.ts';
+import { emulatorClients } from '../helpers/aws-clients.ts';
+import {
+  createPaymentConsumerTables,
+  expectedPaymentView,
+  type PaymentConsumerTables,
+  paymentReadRoutes,
+} from '../helpers/payment-consumer-harness.ts';
 import {
   asBasil,
   chargeFailedEvent,
@@ -84,39 +77,6 @@ beforeAll(() => {
 
 afterAll(() => removeSink());
 
-interface Tables {
-  paymentsTableName: string;
-  billingTableName: string;
-}
-
-/** A payments table as the stack defines it, and a billing table as far as the directory reads it. */
-async function createTables(): Promise<Tables> {
-  const paymentsTableName = uniqueName('payment-types-payments');
-  const billingTableName = uniqueName('payment-types-billing');
-  await dynamo.send(new CreateTableCommand(createPaymentsTableInput(paymentsTableName)));
-  await dynamo.send(
-    new UpdateTimeToLiveCommand({
-      TableName: paymentsTableName,
-      TimeToLiveSpecification: { AttributeName: PAYMENT_TTL_ATTRIBUTE, Enabled: true },
-    }),
-  );
-  await dynamo.send(
-    new CreateTableCommand({
-      TableName: billingTableName,
-      BillingMode: 'PAY_PER_REQUEST',
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-    }),
-  );
-  return { paymentsTableName, billingTableName };
-}
-
 /** Per-invocation record outcomes, as the consumer counts them in its EMF metrics. */
 interface OutcomeCounts {
   applied: number;
@@ -148,7 +108,7 @@ const counts = (partial: Partial<OutcomeCounts>): OutcomeCounts => ({
  * flushes EMF at the end of each invocation), with its own tapped Metrics so the
  * documents it publishes are told apart by their `service` dimension; and the read API.
  */
-function wire(tables: Tables) {
+function wire(tables: PaymentConsumerTables) {
   const store = new DynamoDbPaymentStore({
     client: dynamo,
     paymentsTableName: tables.paymentsTableName,
@@ -164,30 +124,7 @@ function wire(tables: Tables) {
     metrics,
     logger,
   });
-  const profiles = new DynamoDbUserProfiles({
-    client: dynamo,
-    billingTableName: tables.billingTableName,
-  });
-  const read = createPaymentReadHandler({ queries: store, profiles, cursors: testCursorSeal() });
-  const get = async (route: string, path: string, query?: Record<string, string>) => {
-    const pathParameters: Record<string, string> = {};
-    const params: string[] = route.match(/\{(\w+)\}/g) ?? [];
-    const values = path.split('/');
-    route.split('/').forEach((part, index) => {
-      if (params.includes(part))
-        pathParameters[part.slice(1, -1)] = decodeURIComponent(values[index]!);
-    });
-    const response = await read(
-      httpApiEvent({
-        path,
-        routeKey: `GET ${route}`,
-        ...(params.length > 0 ? { pathParameters } : {}),
-        ...(query ? { queryStringParameters: query } : {}),
-      }),
-      context,
-    );
-    return { status: response.statusCode, body: JSON.parse(response.body) as unknown };
-  };
+  const routes = paymentReadRoutes(dynamo, tables, DAY);
   /** One invocation: the batch response and the outcome counts its EMF documents carry. */
   const invoke = async (batch: SQSEvent) => {
     const from = published.length;
@@ -208,7 +145,7 @@ function wire(tables: Tables) {
     return { response, outcome };
   };
   return {
-    store,
+    ...routes,
     invoke,
     /** Delivers the events as one SQS batch; every record must be acknowledged. */
     send: async (...events: PaymentEventBody[]) => {
@@ -216,12 +153,6 @@ function wire(tables: Tables) {
       expect(response.batchItemFailures).toEqual([]);
       return outcome;
     },
-    payment: (id: string) => get('/payments/{id}', `/payments/${id}`),
-    userPayments: (userId: string) => get('/users/{userId}/payments', `/users/${userId}/payments`),
-    summary: () => get('/reports/daily-summary', '/reports/daily-summary', { date: DAY }),
-    refunds: () => get('/reports/refunds', '/reports/refunds', { from: DAY, to: DAY }),
-    paid: (status: string) =>
-      get('/reports/payments', '/reports/payments', { status, paidFrom: DAY, paidTo: DAY }),
   };
 }
 
@@ -238,28 +169,6 @@ async function ledgerOf(wired: Wired, paymentId: string): Promise<string[]> {
 async function scanKeys(tableName: string): Promise<string[]> {
   const { Items } = await dynamo.send(new ScanCommand({ TableName: tableName }));
   return (Items ?? []).map((item) => `${item.pk?.S}|${item.sk?.S}`).sort();
-}
-
-/** The body `GET /payments/{id}` answers for a paid payment whose events all landed. */
-function expectedView(payment: FixturePayment, overrides: Record<string, unknown> = {}) {
-  return {
-    paymentId: payment.paymentId,
-    chargeId: payment.chargeId,
-    userId: payment.userId,
-    customerId: payment.customerId,
-    amount: payment.amount,
-    amountRefunded: 0,
-    currency: payment.currency,
-    status: 'succeeded',
-    purpose: payment.purpose,
-    penaltyIds: payment.penaltyIds,
-    createdAt: isoOf(payment.created),
-    paidAt: isoOf(payment.chargeCreated),
-    refundedAt: null,
-    failureCode: null,
-    dispute: null,
-    ...overrides,
-  };
 }
 
 const ok = (body: unknown) => ({ status: 200, body });
@@ -307,21 +216,21 @@ const SHAPES = [
 
 describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shape, shape) => {
   it('charge.succeeded: a charge alone shows the payment, its PaymentIntent completes it, a charge without one is keyed by ch_; redeliveries are no-ops', async () => {
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     const p = paymentOf('09:00:00', { amount: 2500, chargeCreated: at('09:00:40') });
     const charged = chargeSucceededEvent(p);
 
     // The charge before its PaymentIntent: a payment of that PaymentIntent, created
     // (as far as anything tells yet) when its charge was.
     expect(await wired.send(charged)).toEqual(counts({ applied: 1 }));
-    const early = expectedView(p, { createdAt: isoOf(p.chargeCreated) });
+    const early = expectedPaymentView(p, { createdAt: isoOf(p.chargeCreated) });
     expect(await wired.payment(p.paymentId)).toEqual(ok(early));
     expect(await wired.payment(p.chargeId)).toEqual(ok(early));
 
     const created = shape(intentCreatedEvent(p));
     const succeeded = shape(intentSucceededEvent(p, p.chargeCreated + 1));
     expect(await wired.send(created, succeeded)).toEqual(counts({ applied: 2 }));
-    const view = expectedView(p);
+    const view = expectedPaymentView(p);
     expect(await wired.payment(p.paymentId)).toEqual(ok(view));
     expect(await wired.payment(p.chargeId)).toEqual(ok(view));
     expect(await wired.userPayments(p.userId!)).toEqual(list(view));
@@ -340,7 +249,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     // A charge without a PaymentIntent is a payment of its own, by its charge id.
     const s = standaloneCharge('09:30:00', { userId: p.userId, amount: 700 });
     expect(await wired.send(chargeSucceededEvent(s))).toEqual(counts({ applied: 1 }));
-    const standalone = expectedView(s);
+    const standalone = expectedPaymentView(s);
     expect(standalone).toMatchObject({ paymentId: s.chargeId, chargeId: s.chargeId });
     expect(await wired.payment(s.chargeId)).toEqual(ok(standalone));
     expect(await wired.userPayments(p.userId!)).toEqual(list(standalone, view));
@@ -361,9 +270,9 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     const charged = chargeSucceededEvent(p);
     const succeeded = shape(intentSucceededEvent(p, p.chargeCreated + 1));
 
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     expect(await wired.send(created, declined)).toEqual(counts({ applied: 2 }));
-    const failed = expectedView(p, {
+    const failed = expectedPaymentView(p, {
       status: 'failed',
       chargeId: attempt.chargeId,
       paidAt: null,
@@ -381,7 +290,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
 
     // The retry: a new charge succeeds; the failure code goes, both charges lead here.
     expect(await wired.send(charged, succeeded)).toEqual(counts({ applied: 2 }));
-    const paid = expectedView(p);
+    const paid = expectedPaymentView(p);
     for (const id of [p.paymentId, p.chargeId, attempt.chargeId]) {
       expect(await wired.payment(id)).toEqual(ok(paid));
     }
@@ -393,7 +302,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     // Reversed, in one batch: the same payment. The decline is older than the success
     // but still recorded (the failure it carries is kept); payment_intent.created,
     // older than everything it touches, changes nothing: out of order.
-    const reversed = wire(await createTables());
+    const reversed = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     expect(await reversed.send(succeeded, charged, declined, created)).toEqual(
       counts({ applied: 3, stale: 1 }),
     );
@@ -406,7 +315,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
   });
 
   it('payment_intent.processing: an async payment is processing with its pending charge until it succeeds, or fails by charge.failed', async () => {
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     const p = paymentOf('11:00:00', { amount: 5000, chargeCreated: at('11:00:30') });
     const q = paymentOf('11:10:00', {
       userId: p.userId,
@@ -417,7 +326,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     expect(await wired.send(shape(intentCreatedEvent(p)), processing)).toEqual(
       counts({ applied: 2 }),
     );
-    const pending = expectedView(p, { status: 'processing', paidAt: null });
+    const pending = expectedPaymentView(p, { status: 'processing', paidAt: null });
     expect(await wired.payment(p.paymentId)).toEqual(ok(pending));
     // Listed (legacy) or named `latest_charge` (basil): the pending charge leads here.
     expect(await wired.payment(p.chargeId)).toEqual(ok(pending));
@@ -436,7 +345,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
         shape(intentSucceededEvent(p, clearedAt + 1)),
       ),
     ).toEqual(counts({ applied: 2 }));
-    const paid = expectedView(p, { paidAt: isoOf(clearedAt) });
+    const paid = expectedPaymentView(p, { paidAt: isoOf(clearedAt) });
     expect(await wired.payment(p.paymentId)).toEqual(ok(paid));
     expect(await wired.payment(p.chargeId)).toEqual(ok(paid));
     expect(await wired.paid('succeeded')).toEqual(list(paid));
@@ -456,7 +365,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
         }),
       ),
     ).toEqual(counts({ applied: 3 }));
-    const bounced = expectedView(q, {
+    const bounced = expectedPaymentView(q, {
       status: 'failed',
       paidAt: null,
       failureCode: 'insufficient_funds',
@@ -484,14 +393,18 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     const canceled = shape(intentCanceledEvent(p, at('12:30:00'), attempt));
     const q = paymentOf('12:10:00', { userId: p.userId, amount: 900 });
 
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     const statuses: unknown[] = [];
     for (const event of [created, declined, canceled]) {
       expect(await wired.send(event)).toEqual(counts({ applied: 1 }));
       statuses.push(((await wired.payment(p.paymentId)).body as { status: string }).status);
     }
     expect(statuses).toEqual(['processing', 'failed', 'canceled']);
-    const view = expectedView(p, { status: 'canceled', chargeId: attempt.chargeId, paidAt: null });
+    const view = expectedPaymentView(p, {
+      status: 'canceled',
+      chargeId: attempt.chargeId,
+      paidAt: null,
+    });
     expect(await wired.payment(p.paymentId)).toEqual(ok(view));
     expect(await wired.payment(attempt.chargeId)).toEqual(ok(view));
     expect(await wired.send(canceled)).toEqual(counts({ duplicate: 1 }));
@@ -501,7 +414,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     expect(
       await wired.send(shape(intentCreatedEvent(q)), shape(intentCanceledEvent(q, at('12:20:00')))),
     ).toEqual(counts({ applied: 2 }));
-    const abandoned = expectedView(q, { status: 'canceled', chargeId: null, paidAt: null });
+    const abandoned = expectedPaymentView(q, { status: 'canceled', chargeId: null, paidAt: null });
     expect(await wired.payment(q.paymentId)).toEqual(ok(abandoned));
     expect(await wired.userPayments(p.userId!)).toEqual(list(abandoned, view));
     expect(await wired.summary()).toEqual(
@@ -510,7 +423,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     expect(await wired.paid('succeeded')).toEqual(list());
 
     // Reversed, in one batch: still canceled; the late created changes nothing.
-    const reversed = wire(await createTables());
+    const reversed = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     expect(await reversed.send(canceled, declined, created)).toEqual(
       counts({ applied: 2, stale: 1 }),
     );
@@ -519,7 +432,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
   });
 
   it('charge.dispute.closed: won or lost, closed whatever the order of created and closed, never back to succeeded', async () => {
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     const paidEvents = (p: FixturePayment) => [
       shape(intentCreatedEvent(p)),
       chargeSucceededEvent(p),
@@ -538,7 +451,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     expect(await wired.send(opened)).toEqual(counts({ applied: 1 }));
     expect(await wired.payment(won.paymentId)).toEqual(
       ok(
-        expectedView(won, {
+        expectedPaymentView(won, {
           status: 'disputed',
           dispute: { status: 'needs_response', reason: 'fraudulent', amount: 2000 },
         }),
@@ -550,7 +463,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
       created: at('15:00:00'),
     });
     expect(await wired.send(closedWon)).toEqual(counts({ applied: 1 }));
-    const wonView = expectedView(won, {
+    const wonView = expectedPaymentView(won, {
       status: 'disputed',
       dispute: { status: 'won', reason: 'fraudulent', amount: 2000 },
     });
@@ -569,7 +482,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     expect(await wired.payment(lost.chargeId)).toEqual(notFound);
     const lostPaid = paidEvents(lost);
     expect(await wired.send(...lostPaid)).toEqual(counts({ applied: 3 }));
-    const lostView = expectedView(lost, {
+    const lostView = expectedPaymentView(lost, {
       status: 'disputed',
       dispute: { status: 'lost', reason: 'product_not_received', amount: 4200 },
     });
@@ -595,7 +508,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
   });
 
   it('checkout.session.completed (payment mode): the session alone shows a paid payment, its PaymentIntent then completes it; the user from client_reference_id or metadata', async () => {
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     const tag = uniquePaymentTag();
     const referenced = `user-ref-${tag}`;
     // The PaymentIntent names no user: only the session's client_reference_id does.
@@ -605,7 +518,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
       clientReferenceId: referenced,
     });
     expect(await wired.send(session)).toEqual(counts({ applied: 1 }));
-    const fromSession = expectedView(a, {
+    const fromSession = expectedPaymentView(a, {
       userId: referenced,
       chargeId: null,
       createdAt: isoOf(at('15:58:00')),
@@ -624,7 +537,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     ];
     expect(await wired.send(...aEvents)).toEqual(counts({ applied: 3 }));
     // The PaymentIntent's created and the charge's success win over the session's.
-    const aView = expectedView(a, { userId: referenced });
+    const aView = expectedPaymentView(a, { userId: referenced });
     expect(await wired.payment(a.paymentId)).toEqual(ok(aView));
     expect(await wired.payment(a.chargeId)).toEqual(ok(aView));
     expect(await wired.userPayments(referenced)).toEqual(list(aView));
@@ -643,7 +556,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
       shape(intentSucceededEvent(b, b.chargeCreated + 1)),
     ];
     expect(await wired.send(...bEvents)).toEqual(counts({ applied: 3 }));
-    const bView = expectedView(b);
+    const bView = expectedPaymentView(b);
     expect(await wired.send(paymentCheckoutEvent(b, at('16:10:45')))).toEqual(
       counts({ applied: 1 }),
     );
@@ -654,7 +567,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     expect(
       await wired.send(paymentCheckoutEvent(c, at('16:20:30'), { paymentStatus: 'unpaid' })),
     ).toEqual(counts({ applied: 1 }));
-    const cView = expectedView(c, { status: 'processing', chargeId: null, paidAt: null });
+    const cView = expectedPaymentView(c, { status: 'processing', chargeId: null, paidAt: null });
     expect(await wired.payment(c.paymentId)).toEqual(ok(cView));
 
     expect(await wired.userPayments(referenced)).toEqual(list(cView, bView, aView));
@@ -688,11 +601,11 @@ describe('payment consumer, refund events', () => {
     const paid = paidBasil(p);
     const history = [...paid, pending1, charge1, done1, created2, charge2];
 
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     expect(await wired.send(...paid)).toEqual(counts({ applied: 3 }));
     // A pending refund already counts.
     expect(await wired.send(pending1)).toEqual(counts({ applied: 1 }));
-    const partial = expectedView(p, {
+    const partial = expectedPaymentView(p, {
       status: 'partially_refunded',
       amountRefunded: 500,
       refundedAt: isoOf(r1.created),
@@ -706,7 +619,7 @@ describe('payment consumer, refund events', () => {
     expect(await wired.send(charge1, done1)).toEqual(counts({ applied: 2 }));
     expect(await wired.payment(p.paymentId)).toEqual(ok(partial));
     expect(await wired.send(created2, charge2)).toEqual(counts({ applied: 2 }));
-    const refunded = expectedView(p, {
+    const refunded = expectedPaymentView(p, {
       status: 'refunded',
       amountRefunded: 2000,
       refundedAt: isoOf(r1.created),
@@ -729,7 +642,7 @@ describe('payment consumer, refund events', () => {
 
     // The whole history reversed in one batch: the same. Each event still moves a
     // first time (paidAt, refundedAt) or the state of the lifecycle, so none is stale.
-    const reversed = wire(await createTables());
+    const reversed = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     expect(await reversed.send(...[...history].reverse())).toEqual(counts({ applied: 8 }));
     expect(await reversed.payment(p.paymentId)).toEqual(ok(refunded));
     expect(await reversed.refunds()).toEqual(list(refunded));
@@ -766,9 +679,9 @@ describe('payment consumer, refund events', () => {
     const qPaid = paidBasil(q);
     const sPaid = paidBasil(s);
 
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     expect(await wired.send(...qPaid, ...qRefund)).toEqual(counts({ applied: 5 }));
-    const qRefunded = expectedView(q, {
+    const qRefunded = expectedPaymentView(q, {
       status: 'refunded',
       amountRefunded: 2000,
       refundedAt: isoOf(rq.created),
@@ -779,7 +692,7 @@ describe('payment consumer, refund events', () => {
     expect(await wired.send(qFailed)).toEqual(counts({ applied: 1 }));
     // Nothing refunded any more: succeeded again, out of the refunds report; refundedAt
     // stays when the refund first appeared (DESIGN §8.1).
-    const qBack = expectedView(q, { refundedAt: isoOf(rq.created) });
+    const qBack = expectedPaymentView(q, { refundedAt: isoOf(rq.created) });
     expect(await wired.payment(q.paymentId)).toEqual(ok(qBack));
     expect(await wired.payment(q.chargeId)).toEqual(ok(qBack));
     expect(await wired.refunds()).toEqual(list());
@@ -793,7 +706,7 @@ describe('payment consumer, refund events', () => {
     expect(await wired.send(...sPaid, ...sRefunds)).toEqual(counts({ applied: 7 }));
     expect(await wired.payment(s.paymentId)).toEqual(
       ok(
-        expectedView(s, {
+        expectedPaymentView(s, {
           status: 'refunded',
           amountRefunded: 3000,
           refundedAt: isoOf(s1.created),
@@ -801,7 +714,7 @@ describe('payment consumer, refund events', () => {
       ),
     );
     expect(await wired.send(sFailed)).toEqual(counts({ applied: 1 }));
-    const sPartial = expectedView(s, {
+    const sPartial = expectedPaymentView(s, {
       status: 'partially_refunded',
       amountRefunded: 1000,
       refundedAt: isoOf(s1.created),
@@ -817,7 +730,7 @@ describe('payment consumer, refund events', () => {
     );
 
     // The failure first, everything else after it, one batch per payment.
-    const reversed = wire(await createTables());
+    const reversed = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     expect(await reversed.send(qFailed, ...[...qRefund].reverse(), ...qPaid)).toEqual(
       counts({ applied: 6 }),
     );
@@ -845,11 +758,11 @@ describe('payment consumer, refund events', () => {
     });
     expect(failure.data.object).toMatchObject({ failure_reason: 'expired_or_canceled_card' });
 
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     expect(await wired.send(...paid, ...refunds)).toEqual(counts({ applied: 4 }));
     expect(await wired.payment(p.paymentId)).toEqual(
       ok(
-        expectedView(p, {
+        expectedPaymentView(p, {
           status: 'refunded',
           paidAt: isoOf(p.chargeCreated + 1),
           amountRefunded: 2000,
@@ -858,7 +771,7 @@ describe('payment consumer, refund events', () => {
       ),
     );
     expect(await wired.send(failure)).toEqual(counts({ applied: 1 }));
-    const partial = expectedView(p, {
+    const partial = expectedPaymentView(p, {
       status: 'partially_refunded',
       paidAt: isoOf(p.chargeCreated + 1),
       amountRefunded: 500,
@@ -873,7 +786,7 @@ describe('payment consumer, refund events', () => {
     expect(await wired.send(failure)).toEqual(counts({ duplicate: 1 }));
 
     // The failure before the charge payloads that still counted the refund.
-    const reversed = wire(await createTables());
+    const reversed = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     expect(await reversed.send(failure, ...[...refunds].reverse(), ...paid)).toEqual(
       counts({ applied: 5 }),
     );
@@ -882,7 +795,7 @@ describe('payment consumer, refund events', () => {
   });
 
   it('charge.refund.updated of a charge without a PaymentIntent (the captured 2020 refund): joins the charge-keyed payment', async () => {
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     const s = standaloneCharge('07:30:00', { amount: 1000 });
     const refund = {
       refundId: `re_s${uniquePaymentTag()}`,
@@ -899,7 +812,7 @@ describe('payment consumer, refund events', () => {
     expect(await wired.send(updated)).toEqual(counts({ applied: 1 }));
     expect(await wired.payment(s.chargeId)).toEqual(notFound);
     expect(await wired.send(chargeSucceededEvent(s))).toEqual(counts({ applied: 1 }));
-    const view = expectedView(s, {
+    const view = expectedPaymentView(s, {
       status: 'partially_refunded',
       amountRefunded: 300,
       refundedAt: isoOf(refund.created),
@@ -916,7 +829,7 @@ describe('payment consumer, order guards and outcome metrics', () => {
   it.each(SHAPES)(
     'a stale charge.succeeded after charge.refunded leaves the payment refunded (%s)',
     async (_shape, shape) => {
-      const wired = wire(await createTables());
+      const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
       const p = paymentOf('06:00:00', { chargeCreated: at('06:00:30') });
       const refund = {
         refundId: `re_${uniquePaymentTag()}`,
@@ -931,7 +844,7 @@ describe('payment consumer, order guards and outcome metrics', () => {
           chargeRefundedEvent(p, refund.created, [refund]),
         ),
       ).toEqual(counts({ applied: 3 }));
-      const refunded = expectedView(p, {
+      const refunded = expectedPaymentView(p, {
         status: 'refunded',
         paidAt: isoOf(p.chargeCreated + 1),
         amountRefunded: 2000,
@@ -955,11 +868,11 @@ describe('payment consumer, order guards and outcome metrics', () => {
   );
 
   it('counts applied, out-of-order, duplicate (in one batch and redelivered), ignored and failed records in the EMF it publishes', async () => {
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
 
     // Types it does not handle, a session in subscription mode, a payment-mode session
     // with no PaymentIntent (nothing to pay): acknowledged and counted, nothing written.
-    const ignoredTables = await createTables();
+    const ignoredTables = await createPaymentConsumerTables(dynamo, 'payment-types');
     const ignoredOnly = wire(ignoredTables);
     const none = paymentOf('05:00:00');
     const unknown = {
@@ -999,7 +912,7 @@ describe('payment consumer, order guards and outcome metrics', () => {
       { itemIdentifier: batch.Records[5]!.messageId },
     ]);
     expect(mixed.outcome).toEqual(counts({ applied: 3, duplicate: 1, ignored: 1, failed: 1 }));
-    const view = expectedView(p);
+    const view = expectedPaymentView(p);
     expect(await wired.payment(p.paymentId)).toEqual(ok(view));
 
     // A dispute closed, then its older created (out of order) with redeliveries of
@@ -1013,7 +926,7 @@ describe('payment consumer, order guards and outcome metrics', () => {
     expect(await wired.send(opened, succeeded, created, closed)).toEqual(
       counts({ stale: 1, duplicate: 3 }),
     );
-    const disputed = expectedView(p, {
+    const disputed = expectedPaymentView(p, {
       status: 'disputed',
       dispute: { status: 'won', reason: 'product_not_received', amount: 2000 },
     });
@@ -1040,7 +953,7 @@ describe('payment consumer, order guards and outcome metrics', () => {
     // redelivery is a no-op labelled `stale`, so it lands in EventsOutOfOrder, not
     // EventsDuplicate ("already in the ledger", functions/commons/metric-names.ts:35-36),
     // and its id is in the ledger twice (docs/benchmark.md:86-88 calls that harmless).
-    const wired = wire(await createTables());
+    const wired = wire(await createPaymentConsumerTables(dynamo, 'payment-types'));
     const p = paymentOf('04:00:00', { chargeCreated: at('04:00:30') });
     const created = intentCreatedEvent(p);
     const paid = [created, chargeSucceededEvent(p), intentSucceededEvent(p, p.chargeCreated + 1)];
@@ -1054,7 +967,7 @@ describe('payment consumer, order guards and outcome metrics', () => {
       }),
     );
     expect(await wired.send(...paid, ...refunds)).toEqual(counts({ applied: 19 }));
-    const view = expectedView(p, {
+    const view = expectedPaymentView(p, {
       status: 'partially_refunded',
       paidAt: isoOf(p.chargeCreated),
       amountRefunded: 1600,

@@ -7,12 +7,7 @@
  * missing user; basil subscription payments are linked by `invoice_payment.paid`; and
  * a store outage fails the records without writing half a payment.
  */
-import {
-  CreateTableCommand,
-  DynamoDBClient,
-  ScanCommand,
-  UpdateTimeToLiveCommand,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
@@ -20,17 +15,15 @@ import {
   DynamoDbCustomerDirectory,
   DynamoDbPaymentStore,
 } from '../../functions/adapters/dynamodb/dynamodb-payment-store.ts';
-import { DynamoDbUserProfiles } from '../../functions/adapters/dynamodb/dynamodb-user-profiles.ts';
-import {
-  createPaymentsTableInput,
-  PAYMENT_TTL_ATTRIBUTE,
-} from '../../functions/adapters/dynamodb/payment-table-schema.ts';
 import { createPaymentConsumer } from '../../functions/payment-consumer.ts';
-import { createPaymentReadHandler } from '../../functions/payment-read.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators.ts';
-import { httpApiEvent } from '../helpers/apigw-events.ts';
 import { emulatorClients, uniqueName } from '../helpers/aws-clients.ts';
-import { testCursorSeal } from '../helpers/cursor-seal.ts';
+import {
+  createPaymentConsumerTables,
+  expectedPaymentView,
+  type PaymentConsumerTables,
+  paymentReadRoutes,
+} from '../helpers/payment-consumer-harness.ts';
 import {
   asBasil,
   chargeRefundedEvent,
@@ -61,41 +54,12 @@ beforeAll(() => {
   dynamo = emulatorClients().dynamo;
 });
 
-interface Tables {
-  paymentsTableName: string;
-  billingTableName: string;
-}
-
-/** A payments table as the stack defines it, and a billing table as far as the directory reads it. */
-async function createTables(): Promise<Tables> {
-  const paymentsTableName = uniqueName('payment-consumer-payments');
-  const billingTableName = uniqueName('payment-consumer-billing');
-  await dynamo.send(new CreateTableCommand(createPaymentsTableInput(paymentsTableName)));
-  await dynamo.send(
-    new UpdateTimeToLiveCommand({
-      TableName: paymentsTableName,
-      TimeToLiveSpecification: { AttributeName: PAYMENT_TTL_ATTRIBUTE, Enabled: true },
-    }),
-  );
-  await dynamo.send(
-    new CreateTableCommand({
-      TableName: billingTableName,
-      BillingMode: 'PAY_PER_REQUEST',
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-    }),
-  );
-  return { paymentsTableName, billingTableName };
-}
-
 /** The customer -> user link, as the subscription context keeps it on the account item. */
-async function linkCustomer(tables: Tables, customerId: string, userId: string): Promise<void> {
+async function linkCustomer(
+  tables: PaymentConsumerTables,
+  customerId: string,
+  userId: string,
+): Promise<void> {
   await DynamoDBDocumentClient.from(dynamo).send(
     new PutCommand({
       TableName: tables.billingTableName,
@@ -105,51 +69,17 @@ async function linkCustomer(tables: Tables, customerId: string, userId: string):
 }
 
 /** The consumer and the read API over one pair of tables (and, for faults, one client). */
-function wire(tables: Tables, client: DynamoDBClient = dynamo) {
+function wire(tables: PaymentConsumerTables, client: DynamoDBClient = dynamo) {
   const store = new DynamoDbPaymentStore({ client, paymentsTableName: tables.paymentsTableName });
   const directory = new DynamoDbCustomerDirectory({
     client,
     billingTableName: tables.billingTableName,
   });
   const consumer = createPaymentConsumer({ store, directory });
-  // Reads always go to the healthy emulator.
-  const reader = new DynamoDbPaymentStore({
-    client: dynamo,
-    paymentsTableName: tables.paymentsTableName,
-  });
-  const profiles = new DynamoDbUserProfiles({
-    client: dynamo,
-    billingTableName: tables.billingTableName,
-  });
-  const read = createPaymentReadHandler({ queries: reader, profiles, cursors: testCursorSeal() });
-  const get = async (route: string, path: string, query?: Record<string, string>) => {
-    const pathParameters: Record<string, string> = {};
-    const params: string[] = route.match(/\{(\w+)\}/g) ?? [];
-    const values = path.split('/');
-    route.split('/').forEach((part, index) => {
-      if (params.includes(part))
-        pathParameters[part.slice(1, -1)] = decodeURIComponent(values[index]!);
-    });
-    const response = await read(
-      httpApiEvent({
-        path,
-        routeKey: `GET ${route}`,
-        ...(params.length > 0 ? { pathParameters } : {}),
-        ...(query ? { queryStringParameters: query } : {}),
-      }),
-      context,
-    );
-    return { status: response.statusCode, body: JSON.parse(response.body) as unknown };
-  };
   return {
-    store: reader,
+    // Reads always go to the healthy emulator.
+    ...paymentReadRoutes(dynamo, tables, DAY),
     consume: (batch: SQSEvent) => consumer(batch, context),
-    payment: (id: string) => get('/payments/{id}', `/payments/${id}`),
-    userPayments: (userId: string) => get('/users/{userId}/payments', `/users/${userId}/payments`),
-    summary: (date = DAY) => get('/reports/daily-summary', '/reports/daily-summary', { date }),
-    refunds: () => get('/reports/refunds', '/reports/refunds', { from: DAY, to: DAY }),
-    paid: (status: string) =>
-      get('/reports/payments', '/reports/payments', { status, paidFrom: DAY, paidTo: DAY }),
   };
 }
 
@@ -203,28 +133,6 @@ async function deliverAll(
   }
 }
 
-/** The body `GET /payments/{id}` answers for a payment whose events all landed. */
-function expectedView(payment: FixturePayment, overrides: Record<string, unknown> = {}) {
-  return {
-    paymentId: payment.paymentId,
-    chargeId: payment.chargeId,
-    userId: payment.userId,
-    customerId: payment.customerId,
-    amount: payment.amount,
-    amountRefunded: 0,
-    currency: payment.currency,
-    status: 'succeeded',
-    purpose: payment.purpose,
-    penaltyIds: payment.penaltyIds,
-    createdAt: isoOf(payment.created),
-    paidAt: isoOf(payment.chargeCreated),
-    refundedAt: null,
-    failureCode: null,
-    dispute: null,
-    ...overrides,
-  };
-}
-
 describe('payment consumer on DynamoDB Local', () => {
   /** One user's payments: the full lifecycle of the brief, a partial refund, a failure. */
   function scenario() {
@@ -269,20 +177,24 @@ describe('payment consumer on DynamoDB Local', () => {
     ].sort((x, y) => x.created - y.created);
     const views = {
       // Paid when the event showing the charge succeeded was created, not at the charge's creation.
-      a: expectedView(a, {
+      a: expectedPaymentView(a, {
         status: 'disputed',
         paidAt: isoOf(at('10:01:01')),
         amountRefunded: 4000,
         refundedAt: isoOf(r1.created),
         dispute: { status: 'needs_response', reason: 'fraudulent', amount: 4000 },
       }),
-      b: expectedView(b, {
+      b: expectedPaymentView(b, {
         status: 'partially_refunded',
         paidAt: isoOf(at('11:00:31')),
         amountRefunded: 500,
         refundedAt: isoOf(rb.created),
       }),
-      c: expectedView(c, { status: 'failed', paidAt: null, failureCode: 'insufficient_funds' }),
+      c: expectedPaymentView(c, {
+        status: 'failed',
+        paidAt: null,
+        failureCode: 'insufficient_funds',
+      }),
     };
     const summary = {
       date: DAY,
@@ -320,7 +232,7 @@ describe('payment consumer on DynamoDB Local', () => {
     const ordered = bodies(s.events);
 
     // 1. In order, one event per batch: each step visible, refunds never go back to succeeded.
-    const inOrder = wire(await createTables());
+    const inOrder = wire(await createPaymentConsumerTables(dynamo, 'payment-consumer'));
     const statusOfA: unknown[] = [];
     for (const body of ordered) {
       const response = await inOrder.consume(sqsBatch([body]));
@@ -356,12 +268,12 @@ describe('payment consumer on DynamoDB Local', () => {
     });
 
     // 2. Reversed (the dispute and the full refund before the payment itself), in one batch.
-    const reversed = wire(await createTables());
+    const reversed = wire(await createPaymentConsumerTables(dynamo, 'payment-consumer'));
     await deliverAll(reversed, [...ordered].reverse(), 10);
     expect(await readAll(reversed, s)).toEqual(expected);
 
     // 3. Shuffled with duplicates in batches of 4, then the whole lot redelivered.
-    const shuffled = wire(await createTables());
+    const shuffled = wire(await createPaymentConsumerTables(dynamo, 'payment-consumer'));
     const delivery = shuffledWithDuplicates(ordered, 20260510);
     expect(delivery.length).toBeGreaterThan(ordered.length);
     await deliverAll(shuffled, delivery, 4);
@@ -371,7 +283,7 @@ describe('payment consumer on DynamoDB Local', () => {
 
     // 4. Shuffled with duplicates, batches of 3 consumed concurrently (Lambda's concurrent
     // pollers); records that lose a write race past the retries are redelivered, as SQS would.
-    const concurrent = wire(await createTables());
+    const concurrent = wire(await createPaymentConsumerTables(dynamo, 'payment-consumer'));
     let pending = shuffledWithDuplicates(ordered, 99);
     for (let round = 0; pending.length > 0; round++) {
       expect(round).toBeLessThan(5);
@@ -401,7 +313,7 @@ describe('payment consumer on DynamoDB Local', () => {
   });
 
   it('reports only the poison records as batch item failures, and the rest of the batch lands', async () => {
-    const tables = await createTables();
+    const tables = await createPaymentConsumerTables(dynamo, 'payment-consumer');
     const wired = wire(tables);
     const s = scenario();
     const malformed = intentSucceededEvent(s.a, at('10:01:01'));
@@ -437,7 +349,7 @@ describe('payment consumer on DynamoDB Local', () => {
   });
 
   it('acknowledges event types it does not handle, and a checkout session in subscription mode, writing nothing', async () => {
-    const tables = await createTables();
+    const tables = await createPaymentConsumerTables(dynamo, 'payment-consumer');
     const wired = wire(tables);
     const ignored = [
       customerCreatedEvent(at('09:00:00')),
@@ -457,7 +369,7 @@ describe('payment consumer on DynamoDB Local', () => {
   });
 
   it('gives a payment whose metadata names no user the user linked to its customer', async () => {
-    const tables = await createTables();
+    const tables = await createPaymentConsumerTables(dynamo, 'payment-consumer');
     const wired = wire(tables);
     const tag = uniquePaymentTag();
     const linkedCustomer = `cus_link${tag}`;
@@ -486,30 +398,30 @@ describe('payment consumer on DynamoDB Local', () => {
 
     expect(await wired.payment(viaLink.paymentId)).toEqual({
       status: 200,
-      body: expectedView(viaLink, { userId: linkedUser }),
+      body: expectedPaymentView(viaLink, { userId: linkedUser }),
     });
     expect(await wired.userPayments(linkedUser)).toEqual({
       status: 200,
-      body: { items: [expectedView(viaLink, { userId: linkedUser })], nextCursor: null },
+      body: { items: [expectedPaymentView(viaLink, { userId: linkedUser })], nextCursor: null },
     });
     // No link known: the payment is recorded without a user.
     expect(await wired.payment(unlinked.paymentId)).toEqual({
       status: 200,
-      body: expectedView(unlinked, { userId: null }),
+      body: expectedPaymentView(unlinked, { userId: null }),
     });
     // Metadata wins over the link.
     expect(await wired.payment(viaMetadata.paymentId)).toEqual({
       status: 200,
-      body: expectedView(viaMetadata),
+      body: expectedPaymentView(viaMetadata),
     });
     expect(await wired.userPayments(ownUser)).toEqual({
       status: 200,
-      body: { items: [expectedView(viaMetadata)], nextCursor: null },
+      body: { items: [expectedPaymentView(viaMetadata)], nextCursor: null },
     });
   });
 
   it('links basil subscription payments by invoice_payment.paid before, between or after their events, showing nothing for a link alone', async () => {
-    const tables = await createTables();
+    const tables = await createPaymentConsumerTables(dynamo, 'payment-consumer');
     const wired = wire(tables);
     const tag = uniquePaymentTag();
     const userId = `user-basil-${tag}`;
@@ -533,9 +445,9 @@ describe('payment consumer on DynamoDB Local', () => {
     const send = async (...events: PaymentEventBody[]) => {
       expect((await wired.consume(sqsBatch(bodies(events)))).batchItemFailures).toEqual([]);
     };
-    const paid = (p: FixturePayment) => expectedView(p, { purpose: 'subscription' });
+    const paid = (p: FixturePayment) => expectedPaymentView(p, { purpose: 'subscription' });
     const pending = (p: FixturePayment, purpose: string) =>
-      expectedView(p, { purpose, status: 'processing', chargeId: null, paidAt: null });
+      expectedPaymentView(p, { purpose, status: 'processing', chargeId: null, paidAt: null });
     const nothing = { status: 200, body: { items: [], nextCursor: null } };
 
     // 1. The link before the PaymentIntent: stored, but not shown, listed or counted.
@@ -583,7 +495,7 @@ describe('payment consumer on DynamoDB Local', () => {
     await send(last.created, last.charge, last.succeeded);
     expect(await wired.payment(linkLast.paymentId)).toEqual({
       status: 200,
-      body: expectedView(linkLast),
+      body: expectedPaymentView(linkLast),
     });
     await send(last.link);
     expect(await wired.payment(linkLast.paymentId)).toEqual({ status: 200, body: paid(linkLast) });
@@ -633,7 +545,7 @@ describe('payment consumer on DynamoDB Local', () => {
       });
 
     it('fails every record while DynamoDB is unreachable, and applies them once it is back', async () => {
-      const tables = await createTables();
+      const tables = await createPaymentConsumerTables(dynamo, 'payment-consumer');
       const s = scenario();
       const batch = sqsBatch(bodies(s.events));
       const down = await wire(tables, clientTo('http://127.0.0.1:9')).consume(batch);
@@ -649,7 +561,7 @@ describe('payment consumer on DynamoDB Local', () => {
     });
 
     it('fails every record when the payments table is missing', async () => {
-      const tables = await createTables();
+      const tables = await createPaymentConsumerTables(dynamo, 'payment-consumer');
       const s = scenario();
       const batch = sqsBatch(bodies(s.events));
       const missing = wire({ ...tables, paymentsTableName: uniqueName('no-such-payments') });
@@ -659,7 +571,7 @@ describe('payment consumer on DynamoDB Local', () => {
     });
 
     it('fails every record when the customer directory is down, rather than record a payment without its user', async () => {
-      const tables = await createTables();
+      const tables = await createPaymentConsumerTables(dynamo, 'payment-consumer');
       const tag = uniquePaymentTag();
       const payment = fixturePayment({ customerId: `cus_dir${tag}`, created: at('07:00:00') });
       const batch = sqsBatch(bodies([intentCreatedEvent(payment), intentSucceededEvent(payment)]));
@@ -673,12 +585,12 @@ describe('payment consumer on DynamoDB Local', () => {
       expect((await healthy.consume(batch)).batchItemFailures).toEqual([]);
       expect(await healthy.payment(payment.paymentId)).toEqual({
         status: 200,
-        body: expectedView(payment, { userId: `user-dir-${tag}` }),
+        body: expectedPaymentView(payment, { userId: `user-dir-${tag}` }),
       });
     });
 
     it('writes nothing of a payment when its transaction fails: no payment, ledger page or summary', async () => {
-      const tables = await createTables();
+      const tables = await createPaymentConsumerTables(dynamo, 'payment-consumer');
       const s = scenario();
       const failing = clientTo(inject('dynamoEndpoint'));
       let refused = 0;
