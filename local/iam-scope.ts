@@ -116,16 +116,22 @@ export function checkDynamoDbRequest(
 
 const MIDDLEWARE_NAME = 'localIamScope';
 
-/** Adds the check to `client` (once): requests made inside an invocation must be granted. */
-export function scopeToInvocations(client: DynamoDBClient): void {
+/**
+ * Adds the check to `client` (once): every request made while `caller()` names an
+ * identity must be granted to it; with none, the request is not checked.
+ */
+export function holdToGrants(
+  client: DynamoDBClient,
+  caller: () => InvocationIdentity | undefined,
+): void {
   client.middlewareStack.remove(MIDDLEWARE_NAME);
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      const caller = invocations.getStore();
-      if (caller) {
+      const who = caller();
+      if (who) {
         checkDynamoDbRequest(
-          caller.functionName,
-          caller.dynamoDbGrants,
+          who.functionName,
+          who.dynamoDbGrants,
           String(context.commandName),
           args.input,
         );
@@ -134,4 +140,9 @@ export function scopeToInvocations(client: DynamoDBClient): void {
     },
     { step: 'initialize', name: MIDDLEWARE_NAME },
   );
+}
+
+/** The shared client's check: requests made inside an invocation must be granted to its function. */
+export function scopeToInvocations(client: DynamoDBClient): void {
+  holdToGrants(client, () => invocations.getStore());
 }

@@ -7,18 +7,12 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { inject } from 'vitest';
 import { localDynamoDbClient } from '../../local/emulators.ts';
-import { checkDynamoDbRequest, type RoleGrants } from '../../local/iam-scope.ts';
+import { holdToGrants, type RoleGrants } from '../../local/iam-scope.ts';
 
 export { AccessDeniedError, type RoleGrants } from '../../local/iam-scope.ts';
 
 export function iamScopedDynamoDbClient(role: string, grants: RoleGrants): DynamoDBClient {
   const client = localDynamoDbClient(inject('dynamoEndpoint'), { maxAttempts: 1 });
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      checkDynamoDbRequest(role, grants, String(context.commandName), args.input);
-      return await next(args);
-    },
-    { step: 'initialize', name: 'iamScope' },
-  );
+  holdToGrants(client, () => ({ functionName: role, dynamoDbGrants: grants }));
   return client;
 }

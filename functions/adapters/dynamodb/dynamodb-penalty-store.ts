@@ -673,7 +673,8 @@ export class DynamoDbPenaltyStore implements PenaltyStore {
       } else expression += ' REMOVE paymentId';
       // The PaymentIntent read is part of the state: a penalty that went back to unpaid
       // and is pending again under a newer settlement must refuse a stale transition
-      // planned against the older one (same status, other intent).
+      // planned against the older one (same status, other intent). None read: no string
+      // stored, as toPenalty reads it.
       let readPaymentId = 'NOT attribute_type(paymentId, :stringType)';
       if (penalty.paymentId) {
         readPaymentId = 'paymentId = :readPaymentId';

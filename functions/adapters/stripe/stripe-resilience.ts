@@ -85,6 +85,11 @@ export function isIdempotencyKeyInUse(error: unknown): boolean {
   );
 }
 
+/** Worth another attempt: a transient failure, or our own earlier attempt still running at Stripe. */
+function isRetriedStripeError(error: unknown): boolean {
+  return isTransientStripeError(error) || isIdempotencyKeyInUse(error);
+}
+
 export interface StripeCallPolicyOptions {
   /** Attempts per call, the first included. Default 3. */
   maxAttempts?: number;
@@ -224,16 +229,13 @@ export class StripeCallPolicy {
       // The request's time is spent: not a call Stripe failed, so not one the breaker counts.
       throw new StripeUnavailableError('deadline', options.defaultRetryAfterSeconds);
     }
-    const retries = retry(
-      handleWhen((error) => isTransientStripeError(error) || isIdempotencyKeyInUse(error)),
-      {
-        maxAttempts: options.maxAttempts - 1, // cockatiel counts retries, not attempts
-        backoff: new ExponentialBackoff({
-          initialDelay: options.initialBackoffMs,
-          maxDelay: options.maxBackoffMs,
-        }),
-      },
-    );
+    const retries = retry(handleWhen(isRetriedStripeError), {
+      maxAttempts: options.maxAttempts - 1, // cockatiel counts retries, not attempts
+      backoff: new ExponentialBackoff({
+        initialDelay: options.initialBackoffMs,
+        maxDelay: options.maxBackoffMs,
+      }),
+    });
     // Aggressive: the caller is answered at the deadline even if a request still hangs
     // (that request ends by its own timeout, cut to the same deadline).
     const deadline = timeout(deadlineAt - now, TimeoutStrategy.Aggressive);
@@ -256,7 +258,7 @@ export class StripeCallPolicy {
           cause: error,
         });
       }
-      if (isTransientStripeError(error) || isIdempotencyKeyInUse(error)) {
+      if (isRetriedStripeError(error)) {
         throw new StripeUnavailableError('retries-exhausted', this.#retryAfter(error), {
           cause: error,
         });

@@ -270,18 +270,19 @@ export async function assessDate(date: string, deps: AssessDeps): Promise<Assess
   const queue = [...shards];
   // A failed shard stops the others at their next page; the run throws only once every
   // shard in flight has stopped, so nothing of a failed run commits after it answered.
-  let failure: { error: unknown } | null = null;
+  const failures: unknown[] = [];
   const shardDeps = {
     ...deps,
     pause,
-    shouldStop: () => failure !== null || (deps.shouldStop?.() ?? false),
+    shouldStop: () => failures.length > 0 || (deps.shouldStop?.() ?? false),
   };
   const worker = async () => {
-    for (let shard = queue.shift(); shard !== undefined && !failure; shard = queue.shift()) {
+    for (let shard = queue.shift(); shard !== undefined; shard = queue.shift()) {
+      if (failures.length > 0) return;
       try {
         thisRun.push(await assessShard(date, shard, before.get(shard) ?? null, shardDeps));
       } catch (error) {
-        failure ??= { error };
+        failures.push(error);
       }
     }
   };
@@ -291,7 +292,7 @@ export async function assessDate(date: string, deps: AssessDeps): Promise<Assess
       worker,
     ),
   );
-  if (failure) throw (failure as { error: unknown }).error;
+  if (failures.length > 0) throw failures[0];
   const after = await store.readAssessment(date);
   return {
     date,
