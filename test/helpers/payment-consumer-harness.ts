@@ -1,7 +1,8 @@
 /**
  * What the payment consumer's integration tests share: the two tables the consumer
  * writes and reads (as the stack defines them), the read API over them as the app
- * backend calls it, and the view `GET /payments/{id}` answers for a paid payment.
+ * backend calls it (the view a paid payment answers is `expectedPaymentView`, in
+ * payment-fixture-events.ts).
  */
 import {
   CreateTableCommand,
@@ -19,7 +20,6 @@ import { createPaymentReadHandler } from '../../functions/payment-read.ts';
 import { httpApiEvent } from './apigw-events.ts';
 import { uniqueName } from './aws-clients.ts';
 import { testCursorSeal } from './cursor-seal.ts';
-import { type FixturePayment, isoOf } from './payment-fixture-events.ts';
 
 export interface PaymentConsumerTables {
   paymentsTableName: string;
@@ -101,30 +101,5 @@ export function paymentReadRoutes(
     refunds: () => get('/reports/refunds', '/reports/refunds', { from: day, to: day }),
     paid: (status: string) =>
       get('/reports/payments', '/reports/payments', { status, paidFrom: day, paidTo: day }),
-  };
-}
-
-/** The body `GET /payments/{id}` answers for a paid payment whose events all landed. */
-export function expectedPaymentView(
-  payment: FixturePayment,
-  overrides: Record<string, unknown> = {},
-) {
-  return {
-    paymentId: payment.paymentId,
-    chargeId: payment.chargeId,
-    userId: payment.userId,
-    customerId: payment.customerId,
-    amount: payment.amount,
-    amountRefunded: 0,
-    currency: payment.currency,
-    status: 'succeeded',
-    purpose: payment.purpose,
-    penaltyIds: payment.penaltyIds,
-    createdAt: isoOf(payment.created),
-    paidAt: isoOf(payment.chargeCreated),
-    refundedAt: null,
-    failureCode: null,
-    dispute: null,
-    ...overrides,
   };
 }

@@ -8,7 +8,9 @@
  * charge with its `refunds` list, the 2026 "dahlia" dispute and charge, and the
  * InvoicePayment of Stripe's API reference (test/fixtures/stripe-own/README.md).
  */
+
 import { readFileSync } from 'node:fs';
+import type { PaymentView } from '../../functions/core/payments/ports.ts';
 import { loadStripeEvent, type StripeEventFixture, uniqueEventId } from './fixtures.ts';
 
 type Json = Record<string, unknown>;
@@ -75,6 +77,28 @@ export const isoOf = (seconds: number) => new Date(seconds * 1000).toISOString()
 /** Epoch seconds of an ISO 8601 UTC time. */
 export const secondsOf = (iso: string) => Math.floor(Date.parse(iso) / 1000);
 
+/** The body `GET /payments/{id}` answers for a paid payment whose events all landed. */
+export function expectedPaymentView(payment: FixturePayment, overrides: Partial<PaymentView> = {}) {
+  return {
+    paymentId: payment.paymentId,
+    chargeId: payment.chargeId,
+    userId: payment.userId,
+    customerId: payment.customerId,
+    amount: payment.amount,
+    amountRefunded: 0,
+    currency: payment.currency,
+    status: 'succeeded',
+    purpose: payment.purpose,
+    penaltyIds: payment.penaltyIds,
+    createdAt: isoOf(payment.created),
+    paidAt: isoOf(payment.chargeCreated),
+    refundedAt: null,
+    failureCode: null,
+    dispute: null,
+    ...overrides,
+  };
+}
+
 function metadataOf(payment: FixturePayment): Record<string, string> {
   const metadata: Record<string, string> = {};
   if (payment.userId !== null) metadata.userId = payment.userId;
@@ -85,6 +109,36 @@ function metadataOf(payment: FixturePayment): Record<string, string> {
 
 const invoiceOf = (payment: FixturePayment) =>
   payment.purpose === 'subscription' ? `in_${payment.paymentId.slice(3)}` : null;
+
+/**
+ * A PaymentIntent fixture made this payment's (ids, amount, customer, invoice, metadata);
+ * with `charges`, also its embedded `charges` list (the 2020-08-27 shape).
+ */
+function intentOf(intent: Json, payment: FixturePayment, charges?: Json[]): Json {
+  return {
+    ...intent,
+    id: payment.paymentId,
+    amount: payment.amount,
+    currency: payment.currency,
+    created: payment.created,
+    customer: payment.customerId,
+    invoice: invoiceOf(payment),
+    metadata: metadataOf(payment),
+    ...(charges
+      ? {
+          charges: {
+            ...(intent.charges as Json),
+            data: charges,
+            total_count: charges.length,
+            url: `/v1/charges?payment_intent=${payment.paymentId}`,
+          },
+        }
+      : {}),
+  };
+}
+
+/** The embedded charges of a 2020-08-27 PaymentIntent fixture (the template charge first). */
+const chargesOf = (intent: Json) => (intent.charges as { data: Json[] }).data;
 
 /** The fixture's envelope with a fresh event id, a chosen `created` and a new object. */
 function restamp(
@@ -150,22 +204,9 @@ export function intentCreatedEvent(
   payment: FixturePayment,
   at = payment.created,
 ): PaymentEventBody {
-  return restamp('payment_intent.created.stripe-ruby-mock', at, (intent) => ({
-    ...intent,
-    id: payment.paymentId,
-    amount: payment.amount,
-    currency: payment.currency,
-    created: payment.created,
-    customer: payment.customerId,
-    invoice: invoiceOf(payment),
-    metadata: metadataOf(payment),
-    charges: {
-      ...(intent.charges as Json),
-      data: [],
-      total_count: 0,
-      url: `/v1/charges?payment_intent=${payment.paymentId}`,
-    },
-  }));
+  return restamp('payment_intent.created.stripe-ruby-mock', at, (intent) =>
+    intentOf(intent, payment, []),
+  );
 }
 
 /**
@@ -176,26 +217,10 @@ export function intentSucceededEvent(
   payment: FixturePayment,
   at = payment.chargeCreated,
 ): PaymentEventBody {
-  return restamp('payment_intent.succeeded.stripe-ruby-mock', at, (intent) => {
-    const charges = intent.charges as { data: Json[] } & Json;
-    return {
-      ...intent,
-      id: payment.paymentId,
-      amount: payment.amount,
-      amount_received: payment.amount,
-      currency: payment.currency,
-      created: payment.created,
-      customer: payment.customerId,
-      invoice: invoiceOf(payment),
-      metadata: metadataOf(payment),
-      charges: {
-        ...charges,
-        data: [legacyCharge(charges.data[0]!, payment, [], null)],
-        total_count: 1,
-        url: `/v1/charges?payment_intent=${payment.paymentId}`,
-      },
-    };
-  });
+  return restamp('payment_intent.succeeded.stripe-ruby-mock', at, (intent) => ({
+    ...intentOf(intent, payment, [legacyCharge(chargesOf(intent)[0]!, payment, [], null)]),
+    amount_received: payment.amount,
+  }));
 }
 
 /** `payment_intent.payment_failed` (stripe-sync-engine, API 2020-03-02) with a card error. */
@@ -205,14 +230,7 @@ export function intentFailedEvent(
   code = 'card_declined',
 ): PaymentEventBody {
   return restamp('payment_intent.payment_failed.stripe-sync-engine', at, (intent) => ({
-    ...intent,
-    id: payment.paymentId,
-    amount: payment.amount,
-    currency: payment.currency,
-    created: payment.created,
-    customer: payment.customerId,
-    invoice: invoiceOf(payment),
-    metadata: metadataOf(payment),
+    ...intentOf(intent, payment),
     latest_charge: payment.chargeId,
     last_payment_error: {
       type: 'card_error',
@@ -496,33 +514,17 @@ export function intentProcessingEvent(
   payment: FixturePayment,
   at = payment.chargeCreated,
 ): PaymentEventBody {
-  const event = restamp('payment_intent.succeeded.stripe-ruby-mock', at, (intent) => {
-    const charges = intent.charges as { data: Json[] } & Json;
-    return {
-      ...intent,
-      id: payment.paymentId,
-      amount: payment.amount,
-      amount_received: 0,
-      currency: payment.currency,
-      created: payment.created,
-      customer: payment.customerId,
-      invoice: invoiceOf(payment),
-      metadata: metadataOf(payment),
-      status: 'processing',
-      charges: {
-        ...charges,
-        data: [
-          {
-            ...legacyCharge(charges.data[0]!, payment, [], null),
-            paid: false,
-            status: 'pending',
-          },
-        ],
-        total_count: 1,
-        url: `/v1/charges?payment_intent=${payment.paymentId}`,
+  const event = restamp('payment_intent.succeeded.stripe-ruby-mock', at, (intent) => ({
+    ...intentOf(intent, payment, [
+      {
+        ...legacyCharge(chargesOf(intent)[0]!, payment, [], null),
+        paid: false,
+        status: 'pending',
       },
-    };
-  });
+    ]),
+    amount_received: 0,
+    status: 'processing',
+  }));
   return { ...event, type: 'payment_intent.processing' };
 }
 
@@ -536,31 +538,18 @@ export function intentCanceledEvent(
   at: number,
   failed?: FailedChargeSpec,
 ): PaymentEventBody {
-  const event = restamp('payment_intent.succeeded.stripe-ruby-mock', at, (intent) => {
-    const charges = intent.charges as { data: Json[] } & Json;
-    const listed = failed ? [legacyFailedCharge(charges.data[0]!, payment, failed)] : [];
-    return {
-      ...intent,
-      id: payment.paymentId,
-      amount: payment.amount,
-      amount_received: 0,
-      currency: payment.currency,
-      created: payment.created,
-      customer: payment.customerId,
-      invoice: invoiceOf(payment),
-      metadata: metadataOf(payment),
-      status: 'canceled',
-      canceled_at: at,
-      cancellation_reason: 'abandoned',
-      payment_method: null,
-      charges: {
-        ...charges,
-        data: listed,
-        total_count: listed.length,
-        url: `/v1/charges?payment_intent=${payment.paymentId}`,
-      },
-    };
-  });
+  const event = restamp('payment_intent.succeeded.stripe-ruby-mock', at, (intent) => ({
+    ...intentOf(
+      intent,
+      payment,
+      failed ? [legacyFailedCharge(chargesOf(intent)[0]!, payment, failed)] : [],
+    ),
+    amount_received: 0,
+    status: 'canceled',
+    canceled_at: at,
+    cancellation_reason: 'abandoned',
+    payment_method: null,
+  }));
   return { ...event, type: 'payment_intent.canceled' };
 }
 

@@ -31,7 +31,6 @@ import { addEmfSink, tapMetrics } from '../../local/ops/metrics-tap.ts';
 import { emulatorClients } from '../helpers/aws-clients.ts';
 import {
   createPaymentConsumerTables,
-  expectedPaymentView,
   type PaymentConsumerTables,
   paymentReadRoutes,
 } from '../helpers/payment-consumer-harness.ts';
@@ -44,6 +43,7 @@ import {
   customerCreatedEvent,
   disputeClosedEvent,
   disputeCreatedEvent,
+  expectedPaymentView,
   type FixturePayment,
   fixturePayment,
   intentCanceledEvent,

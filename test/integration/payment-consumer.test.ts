@@ -7,6 +7,7 @@
  * missing user; basil subscription payments are linked by `invoice_payment.paid`; and
  * a store outage fails the records without writing half a payment.
  */
+
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -15,12 +16,12 @@ import {
   DynamoDbCustomerDirectory,
   DynamoDbPaymentStore,
 } from '../../functions/adapters/dynamodb/dynamodb-payment-store.ts';
+import type { PaymentPurpose } from '../../functions/core/payments/ports.ts';
 import { createPaymentConsumer } from '../../functions/payment-consumer.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators.ts';
 import { emulatorClients, uniqueName } from '../helpers/aws-clients.ts';
 import {
   createPaymentConsumerTables,
-  expectedPaymentView,
   type PaymentConsumerTables,
   paymentReadRoutes,
 } from '../helpers/payment-consumer-harness.ts';
@@ -30,6 +31,7 @@ import {
   chargeSucceededEvent,
   customerCreatedEvent,
   disputeCreatedEvent,
+  expectedPaymentView,
   type FixturePayment,
   fixturePayment,
   intentCreatedEvent,
@@ -446,7 +448,7 @@ describe('payment consumer on DynamoDB Local', () => {
       expect((await wired.consume(sqsBatch(bodies(events)))).batchItemFailures).toEqual([]);
     };
     const paid = (p: FixturePayment) => expectedPaymentView(p, { purpose: 'subscription' });
-    const pending = (p: FixturePayment, purpose: string) =>
+    const pending = (p: FixturePayment, purpose: PaymentPurpose) =>
       expectedPaymentView(p, { purpose, status: 'processing', chargeId: null, paidAt: null });
     const nothing = { status: 200, body: { items: [], nextCursor: null } };
 

@@ -18,11 +18,7 @@ import { ServiceUnavailableError } from '../../functions/commons/http.ts';
 import { USER_ID_RULE } from '../../functions/commons/request-params.ts';
 import { PAYMENT_ROUTES } from '../../functions/commons/routes.ts';
 import { applyPaymentEvents } from '../../functions/core/payments/apply-payment-events.ts';
-import {
-  PAYMENT_STATUSES,
-  type PaymentView,
-  type UserProfiles,
-} from '../../functions/core/payments/ports.ts';
+import { PAYMENT_STATUSES, type UserProfiles } from '../../functions/core/payments/ports.ts';
 import { systemClock } from '../../functions/core/shared/clock.ts';
 import { createPaymentReadHandler, MAX_REPORT_DAYS } from '../../functions/payment-read.ts';
 import { httpApiEvent } from '../helpers/apigw-events.ts';
@@ -32,7 +28,7 @@ import {
   chargeRefundedEvent,
   chargeSucceededEvent,
   disputeCreatedEvent,
-  type FixturePayment,
+  expectedPaymentView,
   fixturePayment,
   intentCreatedEvent,
   intentFailedEvent,
@@ -129,47 +125,25 @@ const history: PaymentEventBody[] = [
   chargeSucceededEvent(s1),
 ];
 
-/** The body `GET /payments/{id}` must answer for a payment of this file. */
-function expected(payment: FixturePayment, overrides: Partial<PaymentView> = {}) {
-  return {
-    paymentId: payment.paymentId,
-    chargeId: payment.chargeId,
-    userId: payment.userId,
-    customerId: payment.customerId,
-    amount: payment.amount,
-    amountRefunded: 0,
-    currency: payment.currency,
-    status: 'succeeded',
-    purpose: payment.purpose,
-    penaltyIds: payment.penaltyIds,
-    createdAt: isoOf(payment.created),
-    paidAt: isoOf(payment.chargeCreated),
-    refundedAt: null,
-    failureCode: null,
-    dispute: null,
-    ...overrides,
-  };
-}
-
 const views = {
-  p1: expected(p1),
-  p2: expected(p2, {
+  p1: expectedPaymentView(p1),
+  p2: expectedPaymentView(p2, {
     status: 'partially_refunded',
     amountRefunded: 1500,
     refundedAt: isoOf(p2Refund.created),
   }),
-  p3: expected(p3, { status: 'failed', paidAt: null, failureCode: 'card_declined' }),
-  p4: expected(p4, {
+  p3: expectedPaymentView(p3, { status: 'failed', paidAt: null, failureCode: 'card_declined' }),
+  p4: expectedPaymentView(p4, {
     status: 'refunded',
     amountRefunded: 1200,
     refundedAt: isoOf(p4Refund.created),
   }),
-  q1: expected(q1),
-  d1: expected(d1, {
+  q1: expectedPaymentView(q1),
+  d1: expectedPaymentView(d1, {
     status: 'disputed',
     dispute: { status: 'needs_response', reason: 'product_not_received', amount: 2500 },
   }),
-  s1: expected(s1),
+  s1: expectedPaymentView(s1),
 };
 
 let store: InMemoryPaymentStore;
