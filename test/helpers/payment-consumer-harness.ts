@@ -1,6 +1,6 @@
 /**
- * What the payment consumer's integration tests share: the two tables the consumer
- * writes and reads (as the stack defines them), the read API over them as the app
+ * What the payment store's and consumer's integration tests share: the two tables they
+ * write and read (as the stack defines them), the read API over them as the app
  * backend calls it (the view a paid payment answers is `expectedPaymentView`, in
  * payment-fixture-events.ts).
  */

@@ -274,24 +274,43 @@ export function chargeSucceededEvent(
   });
 }
 
-/** `charge.dispute.created` (zulip, API 2026-04-22.dahlia): a `du_…` dispute of the charge. */
-export function disputeCreatedEvent(
+interface DisputeSpec {
+  disputeId?: string;
+  amount?: number;
+  reason?: string;
+}
+
+/** A dispute fixture made a dispute of the payment's charge (`du_<payment>` by default). */
+function disputeOf(
+  object: Json,
   payment: FixturePayment,
-  at: number,
-  dispute: { disputeId?: string; amount?: number; reason?: string } = {},
-): PaymentEventBody {
-  return restamp('charge.dispute.created.zulip', at, (object) => ({
+  dispute: DisputeSpec,
+  created: number,
+  status: string,
+): Json {
+  return {
     ...object,
     id: dispute.disputeId ?? `du_${payment.paymentId.slice(3)}`,
     amount: dispute.amount ?? payment.amount,
     currency: payment.currency,
     charge: payment.chargeId,
     payment_intent: payment.paymentId === payment.chargeId ? null : payment.paymentId,
-    created: at,
-    status: 'needs_response',
+    created,
+    status,
     reason: dispute.reason ?? 'product_not_received',
     metadata: {},
-  }));
+  };
+}
+
+/** `charge.dispute.created` (zulip, API 2026-04-22.dahlia): a `du_…` dispute of the charge. */
+export function disputeCreatedEvent(
+  payment: FixturePayment,
+  at: number,
+  dispute: DisputeSpec = {},
+): PaymentEventBody {
+  return restamp('charge.dispute.created.zulip', at, (object) =>
+    disputeOf(object, payment, dispute, at, 'needs_response'),
+  );
 }
 
 /** A `checkout.session.completed` in subscription mode (pay-rails data in Stripe's envelope). */
@@ -482,27 +501,15 @@ export function refundEvent(
 export function disputeClosedEvent(
   payment: FixturePayment,
   at: number,
-  dispute: {
+  dispute: DisputeSpec & {
     status: 'won' | 'lost';
-    disputeId?: string;
-    amount?: number;
-    reason?: string;
     /** The dispute's own `created`; default `at`. */
     created?: number;
   },
 ): PaymentEventBody {
-  return restamp('charge.dispute.closed.zulip', at, (object) => ({
-    ...object,
-    id: dispute.disputeId ?? `du_${payment.paymentId.slice(3)}`,
-    amount: dispute.amount ?? payment.amount,
-    currency: payment.currency,
-    charge: payment.chargeId,
-    payment_intent: payment.paymentId === payment.chargeId ? null : payment.paymentId,
-    created: dispute.created ?? at,
-    status: dispute.status,
-    reason: dispute.reason ?? 'product_not_received',
-    metadata: {},
-  }));
+  return restamp('charge.dispute.closed.zulip', at, (object) =>
+    disputeOf(object, payment, dispute, dispute.created ?? at, dispute.status),
+  );
 }
 
 /**

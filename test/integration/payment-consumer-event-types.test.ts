@@ -158,6 +158,11 @@ function wire(tables: PaymentConsumerTables) {
 
 type Wired = ReturnType<typeof wire>;
 
+/** `GET /payments/{id}` answers `view` by each of `ids` (the PaymentIntent's, a charge's). */
+async function expectViewBy(wired: Wired, view: unknown, ...ids: string[]): Promise<void> {
+  for (const id of ids) expect(await wired.payment(id), id).toEqual(ok(view));
+}
+
 const bodies = (events: readonly PaymentEventBody[]) => events.map((e) => JSON.stringify(e));
 
 /** The ids of the events a payment's ledger recorded, in recording order. */
@@ -224,15 +229,13 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     // (as far as anything tells yet) when its charge was.
     expect(await wired.send(charged)).toEqual(counts({ applied: 1 }));
     const early = expectedPaymentView(p, { createdAt: isoOf(p.chargeCreated) });
-    expect(await wired.payment(p.paymentId)).toEqual(ok(early));
-    expect(await wired.payment(p.chargeId)).toEqual(ok(early));
+    await expectViewBy(wired, early, p.paymentId, p.chargeId);
 
     const created = shape(intentCreatedEvent(p));
     const succeeded = shape(intentSucceededEvent(p, p.chargeCreated + 1));
     expect(await wired.send(created, succeeded)).toEqual(counts({ applied: 2 }));
     const view = expectedPaymentView(p);
-    expect(await wired.payment(p.paymentId)).toEqual(ok(view));
-    expect(await wired.payment(p.chargeId)).toEqual(ok(view));
+    await expectViewBy(wired, view, p.paymentId, p.chargeId);
     expect(await wired.userPayments(p.userId!)).toEqual(list(view));
     expect(await wired.paid('succeeded')).toEqual(list(view));
     expect(await wired.summary()).toEqual(
@@ -278,8 +281,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
       paidAt: null,
       failureCode: 'insufficient_funds',
     });
-    expect(await wired.payment(p.paymentId)).toEqual(ok(failed));
-    expect(await wired.payment(attempt.chargeId)).toEqual(ok(failed));
+    await expectViewBy(wired, failed, p.paymentId, attempt.chargeId);
     expect(await wired.userPayments(p.userId!)).toEqual(list(failed));
     expect(await wired.summary()).toEqual(summaryOf({ status: 'failed', count: 1, amount: 2000 }));
     expect(await wired.paid('succeeded')).toEqual(list());
@@ -346,8 +348,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
       ),
     ).toEqual(counts({ applied: 2 }));
     const paid = expectedPaymentView(p, { paidAt: isoOf(clearedAt) });
-    expect(await wired.payment(p.paymentId)).toEqual(ok(paid));
-    expect(await wired.payment(p.chargeId)).toEqual(ok(paid));
+    await expectViewBy(wired, paid, p.paymentId, p.chargeId);
     expect(await wired.paid('succeeded')).toEqual(list(paid));
     // A processing redelivered after the success: still succeeded.
     expect(await wired.send(processing)).toEqual(counts({ duplicate: 1 }));
@@ -370,8 +371,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
       paidAt: null,
       failureCode: 'insufficient_funds',
     });
-    expect(await wired.payment(q.paymentId)).toEqual(ok(bounced));
-    expect(await wired.payment(q.chargeId)).toEqual(ok(bounced));
+    await expectViewBy(wired, bounced, q.paymentId, q.chargeId);
     expect(await wired.userPayments(p.userId!)).toEqual(list(bounced, paid));
     expect(await wired.summary()).toEqual(
       summaryOf(
@@ -405,8 +405,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
       chargeId: attempt.chargeId,
       paidAt: null,
     });
-    expect(await wired.payment(p.paymentId)).toEqual(ok(view));
-    expect(await wired.payment(attempt.chargeId)).toEqual(ok(view));
+    await expectViewBy(wired, view, p.paymentId, attempt.chargeId);
     expect(await wired.send(canceled)).toEqual(counts({ duplicate: 1 }));
     expect(await wired.payment(p.paymentId)).toEqual(ok(view));
 
@@ -427,8 +426,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     expect(await reversed.send(canceled, declined, created)).toEqual(
       counts({ applied: 2, stale: 1 }),
     );
-    expect(await reversed.payment(p.paymentId)).toEqual(ok(view));
-    expect(await reversed.payment(attempt.chargeId)).toEqual(ok(view));
+    await expectViewBy(reversed, view, p.paymentId, attempt.chargeId);
   });
 
   it('charge.dispute.closed: won or lost, closed whatever the order of created and closed, never back to succeeded', async () => {
@@ -467,8 +465,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
       status: 'disputed',
       dispute: { status: 'won', reason: 'fraudulent', amount: 2000 },
     });
-    expect(await wired.payment(won.paymentId)).toEqual(ok(wonView));
-    expect(await wired.payment(won.chargeId)).toEqual(ok(wonView));
+    await expectViewBy(wired, wonView, won.paymentId, won.chargeId);
     expect(await wired.send(closedWon)).toEqual(counts({ duplicate: 1 }));
 
     // Lost: closed arrives first (before the payment too: nothing to show yet), then
@@ -489,8 +486,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     expect(await wired.payment(lost.paymentId)).toEqual(ok(lostView));
     const lateOpen = disputeCreatedEvent(lost, at('16:00:00'));
     expect(await wired.send(lateOpen)).toEqual(counts({ stale: 1 }));
-    expect(await wired.payment(lost.paymentId)).toEqual(ok(lostView));
-    expect(await wired.payment(lost.chargeId)).toEqual(ok(lostView));
+    await expectViewBy(wired, lostView, lost.paymentId, lost.chargeId);
     // Out of order, yet recorded in the ledger (once): audit sees it arrived.
     expect(await ledgerOf(wired, lost.paymentId)).toEqual([
       closedLost.id,
@@ -538,8 +534,7 @@ describe.each(SHAPES)('payment consumer, PaymentIntent payloads with %s', (_shap
     expect(await wired.send(...aEvents)).toEqual(counts({ applied: 3 }));
     // The PaymentIntent's created and the charge's success win over the session's.
     const aView = expectedPaymentView(a, { userId: referenced });
-    expect(await wired.payment(a.paymentId)).toEqual(ok(aView));
-    expect(await wired.payment(a.chargeId)).toEqual(ok(aView));
+    await expectViewBy(wired, aView, a.paymentId, a.chargeId);
     expect(await wired.userPayments(referenced)).toEqual(list(aView));
     expect(await wired.send(session)).toEqual(counts({ duplicate: 1 }));
     expect(await wired.payment(a.paymentId)).toEqual(ok(aView));
@@ -610,8 +605,7 @@ describe('payment consumer, refund events', () => {
       amountRefunded: 500,
       refundedAt: isoOf(r1.created),
     });
-    expect(await wired.payment(p.paymentId)).toEqual(ok(partial));
-    expect(await wired.payment(p.chargeId)).toEqual(ok(partial));
+    await expectViewBy(wired, partial, p.paymentId, p.chargeId);
     expect(await wired.refunds()).toEqual(list(partial));
     expect(await wired.summary()).toEqual(
       summaryOf({ status: 'partially_refunded', count: 1, amount: 2000 }),
@@ -624,8 +618,7 @@ describe('payment consumer, refund events', () => {
       amountRefunded: 2000,
       refundedAt: isoOf(r1.created),
     });
-    expect(await wired.payment(p.paymentId)).toEqual(ok(refunded));
-    expect(await wired.payment(p.chargeId)).toEqual(ok(refunded));
+    await expectViewBy(wired, refunded, p.paymentId, p.chargeId);
     expect(await wired.userPayments(p.userId!)).toEqual(list(refunded));
     expect(await wired.refunds()).toEqual(list(refunded));
     expect(await wired.paid('refunded')).toEqual(list(refunded));
@@ -693,8 +686,7 @@ describe('payment consumer, refund events', () => {
     // Nothing refunded any more: succeeded again, out of the refunds report; refundedAt
     // stays when the refund first appeared (DESIGN §8.1).
     const qBack = expectedPaymentView(q, { refundedAt: isoOf(rq.created) });
-    expect(await wired.payment(q.paymentId)).toEqual(ok(qBack));
-    expect(await wired.payment(q.chargeId)).toEqual(ok(qBack));
+    await expectViewBy(wired, qBack, q.paymentId, q.chargeId);
     expect(await wired.refunds()).toEqual(list());
     expect(await wired.paid('succeeded')).toEqual(list(qBack));
     expect(await wired.summary()).toEqual(
@@ -777,8 +769,7 @@ describe('payment consumer, refund events', () => {
       amountRefunded: 500,
       refundedAt: isoOf(r1.created),
     });
-    expect(await wired.payment(p.paymentId)).toEqual(ok(partial));
-    expect(await wired.payment(p.chargeId)).toEqual(ok(partial));
+    await expectViewBy(wired, partial, p.paymentId, p.chargeId);
     expect(await wired.refunds()).toEqual(list(partial));
     expect(await wired.summary()).toEqual(
       summaryOf({ status: 'partially_refunded', count: 1, amount: 2000 }),
@@ -857,8 +848,7 @@ describe('payment consumer, order guards and outcome metrics', () => {
       expect(charged.data.object).toMatchObject({ amount_refunded: 0 });
       expect(await wired.send(charged)).toEqual(counts({ applied: 1 }));
       const after = { ...refunded, paidAt: isoOf(p.chargeCreated) };
-      expect(await wired.payment(p.paymentId)).toEqual(ok(after));
-      expect(await wired.payment(p.chargeId)).toEqual(ok(after));
+      await expectViewBy(wired, after, p.paymentId, p.chargeId);
       expect(await wired.refunds()).toEqual(list(after));
       expect(await wired.summary()).toEqual(
         summaryOf({ status: 'refunded', count: 1, amount: 2000 }),

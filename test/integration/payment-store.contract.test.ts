@@ -2,13 +2,7 @@
  * One contract, two implementations: the in-memory payments fake the unit and
  * property tests rely on must behave like the DynamoDB adapter on DynamoDB Local.
  */
-import {
-  CreateTableCommand,
-  type DynamoDBClient,
-  GetItemCommand,
-  TransactionCanceledException,
-  UpdateTimeToLiveCommand,
-} from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   DynamoDBDocumentClient,
@@ -54,7 +48,8 @@ import {
 } from '../../functions/core/payments/ports.ts';
 import { METADATA } from '../../lib/metadata.ts';
 import { PaymentTables } from '../../lib/payment-tables.ts';
-import { emulatorClients, uniqueName } from '../helpers/aws-clients.ts';
+import { emulatorClients } from '../helpers/aws-clients.ts';
+import { createPaymentConsumerTables } from '../helpers/payment-consumer-harness.ts';
 import { tempOutdir } from '../helpers/temp-outdir.ts';
 
 type Store = PaymentStore &
@@ -738,46 +733,14 @@ function memoryHarness(options: { packed?: boolean } = {}): Harness {
   };
 }
 
-async function createPaymentsTable(dynamo: DynamoDBClient): Promise<string> {
-  const name = uniqueName('billing-suite-payments');
-  await dynamo.send(new CreateTableCommand(createPaymentsTableInput(name)));
-  await dynamo.send(
-    new UpdateTimeToLiveCommand({
-      TableName: name,
-      TimeToLiveSpecification: { AttributeName: PAYMENT_TTL_ATTRIBUTE, Enabled: true },
-    }),
-  );
-  return name;
-}
-
-/** The billing table as far as the directory reads it: pk/sk only. */
-async function createBillingTable(dynamo: DynamoDBClient): Promise<string> {
-  const name = uniqueName('billing-suite-billing');
-  await dynamo.send(
-    new CreateTableCommand({
-      TableName: name,
-      BillingMode: 'PAY_PER_REQUEST',
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-    }),
-  );
-  return name;
-}
-
 async function dynamoHarness(
   options: { onReadUnits?: (operation: PaymentReadOperation, units: number) => void } = {},
 ) {
   const { dynamo } = emulatorClients();
-  const [paymentsTableName, billingTableName] = await Promise.all([
-    createPaymentsTable(dynamo),
-    createBillingTable(dynamo),
-  ]);
+  const { paymentsTableName, billingTableName } = await createPaymentConsumerTables(
+    dynamo,
+    'billing-suite',
+  );
   const store = new DynamoDbPaymentStore({ client: dynamo, paymentsTableName, ...options });
   const directory = new DynamoDbCustomerDirectory({ client: dynamo, billingTableName });
   const documents = DynamoDBDocumentClient.from(dynamo);
